@@ -1,0 +1,213 @@
+//! Object bytes of xregion on local disk: durable streaming writes, hashing, ranged reads.
+//!
+//! # What this crate owns
+//! The blob directory of one region (`<region data dir>/blobs`) and nothing else. A blob is an
+//! immutable file named by a random 128-bit id ([`BlobSegment::id`]); an object is a
+//! [`BlobRef`], a list of segments read back to back (one for a simple upload, one per part
+//! for a multipart upload). Object keys never become paths.
+//!
+//! # What it never does
+//! It never touches metadata: it does not know buckets, keys or versions, and it does not
+//! decide when a blob is garbage. The caller records [`BlobInfo::segment`] in its metadata
+//! commit and calls [`BlobStore::delete`] after the commit that stopped referencing a blob.
+//!
+//! # Durability contract
+//! * [`BlobWriter::finish`] returns only after the bytes are fsynced, the temp file is renamed
+//!   to its final name and the directory holding it is fsynced. A blob id returned by `finish`
+//!   survives a crash; commit metadata that references it only after `finish` returns.
+//! * A crash at any earlier point leaves no visible blob: unfinished writes live in
+//!   `blobs/tmp/`, which [`BlobStore::open`] empties.
+//! * Deletes are not fsynced: after a crash a deleted blob may reappear as an unreferenced file.
+//!   It is never visible through metadata; it only costs space.
+//!
+//! # Threads and memory
+//! All file work runs in `spawn_blocking` jobs of about 1 MiB (writes: [`WRITE_BATCH_BYTES`];
+//! reads: [`READ_JOB_BYTES`], yielded as [`READ_CHUNK_BYTES`] chunks), never one tokio::fs
+//! call per chunk. A writer or reader holds a blocking thread only while it has bytes to
+//! process, so slow clients cannot exhaust the blocking pool, and at most about two jobs'
+//! worth of bytes is buffered per stream (back-pressure). Writes hash and write each batch on
+//! two threads side by side and start an `fdatasync` every [`WRITEBACK_BYTES`] in the
+//! background, so the disk works while MD5, the CPU bottleneck, goes on.
+//!
+//! # Hashing
+//! A write computes MD5 (the ETag) and the requested additional checksum together, in one pass
+//! over the bytes in memory, alongside writing them; nothing is read back from disk. [`checksum`] has the same hashes for use without files, plus the
+//! multipart compositions; [`multipart_etag`] makes a multipart ETag.
+//!
+//! # Example
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use futures::TryStreamExt as _;
+//! use xregion_blob::BlobStore;
+//! use xregion_types::{BlobRef, ChecksumAlgorithm};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = BlobStore::open(&dir.path().join("blobs"))?;
+//! let mut writer = store.writer(Some(ChecksumAlgorithm::Crc32c))?;
+//! writer.write(bytes::Bytes::from_static(b"hello world")).await?;
+//! let info = writer.finish().await?;
+//! assert_eq!(info.etag(), "5eb63bbbe01eeed093cb22bb8f5acdc3");
+//!
+//! let blob = BlobRef { segments: vec![info.segment] };
+//! let chunks: Vec<bytes::Bytes> = store.read(&blob, 6, 11).try_collect().await?;
+//! assert_eq!(chunks.concat(), b"world");
+//! # Ok(())
+//! # }
+//! ```
+#![warn(missing_docs)]
+
+pub mod checksum;
+mod error;
+mod layout;
+mod reader;
+mod writer;
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use md5::{Digest as _, Md5};
+use xregion_types::{BlobRef, BlobSegment, ChecksumAlgorithm};
+
+pub use error::BlobError;
+pub use reader::{READ_CHUNK_BYTES, READ_JOB_BYTES};
+pub use writer::{BlobWriter, COALESCE_BELOW_BYTES, WRITE_BATCH_BYTES, WRITEBACK_BYTES};
+
+use crate::error::io_error;
+use crate::layout::{Layout, check_id};
+
+/// The blob files of one region. Cheap to clone (shared state behind an `Arc`).
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    layout: Arc<Layout>,
+}
+
+impl BlobStore {
+    /// Opens the blob directory `dir` (`<region data dir>/blobs`), creating it if needed, and
+    /// removes temp files left by a crash, so partial uploads leave nothing visible.
+    ///
+    /// Blocking (a few directory operations and fsyncs): call it at startup. One process
+    /// must own `dir`: opening it sweeps the temp files of writes in progress.
+    pub fn open(dir: &Path) -> Result<BlobStore, BlobError> {
+        Ok(Self { layout: Arc::new(Layout::open(dir)?) })
+    }
+
+    /// The blob directory.
+    pub fn dir(&self) -> &Path {
+        self.layout.root()
+    }
+
+    /// Starts a streaming write of a new blob. MD5 (for the ETag) and the requested additional
+    /// checksum are computed in one pass while writing.
+    ///
+    /// Does no I/O itself (the temp file is created by the first write or `finish`). Fails only
+    /// when called outside a tokio runtime.
+    pub fn writer(&self, checksum: Option<ChecksumAlgorithm>) -> Result<BlobWriter, BlobError> {
+        BlobWriter::new(Arc::clone(&self.layout), checksum)
+    }
+
+    /// Streams bytes `[start, end)` of the object made of `blob.segments` read back to back,
+    /// in chunks of [`READ_CHUNK_BYTES`] (the last may be shorter), never buffering the object.
+    ///
+    /// Errors arrive as stream items: `InvalidInput` for a range outside the object,
+    /// `NotFound` for a missing blob file, `InvalidData` for a bad id or a file whose length
+    /// differs from its segment's. The stream ends after the first error. Must be polled inside
+    /// a tokio runtime; it does nothing until first polled.
+    pub fn read(&self, blob: &BlobRef, start: u64, end: u64) -> BoxStream<'static, io::Result<Bytes>> {
+        reader::read_range(Arc::clone(&self.layout), blob, start, end)
+    }
+
+    /// Deletes a blob file; a missing file is not an error. Call it after the metadata commit
+    /// that stopped referencing the blob. Runs on the blocking pool.
+    pub async fn delete(&self, segment: &BlobSegment) -> Result<(), BlobError> {
+        let store = self.clone();
+        let segment = segment.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn_blocking(move || store.delete_blocking(&segment)).await.map_err(writer::join_error)?
+            }
+            Err(_) => store.delete_blocking(&segment),
+        }
+    }
+
+    /// Blocking form of [`BlobStore::delete`], for blocking threads and startup code.
+    pub fn delete_blocking(&self, segment: &BlobSegment) -> Result<(), BlobError> {
+        let id = check_id(&segment.id)?;
+        let path = self.layout.blob_path(id);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error(format!("delete {}", path.display()), e)),
+        }
+    }
+
+    /// Checks that a blob exists with its recorded length, without reading it:
+    /// [`BlobError::NotFound`] if the file is missing, [`BlobError::Corrupt`] for a bad id or
+    /// a different length. Runs on the blocking pool.
+    pub async fn verify(&self, segment: &BlobSegment) -> Result<(), BlobError> {
+        let store = self.clone();
+        let segment = segment.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn_blocking(move || store.verify_blocking(&segment)).await.map_err(writer::join_error)?
+            }
+            Err(_) => store.verify_blocking(&segment),
+        }
+    }
+
+    /// Blocking form of [`BlobStore::verify`].
+    pub fn verify_blocking(&self, segment: &BlobSegment) -> Result<(), BlobError> {
+        let id = check_id(&segment.id)?;
+        let path = self.layout.blob_path(id);
+        let len = match std::fs::metadata(&path) {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(BlobError::NotFound(format!("blob {id} ({})", path.display())));
+            }
+            Err(e) => return Err(io_error(format!("stat {}", path.display()), e)),
+        };
+        if len != segment.len {
+            return Err(BlobError::Corrupt(format!("blob {id} has {len} bytes, metadata says {}", segment.len)));
+        }
+        Ok(())
+    }
+}
+
+/// What a finished write produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobInfo {
+    /// Id and length of the new blob.
+    pub segment: BlobSegment,
+    /// MD5 of the bytes (the ETag of a simple upload).
+    pub md5: [u8; 16],
+    /// The requested additional checksum: algorithm and raw big-endian digest.
+    pub checksum: Option<(ChecksumAlgorithm, Vec<u8>)>,
+}
+
+impl BlobInfo {
+    /// The ETag of a simple upload: lowercase hex MD5, without quotes.
+    pub fn etag(&self) -> String {
+        hex::encode(self.md5)
+    }
+
+    /// The additional checksum as S3 headers carry it (base64), if one was requested.
+    pub fn checksum_base64(&self) -> Option<String> {
+        self.checksum.as_ref().map(|(_, digest)| checksum::to_base64(digest))
+    }
+}
+
+/// ETag of a multipart object, without quotes: hex MD5 of the concatenated raw part MD5s,
+/// `-`, number of parts.
+pub fn multipart_etag(part_md5s: &[[u8; 16]]) -> String {
+    let mut md5 = Md5::new();
+    for part in part_md5s {
+        md5.update(part);
+    }
+    format!("{}-{}", hex::encode(md5.finalize()), part_md5s.len())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,215 @@
+//! Ranged reads of objects made of several blob files.
+//!
+//! A read is a sequence of `spawn_blocking` jobs, each reading up to [`READ_JOB_BYTES`] with
+//! plain sequential reads on a file kept open between jobs; the stream hands the result out in
+//! chunks of [`READ_CHUNK_BYTES`] (zero-copy splits) and starts the next job as soon as the
+//! previous one returns, so one job of read-ahead overlaps the consumer. A stream therefore
+//! holds at most two jobs' worth of bytes, and a blocking thread only while it reads: a slow
+//! client cannot pin a thread. Nothing happens until the stream is first polled.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, Read as _, Seek as _, SeekFrom};
+use std::mem;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt as _;
+use futures::stream::{self, BoxStream};
+use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
+use xregion_types::{BlobRef, BlobSegment};
+
+use crate::error::with_context;
+use crate::layout::{Layout, check_id};
+
+/// Size of the chunks a read stream yields (the last one may be shorter).
+pub const READ_CHUNK_BYTES: usize = 256 * 1024;
+/// Bytes one blocking job reads before handing them to the stream.
+pub const READ_JOB_BYTES: usize = 2 * READ_CHUNK_BYTES;
+
+/// The stream of bytes `[start, end)` of `blob`.
+pub(crate) fn read_range(
+    layout: Arc<Layout>,
+    blob: &BlobRef,
+    start: u64,
+    end: u64,
+) -> BoxStream<'static, io::Result<Bytes>> {
+    let cursor = match Cursor::new(layout, blob, start, end) {
+        Ok(cursor) => cursor,
+        Err(e) => return stream::once(async move { Err(e) }).boxed(),
+    };
+    if cursor.remaining == 0 {
+        return stream::empty().boxed();
+    }
+    let state = ReadState { ready: VecDeque::new(), next: Next::Start(Box::new(cursor)), runtime: None };
+    stream::unfold(state, ReadState::step).boxed()
+}
+
+/// Position of a read: which segment, where in it, how much is left. Owns the open file.
+struct Cursor {
+    layout: Arc<Layout>,
+    segments: Vec<BlobSegment>,
+    /// Segment being read.
+    index: usize,
+    /// Offset within that segment.
+    offset: u64,
+    /// Bytes still to read.
+    remaining: u64,
+    /// The open file of `segments[index]`, positioned at `offset`.
+    file: Option<File>,
+}
+
+impl Cursor {
+    /// Positions a cursor at `start`; checks the range against the blob's length.
+    fn new(layout: Arc<Layout>, blob: &BlobRef, start: u64, end: u64) -> io::Result<Self> {
+        let total = blob
+            .segments
+            .iter()
+            .try_fold(0u64, |sum, s| sum.checked_add(s.len))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "blob segment lengths overflow"))?;
+        if start > end || end > total {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("range {start}..{end} is outside a blob of {total} bytes"),
+            ));
+        }
+        let mut index = 0;
+        let mut offset = start;
+        while let Some(segment) = blob.segments.get(index) {
+            if offset < segment.len {
+                break;
+            }
+            offset -= segment.len;
+            index += 1;
+        }
+        Ok(Self { layout, segments: blob.segments.clone(), index, offset, remaining: end - start, file: None })
+    }
+
+    /// Reads the next up-to-[`READ_JOB_BYTES`] bytes, across segment boundaries (blocking).
+    fn read_job(&mut self) -> io::Result<Bytes> {
+        let want = usize::try_from(self.remaining).unwrap_or(usize::MAX).min(READ_JOB_BYTES);
+        let mut buf = BytesMut::zeroed(want);
+        let mut filled = 0;
+        while filled < want {
+            let Some(segment) = self.segments.get(self.index) else {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "read past the last blob segment"));
+            };
+            let left_in_segment = segment.len - self.offset;
+            if left_in_segment == 0 {
+                self.index += 1;
+                self.offset = 0;
+                self.file = None;
+                continue;
+            }
+            let file = match self.file.as_mut() {
+                Some(file) => file,
+                None => self.file.insert(open_segment(&self.layout, segment, self.offset)?),
+            };
+            let n = usize::try_from(left_in_segment).unwrap_or(usize::MAX).min(want - filled);
+            file.read_exact(&mut buf[filled..filled + n]).map_err(|e| {
+                let e = if e.kind() == io::ErrorKind::UnexpectedEof {
+                    io::Error::new(io::ErrorKind::InvalidData, "file is shorter than recorded")
+                } else {
+                    e
+                };
+                with_context(format!("read blob {}", segment.id), e)
+            })?;
+            filled += n;
+            self.offset += n as u64;
+            self.remaining -= n as u64;
+        }
+        Ok(buf.freeze())
+    }
+}
+
+/// Opens a segment's file, checks its length and seeks to `offset`.
+fn open_segment(layout: &Layout, segment: &BlobSegment, offset: u64) -> io::Result<File> {
+    let id = check_id(&segment.id).map_err(io::Error::from)?;
+    let path = layout.blob_path(id);
+    let context = || format!("open blob {id} ({})", path.display());
+    let mut file = File::open(&path).map_err(|e| with_context(context(), e))?;
+    let len = file.metadata().map_err(|e| with_context(context(), e))?.len();
+    if len != segment.len {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("blob {id} has {len} bytes, metadata says {}", segment.len),
+        ));
+    }
+    if offset > 0 {
+        file.seek(SeekFrom::Start(offset)).map_err(|e| with_context(context(), e))?;
+    }
+    Ok(file)
+}
+
+/// State of a read stream between polls.
+struct ReadState {
+    /// Chunks read and not yet yielded.
+    ready: VecDeque<Bytes>,
+    next: Next,
+    runtime: Option<Handle>,
+}
+
+/// What comes after the ready chunks.
+enum Next {
+    /// Not started (no job yet).
+    Start(Box<Cursor>),
+    /// A job is reading.
+    Running(JoinHandle<(Box<Cursor>, io::Result<Bytes>)>),
+    /// Everything read, or an error was yielded.
+    Done,
+}
+
+type JobOutput = (Box<Cursor>, io::Result<Bytes>);
+
+impl ReadState {
+    /// Yields the next chunk, starting or awaiting read jobs as needed.
+    async fn step(mut self) -> Option<(io::Result<Bytes>, Self)> {
+        loop {
+            if let Some(chunk) = self.ready.pop_front() {
+                return Some((Ok(chunk), self));
+            }
+            let job = match mem::replace(&mut self.next, Next::Done) {
+                Next::Done => return None,
+                Next::Running(job) => job,
+                Next::Start(cursor) => match Handle::try_current() {
+                    Ok(runtime) => self.spawn(runtime, cursor),
+                    Err(e) => {
+                        return Some((Err(io::Error::other(format!("blob read: no tokio runtime: {e}"))), self));
+                    }
+                },
+            };
+            let (cursor, result) = match job.await {
+                Ok(output) => output,
+                Err(e) => {
+                    return Some((Err(io::Error::other(format!("blob read job: {e}"))), self));
+                }
+            };
+            let mut bytes = match result {
+                Ok(bytes) => bytes,
+                Err(e) => return Some((Err(e), self)),
+            };
+            if cursor.remaining > 0
+                && let Some(runtime) = self.runtime.clone()
+            {
+                // Read ahead while the consumer takes the chunks of this job.
+                self.next = Next::Running(self.spawn(runtime, cursor));
+            }
+            while bytes.len() > READ_CHUNK_BYTES {
+                self.ready.push_back(bytes.split_to(READ_CHUNK_BYTES));
+            }
+            if !bytes.is_empty() {
+                self.ready.push_back(bytes);
+            }
+        }
+    }
+
+    fn spawn(&mut self, runtime: Handle, mut cursor: Box<Cursor>) -> JoinHandle<JobOutput> {
+        let job = runtime.spawn_blocking(move || {
+            let result = cursor.read_job();
+            (cursor, result)
+        });
+        self.runtime = Some(runtime);
+        job
+    }
+}

@@ -1,0 +1,91 @@
+//! Bucket use cases: create (deployment-wide unique names), locate, delete, versioning, tags.
+
+use xregion_meta::{MetaError, WriteOp, WriteOutcome};
+use xregion_types::{BucketName, BucketRecord, VersioningState, now_ms};
+
+use crate::{CoreError, CoreResult, Region};
+
+/// Where a bucket lives, as seen from this region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BucketLocation {
+    /// In this region.
+    Local(BucketRecord),
+    /// In another region of the deployment.
+    Remote(String),
+}
+
+impl Region {
+    /// CreateBucket. `location` is the LocationConstraint; absent means this region.
+    /// A name taken in another region is `BucketAlreadyExists`; here, `BucketAlreadyOwnedByYou`
+    /// (there is one account per deployment until identities arrive).
+    pub async fn create_bucket(&self, name: &str, location: Option<&str>) -> CoreResult<BucketRecord> {
+        let name = BucketName::parse(name)?;
+        if let Some(loc) = location.filter(|l| !l.is_empty())
+            && loc != self.name()
+        {
+            return Err(CoreError::IllegalLocationConstraint { requested: loc.to_owned() });
+        }
+        if self.meta().get_bucket(name.as_str())?.is_some() {
+            return Err(CoreError::BucketAlreadyOwnedByYou);
+        }
+        if self.peers().locate_bucket(name.as_str()).await?.is_some() {
+            return Err(CoreError::BucketAlreadyExists);
+        }
+        match self.meta().write(WriteOp::CreateBucket { name, created_ms: now_ms() }).await {
+            Ok(WriteOutcome::Bucket(rec)) => Ok(rec),
+            Ok(other) => Err(unexpected(&other)),
+            Err(MetaError::BucketAlreadyExists(_)) => Err(CoreError::BucketAlreadyOwnedByYou),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The local bucket record, or `NoSuchBucket`.
+    pub fn bucket(&self, name: &str) -> CoreResult<BucketRecord> {
+        self.meta().get_bucket(name)?.ok_or(CoreError::NoSuchBucket)
+    }
+
+    /// Where a bucket lives: here, in a peer region, or nowhere (`NoSuchBucket`).
+    pub async fn locate_bucket(&self, name: &str) -> CoreResult<BucketLocation> {
+        if let Some(rec) = self.meta().get_bucket(name)? {
+            return Ok(BucketLocation::Local(rec));
+        }
+        match self.peers().locate_bucket(name).await? {
+            Some(region) => Ok(BucketLocation::Remote(region)),
+            None => Err(CoreError::NoSuchBucket),
+        }
+    }
+
+    /// All local buckets, sorted by name.
+    pub fn list_buckets(&self) -> CoreResult<Vec<BucketRecord>> {
+        Ok(self.meta().list_buckets()?)
+    }
+
+    /// DeleteBucket: only when no version or delete marker remains (VER-18).
+    pub async fn delete_bucket(&self, name: &str) -> CoreResult<()> {
+        let out = self.meta().write(WriteOp::DeleteBucket { name: name.to_owned() }).await?;
+        if let WriteOutcome::Freed(freed) = out {
+            self.free_blobs(&freed).await;
+        }
+        Ok(())
+    }
+
+    /// PutBucketVersioning (VER-2, VER-4).
+    pub async fn set_versioning(&self, name: &str, state: VersioningState) -> CoreResult<()> {
+        if state == VersioningState::Unversioned {
+            return Err(CoreError::InvalidArgument("versioning cannot return to unversioned".into()));
+        }
+        self.meta().write(WriteOp::SetVersioning { name: name.to_owned(), state }).await?;
+        Ok(())
+    }
+
+    /// PutBucketTagging / DeleteBucketTagging (empty `tags`).
+    pub async fn set_bucket_tags(&self, name: &str, tags: Vec<(String, String)>) -> CoreResult<()> {
+        crate::objects::validate_tags(&tags, 50)?;
+        self.meta().write(WriteOp::SetBucketTags { name: name.to_owned(), tags }).await?;
+        Ok(())
+    }
+}
+
+pub(crate) fn unexpected(out: &WriteOutcome) -> CoreError {
+    CoreError::Internal(format!("unexpected write outcome: {out:?}"))
+}

@@ -1,0 +1,129 @@
+//! Errors of the use-case layer. Each variant is one thing a client can be told; the S3
+//! mapping (status, AWS code, message) lives in exactly one place, `xregion-s3api`.
+
+use xregion_types::{InvalidInput, VersionId};
+
+/// An error of a use case.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CoreError {
+    /// Input broke a naming or format rule; carries the AWS code.
+    #[error("{0}")]
+    Invalid(#[from] InvalidInput),
+    /// The bucket does not exist (in this region).
+    #[error("the specified bucket does not exist")]
+    NoSuchBucket,
+    /// The bucket name is taken by another owner or region.
+    #[error("the requested bucket name is not available")]
+    BucketAlreadyExists,
+    /// The bucket already exists in this deployment and belongs to the caller.
+    #[error("your previous request to create the named bucket succeeded and you already own it")]
+    BucketAlreadyOwnedByYou,
+    /// The bucket still holds versions or delete markers (VER-18).
+    #[error("the bucket you tried to delete is not empty")]
+    BucketNotEmpty,
+    /// The bucket lives in another region of the deployment.
+    #[error("the bucket is in region {region}")]
+    WrongRegion {
+        /// Region that owns the bucket.
+        region: String,
+    },
+    /// CreateBucket named a location other than this region.
+    #[error(
+        "the {requested} location constraint is incompatible for the region specific endpoint this request was sent to"
+    )]
+    IllegalLocationConstraint {
+        /// The constraint that was asked for.
+        requested: String,
+    },
+    /// No such key; `delete_marker` is set when the current version is a delete marker (VER-12).
+    #[error("the specified key does not exist")]
+    NoSuchKey {
+        /// Id of the delete marker that hides the key, if any.
+        delete_marker: Option<VersionId>,
+    },
+    /// The version does not exist (VER-13).
+    #[error("the specified version does not exist")]
+    NoSuchVersion,
+    /// The operation is not allowed on a delete marker (VER-13, VER-14).
+    #[error("the specified method is not allowed against this resource")]
+    DeleteMarkerNotAllowed {
+        /// Id of the delete marker.
+        version_id: VersionId,
+        /// Its Last-Modified, unix ms.
+        last_modified_ms: i64,
+    },
+    /// The multipart upload does not exist.
+    #[error("the specified upload does not exist")]
+    NoSuchUpload,
+    /// A part named in CompleteMultipartUpload is missing or has another ETag.
+    #[error("{0}")]
+    InvalidPart(String),
+    /// Parts of CompleteMultipartUpload are not in ascending order.
+    #[error("the list of parts was not in ascending order")]
+    InvalidPartOrder,
+    /// A part other than the last is smaller than 5 MiB.
+    #[error("your proposed upload is smaller than the minimum allowed object size")]
+    EntityTooSmall,
+    /// The body did not match Content-MD5 or an `x-amz-checksum-*` value.
+    #[error("{0}")]
+    BadDigest(String),
+    /// A precondition header failed.
+    #[error("at least one of the pre-conditions you specified did not hold")]
+    PreconditionFailed,
+    /// If-None-Match / If-Modified-Since on a read matched: 304.
+    #[error("not modified")]
+    NotModified,
+    /// The Range header cannot be satisfied.
+    #[error("the requested range is not satisfiable")]
+    InvalidRange,
+    /// The bucket state forbids the change (VER-4).
+    #[error("{0}")]
+    InvalidBucketState(String),
+    /// A malformed or unsupported request value.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The request body was not what it claimed (length, framing).
+    #[error("{0}")]
+    IncompleteBody(String),
+    /// Reading the request body failed (client went away, bad chunk signature, …); the
+    /// original error is kept so the protocol layer can report it as it was.
+    #[error("error reading request body: {0}")]
+    Body(Box<dyn std::error::Error + Send + Sync + 'static>),
+    /// Another region needed for the answer cannot be reached; retry later.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Storage failed underneath; the request changed nothing that is visible.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<xregion_meta::MetaError> for CoreError {
+    fn from(e: xregion_meta::MetaError) -> Self {
+        use xregion_meta::MetaError as M;
+        match e {
+            M::NoSuchBucket => Self::NoSuchBucket,
+            M::BucketAlreadyExists(_) => Self::BucketAlreadyOwnedByYou,
+            M::BucketNotEmpty => Self::BucketNotEmpty,
+            M::NoSuchKey => Self::NoSuchKey { delete_marker: None },
+            M::NoSuchVersion => Self::NoSuchVersion,
+            M::NoSuchUpload => Self::NoSuchUpload,
+            M::InvalidPart(m) => Self::InvalidPart(m),
+            M::PreconditionFailed => Self::PreconditionFailed,
+            M::MethodNotAllowed => Self::DeleteMarkerNotAllowed { version_id: VersionId::Null, last_modified_ms: 0 },
+            M::InvalidBucketState(m) => Self::InvalidBucketState(m),
+            M::InvalidArgument(m) => Self::InvalidArgument(m),
+            M::InvalidRequest(m) => Self::Invalid(InvalidInput::new("InvalidRequest", m)),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<xregion_blob::BlobError> for CoreError {
+    fn from(e: xregion_blob::BlobError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+/// Result of a use case.
+pub type CoreResult<T> = Result<T, CoreError>;

@@ -1,0 +1,100 @@
+//! Use cases of xregion: the only crate that coordinates metadata (`xregion-meta`) and bytes
+//! (`xregion-blob`). It speaks plain Rust (no HTTP, no s3s DTOs): the protocol layer turns a
+//! request into one call here and the result back into a response.
+//!
+//! Durability contract (design invariant 1): a write first makes its blob durable
+//! (`BlobWriter::finish` fsyncs), then commits the metadata in one group-committed, fsynced
+//! redb transaction, and only then returns. Blobs freed by a commit are deleted after it.
+#![warn(missing_docs)]
+
+pub mod buckets;
+pub mod conditions;
+mod error;
+pub mod multipart;
+pub mod objects;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use xregion_blob::BlobStore;
+use xregion_meta::MetaStore;
+
+pub use error::{CoreError, CoreResult};
+pub use xregion_blob::BlobInfo;
+pub use xregion_meta as meta;
+
+/// Finds which region of the deployment owns a bucket, by asking the other regions.
+/// Implemented by the server (over HTTP, with the S3 API); tests may use a fixed map.
+pub trait PeerDirectory: Send + Sync + 'static {
+    /// The region that owns `bucket` among the peers, or `None` if no peer has it.
+    fn locate_bucket<'a>(&'a self, bucket: &'a str) -> BoxFuture<'a, CoreResult<Option<String>>>;
+}
+
+/// A deployment with no peers: every bucket is local.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoPeers;
+
+impl PeerDirectory for NoPeers {
+    fn locate_bucket<'a>(&'a self, _bucket: &'a str) -> BoxFuture<'a, CoreResult<Option<String>>> {
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// One region: its name, metadata store, blob store and view of its peers.
+#[derive(Clone)]
+pub struct Region {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: String,
+    data_dir: PathBuf,
+    meta: MetaStore,
+    blobs: BlobStore,
+    peers: Arc<dyn PeerDirectory>,
+}
+
+impl Region {
+    /// Opens (creating if needed) the region's data directory: `meta.redb` and `blobs/`.
+    pub fn open(name: &str, data_dir: &Path, peers: Arc<dyn PeerDirectory>) -> CoreResult<Self> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| CoreError::Internal(format!("create data dir {}: {e}", data_dir.display())))?;
+        let meta = MetaStore::open(&data_dir.join("meta.redb"))?;
+        let blobs = BlobStore::open(&data_dir.join("blobs"))?;
+        Ok(Self { inner: Arc::new(Inner { name: name.to_owned(), data_dir: data_dir.to_owned(), meta, blobs, peers }) })
+    }
+
+    /// The region name, e.g. `us-east-1`.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.data_dir
+    }
+
+    /// The metadata store (for reads the protocol layer does directly, e.g. listings).
+    pub fn meta(&self) -> &MetaStore {
+        &self.inner.meta
+    }
+
+    /// The blob store.
+    pub fn blobs(&self) -> &BlobStore {
+        &self.inner.blobs
+    }
+
+    pub(crate) fn peers(&self) -> &dyn PeerDirectory {
+        self.inner.peers.as_ref()
+    }
+
+    /// Deletes blobs a commit freed. Failures only leak space, so they are logged, not returned.
+    pub(crate) async fn free_blobs(&self, freed: &[xregion_types::BlobSegment]) {
+        for seg in freed {
+            if let Err(e) = self.inner.blobs.delete(seg).await {
+                tracing::warn!(blob = %seg.id, error = %e, "could not delete freed blob");
+            }
+        }
+    }
+}

@@ -1,0 +1,368 @@
+//! Object versions: put (VER-8, VER-9, replicas), delete (VER-15, VER-16), tags (VER-10,
+//! VER-14), and the read helpers shared by readers and the writer.
+
+use redb::ReadableTable;
+use xregion_types::key::MAX_KEY_LEN;
+use xregion_types::{
+    BlobSegment, BucketRecord, ObjectData, ReplicationStatus, VersionClock, VersionId, VersionKind, VersionRecord,
+    VersioningState, now_ms,
+};
+
+use crate::buckets;
+use crate::codec::decode;
+use crate::error::MetaError;
+use crate::keys;
+use crate::ops::{Precondition, WriteOutcome};
+use crate::writer::{WTables, blobs_of};
+
+/// Rejects keys that S3 rejects (empty, longer than 1024 bytes).
+pub(crate) fn check_key(key: &str) -> Result<(), MetaError> {
+    if key.is_empty() {
+        return Err(MetaError::InvalidArgument("object key must not be empty".into()));
+    }
+    if key.len() > MAX_KEY_LEN {
+        return Err(MetaError::InvalidArgument("object key is longer than 1024 bytes".into()));
+    }
+    Ok(())
+}
+
+/// The key's newest version (its current version, possibly a delete marker).
+pub(crate) fn newest_version<T>(versions: &T, bucket_id: u64, key: &str) -> Result<Option<VersionRecord>, MetaError>
+where
+    T: ReadableTable<&'static [u8], &'static [u8]>,
+{
+    let (lower, upper) = keys::prefix_range(&keys::object_key(bucket_id, key));
+    let mut range = versions.range::<&[u8]>(keys::bounds(&lower, &upper))?;
+    match range.next() {
+        Some(item) => {
+            let (_, value) = item?;
+            Ok(Some(decode(value.value())?))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The stamp of a generated version id, or `InvalidArgument` (VER-16: malformed id).
+pub(crate) fn stamp_of(version_id: &VersionId) -> Result<Option<u64>, MetaError> {
+    match version_id {
+        VersionId::Null => Ok(None),
+        VersionId::Id(_) => version_id
+            .stamp()
+            .map(Some)
+            .ok_or_else(|| MetaError::InvalidArgument("Invalid version id specified".into())),
+    }
+}
+
+/// A specific version of a key (`Null` = the null version).
+pub(crate) fn find_version<V, N>(
+    versions: &V,
+    nulls: &N,
+    bucket_id: u64,
+    key: &str,
+    version_id: &VersionId,
+) -> Result<Option<VersionRecord>, MetaError>
+where
+    V: ReadableTable<&'static [u8], &'static [u8]>,
+    N: ReadableTable<&'static [u8], u64>,
+{
+    let stamp = match stamp_of(version_id)? {
+        Some(stamp) => stamp,
+        None => match nulls.get(keys::object_key(bucket_id, key).as_slice())? {
+            Some(guard) => guard.value(),
+            None => return Ok(None),
+        },
+    };
+    match version_at(versions, bucket_id, key, stamp)? {
+        Some(record) => Ok((record.version_id == *version_id).then_some(record)),
+        None if version_id.is_null() => {
+            Err(MetaError::Corrupt(format!("null pointer of key {key:?} names a missing version")))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The version at exactly `stamp`, whatever its id.
+fn version_at<V>(versions: &V, bucket_id: u64, key: &str, stamp: u64) -> Result<Option<VersionRecord>, MetaError>
+where
+    V: ReadableTable<&'static [u8], &'static [u8]>,
+{
+    match versions.get(keys::version_key(bucket_id, key, stamp).as_slice())? {
+        Some(guard) => Ok(Some(decode(guard.value())?)),
+        None => Ok(None),
+    }
+}
+
+/// Checks a conditional write against the current version (VER-11).
+fn check_precondition(precondition: Option<&Precondition>, current: Option<&VersionRecord>) -> Result<(), MetaError> {
+    let current_object = current.and_then(VersionRecord::object);
+    match precondition {
+        None => Ok(()),
+        // A current delete marker counts as absent.
+        Some(Precondition::IfNoneMatchAny) if current_object.is_some() => Err(MetaError::PreconditionFailed),
+        Some(Precondition::IfNoneMatchAny) => Ok(()),
+        Some(Precondition::IfMatch(etag)) => {
+            let Some(object) = current_object else {
+                return Err(MetaError::NoSuchKey);
+            };
+            let wanted = etag.trim().trim_matches('"');
+            if wanted == "*" || wanted == object.etag { Ok(()) } else { Err(MetaError::PreconditionFailed) }
+        }
+    }
+}
+
+/// A stamp newer than every version of the key, with the `null` id or a new generated id
+/// carrying that stamp (VER-5, VER-8). A rewritten null version is thus the newest (VER-9).
+fn next_version(clock: &VersionClock, newest: Option<&VersionRecord>, null: bool) -> (u64, VersionId) {
+    if let Some(newest) = newest {
+        clock.observe(newest.stamp);
+    }
+    match null {
+        true => (clock.next(), VersionId::Null),
+        false => clock.new_version_id(),
+    }
+}
+
+/// Write phase shared by every insert: removes `replaced` (the null version the record
+/// supersedes, VER-9), stores `record`, points the null pointer at it if it is the null
+/// version, and makes it the head if it `becomes_current`. Returns the freed blobs.
+fn store_version(
+    t: &mut WTables<'_>,
+    bucket_id: u64,
+    key: &str,
+    record: &VersionRecord,
+    replaced: Option<&VersionRecord>,
+    becomes_current: bool,
+) -> Result<Vec<BlobSegment>, MetaError> {
+    let mut freed = Vec::new();
+    if let Some(old) = replaced {
+        t.del_version(bucket_id, key, old.stamp)?;
+        freed.extend(blobs_of(old));
+    }
+    t.put_version(bucket_id, key, record)?;
+    if record.version_id.is_null() {
+        t.put_null(bucket_id, key, record.stamp)?;
+    }
+    if becomes_current {
+        t.set_head(bucket_id, key, Some(record))?;
+    }
+    Ok(freed)
+}
+
+/// Writes a new version of `key` in `bucket` (VER-8, VER-9) or stores a replica verbatim.
+/// Returns the stored record and the blobs that became unreferenced.
+#[allow(clippy::too_many_arguments, reason = "mirrors the fields of WriteOp::PutVersion")]
+pub(crate) fn put_version(
+    t: &mut WTables<'_>,
+    clock: &VersionClock,
+    bucket: &BucketRecord,
+    key: &str,
+    data: ObjectData,
+    replica: Option<VersionRecord>,
+    precondition: Option<&Precondition>,
+    outbox: Vec<Vec<u8>>,
+) -> Result<(VersionRecord, Vec<BlobSegment>), MetaError> {
+    check_key(key)?;
+    let bucket_id = bucket.id;
+    let newest = newest_version(&t.versions, bucket_id, key)?;
+    check_precondition(precondition, newest.as_ref())?;
+    if let Some(replica) = replica {
+        return put_replica(t, clock, bucket_id, key, data, replica, newest.as_ref(), outbox);
+    }
+
+    let null_mode = bucket.versioning != VersioningState::Enabled;
+    // VER-9: the null version (object or delete marker) is replaced.
+    let replaced = match null_mode {
+        true => find_version(&t.versions, &t.nulls, bucket_id, key, &VersionId::Null)?,
+        false => None,
+    };
+    let (stamp, version_id) = next_version(clock, newest.as_ref(), null_mode);
+    let record = VersionRecord {
+        version_id,
+        stamp,
+        last_modified_ms: now_ms(),
+        kind: VersionKind::Object(Box::new(data)),
+        replication: pending_if(!outbox.is_empty()),
+    };
+
+    // Validation done: write.
+    let freed = store_version(t, bucket_id, key, &record, replaced.as_ref(), true)?;
+    t.push_outbox(bucket_id, key, Some(&record.version_id), outbox)?;
+    Ok((record, freed))
+}
+
+/// `Pending` when replication tasks were queued with the version, else `None`.
+fn pending_if(queued: bool) -> ReplicationStatus {
+    match queued {
+        true => ReplicationStatus::Pending,
+        false => ReplicationStatus::None,
+    }
+}
+
+/// Stores a replica with the source's id, stamp and last-modified (design invariant 4).
+#[allow(clippy::too_many_arguments, reason = "the replica path of put_version")]
+fn put_replica(
+    t: &mut WTables<'_>,
+    clock: &VersionClock,
+    bucket_id: u64,
+    key: &str,
+    data: ObjectData,
+    replica: VersionRecord,
+    newest: Option<&VersionRecord>,
+    outbox: Vec<Vec<u8>>,
+) -> Result<(VersionRecord, Vec<BlobSegment>), MetaError> {
+    if let Some(id_stamp) = stamp_of(&replica.version_id)?
+        && id_stamp != replica.stamp
+    {
+        return Err(MetaError::InvalidArgument("replica stamp does not match its version id".into()));
+    }
+    let unused_data = data.blob.segments.clone();
+    let kind = match replica.kind {
+        VersionKind::DeleteMarker => VersionKind::DeleteMarker,
+        VersionKind::Object(_) => VersionKind::Object(Box::new(data)),
+    };
+    let record = VersionRecord { kind, ..replica };
+    let at_stamp = version_at(&t.versions, bucket_id, key, record.stamp)?;
+
+    let replaced = if record.version_id.is_null() {
+        let existing_null = find_version(&t.versions, &t.nulls, bucket_id, key, &VersionId::Null)?;
+        if let Some(existing) = existing_null.as_ref().filter(|n| n.stamp >= record.stamp) {
+            // Same null version already here, or a newer one: keep it (idempotent).
+            return Ok((existing.clone(), unused_data));
+        }
+        existing_null
+    } else {
+        None
+    };
+    if let Some(existing) = at_stamp {
+        if existing.version_id == record.version_id {
+            return Ok((existing, unused_data)); // idempotent replay
+        }
+        return Err(MetaError::InvalidArgument(format!(
+            "replica version {} collides with version {} at the same stamp",
+            record.version_id, existing.version_id
+        )));
+    }
+    let becomes_current = newest.is_none_or(|n| record.stamp > n.stamp);
+    clock.observe(record.stamp);
+
+    // Validation done: write. A replica older than the key's newest version lands below it
+    // (it never hides a newer version); the null version it replaces, if any, was older still,
+    // so the head is unchanged.
+    let freed = store_version(t, bucket_id, key, &record, replaced.as_ref(), becomes_current)?;
+    t.push_outbox(bucket_id, key, Some(&record.version_id), outbox)?;
+    Ok((record, freed))
+}
+
+/// DELETE without versionId (VER-15).
+pub(crate) fn delete_object(
+    t: &mut WTables<'_>,
+    clock: &VersionClock,
+    bucket: &str,
+    key: &str,
+    outbox: Vec<Vec<u8>>,
+) -> Result<WriteOutcome, MetaError> {
+    let bucket = buckets::by_name(t, bucket)?;
+    check_key(key)?;
+    let bucket_id = bucket.id;
+    let newest = newest_version(&t.versions, bucket_id, key)?;
+    let existing_null = match bucket.versioning {
+        VersioningState::Enabled => None,
+        VersioningState::Suspended | VersioningState::Unversioned => {
+            find_version(&t.versions, &t.nulls, bucket_id, key, &VersionId::Null)?
+        }
+    };
+    // Enabled: always a new delete marker with a new id, even for a missing key.
+    // Suspended: the null version (if any) is replaced by a null delete marker.
+    // Unversioned: the object is removed permanently, no marker.
+    let marker = match bucket.versioning {
+        VersioningState::Enabled | VersioningState::Suspended => {
+            let null = bucket.versioning == VersioningState::Suspended;
+            let (stamp, version_id) = next_version(clock, newest.as_ref(), null);
+            Some(VersionRecord {
+                version_id,
+                stamp,
+                last_modified_ms: now_ms(),
+                kind: VersionKind::DeleteMarker,
+                replication: pending_if(!outbox.is_empty()),
+            })
+        }
+        VersioningState::Unversioned => None,
+    };
+
+    // Validation done: write.
+    let freed = match (&marker, &existing_null) {
+        (Some(marker), replaced) => store_version(t, bucket_id, key, marker, replaced.as_ref(), true)?,
+        (None, Some(old)) => {
+            t.del_version(bucket_id, key, old.stamp)?;
+            t.del_null(bucket_id, key)?;
+            t.refresh_head(bucket_id, key)?;
+            blobs_of(old)
+        }
+        (None, None) => Vec::new(),
+    };
+    let created = marker.as_ref().or(existing_null.as_ref()).map(|r| &r.version_id);
+    if !outbox.is_empty() {
+        t.push_outbox(bucket_id, key, created, outbox)?;
+    }
+    Ok(WriteOutcome::Deleted { removed: existing_null, marker, freed })
+}
+
+/// DELETE with versionId (VER-16): removes that version or delete marker permanently; if it
+/// was current, the next newest becomes current. Unknown versions are a no-op.
+pub(crate) fn delete_version(
+    t: &mut WTables<'_>,
+    bucket: &str,
+    key: &str,
+    version_id: &VersionId,
+) -> Result<WriteOutcome, MetaError> {
+    let bucket = buckets::by_name(t, bucket)?;
+    check_key(key)?;
+    let bucket_id = bucket.id;
+    let Some(record) = find_version(&t.versions, &t.nulls, bucket_id, key, version_id)? else {
+        return Ok(WriteOutcome::Deleted { removed: None, marker: None, freed: Vec::new() });
+    };
+    let newest = newest_version(&t.versions, bucket_id, key)?;
+    let was_current = newest.is_some_and(|n| n.stamp == record.stamp);
+
+    // Validation done: write.
+    t.del_version(bucket_id, key, record.stamp)?;
+    if record.version_id.is_null() {
+        t.del_null(bucket_id, key)?;
+    }
+    if was_current {
+        t.refresh_head(bucket_id, key)?;
+    }
+    let freed = blobs_of(&record);
+    Ok(WriteOutcome::Deleted { removed: Some(record), marker: None, freed })
+}
+
+/// Replaces the tags of a version without creating one (VER-10); delete markers have no tags
+/// (VER-14).
+pub(crate) fn set_tags(
+    t: &mut WTables<'_>,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&VersionId>,
+    tags: Vec<(String, String)>,
+) -> Result<WriteOutcome, MetaError> {
+    let bucket = buckets::by_name(t, bucket)?;
+    check_key(key)?;
+    let bucket_id = bucket.id;
+    let newest = newest_version(&t.versions, bucket_id, key)?;
+    let mut record = match version_id {
+        None => newest.clone().ok_or(MetaError::NoSuchKey)?,
+        Some(id) => find_version(&t.versions, &t.nulls, bucket_id, key, id)?.ok_or(MetaError::NoSuchVersion)?,
+    };
+    let VersionKind::Object(object) = &mut record.kind else {
+        return Err(MetaError::MethodNotAllowed);
+    };
+    object.tags = tags;
+    let is_current = newest.is_some_and(|n| n.stamp == record.stamp);
+
+    // Validation done: write.
+    t.put_version(bucket_id, key, &record)?;
+    if is_current {
+        t.set_head(bucket_id, key, Some(&record))?;
+    }
+    Ok(WriteOutcome::Tags { version_id: record.version_id })
+}

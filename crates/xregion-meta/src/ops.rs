@@ -1,0 +1,183 @@
+//! The write vocabulary: every mutation of the store is one [`WriteOp`] applied by the writer
+//! thread, answered by one [`WriteOutcome`].
+
+use xregion_types::{BlobSegment, BucketName, BucketRecord, ObjectData, VersionId, VersionRecord, VersioningState};
+
+use crate::multipart::{PartRecord, UploadRecord};
+
+/// One mutation. Ops are validated completely before anything is written, so a failing op
+/// leaves no trace and never fails the other ops of its commit group.
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    /// Creates a bucket (Unversioned, no tags). `Err(BucketAlreadyExists)` if the name exists.
+    CreateBucket {
+        /// Bucket name.
+        name: BucketName,
+        /// Creation time, unix milliseconds.
+        created_ms: i64,
+    },
+    /// Deletes an empty bucket and aborts its in-progress uploads (outcome: `Freed` part blobs).
+    /// `Err(NoSuchBucket | BucketNotEmpty)` (VER-18: any version or delete marker counts).
+    DeleteBucket {
+        /// Bucket name.
+        name: String,
+    },
+    /// Sets the versioning state: `Enabled` or `Suspended` only (VER-2). `Suspended` while a
+    /// replication configuration is present is `Err(InvalidBucketState)` (VER-4).
+    SetVersioning {
+        /// Bucket name.
+        name: String,
+        /// New state.
+        state: VersioningState,
+    },
+    /// Replaces the bucket tags; an empty vec deletes them.
+    SetBucketTags {
+        /// Bucket name.
+        name: String,
+        /// New tag set.
+        tags: Vec<(String, String)>,
+    },
+    /// Sets or removes the replication configuration (opaque document). Setting one on a bucket
+    /// whose versioning is not `Enabled` is `Err(InvalidRequest)` (VAL-2).
+    SetReplication {
+        /// Bucket name.
+        name: String,
+        /// New configuration, `None` to delete it.
+        config: Option<Vec<u8>>,
+    },
+    /// Writes a new object version. The versioning state is read inside the transaction:
+    /// Enabled → a new generated id (VER-8); Unversioned/Suspended → the `null` id, replacing
+    /// an existing null version, object or delete marker (VER-9). The stored version is
+    /// `Pending` when `outbox` is non-empty, else `ReplicationStatus::None`.
+    ///
+    /// `replica: Some(record)` stores exactly that version id, stamp, last-modified and
+    /// replication status (replication writes). The stored kind is `data` unless `record` is a
+    /// delete marker (delete-marker replication), in which case `data` is ignored. Idempotent:
+    /// if that id is already present nothing changes (a `null` replica replaces an older null
+    /// version only), and `data`'s blob is reported as freed.
+    PutVersion {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// Object data and metadata (blob already durable).
+        data: ObjectData,
+        /// Replica record to store verbatim, for replication writes.
+        replica: Option<VersionRecord>,
+        /// Conditional write (VER-11).
+        precondition: Option<Precondition>,
+        /// Opaque replication tasks, committed atomically with the version (design invariant 2).
+        outbox: Vec<Vec<u8>>,
+    },
+    /// DELETE without versionId (VER-15).
+    DeleteObject {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// Opaque replication tasks for the delete marker, committed atomically with it.
+        outbox: Vec<Vec<u8>>,
+    },
+    /// DELETE with versionId (VER-16). An unknown version is `Ok` with `removed: None`.
+    DeleteVersion {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// Version to remove permanently (`Null` for the null version).
+        version_id: VersionId,
+    },
+    /// Replaces the tags of a version (`None` = current). A delete marker is
+    /// `Err(MethodNotAllowed)` (VER-14). Creates no version (VER-10).
+    SetObjectTags {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// Version to tag, `None` for the current version.
+        version_id: Option<VersionId>,
+        /// New tag set (empty deletes the tags).
+        tags: Vec<(String, String)>,
+    },
+    /// Records a new multipart upload. `Err(NoSuchBucket)` if `record.bucket_id` is gone.
+    CreateUpload {
+        /// The upload (its id must be new).
+        record: UploadRecord,
+    },
+    /// Stores a part, replacing the same part number (the old blob is reported as freed).
+    PutPart {
+        /// Upload id.
+        upload_id: String,
+        /// The part (blob already durable).
+        part: PartRecord,
+    },
+    /// Atomically removes the upload and its parts and inserts the version (same semantics as
+    /// `PutVersion`). Parts whose blob is not referenced by `data.blob` are reported as freed.
+    CompleteUpload {
+        /// Upload id.
+        upload_id: String,
+        /// The assembled object's data; `data.blob` lists the used parts' segments.
+        data: ObjectData,
+        /// Part numbers the client listed; each must exist, else `Err(InvalidPart)`.
+        used_parts: Vec<u32>,
+        /// Conditional write (VER-11).
+        precondition: Option<Precondition>,
+        /// Opaque replication tasks, committed atomically with the version.
+        outbox: Vec<Vec<u8>>,
+    },
+    /// Removes the upload and its parts (outcome: `Freed` part blobs).
+    AbortUpload {
+        /// Upload id.
+        upload_id: String,
+    },
+}
+
+/// A conditional-write precondition, evaluated against the key's current version (VER-11).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    /// `If-None-Match: *`: fails if a current object exists; a current delete marker counts as
+    /// absent.
+    IfNoneMatchAny,
+    /// `If-Match: <etag>` (without quotes): current missing or a delete marker → `NoSuchKey`,
+    /// etag mismatch → `PreconditionFailed`.
+    IfMatch(String),
+}
+
+/// The result of one [`WriteOp`].
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a short-lived value moved once from the writer thread to the caller; boxing buys nothing"
+)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// The bucket after the change (`CreateBucket`, `SetVersioning`, tags, replication).
+    Bucket(BucketRecord),
+    /// The version written (`PutVersion`, `CompleteUpload`). `freed`: blobs no longer
+    /// referenced (replaced null version, unused parts), to delete AFTER the commit.
+    Version {
+        /// The stored version.
+        record: VersionRecord,
+        /// Blobs that became unreferenced.
+        freed: Vec<BlobSegment>,
+    },
+    /// A delete (`DeleteObject`, `DeleteVersion`).
+    Deleted {
+        /// The version permanently removed, if any.
+        removed: Option<VersionRecord>,
+        /// The delete marker created, if any.
+        marker: Option<VersionRecord>,
+        /// Blobs that became unreferenced.
+        freed: Vec<BlobSegment>,
+    },
+    /// Tags were replaced on this version.
+    Tags {
+        /// The version whose tags changed.
+        version_id: VersionId,
+    },
+    /// The upload was recorded.
+    Upload(UploadRecord),
+    /// Blobs that became unreferenced (`PutPart`, `AbortUpload`, `DeleteBucket`).
+    Freed(Vec<BlobSegment>),
+    /// Nothing to report.
+    Done,
+}

@@ -1,0 +1,39 @@
+//! Every redb table of the metadata store, in one place. See `docs/design/metadata-layout.md`.
+//!
+//! Keys are built in [`crate::keys`]; values are [`crate::codec`] bytes unless noted.
+
+use redb::TableDefinition;
+
+/// Counters and store-wide values (see the `META_*` names): `&str → u64`.
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Bucket name → `BucketRecord`.
+pub(crate) const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets");
+/// Bucket id → bucket name (ids are never reused).
+pub(crate) const BUCKET_IDS: TableDefinition<u64, &str> = TableDefinition::new("bucket_ids");
+/// `bucket_id ‖ enc(key)` → copy of the current `VersionRecord`, only for keys whose current
+/// version is an object (not a delete marker): `ListObjects` scans exactly what it returns.
+pub(crate) const HEADS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("heads");
+/// `bucket_id ‖ enc(key) ‖ !stamp` → `VersionRecord` (objects and delete markers).
+pub(crate) const VERSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("versions");
+/// `bucket_id ‖ enc(key)` → stamp of the key's null version (pointer into `versions`).
+pub(crate) const NULLS: TableDefinition<&[u8], u64> = TableDefinition::new("nulls");
+/// Upload id → `UploadRecord`.
+pub(crate) const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads");
+/// `bucket_id ‖ enc(key) ‖ upload_id` → `()`: `ListMultipartUploads` order.
+pub(crate) const UPLOAD_INDEX: TableDefinition<&[u8], ()> = TableDefinition::new("upload_index");
+/// `enc(upload_id) ‖ part_number` → `PartRecord`.
+pub(crate) const PARTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("parts");
+/// Sequence number → `OutboxEntry` (replication tasks).
+pub(crate) const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
+
+/// `META` key: layout version of this database.
+pub(crate) const META_SCHEMA: &str = "schema_version";
+/// `META` key: the next bucket id to hand out.
+pub(crate) const META_NEXT_BUCKET_ID: &str = "next_bucket_id";
+/// `META` key: the largest version stamp ever committed (seeds the clock on open).
+pub(crate) const META_MAX_STAMP: &str = "max_stamp";
+/// `META` key: the next outbox sequence number.
+pub(crate) const META_NEXT_OUTBOX_SEQ: &str = "next_outbox_seq";
+
+/// The layout version written by this code.
+pub(crate) const SCHEMA_VERSION: u64 = 1;

@@ -1,0 +1,243 @@
+//! [`MetaStore`]: the handle. Reads run on the caller's thread in redb read transactions;
+//! writes are queued to the single writer thread (see [`crate::writer`]).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Sender, channel, sync_channel};
+use std::thread::JoinHandle;
+
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use tokio::sync::oneshot;
+use xregion_types::{BucketRecord, VersionClock, VersionId, VersionRecord};
+
+use crate::codec::decode;
+use crate::error::MetaError;
+use crate::listing::{self, ListObjectsPage, ListObjectsQuery, ListVersionsPage, ListVersionsQuery};
+use crate::multipart::{self, ListUploadsPage, ListUploadsQuery, PartRecord, UploadRecord};
+use crate::ops::{WriteOp, WriteOutcome};
+use crate::queue::OutboxEntry;
+use crate::schema::{
+    BUCKETS, HEADS, META_MAX_STAMP, META_SCHEMA, NULLS, OUTBOX, PARTS, SCHEMA_VERSION, UPLOAD_INDEX, UPLOADS, VERSIONS,
+};
+use crate::writer::{self, Reply, Request, Stats, WTables};
+use crate::{buckets, objects};
+
+/// The metadata store. Cheap to clone; all clones share one database and one writer thread.
+/// The database file is closed when the last clone is dropped.
+#[derive(Clone)]
+pub struct MetaStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Arc<Database>,
+    stats: Arc<Stats>,
+    /// Queue to the writer thread; taken on drop so the thread ends.
+    requests: Option<Sender<Request>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        drop(self.requests.take());
+        if let Some(handle) = self.writer.take()
+            && handle.join().is_err()
+        {
+            tracing::error!("metadata writer thread panicked");
+        }
+    }
+}
+
+impl std::fmt::Debug for MetaStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetaStore").finish_non_exhaustive()
+    }
+}
+
+impl MetaStore {
+    /// Opens (or creates) the redb file at `path`, creates missing tables, seeds the version
+    /// clock from the stored maximum stamp and spawns the writer thread.
+    pub fn open(path: &Path) -> Result<MetaStore, MetaError> {
+        let db = Arc::new(Database::create(path)?);
+        let max_stamp = init_tables(&db)?;
+        let clock = VersionClock::new();
+        clock.observe(max_stamp);
+        let (tx, rx) = channel();
+        let writer_db = Arc::clone(&db);
+        let stats = Arc::new(Stats::default());
+        let writer_stats = Arc::clone(&stats);
+        let writer = std::thread::Builder::new()
+            .name("xregion-meta-writer".into())
+            .spawn(move || writer::run(writer_db, clock, max_stamp, rx, writer_stats))
+            .map_err(|e| MetaError::Storage(format!("cannot spawn metadata writer: {e}")))?;
+        tracing::debug!(path = %path.display(), max_stamp, "metadata store open");
+        Ok(MetaStore { inner: Arc::new(Inner { db, stats, requests: Some(tx), writer: Some(writer) }) })
+    }
+
+    fn read(&self) -> Result<ReadTransaction, MetaError> {
+        Ok(self.inner.db.begin_read()?)
+    }
+
+    /// The bucket named `name`.
+    pub fn get_bucket(&self, name: &str) -> Result<Option<BucketRecord>, MetaError> {
+        let txn = self.read()?;
+        buckets::get(&txn.open_table(BUCKETS)?, name)
+    }
+
+    /// All buckets, sorted by name.
+    pub fn list_buckets(&self) -> Result<Vec<BucketRecord>, MetaError> {
+        let txn = self.read()?;
+        let table = txn.open_table(BUCKETS)?;
+        let mut out = Vec::new();
+        for item in table.range::<&str>(..)? {
+            let (_, v) = item?;
+            out.push(decode(v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// A version of `key`. `version: None` = the current version (may be a delete marker);
+    /// `Some(VersionId::Null)` = the null version. A malformed id is `Err(InvalidArgument)`.
+    pub fn get_version(
+        &self,
+        bucket_id: u64,
+        key: &str,
+        version: Option<&VersionId>,
+    ) -> Result<Option<VersionRecord>, MetaError> {
+        let txn = self.read()?;
+        let versions = txn.open_table(VERSIONS)?;
+        match version {
+            None => objects::newest_version(&versions, bucket_id, key),
+            Some(id) => objects::find_version(&versions, &txn.open_table(NULLS)?, bucket_id, key, id),
+        }
+    }
+
+    /// One page of `ListObjects`: current versions that are not delete markers (VER-19).
+    pub fn list_objects(&self, bucket_id: u64, q: &ListObjectsQuery) -> Result<ListObjectsPage, MetaError> {
+        let txn = self.read()?;
+        listing::list_objects(&txn.open_table(HEADS)?, bucket_id, q)
+    }
+
+    /// One page of `ListObjectVersions` (VER-20).
+    pub fn list_versions(&self, bucket_id: u64, q: &ListVersionsQuery) -> Result<ListVersionsPage, MetaError> {
+        let txn = self.read()?;
+        listing::list_versions(&txn.open_table(VERSIONS)?, &txn.open_table(NULLS)?, bucket_id, q)
+    }
+
+    /// The multipart upload `upload_id`.
+    pub fn get_upload(&self, upload_id: &str) -> Result<Option<UploadRecord>, MetaError> {
+        let txn = self.read()?;
+        multipart::get(&txn.open_table(UPLOADS)?, upload_id)
+    }
+
+    /// Parts of an upload with numbers above `part_number_marker`, at most `max_parts`, and
+    /// whether more follow. `Err(NoSuchUpload)` if the upload does not exist.
+    pub fn list_parts(
+        &self,
+        upload_id: &str,
+        part_number_marker: u32,
+        max_parts: usize,
+    ) -> Result<(Vec<PartRecord>, bool), MetaError> {
+        let txn = self.read()?;
+        multipart::list_parts(
+            &txn.open_table(UPLOADS)?,
+            &txn.open_table(PARTS)?,
+            upload_id,
+            part_number_marker,
+            max_parts,
+        )
+    }
+
+    /// One page of `ListMultipartUploads`.
+    pub fn list_uploads(&self, bucket_id: u64, q: &ListUploadsQuery) -> Result<ListUploadsPage, MetaError> {
+        let txn = self.read()?;
+        multipart::list_uploads(&txn.open_table(UPLOAD_INDEX)?, &txn.open_table(UPLOADS)?, bucket_id, q)
+    }
+
+    /// Number of tasks in the replication outbox.
+    pub fn outbox_len(&self) -> Result<u64, MetaError> {
+        let txn = self.read()?;
+        Ok(txn.open_table(OUTBOX)?.len()?)
+    }
+
+    /// Outbox entries with `seq > after_seq` (all if `None`), oldest first, at most `limit`.
+    pub fn list_outbox(&self, after_seq: Option<u64>, limit: usize) -> Result<Vec<OutboxEntry>, MetaError> {
+        let txn = self.read()?;
+        let table = txn.open_table(OUTBOX)?;
+        let range = match after_seq {
+            Some(seq) => table.range((std::ops::Bound::Excluded(seq), std::ops::Bound::Unbounded))?,
+            None => table.range::<u64>(..)?,
+        };
+        let mut out = Vec::new();
+        for item in range.take(limit) {
+            let (_, v) = item?;
+            out.push(decode(v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Applies one write through the writer thread's group commit; resolves after the commit
+    /// is durable. Dropping the future does not cancel the write.
+    pub async fn write(&self, op: WriteOp) -> Result<WriteOutcome, MetaError> {
+        let (tx, rx) = oneshot::channel();
+        self.enqueue(Request { op, reply: Reply::Async(tx) })?;
+        rx.await.map_err(|_| MetaError::WriterGone)?
+    }
+
+    /// [`MetaStore::write`] for synchronous callers: blocks the current thread until the
+    /// commit is durable (call it from `spawn_blocking` or a plain thread, not an async task).
+    pub fn write_blocking(&self, op: WriteOp) -> Result<WriteOutcome, MetaError> {
+        let (tx, rx) = sync_channel(1);
+        self.enqueue(Request { op, reply: Reply::Blocking(tx) })?;
+        rx.recv().map_err(|_| MetaError::WriterGone)?
+    }
+
+    /// Counters of the writer thread since open.
+    pub fn writer_stats(&self) -> WriterStats {
+        WriterStats {
+            groups: self.inner.stats.groups.load(Ordering::Relaxed),
+            ops: self.inner.stats.ops.load(Ordering::Relaxed),
+            failed_groups: self.inner.stats.failed_groups.load(Ordering::Relaxed),
+        }
+    }
+
+    fn enqueue(&self, request: Request) -> Result<(), MetaError> {
+        let requests = self.inner.requests.as_ref().ok_or(MetaError::WriterGone)?;
+        requests.send(request).map_err(|_| MetaError::WriterGone)
+    }
+}
+
+/// Counters of the writer thread (group commit), for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Write transactions attempted (one per group).
+    pub groups: u64,
+    /// Ops received; `ops / groups` is the mean group size.
+    pub ops: u64,
+    /// Groups that failed as a whole (nothing committed).
+    pub failed_groups: u64,
+}
+
+/// Creates every table, checks the layout version, and returns the stored maximum stamp.
+pub(crate) fn init_tables(db: &Database) -> Result<u64, MetaError> {
+    let txn = db.begin_write()?;
+    let max_stamp = {
+        let mut tables = WTables::open(&txn, 0)?;
+        let schema = tables.meta.get(META_SCHEMA)?.map(|g| g.value());
+        match schema {
+            Some(SCHEMA_VERSION) => {}
+            Some(other) => {
+                return Err(MetaError::Corrupt(format!(
+                    "metadata layout version {other} is not supported (expected {SCHEMA_VERSION})"
+                )));
+            }
+            None => {
+                tables.meta.insert(META_SCHEMA, SCHEMA_VERSION)?;
+            }
+        }
+        tables.meta.get(META_MAX_STAMP)?.map(|g| g.value()).unwrap_or(0)
+    };
+    txn.commit()?;
+    Ok(max_stamp)
+}

@@ -1,0 +1,941 @@
+//! The store suite: every VER rule `meta` implements (ids in test names), multipart, replicas,
+//! the outbox, group commit under concurrency, and reopen.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tempfile::TempDir;
+use xregion_types::{
+    BlobRef, BlobSegment, BucketName, BucketRecord, ObjectData, ReplicationStatus, VersionId, VersionKind,
+    VersionRecord, VersioningState,
+};
+
+use crate::{
+    ListObjectsQuery, ListUploadsQuery, ListVersionsQuery, MetaError, MetaStore, PartRecord, Precondition,
+    UploadRecord, WriteOp, WriteOutcome,
+};
+
+pub(crate) fn open() -> (TempDir, MetaStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetaStore::open(&dir.path().join("meta.redb")).unwrap();
+    (dir, store)
+}
+
+pub(crate) fn w(store: &MetaStore, op: WriteOp) -> WriteOutcome {
+    store.write_blocking(op).unwrap()
+}
+
+pub(crate) fn err(store: &MetaStore, op: WriteOp) -> MetaError {
+    store.write_blocking(op).unwrap_err()
+}
+
+pub(crate) fn bucket(store: &MetaStore, name: &str, state: VersioningState) -> BucketRecord {
+    let WriteOutcome::Bucket(record) =
+        w(store, WriteOp::CreateBucket { name: BucketName::parse(name).unwrap(), created_ms: 1 })
+    else {
+        panic!("not a bucket")
+    };
+    if state == VersioningState::Unversioned {
+        return record;
+    }
+    let WriteOutcome::Bucket(record) = w(store, WriteOp::SetVersioning { name: name.into(), state }) else {
+        panic!("not a bucket")
+    };
+    record
+}
+
+pub(crate) fn data(etag: &str) -> ObjectData {
+    ObjectData {
+        size: 1,
+        etag: etag.into(),
+        storage_class: "STANDARD".into(),
+        blob: BlobRef { segments: vec![seg(&format!("blob-{etag}"))] },
+        ..ObjectData::default()
+    }
+}
+
+fn seg(id: &str) -> BlobSegment {
+    BlobSegment { id: id.into(), len: 1 }
+}
+
+pub(crate) fn put_op(bucket: &str, key: &str, etag: &str) -> WriteOp {
+    WriteOp::PutVersion {
+        bucket: bucket.into(),
+        key: key.into(),
+        data: data(etag),
+        replica: None,
+        precondition: None,
+        outbox: Vec::new(),
+    }
+}
+
+pub(crate) fn put(store: &MetaStore, bucket: &str, key: &str, etag: &str) -> (VersionRecord, Vec<BlobSegment>) {
+    match w(store, put_op(bucket, key, etag)) {
+        WriteOutcome::Version { record, freed } => (record, freed),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn delete(
+    store: &MetaStore,
+    bucket: &str,
+    key: &str,
+) -> (Option<VersionRecord>, Option<VersionRecord>, Vec<BlobSegment>) {
+    match w(store, WriteOp::DeleteObject { bucket: bucket.into(), key: key.into(), outbox: Vec::new() }) {
+        WriteOutcome::Deleted { removed, marker, freed } => (removed, marker, freed),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn delete_version(
+    store: &MetaStore,
+    bucket: &str,
+    key: &str,
+    id: &VersionId,
+) -> (Option<VersionRecord>, Vec<BlobSegment>) {
+    match w(store, WriteOp::DeleteVersion { bucket: bucket.into(), key: key.into(), version_id: id.clone() }) {
+        WriteOutcome::Deleted { removed, marker: None, freed } => (removed, freed),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn etag_of(record: &VersionRecord) -> &str {
+    &record.object().unwrap().etag
+}
+
+fn all_versions(store: &MetaStore, bucket_id: u64) -> Vec<(String, VersionId, bool, bool)> {
+    let page = store.list_versions(bucket_id, &ListVersionsQuery { max_keys: 1000, ..Default::default() }).unwrap();
+    assert!(!page.is_truncated);
+    page.entries
+        .into_iter()
+        .map(|e| (e.key, e.record.version_id.clone(), e.is_latest, e.record.is_delete_marker()))
+        .collect()
+}
+
+fn listed_keys(store: &MetaStore, bucket_id: u64) -> Vec<String> {
+    let page = store.list_objects(bucket_id, &ListObjectsQuery { max_keys: 1000, ..Default::default() }).unwrap();
+    page.objects.into_iter().map(|(k, _)| k).collect()
+}
+
+// ----- buckets ---------------------------------------------------------------------------
+
+#[test]
+fn buckets_create_list_delete_and_ids_are_never_reused() {
+    let (_dir, store) = open();
+    let b = bucket(&store, "bbb", VersioningState::Unversioned);
+    let a = bucket(&store, "aaa", VersioningState::Unversioned);
+    assert_eq!(b.versioning, VersioningState::Unversioned); // VER-1: initial state
+    let names: Vec<_> = store.list_buckets().unwrap().into_iter().map(|b| b.name.to_string()).collect();
+    assert_eq!(names, ["aaa", "bbb"]);
+    match err(&store, WriteOp::CreateBucket { name: BucketName::parse("aaa").unwrap(), created_ms: 9 }) {
+        MetaError::BucketAlreadyExists(existing) => assert_eq!(existing, a),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(w(&store, WriteOp::DeleteBucket { name: "aaa".into() }), WriteOutcome::Freed(vec![]));
+    assert_eq!(store.get_bucket("aaa").unwrap(), None);
+    assert_eq!(err(&store, WriteOp::DeleteBucket { name: "aaa".into() }), MetaError::NoSuchBucket);
+    let again = bucket(&store, "aaa", VersioningState::Unversioned);
+    assert!(again.id != a.id && again.id != b.id);
+}
+
+#[test]
+fn bucket_tags_set_and_delete() {
+    let (_dir, store) = open();
+    bucket(&store, "tags", VersioningState::Unversioned);
+    let tags = vec![("a".to_string(), "1".to_string())];
+    w(&store, WriteOp::SetBucketTags { name: "tags".into(), tags: tags.clone() });
+    assert_eq!(store.get_bucket("tags").unwrap().unwrap().tags, tags);
+    w(&store, WriteOp::SetBucketTags { name: "tags".into(), tags: vec![] });
+    assert!(store.get_bucket("tags").unwrap().unwrap().tags.is_empty());
+    assert_eq!(err(&store, WriteOp::SetBucketTags { name: "nope".into(), tags: vec![] }), MetaError::NoSuchBucket);
+}
+
+#[test]
+fn ver2_transitions_and_no_way_back_to_unversioned() {
+    let (_dir, store) = open();
+    bucket(&store, "ver2", VersioningState::Unversioned);
+    let set = |state| store.write_blocking(WriteOp::SetVersioning { name: "ver2".into(), state });
+    assert!(matches!(set(VersioningState::Unversioned), Err(MetaError::InvalidArgument(_))));
+    for state in [
+        VersioningState::Suspended,
+        VersioningState::Enabled,
+        VersioningState::Suspended,
+        VersioningState::Enabled,
+        VersioningState::Enabled,
+    ] {
+        let Ok(WriteOutcome::Bucket(b)) = set(state) else { panic!() };
+        assert_eq!(b.versioning, state);
+    }
+    assert_eq!(store.get_bucket("ver2").unwrap().unwrap().versioning, VersioningState::Enabled);
+}
+
+#[test]
+fn ver4_no_suspend_with_replication_and_val2_replication_needs_enabled() {
+    let (_dir, store) = open();
+    bucket(&store, "rep", VersioningState::Unversioned);
+    let set_rep =
+        |config: Option<Vec<u8>>| store.write_blocking(WriteOp::SetReplication { name: "rep".into(), config });
+    assert!(matches!(set_rep(Some(b"<x/>".to_vec())), Err(MetaError::InvalidRequest(_))));
+    w(&store, WriteOp::SetVersioning { name: "rep".into(), state: VersioningState::Enabled });
+    let Ok(WriteOutcome::Bucket(b)) = set_rep(Some(b"<x/>".to_vec())) else { panic!() };
+    assert_eq!(b.replication.as_deref(), Some(&b"<x/>"[..]));
+    match err(&store, WriteOp::SetVersioning { name: "rep".into(), state: VersioningState::Suspended }) {
+        MetaError::InvalidBucketState(msg) => {
+            assert!(msg.starts_with("A replication configuration is present"))
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // Enabled again is a no-op success.
+    w(&store, WriteOp::SetVersioning { name: "rep".into(), state: VersioningState::Enabled });
+    set_rep(None).unwrap();
+    w(&store, WriteOp::SetVersioning { name: "rep".into(), state: VersioningState::Suspended });
+}
+
+#[test]
+fn ver18_delete_bucket_refuses_any_version_or_marker_and_aborts_uploads() {
+    let (_dir, store) = open();
+    let b = bucket(&store, "ver18", VersioningState::Enabled);
+    let (_, marker, _) = delete(&store, "ver18", "gone"); // only a delete marker
+    assert_eq!(err(&store, WriteOp::DeleteBucket { name: "ver18".into() }), MetaError::BucketNotEmpty);
+    let (v, _) = put(&store, "ver18", "k", "e1");
+    delete_version(&store, "ver18", "gone", &marker.unwrap().version_id);
+    assert_eq!(err(&store, WriteOp::DeleteBucket { name: "ver18".into() }), MetaError::BucketNotEmpty);
+    delete_version(&store, "ver18", "k", &v.version_id);
+    w(&store, WriteOp::CreateUpload { record: upload(b.id, "up", "u1") });
+    w(&store, WriteOp::PutPart { upload_id: "u1".into(), part: part(1, "p1") });
+    w(&store, WriteOp::PutPart { upload_id: "u1".into(), part: part(2, "p2") });
+    assert_eq!(
+        w(&store, WriteOp::DeleteBucket { name: "ver18".into() }),
+        WriteOutcome::Freed(vec![seg("p1"), seg("p2")])
+    );
+    assert_eq!(store.get_upload("u1").unwrap(), None);
+    assert_eq!(store.get_bucket("ver18").unwrap(), None);
+}
+
+// ----- writes ----------------------------------------------------------------------------
+
+#[test]
+fn ver8_enabled_every_write_is_a_new_current_version() {
+    let (_dir, store) = open();
+    let b = bucket(&store, "ver8", VersioningState::Enabled);
+    let (v1, f1) = put(&store, "ver8", "k", "e1");
+    let (v2, f2) = put(&store, "ver8", "k", "e2");
+    assert!(f1.is_empty() && f2.is_empty());
+    assert!(!v1.version_id.is_null() && v1.version_id != v2.version_id);
+    assert!(v2.stamp > v1.stamp);
+    // VER-5: generated ids carry the stamp and parse back.
+    for v in [&v1, &v2] {
+        assert_eq!(v.version_id.stamp(), Some(v.stamp));
+        assert_eq!(VersionId::parse(v.version_id.as_str()).unwrap(), v.version_id);
+    }
+    assert_eq!(store.get_version(b.id, "k", None).unwrap(), Some(v2.clone()));
+    assert_eq!(store.get_version(b.id, "k", Some(&v1.version_id)).unwrap(), Some(v1.clone()));
+    assert_eq!(store.get_version(b.id, "k", Some(&VersionId::Null)).unwrap(), None);
+    assert_eq!(
+        all_versions(&store, b.id),
+        vec![("k".into(), v2.version_id, true, false), ("k".into(), v1.version_id, false, false)]
+    );
+}
+
+#[test]
+fn ver6_ver9_suspended_writes_replace_the_null_version_only() {
+    let (_dir, store) = open();
+    let b = bucket(&store, "ver9", VersioningState::Unversioned);
+    // VER-6: written while unversioned → null id; enabling keeps it.
+    let (n1, _) = put(&store, "ver9", "k", "n1");
+    assert_eq!(n1.version_id, VersionId::Null);
+    w(&store, WriteOp::SetVersioning { name: "ver9".into(), state: VersioningState::Enabled });
+    let (v1, _) = put(&store, "ver9", "k", "v1");
+    assert_eq!(store.get_version(b.id, "k", Some(&VersionId::Null)).unwrap(), Some(n1.clone()));
+    w(&store, WriteOp::SetVersioning { name: "ver9".into(), state: VersioningState::Suspended });
+    // VER-9: the older null version is replaced; v1 is untouched; the new null is current.
+    let (n2, freed) = put(&store, "ver9", "k", "n2");
+    assert_eq!(freed, vec![seg("blob-n1")]);
+    assert_eq!(n2.version_id, VersionId::Null);
+    assert!(n2.stamp > v1.stamp, "a rewritten null version is the newest");
+    assert_eq!(store.get_version(b.id, "k", None).unwrap(), Some(n2.clone()));
+    let (n3, freed) = put(&store, "ver9", "k", "n3");
+    assert_eq!(freed, vec![seg("blob-n2")]);
+    assert_eq!(
+        all_versions(&store, b.id),
+        vec![("k".into(), VersionId::Null, true, false), ("k".into(), v1.version_id.clone(), false, false)]
+    );
+    assert_eq!(etag_of(&store.get_version(b.id, "k", None).unwrap().unwrap()), "n3");
+    // A null delete marker is replaced too.
+    let (removed, marker, freed) = delete(&store, "ver9", "k");
+    assert_eq!(removed.unwrap().stamp, n3.stamp);
+    assert_eq!(freed, vec![seg("blob-n3")]);
+    assert!(marker.unwrap().version_id.is_null());
+    let (n4, freed) = put(&store, "ver9", "k", "n4");
+    assert!(freed.is_empty());
+    assert_eq!(
+        all_versions(&store, b.id),
+        vec![("k".into(), VersionId::Null, true, false), ("k".into(), v1.version_id, false, false)]
+    );
+    assert_eq!(store.get_version(b.id, "k", None).unwrap(), Some(n4));
+}
+
+#[test]
+fn ver9_unversioned_overwrite_keeps_one_version() {
+    let (_dir, store) = open();
+    let b = bucket(&store, "unv", VersioningState::Unversioned);
+    put(&store, "unv", "k", "a");
+    let (second, freed) = put(&store, "unv", "k", "b");
+    assert_eq!(freed, vec![seg("blob-a")]);
+    assert_eq!(all_versions(&store, b.id), vec![("k".into(), VersionId::Null, true, false)]);
+    assert_eq!(store.get_version(b.id, "k", Some(&VersionId::Null)).unwrap(), Some(second));
+}
+
+#[test]
+fn ver11_conditional_writes() {
+    let (_dir, store) = open();
+    let b = bucket(&store, "ver11", VersioningState::Enabled);
+    let cond = |key: &str, etag: &str, p: Precondition| WriteOp::PutVersion {
+        bucket: "ver11".into(),
+        key: key.into(),
+        data: data(etag),
+        replica: None,
+        precondition: Some(p),
+        outbox: vec![b"task".to_vec()],
+    };
+    // Missing key: If-None-Match * succeeds, If-Match is NoSuchKey.
+    assert_eq!(err(&store, cond("k", "x", Precondition::IfMatch("e".into()))), MetaError::NoSuchKey);
+    w(&store, cond("k", "e1", Precondition::IfNoneMatchAny));
+    assert_eq!(err(&store, cond("k", "x", Precondition::IfNoneMatchAny)), MetaError::PreconditionFailed);
+    assert_eq!(err(&store, cond("k", "x", Precondition::IfMatch("zzz".into()))), MetaError::PreconditionFailed);
+    w(&store, cond("k", "e2", Precondition::IfMatch("\"e1\"".into())));
+    // Current delete marker: counts as absent for If-None-Match, NoSuchKey for If-Match.
+    delete(&store, "ver11", "k");
+    assert_eq!(err(&store, cond("k", "x", Precondition::IfMatch("e2".into()))), MetaError::NoSuchKey);
+    w(&store, cond("k", "e3", Precondition::IfNoneMatchAny));
+    // Failed conditional writes left no version and no outbox task behind.
+    assert_eq!(all_versions(&store, b.id).len(), 4);
+    assert_eq!(store.outbox_len().unwrap(), 3);
+}
+
+#[test]
+fn keys_are_validated() {
+    let (_dir, store) = open();
+    bucket(&store, "keys", VersioningState::Enabled);
+    assert!(matches!(err(&store, put_op("keys", "", "e")), MetaError::InvalidArgument(_)));
+    assert!(matches!(err(&store, put_op("keys", &"k".repeat(1025), "e")), MetaError::InvalidArgument(_)));
+    put(&store, "keys", &"k".repeat(1024), "e");
+    assert_eq!(err(&store, put_op("nope", "k", "e")), MetaError::NoSuchBucket);
+}
+
+// ----- deletes ---------------------------------------------------------------------------
+
+#[test]
+fn ver15_enabled_delete_always_adds_a_marker_and_ver19_hides_the_key() {
+    let (_dir, store) = open();
+    let b = bucket(&store, "ver15", VersioningState::Enabled);
+    let (v1, _) = put(&store, "ver15", "k", "e1");
+    let (removed, marker, freed) = delete(&store, "ver15", "k");
+    let marker = marker.unwrap();
+    assert!(removed.is_none() && freed.is_empty());
+    assert!(marker.is_delete_marker() && !marker.version_id.is_null() && marker.stamp > v1.stamp);
+    assert_eq!(store.get_version(b.id, "k", None).unwrap(), Some(marker.clone()));
+    assert_eq!(listed_keys(&store, b.id), Vec::<String>::new()); // VER-19
+    // Deleting again adds another marker; so does deleting a key that never existed.
+    let (_, m2, _) = delete(&store, "ver15", "k");
+    let (_, m3, _) = delete(&store, "ver15", "never");
+    assert!(m2.unwrap().stamp > marker.stamp && m3.is_some());
+    assert_eq!(
+        all_versions(&store, b.id).into_iter().map(|(k, _, latest, dm)| (k, latest, dm)).collect::<Vec<_>>(),
+        vec![
+            ("k".into(), true, true),
+            ("k".into(), false, true),
+            ("k".into(), false, false),
+            ("never".into(), true, true)
+        ]
+    );
+}
+
+#[test]
+fn ver15_suspended_delete_replaces_null_with_null_marker() {
+    let (_dir, store) = open();
+    let b = bucket(&store, "ver15s", VersioningState::Enabled);
+    let (v1, _) = put(&store, "ver15s", "k", "e1");
+    w(&store, WriteOp::SetVersioning { name: "ver15s".into(), state: VersioningState::Suspended });
+    put(&store, "ver15s", "k", "n");
+    let (removed, marker, freed) = delete(&store, "ver15s", "k");
+    assert_eq!(etag_of(&removed.unwrap()), "n");
+    assert_eq!(freed, vec![seg("blob-n")]);
+    let marker = marker.unwrap();
+    assert!(marker.version_id.is_null() && marker.is_delete_marker());
+    assert_eq!(
+        all_versions(&store, b.id),
+        vec![("k".into(), VersionId::Null, true, true), ("k".into(), v1.version_id, false, false)]
+    );
+    // Without a null version, only the marker is added.
+    let (removed, marker, _) = delete(&store, "ver15s", "other");
+    assert!(removed.is_none() && marker.is_some());
+}
+
+#[test]
+fn ver15_unversioned_delete_removes_permanently() {
+    let (_dir, store) = open();
+    let b = bucket(&store, "ver15u", VersioningState::Unversioned);
+    put(&store, "ver15u", "k", "e");
+    let (removed, marker, freed) = delete(&store, "ver15u", "k");
+    assert!(removed.is_some() && marker.is_none());
+    assert_eq!(freed, vec![seg("blob-e")]);
+    assert!(all_versions(&store, b.id).is_empty() && listed_keys(&store, b.id).is_empty());
+    assert_eq!(delete(&store, "ver15u", "k"), (None, None, vec![]));
+    // The bucket is empty again.
+    w(&store, WriteOp::DeleteBucket { name: "ver15u".into() });
+}
+
+#[test]
+fn ver16_delete_version_and_undelete() {
+    let (_dir, store) = open();
+    let b = bucket(&store, "ver16", VersioningState::Enabled);
+    let (v1, _) = put(&store, "ver16", "k", "e1");
+    let (v2, _) = put(&store, "ver16", "k", "e2");
+    let (_, marker, _) = delete(&store, "ver16", "k");
+    let marker = marker.unwrap();
+    assert!(listed_keys(&store, b.id).is_empty());
+    // Removing the current delete marker makes the next newest current ("undelete").
+    let (removed, freed) = delete_version(&store, "ver16", "k", &marker.version_id);
+    assert!(removed.unwrap().is_delete_marker() && freed.is_empty());
+    assert_eq!(listed_keys(&store, b.id), ["k"]);
+    assert_eq!(store.get_version(b.id, "k", None).unwrap(), Some(v2.clone()));
+    // Removing a noncurrent version leaves the current one.
+    let (removed, freed) = delete_version(&store, "ver16", "k", &v1.version_id);
+    assert_eq!(removed, Some(v1.clone()));
+    assert_eq!(freed, vec![seg("blob-e1")]);
+    // Unknown (well-formed) version: Ok, nothing removed (idempotent).
+    assert_eq!(delete_version(&store, "ver16", "k", &v1.version_id), (None, vec![]));
+    assert_eq!(delete_version(&store, "ver16", "k", &VersionId::Null), (None, vec![]));
+    // A malformed id is InvalidArgument.
+    let bad = VersionId::Id("not-an-id".into());
+    assert!(matches!(
+        err(&store, WriteOp::DeleteVersion { bucket: "ver16".into(), key: "k".into(), version_id: bad }),
+        MetaError::InvalidArgument(_)
+    ));
+    // Removing the last version removes the key.
+    delete_version(&store, "ver16", "k", &v2.version_id);
+    assert!(listed_keys(&store, b.id).is_empty() && all_versions(&store, b.id).is_empty());
+}
+
+#[test]
+fn ver16_version_id_null_targets_the_null_version() {
+    let (_dir, store) = open();
+    let b = bucket(&store, "ver16n", VersioningState::Unversioned);
+    let (n, _) = put(&store, "ver16n", "k", "n");
+    w(&store, WriteOp::SetVersioning { name: "ver16n".into(), state: VersioningState::Enabled });
+    let (v, _) = put(&store, "ver16n", "k", "v");
+    let (removed, freed) = delete_version(&store, "ver16n", "k", &VersionId::Null);
+    assert_eq!(removed, Some(n));
+    assert_eq!(freed, vec![seg("blob-n")]);
+    assert_eq!(all_versions(&store, b.id), vec![("k".into(), v.version_id, true, false)]);
+}
+
+// ----- tags ------------------------------------------------------------------------------
+
+#[test]
+fn ver10_ver14_object_tags() {
+    let (_dir, store) = open();
+    let b = bucket(&store, "tags", VersioningState::Enabled);
+    let (v1, _) = put(&store, "tags", "k", "e1");
+    let (v2, _) = put(&store, "tags", "k", "e2");
+    let tag = |version_id: Option<VersionId>, t: &str| {
+        store.write_blocking(WriteOp::SetObjectTags {
+            bucket: "tags".into(),
+            key: "k".into(),
+            version_id,
+            tags: vec![("t".into(), t.into())],
+        })
+    };
+    assert_eq!(tag(None, "cur").unwrap(), WriteOutcome::Tags { version_id: v2.version_id.clone() });
+    assert_eq!(
+        tag(Some(v1.version_id.clone()), "old").unwrap(),
+        WriteOutcome::Tags { version_id: v1.version_id.clone() }
+    );
+    // VER-10: no new version; the listing copy sees the new tags.
+    assert_eq!(all_versions(&store, b.id).len(), 2);
+    let current = store.get_version(b.id, "k", None).unwrap().unwrap();
+    assert_eq!(current.object().unwrap().tags, vec![("t".to_string(), "cur".to_string())]);
+    assert_eq!(current.stamp, v2.stamp);
+    let page = store.list_objects(b.id, &ListObjectsQuery { max_keys: 10, ..Default::default() }).unwrap();
+    assert_eq!(page.objects[0].1, current);
+    let old = store.get_version(b.id, "k", Some(&v1.version_id)).unwrap().unwrap();
+    assert_eq!(old.object().unwrap().tags, vec![("t".to_string(), "old".to_string())]);
+    // VER-14: delete markers have no tags.
+    let (_, marker, _) = delete(&store, "tags", "k");
+    assert_eq!(tag(None, "x").unwrap_err(), MetaError::MethodNotAllowed);
+    assert_eq!(tag(marker.map(|m| m.version_id), "x").unwrap_err(), MetaError::MethodNotAllowed);
+    assert_eq!(
+        store
+            .write_blocking(WriteOp::SetObjectTags {
+                bucket: "tags".into(),
+                key: "nokey".into(),
+                version_id: None,
+                tags: vec![]
+            })
+            .unwrap_err(),
+        MetaError::NoSuchKey
+    );
+    let gone = VersionId::generate(1, [0; 12]);
+    assert_eq!(tag(Some(gone), "x").unwrap_err(), MetaError::NoSuchVersion);
+}
+
+// ----- multipart -------------------------------------------------------------------------
+
+pub(crate) fn upload(bucket_id: u64, key: &str, upload_id: &str) -> UploadRecord {
+    UploadRecord {
+        upload_id: upload_id.into(),
+        bucket_id,
+        key: key.into(),
+        initiated_ms: 5,
+        template: ObjectData { content_type: Some("text/plain".into()), ..ObjectData::default() },
+        checksum_algorithm: None,
+    }
+}
+
+fn part(n: u32, blob: &str) -> PartRecord {
+    PartRecord {
+        part_number: n,
+        size: 1,
+        etag: format!("etag{n}"),
+        last_modified_ms: 7,
+        blob: seg(blob),
+        checksum: None,
+    }
+}
+
+#[test]
+fn multipart_lifecycle() {
+    let (_dir, store) = open();
+    let b = bucket(&store, "mpu", VersioningState::Enabled);
+    let rec = upload(b.id, "big", "u1");
+    assert_eq!(w(&store, WriteOp::CreateUpload { record: rec.clone() }), WriteOutcome::Upload(rec.clone()));
+    assert!(matches!(err(&store, WriteOp::CreateUpload { record: rec.clone() }), MetaError::InvalidArgument(_)));
+    assert_eq!(err(&store, WriteOp::CreateUpload { record: upload(999, "k", "u9") }), MetaError::NoSuchBucket);
+    assert_eq!(store.get_upload("u1").unwrap(), Some(rec));
+    for (n, blob) in [(1, "p1"), (2, "p2"), (3, "p3"), (4, "p4")] {
+        assert_eq!(
+            w(&store, WriteOp::PutPart { upload_id: "u1".into(), part: part(n, blob) }),
+            WriteOutcome::Freed(vec![])
+        );
+    }
+    // Replacing a part frees the old blob.
+    assert_eq!(
+        w(&store, WriteOp::PutPart { upload_id: "u1".into(), part: part(2, "p2b") }),
+        WriteOutcome::Freed(vec![seg("p2")])
+    );
+    assert!(matches!(
+        err(&store, WriteOp::PutPart { upload_id: "u1".into(), part: part(0, "x") }),
+        MetaError::InvalidArgument(_)
+    ));
+    assert!(matches!(
+        err(&store, WriteOp::PutPart { upload_id: "u1".into(), part: part(10_001, "x") }),
+        MetaError::InvalidArgument(_)
+    ));
+    assert_eq!(err(&store, WriteOp::PutPart { upload_id: "nope".into(), part: part(1, "x") }), MetaError::NoSuchUpload);
+    // ListParts pagination.
+    let (first, more) = store.list_parts("u1", 0, 2).unwrap();
+    assert_eq!(first.iter().map(|p| p.part_number).collect::<Vec<_>>(), [1, 2]);
+    assert!(more);
+    let (rest, more) = store.list_parts("u1", 2, 2).unwrap();
+    assert_eq!(rest.iter().map(|p| p.part_number).collect::<Vec<_>>(), [3, 4]);
+    assert!(!more);
+    assert_eq!(store.list_parts("nope", 0, 2).unwrap_err(), MetaError::NoSuchUpload);
+
+    let complete = |used: Vec<u32>| WriteOp::CompleteUpload {
+        upload_id: "u1".into(),
+        data: ObjectData {
+            etag: "abc-2".into(),
+            size: 2,
+            blob: BlobRef { segments: vec![seg("p1"), seg("p2b")] },
+            part_sizes: vec![1, 1],
+            ..ObjectData::default()
+        },
+        used_parts: used,
+        precondition: None,
+        outbox: vec![],
+    };
+    // A missing part fails and leaves the upload in place.
+    assert!(matches!(err(&store, complete(vec![1, 5])), MetaError::InvalidPart(_)));
+    assert!(store.get_upload("u1").unwrap().is_some());
+    let WriteOutcome::Version { record, freed } = w(&store, complete(vec![1, 2])) else { panic!() };
+    assert_eq!(freed, vec![seg("p3"), seg("p4")]);
+    assert_eq!(etag_of(&record), "abc-2");
+    assert_eq!(store.get_version(b.id, "big", None).unwrap(), Some(record));
+    assert_eq!(store.get_upload("u1").unwrap(), None);
+    assert_eq!(store.list_parts("u1", 0, 10).unwrap_err(), MetaError::NoSuchUpload);
+    assert_eq!(err(&store, complete(vec![1])), MetaError::NoSuchUpload);
+
+    // Abort frees every part.
+    w(&store, WriteOp::CreateUpload { record: upload(b.id, "big", "u2") });
+    w(&store, WriteOp::PutPart { upload_id: "u2".into(), part: part(1, "q1") });
+    assert_eq!(w(&store, WriteOp::AbortUpload { upload_id: "u2".into() }), WriteOutcome::Freed(vec![seg("q1")]));
+    assert_eq!(err(&store, WriteOp::AbortUpload { upload_id: "u2".into() }), MetaError::NoSuchUpload);
+}
+
+#[test]
+fn complete_upload_honours_preconditions_atomically() {
+    let (_dir, store) = open();
+    let b = bucket(&store, "mpuc", VersioningState::Enabled);
+    put(&store, "mpuc", "k", "e1");
+    w(&store, WriteOp::CreateUpload { record: upload(b.id, "k", "u") });
+    w(&store, WriteOp::PutPart { upload_id: "u".into(), part: part(1, "p1") });
+    let op = WriteOp::CompleteUpload {
+        upload_id: "u".into(),
+        data: data("m"),
+        used_parts: vec![1],
+        precondition: Some(Precondition::IfNoneMatchAny),
+        outbox: vec![b"t".to_vec()],
+    };
+    assert_eq!(err(&store, op), MetaError::PreconditionFailed);
+    assert!(store.get_upload("u").unwrap().is_some());
+    assert_eq!(store.list_parts("u", 0, 10).unwrap().0.len(), 1);
+    assert_eq!(store.outbox_len().unwrap(), 0);
+    assert_eq!(all_versions(&store, b.id).len(), 1);
+}
+
+#[test]
+fn list_uploads_orders_by_key_then_id_with_markers_and_prefixes() {
+    let (_dir, store) = open();
+    let b = bucket(&store, "lmu", VersioningState::Enabled);
+    for (key, id) in [("a", "2"), ("a", "1"), ("d/x", "3"), ("d/y", "4"), ("e", "5")] {
+        w(&store, WriteOp::CreateUpload { record: upload(b.id, key, id) });
+    }
+    let q = |key_marker: Option<&str>, upload_id_marker: Option<&str>, max: usize| ListUploadsQuery {
+        prefix: String::new(),
+        delimiter: Some("/".into()),
+        key_marker: key_marker.map(Into::into),
+        upload_id_marker: upload_id_marker.map(Into::into),
+        max_uploads: max,
+    };
+    let page = store.list_uploads(b.id, &q(None, None, 2)).unwrap();
+    let ids: Vec<_> = page.uploads.iter().map(|u| u.upload_id.as_str()).collect();
+    assert_eq!(ids, ["1", "2"]);
+    assert!(page.is_truncated);
+    assert_eq!((page.next_key_marker.as_deref(), page.next_upload_id_marker.as_deref()), (Some("a"), Some("2")));
+    let page = store.list_uploads(b.id, &q(Some("a"), Some("1"), 2)).unwrap();
+    assert_eq!(page.uploads.iter().map(|u| u.upload_id.as_str()).collect::<Vec<_>>(), ["2"]);
+    assert_eq!(page.common_prefixes, ["d/"]);
+    assert_eq!((page.next_key_marker.as_deref(), page.next_upload_id_marker.as_deref()), (Some("d/"), None));
+    let page = store.list_uploads(b.id, &q(Some("d/"), None, 2)).unwrap();
+    assert_eq!(page.uploads.iter().map(|u| u.upload_id.as_str()).collect::<Vec<_>>(), ["5"]);
+    assert!(!page.is_truncated && page.common_prefixes.is_empty());
+    // key-marker alone skips every upload of that key.
+    let page = store
+        .list_uploads(b.id, &ListUploadsQuery { key_marker: Some("a".into()), max_uploads: 10, ..Default::default() })
+        .unwrap();
+    assert_eq!(page.uploads.iter().map(|u| u.upload_id.as_str()).collect::<Vec<_>>(), ["3", "4", "5"]);
+}
+
+// ----- replicas and the outbox -----------------------------------------------------------
+
+fn replica_op(bucket: &str, key: &str, record: &VersionRecord, etag: &str) -> WriteOp {
+    WriteOp::PutVersion {
+        bucket: bucket.into(),
+        key: key.into(),
+        data: data(etag),
+        replica: Some(record.clone()),
+        precondition: None,
+        outbox: vec![],
+    }
+}
+
+fn source_record(stamp: u64, kind: VersionKind) -> VersionRecord {
+    VersionRecord {
+        version_id: VersionId::generate(stamp, [7; 12]),
+        stamp,
+        last_modified_ms: 42,
+        kind,
+        replication: ReplicationStatus::Replica,
+    }
+}
+
+#[test]
+fn replicas_keep_source_identity_and_are_idempotent() {
+    let (_dir, store) = open();
+    let b = bucket(&store, "dst", VersioningState::Enabled);
+    let (local, _) = put(&store, "dst", "k", "local");
+    // An older replica lands below the local version and does not become current.
+    let old = source_record(local.stamp - 1, VersionKind::Object(Box::default()));
+    let WriteOutcome::Version { record, freed } = w(&store, replica_op("dst", "k", &old, "r1")) else { panic!() };
+    assert!(freed.is_empty());
+    assert_eq!(
+        (record.version_id.clone(), record.stamp, record.last_modified_ms),
+        (old.version_id.clone(), old.stamp, 42)
+    );
+    assert_eq!(record.replication, ReplicationStatus::Replica);
+    assert_eq!(etag_of(&record), "r1");
+    assert_eq!(store.get_version(b.id, "k", None).unwrap(), Some(local.clone()));
+    // Replay: nothing changes, the new blob is reported freed.
+    let WriteOutcome::Version { record: again, freed } = w(&store, replica_op("dst", "k", &old, "r1b")) else {
+        panic!()
+    };
+    assert_eq!(again, record);
+    assert_eq!(freed, vec![seg("blob-r1b")]);
+    // A newer replica becomes current, and the clock moves past it.
+    let far = local.stamp + 10_000_000_000;
+    let newer = source_record(far, VersionKind::Object(Box::default()));
+    w(&store, replica_op("dst", "k", &newer, "r2"));
+    assert_eq!(store.get_version(b.id, "k", None).unwrap().unwrap().version_id, newer.version_id);
+    let (after, _) = put(&store, "dst", "k2", "x");
+    assert!(after.stamp > far);
+    // A replicated delete marker becomes current and hides the key.
+    let dm = source_record(far + 1, VersionKind::DeleteMarker);
+    let WriteOutcome::Version { record, .. } = w(&store, replica_op("dst", "k", &dm, "ignored")) else { panic!() };
+    assert!(record.is_delete_marker());
+    assert_eq!(listed_keys(&store, b.id), ["k2"]);
+    // Id and stamp must agree; a different version at the same stamp is refused.
+    let mut bad = source_record(5, VersionKind::Object(Box::default()));
+    bad.stamp = 6;
+    assert!(matches!(err(&store, replica_op("dst", "k", &bad, "x")), MetaError::InvalidArgument(_)));
+    let mut clash = source_record(local.stamp, VersionKind::Object(Box::default()));
+    clash.version_id = VersionId::generate(local.stamp, [1; 12]);
+    assert!(matches!(err(&store, replica_op("dst", "k", &clash, "x")), MetaError::InvalidArgument(_)));
+}
+
+#[test]
+fn null_replicas_replace_only_older_null_versions() {
+    let (_dir, store) = open();
+    let b = bucket(&store, "dstn", VersioningState::Enabled);
+    let null_at = |stamp| VersionRecord {
+        version_id: VersionId::Null,
+        stamp,
+        last_modified_ms: 1,
+        kind: VersionKind::Object(Box::default()),
+        replication: ReplicationStatus::Replica,
+    };
+    w(&store, replica_op("dstn", "k", &null_at(100), "a"));
+    let WriteOutcome::Version { record, freed } = w(&store, replica_op("dstn", "k", &null_at(200), "b")) else {
+        panic!()
+    };
+    assert_eq!((record.stamp, freed), (200, vec![seg("blob-a")]));
+    let WriteOutcome::Version { record, freed } = w(&store, replica_op("dstn", "k", &null_at(150), "c")) else {
+        panic!()
+    };
+    assert_eq!((record.stamp, freed), (200, vec![seg("blob-c")]));
+    assert_eq!(all_versions(&store, b.id), vec![("k".into(), VersionId::Null, true, false)]);
+}
+
+#[test]
+fn outbox_tasks_commit_with_their_version() {
+    let (_dir, store) = open();
+    let b = bucket(&store, "src", VersioningState::Enabled);
+    let WriteOutcome::Version { record, .. } = w(
+        &store,
+        WriteOp::PutVersion {
+            bucket: "src".into(),
+            key: "k".into(),
+            data: data("e"),
+            replica: None,
+            precondition: None,
+            outbox: vec![b"to-eu".to_vec(), b"to-ap".to_vec()],
+        },
+    ) else {
+        panic!()
+    };
+    assert_eq!(record.replication, ReplicationStatus::Pending);
+    let (_, marker, _) = match w(
+        &store,
+        WriteOp::DeleteObject { bucket: "src".into(), key: "k".into(), outbox: vec![b"dm".to_vec()] },
+    ) {
+        WriteOutcome::Deleted { removed, marker, freed } => (removed, marker, freed),
+        other => panic!("{other:?}"),
+    };
+    let marker = marker.unwrap();
+    assert_eq!(marker.replication, ReplicationStatus::Pending);
+    assert_eq!(store.outbox_len().unwrap(), 3);
+    let entries = store.list_outbox(None, 10).unwrap();
+    let summary: Vec<_> =
+        entries.iter().map(|e| (e.seq, e.bucket_id, e.key.as_str(), e.version_id.clone(), e.task.as_slice())).collect();
+    assert_eq!(
+        summary,
+        vec![
+            (1, b.id, "k", Some(record.version_id.clone()), &b"to-eu"[..]),
+            (2, b.id, "k", Some(record.version_id.clone()), &b"to-ap"[..]),
+            (3, b.id, "k", Some(marker.version_id.clone()), &b"dm"[..]),
+        ]
+    );
+    assert_eq!(store.list_outbox(Some(2), 10).unwrap().len(), 1);
+    // Without tasks, the version is not subject to replication.
+    let (plain, _) = put(&store, "src", "k2", "e");
+    assert_eq!(plain.replication, ReplicationStatus::None);
+}
+
+// ----- listing (examples; the model-based proptest is in `listing_model`) -------------------
+
+#[test]
+fn ver19_list_objects_with_delimiter_and_markers() {
+    let (_dir, store) = open();
+    let b = bucket(&store, "lst", VersioningState::Enabled);
+    for key in ["a", "b/1", "b/2", "b/3", "c", "d/x/1", "e"] {
+        put(&store, "lst", key, "e");
+    }
+    delete(&store, "lst", "c");
+    let q = |start_after: Option<&str>, max_keys| ListObjectsQuery {
+        prefix: String::new(),
+        delimiter: Some("/".into()),
+        start_after: start_after.map(Into::into),
+        max_keys,
+    };
+    let page = store.list_objects(b.id, &q(None, 2)).unwrap();
+    assert_eq!(page.objects.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["a"]);
+    assert_eq!(page.common_prefixes, ["b/"]);
+    assert!(page.is_truncated);
+    assert_eq!(page.next_marker.as_deref(), Some("b/"));
+    // Continuing from a common prefix skips the whole group; "c" is a delete marker.
+    let page = store.list_objects(b.id, &q(Some("b/"), 1)).unwrap();
+    assert!(page.objects.is_empty());
+    assert_eq!(page.common_prefixes, ["d/"]);
+    assert_eq!(page.next_marker.as_deref(), Some("d/"));
+    let page = store.list_objects(b.id, &q(Some("d/"), 2)).unwrap();
+    assert_eq!(page.objects.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["e"]);
+    assert!(!page.is_truncated && page.next_marker.is_none());
+    // A start-after inside a group also skips the group.
+    let page = store.list_objects(b.id, &q(Some("b/1"), 1)).unwrap();
+    assert_eq!(page.common_prefixes, ["d/"]);
+    // Prefix + delimiter.
+    let page = store
+        .list_objects(
+            b.id,
+            &ListObjectsQuery { prefix: "d/".into(), delimiter: Some("/".into()), start_after: None, max_keys: 10 },
+        )
+        .unwrap();
+    assert_eq!(page.common_prefixes, ["d/x/"]);
+    assert_eq!(store.list_objects(b.id, &q(None, 0)).unwrap(), Default::default());
+}
+
+#[test]
+fn ver20_list_versions_markers() {
+    let (_dir, store) = open();
+    let b = bucket(&store, "lvv", VersioningState::Enabled);
+    let (a1, _) = put(&store, "lvv", "a", "1");
+    let (a2, _) = put(&store, "lvv", "a", "2");
+    let (_, am, _) = delete(&store, "lvv", "a");
+    let (b1, _) = put(&store, "lvv", "b", "1");
+    let am = am.unwrap();
+    let q = |key_marker: Option<&str>, vid: Option<&VersionId>, max_keys| ListVersionsQuery {
+        prefix: String::new(),
+        delimiter: None,
+        key_marker: key_marker.map(Into::into),
+        version_id_marker: vid.cloned(),
+        max_keys,
+    };
+    let page = store.list_versions(b.id, &q(None, None, 2)).unwrap();
+    let got: Vec<_> = page.entries.iter().map(|e| (e.record.version_id.clone(), e.is_latest)).collect();
+    assert_eq!(got, vec![(am.version_id.clone(), true), (a2.version_id.clone(), false)]);
+    assert_eq!(page.next_key_marker.as_deref(), Some("a"));
+    assert_eq!(page.next_version_id_marker.as_ref(), Some(&a2.version_id));
+    // Resume after that version: the rest of "a" is not latest, "b" is.
+    let page = store.list_versions(b.id, &q(Some("a"), Some(&a2.version_id), 5)).unwrap();
+    let got: Vec<_> = page.entries.iter().map(|e| (e.record.version_id.clone(), e.is_latest)).collect();
+    assert_eq!(got, vec![(a1.version_id.clone(), false), (b1.version_id.clone(), true)]);
+    assert!(!page.is_truncated);
+    // key-marker alone skips every version of the key.
+    let page = store.list_versions(b.id, &q(Some("a"), None, 5)).unwrap();
+    assert_eq!(page.entries.len(), 1);
+    // version-id-marker without key-marker is refused.
+    assert!(matches!(store.list_versions(b.id, &q(None, Some(&a1.version_id), 5)), Err(MetaError::InvalidArgument(_))));
+}
+
+// ----- group commit, concurrency, reopen -------------------------------------------------
+
+#[test]
+fn group_commit_many_concurrent_writers_each_get_their_own_result() {
+    let (_dir, store) = open();
+    let b = bucket(&store, "conc", VersioningState::Enabled);
+    let before = store.writer_stats();
+    let threads = 16;
+    let per_thread = 20;
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let mut mine = Vec::new();
+                for i in 0..per_thread {
+                    let key = format!("t{t}/k{}", i % 3);
+                    let etag = format!("t{t}-{i}");
+                    let (record, _) = put(&store, "conc", &key, &etag);
+                    assert_eq!(etag_of(&record), etag);
+                    mine.push((key, record));
+                }
+                // A failing op in the same stream fails alone.
+                assert_eq!(
+                    store.write_blocking(put_op("no-such-bucket", "k", "x")).unwrap_err(),
+                    MetaError::NoSuchBucket
+                );
+                mine
+            })
+        })
+        .collect();
+    let mut written = Vec::new();
+    for h in handles {
+        written.extend(h.join().unwrap());
+    }
+    assert_eq!(written.len(), threads * per_thread);
+    for (key, record) in &written {
+        assert_eq!(store.get_version(b.id, key, Some(&record.version_id)).unwrap().as_ref(), Some(record));
+    }
+    let ids: std::collections::HashSet<_> = written.iter().map(|(_, r)| r.version_id.clone()).collect();
+    assert_eq!(ids.len(), written.len());
+    let stats = store.writer_stats();
+    let ops = stats.ops - before.ops;
+    let groups = stats.groups - before.groups;
+    assert_eq!(ops as usize, threads * (per_thread + 1));
+    assert!(groups < ops, "concurrent writers must share commits ({groups} groups for {ops} ops)");
+    assert_eq!(stats.failed_groups, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_writers_share_commits() {
+    let (_dir, store) = open();
+    let b = bucket(&store, "async", VersioningState::Enabled);
+    let store = Arc::new(store);
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.write(put_op("async", &format!("k{i}"), &format!("e{i}"))).await })
+        })
+        .collect();
+    for (i, task) in tasks.into_iter().enumerate() {
+        let WriteOutcome::Version { record, .. } = task.await.unwrap().unwrap() else { panic!() };
+        assert_eq!(etag_of(&record), format!("e{i}"));
+    }
+    assert_eq!(listed_keys(&store, b.id).len(), 64);
+}
+
+#[test]
+fn reopen_keeps_data_and_clock_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.redb");
+    let far_future;
+    let v1;
+    let bucket_id;
+    {
+        let store = MetaStore::open(&path).unwrap();
+        bucket_id = bucket(&store, "keep", VersioningState::Enabled).id;
+        v1 = put(&store, "keep", "k", "e1").0;
+        // A replica from a region whose clock runs an hour ahead.
+        far_future = v1.stamp + 3_600_000_000;
+        w(&store, replica_op("keep", "r", &source_record(far_future, VersionKind::Object(Box::default())), "r"));
+        w(&store, WriteOp::CreateUpload { record: upload(bucket_id, "k", "u") });
+    }
+    let store = reopen(&path);
+    assert_eq!(store.get_bucket("keep").unwrap().unwrap().id, bucket_id);
+    assert_eq!(store.get_version(bucket_id, "k", None).unwrap(), Some(v1.clone()));
+    assert!(store.get_upload("u").unwrap().is_some());
+    // Stamps never go backwards across restarts: the next version is newer than anything stored.
+    let (v2, _) = put(&store, "keep", "k", "e2");
+    assert!(v2.stamp > far_future);
+    let other = bucket(&store, "other", VersioningState::Unversioned);
+    assert!(other.id > bucket_id);
+}
+
+fn reopen(path: &Path) -> MetaStore {
+    MetaStore::open(path).unwrap()
+}
+
+#[test]
+fn store_handle_is_clone_send_sync() {
+    fn assert_handle<T: Clone + Send + Sync + 'static>() {}
+    assert_handle::<MetaStore>();
+}

@@ -1,0 +1,475 @@
+//! The single writer thread and its group commit.
+//!
+//! Every [`WriteOp`] is sent to one thread. It takes the first queued request, drains up to
+//! [`MAX_GROUP`] more without waiting, applies them in queue order inside ONE redb write
+//! transaction (each op sees the effects of the ops before it), commits once with
+//! `Durability::Immediate` (one fsync for the group), and only then replies to every caller.
+//!
+//! Contract per op: an op validates completely before it mutates anything, so a validation
+//! error leaves no trace and the other ops of the group still commit. Mutations go through the
+//! `WTables` methods, which mark the op dirty: if an op fails after it has started writing
+//! (a storage error, or corrupt data found mid-write) the whole transaction is dropped and every
+//! op of the group gets that error; none of them is committed. A commit failure likewise fails
+//! the whole group.
+
+use std::ops::Bound;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::time::Instant;
+
+use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
+use tokio::sync::oneshot;
+use xregion_types::{BlobSegment, BucketRecord, VersionClock, VersionId, VersionRecord};
+
+use crate::codec::{decode, encode};
+use crate::error::MetaError;
+use crate::keys;
+use crate::multipart::{PartRecord, UploadRecord};
+use crate::ops::{WriteOp, WriteOutcome};
+use crate::queue::OutboxEntry;
+use crate::schema::{
+    BUCKET_IDS, BUCKETS, HEADS, META, META_MAX_STAMP, META_NEXT_OUTBOX_SEQ, NULLS, OUTBOX, PARTS, UPLOAD_INDEX,
+    UPLOADS, VERSIONS,
+};
+use crate::{buckets, multipart, objects};
+
+/// Most ops committed in one transaction.
+pub(crate) const MAX_GROUP: usize = 256;
+
+/// One queued write and where to send its result.
+pub(crate) struct Request {
+    /// The op.
+    pub(crate) op: WriteOp,
+    /// Where the result goes.
+    pub(crate) reply: Reply,
+}
+
+/// The caller's side of a request.
+pub(crate) enum Reply {
+    /// An async caller (`MetaStore::write`).
+    Async(oneshot::Sender<Result<WriteOutcome, MetaError>>),
+    /// A blocking caller (`MetaStore::write_blocking`).
+    Blocking(SyncSender<Result<WriteOutcome, MetaError>>),
+}
+
+impl Reply {
+    fn send(self, result: Result<WriteOutcome, MetaError>) {
+        // A caller that went away (dropped future) simply does not hear the result.
+        match self {
+            Reply::Async(tx) => drop(tx.send(result)),
+            Reply::Blocking(tx) => drop(tx.send(result)),
+        }
+    }
+}
+
+/// Counters of the writer thread, for metrics.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    /// Transactions attempted (one per group).
+    pub(crate) groups: AtomicU64,
+    /// Ops received.
+    pub(crate) ops: AtomicU64,
+    /// Groups that failed as a whole (nothing committed).
+    pub(crate) failed_groups: AtomicU64,
+}
+
+/// Runs the writer loop until every sender is dropped.
+pub(crate) fn run(
+    db: Arc<Database>,
+    clock: VersionClock,
+    persisted_max_stamp: u64,
+    rx: Receiver<Request>,
+    stats: Arc<Stats>,
+) {
+    let mut writer = Writer { db, clock, persisted_max_stamp, stats };
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        let (ops, replies): (Vec<WriteOp>, Vec<Reply>) = batch.into_iter().map(|r| (r.op, r.reply)).unzip();
+        let group_size = ops.len();
+        let started = Instant::now();
+        let results = match std::panic::catch_unwind(AssertUnwindSafe(|| writer.commit_group(ops))) {
+            Ok(results) => results,
+            Err(_) => {
+                tracing::error!(group_size, "metadata writer panicked; group aborted");
+                vec![Err(MetaError::Storage("metadata writer panicked; nothing committed".into())); group_size]
+            }
+        };
+        tracing::trace!(group_size, elapsed_us = started.elapsed().as_micros() as u64, "metadata group committed");
+        for (reply, result) in replies.into_iter().zip(results) {
+            reply.send(result);
+        }
+    }
+    tracing::debug!("metadata writer stopped");
+}
+
+struct Writer {
+    db: Arc<Database>,
+    clock: VersionClock,
+    persisted_max_stamp: u64,
+    stats: Arc<Stats>,
+}
+
+impl Writer {
+    /// Applies a group; one result per op, in order.
+    fn commit_group(&mut self, ops: Vec<WriteOp>) -> Vec<Result<WriteOutcome, MetaError>> {
+        let n = ops.len();
+        self.stats.groups.fetch_add(1, Ordering::Relaxed);
+        self.stats.ops.fetch_add(n as u64, Ordering::Relaxed);
+        match self.try_commit_group(ops) {
+            Ok(results) => results,
+            Err(e) => {
+                self.stats.failed_groups.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(group_size = n, error = %e, "metadata group failed; nothing committed");
+                vec![Err(e); n]
+            }
+        }
+    }
+
+    fn try_commit_group(&mut self, ops: Vec<WriteOp>) -> Result<Vec<Result<WriteOutcome, MetaError>>, MetaError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate).map_err(|e| MetaError::Storage(e.to_string()))?;
+        let mut results = Vec::with_capacity(ops.len());
+        let group_max_stamp;
+        {
+            let mut t = WTables::open(&txn, self.persisted_max_stamp)?;
+            for op in ops {
+                t.dirty = false;
+                let result = apply(&mut t, &self.clock, op);
+                match result {
+                    Err(e) if t.dirty || matches!(e, MetaError::Storage(_)) => {
+                        // Partly applied: the transaction cannot be trusted; drop it (abort).
+                        return Err(e);
+                    }
+                    other => results.push(other),
+                }
+            }
+            group_max_stamp = t.max_stamp;
+            if group_max_stamp > self.persisted_max_stamp {
+                t.meta.insert(META_MAX_STAMP, group_max_stamp)?;
+            }
+        }
+        txn.commit()?;
+        self.persisted_max_stamp = group_max_stamp;
+        Ok(results)
+    }
+}
+
+/// Applies one op inside the group's transaction.
+fn apply(t: &mut WTables<'_>, clock: &VersionClock, op: WriteOp) -> Result<WriteOutcome, MetaError> {
+    match op {
+        WriteOp::CreateBucket { name, created_ms } => buckets::create(t, name, created_ms),
+        WriteOp::DeleteBucket { name } => buckets::delete(t, &name),
+        WriteOp::SetVersioning { name, state } => buckets::set_versioning(t, &name, state),
+        WriteOp::SetBucketTags { name, tags } => buckets::set_tags(t, &name, tags),
+        WriteOp::SetReplication { name, config } => buckets::set_replication(t, &name, config),
+        WriteOp::PutVersion { bucket, key, data, replica, precondition, outbox } => {
+            let bucket = buckets::by_name(t, &bucket)?;
+            let (record, freed) =
+                objects::put_version(t, clock, &bucket, &key, data, replica, precondition.as_ref(), outbox)?;
+            Ok(WriteOutcome::Version { record, freed })
+        }
+        WriteOp::DeleteObject { bucket, key, outbox } => objects::delete_object(t, clock, &bucket, &key, outbox),
+        WriteOp::DeleteVersion { bucket, key, version_id } => objects::delete_version(t, &bucket, &key, &version_id),
+        WriteOp::SetObjectTags { bucket, key, version_id, tags } => {
+            objects::set_tags(t, &bucket, &key, version_id.as_ref(), tags)
+        }
+        WriteOp::CreateUpload { record } => multipart::create(t, record),
+        WriteOp::PutPart { upload_id, part } => multipart::put_part(t, &upload_id, part),
+        WriteOp::CompleteUpload { upload_id, data, used_parts, precondition, outbox } => {
+            multipart::complete(t, clock, &upload_id, data, &used_parts, precondition.as_ref(), outbox)
+        }
+        WriteOp::AbortUpload { upload_id } => multipart::abort(t, &upload_id).map(WriteOutcome::Freed),
+    }
+}
+
+/// All tables, open in one write transaction. Read freely through the fields; mutate ONLY
+/// through the methods, which mark the current op dirty (see the module docs).
+pub(crate) struct WTables<'t> {
+    pub(crate) meta: Table<'t, &'static str, u64>,
+    pub(crate) buckets: Table<'t, &'static str, &'static [u8]>,
+    pub(crate) bucket_ids: Table<'t, u64, &'static str>,
+    pub(crate) heads: Table<'t, &'static [u8], &'static [u8]>,
+    pub(crate) versions: Table<'t, &'static [u8], &'static [u8]>,
+    pub(crate) nulls: Table<'t, &'static [u8], u64>,
+    pub(crate) uploads: Table<'t, &'static str, &'static [u8]>,
+    pub(crate) upload_index: Table<'t, &'static [u8], ()>,
+    pub(crate) parts: Table<'t, &'static [u8], &'static [u8]>,
+    pub(crate) outbox: Table<'t, u64, &'static [u8]>,
+    /// The current op has started writing.
+    dirty: bool,
+    /// Largest stamp stored in this group (or before it).
+    max_stamp: u64,
+}
+
+impl<'t> WTables<'t> {
+    /// Opens every table (creating missing ones).
+    pub(crate) fn open(txn: &'t WriteTransaction, max_stamp: u64) -> Result<Self, MetaError> {
+        Ok(Self {
+            meta: txn.open_table(META)?,
+            buckets: txn.open_table(BUCKETS)?,
+            bucket_ids: txn.open_table(BUCKET_IDS)?,
+            heads: txn.open_table(HEADS)?,
+            versions: txn.open_table(VERSIONS)?,
+            nulls: txn.open_table(NULLS)?,
+            uploads: txn.open_table(UPLOADS)?,
+            upload_index: txn.open_table(UPLOAD_INDEX)?,
+            parts: txn.open_table(PARTS)?,
+            outbox: txn.open_table(OUTBOX)?,
+            dirty: false,
+            max_stamp,
+        })
+    }
+
+    /// Reads a `META` counter and advances it; returns the value before.
+    pub(crate) fn take_counter(&mut self, name: &str, first: u64) -> Result<u64, MetaError> {
+        self.dirty = true;
+        let value = self.meta.get(name)?.map(|g| g.value()).unwrap_or(first);
+        let next = value.checked_add(1).ok_or_else(|| MetaError::Corrupt(format!("counter {name} overflow")))?;
+        self.meta.insert(name, next)?;
+        Ok(value)
+    }
+
+    /// Inserts or replaces a bucket record (and its id → name entry).
+    pub(crate) fn put_bucket(&mut self, record: &BucketRecord) -> Result<(), MetaError> {
+        self.dirty = true;
+        let bytes = encode(record)?;
+        self.buckets.insert(record.name.as_str(), bytes.as_slice())?;
+        self.bucket_ids.insert(record.id, record.name.as_str())?;
+        Ok(())
+    }
+
+    /// Removes a bucket record.
+    pub(crate) fn del_bucket(&mut self, record: &BucketRecord) -> Result<(), MetaError> {
+        self.dirty = true;
+        self.buckets.remove(record.name.as_str())?;
+        self.bucket_ids.remove(record.id)?;
+        Ok(())
+    }
+
+    /// Stores a version (and remembers its stamp for the clock).
+    pub(crate) fn put_version(&mut self, bucket_id: u64, key: &str, record: &VersionRecord) -> Result<(), MetaError> {
+        self.dirty = true;
+        let bytes = encode(record)?;
+        self.versions.insert(keys::version_key(bucket_id, key, record.stamp).as_slice(), bytes.as_slice())?;
+        self.max_stamp = self.max_stamp.max(record.stamp);
+        Ok(())
+    }
+
+    /// Removes a version.
+    pub(crate) fn del_version(&mut self, bucket_id: u64, key: &str, stamp: u64) -> Result<(), MetaError> {
+        self.dirty = true;
+        self.versions.remove(keys::version_key(bucket_id, key, stamp).as_slice())?;
+        Ok(())
+    }
+
+    /// Points the key's null version at `stamp`.
+    pub(crate) fn put_null(&mut self, bucket_id: u64, key: &str, stamp: u64) -> Result<(), MetaError> {
+        self.dirty = true;
+        self.nulls.insert(keys::object_key(bucket_id, key).as_slice(), stamp)?;
+        Ok(())
+    }
+
+    /// Forgets the key's null version.
+    pub(crate) fn del_null(&mut self, bucket_id: u64, key: &str) -> Result<(), MetaError> {
+        self.dirty = true;
+        self.nulls.remove(keys::object_key(bucket_id, key).as_slice())?;
+        Ok(())
+    }
+
+    /// Makes `current` the key's head: stored if it is an object, removed if it is a delete
+    /// marker or there is no version left.
+    pub(crate) fn set_head(
+        &mut self,
+        bucket_id: u64,
+        key: &str,
+        current: Option<&VersionRecord>,
+    ) -> Result<(), MetaError> {
+        self.dirty = true;
+        let k = keys::object_key(bucket_id, key);
+        match current {
+            Some(record) if !record.is_delete_marker() => {
+                let bytes = encode(record)?;
+                self.heads.insert(k.as_slice(), bytes.as_slice())?;
+            }
+            _ => {
+                self.heads.remove(k.as_slice())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Recomputes the head from the newest remaining version (after a removal).
+    pub(crate) fn refresh_head(&mut self, bucket_id: u64, key: &str) -> Result<(), MetaError> {
+        self.dirty = true;
+        let newest = objects::newest_version(&self.versions, bucket_id, key)?;
+        self.set_head(bucket_id, key, newest.as_ref())
+    }
+
+    /// Stores an upload record and its index entry.
+    pub(crate) fn put_upload(&mut self, record: &UploadRecord) -> Result<(), MetaError> {
+        self.dirty = true;
+        let bytes = encode(record)?;
+        self.uploads.insert(record.upload_id.as_str(), bytes.as_slice())?;
+        let index = keys::upload_index_key(record.bucket_id, &record.key, &record.upload_id);
+        self.upload_index.insert(index.as_slice(), ())?;
+        Ok(())
+    }
+
+    /// Removes an upload, its index entry and all its parts; returns the removed parts.
+    pub(crate) fn del_upload(&mut self, record: &UploadRecord) -> Result<Vec<PartRecord>, MetaError> {
+        self.dirty = true;
+        self.uploads.remove(record.upload_id.as_str())?;
+        let index = keys::upload_index_key(record.bucket_id, &record.key, &record.upload_id);
+        self.upload_index.remove(index.as_slice())?;
+        let prefix = keys::part_prefix(&record.upload_id);
+        let upper = keys::prefix_end(&prefix);
+        let mut removed = Vec::new();
+        let mut part_keys = Vec::new();
+        for item in self.parts.range::<&[u8]>(keys::bounds(&Bound::Included(prefix.clone()), &upper))? {
+            let (k, value) = item?;
+            part_keys.push(k.value().to_vec());
+            removed.push(decode::<PartRecord>(value.value())?);
+        }
+        for k in part_keys {
+            self.parts.remove(k.as_slice())?;
+        }
+        Ok(removed)
+    }
+
+    /// Stores a part (replacing the same part number).
+    pub(crate) fn put_part(&mut self, upload_id: &str, part: &PartRecord) -> Result<(), MetaError> {
+        self.dirty = true;
+        let bytes = encode(part)?;
+        self.parts.insert(keys::part_key(upload_id, part.part_number).as_slice(), bytes.as_slice())?;
+        Ok(())
+    }
+
+    /// Appends replication tasks for the version just written.
+    pub(crate) fn push_outbox(
+        &mut self,
+        bucket_id: u64,
+        key: &str,
+        version_id: Option<&VersionId>,
+        tasks: Vec<Vec<u8>>,
+    ) -> Result<(), MetaError> {
+        for task in tasks {
+            let seq = self.take_counter(META_NEXT_OUTBOX_SEQ, 1)?;
+            let entry = OutboxEntry { seq, bucket_id, key: key.to_owned(), version_id: version_id.cloned(), task };
+            self.outbox.insert(seq, encode(&entry)?.as_slice())?;
+        }
+        Ok(())
+    }
+}
+
+/// The blobs of a version (none for a delete marker).
+pub(crate) fn blobs_of(record: &VersionRecord) -> Vec<BlobSegment> {
+    record.object().map(|o| o.blob.segments.clone()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use redb::{ReadableDatabase, ReadableTableMetadata};
+    use xregion_types::{BucketName, VersioningState};
+
+    use super::*;
+    use crate::ops::Precondition;
+    use crate::tests::{data, put_op, upload};
+
+    fn writer() -> (tempfile::TempDir, Writer) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Database::create(dir.path().join("m.redb")).unwrap());
+        let max = crate::store::init_tables(&db).unwrap();
+        let writer = Writer { db, clock: VersionClock::new(), persisted_max_stamp: max, stats: Arc::default() };
+        (dir, writer)
+    }
+
+    fn create(name: &str) -> WriteOp {
+        WriteOp::CreateBucket { name: BucketName::parse(name).unwrap(), created_ms: 0 }
+    }
+
+    fn counts(writer: &Writer) -> (u64, u64, u64) {
+        let txn = writer.db.begin_read().unwrap();
+        (
+            txn.open_table(BUCKETS).unwrap().len().unwrap(),
+            txn.open_table(VERSIONS).unwrap().len().unwrap(),
+            txn.open_table(OUTBOX).unwrap().len().unwrap(),
+        )
+    }
+
+    /// A failing op in a group leaves nothing behind and does not fail its neighbours; later
+    /// ops see the effects of earlier ops of the same group.
+    #[test]
+    fn failing_op_fails_alone_within_its_group() {
+        let (_dir, mut writer) = writer();
+        let conditional = WriteOp::PutVersion {
+            bucket: "grp".into(),
+            key: "k".into(),
+            data: data("x"),
+            replica: None,
+            precondition: Some(Precondition::IfMatch("nope".into())),
+            outbox: vec![b"t".to_vec()],
+        };
+        let mut with_task = put_op("grp", "k2", "e2");
+        if let WriteOp::PutVersion { outbox, .. } = &mut with_task {
+            outbox.push(b"task".to_vec());
+        }
+        let results =
+            writer.commit_group(vec![create("grp"), conditional, put_op("grp", "k", "e1"), create("grp"), with_task]);
+        assert!(matches!(results[0], Ok(WriteOutcome::Bucket(_))));
+        assert_eq!(results[1], Err(MetaError::NoSuchKey));
+        assert!(matches!(results[2], Ok(WriteOutcome::Version { .. })));
+        assert!(matches!(results[3], Err(MetaError::BucketAlreadyExists(_))));
+        assert!(matches!(results[4], Ok(WriteOutcome::Version { .. })));
+        assert_eq!(counts(&writer), (1, 2, 1));
+        assert_eq!(writer.stats.groups.load(Ordering::Relaxed), 1);
+    }
+
+    /// An op that fails after it started writing poisons the transaction: the whole group
+    /// fails and nothing of it is committed.
+    #[test]
+    fn failure_after_writing_fails_the_whole_group() {
+        let (_dir, mut writer) = writer();
+        let results = writer.commit_group(vec![create("keep"), create("doomed")]);
+        let Ok(WriteOutcome::Bucket(doomed)) = &results[1] else { panic!() };
+        let setup = writer.commit_group(vec![
+            WriteOp::CreateUpload { record: upload(doomed.id, "k", "u") },
+            WriteOp::SetVersioning { name: "keep".into(), state: VersioningState::Enabled },
+        ]);
+        assert!(setup.iter().all(Result::is_ok));
+        // Corrupt the upload's part: DeleteBucket validates, starts removing, then fails.
+        {
+            let txn = writer.db.begin_write().unwrap();
+            txn.open_table(PARTS).unwrap().insert(keys::part_key("u", 1).as_slice(), &b"\x09junk"[..]).unwrap();
+            txn.commit().unwrap();
+        }
+        let results =
+            writer.commit_group(vec![put_op("keep", "k", "e"), WriteOp::DeleteBucket { name: "doomed".into() }]);
+        assert!(matches!(&results[0], Err(MetaError::Corrupt(_))));
+        assert!(matches!(&results[1], Err(MetaError::Corrupt(_))));
+        assert_eq!(counts(&writer), (2, 0, 0));
+        assert_eq!(writer.stats.failed_groups.load(Ordering::Relaxed), 1);
+        // The writer carries on with the next group.
+        let results = writer.commit_group(vec![put_op("keep", "k", "e")]);
+        assert!(results[0].is_ok());
+        assert_eq!(counts(&writer), (2, 1, 0));
+    }
+
+    /// The largest stamp is persisted with the group that used it.
+    #[test]
+    fn max_stamp_is_persisted() {
+        let (_dir, mut writer) = writer();
+        let results = writer.commit_group(vec![create("stamp"), put_op("stamp", "k", "e")]);
+        let Ok(WriteOutcome::Version { record, .. }) = &results[1] else { panic!() };
+        let txn = writer.db.begin_read().unwrap();
+        let stored = txn.open_table(META).unwrap().get(META_MAX_STAMP).unwrap().unwrap().value();
+        assert_eq!(stored, record.stamp);
+    }
+}

@@ -1,0 +1,142 @@
+//! The one place where use-case errors become S3 errors (status, AWS code, message, headers).
+
+use http::{HeaderMap, HeaderValue, StatusCode};
+use s3s::{S3Error, S3ErrorCode};
+use xregion_core::CoreError;
+
+/// Converts a core error into the S3 error AWS would return.
+pub fn to_s3(e: CoreError) -> S3Error {
+    use S3ErrorCode as C;
+    let with = |code: S3ErrorCode, msg: String| S3Error::with_message(code, msg);
+    match e {
+        CoreError::Invalid(inv) => {
+            let code = S3ErrorCode::from_bytes(inv.code.as_bytes()).unwrap_or(C::InvalidArgument);
+            let mut err = with(code, inv.message);
+            err.set_status_code(StatusCode::BAD_REQUEST);
+            err
+        }
+        CoreError::NoSuchBucket => with(C::NoSuchBucket, "The specified bucket does not exist".into()),
+        CoreError::BucketAlreadyExists => with(
+            C::BucketAlreadyExists,
+            "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.".into(),
+        ),
+        CoreError::BucketAlreadyOwnedByYou => with(
+            C::BucketAlreadyOwnedByYou,
+            "Your previous request to create the named bucket succeeded and you already own it.".into(),
+        ),
+        CoreError::BucketNotEmpty => with(
+            C::BucketNotEmpty,
+            "The bucket you tried to delete is not empty. You must delete all versions in the bucket.".into(),
+        ),
+        CoreError::WrongRegion { region } => {
+            let mut err = with(
+                C::PermanentRedirect,
+                format!("The bucket you are attempting to access must be addressed using the endpoint of region {region}."),
+            );
+            let mut h = error_headers();
+            if let Ok(v) = HeaderValue::from_str(&region) {
+                h.insert("x-amz-bucket-region", v);
+            }
+            err.set_headers(h);
+            err
+        }
+        CoreError::IllegalLocationConstraint { requested } => with(
+            C::IllegalLocationConstraintException,
+            format!("The {requested} location constraint is incompatible for the region specific endpoint this request was sent to."),
+        ),
+        CoreError::NoSuchKey { delete_marker } => {
+            let mut err = with(C::NoSuchKey, "The specified key does not exist.".into());
+            if let Some(vid) = delete_marker {
+                // VER-12: the 404 carries the delete marker's headers.
+                let mut h = error_headers();
+                h.insert("x-amz-delete-marker", HeaderValue::from_static("true"));
+                if let Ok(v) = HeaderValue::from_str(vid.as_str()) {
+                    h.insert("x-amz-version-id", v);
+                }
+                err.set_headers(h);
+            }
+            err
+        }
+        CoreError::NoSuchVersion => with(C::NoSuchVersion, "The specified version does not exist.".into()),
+        CoreError::DeleteMarkerNotAllowed { version_id, last_modified_ms } => {
+            // VER-13/VER-14: 405 with the delete marker's headers.
+            let mut err =
+                with(C::MethodNotAllowed, "The specified method is not allowed against this resource.".into());
+            err.set_status_code(StatusCode::METHOD_NOT_ALLOWED);
+            let mut h = error_headers();
+            h.insert("x-amz-delete-marker", HeaderValue::from_static("true"));
+            h.insert("allow", HeaderValue::from_static("DELETE"));
+            if let Ok(v) = HeaderValue::from_str(version_id.as_str()) {
+                h.insert("x-amz-version-id", v);
+            }
+            if last_modified_ms > 0
+                && let Ok(v) = HeaderValue::from_str(&crate::convert::http_date(last_modified_ms))
+            {
+                h.insert("last-modified", v);
+            }
+            err.set_headers(h);
+            err
+        }
+        CoreError::NoSuchUpload => with(
+            C::NoSuchUpload,
+            "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.".into(),
+        ),
+        CoreError::InvalidPart(m) => with(C::InvalidPart, m),
+        CoreError::InvalidPartOrder => with(
+            C::InvalidPartOrder,
+            "The list of parts was not in ascending order. Parts must be ordered by part number.".into(),
+        ),
+        CoreError::EntityTooSmall => {
+            with(C::EntityTooSmall, "Your proposed upload is smaller than the minimum allowed object size.".into())
+        }
+        CoreError::BadDigest(m) => with(C::BadDigest, m),
+        CoreError::PreconditionFailed => {
+            with(C::PreconditionFailed, "At least one of the pre-conditions you specified did not hold".into())
+        }
+        CoreError::NotModified => {
+            let mut err = S3Error::new(C::NotModified);
+            err.set_status_code(StatusCode::NOT_MODIFIED);
+            err
+        }
+        CoreError::InvalidRange => with(C::InvalidRange, "The requested range is not satisfiable".into()),
+        CoreError::InvalidBucketState(m) => with(C::InvalidBucketState, m),
+        CoreError::InvalidArgument(m) => with(C::InvalidArgument, m),
+        CoreError::IncompleteBody(m) => with(C::IncompleteBody, m),
+        CoreError::Body(src) => match src.downcast::<S3Error>() {
+            Ok(s3) => *s3,
+            Err(other) => with(C::IncompleteBody, format!("error reading the request body: {other}")),
+        },
+        CoreError::Unavailable(m) => {
+            let mut err = with(C::ServiceUnavailable, format!("Please reduce your request rate or retry: {m}"));
+            err.set_status_code(StatusCode::SERVICE_UNAVAILABLE);
+            err
+        }
+        CoreError::Internal(m) => {
+            tracing::error!(error = %m, "internal error");
+            with(C::InternalError, "We encountered an internal error. Please try again.".into())
+        }
+        other => {
+            tracing::error!(error = %other, "unmapped error");
+            with(C::InternalError, "We encountered an internal error. Please try again.".into())
+        }
+    }
+}
+
+/// A header map for an error that carries its own headers. s3s replaces the response's
+/// headers with the error's, so the XML body's `Content-Type` must be in it too.
+fn error_headers() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+    h
+}
+
+/// Shorthand for `map_err(to_s3)`.
+pub(crate) trait IntoS3<T> {
+    fn s3(self) -> Result<T, S3Error>;
+}
+
+impl<T, E: Into<CoreError>> IntoS3<T> for Result<T, E> {
+    fn s3(self) -> Result<T, S3Error> {
+        self.map_err(|e| to_s3(e.into()))
+    }
+}

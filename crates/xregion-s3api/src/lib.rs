@@ -1,0 +1,39 @@
+//! S3 protocol adapter of xregion, built on `s3s`: the only crate that sees s3s types.
+//!
+//! Each operation is a thin translation: s3s DTO → one `xregion-core` call → s3s DTO. The
+//! mapping of core errors to S3 error codes lives in one place ([`error`]). Authentication
+//! (SigV4 header, presigned, streaming) is s3s's; the secret comes from
+//! `xregion-identity`, and every request is authorized through its `Authorizer` hook.
+#![warn(missing_docs)]
+
+mod access;
+mod convert;
+pub mod error;
+mod host;
+mod ops;
+mod service;
+
+use std::sync::Arc;
+
+use s3s::service::{S3Service, S3ServiceBuilder};
+use xregion_core::Region;
+use xregion_identity::{Authorizer, Identity};
+
+pub use host::RegionHost;
+
+/// Builds the S3 service of one region.
+/// `domains` are the base domains for virtual-hosted-style addressing (`bucket.domain`);
+/// path-style always works.
+pub fn build_service(
+    region: Region,
+    identity: Identity,
+    authorizer: Arc<dyn Authorizer>,
+    domains: Vec<String>,
+) -> S3Service {
+    let api = service::Api::new(region);
+    let mut builder = S3ServiceBuilder::new(api);
+    builder.set_auth(access::Auth::new(identity.clone()));
+    builder.set_access(access::Access::new(identity, authorizer));
+    builder.set_host(RegionHost::new(domains));
+    builder.build()
+}

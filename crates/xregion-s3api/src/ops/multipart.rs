@@ -1,0 +1,286 @@
+//! Multipart uploads.
+
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+use xregion_core::objects::BodyError;
+use xregion_core::{CoreError, Region};
+use xregion_meta::ListUploadsQuery;
+
+use super::object::{body_of, checksum_request, claimed_value, copy_source, declared_len};
+use super::write_version_header;
+use crate::convert::{self, ChecksumFields, etag, parse_tagging_header, ts};
+use crate::error::{IntoS3, to_s3};
+
+pub(crate) async fn create_multipart_upload(
+    r: &Region,
+    req: S3Request<CreateMultipartUploadInput>,
+) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+    let input = req.input;
+    let mut meta = convert::object_meta(
+        input.content_type.as_ref(),
+        input.content_encoding.as_ref(),
+        input.content_disposition.as_ref(),
+        input.content_language.as_ref(),
+        input.cache_control.as_ref(),
+        input.expires.as_ref(),
+        input.metadata.as_ref(),
+        input.storage_class.as_ref(),
+    );
+    if let Some(t) = &input.tagging {
+        meta.tags = parse_tagging_header(t)?;
+    }
+    if input.checksum_type.as_ref().is_some_and(|t| t.as_str() == ChecksumType::FULL_OBJECT) {
+        return Err(s3_error!(NotImplemented, "FULL_OBJECT multipart checksums are not supported yet; use COMPOSITE"));
+    }
+    let alg = match &input.checksum_algorithm {
+        Some(a) => Some(
+            convert::checksum_alg(a)
+                .ok_or_else(|| s3_error!(InvalidRequest, "Checksum algorithm provided is unsupported."))?,
+        ),
+        None => None,
+    };
+    let up = r.create_upload(&input.bucket, &input.key, meta, alg).await.s3()?;
+    Ok(S3Response::new(CreateMultipartUploadOutput {
+        bucket: Some(input.bucket),
+        key: Some(input.key),
+        upload_id: Some(up.upload_id),
+        checksum_algorithm: input.checksum_algorithm,
+        checksum_type: alg.map(|_| ChecksumType::from_static(ChecksumType::COMPOSITE)),
+        ..Default::default()
+    }))
+}
+
+pub(crate) async fn upload_part(r: &Region, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+    let S3Request { input, headers, trailing_headers, .. } = req;
+    let part_number = Region::check_part_number(input.part_number).s3()?;
+    let upload = r.upload(&input.bucket, &input.key, &input.upload_id).s3()?;
+    let mut cs = checksum_request(
+        &headers,
+        input.checksum_algorithm.as_ref(),
+        [
+            input.checksum_crc32.as_ref(),
+            input.checksum_crc32c.as_ref(),
+            input.checksum_crc64nvme.as_ref(),
+            input.checksum_sha1.as_ref(),
+            input.checksum_sha256.as_ref(),
+        ],
+    )?;
+    match (upload.checksum_algorithm, cs.algorithm) {
+        // A part checksum of another algorithm would make the composite checksum wrong.
+        (Some(expected), Some(actual)) if expected != actual => {
+            return Err(s3_error!(
+                InvalidRequest,
+                "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {}",
+                expected.as_str().to_ascii_lowercase(),
+                actual.as_str().to_ascii_lowercase()
+            ));
+        }
+        (expected, None) => cs.algorithm = expected,
+        _ => {}
+    }
+    let blob =
+        r.write_blob(body_of(input.body), cs.algorithm, declared_len(&headers, input.content_length)).await.s3()?;
+    if let Some(md5) = &input.content_md5 {
+        use base64::Engine as _;
+        let ok = base64::engine::general_purpose::STANDARD.decode(md5.trim()).is_ok_and(|d| d == blob.md5);
+        if !ok {
+            r.blobs().delete(&blob.segment).await.ok();
+            return Err(s3_error!(BadDigest, "The Content-MD5 you specified did not match what we received."));
+        }
+    }
+    let expected = claimed_value(&cs, trailing_headers.as_ref());
+    let part = r.commit_part(&upload, part_number, blob, expected.as_deref()).await.s3()?;
+    let f = ChecksumFields::of(part.checksum.as_ref());
+    Ok(S3Response::new(UploadPartOutput {
+        e_tag: Some(etag(&part.etag)),
+        checksum_crc32: f.crc32,
+        checksum_crc32c: f.crc32c,
+        checksum_crc64nvme: f.crc64nvme,
+        checksum_sha1: f.sha1,
+        checksum_sha256: f.sha256,
+        ..Default::default()
+    }))
+}
+
+pub(crate) async fn upload_part_copy(
+    r: &Region,
+    req: S3Request<UploadPartCopyInput>,
+) -> S3Result<S3Response<UploadPartCopyOutput>> {
+    let input = req.input;
+    let part_number = Region::check_part_number(input.part_number).s3()?;
+    let upload = r.upload(&input.bucket, &input.key, &input.upload_id).s3()?;
+    let (sb, sk, sv) = copy_source(&input.copy_source)?;
+    let (src_bucket, src) = r.get_object(&sb, &sk, sv.as_deref()).s3()?;
+    let Some(data) = src.object() else {
+        return Err(to_s3(CoreError::NoSuchKey { delete_marker: None }));
+    };
+    let (start, end) = match &input.copy_source_range {
+        None => (0, data.size),
+        Some(s) => parse_copy_range(s, data.size)?,
+    };
+    let stream = r.blobs().read(&data.blob, start, end);
+    let body = futures::StreamExt::boxed(futures::StreamExt::map(stream, |r| r.map_err(BodyError::from)));
+    let blob = r.write_blob(body, upload.checksum_algorithm, Some(end - start)).await.s3()?;
+    let part = r.commit_part(&upload, part_number, blob, None).await.s3()?;
+    Ok(S3Response::new(UploadPartCopyOutput {
+        copy_part_result: Some(CopyPartResult {
+            e_tag: Some(etag(&part.etag)),
+            last_modified: Some(ts(part.last_modified_ms)),
+            ..Default::default()
+        }),
+        copy_source_version_id: super::read_version_header(src_bucket.versioning, &src.version_id),
+        ..Default::default()
+    }))
+}
+
+/// `x-amz-copy-source-range: bytes=first-last` (inclusive, both required).
+fn parse_copy_range(s: &str, size: u64) -> S3Result<(u64, u64)> {
+    let bad = || {
+        s3_error!(
+            InvalidArgument,
+            "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy"
+        )
+    };
+    let (a, b) = s.strip_prefix("bytes=").and_then(|r| r.split_once('-')).ok_or_else(bad)?;
+    let first: u64 = a.parse().map_err(|_| bad())?;
+    let last: u64 = b.parse().map_err(|_| bad())?;
+    if first > last || last >= size {
+        return Err(s3_error!(InvalidRange, "The requested range is not satisfiable"));
+    }
+    Ok((first, last + 1))
+}
+
+pub(crate) async fn complete_multipart_upload(
+    r: &Region,
+    req: S3Request<CompleteMultipartUploadInput>,
+) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+    let input = req.input;
+    let parts: Vec<(u32, String)> = input
+        .multipart_upload
+        .and_then(|m| m.parts)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| {
+            let n = p.part_number.and_then(|n| u32::try_from(n).ok()).unwrap_or(0);
+            (n, p.e_tag.map(|e| e.value().to_owned()).unwrap_or_default())
+        })
+        .collect();
+    if parts.is_empty() {
+        return Err(s3_error!(
+            MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema"
+        ));
+    }
+    let res = r.complete_upload(&input.bucket, &input.key, &input.upload_id, &parts).await.s3()?;
+    let data = res.record.object().cloned().unwrap_or_default();
+    let f = ChecksumFields::of(data.checksum.as_ref());
+    Ok(S3Response::new(CompleteMultipartUploadOutput {
+        bucket: Some(input.bucket.clone()),
+        key: Some(input.key.clone()),
+        location: Some(format!("/{}/{}", input.bucket, input.key)),
+        e_tag: Some(etag(&data.etag)),
+        version_id: write_version_header(res.versioning, &res.record.version_id),
+        checksum_crc32: f.crc32,
+        checksum_crc32c: f.crc32c,
+        checksum_crc64nvme: f.crc64nvme,
+        checksum_sha1: f.sha1,
+        checksum_sha256: f.sha256,
+        checksum_type: f.checksum_type,
+        ..Default::default()
+    }))
+}
+
+pub(crate) async fn abort_multipart_upload(
+    r: &Region,
+    req: S3Request<AbortMultipartUploadInput>,
+) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+    let input = req.input;
+    r.abort_upload(&input.bucket, &input.key, &input.upload_id).await.s3()?;
+    Ok(S3Response::with_status(AbortMultipartUploadOutput::default(), http::StatusCode::NO_CONTENT))
+}
+
+pub(crate) async fn list_parts(r: &Region, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
+    let input = req.input;
+    let upload = r.upload(&input.bucket, &input.key, &input.upload_id).s3()?;
+    let marker = u32::try_from(input.part_number_marker.unwrap_or(0)).unwrap_or(0);
+    let max = usize::try_from(input.max_parts.unwrap_or(1000)).unwrap_or(1000).min(1000);
+    let (parts, truncated) = r.meta().list_parts(&upload.upload_id, marker, max).s3()?;
+    let next = parts.last().map(|p| i32::try_from(p.part_number).unwrap_or(0));
+    let list = parts
+        .into_iter()
+        .map(|p| {
+            let f = ChecksumFields::of(p.checksum.as_ref());
+            Part {
+                part_number: i32::try_from(p.part_number).ok(),
+                e_tag: Some(etag(&p.etag)),
+                size: i64::try_from(p.size).ok(),
+                last_modified: Some(ts(p.last_modified_ms)),
+                checksum_crc32: f.crc32,
+                checksum_crc32c: f.crc32c,
+                checksum_crc64nvme: f.crc64nvme,
+                checksum_sha1: f.sha1,
+                checksum_sha256: f.sha256,
+            }
+        })
+        .collect();
+    Ok(S3Response::new(ListPartsOutput {
+        bucket: Some(input.bucket),
+        key: Some(input.key),
+        upload_id: Some(upload.upload_id),
+        part_number_marker: input.part_number_marker,
+        next_part_number_marker: if truncated { next } else { None },
+        max_parts: Some(i32::try_from(max).unwrap_or(1000)),
+        is_truncated: Some(truncated),
+        parts: Some(list),
+        owner: Some(super::owner()),
+        initiator: Some(Initiator { display_name: Some("xregion".into()), id: super::owner().id }),
+        storage_class: Some(StorageClass::from(upload.template.storage_class.clone())),
+        checksum_algorithm: upload.checksum_algorithm.map(|a| ChecksumAlgorithm::from(a.as_str().to_owned())),
+        ..Default::default()
+    }))
+}
+
+pub(crate) async fn list_multipart_uploads(
+    r: &Region,
+    req: S3Request<ListMultipartUploadsInput>,
+) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+    let input = req.input;
+    let b = r.bucket(&input.bucket).s3()?;
+    let q = ListUploadsQuery {
+        prefix: input.prefix.clone().unwrap_or_default(),
+        delimiter: input.delimiter.clone().filter(|d| !d.is_empty()),
+        key_marker: input.key_marker.clone().filter(|k| !k.is_empty()),
+        upload_id_marker: input.upload_id_marker.clone().filter(|k| !k.is_empty()),
+        max_uploads: usize::try_from(input.max_uploads.unwrap_or(1000)).unwrap_or(1000).min(1000),
+    };
+    let page = r.meta().list_uploads(b.id, &q).s3()?;
+    let uploads = page
+        .uploads
+        .into_iter()
+        .map(|u| MultipartUpload {
+            key: Some(u.key),
+            upload_id: Some(u.upload_id),
+            initiated: Some(ts(u.initiated_ms)),
+            owner: Some(super::owner()),
+            initiator: Some(Initiator { display_name: Some("xregion".into()), id: super::owner().id }),
+            storage_class: Some(StorageClass::from(u.template.storage_class)),
+            checksum_algorithm: u.checksum_algorithm.map(|a| ChecksumAlgorithm::from(a.as_str().to_owned())),
+            ..Default::default()
+        })
+        .collect();
+    Ok(S3Response::new(ListMultipartUploadsOutput {
+        bucket: Some(input.bucket),
+        prefix: input.prefix,
+        delimiter: input.delimiter,
+        key_marker: input.key_marker,
+        upload_id_marker: input.upload_id_marker,
+        max_uploads: Some(i32::try_from(q.max_uploads).unwrap_or(1000)),
+        is_truncated: Some(page.is_truncated),
+        next_key_marker: page.next_key_marker,
+        next_upload_id_marker: page.next_upload_id_marker,
+        uploads: Some(uploads),
+        common_prefixes: Some(page.common_prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(p) }).collect()),
+        encoding_type: input.encoding_type,
+        ..Default::default()
+    }))
+}

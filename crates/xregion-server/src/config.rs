@@ -1,0 +1,138 @@
+//! Region configuration: a TOML file, overridden by `XREGION_*` environment variables and
+//! command-line flags (clap does the precedence: flag > env > file > default).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::Deserialize;
+
+/// What one region needs to run.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RegionConfig {
+    /// Region name, e.g. `us-east-1`.
+    pub region: String,
+    /// Address to listen on, e.g. `127.0.0.1:9000`.
+    pub listen: SocketAddr,
+    /// Data directory (metadata + blobs).
+    pub data_dir: PathBuf,
+    /// Root access key of the deployment.
+    pub access_key: String,
+    /// Root secret key of the deployment.
+    pub secret_key: String,
+    /// Base domains for virtual-hosted-style requests (`bucket.<domain>`).
+    #[serde(default = "default_domains")]
+    pub domains: Vec<String>,
+    /// Other regions of the deployment: region name → endpoint URL (`http://host:port`).
+    #[serde(default)]
+    pub peers: BTreeMap<String, String>,
+}
+
+/// Base domains used when none are configured.
+pub fn default_domains() -> Vec<String> {
+    vec!["localhost".to_owned()]
+}
+
+/// The same fields, all optional: what a file or the command line may set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartialConfig {
+    /// See [`RegionConfig::region`].
+    pub region: Option<String>,
+    /// See [`RegionConfig::listen`].
+    pub listen: Option<SocketAddr>,
+    /// See [`RegionConfig::data_dir`].
+    pub data_dir: Option<PathBuf>,
+    /// See [`RegionConfig::access_key`].
+    pub access_key: Option<String>,
+    /// See [`RegionConfig::secret_key`].
+    pub secret_key: Option<String>,
+    /// See [`RegionConfig::domains`].
+    pub domains: Option<Vec<String>>,
+    /// See [`RegionConfig::peers`].
+    pub peers: Option<BTreeMap<String, String>>,
+}
+
+impl PartialConfig {
+    /// Reads a TOML file.
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    /// Values of `over` win over ours.
+    pub fn overlay(self, over: PartialConfig) -> Self {
+        Self {
+            region: over.region.or(self.region),
+            listen: over.listen.or(self.listen),
+            data_dir: over.data_dir.or(self.data_dir),
+            access_key: over.access_key.or(self.access_key),
+            secret_key: over.secret_key.or(self.secret_key),
+            domains: over.domains.or(self.domains),
+            peers: match (self.peers, over.peers) {
+                (Some(mut a), Some(b)) => {
+                    a.extend(b);
+                    Some(a)
+                }
+                (a, b) => b.or(a),
+            },
+        }
+    }
+
+    /// Checks that every required field is set.
+    pub fn finish(self) -> anyhow::Result<RegionConfig> {
+        let missing =
+            |f: &str| anyhow::anyhow!("missing configuration: {f} (set it in the file, flag or XREGION_ env)");
+        let region = self.region.ok_or_else(|| missing("region"))?;
+        let mut peers = self.peers.unwrap_or_default();
+        peers.remove(&region);
+        Ok(RegionConfig {
+            listen: self.listen.ok_or_else(|| missing("listen"))?,
+            data_dir: self.data_dir.ok_or_else(|| missing("data_dir"))?,
+            access_key: self.access_key.ok_or_else(|| missing("access_key"))?,
+            secret_key: self.secret_key.ok_or_else(|| missing("secret_key"))?,
+            domains: self.domains.unwrap_or_else(default_domains),
+            region,
+            peers,
+        })
+    }
+}
+
+/// Parses `name=url` peer arguments.
+pub fn parse_peer(s: &str) -> Result<(String, String), String> {
+    let (name, url) = s.split_once('=').ok_or_else(|| format!("peer must be REGION=URL, got {s:?}"))?;
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(format!("peer URL must start with http:// or https://, got {url:?}"));
+    }
+    Ok((name.to_owned(), url.trim_end_matches('/').to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_flags() {
+        let file: PartialConfig = toml::from_str(
+            r#"
+region = "us-east-1"
+listen = "127.0.0.1:9000"
+data_dir = "/tmp/x"
+access_key = "AK"
+secret_key = "SK"
+[peers]
+eu-west-1 = "http://127.0.0.1:9001"
+"#,
+        )
+        .unwrap();
+        let flags = PartialConfig { listen: Some("127.0.0.1:9100".parse().unwrap()), ..Default::default() };
+        let cfg = file.overlay(flags).finish().unwrap();
+        assert_eq!(cfg.listen.port(), 9100);
+        assert_eq!(cfg.peers.get("eu-west-1").map(String::as_str), Some("http://127.0.0.1:9001"));
+        assert!(PartialConfig::default().finish().is_err());
+        assert!(toml::from_str::<PartialConfig>("bogus = 1").is_err());
+        assert!(parse_peer("a=ftp://x").is_err());
+    }
+}

@@ -1,0 +1,125 @@
+//! `xregion`: a self-hosted, S3-compatible object store with S3-style versioning and
+//! cross-region replication.
+//!
+//! * `xregion serve --config region.toml` runs one region.
+//! * `xregion dev` runs several regions in one process on loopback, for development.
+
+mod app;
+mod config;
+mod dev;
+mod peers;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::PartialConfig;
+
+#[derive(Parser)]
+#[command(name = "xregion", version, about = "S3-compatible object store with versioning and cross-region replication")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one region.
+    Serve(ServeArgs),
+    /// Run several regions in one process on 127.0.0.1 (development).
+    Dev(dev::DevArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "XREGION_CONFIG")]
+    config: Option<PathBuf>,
+    /// Region name (overrides the file).
+    #[arg(long, env = "XREGION_REGION")]
+    region: Option<String>,
+    /// Listen address, e.g. 127.0.0.1:9000.
+    #[arg(long, env = "XREGION_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Data directory.
+    #[arg(long = "data", env = "XREGION_DATA")]
+    data_dir: Option<PathBuf>,
+    /// Root access key.
+    #[arg(long, env = "XREGION_ACCESS_KEY")]
+    access_key: Option<String>,
+    /// Root secret key.
+    #[arg(long, env = "XREGION_SECRET_KEY", hide_env_values = true)]
+    secret_key: Option<String>,
+    /// Base domain for virtual-hosted-style requests (repeatable).
+    #[arg(long = "domain", env = "XREGION_DOMAINS", value_delimiter = ',')]
+    domains: Vec<String>,
+    /// Another region: REGION=URL (repeatable).
+    #[arg(long = "peer", env = "XREGION_PEERS", value_delimiter = ',', value_parser = config::parse_peer)]
+    peers: Vec<(String, String)>,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("XREGION_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Dev(args) => dev::run(args).await,
+        }
+    })
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let file = match &args.config {
+        Some(p) => PartialConfig::from_file(p)?,
+        None => PartialConfig::default(),
+    };
+    let flags = PartialConfig {
+        region: args.region,
+        listen: args.listen,
+        data_dir: args.data_dir,
+        access_key: args.access_key,
+        secret_key: args.secret_key,
+        domains: (!args.domains.is_empty()).then_some(args.domains),
+        peers: (!args.peers.is_empty()).then(|| args.peers.into_iter().collect()),
+    };
+    let cfg = file.overlay(flags).finish()?;
+    let running = app::start_region(&cfg).await?;
+    // Tests and scripts read this line to learn the bound port (when listen port is 0).
+    println!("xregion: region {} listening on http://{}", running.name, running.addr);
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub(crate) async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

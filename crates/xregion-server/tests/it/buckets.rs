@@ -1,0 +1,202 @@
+//! Buckets: create/list/head/location/delete, naming and location errors, VER-18, tagging,
+//! and the deployment-wide namespace across two regions.
+
+use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration, Tag, Tagging};
+
+use crate::common::*;
+
+#[tokio::test]
+async fn bucket_create_list_head_location_delete() {
+    let region = TestRegion::start("us-east-1", &[]);
+    let s3 = region.client();
+    let a = bucket_name("alpha");
+    let b = bucket_name("beta");
+    for name in [&a, &b] {
+        let out = s3.create_bucket().bucket(name).send().await.expect("create");
+        assert_eq!(out.location(), Some(format!("/{name}").as_str()));
+    }
+
+    let listed = s3.list_buckets().send().await.expect("list buckets");
+    let names: Vec<&str> = listed.buckets().iter().filter_map(|b| b.name()).collect();
+    assert!(names.contains(&a.as_str()) && names.contains(&b.as_str()), "{names:?}");
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    assert_eq!(names, sorted, "ListBuckets is sorted by name");
+    assert!(listed.buckets().iter().all(|b| b.creation_date().is_some()));
+
+    let head = s3.head_bucket().bucket(&a).send().await.expect("head bucket");
+    assert_eq!(head.bucket_region(), Some("us-east-1"));
+
+    // AWS reports us-east-1 as an empty LocationConstraint.
+    let loc = s3.get_bucket_location().bucket(&a).send().await.expect("location");
+    assert!(
+        loc.location_constraint().is_none_or(|c| c.as_str().is_empty()),
+        "us-east-1 is the empty constraint, got {:?}",
+        loc.location_constraint()
+    );
+
+    s3.delete_bucket().bucket(&a).send().await.expect("delete bucket");
+    let err = expect_error(s3.head_bucket().bucket(&a).send().await, 404, None);
+    assert!(header_of(&err, "x-amz-request-id").is_some());
+    expect_error(s3.delete_bucket().bucket(&a).send().await, 404, Some("NoSuchBucket"));
+    expect_error(s3.get_bucket_location().bucket(&a).send().await, 404, Some("NoSuchBucket"));
+    let names: Vec<String> = s3
+        .list_buckets()
+        .send()
+        .await
+        .expect("list")
+        .buckets()
+        .iter()
+        .filter_map(|b| b.name().map(str::to_owned))
+        .collect();
+    assert!(!names.contains(&a) && names.contains(&b));
+}
+
+#[tokio::test]
+async fn bucket_create_errors() {
+    let region = TestRegion::start("us-east-1", &[]);
+    let s3 = region.client();
+    let name = create_bucket(&s3, "dup").await;
+    expect_error(s3.create_bucket().bucket(&name).send().await, 409, Some("BucketAlreadyOwnedByYou"));
+
+    let wrong = bucket_name("wrong-region");
+    let res = s3
+        .create_bucket()
+        .bucket(&wrong)
+        .create_bucket_configuration(
+            CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::EuWest1).build(),
+        )
+        .send()
+        .await;
+    expect_error(res, 400, Some("IllegalLocationConstraintException"));
+    expect_error(s3.head_bucket().bucket(&wrong).send().await, 404, None);
+
+    for bad in ["Upper-Case", "under_score", "ab", "-leading", "trailing-", "a..b", "192.168.1.1"] {
+        expect_error(s3.create_bucket().bucket(bad).send().await, 400, Some("InvalidBucketName"));
+    }
+    let long = "a".repeat(64);
+    expect_error(s3.create_bucket().bucket(&long).send().await, 400, Some("InvalidBucketName"));
+}
+
+/// VER-18: DeleteBucket refuses while any version or delete marker remains.
+#[tokio::test]
+async fn ver18_bucket_not_empty_while_a_version_or_delete_marker_remains() {
+    let region = TestRegion::start("us-east-1", &[]);
+    let s3 = region.client();
+    let bucket = create_versioned_bucket(&s3, "ver18").await;
+    let v1 = put(&s3, &bucket, "k", b"data").await.version_id.expect("version id");
+    let dm = s3.delete_object().bucket(&bucket).key("k").send().await.expect("delete").version_id.expect("dm id");
+
+    let err = expect_error(s3.delete_bucket().bucket(&bucket).send().await, 409, Some("BucketNotEmpty"));
+    assert!(err.message().unwrap_or_default().contains("You must delete all versions"), "{:?}", err.message());
+
+    // Only the delete marker is left: still not empty.
+    s3.delete_object().bucket(&bucket).key("k").version_id(&v1).send().await.expect("delete version");
+    expect_error(s3.delete_bucket().bucket(&bucket).send().await, 409, Some("BucketNotEmpty"));
+
+    s3.delete_object().bucket(&bucket).key("k").version_id(&dm).send().await.expect("delete marker");
+    assert!(all_versions(&s3, &bucket).await.is_empty());
+    s3.delete_bucket().bucket(&bucket).send().await.expect("empty bucket deletes");
+
+    // An unversioned bucket with one object is not empty either.
+    let plain = create_bucket(&s3, "ver18-plain").await;
+    put(&s3, &plain, "x", b"1").await;
+    expect_error(s3.delete_bucket().bucket(&plain).send().await, 409, Some("BucketNotEmpty"));
+    s3.delete_object().bucket(&plain).key("x").send().await.expect("delete");
+    s3.delete_bucket().bucket(&plain).send().await.expect("delete empty");
+}
+
+#[tokio::test]
+async fn bucket_tagging_put_get_delete() {
+    let region = TestRegion::start("us-east-1", &[]);
+    let s3 = region.client();
+    let bucket = create_bucket(&s3, "tags").await;
+    expect_error(s3.get_bucket_tagging().bucket(&bucket).send().await, 404, Some("NoSuchTagSet"));
+
+    let tagging = Tagging::builder()
+        .tag_set(Tag::builder().key("team").value("storage").build().unwrap())
+        .tag_set(Tag::builder().key("cost center").value("42 / é").build().unwrap())
+        .build()
+        .unwrap();
+    s3.put_bucket_tagging().bucket(&bucket).tagging(tagging).send().await.expect("put tags");
+    let got = s3.get_bucket_tagging().bucket(&bucket).send().await.expect("get tags");
+    let mut pairs: Vec<(&str, &str)> = got.tag_set().iter().map(|t| (t.key(), t.value())).collect();
+    pairs.sort_unstable();
+    assert_eq!(pairs, vec![("cost center", "42 / é"), ("team", "storage")]);
+
+    // Replacing is whole-set.
+    let tagging = Tagging::builder().tag_set(Tag::builder().key("only").value("one").build().unwrap()).build().unwrap();
+    s3.put_bucket_tagging().bucket(&bucket).tagging(tagging).send().await.expect("replace tags");
+    let got = s3.get_bucket_tagging().bucket(&bucket).send().await.expect("get tags");
+    assert_eq!(got.tag_set().len(), 1);
+    assert_eq!(got.tag_set()[0].key(), "only");
+
+    s3.delete_bucket_tagging().bucket(&bucket).send().await.expect("delete tags");
+    expect_error(s3.get_bucket_tagging().bucket(&bucket).send().await, 404, Some("NoSuchTagSet"));
+
+    // Duplicate keys are rejected and change nothing.
+    let dup = Tagging::builder()
+        .tag_set(Tag::builder().key("k").value("1").build().unwrap())
+        .tag_set(Tag::builder().key("k").value("2").build().unwrap())
+        .build()
+        .unwrap();
+    expect_error(s3.put_bucket_tagging().bucket(&bucket).tagging(dup).send().await, 400, Some("InvalidTag"));
+    expect_error(s3.get_bucket_tagging().bucket(&bucket).send().await, 404, Some("NoSuchTagSet"));
+
+    expect_error(s3.get_bucket_tagging().bucket("no-such-bucket-xr").send().await, 404, Some("NoSuchBucket"));
+}
+
+/// Two regions of one deployment: bucket names are unique across them, HeadBucket on the
+/// wrong region redirects with `x-amz-bucket-region`, GetBucketLocation names the owner.
+#[tokio::test]
+async fn two_regions_share_one_bucket_namespace() {
+    let regions = TestRegion::start_many(&["us-east-1", "eu-west-1"]);
+    let (us, eu) = (&regions[0], &regions[1]);
+    let (s3_us, s3_eu) = (us.client(), eu.client());
+
+    let us_bucket = create_bucket(&s3_us, "owned-by-us").await;
+    let eu_bucket = bucket_name("owned-by-eu");
+    s3_eu
+        .create_bucket()
+        .bucket(&eu_bucket)
+        .create_bucket_configuration(
+            CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::EuWest1).build(),
+        )
+        .send()
+        .await
+        .expect("create in eu-west-1 with its own constraint");
+
+    // The name is taken deployment-wide.
+    expect_error(s3_eu.create_bucket().bucket(&us_bucket).send().await, 409, Some("BucketAlreadyExists"));
+    expect_error(s3_us.create_bucket().bucket(&eu_bucket).send().await, 409, Some("BucketAlreadyExists"));
+    // ...and the owner still answers that it is yours.
+    expect_error(s3_us.create_bucket().bucket(&us_bucket).send().await, 409, Some("BucketAlreadyOwnedByYou"));
+
+    // HeadBucket on the wrong region: 301 with the owner's region.
+    let err = expect_error(s3_eu.head_bucket().bucket(&us_bucket).send().await, 301, None);
+    assert_eq!(header_of(&err, "x-amz-bucket-region"), Some("us-east-1"));
+    let err = expect_error(s3_us.head_bucket().bucket(&eu_bucket).send().await, 301, None);
+    assert_eq!(header_of(&err, "x-amz-bucket-region"), Some("eu-west-1"));
+    // On the right region: 200 with the header.
+    let head = s3_eu.head_bucket().bucket(&eu_bucket).send().await.expect("head on owner");
+    assert_eq!(head.bucket_region(), Some("eu-west-1"));
+
+    // GetBucketLocation from either region names the owner.
+    for s3 in [&s3_us, &s3_eu] {
+        let loc = s3.get_bucket_location().bucket(&eu_bucket).send().await.expect("location of eu bucket");
+        assert_eq!(loc.location_constraint(), Some(&BucketLocationConstraint::EuWest1));
+        let loc = s3.get_bucket_location().bucket(&us_bucket).send().await.expect("location of us bucket");
+        assert!(loc.location_constraint().is_none_or(|c| c.as_str().is_empty()), "{loc:?}");
+    }
+
+    // A name nobody has is NoSuchBucket in both.
+    let nobody = bucket_name("nobody");
+    expect_error(s3_us.head_bucket().bucket(&nobody).send().await, 404, None);
+    expect_error(s3_eu.get_bucket_location().bucket(&nobody).send().await, 404, Some("NoSuchBucket"));
+
+    // Once the owner deletes it, the name is free in the other region.
+    s3_us.delete_bucket().bucket(&us_bucket).send().await.expect("delete in us");
+    s3_eu.create_bucket().bucket(&us_bucket).send().await.expect("name free again, created in eu");
+    let head = s3_eu.head_bucket().bucket(&us_bucket).send().await.expect("head");
+    assert_eq!(head.bucket_region(), Some("eu-west-1"));
+}

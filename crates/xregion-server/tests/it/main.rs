@@ -1,0 +1,13 @@
+//! End-to-end tests of xregion: real `xregion serve` processes on loopback, driven by
+//! `aws-sdk-s3`, hand-signed raw requests, and boto3. One test binary (see style.md §3);
+//! versioning tests cite the rules of `shared/spec/s3-replication.md` §1 (VER-n).
+
+mod auth;
+mod boto3;
+mod buckets;
+mod checksums;
+mod common;
+mod listing;
+mod multipart;
+mod objects;
+mod versioning;

@@ -1,0 +1,32 @@
+//! Vocabulary of xregion: bucket names, object keys, version ids, version records and
+//! replication status. No I/O, no async: every other crate depends on this one.
+#![warn(missing_docs)]
+
+pub mod bucket;
+pub mod checksum;
+pub mod key;
+pub mod object;
+pub mod version_id;
+
+pub use bucket::{BucketName, BucketRecord, VersioningState};
+pub use checksum::{ChecksumAlgorithm, ChecksumValue};
+pub use key::ObjectKey;
+pub use object::{BlobRef, BlobSegment, ObjectData, ReplicationStatus, VersionKind, VersionRecord, now_ms};
+pub use version_id::{VersionClock, VersionId};
+
+/// Input that breaks a naming or format rule. Carries the AWS error code to report.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct InvalidInput {
+    /// AWS error code, e.g. `InvalidBucketName`.
+    pub code: &'static str,
+    /// Human-readable message.
+    pub message: String,
+}
+
+impl InvalidInput {
+    /// Builds an error with an AWS code and message.
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}

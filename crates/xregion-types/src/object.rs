@@ -1,0 +1,127 @@
+//! Version records: what the metadata store keeps per object version or delete marker.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ChecksumValue, VersionId};
+
+/// Current wall time in unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// One entry of a key's version stack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionRecord {
+    /// Version id (`Null` or generated).
+    pub version_id: VersionId,
+    /// Order within the key: larger is newer. For generated ids it equals the id's stamp.
+    pub stamp: u64,
+    /// Last-Modified, unix milliseconds.
+    pub last_modified_ms: i64,
+    /// Object data or delete marker.
+    pub kind: VersionKind,
+    /// Replication status of this version (STS-*).
+    pub replication: ReplicationStatus,
+}
+
+impl VersionRecord {
+    /// True if this version is a delete marker.
+    pub fn is_delete_marker(&self) -> bool {
+        matches!(self.kind, VersionKind::DeleteMarker)
+    }
+
+    /// The object data, if this is not a delete marker.
+    pub fn object(&self) -> Option<&ObjectData> {
+        match &self.kind {
+            VersionKind::Object(o) => Some(o),
+            VersionKind::DeleteMarker => None,
+        }
+    }
+}
+
+/// An object version or a delete marker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VersionKind {
+    /// A version with data.
+    Object(Box<ObjectData>),
+    /// A delete marker: no data, no tags.
+    DeleteMarker,
+}
+
+/// Data and metadata of an object version.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ObjectData {
+    /// Size in bytes.
+    pub size: u64,
+    /// ETag without quotes: hex MD5, or `hex-N` for multipart uploads.
+    pub etag: String,
+    /// Content-Type.
+    pub content_type: Option<String>,
+    /// Content-Encoding.
+    pub content_encoding: Option<String>,
+    /// Content-Disposition.
+    pub content_disposition: Option<String>,
+    /// Content-Language.
+    pub content_language: Option<String>,
+    /// Cache-Control.
+    pub cache_control: Option<String>,
+    /// Expires (HTTP date as sent).
+    pub expires: Option<String>,
+    /// `x-amz-meta-*` pairs, names lowercase without the prefix.
+    pub user_metadata: Vec<(String, String)>,
+    /// Object tags.
+    pub tags: Vec<(String, String)>,
+    /// Additional checksum, if one was sent or requested.
+    pub checksum: Option<ChecksumValue>,
+    /// Storage class (`STANDARD` unless set).
+    pub storage_class: String,
+    /// Where the bytes are.
+    pub blob: BlobRef,
+    /// Part sizes for multipart objects (for `partNumber` reads and `PartsCount`).
+    pub part_sizes: Vec<u64>,
+}
+
+/// Where an object's bytes live: a sequence of segments read back to back.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct BlobRef {
+    /// Segments in order; empty for an empty object.
+    pub segments: Vec<BlobSegment>,
+}
+
+/// One stored blob (a file for a simple upload, one per part for multipart).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobSegment {
+    /// Blob id understood by the blob store.
+    pub id: String,
+    /// Length in bytes.
+    pub len: u64,
+}
+
+/// Replication status of a version (STS-*). Reserved now, driven by replication later.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ReplicationStatus {
+    /// Not subject to replication: no header.
+    #[default]
+    None,
+    /// Tasks are queued for these destinations.
+    Pending,
+    /// Every destination has the version.
+    Completed,
+    /// At least one destination failed permanently.
+    Failed,
+    /// This version is a replica written by replication.
+    Replica,
+}
+
+impl ReplicationStatus {
+    /// The `x-amz-replication-status` value, if any.
+    pub fn header_value(&self) -> Option<&'static str> {
+        match self {
+            Self::None => None,
+            Self::Pending => Some("PENDING"),
+            Self::Completed => Some("COMPLETED"),
+            Self::Failed => Some("FAILED"),
+            Self::Replica => Some("REPLICA"),
+        }
+    }
+}
