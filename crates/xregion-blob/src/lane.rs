@@ -221,11 +221,7 @@ impl<S> Drop for DrainJob<S> {
         if self.finished {
             return;
         }
-        let reason = if std::thread::panicking() {
-            "panicked"
-        } else {
-            "did not run (runtime shutting down)"
-        };
+        let reason = if std::thread::panicking() { "panicked" } else { "did not run (runtime shutting down)" };
         let shared = Arc::clone(&self.shared);
         let mut inner = shared.lock();
         inner.fail(io_error("blob job", io::Error::other(reason)));

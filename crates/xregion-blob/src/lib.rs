@@ -21,13 +21,14 @@
 //!   It is never visible through metadata; it only costs space.
 //!
 //! # Threads and memory
-//! All file work runs in `spawn_blocking` jobs of about 1 MiB (writes: [`WRITE_BATCH_BYTES`];
-//! reads: [`READ_JOB_BYTES`], yielded as [`READ_CHUNK_BYTES`] chunks), never one tokio::fs
-//! call per chunk. A writer or reader holds a blocking thread only while it has bytes to
-//! process, so slow clients cannot exhaust the blocking pool, and at most about two jobs'
-//! worth of bytes is buffered per stream (back-pressure). Writes hash and write each batch on
-//! two threads side by side and start an `fdatasync` every [`WRITEBACK_BYTES`] in the
-//! background, so the disk works while MD5, the CPU bottleneck, goes on.
+//! All file work runs in `spawn_blocking` jobs working on about 1 MiB at a time (writes:
+//! batches of [`WRITE_BATCH_BYTES`]; reads: [`READ_JOB_BYTES`], yielded as
+//! [`READ_CHUNK_BYTES`] chunks), never one tokio::fs call per chunk. A writer or reader holds
+//! a blocking thread only while it has bytes to process, so slow clients cannot exhaust the
+//! blocking pool, and only a few MiB are buffered per stream (back-pressure). Writes hash and
+//! write each batch on two threads side by side and start an `fdatasync` every
+//! [`WRITEBACK_BYTES`] in the background, so the disk works while MD5, the CPU bottleneck,
+//! goes on.
 //!
 //! # Hashing
 //! A write computes MD5 (the ETag) and the requested additional checksum together, in one pass
@@ -59,6 +60,7 @@
 
 pub mod checksum;
 mod error;
+mod lane;
 mod layout;
 mod reader;
 mod writer;

@@ -236,13 +236,14 @@ async fn cancelled_finish_leaves_no_orphan() {
     wait_until_no_files(&blobs).await;
 }
 
-/// Writes full batches until the writer reports an error (at most a few calls later).
+/// Writes full batches until the writer reports the error of an earlier batch.
 async fn first_error(w: &mut crate::BlobWriter) -> BlobError {
     let big = Bytes::from(data(crate::WRITE_BATCH_BYTES, 5));
-    for _ in 0..3 {
+    for _ in 0..1000 {
         if let Err(e) = w.write(big.clone()).await {
             return e;
         }
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
     panic!("writes into a missing directory kept succeeding");
 }

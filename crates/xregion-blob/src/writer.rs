@@ -3,28 +3,29 @@
 //! # Design (measured; see `bench_64mib_put_vs_raw_write_fsync` in `tests.rs`)
 //! Incoming chunks are gathered into batches of about [`WRITE_BATCH_BYTES`] without copying
 //! (only chunks shorter than [`COALESCE_BELOW_BYTES`] are copied together, so tiny chunks
-//! cannot turn into millions of tiny writes). Each batch goes to two `spawn_blocking` jobs that
-//! run side by side on the same `Bytes`: one hashes it (MD5 and the additional checksum, in one
-//! pass, slice by slice), the other writes it to the temp file and, every
-//! [`WRITEBACK_BYTES`], starts an `fdatasync` on a third blocking thread without waiting for
-//! it, so the disk works while MD5 (the bottleneck, about 0.6 GB/s per core) keeps going and
-//! the final fsync only has a short tail left. (Waiting for that `fdatasync` in the write job
-//! stalled the pipeline: 8 MiB of fsync takes longer than 1 MiB of MD5.) While the
-//! jobs run, the next batch is gathered; submitting it waits for both jobs, which is the
-//! back-pressure: at most two batches per writer are in memory.
+//! cannot turn into millions of tiny writes). Each batch goes to two [`Lane`]s that run side
+//! by side on the same `Bytes`: one hashes (MD5 and the additional checksum together, in one
+//! pass), the other writes to the temp file and, every [`WRITEBACK_BYTES`], starts an
+//! `fdatasync` on another blocking thread without waiting for it. So the disk works while
+//! MD5 (the bottleneck, about 0.6 GB/s per core) goes on, and the final fsync only has a
+//! short tail left. (Waiting for that `fdatasync` in the write lane stalled the pipeline:
+//! 8 MiB of fsync takes longer than 1 MiB of MD5.)
 //!
-//! Why jobs per batch rather than one blocking task per writer fed by a channel: a per-writer
-//! task holds a blocking-pool thread for the whole upload, also while a slow client trickles
-//! bytes, so a few hundred slow uploads would exhaust the pool that metadata commits and reads
-//! share. A job holds a thread only while there is work, and costs one hand-off per batch
-//! (about 10 µs per 1 MiB, against about 1.7 ms of MD5), not one per chunk.
+//! A lane is a `spawn_blocking` job that drains a short queue and exits when it is empty;
+//! a full queue makes `write` wait (back-pressure: a few batches per writer in memory).
+//! Why not one blocking task per writer fed by a channel: it holds a blocking-pool thread for
+//! the whole upload, also while a slow client trickles bytes, so a few hundred slow uploads
+//! would exhaust the pool that metadata commits and reads share. Why not one job per batch
+//! (an earlier version): every batch then costs two cross-thread wake-ups through the async
+//! task, which measurably idled the hashing thread. A lane costs a hand-off only when it
+//! runs dry. No job ever waits for another queued job, so a saturated pool cannot deadlock.
 //!
 //! A blob that fits in one batch is hashed, written and committed by a single job.
 //!
 //! # Cleanup
-//! The temp file is owned by a guard ([`TempFile`]) that travels with the writer's state into
-//! and out of the blocking jobs: whoever drops the state last removes the file, so an aborted,
-//! dropped, failed or cancelled writer leaves nothing behind, even while a job is running.
+//! The temp file is owned by a guard ([`TempFile`]) inside the write lane's state: whoever
+//! drops that state last (the writer, the lane's job, a failed batch) removes the file, so an
+//! aborted, dropped, failed or cancelled writer leaves nothing behind, even while a job runs.
 
 use std::fs::{self, File};
 use std::io::{self, Write as _};
@@ -40,6 +41,7 @@ use xregion_types::{BlobSegment, ChecksumAlgorithm};
 
 use crate::checksum::Hasher;
 use crate::error::io_error;
+use crate::lane::{Lane, failed_earlier};
 use crate::layout::{Layout, sync_dir};
 use crate::{BlobError, BlobInfo};
 
@@ -62,24 +64,20 @@ pub struct BlobWriter {
     runtime: Handle,
     layout: Arc<Layout>,
     id: String,
-    /// Chunks waiting to be handed to the next jobs.
+    /// Chunks waiting to become the next batch.
     pending: Vec<Bytes>,
     /// Total length of `pending` and `small`.
     pending_len: usize,
     /// Small chunks copied together; becomes one entry of `pending`.
     small: BytesMut,
-    stage: Stage,
-}
-
-/// Where the writer's state is.
-#[derive(Debug)]
-enum Stage {
-    /// No job is running; the state is here.
-    Idle { hashes: Box<Hashes>, file: Box<FileState> },
-    /// Two jobs own the state and give it back when done.
-    Busy { hashes: JoinHandle<Box<Hashes>>, file: JoinHandle<Result<Box<FileState>, BlobError>> },
-    /// A previous call failed or was cancelled; the temp file is removed (or being removed).
-    Failed,
+    /// MD5 and the checksum, fed batch by batch.
+    hashes: Lane<Hashes>,
+    /// The temp file, fed the same batches.
+    file: Lane<FileState>,
+    /// A batch went to the lanes (otherwise `finish` does everything in one job).
+    submitted: bool,
+    /// An error happened or a call was cancelled half-way: the lanes may disagree.
+    failed: bool,
 }
 
 /// Running hashes of the bytes so far.
@@ -99,6 +97,15 @@ impl Hashes {
                 }
             }
         }
+    }
+}
+
+impl Hashes {
+    /// [`Hashes::update`] as lane work.
+    #[allow(clippy::unnecessary_wraps)] // the lane's work signature is fallible
+    fn update_lane(&mut self, batch: &[Bytes]) -> Result<(), BlobError> {
+        self.update(batch);
+        Ok(())
     }
 }
 
@@ -180,17 +187,6 @@ impl FileState {
         let (path, file) = self.temp.file()?;
         file.sync_all().map_err(|e| io_error(format!("fsync {}", path.display()), e))
     }
-
-    /// [`FileState::append`], removing the temp file on error.
-    fn append_or_discard(mut self: Box<Self>, batch: &[Bytes]) -> Result<Box<Self>, BlobError> {
-        match self.append(batch) {
-            Ok(()) => Ok(self),
-            Err(e) => {
-                self.temp.discard();
-                Err(e)
-            }
-        }
-    }
 }
 
 /// A background `fdatasync` and its outcome, shared by the job and the writer.
@@ -238,17 +234,20 @@ impl BlobWriter {
         let runtime = Handle::try_current()
             .map_err(|e| io_error("start blob write", io::Error::other(format!("no tokio runtime: {e}"))))?;
         let id = crate::layout::new_id();
-        let hashes = Box::new(Hashes { md5: Md5::new(), checksum: checksum.map(Hasher::new) });
+        let hashes = Hashes { md5: Md5::new(), checksum: checksum.map(Hasher::new) };
         let temp = TempFile { path: layout.temp_path(&id), file: None, armed: true };
-        let file = Box::new(FileState { temp, len: 0, unsynced: 0, writeback: None, runtime: runtime.clone() });
+        let file = FileState { temp, len: 0, unsynced: 0, writeback: None, runtime: runtime.clone() };
         Ok(Self {
+            hashes: Lane::new(runtime.clone(), hashes, Hashes::update_lane),
+            file: Lane::new(runtime.clone(), file, FileState::append),
             runtime,
             layout,
             id,
             pending: Vec::new(),
             pending_len: 0,
             small: BytesMut::new(),
-            stage: Stage::Idle { hashes, file },
+            submitted: false,
+            failed: false,
         })
     }
 
@@ -257,12 +256,12 @@ impl BlobWriter {
         &self.id
     }
 
-    /// Appends a chunk. Returns once the chunk is queued; waits while the previous batch is
+    /// Appends a chunk. Returns once the chunk is queued; waits while earlier batches are
     /// still being hashed and written (back-pressure). Errors of earlier batches surface here.
     /// Dropping this future before it completes fails the writer (the chunk may be lost).
     pub async fn write(&mut self, chunk: Bytes) -> Result<(), BlobError> {
-        if matches!(self.stage, Stage::Failed) {
-            return Err(failed());
+        if self.failed {
+            return Err(failed_earlier());
         }
         if chunk.is_empty() {
             return Ok(());
@@ -275,7 +274,13 @@ impl BlobWriter {
             self.pending.push(chunk);
         }
         if self.pending_len >= WRITE_BATCH_BYTES {
-            self.submit_batch().await?;
+            let batch = self.take_batch();
+            // Until both lanes have the batch, a cancellation leaves the writer failed.
+            self.failed = true;
+            self.file.push(Arc::clone(&batch)).await?;
+            self.hashes.push(batch).await?;
+            self.failed = false;
+            self.submitted = true;
         }
         Ok(())
     }
@@ -286,51 +291,47 @@ impl BlobWriter {
     /// If this future is dropped before it completes, a blob that got committed anyway is
     /// deleted again in the background, so a cancelled finish leaves no orphan.
     pub async fn finish(mut self) -> Result<BlobInfo, BlobError> {
-        let (mut hashes, file) = self.take_state().await?;
-        let batch: Arc<[Bytes]> = self.take_batch().into();
+        if self.failed {
+            return Err(failed_earlier());
+        }
+        self.failed = true;
+        let batch = self.take_batch();
         let layout = Arc::clone(&self.layout);
         let id = mem::take(&mut self.id);
-        // A blob that fits in one batch takes one job; otherwise hash and commit side by side.
-        let (inline_hashes, hash_job) = if file.len == 0 {
-            (Some(hashes), None)
+        // A blob that fits in one batch takes one job; otherwise the hash lane takes the last
+        // batch while the commit job writes it once the file lane has drained.
+        let mut inline_hashes = None;
+        if self.submitted {
+            if !batch.is_empty() {
+                self.hashes.push(Arc::clone(&batch)).await?;
+            }
         } else {
-            let for_hash = Arc::clone(&batch);
-            let job = self.runtime.spawn_blocking(move || {
-                hashes.update(&for_hash);
-                hashes
-            });
-            (None, Some(job))
-        };
+            inline_hashes = Some(self.hashes.take().await?);
+        }
+        let file = self.file.take().await?;
         let commit_job = self.runtime.spawn_blocking(move || {
             let hashes = inline_hashes.map(|mut h| {
                 h.update(&batch);
                 h
             });
-            commit(*file, &batch, &layout, id).map(|segment| (segment, hashes))
+            commit(file, &batch, &layout, id).map(|segment| (segment, hashes))
         });
         // From here on, a cancelled or failed finish removes a committed blob.
         let mut guard =
             CommitGuard { job: Some(commit_job), runtime: self.runtime.clone(), layout: Arc::clone(&self.layout) };
-        let side_hashes = match hash_job {
-            Some(job) => Some(job.await.map_err(join_error)?),
-            None => None,
-        };
+        let lane_hashes = if self.submitted { Some(self.hashes.take().await?) } else { None };
         let (segment, inline_hashes) = guard.wait().await?;
-        let Some(hashes) = side_hashes.or(inline_hashes) else {
+        let Some(hashes) = lane_hashes.or(inline_hashes) else {
             guard.remove_committed(&segment);
-            return Err(failed());
+            return Err(failed_earlier());
         };
-        let Hashes { md5, checksum } = *hashes;
+        let Hashes { md5, checksum } = hashes;
         Ok(BlobInfo { segment, md5: md5.finalize().into(), checksum: checksum.map(|h| (h.algorithm(), h.finalize())) })
     }
 
     /// Abandons the write; the temp file is removed before this returns.
-    pub async fn abort(mut self) {
-        let file = match mem::replace(&mut self.stage, Stage::Failed) {
-            Stage::Idle { file, .. } => Some(file),
-            Stage::Busy { file, .. } => file.await.ok().and_then(Result::ok),
-            Stage::Failed => None,
-        };
+    pub async fn abort(self) {
+        let (_, file) = futures::join!(self.hashes.cancel(), self.file.cancel());
         if let Some(file) = file {
             let temp = file.temp;
             if let Err(e) = self.runtime.spawn_blocking(move || temp.discard()).await {
@@ -347,47 +348,23 @@ impl BlobWriter {
     }
 
     /// Everything gathered so far, as one batch.
-    fn take_batch(&mut self) -> Vec<Bytes> {
+    fn take_batch(&mut self) -> Arc<[Bytes]> {
         self.flush_small();
         self.pending_len = 0;
-        mem::take(&mut self.pending)
-    }
-
-    /// Waits for running jobs (if any) and takes the state. Leaves `Failed` behind, so a
-    /// cancelled or failed wait leaves the writer failed (the file's guard removes the file).
-    async fn take_state(&mut self) -> Result<(Box<Hashes>, Box<FileState>), BlobError> {
-        match mem::replace(&mut self.stage, Stage::Failed) {
-            Stage::Idle { hashes, file } => Ok((hashes, file)),
-            Stage::Busy { hashes, file } => {
-                let file = file.await.map_err(join_error)??;
-                let hashes = hashes.await.map_err(join_error)?;
-                Ok((hashes, file))
-            }
-            Stage::Failed => Err(failed()),
-        }
-    }
-
-    /// Hands the gathered chunks to new jobs, after the previous ones are done.
-    async fn submit_batch(&mut self) -> Result<(), BlobError> {
-        let (mut hashes, file) = self.take_state().await?;
-        let batch: Arc<[Bytes]> = self.take_batch().into();
-        let for_hash = Arc::clone(&batch);
-        let hashes = self.runtime.spawn_blocking(move || {
-            hashes.update(&for_hash);
-            hashes
-        });
-        let file = self.runtime.spawn_blocking(move || file.append_or_discard(&batch));
-        self.stage = Stage::Busy { hashes, file };
-        Ok(())
+        mem::take(&mut self.pending).into()
     }
 }
 
 /// Writes the last batch and makes the blob durable and visible (blocking): fsync the file,
 /// create the fan-out directory if needed, rename, fsync the directory.
 fn commit(file: FileState, batch: &[Bytes], layout: &Layout, id: String) -> Result<BlobSegment, BlobError> {
-    let mut file = Box::new(file).append_or_discard(batch)?;
+    let mut file = file;
+    if let Err(e) = file.append(batch) {
+        file.temp.discard();
+        return Err(e);
+    }
     let synced = file.sync();
-    let FileState { mut temp, len, .. } = *file;
+    let FileState { mut temp, len, .. } = file;
     if let Err(e) = synced.and_then(|()| layout.ensure_fanout_dir(&id)) {
         temp.discard();
         return Err(e);
@@ -407,7 +384,7 @@ fn commit(file: FileState, batch: &[Bytes], layout: &Layout, id: String) -> Resu
     Ok(BlobSegment { id, len })
 }
 
-type CommitOutput = Result<(BlobSegment, Option<Box<Hashes>>), BlobError>;
+type CommitOutput = Result<(BlobSegment, Option<Hashes>), BlobError>;
 
 /// Deletes a committed blob whose `finish` future was dropped (or failed) before it could
 /// report it, so a cancelled finish leaves no orphan.
@@ -421,7 +398,7 @@ impl CommitGuard {
     /// Waits for the commit job; afterwards the guard no longer owns the blob.
     async fn wait(&mut self) -> CommitOutput {
         let Some(job) = self.job.as_mut() else {
-            return Err(failed());
+            return Err(failed_earlier());
         };
         let output = job.await;
         self.job = None;
@@ -511,11 +488,6 @@ pub(crate) fn remove_quietly(path: &Path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => tracing::warn!(path = %path.display(), error = %e, "could not remove blob file"),
     }
-}
-
-/// The error of a writer that already failed.
-fn failed() -> BlobError {
-    io_error("blob write", io::Error::other("writer failed earlier or was cancelled"))
 }
 
 /// A blocking job that panicked or was cancelled.

@@ -140,3 +140,63 @@ impl<T, E: Into<CoreError>> IntoS3<T> for Result<T, E> {
         self.map_err(|e| to_s3(e.into()))
     }
 }
+
+/// Private response header carrying extra elements for the error XML body
+/// (`Name=value&…`, URL-encoded). s3s's `S3Error` can only hold code, message and headers, so
+/// the server's edge layer moves these into the body (next to `RequestId`) and drops the header.
+pub const ERROR_FIELDS_HEADER: &str = "x-xregion-error-fields";
+
+/// Adds elements (`<Key>`, `<BucketName>`, …) to an error's XML body.
+pub fn with_fields(mut err: S3Error, fields: &[(&str, &str)]) -> S3Error {
+    if fields.is_empty() {
+        return err;
+    }
+    let mut headers = err.headers().cloned().unwrap_or_else(error_headers);
+    let mut value = headers.get(ERROR_FIELDS_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    for (name, v) in fields {
+        if !value.is_empty() {
+            value.push('&');
+        }
+        value.push_str(&format!("{name}={}", urlencoding::encode(v)));
+    }
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        headers.insert(ERROR_FIELDS_HEADER, v);
+        err.set_headers(headers);
+    }
+    err
+}
+
+/// What a request addressed, to name it in error bodies as S3 does (VER-3, VER-12, VER-13).
+pub(crate) struct ErrorContext {
+    pub method: http::Method,
+    pub bucket: Option<String>,
+    pub key: Option<String>,
+    pub version_id: Option<String>,
+}
+
+impl ErrorContext {
+    pub(crate) fn annotate(&self, err: S3Error) -> S3Error {
+        let key = self.key.as_deref().unwrap_or_default();
+        match err.code() {
+            S3ErrorCode::NoSuchBucket => match &self.bucket {
+                Some(b) => with_fields(err, &[("BucketName", b)]),
+                None => err,
+            },
+            S3ErrorCode::NoSuchKey if self.key.is_some() => with_fields(err, &[("Key", key)]),
+            S3ErrorCode::NoSuchVersion if self.key.is_some() => {
+                with_fields(err, &[("Key", key), ("VersionId", self.version_id.as_deref().unwrap_or_default())])
+            }
+            S3ErrorCode::MethodNotAllowed => {
+                with_fields(err, &[("Method", self.method.as_str()), ("ResourceType", "DeleteMarker")])
+            }
+            S3ErrorCode::InvalidArgument if err.message() == Some(INVALID_VERSION_ID) => {
+                let value = self.version_id.clone().unwrap_or_default();
+                with_fields(err, &[("ArgumentName", "versionId"), ("ArgumentValue", &value)])
+            }
+            _ => err,
+        }
+    }
+}
+
+/// The message of an invalid `versionId` (VER-13, VER-16).
+pub(crate) const INVALID_VERSION_ID: &str = "Invalid version id specified";

@@ -1,9 +1,12 @@
-//! The `s3s::S3` implementation: routes each operation to its function in `ops`.
+//! The `s3s::S3` implementation: routes each operation to its function in `ops`, and names
+//! the resource (bucket, key, version) in error bodies as S3 does (`error::ErrorContext`).
+//! Generated shape: one delegating method per supported operation.
 
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
 use xregion_core::Region;
 
+use crate::error::ErrorContext;
 use crate::ops;
 
 /// The S3 API of one region.
@@ -21,163 +24,332 @@ impl Api {
 #[async_trait::async_trait]
 impl S3 for Api {
     async fn list_buckets(&self, req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
-        ops::bucket::list_buckets(&self.region, req).await
+        let cx = ErrorContext { method: req.method.clone(), bucket: None, key: None, version_id: None };
+        ops::bucket::list_buckets(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
     async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
-        ops::bucket::create_bucket(&self.region, req).await
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: None,
+            version_id: None,
+        };
+        ops::bucket::create_bucket(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
     async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
-        ops::bucket::head_bucket(&self.region, req).await
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: None,
+            version_id: None,
+        };
+        ops::bucket::head_bucket(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
     async fn get_bucket_location(
         &self,
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-        ops::bucket::get_bucket_location(&self.region, req).await
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: None,
+            version_id: None,
+        };
+        ops::bucket::get_bucket_location(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
     async fn delete_bucket(&self, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
-        ops::bucket::delete_bucket(&self.region, req).await
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: None,
+            version_id: None,
+        };
+        ops::bucket::delete_bucket(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
     async fn put_bucket_versioning(
         &self,
         req: S3Request<PutBucketVersioningInput>,
     ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
-        ops::bucket::put_bucket_versioning(&self.region, req).await
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: None,
+            version_id: None,
+        };
+        ops::bucket::put_bucket_versioning(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
     async fn get_bucket_versioning(
         &self,
         req: S3Request<GetBucketVersioningInput>,
     ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-        ops::bucket::get_bucket_versioning(&self.region, req).await
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: None,
+            version_id: None,
+        };
+        ops::bucket::get_bucket_versioning(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
     async fn put_bucket_tagging(
         &self,
         req: S3Request<PutBucketTaggingInput>,
     ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
-        ops::bucket::put_bucket_tagging(&self.region, req).await
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: None,
+            version_id: None,
+        };
+        ops::bucket::put_bucket_tagging(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
     async fn get_bucket_tagging(
         &self,
         req: S3Request<GetBucketTaggingInput>,
     ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
-        ops::bucket::get_bucket_tagging(&self.region, req).await
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: None,
+            version_id: None,
+        };
+        ops::bucket::get_bucket_tagging(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
     async fn delete_bucket_tagging(
         &self,
         req: S3Request<DeleteBucketTaggingInput>,
     ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
-        ops::bucket::delete_bucket_tagging(&self.region, req).await
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: None,
+            version_id: None,
+        };
+        ops::bucket::delete_bucket_tagging(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
     async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
-        ops::object::put_object(&self.region, req).await
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: Some(req.input.key.clone()),
+            version_id: None,
+        };
+        ops::object::put_object(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
-        ops::object::get_object(&self.region, req).await
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: Some(req.input.key.clone()),
+            version_id: req.input.version_id.clone(),
+        };
+        ops::object::get_object(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
-        ops::object::head_object(&self.region, req).await
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: Some(req.input.key.clone()),
+            version_id: req.input.version_id.clone(),
+        };
+        ops::object::head_object(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
     async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
-        ops::object::copy_object(&self.region, req).await
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: Some(req.input.key.clone()),
+            version_id: None,
+        };
+        ops::object::copy_object(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
     async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
-        ops::object::delete_object(&self.region, req).await
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: Some(req.input.key.clone()),
+            version_id: req.input.version_id.clone(),
+        };
+        ops::object::delete_object(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
     async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
-        ops::object::delete_objects(&self.region, req).await
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: None,
+            version_id: None,
+        };
+        ops::object::delete_objects(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
     async fn put_object_tagging(
         &self,
         req: S3Request<PutObjectTaggingInput>,
     ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
-        ops::object::put_object_tagging(&self.region, req).await
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: Some(req.input.key.clone()),
+            version_id: req.input.version_id.clone(),
+        };
+        ops::object::put_object_tagging(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
     async fn get_object_tagging(
         &self,
         req: S3Request<GetObjectTaggingInput>,
     ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
-        ops::object::get_object_tagging(&self.region, req).await
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: Some(req.input.key.clone()),
+            version_id: req.input.version_id.clone(),
+        };
+        ops::object::get_object_tagging(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
     async fn delete_object_tagging(
         &self,
         req: S3Request<DeleteObjectTaggingInput>,
     ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
-        ops::object::delete_object_tagging(&self.region, req).await
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: Some(req.input.key.clone()),
+            version_id: req.input.version_id.clone(),
+        };
+        ops::object::delete_object_tagging(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
     async fn list_objects(&self, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
-        ops::list::list_objects(&self.region, req).await
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: None,
+            version_id: None,
+        };
+        ops::list::list_objects(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
     async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
-        ops::list::list_objects_v2(&self.region, req).await
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: None,
+            version_id: None,
+        };
+        ops::list::list_objects_v2(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
     async fn list_object_versions(
         &self,
         req: S3Request<ListObjectVersionsInput>,
     ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
-        ops::list::list_object_versions(&self.region, req).await
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: None,
+            version_id: None,
+        };
+        ops::list::list_object_versions(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
     async fn create_multipart_upload(
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        ops::multipart::create_multipart_upload(&self.region, req).await
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: Some(req.input.key.clone()),
+            version_id: None,
+        };
+        ops::multipart::create_multipart_upload(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
     async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
-        ops::multipart::upload_part(&self.region, req).await
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: Some(req.input.key.clone()),
+            version_id: None,
+        };
+        ops::multipart::upload_part(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
     async fn upload_part_copy(
         &self,
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
-        ops::multipart::upload_part_copy(&self.region, req).await
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: Some(req.input.key.clone()),
+            version_id: None,
+        };
+        ops::multipart::upload_part_copy(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
     async fn complete_multipart_upload(
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        ops::multipart::complete_multipart_upload(&self.region, req).await
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: Some(req.input.key.clone()),
+            version_id: None,
+        };
+        ops::multipart::complete_multipart_upload(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
     async fn abort_multipart_upload(
         &self,
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-        ops::multipart::abort_multipart_upload(&self.region, req).await
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: Some(req.input.key.clone()),
+            version_id: None,
+        };
+        ops::multipart::abort_multipart_upload(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
     async fn list_parts(&self, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
-        ops::multipart::list_parts(&self.region, req).await
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: Some(req.input.key.clone()),
+            version_id: None,
+        };
+        ops::multipart::list_parts(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
     async fn list_multipart_uploads(
         &self,
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
-        ops::multipart::list_multipart_uploads(&self.region, req).await
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: None,
+            version_id: None,
+        };
+        ops::multipart::list_multipart_uploads(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 }

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use xregion_core::Region;
 use xregion_identity::{Credential, Identity, RootOnly};
+use xregion_s3api::error::ERROR_FIELDS_HEADER;
 
 use crate::config::RegionConfig;
 use crate::peers::HttpPeers;
@@ -110,7 +111,8 @@ impl hyper::service::Service<http::Request<Incoming>> for Edge {
         let s3 = self.s3.clone();
         Box::pin(async move {
             let request_id = hex::encode_upper(rand::random::<[u8; 8]>());
-            let req = req.map(s3s::Body::from);
+            let mut req = req.map(s3s::Body::from);
+            merge_content_encoding(req.headers_mut());
             let mut resp = match s3.call(req).await {
                 Ok(r) => r,
                 Err(e) => {
@@ -123,9 +125,14 @@ impl hyper::service::Service<http::Request<Incoming>> for Edge {
                     r
                 }
             };
+            let fields = resp
+                .headers_mut()
+                .remove(ERROR_FIELDS_HEADER)
+                .and_then(|v| v.to_str().ok().map(parse_fields))
+                .unwrap_or_default();
             if resp.status().as_u16() >= 400
                 && let Some(bytes) = resp.body().bytes()
-                && let Some(fixed) = add_request_id(&bytes, &request_id)
+                && let Some(fixed) = complete_error_body(&bytes, &request_id, &fields)
             {
                 resp.headers_mut().remove(http::header::CONTENT_LENGTH);
                 *resp.body_mut() = s3s::Body::from(fixed);
@@ -141,26 +148,80 @@ impl hyper::service::Service<http::Request<Incoming>> for Edge {
     }
 }
 
-/// Inserts `<RequestId>` into an S3 error document that lacks one.
-fn add_request_id(body: &[u8], request_id: &str) -> Option<String> {
+/// SDKs send `Content-Encoding: gzip` and `Content-Encoding: aws-chunked` as two header lines;
+/// s3s rejects repeated headers, so fold them into one comma-separated value (RFC 9110 §5.3).
+fn merge_content_encoding(headers: &mut http::HeaderMap) {
+    let values: Vec<String> = headers
+        .get_all(http::header::CONTENT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_owned))
+        .collect();
+    if values.len() > 1
+        && let Ok(v) = http::HeaderValue::from_str(&values.join(","))
+    {
+        headers.insert(http::header::CONTENT_ENCODING, v);
+    }
+}
+
+fn parse_fields(s: &str) -> Vec<(String, String)> {
+    s.split('&')
+        .filter_map(|p| p.split_once('='))
+        .filter_map(|(k, v)| Some((k.to_owned(), urlencoding::decode(v).ok()?.into_owned())))
+        .collect()
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
+}
+
+/// Completes an S3 error document: adds a default `<Message>` when s3s sent none, the extra
+/// elements the API layer asked for (`<Key>`, `<BucketName>`, …), and `<RequestId>`.
+fn complete_error_body(body: &[u8], request_id: &str, fields: &[(String, String)]) -> Option<String> {
     let text = std::str::from_utf8(body).ok()?;
-    if text.contains("<RequestId>") {
+    let at = text.rfind("</Error>")?;
+    let mut extra = String::new();
+    if !text.contains("<Message>") {
+        extra.push_str("<Message>The request is not valid.</Message>");
+    }
+    for (name, value) in fields {
+        if name.bytes().all(|b| b.is_ascii_alphanumeric()) && !text.contains(&format!("<{name}>")) {
+            extra.push_str(&format!("<{name}>{}</{name}>", xml_escape(value)));
+        }
+    }
+    if !text.contains("<RequestId>") {
+        extra.push_str(&format!("<RequestId>{request_id}</RequestId>"));
+    }
+    if extra.is_empty() {
         return None;
     }
-    let at = text.rfind("</Error>")?;
-    Some(format!("{}<RequestId>{request_id}</RequestId>{}", &text[..at], &text[at..]))
+    Some(format!("{}{extra}{}", &text[..at], &text[at..]))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::add_request_id;
+    use super::{complete_error_body, merge_content_encoding, parse_fields};
 
     #[test]
-    fn request_id_goes_into_error_xml() {
-        let xml = b"<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code></Error>";
-        let fixed = add_request_id(xml, "ABC").unwrap();
-        assert!(fixed.ends_with("<RequestId>ABC</RequestId></Error>"));
-        assert!(add_request_id(fixed.as_bytes(), "DEF").is_none());
-        assert!(add_request_id(b"not xml", "X").is_none());
+    fn error_xml_gets_request_id_message_and_fields() {
+        let xml = b"<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code><Message>m</Message></Error>";
+        let fields = parse_fields("Key=a%26b%3Cc&BucketName=bkt");
+        let fixed = complete_error_body(xml, "ABC", &fields).unwrap();
+        assert!(
+            fixed.ends_with("<Key>a&amp;b&lt;c</Key><BucketName>bkt</BucketName><RequestId>ABC</RequestId></Error>")
+        );
+        assert!(complete_error_body(fixed.as_bytes(), "DEF", &fields).is_none());
+        assert!(complete_error_body(b"not xml", "X", &[]).is_none());
+        let bare = complete_error_body(b"<Error><Code>InvalidBucketName</Code></Error>", "X", &[]).unwrap();
+        assert!(bare.contains("<Message>"));
+    }
+
+    #[test]
+    fn repeated_content_encoding_is_folded() {
+        let mut h = http::HeaderMap::new();
+        h.append(http::header::CONTENT_ENCODING, http::HeaderValue::from_static("gzip"));
+        h.append(http::header::CONTENT_ENCODING, http::HeaderValue::from_static("aws-chunked"));
+        merge_content_encoding(&mut h);
+        assert_eq!(h.get_all(http::header::CONTENT_ENCODING).iter().count(), 1);
+        assert_eq!(h.get(http::header::CONTENT_ENCODING).unwrap(), "gzip,aws-chunked");
     }
 }

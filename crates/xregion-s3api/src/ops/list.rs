@@ -26,7 +26,10 @@ fn url_encoding(e: Option<&EncodingType>) -> S3Result<bool> {
     match e.map(EncodingType::as_str) {
         None => Ok(false),
         Some("url") => Ok(true),
-        Some(_) => Err(s3_error!(InvalidArgument, "Invalid Encoding Method specified in Request")),
+        Some(other) => Err(crate::error::with_fields(
+            s3_error!(InvalidArgument, "Invalid Encoding Method specified in Request"),
+            &[("ArgumentName", "encoding-type"), ("ArgumentValue", other)],
+        )),
     }
 }
 
@@ -163,7 +166,11 @@ pub(crate) async fn list_object_versions(
     let key_marker = input.key_marker.clone().filter(|k| !k.is_empty());
     let vid_marker = input.version_id_marker.clone().filter(|v| !v.is_empty());
     if vid_marker.is_some() && key_marker.is_none() {
-        return Err(s3_error!(InvalidArgument, "A version-id marker cannot be specified without a key marker."));
+        let err = s3_error!(InvalidArgument, "A version-id marker cannot be specified without a key marker.");
+        return Err(crate::error::with_fields(
+            err,
+            &[("ArgumentName", "version-id-marker"), ("ArgumentValue", vid_marker.as_deref().unwrap_or_default())],
+        ));
     }
     let version_id_marker = match &vid_marker {
         Some(v) => Some(VersionId::parse(v).s3()?),

@@ -124,7 +124,6 @@ async fn checksums_every_algorithm_streaming_trailer_and_header() {
 /// A streamed upload (aws-chunked) keeps the object's own Content-Encoding. The SDK sends
 /// `Content-Encoding: gzip` and `Content-Encoding: aws-chunked` as two header lines.
 #[tokio::test]
-#[ignore = "xregion bug: s3s rejects the two Content-Encoding lines (\"duplicate header\"); merge them in the server edge (crates/xregion-server/src/app.rs)"]
 async fn checksums_streamed_upload_keeps_its_content_encoding() {
     let region = TestRegion::start("us-east-1", &[]);
     let s3 = region.client();

@@ -7,6 +7,7 @@ mod boto3;
 mod buckets;
 mod checksums;
 mod common;
+mod crash;
 mod listing;
 mod multipart;
 mod objects;

@@ -360,7 +360,6 @@ async fn ver13_ver16_invalid_and_unknown_version_ids() {
 
 /// VER-12, VER-13, VER-14, VER-20: the extra elements AWS puts in these error bodies.
 #[tokio::test]
-#[ignore = "xregion gap: s3s error XML has only Code/Message/RequestId; extra elements need the server edge (crates/xregion-server/src/app.rs)"]
 async fn ver12_ver13_ver14_error_bodies_name_key_version_method_and_argument() {
     let region = TestRegion::start("us-east-1", &[]);
     let s3 = region.client();
