@@ -58,11 +58,12 @@ impl Environment {
             (
                 "config".into(),
                 format!(
-                    "concurrency {}, phase seconds 4 KiB {:.0} / 1 MiB {:.0} / 64 MiB {:.0}{}",
+                    "concurrency {}, phase seconds 4 KiB {} / 1 MiB {} / 64 MiB {}, at most {} GiB written per phase{}",
                     args.concurrency,
-                    d.small.as_secs_f64(),
-                    d.medium.as_secs_f64(),
-                    d.large.as_secs_f64(),
+                    secs(d.small),
+                    secs(d.medium),
+                    secs(d.large),
+                    args.max_gib_per_phase,
                     if args.quick { " (--quick)" } else { "" }
                 ),
             ),
@@ -80,6 +81,16 @@ impl Environment {
             let _ = writeln!(s, "  {k}: {v}");
         }
         s
+    }
+}
+
+/// Seconds without a needless fraction: "15", "0.3".
+fn secs(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0}")
+    } else {
+        format!("{s:.1}")
     }
 }
 
