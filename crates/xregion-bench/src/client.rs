@@ -37,10 +37,7 @@ impl RepeatBody {
 
     /// No body.
     pub fn empty() -> Self {
-        Self {
-            chunk: Bytes::new(),
-            remaining: 0,
-        }
+        Self { chunk: Bytes::new(), remaining: 0 }
     }
 }
 
@@ -80,15 +77,10 @@ impl S3Client {
     /// A client for `endpoint` (e.g. `http://127.0.0.1:9000`), path-style addressing.
     pub fn new(endpoint: &str, region: &str, access_key: &str, secret_key: &str) -> anyhow::Result<Self> {
         let uri: http::Uri = endpoint.parse().with_context(|| format!("endpoint {endpoint}"))?;
-        let host = uri
-            .authority()
-            .ok_or_else(|| anyhow!("endpoint {endpoint} has no host"))?
-            .to_string();
+        let host = uri.authority().ok_or_else(|| anyhow!("endpoint {endpoint} has no host"))?.to_string();
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        let http = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(1024)
-            .build(connector);
+        let http = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(1024).build(connector);
         Ok(Self {
             http,
             endpoint: endpoint.trim_end_matches('/').to_owned(),
@@ -122,24 +114,13 @@ impl S3Client {
             .build()
             .map_err(|e| anyhow!("signing parameters: {e}"))?
             .into();
-        let headers = [
-            ("host", self.host.as_str()),
-            ("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
-        ];
-        let signable = SignableRequest::new(
-            method.as_str(),
-            &url,
-            headers.into_iter(),
-            SignableBody::UnsignedPayload,
-        )
-        .map_err(|e| anyhow!("signable request: {e}"))?;
-        let (instructions, _) = sign(signable, &params)
-            .map_err(|e| anyhow!("signing: {e}"))?
-            .into_parts();
+        let headers = [("host", self.host.as_str()), ("x-amz-content-sha256", "UNSIGNED-PAYLOAD")];
+        let signable = SignableRequest::new(method.as_str(), &url, headers.into_iter(), SignableBody::UnsignedPayload)
+            .map_err(|e| anyhow!("signable request: {e}"))?;
+        let (instructions, _) = sign(signable, &params).map_err(|e| anyhow!("signing: {e}"))?.into_parts();
         instructions.apply_to_request_http1x(&mut req);
         if method == Method::PUT {
-            req.headers_mut()
-                .insert(header::CONTENT_LENGTH, http::HeaderValue::from(len));
+            req.headers_mut().insert(header::CONTENT_LENGTH, http::HeaderValue::from(len));
         }
         Ok(req)
     }
@@ -147,19 +128,10 @@ impl S3Client {
     /// Sends a request; on a non-2xx answer fails with the status and the start of the body.
     async fn send(&self, req: Request<RepeatBody>) -> anyhow::Result<http::Response<hyper::body::Incoming>> {
         let what = format!("{} {}", req.method(), req.uri().path());
-        let resp = self
-            .http
-            .request(req)
-            .await
-            .with_context(|| format!("{what}: request failed"))?;
+        let resp = self.http.request(req).await.with_context(|| format!("{what}: request failed"))?;
         if !resp.status().is_success() {
             let status = resp.status();
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
+            let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
             let text = String::from_utf8_lossy(&body[..body.len().min(2048)]).into_owned();
             bail!("{what}: server answered {status}: {text}");
         }
@@ -175,11 +147,7 @@ impl S3Client {
 
     /// `PUT /bucket/key` with `len` bytes from `chunk` repeated; returns the ETag (unquoted).
     pub async fn put(&self, bucket: &str, key: &str, chunk: &Bytes, len: u64) -> anyhow::Result<String> {
-        let req = self.signed(
-            Method::PUT,
-            &format!("/{bucket}/{key}"),
-            RepeatBody::new(chunk.clone(), len),
-        )?;
+        let req = self.signed(Method::PUT, &format!("/{bucket}/{key}"), RepeatBody::new(chunk.clone(), len))?;
         let resp = self.send(req).await?;
         let etag = resp
             .headers()

@@ -93,17 +93,9 @@ struct Durations {
 
 impl Args {
     fn durations(&self) -> Durations {
-        let (s, m, l) = if self.quick {
-            (4.0, 3.0, 6.0)
-        } else {
-            (15.0, 10.0, 15.0)
-        };
+        let (s, m, l) = if self.quick { (4.0, 3.0, 6.0) } else { (15.0, 10.0, 15.0) };
         let d = |x: Option<f64>, def: f64| Duration::from_secs_f64(x.unwrap_or(def).max(0.1));
-        Durations {
-            small: d(self.secs_4k, s),
-            medium: d(self.secs_1m, m),
-            large: d(self.secs_64m, l),
-        }
+        Durations { small: d(self.secs_4k, s), medium: d(self.secs_1m, m), large: d(self.secs_64m, l) }
     }
 }
 
@@ -168,11 +160,7 @@ fn main() -> anyhow::Result<()> {
 
     // 1. Raw ceiling.
     let mut phases = Vec::new();
-    let no_server = Probe {
-        ticks,
-        server_pid: None,
-        rss: None,
-    };
+    let no_server = Probe { ticks, server_pid: None, rss: None };
     raw_phases(&raw_dir, &args, durations, &pattern, &no_server, &mut phases)?;
 
     // 2. The server.
@@ -183,21 +171,10 @@ fn main() -> anyhow::Result<()> {
     let pid = server.pid();
     let idle_rss = probe::status_kib_field(pid, "VmRSS:");
     let rss = RssSampler::start(pid);
-    let probe = Probe {
-        ticks,
-        server_pid: Some(pid),
-        rss: Some(&rss),
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("building the tokio runtime")?;
-    let target = Target {
-        endpoint: &server.endpoint,
-        access_key,
-        secret_key: &secret_key,
-        data_dir: &data_dir,
-    };
+    let probe = Probe { ticks, server_pid: Some(pid), rss: Some(&rss) };
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("building the tokio runtime")?;
+    let target = Target { endpoint: &server.endpoint, access_key, secret_key: &secret_key, data_dir: &data_dir };
     let outcome = runtime.block_on(server_phases(&target, &args, durations, &pattern, &probe, &mut phases));
     let hwm = probe::status_kib_field(pid, "VmHWM:");
     let rss_max = rss.overall_max();
@@ -216,10 +193,7 @@ fn main() -> anyhow::Result<()> {
     let text = report::render(&env, &phases, &checks, &memory, started.elapsed().unwrap_or_default());
     println!("{text}");
     if !args.no_write {
-        let out_dir = args
-            .out_dir
-            .clone()
-            .unwrap_or_else(|| server::workspace_root().join("bench").join("results"));
+        let out_dir = args.out_dir.clone().unwrap_or_else(|| server::workspace_root().join("bench").join("results"));
         let path = report::write(&out_dir, &text, started)?;
         println!("wrote {}", path.display());
     }
@@ -299,13 +273,7 @@ fn record(
     m: Measured,
 ) {
     let usage = probe.end(snap);
-    let p = Phase {
-        name,
-        size,
-        concurrency,
-        m,
-        usage,
-    };
+    let p = Phase { name, size, concurrency, m, usage };
     eprintln!("  {}", report::progress_line(&p));
     phases.push(p);
 }
@@ -391,16 +359,8 @@ async fn server_phases(
     probe: &Probe<'_>,
     phases: &mut Vec<Phase>,
 ) -> anyhow::Result<()> {
-    let client = Arc::new(S3Client::new(
-        target.endpoint,
-        REGION,
-        target.access_key,
-        target.secret_key,
-    )?);
-    client
-        .create_bucket(BUCKET)
-        .await
-        .context("creating the benchmark bucket")?;
+    let client = Arc::new(S3Client::new(target.endpoint, REGION, target.access_key, target.secret_key)?);
+    client.create_bucket(BUCKET).await.context("creating the benchmark bucket")?;
     let c = args.concurrency;
     for (size, dur) in sizes(durations) {
         verify(&client, size, pattern)

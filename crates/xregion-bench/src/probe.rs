@@ -59,11 +59,7 @@ pub fn host_busy_cores(over: Duration, ticks: f64) -> Option<f64> {
 
 /// Free bytes on the filesystem holding `path` (`df`), if it can be determined.
 pub fn free_bytes(path: &std::path::Path) -> Option<u64> {
-    let out = std::process::Command::new("df")
-        .args(["-B1", "--output=avail"])
-        .arg(path)
-        .output()
-        .ok()?;
+    let out = std::process::Command::new("df").args(["-B1", "--output=avail"]).arg(path).output().ok()?;
     String::from_utf8(out.stdout).ok()?.lines().nth(1)?.trim().parse().ok()
 }
 
@@ -100,20 +96,12 @@ impl RssSampler {
                     p.fetch_max(rss, Ordering::Relaxed);
                 }
                 // Sleeps 50 ms, or ends as soon as the sampler is dropped.
-                if !matches!(
-                    stopped.recv_timeout(Duration::from_millis(50)),
-                    Err(mpsc::RecvTimeoutError::Timeout)
-                ) {
+                if !matches!(stopped.recv_timeout(Duration::from_millis(50)), Err(mpsc::RecvTimeoutError::Timeout)) {
                     break;
                 }
             }
         });
-        Self {
-            stop: Some(stop),
-            overall,
-            phase,
-            thread: Some(thread),
-        }
+        Self { stop: Some(stop), overall, phase, thread: Some(thread) }
     }
 
     /// The highest VmRSS seen since the previous call, and resets it.

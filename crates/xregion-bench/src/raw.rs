@@ -69,8 +69,7 @@ pub fn write_fsync(
         let mut left = size;
         while left > 0 {
             let n = left.min(pattern.len() as u64) as usize;
-            f.write_all(&pattern[..n])
-                .with_context(|| format!("writing {}", path.display()))?;
+            f.write_all(&pattern[..n]).with_context(|| format!("writing {}", path.display()))?;
             left -= n as u64;
         }
         f.sync_all().with_context(|| format!("fsync {}", path.display()))?;
@@ -95,9 +94,8 @@ pub fn read_back(
     one_pass: bool,
 ) -> anyhow::Result<Measured> {
     anyhow::ensure!(!files.is_empty(), "nothing was written to read back");
-    let buffers: Vec<std::sync::Mutex<Vec<u8>>> = (0..concurrency)
-        .map(|_| std::sync::Mutex::new(vec![0u8; 1 << 20]))
-        .collect();
+    let buffers: Vec<std::sync::Mutex<Vec<u8>>> =
+        (0..concurrency).map(|_| std::sync::Mutex::new(vec![0u8; 1 << 20])).collect();
     run_threads(concurrency, duration, |w, i| {
         let index = w + i as usize * concurrency;
         if one_pass && index >= files.len() {
@@ -108,9 +106,7 @@ pub fn read_back(
         let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
         let mut total = 0u64;
         loop {
-            let n = f
-                .read(&mut buf)
-                .with_context(|| format!("reading {}", path.display()))?;
+            let n = f.read(&mut buf).with_context(|| format!("reading {}", path.display()))?;
             if n == 0 {
                 break;
             }
@@ -143,9 +139,7 @@ pub fn files_modified_since(dir: &Path, since: SystemTime) -> anyhow::Result<Vec
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d).with_context(|| format!("listing {}", d.display()))? {
             let entry = entry.with_context(|| format!("listing {}", d.display()))?;
-            let meta = entry
-                .metadata()
-                .with_context(|| format!("stat {}", entry.path().display()))?;
+            let meta = entry.metadata().with_context(|| format!("stat {}", entry.path().display()))?;
             if meta.is_dir() {
                 stack.push(entry.path());
             } else if meta.is_file() && meta.modified().is_ok_and(|m| m >= since) {

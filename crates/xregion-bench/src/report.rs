@@ -29,27 +29,18 @@ impl Environment {
             })
             .unwrap_or_else(|| "unknown".into());
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_default();
+        let kernel =
+            std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_owned()).unwrap_or_default();
         let mem = std::fs::read_to_string("/proc/meminfo")
             .ok()
             .and_then(|t| {
-                t.lines()
-                    .find(|l| l.starts_with("MemTotal:"))
-                    .map(|l| l["MemTotal:".len()..].trim().to_owned())
+                t.lines().find(|l| l.starts_with("MemTotal:")).map(|l| l["MemTotal:".len()..].trim().to_owned())
             })
             .unwrap_or_default();
         let lines = vec![
-            (
-                "machine".into(),
-                format!("{cores} cores ({cpu}), {mem} RAM, Linux {kernel}"),
-            ),
+            ("machine".into(), format!("{cores} cores ({cpu}), {mem} RAM, Linux {kernel}")),
             ("disk".into(), format!("{} ({})", work.display(), filesystem_of(work))),
-            (
-                "server".into(),
-                format!("{} (git {})", server_bin.display(), git_revision()),
-            ),
+            ("server".into(), format!("{} (git {})", server_bin.display(), git_revision())),
             ("bench profile".into(), crate::server::own_profile().unwrap_or_default()),
             (
                 "load before start".into(),
@@ -68,10 +59,7 @@ impl Environment {
                 ),
             ),
         ];
-        Self {
-            lines,
-            started: SystemTime::now(),
-        }
+        Self { lines, started: SystemTime::now() }
     }
 
     /// Plain-text header printed before the phases run.
@@ -87,11 +75,7 @@ impl Environment {
 /// Seconds without a needless fraction: "15", "0.3".
 fn secs(d: Duration) -> String {
     let s = d.as_secs_f64();
-    if s.fract() == 0.0 {
-        format!("{s:.0}")
-    } else {
-        format!("{s:.1}")
-    }
+    if s.fract() == 0.0 { format!("{s:.0}") } else { format!("{s:.1}") }
 }
 
 /// `fstype` of the mount holding `path`, from /proc/mounts (longest matching mount point).
@@ -151,9 +135,7 @@ pub struct Check {
 }
 
 fn find<'a>(phases: &'a [Phase], name: &str, size: u64, conc: usize) -> Option<&'a Phase> {
-    phases
-        .iter()
-        .find(|p| p.name == name && p.size == size && p.concurrency == conc)
+    phases.iter().find(|p| p.name == name && p.size == size && p.concurrency == conc)
 }
 
 /// Which rate a ratio compares.
@@ -240,28 +222,10 @@ pub fn checks(phases: &[Phase], c: usize, rss_max: u64) -> Vec<Check> {
         pass: Some(rss_max > 0 && (rss_max as f64) < 200.0 * MIB),
     });
     let info = [
-        (
-            "64 MiB GET ÷ raw read, both cached (CPU-bound)",
-            GET_CACHED,
-            RAW_READ_CACHED,
-            M64,
-            MibPerSec,
-        ),
+        ("64 MiB GET ÷ raw read, both cached (CPU-bound)", GET_CACHED, RAW_READ_CACHED, M64, MibPerSec),
         ("1 MiB PUT ÷ raw write+fsync", PUT, RAW_WRITE, M1, MibPerSec),
-        (
-            "1 MiB GET ÷ raw read, both cached",
-            GET_CACHED,
-            RAW_READ_CACHED,
-            M1,
-            MibPerSec,
-        ),
-        (
-            "4 KiB GET ÷ raw read, both cached",
-            GET_CACHED,
-            RAW_READ_CACHED,
-            K4,
-            OpsPerSec,
-        ),
+        ("1 MiB GET ÷ raw read, both cached", GET_CACHED, RAW_READ_CACHED, M1, MibPerSec),
+        ("4 KiB GET ÷ raw read, both cached", GET_CACHED, RAW_READ_CACHED, K4, OpsPerSec),
     ];
     if c != 1 {
         out.extend(ratio(
@@ -301,11 +265,7 @@ fn server_cost(p: &Phase) -> String {
     };
     let cpu_secs = c * p.m.secs;
     if p.size < 1024 * 1024 {
-        if p.m.ops == 0 {
-            "-".into()
-        } else {
-            format!("{:.0} µs/op", cpu_secs / p.m.ops as f64 * 1e6)
-        }
+        if p.m.ops == 0 { "-".into() } else { format!("{:.0} µs/op", cpu_secs / p.m.ops as f64 * 1e6) }
     } else if p.m.bytes == 0 {
         "-".into()
     } else {
@@ -361,9 +321,7 @@ pub fn render(env: &Environment, phases: &[Phase], checks: &[Check], mem: &Memor
             server_cost(p),
             p.usage.bench_cores,
             cores(p.usage.host_cores),
-            p.usage
-                .server_rss_max
-                .map_or("-".into(), |r| format!("{:.1} MiB", r as f64 / MIB)),
+            p.usage.server_rss_max.map_or("-".into(), |r| format!("{:.1} MiB", r as f64 / MIB)),
         );
     }
     let _ = writeln!(s, "\n## Targets\n");
@@ -402,16 +360,11 @@ pub fn write(dir: &Path, text: &str, started: SystemTime) -> anyhow::Result<Path
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let date = utc_date(started);
     for n in 1..1000 {
-        let name = if n == 1 {
-            format!("{date}.md")
-        } else {
-            format!("{date}-{n}.md")
-        };
+        let name = if n == 1 { format!("{date}.md") } else { format!("{date}-{n}.md") };
         let path = dir.join(name);
         match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
             Ok(mut f) => {
-                f.write_all(text.as_bytes())
-                    .with_context(|| format!("writing {}", path.display()))?;
+                f.write_all(text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
                 return Ok(path);
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
@@ -456,9 +409,6 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(19_782), (2024, 2, 29));
         assert_eq!(utc_date(UNIX_EPOCH + Duration::from_secs(1_767_225_599)), "2025-12-31");
-        assert_eq!(
-            utc_stamp(UNIX_EPOCH + Duration::from_secs(1_767_225_599)),
-            "2025-12-31 23:59 UTC"
-        );
+        assert_eq!(utc_stamp(UNIX_EPOCH + Duration::from_secs(1_767_225_599)), "2025-12-31 23:59 UTC");
     }
 }

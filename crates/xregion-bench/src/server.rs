@@ -17,11 +17,7 @@ pub fn own_profile() -> Option<String> {
 /// The workspace root (two levels above this crate's manifest).
 pub fn workspace_root() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| manifest.to_path_buf())
+    manifest.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| manifest.to_path_buf())
 }
 
 /// The `xregion` binary to benchmark: `explicit` if given; otherwise the one next to this
@@ -33,9 +29,7 @@ pub fn locate(explicit: Option<&Path>, build: bool) -> anyhow::Result<PathBuf> {
         return Ok(p.to_path_buf());
     }
     let exe = std::env::current_exe().context("locating the benchmark executable")?;
-    let dir = exe
-        .parent()
-        .ok_or_else(|| anyhow!("{} has no parent directory", exe.display()))?;
+    let dir = exe.parent().ok_or_else(|| anyhow!("{} has no parent directory", exe.display()))?;
     let bin = dir.join(format!("xregion{}", std::env::consts::EXE_SUFFIX));
     if build && let Ok(cargo) = std::env::var("CARGO") {
         let profile = own_profile().unwrap_or_else(|| "release".to_owned());
@@ -84,19 +78,13 @@ impl Server {
             .args(["serve", "--region", region, "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .args(["--access-key", access_key, "--secret-key", secret_key])
-            .env(
-                "XREGION_LOG",
-                std::env::var("XREGION_LOG").unwrap_or_else(|_| "warn".to_owned()),
-            )
+            .env("XREGION_LOG", std::env::var("XREGION_LOG").unwrap_or_else(|_| "warn".to_owned()))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file))
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| anyhow!("server stdout was not captured"))?;
+        let stdout = child.stdout.take().ok_or_else(|| anyhow!("server stdout was not captured"))?;
         let (tx, rx) = mpsc::channel::<String>();
         // Reads stdout to its end so the server never blocks on a full pipe.
         std::thread::spawn(move || {
@@ -108,12 +96,7 @@ impl Server {
             }
         });
         let pid = child.id();
-        let mut server = Server {
-            child: Some(child),
-            pid,
-            endpoint: String::new(),
-            log: log.to_path_buf(),
-        };
+        let mut server = Server { child: Some(child), pid, endpoint: String::new(), log: log.to_path_buf() };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             match rx.recv_timeout(Duration::from_millis(100)) {
@@ -126,10 +109,7 @@ impl Server {
                         bail!("server exited before listening ({status}); log:\n{}", server.log_tail());
                     }
                     if Instant::now() > deadline {
-                        bail!(
-                            "server did not print its listening line within 60 s; log:\n{}",
-                            server.log_tail()
-                        );
+                        bail!("server did not print its listening line within 60 s; log:\n{}", server.log_tail());
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {

@@ -21,10 +21,7 @@ pub struct Measured {
 impl Measured {
     /// Merges worker results (latencies unsorted) into one sorted measurement.
     pub fn from_workers(secs: f64, workers: Vec<(Vec<Duration>, u64, u64)>) -> Self {
-        let mut m = Measured {
-            secs,
-            ..Default::default()
-        };
+        let mut m = Measured { secs, ..Default::default() };
         for (lat, bytes, ops) in workers {
             m.ops += ops;
             m.bytes += bytes;
@@ -37,20 +34,12 @@ impl Measured {
 
     /// Operations per second.
     pub fn ops_per_sec(&self) -> f64 {
-        if self.secs > 0.0 {
-            self.ops as f64 / self.secs
-        } else {
-            0.0
-        }
+        if self.secs > 0.0 { self.ops as f64 / self.secs } else { 0.0 }
     }
 
     /// MiB per second of payload.
     pub fn mib_per_sec(&self) -> f64 {
-        if self.secs > 0.0 {
-            self.bytes as f64 / MIB / self.secs
-        } else {
-            0.0
-        }
+        if self.secs > 0.0 { self.bytes as f64 / MIB / self.secs } else { 0.0 }
     }
 
     /// Nearest-rank percentile (`q` in 0..=1) of the latencies.
@@ -107,11 +96,7 @@ pub fn fmt_dur(d: Option<Duration>) -> String {
 
 /// Formats a byte count as KiB/MiB.
 pub fn fmt_size(bytes: u64) -> String {
-    if bytes >= 1 << 20 {
-        format!("{} MiB", bytes >> 20)
-    } else {
-        format!("{} KiB", bytes >> 10)
-    }
+    if bytes >= 1 << 20 { format!("{} MiB", bytes >> 20) } else { format!("{} KiB", bytes >> 10) }
 }
 
 #[cfg(test)]
