@@ -18,7 +18,7 @@ use crate::BlobError;
 use crate::error::io_error;
 
 /// Batches a lane queues before a push waits.
-pub(crate) const LANE_DEPTH: usize = 2;
+pub(crate) const LANE_DEPTH: usize = 1;
 
 /// What a lane does with each batch (blocking).
 pub(crate) type Work<S> = fn(&mut S, &[Bytes]) -> Result<(), BlobError>;

@@ -1,8 +1,12 @@
 //! Bucket use cases: create (deployment-wide unique names), locate, delete, versioning, tags.
 
+use std::collections::BTreeSet;
+
 use xregion_meta::{MetaError, WriteOp, WriteOutcome};
+use xregion_types::replication::ReplicationConfig;
 use xregion_types::{BucketName, BucketRecord, VersioningState, now_ms};
 
+use crate::replication_rules::{self, ConfigDraft};
 use crate::{CoreError, CoreResult, Region};
 
 /// Where a bucket lives, as seen from this region.
@@ -88,4 +92,58 @@ impl Region {
 
 pub(crate) fn unexpected(out: &WriteOutcome) -> CoreError {
     CoreError::Internal(format!("unexpected write outcome: {out:?}"))
+}
+
+impl Region {
+    /// GetBucketReplication: the bucket's replication configuration, if any (CFG-2).
+    pub fn replication_config(&self, bucket: &str) -> CoreResult<Option<ReplicationConfig>> {
+        match self.bucket(bucket)?.replication {
+            Some(bytes) => replication_rules::decode(&bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// PutBucketReplication: validates the document in the spec's order (VAL-1: schema, source
+    /// versioning VAL-2, rules, then destinations VAL-3) and stores it, replacing any previous
+    /// configuration (CFG-1, PRI-6). Returns what was stored (with generated IDs, CFG-13).
+    pub async fn put_replication(&self, bucket: &str, draft: &ConfigDraft) -> CoreResult<ReplicationConfig> {
+        let record = self.bucket(bucket)?;
+        let config = replication_rules::validate(draft, bucket, record.versioning)?;
+        self.set_replication(bucket, Some(config.clone())).await?;
+        Ok(config)
+    }
+
+    /// Stores (`Some`) or removes (`None`, idempotent, CFG-3) the replication configuration.
+    /// `config` must come from [`replication_rules::validate`]. Setting one needs the source
+    /// bucket's versioning Enabled (VAL-2, re-checked by `meta` inside the transaction so it
+    /// cannot race a suspend, VER-4) and every destination bucket, here or in a peer region, to
+    /// exist with versioning Enabled (VAL-3; disabled rules included, VAL-1).
+    pub async fn set_replication(&self, bucket: &str, config: Option<ReplicationConfig>) -> CoreResult<()> {
+        let record = self.bucket(bucket)?;
+        let stored = match config {
+            None => None,
+            Some(config) => {
+                if record.versioning != VersioningState::Enabled {
+                    return Err(replication_rules::invalid_request(replication_rules::MSG_SOURCE_VERSIONING));
+                }
+                let mut checked = BTreeSet::new();
+                for rule in &config.rules {
+                    let dest = rule.destination.bucket.as_str();
+                    if !checked.insert(dest) {
+                        continue;
+                    }
+                    let state = match self.meta().get_bucket(dest)? {
+                        Some(rec) => Some(rec.versioning),
+                        None => self.peers().bucket_versioning(dest).await?,
+                    };
+                    if state != Some(VersioningState::Enabled) {
+                        return Err(replication_rules::invalid_request(replication_rules::MSG_DESTINATION_VERSIONING));
+                    }
+                }
+                Some(replication_rules::encode(&config))
+            }
+        };
+        self.meta().write(WriteOp::SetReplication { name: bucket.to_owned(), config: stored }).await?;
+        Ok(())
+    }
 }

@@ -80,6 +80,9 @@ pub enum CoreError {
     /// The bucket state forbids the change (VER-4).
     #[error("{0}")]
     InvalidBucketState(String),
+    /// The bucket has no replication configuration (CFG-2).
+    #[error("the replication configuration was not found")]
+    ReplicationConfigurationNotFound,
     /// A malformed or unsupported request value.
     #[error("{0}")]
     InvalidArgument(String),

@@ -12,6 +12,8 @@ pub mod conditions;
 mod error;
 pub mod multipart;
 pub mod objects;
+pub mod replica;
+pub mod replication_rules;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use xregion_blob::BlobStore;
 use xregion_meta::MetaStore;
+use xregion_types::VersioningState;
 
 pub use error::{CoreError, CoreResult};
 pub use xregion_blob::BlobInfo;
@@ -29,6 +32,10 @@ pub use xregion_meta as meta;
 pub trait PeerDirectory: Send + Sync + 'static {
     /// The region that owns `bucket` among the peers, or `None` if no peer has it.
     fn locate_bucket<'a>(&'a self, bucket: &'a str) -> BoxFuture<'a, CoreResult<Option<String>>>;
+
+    /// The versioning state of `bucket` in the peer region that owns it, or `None` if no peer
+    /// has it (VAL-3 for a destination in another region).
+    fn bucket_versioning<'a>(&'a self, bucket: &'a str) -> BoxFuture<'a, CoreResult<Option<VersioningState>>>;
 }
 
 /// A deployment with no peers: every bucket is local.
@@ -37,6 +44,10 @@ pub struct NoPeers;
 
 impl PeerDirectory for NoPeers {
     fn locate_bucket<'a>(&'a self, _bucket: &'a str) -> BoxFuture<'a, CoreResult<Option<String>>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    fn bucket_versioning<'a>(&'a self, _bucket: &'a str) -> BoxFuture<'a, CoreResult<Option<VersioningState>>> {
         Box::pin(async { Ok(None) })
     }
 }
@@ -53,6 +64,9 @@ struct Inner {
     meta: MetaStore,
     blobs: BlobStore,
     peers: Arc<dyn PeerDirectory>,
+    /// Woken after every commit that queued replication tasks (the replication worker waits
+    /// on it; a stored permit means a wake-up is never lost).
+    replication_wake: Arc<tokio::sync::Notify>,
 }
 
 impl Region {
@@ -62,7 +76,17 @@ impl Region {
             .map_err(|e| CoreError::Internal(format!("create data dir {}: {e}", data_dir.display())))?;
         let meta = MetaStore::open(&data_dir.join("meta.redb"))?;
         let blobs = BlobStore::open(&data_dir.join("blobs"))?;
-        Ok(Self { inner: Arc::new(Inner { name: name.to_owned(), data_dir: data_dir.to_owned(), meta, blobs, peers }) })
+        let replication_wake = Arc::new(tokio::sync::Notify::new());
+        Ok(Self {
+            inner: Arc::new(Inner {
+                name: name.to_owned(),
+                data_dir: data_dir.to_owned(),
+                meta,
+                blobs,
+                peers,
+                replication_wake,
+            }),
+        })
     }
 
     /// The region name, e.g. `us-east-1`.
@@ -87,6 +111,11 @@ impl Region {
 
     pub(crate) fn peers(&self) -> &dyn PeerDirectory {
         self.inner.peers.as_ref()
+    }
+
+    /// Notified after each commit that queued replication tasks (IMPL-1).
+    pub fn replication_wake(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.inner.replication_wake)
     }
 
     /// Deletes blobs a commit freed. Failures only leak space, so they are logged, not returned.

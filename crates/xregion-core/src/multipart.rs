@@ -4,6 +4,7 @@
 use xregion_blob::checksum::{composite, to_base64};
 use xregion_blob::{BlobInfo, multipart_etag};
 use xregion_meta::{PartRecord, UploadRecord, WriteOp, WriteOutcome};
+use xregion_types::replication::TaskKind;
 use xregion_types::{BlobRef, ChecksumAlgorithm, ChecksumValue, ObjectKey, now_ms};
 
 use crate::buckets::unexpected;
@@ -154,15 +155,19 @@ impl Region {
         data.blob = BlobRef { segments: chosen.iter().map(|p| p.blob.clone()).collect() };
         data.part_sizes = chosen.iter().map(|p| p.size).collect();
         data.checksum = checksum;
+        // IMPL-1, ELI-6: a completed multipart upload is a new version like any PUT.
+        let outbox = self.plan_tasks(bucket, key, &data.tags, TaskKind::Object, false)?;
+        let queued = outbox.len();
         let op = WriteOp::CompleteUpload {
             upload_id: upload_id.to_owned(),
             data,
             used_parts: chosen.iter().map(|p| p.part_number).collect(),
             precondition: None,
-            outbox: Vec::new(),
+            outbox,
         };
         match self.meta().write(op).await? {
             WriteOutcome::Version { record, freed } => {
+                self.tasks_committed(queued);
                 self.free_blobs(&freed).await;
                 let versioning = self.bucket(bucket)?.versioning;
                 Ok(PutResult { record, versioning })

@@ -7,9 +7,10 @@ use futures::stream::{BoxStream, StreamExt};
 use xregion_blob::BlobInfo;
 use xregion_blob::checksum::to_base64;
 use xregion_meta::{Precondition, WriteOp, WriteOutcome};
+use xregion_types::replication::TaskKind;
 use xregion_types::{
-    BlobRef, BucketRecord, ChecksumAlgorithm, ChecksumValue, InvalidInput, ObjectData, ObjectKey, VersionId,
-    VersionRecord, VersioningState,
+    BlobRef, BucketRecord, ChecksumAlgorithm, ChecksumValue, InvalidInput, ObjectData, ObjectKey, ReplicationStatus,
+    VersionId, VersionRecord, VersioningState,
 };
 
 use crate::buckets::unexpected;
@@ -242,16 +243,13 @@ impl Region {
         data: ObjectData,
         precondition: Option<Precondition>,
     ) -> CoreResult<PutResult> {
-        let op = WriteOp::PutVersion {
-            bucket: bucket.to_owned(),
-            key,
-            data,
-            replica: None,
-            precondition,
-            outbox: Vec::new(),
-        };
+        // IMPL-1: eligibility is decided now and the tasks commit with the version (ELI-4/5).
+        let outbox = self.plan_tasks(bucket, &key, &data.tags, TaskKind::Object, false)?;
+        let queued = outbox.len();
+        let op = WriteOp::PutVersion { bucket: bucket.to_owned(), key, data, replica: None, precondition, outbox };
         match self.meta().write(op).await? {
             WriteOutcome::Version { record, freed } => {
+                self.tasks_committed(queued);
                 self.free_blobs(&freed).await;
                 let versioning = self.bucket(bucket)?.versioning;
                 Ok(PutResult { record, versioning })
@@ -294,13 +292,21 @@ impl Region {
     pub async fn delete_object(&self, bucket: &str, key: &str, version: Option<&str>) -> CoreResult<DeleteResult> {
         let b = self.bucket(bucket)?;
         let version = parse_version_for(&b, version)?;
+        // DEL-1: only a DELETE without versionId (a new delete marker) may be replicated;
+        // DEL-2..4 decide whether this marker is.
+        let outbox = match (&version, b.versioning) {
+            (None, VersioningState::Enabled) => self.plan_tasks(bucket, key, &[], TaskKind::DeleteMarker, false)?,
+            _ => Vec::new(),
+        };
+        let queued = outbox.len();
         let op = match &version {
-            None => WriteOp::DeleteObject { bucket: bucket.to_owned(), key: key.to_owned(), outbox: Vec::new() },
+            None => WriteOp::DeleteObject { bucket: bucket.to_owned(), key: key.to_owned(), outbox },
             Some(v) => WriteOp::DeleteVersion { bucket: bucket.to_owned(), key: key.to_owned(), version_id: v.clone() },
         };
         let WriteOutcome::Deleted { removed, marker, freed } = self.meta().write(op).await? else {
             return Err(CoreError::Internal("unexpected outcome of delete".into()));
         };
+        self.tasks_committed(queued);
         self.free_blobs(&freed).await;
         Ok(match (version, marker) {
             // A delete marker was inserted (Enabled or Suspended).
@@ -325,14 +331,28 @@ impl Region {
     ) -> CoreResult<VersionId> {
         validate_tags(&tags, 10)?;
         let (b, current) = self.get_object(bucket, key, version)?;
+        // ELI-12: a tag change on a version that takes part in replication is replicated onto
+        // its replicas, to the destinations its tags selected (the tags before this change).
+        // Replicas (ELI-13, TWO-3) and versions outside replication get no task.
+        let outbox = match (&current.replication, current.object()) {
+            (ReplicationStatus::Pending | ReplicationStatus::Completed | ReplicationStatus::Failed, Some(data)) => {
+                self.plan_tasks(bucket, key, &data.tags, TaskKind::Tags, false)?
+            }
+            _ => Vec::new(),
+        };
+        let queued = outbox.len();
         let op = WriteOp::SetObjectTags {
             bucket: b.name.as_str().to_owned(),
             key: key.to_owned(),
             version_id: Some(current.version_id),
             tags,
+            outbox,
         };
         match self.meta().write(op).await? {
-            WriteOutcome::Tags { version_id } => Ok(version_id),
+            WriteOutcome::Tags { version_id } => {
+                self.tasks_committed(queued);
+                Ok(version_id)
+            }
             other => Err(unexpected(&other)),
         }
     }

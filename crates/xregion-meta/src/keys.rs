@@ -12,6 +12,7 @@
 //! * version key (`versions`): `bucket_id(8) ‖ enc(key) ‖ !stamp(8)`: newest first within a key
 //! * upload index key (`upload_index`): `bucket_id(8) ‖ enc(key) ‖ upload_id`
 //! * part key (`parts`): `enc(upload_id) ‖ part_number(4)`
+//! * outbox index key (`outbox_index`): `bucket_id(8) ‖ enc(key) ‖ enc(version_id) ‖ seq(8)`
 
 use std::ops::Bound;
 
@@ -89,6 +90,20 @@ pub(crate) fn version_key(bucket_id: u64, key: &str, stamp: u64) -> Vec<u8> {
 pub(crate) fn upload_index_key(bucket_id: u64, key: &str, upload_id: &str) -> Vec<u8> {
     let mut out = object_key(bucket_id, key);
     out.extend_from_slice(upload_id.as_bytes());
+    out
+}
+
+/// `bucket_id ‖ enc(key) ‖ enc(version_id)`: prefix of one version's `outbox_index` rows.
+pub(crate) fn outbox_version_prefix(bucket_id: u64, key: &str, version_id: &str) -> Vec<u8> {
+    let mut out = object_key(bucket_id, key);
+    encode_into(&mut out, version_id.as_bytes());
+    out
+}
+
+/// `bucket_id ‖ enc(key) ‖ enc(version_id) ‖ seq`: one `outbox_index` row.
+pub(crate) fn outbox_index_key(bucket_id: u64, key: &str, version_id: &str, seq: u64) -> Vec<u8> {
+    let mut out = outbox_version_prefix(bucket_id, key, version_id);
+    out.extend_from_slice(&seq.to_be_bytes());
     out
 }
 

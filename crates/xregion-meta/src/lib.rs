@@ -23,6 +23,8 @@
 //! | `upload_index` | `bucket_id ‖ enc(key) ‖ upload_id` | `()` |
 //! | `parts` | `enc(upload_id) ‖ part_number` | `PartRecord` |
 //! | `outbox` | seq | `OutboxEntry` (replication task + version coordinates) |
+//! | `outbox_index` | `bucket_id ‖ enc(key) ‖ enc(version_id) ‖ seq` | `()`: a version's outbox rows |
+//! | `replication_failures` | seq | `FailedTask` (task + IAM-8 reason) |
 //!
 //! **Reads** are synchronous, each one redb read transaction (a consistent snapshot), and
 //! quick: point lookups or bounded range scans.
@@ -74,5 +76,5 @@ pub use error::MetaError;
 pub use listing::{ListObjectsPage, ListObjectsQuery, ListVersionsPage, ListVersionsQuery, VersionEntry};
 pub use multipart::{ListUploadsPage, ListUploadsQuery, PartRecord, UploadRecord};
 pub use ops::{Precondition, WriteOp, WriteOutcome};
-pub use queue::OutboxEntry;
+pub use queue::{FailedTask, OutboxEntry};
 pub use store::{MetaStore, WriterStats};

@@ -344,6 +344,7 @@ pub(crate) fn set_tags(
     key: &str,
     version_id: Option<&VersionId>,
     tags: Vec<(String, String)>,
+    outbox: Vec<Vec<u8>>,
 ) -> Result<WriteOutcome, MetaError> {
     let bucket = buckets::by_name(t, bucket)?;
     check_key(key)?;
@@ -358,11 +359,19 @@ pub(crate) fn set_tags(
     };
     object.tags = tags;
     let is_current = newest.is_some_and(|n| n.stamp == record.stamp);
+    // STS-8 [I]: a replicated tag change makes a completed version pending again until it is
+    // applied; a failed version stays failed (STS-6).
+    if !outbox.is_empty() && record.replication == ReplicationStatus::Completed {
+        record.replication = ReplicationStatus::Pending;
+    }
 
     // Validation done: write.
     t.put_version(bucket_id, key, &record)?;
     if is_current {
         t.set_head(bucket_id, key, Some(&record))?;
+    }
+    if !outbox.is_empty() {
+        t.push_outbox(bucket_id, key, Some(&record.version_id), outbox)?;
     }
     Ok(WriteOutcome::Tags { version_id: record.version_id })
 }

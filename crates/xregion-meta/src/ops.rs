@@ -1,7 +1,9 @@
 //! The write vocabulary: every mutation of the store is one [`WriteOp`] applied by the writer
 //! thread, answered by one [`WriteOutcome`].
 
-use xregion_types::{BlobSegment, BucketName, BucketRecord, ObjectData, VersionId, VersionRecord, VersioningState};
+use xregion_types::{
+    BlobSegment, BucketName, BucketRecord, ObjectData, ReplicationStatus, VersionId, VersionRecord, VersioningState,
+};
 
 use crate::multipart::{PartRecord, UploadRecord};
 
@@ -89,6 +91,9 @@ pub enum WriteOp {
     },
     /// Replaces the tags of a version (`None` = current). A delete marker is
     /// `Err(MethodNotAllowed)` (VER-14). Creates no version (VER-10).
+    ///
+    /// `outbox`: replication tasks for the tag change (ELI-12), committed atomically with it. A
+    /// `Completed` version goes back to `Pending` while they run (STS-8); `Failed` stays.
     SetObjectTags {
         /// Bucket name.
         bucket: String,
@@ -98,6 +103,24 @@ pub enum WriteOp {
         version_id: Option<VersionId>,
         /// New tag set (empty deletes the tags).
         tags: Vec<(String, String)>,
+        /// Opaque replication tasks for the tag change.
+        outbox: Vec<Vec<u8>>,
+    },
+    /// A replication task succeeded: removes outbox row `seq`; when it was its version's last
+    /// row the version becomes `Completed` unless it is `Failed` (STS-4, STS-7). An unknown
+    /// `seq` is a no-op (idempotent). Outcome: `TaskFinished`.
+    CompleteTask {
+        /// Outbox sequence number.
+        seq: u64,
+    },
+    /// A replication task failed permanently: removes outbox row `seq`, records it with
+    /// `reason` (see `MetaStore::list_failures`) and marks the version `Failed` (STS-5, STS-6).
+    /// An unknown `seq` is a no-op. Outcome: `TaskFinished`.
+    FailTask {
+        /// Outbox sequence number.
+        seq: u64,
+        /// Failure reason (IAM-8 code).
+        reason: String,
     },
     /// Records a new multipart upload. `Err(NoSuchBucket)` if `record.bucket_id` is gone.
     CreateUpload {
@@ -173,6 +196,12 @@ pub enum WriteOutcome {
     Tags {
         /// The version whose tags changed.
         version_id: VersionId,
+    },
+    /// A replication task was finished (`CompleteTask`, `FailTask`).
+    TaskFinished {
+        /// The version's replication status afterwards; `None` if the task was already gone
+        /// or its version no longer exists.
+        status: Option<ReplicationStatus>,
     },
     /// The upload was recorded.
     Upload(UploadRecord),

@@ -1,8 +1,21 @@
 //! The replication outbox: opaque tasks committed in the same transaction as the version they
-//! describe (design invariant 2). Reserved for the replication issue; `meta` only stores them.
+//! describe (design invariant 2), the ops that finish them (`CompleteTask`, `FailTask`), and the
+//! record a permanently failed task leaves behind.
+//!
+//! Status aggregation per version (STS-7): any failed task → `Failed` (sticky); else any task
+//! left in the outbox → `Pending`; else `Completed`. The `outbox_index` table makes "any task
+//! left for this version?" a range scan over that version's rows only.
 
+use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
-use xregion_types::VersionId;
+use xregion_types::{ReplicationStatus, VersionId};
+
+use crate::codec::decode;
+use crate::error::MetaError;
+use crate::keys;
+use crate::objects::find_version;
+use crate::ops::WriteOutcome;
+use crate::writer::WTables;
 
 /// One stored outbox task, wrapped with the coordinates of the version it was committed with
 /// (the caller cannot know a generated version id before the commit).
@@ -18,4 +31,91 @@ pub struct OutboxEntry {
     pub version_id: Option<VersionId>,
     /// The caller's opaque task.
     pub task: Vec<u8>,
+}
+
+impl OutboxEntry {
+    /// The version id as stored in the `outbox_index` key (`""` when there is none).
+    pub(crate) fn index_version(&self) -> &str {
+        self.version_id.as_ref().map(VersionId::as_str).unwrap_or("")
+    }
+}
+
+/// A task that failed permanently (`FailTask`): kept for inspection and for a later batch
+/// re-replication (BAT-1c). Keyed by the task's sequence number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedTask {
+    /// The task as it was in the outbox.
+    pub entry: OutboxEntry,
+    /// Failure reason (IAM-8 code, e.g. `DstBucketUnversioned`).
+    pub reason: String,
+    /// When it failed, unix milliseconds.
+    pub failed_ms: i64,
+}
+
+/// The outbox row `seq`, if it is still there.
+pub(crate) fn get<T>(outbox: &T, seq: u64) -> Result<Option<OutboxEntry>, MetaError>
+where
+    T: ReadableTable<u64, &'static [u8]>,
+{
+    match outbox.get(seq)? {
+        Some(guard) => Ok(Some(decode(guard.value())?)),
+        None => Ok(None),
+    }
+}
+
+/// True if any outbox row of this version is left.
+fn any_task_left(t: &WTables<'_>, entry: &OutboxEntry) -> Result<bool, MetaError> {
+    let prefix = keys::outbox_version_prefix(entry.bucket_id, &entry.key, entry.index_version());
+    let (lower, upper) = keys::prefix_range(&prefix);
+    Ok(t.outbox_index.range::<&[u8]>(keys::bounds(&lower, &upper))?.next().transpose()?.is_some())
+}
+
+/// `CompleteTask`: the destination acknowledged the task. Removes the row; if it was the
+/// version's last row, the version becomes `Completed` unless a task of it failed (STS-4,
+/// STS-7). Idempotent: an unknown `seq` (already finished) is `Done`.
+pub(crate) fn complete(t: &mut WTables<'_>, seq: u64) -> Result<WriteOutcome, MetaError> {
+    finish(t, seq, None)
+}
+
+/// `FailTask`: the task failed permanently (STS-5, IAM-8). Removes the row, records the failure
+/// with its reason, and marks the version `Failed` (terminal, STS-6). Idempotent like
+/// [`complete`].
+pub(crate) fn fail(t: &mut WTables<'_>, seq: u64, reason: String) -> Result<WriteOutcome, MetaError> {
+    finish(t, seq, Some(reason))
+}
+
+fn finish(t: &mut WTables<'_>, seq: u64, failure: Option<String>) -> Result<WriteOutcome, MetaError> {
+    let Some(entry) = get(&t.outbox, seq)? else {
+        return Ok(WriteOutcome::TaskFinished { status: None });
+    };
+    let version = match &entry.version_id {
+        Some(id) => find_version(&t.versions, &t.nulls, entry.bucket_id, &entry.key, id)?,
+        None => None,
+    };
+
+    // Validation done: write.
+    t.del_outbox(&entry)?;
+    if let Some(reason) = &failure {
+        t.put_failure(&FailedTask {
+            entry: entry.clone(),
+            reason: reason.clone(),
+            failed_ms: xregion_types::now_ms(),
+        })?;
+    }
+    // The version may be gone (deleted by id before its task ran): nothing to mark.
+    let Some(mut record) = version else {
+        return Ok(WriteOutcome::TaskFinished { status: None });
+    };
+    let status = match (&failure, &record.replication) {
+        (_, ReplicationStatus::Replica | ReplicationStatus::None) => record.replication.clone(),
+        (Some(_), _) => ReplicationStatus::Failed,
+        (None, ReplicationStatus::Failed) => ReplicationStatus::Failed,
+        (None, _) if any_task_left(t, &entry)? => ReplicationStatus::Pending,
+        (None, _) => ReplicationStatus::Completed,
+    };
+    if status != record.replication {
+        record.replication = status.clone();
+        t.replace_version(entry.bucket_id, &entry.key, &record)?;
+    }
+    Ok(WriteOutcome::TaskFinished { status: Some(status) })
 }

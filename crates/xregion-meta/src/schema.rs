@@ -25,6 +25,11 @@ pub(crate) const UPLOAD_INDEX: TableDefinition<&[u8], ()> = TableDefinition::new
 pub(crate) const PARTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("parts");
 /// Sequence number → `OutboxEntry` (replication tasks).
 pub(crate) const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
+/// `bucket_id ‖ enc(key) ‖ enc(version_id) ‖ seq(8)` → `()`: the outbox rows of one version,
+/// so "is any task of this version left?" is a bounded range scan, not an outbox scan.
+pub(crate) const OUTBOX_INDEX: TableDefinition<&[u8], ()> = TableDefinition::new("outbox_index");
+/// Sequence number of a failed task → `FailedTask` (the task and its failure reason, IAM-8).
+pub(crate) const FAILURES: TableDefinition<u64, &[u8]> = TableDefinition::new("replication_failures");
 
 /// `META` key: layout version of this database.
 pub(crate) const META_SCHEMA: &str = "schema_version";

@@ -16,9 +16,10 @@ use crate::error::MetaError;
 use crate::listing::{self, ListObjectsPage, ListObjectsQuery, ListVersionsPage, ListVersionsQuery};
 use crate::multipart::{self, ListUploadsPage, ListUploadsQuery, PartRecord, UploadRecord};
 use crate::ops::{WriteOp, WriteOutcome};
-use crate::queue::OutboxEntry;
+use crate::queue::{FailedTask, OutboxEntry};
 use crate::schema::{
-    BUCKETS, HEADS, META_MAX_STAMP, META_SCHEMA, NULLS, OUTBOX, PARTS, SCHEMA_VERSION, UPLOAD_INDEX, UPLOADS, VERSIONS,
+    BUCKET_IDS, BUCKETS, FAILURES, HEADS, META_MAX_STAMP, META_SCHEMA, NULLS, OUTBOX, PARTS, SCHEMA_VERSION,
+    UPLOAD_INDEX, UPLOADS, VERSIONS,
 };
 use crate::writer::{self, Reply, Request, Stats, WTables};
 use crate::{buckets, objects};
@@ -175,6 +176,35 @@ impl MetaStore {
             out.push(decode(v.value())?);
         }
         Ok(out)
+    }
+
+    /// The outbox row `seq`, if it is still queued.
+    pub fn get_outbox(&self, seq: u64) -> Result<Option<OutboxEntry>, MetaError> {
+        let txn = self.read()?;
+        crate::queue::get(&txn.open_table(OUTBOX)?, seq)
+    }
+
+    /// Permanently failed replication tasks with `seq > after_seq`, oldest first, at most
+    /// `limit` (each with its IAM-8 reason).
+    pub fn list_failures(&self, after_seq: Option<u64>, limit: usize) -> Result<Vec<FailedTask>, MetaError> {
+        let txn = self.read()?;
+        let table = txn.open_table(FAILURES)?;
+        let range = match after_seq {
+            Some(seq) => table.range((std::ops::Bound::Excluded(seq), std::ops::Bound::Unbounded))?,
+            None => table.range::<u64>(..)?,
+        };
+        let mut out = Vec::new();
+        for item in range.take(limit) {
+            let (_, v) = item?;
+            out.push(decode(v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The name of the bucket with id `id`, if it still exists.
+    pub fn bucket_name(&self, id: u64) -> Result<Option<String>, MetaError> {
+        let txn = self.read()?;
+        Ok(txn.open_table(BUCKET_IDS)?.get(id)?.map(|g| g.value().to_owned()))
     }
 
     /// Applies one write through the writer thread's group commit; resolves after the commit

@@ -445,6 +445,7 @@ fn ver10_ver14_object_tags() {
             key: "k".into(),
             version_id,
             tags: vec![("t".into(), t.into())],
+            outbox: vec![],
         })
     };
     assert_eq!(tag(None, "cur").unwrap(), WriteOutcome::Tags { version_id: v2.version_id.clone() });
@@ -471,7 +472,8 @@ fn ver10_ver14_object_tags() {
                 bucket: "tags".into(),
                 key: "nokey".into(),
                 version_id: None,
-                tags: vec![]
+                tags: vec![],
+                outbox: vec![],
             })
             .unwrap_err(),
         MetaError::NoSuchKey
@@ -759,6 +761,130 @@ fn outbox_tasks_commit_with_their_version() {
     // Without tasks, the version is not subject to replication.
     let (plain, _) = put(&store, "src", "k2", "e");
     assert_eq!(plain.replication, ReplicationStatus::None);
+}
+
+fn put_with_tasks(store: &MetaStore, bucket: &str, key: &str, tasks: &[&str]) -> VersionRecord {
+    let op = WriteOp::PutVersion {
+        bucket: bucket.into(),
+        key: key.into(),
+        data: data("e"),
+        replica: None,
+        precondition: None,
+        outbox: tasks.iter().map(|t| t.as_bytes().to_vec()).collect(),
+    };
+    match w(store, op) {
+        WriteOutcome::Version { record, .. } => record,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn status(store: &MetaStore, bucket_id: u64, key: &str, id: &VersionId) -> ReplicationStatus {
+    store.get_version(bucket_id, key, Some(id)).unwrap().unwrap().replication
+}
+
+fn finished(outcome: WriteOutcome) -> Option<ReplicationStatus> {
+    match outcome {
+        WriteOutcome::TaskFinished { status } => status,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// STS-4/STS-7: a version is COMPLETED only when its last task completes; the head copy
+/// (what ListObjects and GET of the current version read) follows.
+#[test]
+fn sts7_complete_task_aggregates_per_version() {
+    let (_dir, store) = open();
+    let b = bucket(&store, "agg", VersioningState::Enabled);
+    let v = put_with_tasks(&store, "agg", "k", &["eu", "ap"]);
+    let other = put_with_tasks(&store, "agg", "k2", &["eu"]);
+    assert_eq!(v.replication, ReplicationStatus::Pending);
+    let seqs: Vec<u64> = store.list_outbox(None, 10).unwrap().iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    assert_eq!(finished(w(&store, WriteOp::CompleteTask { seq: 1 })), Some(ReplicationStatus::Pending));
+    assert_eq!(status(&store, b.id, "k", &v.version_id), ReplicationStatus::Pending);
+    assert_eq!(finished(w(&store, WriteOp::CompleteTask { seq: 2 })), Some(ReplicationStatus::Completed));
+    assert_eq!(status(&store, b.id, "k", &v.version_id), ReplicationStatus::Completed);
+    let head = store.list_objects(b.id, &ListObjectsQuery { max_keys: 10, ..Default::default() }).unwrap();
+    assert_eq!(head.objects[0].1.replication, ReplicationStatus::Completed);
+    // Another version's task is untouched; idempotent replay of a finished seq is a no-op.
+    assert_eq!(status(&store, b.id, "k2", &other.version_id), ReplicationStatus::Pending);
+    assert_eq!(finished(w(&store, WriteOp::CompleteTask { seq: 2 })), None);
+    assert_eq!(store.outbox_len().unwrap(), 1);
+}
+
+/// STS-5/6/7: one failed destination makes the version FAILED even if the other completes
+/// later; the failure keeps its reason (IAM-8).
+#[test]
+fn sts7_any_failed_task_makes_the_version_failed() {
+    let (_dir, store) = open();
+    let b = bucket(&store, "fail", VersioningState::Enabled);
+    let v = put_with_tasks(&store, "fail", "k", &["eu", "ap"]);
+    let reason = "DstBucketUnversioned".to_owned();
+    assert_eq!(finished(w(&store, WriteOp::FailTask { seq: 1, reason })), Some(ReplicationStatus::Failed));
+    assert_eq!(status(&store, b.id, "k", &v.version_id), ReplicationStatus::Failed);
+    assert_eq!(finished(w(&store, WriteOp::CompleteTask { seq: 2 })), Some(ReplicationStatus::Failed));
+    assert_eq!(store.outbox_len().unwrap(), 0);
+    let failures = store.list_failures(None, 10).unwrap();
+    assert_eq!(failures.len(), 1);
+    assert_eq!((failures[0].entry.seq, failures[0].reason.as_str()), (1, "DstBucketUnversioned"));
+    assert_eq!(failures[0].entry.version_id.as_ref(), Some(&v.version_id));
+    // Replay of a failed seq changes nothing.
+    assert_eq!(finished(w(&store, WriteOp::FailTask { seq: 1, reason: "x".into() })), None);
+    assert_eq!(store.list_failures(None, 10).unwrap().len(), 1);
+}
+
+/// A task whose version was deleted by id (DEL-1: not replicated) finishes without error.
+#[test]
+fn finishing_a_task_of_a_deleted_version_is_harmless() {
+    let (_dir, store) = open();
+    bucket(&store, "gone", VersioningState::Enabled);
+    let v = put_with_tasks(&store, "gone", "k", &["eu"]);
+    w(&store, WriteOp::DeleteVersion { bucket: "gone".into(), key: "k".into(), version_id: v.version_id });
+    assert_eq!(finished(w(&store, WriteOp::CompleteTask { seq: 1 })), None);
+    assert_eq!(store.outbox_len().unwrap(), 0);
+}
+
+/// ELI-12 / STS-8: a replicated tag change queues a task with the tags and makes a completed
+/// version pending again; completing it restores COMPLETED.
+#[test]
+fn eli12_tag_change_tasks_make_completed_versions_pending() {
+    let (_dir, store) = open();
+    let b = bucket(&store, "tagq", VersioningState::Enabled);
+    let v = put_with_tasks(&store, "tagq", "k", &["eu"]);
+    w(&store, WriteOp::CompleteTask { seq: 1 });
+    let op = WriteOp::SetObjectTags {
+        bucket: "tagq".into(),
+        key: "k".into(),
+        version_id: Some(v.version_id.clone()),
+        tags: vec![("a".into(), "b".into())],
+        outbox: vec![b"tags-eu".to_vec()],
+    };
+    w(&store, op);
+    assert_eq!(status(&store, b.id, "k", &v.version_id), ReplicationStatus::Pending);
+    let entries = store.list_outbox(None, 10).unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!((entries[0].seq, entries[0].task.as_slice()), (2, &b"tags-eu"[..]));
+    assert_eq!(store.get_outbox(2).unwrap().as_ref(), Some(&entries[0]));
+    assert_eq!(finished(w(&store, WriteOp::CompleteTask { seq: 2 })), Some(ReplicationStatus::Completed));
+}
+
+/// Outbox rows, their index and failures survive a reopen (restart resumes from disk).
+#[test]
+fn outbox_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.redb");
+    {
+        let store = MetaStore::open(&path).unwrap();
+        bucket(&store, "reo", VersioningState::Enabled);
+        put_with_tasks(&store, "reo", "k", &["a", "b"]);
+    }
+    let store = reopen(&path);
+    assert_eq!(store.outbox_len().unwrap(), 2);
+    assert_eq!(finished(w(&store, WriteOp::CompleteTask { seq: 1 })), Some(ReplicationStatus::Pending));
+    assert_eq!(finished(w(&store, WriteOp::CompleteTask { seq: 2 })), Some(ReplicationStatus::Completed));
+    // Sequence numbers are never reused.
+    put_with_tasks(&store, "reo", "k", &["c"]);
+    assert_eq!(store.list_outbox(None, 10).unwrap()[0].seq, 3);
 }
 
 // ----- listing (examples; the model-based proptest is in `listing_model`) -------------------

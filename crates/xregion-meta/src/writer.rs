@@ -28,12 +28,12 @@ use crate::error::MetaError;
 use crate::keys;
 use crate::multipart::{PartRecord, UploadRecord};
 use crate::ops::{WriteOp, WriteOutcome};
-use crate::queue::OutboxEntry;
+use crate::queue::{FailedTask, OutboxEntry};
 use crate::schema::{
-    BUCKET_IDS, BUCKETS, HEADS, META, META_MAX_STAMP, META_NEXT_OUTBOX_SEQ, NULLS, OUTBOX, PARTS, UPLOAD_INDEX,
-    UPLOADS, VERSIONS,
+    BUCKET_IDS, BUCKETS, FAILURES, HEADS, META, META_MAX_STAMP, META_NEXT_OUTBOX_SEQ, NULLS, OUTBOX, OUTBOX_INDEX,
+    PARTS, UPLOAD_INDEX, UPLOADS, VERSIONS,
 };
-use crate::{buckets, multipart, objects};
+use crate::{buckets, multipart, objects, queue};
 
 /// Most ops committed in one transaction.
 pub(crate) const MAX_GROUP: usize = 256;
@@ -178,9 +178,11 @@ fn apply(t: &mut WTables<'_>, clock: &VersionClock, op: WriteOp) -> Result<Write
         }
         WriteOp::DeleteObject { bucket, key, outbox } => objects::delete_object(t, clock, &bucket, &key, outbox),
         WriteOp::DeleteVersion { bucket, key, version_id } => objects::delete_version(t, &bucket, &key, &version_id),
-        WriteOp::SetObjectTags { bucket, key, version_id, tags } => {
-            objects::set_tags(t, &bucket, &key, version_id.as_ref(), tags)
+        WriteOp::SetObjectTags { bucket, key, version_id, tags, outbox } => {
+            objects::set_tags(t, &bucket, &key, version_id.as_ref(), tags, outbox)
         }
+        WriteOp::CompleteTask { seq } => queue::complete(t, seq),
+        WriteOp::FailTask { seq, reason } => queue::fail(t, seq, reason),
         WriteOp::CreateUpload { record } => multipart::create(t, record),
         WriteOp::PutPart { upload_id, part } => multipart::put_part(t, &upload_id, part),
         WriteOp::CompleteUpload { upload_id, data, used_parts, precondition, outbox } => {
@@ -203,6 +205,8 @@ pub(crate) struct WTables<'t> {
     pub(crate) upload_index: Table<'t, &'static [u8], ()>,
     pub(crate) parts: Table<'t, &'static [u8], &'static [u8]>,
     pub(crate) outbox: Table<'t, u64, &'static [u8]>,
+    pub(crate) outbox_index: Table<'t, &'static [u8], ()>,
+    pub(crate) failures: Table<'t, u64, &'static [u8]>,
     /// The current op has started writing.
     dirty: bool,
     /// Largest stamp stored in this group (or before it).
@@ -223,6 +227,8 @@ impl<'t> WTables<'t> {
             upload_index: txn.open_table(UPLOAD_INDEX)?,
             parts: txn.open_table(PARTS)?,
             outbox: txn.open_table(OUTBOX)?,
+            outbox_index: txn.open_table(OUTBOX_INDEX)?,
+            failures: txn.open_table(FAILURES)?,
             dirty: false,
             max_stamp,
         })
@@ -364,6 +370,40 @@ impl<'t> WTables<'t> {
             let seq = self.take_counter(META_NEXT_OUTBOX_SEQ, 1)?;
             let entry = OutboxEntry { seq, bucket_id, key: key.to_owned(), version_id: version_id.cloned(), task };
             self.outbox.insert(seq, encode(&entry)?.as_slice())?;
+            let index = keys::outbox_index_key(bucket_id, key, entry.index_version(), seq);
+            self.outbox_index.insert(index.as_slice(), ())?;
+        }
+        Ok(())
+    }
+
+    /// Removes an outbox row and its index row.
+    pub(crate) fn del_outbox(&mut self, entry: &OutboxEntry) -> Result<(), MetaError> {
+        self.dirty = true;
+        self.outbox.remove(entry.seq)?;
+        let index = keys::outbox_index_key(entry.bucket_id, &entry.key, entry.index_version(), entry.seq);
+        self.outbox_index.remove(index.as_slice())?;
+        Ok(())
+    }
+
+    /// Records a permanently failed task.
+    pub(crate) fn put_failure(&mut self, failed: &FailedTask) -> Result<(), MetaError> {
+        self.dirty = true;
+        self.failures.insert(failed.entry.seq, encode(failed)?.as_slice())?;
+        Ok(())
+    }
+
+    /// Rewrites an existing version in place (same stamp), and its head if it is current.
+    pub(crate) fn replace_version(
+        &mut self,
+        bucket_id: u64,
+        key: &str,
+        record: &VersionRecord,
+    ) -> Result<(), MetaError> {
+        let is_current =
+            objects::newest_version(&self.versions, bucket_id, key)?.is_some_and(|n| n.stamp == record.stamp);
+        self.put_version(bucket_id, key, record)?;
+        if is_current {
+            self.set_head(bucket_id, key, Some(record))?;
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 use http::{HeaderMap, HeaderValue, StatusCode};
 use s3s::{S3Error, S3ErrorCode};
 use xregion_core::CoreError;
+use xregion_core::replication_rules::MSG_INVALID_ROLE;
 
 /// Converts a core error into the S3 error AWS would return.
 pub fn to_s3(e: CoreError) -> S3Error {
@@ -101,6 +102,12 @@ pub fn to_s3(e: CoreError) -> S3Error {
         CoreError::InvalidRange => with(C::InvalidRange, "The requested range is not satisfiable".into()),
         CoreError::InvalidBucketState(m) => with(C::InvalidBucketState, m),
         CoreError::InvalidArgument(m) => with(C::InvalidArgument, m),
+        CoreError::ReplicationConfigurationNotFound => {
+            let mut err =
+                with(C::ReplicationConfigurationNotFoundError, "The replication configuration was not found".into());
+            err.set_status_code(StatusCode::NOT_FOUND);
+            err
+        }
         CoreError::IncompleteBody(m) => with(C::IncompleteBody, m),
         CoreError::Body(src) => match src.downcast::<S3Error>() {
             Ok(s3) => *s3,
@@ -182,6 +189,15 @@ impl ErrorContext {
                 Some(b) => with_fields(err, &[("BucketName", b)]),
                 None => err,
             },
+            // CFG-2.
+            S3ErrorCode::ReplicationConfigurationNotFoundError => match &self.bucket {
+                Some(b) => with_fields(err, &[("BucketName", b)]),
+                None => err,
+            },
+            // VAL-16.
+            S3ErrorCode::InvalidArgument if err.message() == Some(MSG_INVALID_ROLE) => {
+                with_fields(err, &[("ArgumentName", "Role")])
+            }
             S3ErrorCode::NoSuchKey if self.key.is_some() => with_fields(err, &[("Key", key)]),
             S3ErrorCode::NoSuchVersion if self.key.is_some() => {
                 with_fields(err, &[("Key", key), ("VersionId", self.version_id.as_deref().unwrap_or_default())])

@@ -30,7 +30,7 @@ pub fn build_service(
     authorizer: Arc<dyn Authorizer>,
     domains: Vec<String>,
 ) -> S3Service {
-    let api = service::Api::new(region);
+    let api = service::Api::new(region, ops::replica::ReplicaAuth::new(identity.clone(), Arc::clone(&authorizer)));
     let mut builder = S3ServiceBuilder::new(api);
     builder.set_auth(access::Auth::new(identity.clone()));
     builder.set_access(access::Access::new(identity, authorizer));

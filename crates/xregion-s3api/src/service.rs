@@ -13,11 +13,13 @@ use crate::ops;
 #[derive(Clone)]
 pub(crate) struct Api {
     region: Region,
+    /// Who may write replica state (`x-xregion-replica` requests).
+    replicas: ops::replica::ReplicaAuth,
 }
 
 impl Api {
-    pub(crate) fn new(region: Region) -> Self {
-        Self { region }
+    pub(crate) fn new(region: Region, replicas: ops::replica::ReplicaAuth) -> Self {
+        Self { region, replicas }
     }
 }
 
@@ -136,6 +138,45 @@ impl S3 for Api {
         ops::bucket::delete_bucket_tagging(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
+    async fn put_bucket_replication(
+        &self,
+        req: S3Request<PutBucketReplicationInput>,
+    ) -> S3Result<S3Response<PutBucketReplicationOutput>> {
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: None,
+            version_id: None,
+        };
+        ops::replication::put_bucket_replication(&self.region, req).await.map_err(|e| cx.annotate(e))
+    }
+
+    async fn get_bucket_replication(
+        &self,
+        req: S3Request<GetBucketReplicationInput>,
+    ) -> S3Result<S3Response<GetBucketReplicationOutput>> {
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: None,
+            version_id: None,
+        };
+        ops::replication::get_bucket_replication(&self.region, req).await.map_err(|e| cx.annotate(e))
+    }
+
+    async fn delete_bucket_replication(
+        &self,
+        req: S3Request<DeleteBucketReplicationInput>,
+    ) -> S3Result<S3Response<DeleteBucketReplicationOutput>> {
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: None,
+            version_id: None,
+        };
+        ops::replication::delete_bucket_replication(&self.region, req).await.map_err(|e| cx.annotate(e))
+    }
+
     async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
         let cx = ErrorContext {
             method: req.method.clone(),
@@ -143,6 +184,9 @@ impl S3 for Api {
             key: Some(req.input.key.clone()),
             version_id: None,
         };
+        if ops::replica::is_replica(&req.headers) {
+            return ops::replica::put_object(&self.region, &self.replicas, req).await.map_err(|e| cx.annotate(e));
+        }
         ops::object::put_object(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
@@ -183,6 +227,9 @@ impl S3 for Api {
             key: Some(req.input.key.clone()),
             version_id: req.input.version_id.clone(),
         };
+        if ops::replica::is_replica(&req.headers) {
+            return ops::replica::delete_object(&self.region, &self.replicas, req).await.map_err(|e| cx.annotate(e));
+        }
         ops::object::delete_object(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
@@ -206,6 +253,11 @@ impl S3 for Api {
             key: Some(req.input.key.clone()),
             version_id: req.input.version_id.clone(),
         };
+        if ops::replica::is_replica(&req.headers) {
+            return ops::replica::put_object_tagging(&self.region, &self.replicas, req)
+                .await
+                .map_err(|e| cx.annotate(e));
+        }
         ops::object::put_object_tagging(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use xregion_core::Region;
 use xregion_identity::{Credential, Identity, RootOnly};
+use xregion_replication::{S3Target, WorkerConfig, WorkerHandle};
 use xregion_s3api::error::ERROR_FIELDS_HEADER;
 
 use crate::config::RegionConfig;
@@ -27,13 +28,16 @@ pub struct RunningRegion {
     pub addr: SocketAddr,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    replication: WorkerHandle,
 }
 
 impl RunningRegion {
-    /// Stops accepting, lets in-flight requests finish (bounded), and waits.
+    /// Stops accepting, lets in-flight requests finish (bounded), stops the replication
+    /// worker (its backlog stays in the outbox), and waits.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+        self.replication.shutdown().await;
     }
 }
 
@@ -45,12 +49,27 @@ pub fn start_region_on(cfg: &RegionConfig, listener: TcpListener) -> anyhow::Res
         .with_context(|| format!("opening region {} at {}", cfg.region, cfg.data_dir.display()))?;
     let identity =
         Identity::with_root(Credential { access_key: cfg.access_key.clone(), secret_key: cfg.secret_key.clone() });
+    let replication = start_replication(cfg, addr, &region);
     let service = xregion_s3api::build_service(region, identity, Arc::new(RootOnly), cfg.domains.clone());
     let (stop, stop_rx) = watch::channel(false);
     let name = cfg.region.clone();
     let task = tokio::spawn(accept_loop(listener, service, stop_rx, name.clone()));
     tracing::info!(region = %name, %addr, "region listening");
-    Ok(RunningRegion { name, addr, stop, task })
+    Ok(RunningRegion { name, addr, stop, task, replication })
+}
+
+/// Starts the replication worker: destinations are reached at the peers' endpoints (and at
+/// this region's own address for same-region replication), signed with the root credential.
+fn start_replication(cfg: &RegionConfig, addr: SocketAddr, region: &Region) -> WorkerHandle {
+    let mut endpoints = cfg.peers.clone();
+    let own = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => SocketAddr::from(([127, 0, 0, 1], addr.port())),
+        ip if ip.is_unspecified() => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port())),
+        _ => addr,
+    };
+    endpoints.insert(cfg.region.clone(), format!("http://{own}"));
+    let target = S3Target::new(endpoints, &cfg.access_key, &cfg.secret_key);
+    xregion_replication::spawn(region.clone(), Arc::new(target), WorkerConfig::default())
 }
 
 /// Binds `cfg.listen` and starts serving.
@@ -174,6 +193,17 @@ fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
 }
 
+/// AWS's message for errors s3s raises without one (parse failures happen before our code).
+fn default_message(error_xml: &str) -> &'static str {
+    if error_xml.contains("<Code>MalformedXML</Code>") {
+        "The XML you provided was not well-formed or did not validate against our published schema"
+    } else if error_xml.contains("<Code>InvalidBucketName</Code>") {
+        "The specified bucket is not valid."
+    } else {
+        "The request is not valid."
+    }
+}
+
 /// Completes an S3 error document: adds a default `<Message>` when s3s sent none, the extra
 /// elements the API layer asked for (`<Key>`, `<BucketName>`, …), and `<RequestId>`.
 fn complete_error_body(body: &[u8], request_id: &str, fields: &[(String, String)]) -> Option<String> {
@@ -181,7 +211,7 @@ fn complete_error_body(body: &[u8], request_id: &str, fields: &[(String, String)
     let at = text.rfind("</Error>")?;
     let mut extra = String::new();
     if !text.contains("<Message>") {
-        extra.push_str("<Message>The request is not valid.</Message>");
+        extra.push_str(&format!("<Message>{}</Message>", default_message(text)));
     }
     for (name, value) in fields {
         if name.bytes().all(|b| b.is_ascii_alphanumeric()) && !text.contains(&format!("<{name}>")) {

@@ -1,6 +1,8 @@
 //! Peer lookups over the S3 API: "which region owns bucket X?" is a signed `HEAD /X` to each
 //! peer, answered from the peer's local state only (`x-xregion-local-only: 1`, so peers
-//! never ask each other in a loop). The answer is the `x-amz-bucket-region` header.
+//! never ask each other in a loop). The answer is the `x-amz-bucket-region` header. A
+//! destination bucket's versioning state (VAL-3) is then a signed `GET /X?versioning` to the
+//! region that owns it.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -9,11 +11,12 @@ use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, si
 use aws_sigv4::sign::v4;
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use http_body_util::Empty;
+use http_body_util::{BodyExt as _, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use xregion_core::{CoreError, CoreResult, PeerDirectory};
+use xregion_types::VersioningState;
 
 /// Header that asks a region to answer bucket lookups from local state only.
 pub const LOCAL_ONLY_HEADER: &str = "x-xregion-local-only";
@@ -37,10 +40,18 @@ impl HttpPeers {
         Self { peers, access_key, secret_key, client }
     }
 
-    async fn ask(&self, region: &str, endpoint: &str, bucket: &str) -> CoreResult<Option<String>> {
-        let url = format!("{endpoint}/{bucket}");
+    /// Sends a signed, body-less request to a peer region, asking for an answer from its local
+    /// state only (`x-xregion-local-only: 1`). `path_and_query` starts with `/`.
+    async fn send(
+        &self,
+        method: &str,
+        region: &str,
+        endpoint: &str,
+        path_and_query: &str,
+    ) -> CoreResult<http::Response<hyper::body::Incoming>> {
+        let url = format!("{endpoint}{path_and_query}");
         let mut req = http::Request::builder()
-            .method("HEAD")
+            .method(method)
             .uri(&url)
             .header(LOCAL_ONLY_HEADER, "1")
             .header("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
@@ -67,15 +78,20 @@ impl HttpPeers {
             .into();
         let headers: Vec<(&str, &str)> =
             req.headers().iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v))).collect();
-        let signable = SignableRequest::new("HEAD", &url, headers.into_iter(), SignableBody::UnsignedPayload)
+        let signable = SignableRequest::new(method, &url, headers.into_iter(), SignableBody::UnsignedPayload)
             .map_err(|e| CoreError::Internal(format!("peer signing: {e}")))?;
         let (instructions, _) =
             sign(signable, &params).map_err(|e| CoreError::Internal(format!("peer signing: {e}")))?.into_parts();
         instructions.apply_to_request_http1x(&mut req);
-        let resp = tokio::time::timeout(LOOKUP_TIMEOUT, self.client.request(req))
+        tokio::time::timeout(LOOKUP_TIMEOUT, self.client.request(req))
             .await
             .map_err(|_| CoreError::Unavailable(format!("region {region} did not answer in time")))?
-            .map_err(|e| CoreError::Unavailable(format!("region {region} is unreachable: {e}")))?;
+            .map_err(|e| CoreError::Unavailable(format!("region {region} is unreachable: {e}")))
+    }
+
+    /// `HEAD /{bucket}`: the region owning `bucket` if this peer has it.
+    async fn ask(&self, region: &str, endpoint: &str, bucket: &str) -> CoreResult<Option<String>> {
+        let resp = self.send("HEAD", region, endpoint, &format!("/{bucket}")).await?;
         let status = resp.status();
         if status.is_success() {
             let owner =
@@ -86,6 +102,38 @@ impl HttpPeers {
             return Ok(None);
         }
         Err(CoreError::Unavailable(format!("region {region} answered {status} to a bucket lookup")))
+    }
+
+    /// `GET /{bucket}?versioning` to the region that owns `bucket`.
+    async fn versioning(&self, region: &str, bucket: &str) -> CoreResult<Option<VersioningState>> {
+        let endpoint = self
+            .peers
+            .get(region)
+            .ok_or_else(|| CoreError::Unavailable(format!("bucket {bucket} is in unknown region {region}")))?;
+        let resp = self.send("GET", region, endpoint, &format!("/{bucket}?versioning")).await?;
+        let status = resp.status();
+        if status == http::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(CoreError::Unavailable(format!("region {region} answered {status} to a versioning lookup")));
+        }
+        let body = tokio::time::timeout(LOOKUP_TIMEOUT, resp.into_body().collect())
+            .await
+            .map_err(|_| CoreError::Unavailable(format!("region {region} did not answer in time")))?
+            .map_err(|e| CoreError::Unavailable(format!("region {region}: {e}")))?
+            .to_bytes();
+        Ok(Some(parse_versioning_status(&String::from_utf8_lossy(&body))))
+    }
+}
+
+/// The `<Status>` of a `GetBucketVersioning` answer (VER-3: absent means never configured).
+fn parse_versioning_status(xml: &str) -> VersioningState {
+    let status = xml.split_once("<Status>").and_then(|(_, rest)| rest.split_once("</Status>")).map(|(s, _)| s.trim());
+    match status {
+        Some("Enabled") => VersioningState::Enabled,
+        Some("Suspended") => VersioningState::Suspended,
+        _ => VersioningState::Unversioned,
     }
 }
 
@@ -99,5 +147,29 @@ impl PeerDirectory for HttpPeers {
             }
             Ok(None)
         })
+    }
+
+    fn bucket_versioning<'a>(&'a self, bucket: &'a str) -> BoxFuture<'a, CoreResult<Option<VersioningState>>> {
+        Box::pin(async move {
+            match self.locate_bucket(bucket).await? {
+                Some(region) => self.versioning(&region, bucket).await,
+                None => Ok(None),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versioning_status_is_parsed() {
+        let xml = |s: &str| {
+            format!(r#"<?xml version="1.0"?><VersioningConfiguration xmlns="x">{s}</VersioningConfiguration>"#)
+        };
+        assert_eq!(parse_versioning_status(&xml("<Status>Enabled</Status>")), VersioningState::Enabled);
+        assert_eq!(parse_versioning_status(&xml("<Status>Suspended</Status>")), VersioningState::Suspended);
+        assert_eq!(parse_versioning_status(&xml("")), VersioningState::Unversioned);
     }
 }

@@ -6,6 +6,7 @@ pub mod bucket;
 pub mod checksum;
 pub mod key;
 pub mod object;
+pub mod replication;
 pub mod version_id;
 
 pub use bucket::{BucketName, BucketRecord, VersioningState};

@@ -4,6 +4,8 @@ pub(crate) mod bucket;
 pub(crate) mod list;
 pub(crate) mod multipart;
 pub(crate) mod object;
+pub(crate) mod replica;
+pub(crate) mod replication;
 
 use s3s::dto::Owner;
 use xregion_types::VersioningState;

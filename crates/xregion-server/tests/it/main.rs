@@ -11,4 +11,6 @@ mod crash;
 mod listing;
 mod multipart;
 mod objects;
+mod replication;
+mod replication_config;
 mod versioning;

@@ -1,0 +1,429 @@
+//! Replication in the use-case layer: planning tasks in the write path (IMPL-1), their stored
+//! form in the outbox, and the destination side of the replica protocol (IMPL-2): writing a
+//! replica version, a replicated delete marker, and replicated tags, each keeping the source's
+//! version id and last-modified and marked `REPLICA` (STS-11..13). See `docs/replication.md`.
+//!
+//! Who may call the replica writes (design invariant 5) is decided by the protocol layer
+//! (`s3:ReplicateObject` / `s3:ReplicateDelete` / `s3:ReplicateTags`); ordinary writes can
+//! never choose a version id.
+
+use futures::StreamExt as _;
+use xregion_blob::checksum::to_base64;
+use xregion_meta::{WriteOp, WriteOutcome};
+use xregion_types::replication::{ReplicationTask, TaskKind};
+use xregion_types::{
+    BlobRef, ChecksumValue, InvalidInput, ObjectKey, ReplicationStatus, VersionId, VersionKind, VersionRecord,
+    VersioningState,
+};
+
+use crate::buckets::unexpected;
+use crate::objects::{Body, ObjectMeta, PutResult, validate_tags};
+use crate::{CoreError, CoreResult, Region, replication_rules};
+
+/// Format byte of a stored task (first byte of `OutboxEntry::task`).
+const TASK_FORMAT_V1: u8 = 1;
+
+/// The stored form of a task: a format byte, then postcard.
+pub fn encode_task(task: &ReplicationTask) -> Vec<u8> {
+    match postcard::to_extend(task, vec![TASK_FORMAT_V1]) {
+        Ok(bytes) => bytes,
+        // Serialising plain owned data into a Vec cannot fail.
+        Err(e) => unreachable!("postcard encode of a replication task: {e}"),
+    }
+}
+
+/// Decodes a task written by [`encode_task`].
+pub fn decode_task(bytes: &[u8]) -> CoreResult<ReplicationTask> {
+    match bytes.split_first() {
+        Some((&TASK_FORMAT_V1, body)) => postcard::from_bytes(body)
+            .map_err(|e| CoreError::Internal(format!("stored replication task is corrupt: {e}"))),
+        Some((v, _)) => Err(CoreError::Internal(format!("stored replication task has unknown format {v}"))),
+        None => Err(CoreError::Internal("stored replication task is empty".into())),
+    }
+}
+
+/// Error message a destination gives when its versioning is not Enabled (ELI-21, CON-7); the
+/// worker maps it to `DstBucketUnversioned`.
+pub const DESTINATION_UNVERSIONED: &str = "Destination bucket must have versioning enabled.";
+
+/// A replica version as the source described it (headers `x-xregion-source-*`).
+#[derive(Debug, Clone)]
+pub struct ReplicaPut {
+    /// Destination bucket.
+    pub bucket: String,
+    /// Key (same as the source's).
+    pub key: String,
+    /// Content headers, user metadata, tags and storage class.
+    pub meta: ObjectMeta,
+    /// The source version id (STS-11).
+    pub version_id: VersionId,
+    /// The source Last-Modified, unix ms (STS-12).
+    pub last_modified_ms: i64,
+    /// The source ETag without quotes (STS-13); verified when it is a plain MD5.
+    pub etag: String,
+    /// Part sizes of a multipart source (kept for `partNumber` reads).
+    pub part_sizes: Vec<u64>,
+    /// The source's checksum; verified when it is a full-object checksum.
+    pub checksum: Option<ChecksumValue>,
+}
+
+impl Region {
+    /// The encoded tasks a new version (or tag change) gets under the bucket's replication
+    /// configuration (PRI-1, ELI-4/5/13, DEL-2..4). Empty without a configuration.
+    pub(crate) fn plan_tasks(
+        &self,
+        bucket: &str,
+        key: &str,
+        tags: &[(String, String)],
+        kind: TaskKind,
+        is_replica: bool,
+    ) -> CoreResult<Vec<Vec<u8>>> {
+        let Some(config) = self.replication_config(bucket)? else {
+            return Ok(Vec::new());
+        };
+        let tasks = replication_rules::plan(&config, key, tags, kind, is_replica);
+        Ok(tasks.iter().map(encode_task).collect())
+    }
+
+    /// Wakes the replication worker if `tasks` were committed.
+    pub(crate) fn tasks_committed(&self, tasks: usize) {
+        if tasks > 0 {
+            self.replication_wake().notify_one();
+        }
+    }
+
+    /// The destination bucket of a replica write: it must exist and have versioning Enabled
+    /// (ELI-21 item 1; otherwise the source records `DstBucketUnversioned`).
+    fn replica_bucket(&self, bucket: &str) -> CoreResult<()> {
+        let b = self.bucket(bucket)?;
+        if b.versioning != VersioningState::Enabled {
+            return Err(CoreError::InvalidBucketState(DESTINATION_UNVERSIONED.into()));
+        }
+        Ok(())
+    }
+
+    /// The stamp of a replicated version id; a `null` or foreign id cannot be ordered.
+    fn replica_stamp(version_id: &VersionId) -> CoreResult<u64> {
+        version_id.stamp().ok_or_else(|| {
+            CoreError::InvalidArgument(format!("replica version id {version_id} does not carry a creation stamp"))
+        })
+    }
+
+    /// Writes a replica version (IMPL-2): streams `body` into a blob (hashing MD5 and the
+    /// source's checksum algorithm on the way), verifies the plain-MD5 ETag, the full-object
+    /// checksum and the size, then stores it with the source's id, last-modified and ETag,
+    /// status `REPLICA`. Idempotent by version id: a replay leaves the stored version as it is
+    /// (the body is drained, not stored). Ordered by the source stamp: an older replica never
+    /// becomes current (STS-15, CON-3).
+    pub async fn put_replica(
+        &self,
+        req: ReplicaPut,
+        body: Body<'_>,
+        declared_len: Option<u64>,
+    ) -> CoreResult<PutResult> {
+        ObjectKey::parse(&req.key)?;
+        req.meta.validate()?;
+        self.replica_bucket(&req.bucket)?;
+        let stamp = Self::replica_stamp(&req.version_id)?;
+        let b = self.bucket(&req.bucket)?;
+        if let Some(existing) = self.meta().get_version(b.id, &req.key, Some(&req.version_id))? {
+            // Replay: keep what is stored. The body is drained, not stored, so that the sender
+            // sees a normal end of request rather than a connection cut mid-upload.
+            let mut body = body;
+            while let Some(chunk) = body.next().await {
+                chunk.map_err(CoreError::Body)?;
+            }
+            return Ok(PutResult { record: existing, versioning: b.versioning });
+        }
+        let algorithm = req.checksum.as_ref().filter(|c| c.full_object).map(|c| c.algorithm);
+        let blob = self.write_blob(body, algorithm, declared_len).await?;
+        let segment = blob.segment.clone();
+        let verified = verify_replica(&req, &blob);
+        if let Err(e) = verified {
+            self.free_blobs(std::slice::from_ref(&segment)).await;
+            return Err(e);
+        }
+        let size = blob.segment.len;
+        let blob_ref = if size == 0 {
+            self.free_blobs(std::slice::from_ref(&segment)).await;
+            BlobRef::default()
+        } else {
+            BlobRef { segments: vec![segment.clone()] }
+        };
+        let mut data = req.meta.into_data(size, req.etag, blob_ref, req.checksum);
+        data.part_sizes = req.part_sizes;
+        let record = VersionRecord {
+            version_id: req.version_id,
+            stamp,
+            last_modified_ms: req.last_modified_ms,
+            kind: VersionKind::Object(Box::default()),
+            replication: ReplicationStatus::Replica,
+        };
+        let op = WriteOp::PutVersion {
+            bucket: req.bucket.clone(),
+            key: req.key,
+            data,
+            replica: Some(record),
+            precondition: None,
+            outbox: Vec::new(),
+        };
+        match self.meta().write(op).await {
+            Ok(WriteOutcome::Version { record, freed }) => {
+                self.free_blobs(&freed).await;
+                Ok(PutResult { record, versioning: b.versioning })
+            }
+            Ok(other) => Err(unexpected(&other)),
+            Err(e) => {
+                self.free_blobs(std::slice::from_ref(&segment)).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Writes a replicated delete marker (DEL-6): the source marker's id and timestamp, status
+    /// `REPLICA`; current only if it is the key's newest version (CON-4). Idempotent.
+    pub async fn delete_marker_replica(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: VersionId,
+        last_modified_ms: i64,
+    ) -> CoreResult<VersionRecord> {
+        ObjectKey::parse(key)?;
+        self.replica_bucket(bucket)?;
+        let stamp = Self::replica_stamp(&version_id)?;
+        let record = VersionRecord {
+            version_id,
+            stamp,
+            last_modified_ms,
+            kind: VersionKind::DeleteMarker,
+            replication: ReplicationStatus::Replica,
+        };
+        let op = WriteOp::PutVersion {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            data: Default::default(),
+            replica: Some(record),
+            precondition: None,
+            outbox: Vec::new(),
+        };
+        match self.meta().write(op).await? {
+            WriteOutcome::Version { record, freed } => {
+                self.free_blobs(&freed).await;
+                Ok(record)
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Replaces the tags of a replica version (ELI-12). The version must exist
+    /// (`NoSuchVersion` otherwise: the source records `DstVersionNotFound`). No tasks are
+    /// queued: changes arriving by replication are never sent on (TWO-3, TWO-6).
+    pub async fn set_replica_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: VersionId,
+        tags: Vec<(String, String)>,
+    ) -> CoreResult<VersionId> {
+        validate_tags(&tags, 10)?;
+        self.bucket(bucket)?;
+        let op = WriteOp::SetObjectTags {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            version_id: Some(version_id),
+            tags,
+            outbox: Vec::new(),
+        };
+        match self.meta().write(op).await? {
+            WriteOutcome::Tags { version_id } => Ok(version_id),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+/// Checks the received bytes against what the source said: size (multipart part sizes),
+/// the ETag when it is a plain MD5, and a full-object checksum.
+fn verify_replica(req: &ReplicaPut, blob: &xregion_blob::BlobInfo) -> CoreResult<()> {
+    if !req.part_sizes.is_empty() && req.part_sizes.iter().sum::<u64>() != blob.segment.len {
+        return Err(CoreError::BadDigest("replica size does not match the source's part sizes".into()));
+    }
+    if !req.etag.contains('-') && req.etag != hex::encode(blob.md5) {
+        return Err(CoreError::BadDigest("replica bytes do not match the source ETag".into()));
+    }
+    if let Some(claim) = req.checksum.as_ref().filter(|c| c.full_object) {
+        let computed = blob.checksum.as_ref().map(|(_, d)| to_base64(d));
+        if computed.as_deref() != Some(claim.value.as_str()) {
+            return Err(CoreError::BadDigest(format!(
+                "replica bytes do not match the source {} checksum",
+                claim.algorithm.as_str()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Parses the replica checksum header value `ALGORITHM:base64:FULL_OBJECT|COMPOSITE`.
+pub fn parse_checksum_header(value: &str) -> CoreResult<ChecksumValue> {
+    let bad = || CoreError::Invalid(InvalidInput::new("InvalidArgument", "invalid x-xregion-source-checksum"));
+    let mut parts = value.splitn(3, ':');
+    let (Some(alg), Some(val), Some(kind)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    let algorithm = xregion_types::ChecksumAlgorithm::parse(alg).ok_or_else(bad)?;
+    let full_object = match kind {
+        "FULL_OBJECT" => true,
+        "COMPOSITE" => false,
+        _ => return Err(bad()),
+    };
+    Ok(ChecksumValue { algorithm, value: val.to_owned(), full_object })
+}
+
+/// The replica checksum header value for a stored checksum (see [`parse_checksum_header`]).
+pub fn checksum_header(c: &ChecksumValue) -> String {
+    let kind = if c.full_object { "FULL_OBJECT" } else { "COMPOSITE" };
+    format!("{}:{}:{kind}", c.algorithm.as_str(), c.value)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use futures::StreamExt as _;
+    use xregion_types::replication::{Destination, Filter, ReplicationConfig, Rule, RuleSchema};
+
+    use super::*;
+    use crate::NoPeers;
+    use crate::objects::{Body, PutRequest};
+
+    fn body(bytes: &'static [u8]) -> Body<'static> {
+        futures::stream::iter(vec![Ok(Bytes::from_static(bytes))]).boxed()
+    }
+
+    /// `src` → `dst` in one region, whole bucket, delete markers on.
+    async fn configured() -> (tempfile::TempDir, Region) {
+        let dir = tempfile::tempdir().unwrap();
+        let region = Region::open("test-1", dir.path(), Arc::new(NoPeers)).unwrap();
+        for name in ["src", "dst"] {
+            region.create_bucket(name, None).await.unwrap();
+            region.set_versioning(name, VersioningState::Enabled).await.unwrap();
+        }
+        let rule = Rule {
+            id: "all".into(),
+            priority: Some(1),
+            enabled: true,
+            schema: RuleSchema::V2,
+            filter: Filter::default(),
+            destination: Destination {
+                bucket_arn: "arn:aws:s3:::dst".into(),
+                bucket: "dst".into(),
+                account: None,
+                storage_class: None,
+                owner_override: false,
+                replica_kms_key_id: None,
+                replication_time: None,
+                metrics: None,
+            },
+            delete_marker_replication: Some(true),
+            sse_kms_encrypted_objects: None,
+            replica_modifications: None,
+            existing_object_replication: None,
+        };
+        let config = ReplicationConfig { role: "arn:aws:iam::1:role/r".into(), rules: vec![rule] };
+        region.set_replication("src", Some(config)).await.unwrap();
+        (dir, region)
+    }
+
+    async fn put(region: &Region, bucket: &str, key: &str) -> VersionRecord {
+        let blob = region.write_blob(body(b"data"), None, None).await.unwrap();
+        let req = PutRequest {
+            bucket: bucket.into(),
+            key: key.into(),
+            meta: ObjectMeta::default(),
+            content_md5: None,
+            checksum: None,
+            precondition: None,
+        };
+        region.commit_put(req, blob).await.unwrap().record
+    }
+
+    fn tasks(region: &Region) -> Vec<(String, Option<VersionId>, TaskKind)> {
+        let entries = region.meta().list_outbox(None, 100).unwrap();
+        entries.into_iter().map(|e| (e.key, e.version_id, decode_task(&e.task).unwrap().kind)).collect()
+    }
+
+    /// IMPL-1, DEL-1, DEL-3, ELI-12, ELI-13: what the write path queues.
+    #[tokio::test]
+    async fn impl1_write_path_queues_exactly_the_eligible_operations() {
+        let (_dir, region) = configured().await;
+        let v = put(&region, "src", "k").await;
+        assert_eq!(v.replication, ReplicationStatus::Pending);
+        let marker = region.delete_object("src", "k", None).await.unwrap().version_id.unwrap();
+        // DEL-1: deleting by version id queues nothing.
+        region.delete_object("src", "k", Some(marker.as_str())).await.unwrap();
+        // ELI-12: a tag change on a PENDING version queues a Tags task.
+        region.set_object_tags("src", "k", Some(v.version_id.as_str()), vec![("a".into(), "b".into())]).await.unwrap();
+        assert_eq!(
+            tasks(&region),
+            vec![
+                ("k".to_owned(), Some(v.version_id.clone()), TaskKind::Object),
+                ("k".to_owned(), Some(marker), TaskKind::DeleteMarker),
+                ("k".to_owned(), Some(v.version_id.clone()), TaskKind::Tags),
+            ]
+        );
+        // A bucket without configuration queues nothing; its versions have no status.
+        assert_eq!(put(&region, "dst", "plain").await.replication, ReplicationStatus::None);
+        assert_eq!(tasks(&region).len(), 3);
+    }
+
+    /// ELI-13, TWO-2: replicas are never queued, not even when their bucket replicates, and
+    /// tagging a replica stays local (TWO-3). Replays are idempotent (invariant 4).
+    #[tokio::test]
+    async fn eli13_replicas_get_no_tasks_and_replays_are_idempotent() {
+        let (_dir, region) = configured().await;
+        let source = put(&region, "dst", "seed").await; // a real id to replicate
+        let req = ReplicaPut {
+            bucket: "src".into(),
+            key: "r".into(),
+            meta: ObjectMeta::default(),
+            version_id: source.version_id.clone(),
+            last_modified_ms: 1_234,
+            etag: "8d777f385d3dfec8815d20f7496026dc".into(), // md5("data")
+            part_sizes: Vec::new(),
+            checksum: None,
+        };
+        let stored = region.put_replica(req.clone(), body(b"data"), Some(4)).await.unwrap().record;
+        assert_eq!(stored.replication, ReplicationStatus::Replica);
+        assert_eq!((stored.version_id.clone(), stored.last_modified_ms), (source.version_id.clone(), 1_234));
+        let again = region.put_replica(req, body(b"data"), Some(4)).await.unwrap().record;
+        assert_eq!(again, stored);
+        region.set_object_tags("src", "r", None, vec![("x".into(), "y".into())]).await.unwrap();
+        assert!(tasks(&region).is_empty());
+    }
+
+    #[test]
+    fn task_encoding_round_trips_and_rejects_garbage() {
+        let task = ReplicationTask {
+            kind: TaskKind::DeleteMarker,
+            rule_id: "r1".into(),
+            destination_bucket: "dst".into(),
+            storage_class: Some("STANDARD_IA".into()),
+        };
+        assert_eq!(decode_task(&encode_task(&task)).unwrap(), task);
+        assert!(decode_task(&[]).is_err());
+        assert!(decode_task(&[9, 1, 2]).is_err());
+    }
+
+    #[test]
+    fn checksum_header_round_trips() {
+        let c = ChecksumValue {
+            algorithm: xregion_types::ChecksumAlgorithm::Crc32c,
+            value: "abc=-3".into(),
+            full_object: false,
+        };
+        assert_eq!(parse_checksum_header(&checksum_header(&c)).unwrap(), c);
+        assert!(parse_checksum_header("MD5:x:FULL_OBJECT").is_err());
+        assert!(parse_checksum_header("CRC32").is_err());
+    }
+}

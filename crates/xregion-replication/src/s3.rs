@@ -1,0 +1,380 @@
+//! The S3 target: pushes replicas to the region that owns the destination bucket, with
+//! `aws-sdk-s3` and the replica headers of `docs/replication.md`.
+//!
+//! Endpoint resolution: destination bucket → owning region (`Region::locate_bucket`, i.e. the
+//! local store or the peers' `HEAD /bucket`; cached once found) → endpoint from the region map
+//! the server passes (peers plus this region itself, for same-region replication).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::{ByteStream, DateTime, DateTimeFormat};
+use aws_sdk_s3::types::{StorageClass, Tag, Tagging};
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use xregion_core::buckets::BucketLocation;
+use xregion_core::replica::checksum_header;
+use xregion_core::{CoreError, Region};
+use xregion_types::replication::TaskKind;
+use xregion_types::{ObjectData, VersionRecord};
+
+use crate::{Replica, ReplicationError, ReplicationTarget};
+
+/// Connect timeout to a destination.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Time without progress before a request is abandoned (the task is retried).
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Replicates to xregion regions (or any endpoint speaking the replica protocol).
+pub struct S3Target {
+    endpoints: BTreeMap<String, String>,
+    credentials: Credentials,
+    clients: Mutex<HashMap<String, Client>>,
+    locations: Mutex<HashMap<String, String>>,
+}
+
+impl S3Target {
+    /// `endpoints`: region name → `http(s)://host:port` (include this region for
+    /// same-region replication). Requests are signed with `access_key` / `secret_key`, which
+    /// must be allowed `s3:Replicate*` on the destinations (design invariant 5).
+    pub fn new(endpoints: BTreeMap<String, String>, access_key: &str, secret_key: &str) -> Self {
+        Self {
+            endpoints,
+            credentials: Credentials::new(access_key, secret_key, None, None, "xregion-replication"),
+            clients: Mutex::new(HashMap::new()),
+            locations: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The region owning `bucket`. Unreachable peers are transient; a bucket no region has is
+    /// `DstBucketNotFound` (CON-7).
+    async fn locate(&self, region: &Region, bucket: &str) -> Result<String, ReplicationError> {
+        if let Some(found) = lock(&self.locations).get(bucket) {
+            return Ok(found.clone());
+        }
+        let owner = match region.locate_bucket(bucket).await {
+            Ok(BucketLocation::Local(_)) => region.name().to_owned(),
+            Ok(BucketLocation::Remote(owner)) => owner,
+            Err(CoreError::NoSuchBucket) => {
+                return Err(ReplicationError::permanent(
+                    "DstBucketNotFound",
+                    format!("destination bucket {bucket} does not exist in any region"),
+                ));
+            }
+            // A peer could not be asked (perhaps one that does not own the bucket): ask every
+            // endpoint directly, so that one region being down never stalls the others.
+            Err(e) => match self.probe(bucket).await {
+                Some(owner) => owner,
+                None => return Err(ReplicationError::unavailable(format!("locating bucket {bucket}: {e}"))),
+            },
+        };
+        lock(&self.locations).insert(bucket.to_owned(), owner.clone());
+        Ok(owner)
+    }
+
+    /// `HEAD /bucket` on each configured endpoint, answered from that region's own state
+    /// (`x-xregion-local-only`); the first region that has it owns it.
+    async fn probe(&self, bucket: &str) -> Option<String> {
+        for region in self.endpoints.keys() {
+            let Ok(client) = self.client(region) else { continue };
+            let answer = client
+                .head_bucket()
+                .bucket(bucket)
+                .customize()
+                .mutate_request(|req| {
+                    req.headers_mut().insert("x-xregion-local-only", "1");
+                })
+                .send()
+                .await;
+            if let Ok(out) = answer {
+                return Some(out.bucket_region().unwrap_or(region).to_owned());
+            }
+        }
+        None
+    }
+
+    fn forget_location(&self, bucket: &str) {
+        lock(&self.locations).remove(bucket);
+    }
+
+    fn client(&self, region: &str) -> Result<Client, ReplicationError> {
+        if let Some(client) = lock(&self.clients).get(region) {
+            return Ok(client.clone());
+        }
+        let Some(endpoint) = self.endpoints.get(region) else {
+            // A configuration gap, fixed by a restart with the peer configured: keep the task.
+            return Err(ReplicationError::unavailable(format!("no endpoint configured for region {region}")));
+        };
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new(region.to_owned()))
+            .endpoint_url(endpoint)
+            .credentials_provider(self.credentials.clone())
+            .force_path_style(true)
+            // The worker owns retries (back-off per task / destination).
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder().connect_timeout(CONNECT_TIMEOUT).read_timeout(READ_TIMEOUT).build(),
+            )
+            // The replica carries the source's checksum in its own header; the SDK must not
+            // add one the source never had.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .build();
+        let client = Client::from_conf(config);
+        lock(&self.clients).insert(region.to_owned(), client.clone());
+        Ok(client)
+    }
+
+    async fn send_one(&self, region: &Region, r: &Replica) -> Result<(), ReplicationError> {
+        let owner = self.locate(region, &r.destination_bucket).await?;
+        let client = self.client(&owner)?;
+        let result = match r.kind {
+            TaskKind::Object => put_object(&client, region, r).await,
+            TaskKind::DeleteMarker => put_delete_marker(&client, r).await,
+            TaskKind::Tags => put_tags(&client, r).await,
+        };
+        if result.as_ref().is_err_and(|e| e.kind() != crate::ErrorKind::Permanent) {
+            // The bucket may have moved (or the cached owner was wrong): look it up again.
+            self.forget_location(&r.destination_bucket);
+        }
+        result
+    }
+}
+
+impl ReplicationTarget for S3Target {
+    fn send<'a>(&'a self, region: &'a Region, replica: &'a Replica) -> BoxFuture<'a, Result<(), ReplicationError>> {
+        Box::pin(self.send_one(region, replica))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The replica headers common to every request: the marker and the source version.
+fn replica_headers(v: &VersionRecord) -> Vec<(&'static str, String)> {
+    vec![
+        ("x-xregion-replica", "1".to_owned()),
+        ("x-xregion-source-version-id", v.version_id.as_str().to_owned()),
+        ("x-xregion-source-last-modified", v.last_modified_ms.to_string()),
+    ]
+}
+
+fn object_headers(v: &VersionRecord, data: &ObjectData) -> Vec<(&'static str, String)> {
+    let mut headers = replica_headers(v);
+    headers.push(("x-xregion-source-etag", data.etag.clone()));
+    if !data.part_sizes.is_empty() {
+        let sizes: Vec<String> = data.part_sizes.iter().map(u64::to_string).collect();
+        headers.push(("x-xregion-part-sizes", sizes.join(",")));
+    }
+    if let Some(c) = &data.checksum {
+        headers.push(("x-xregion-source-checksum", checksum_header(c)));
+    }
+    headers
+}
+
+/// ELI-10, STS-11..14: data, system and user metadata, tags, storage class, id, time, ETag,
+/// checksum. The body streams from the source blobs (never buffered whole).
+async fn put_object(client: &Client, region: &Region, r: &Replica) -> Result<(), ReplicationError> {
+    let Some(data) = r.version.object() else {
+        return Err(ReplicationError::permanent("SrcObjectNotEligible", "object task on a delete marker"));
+    };
+    let headers = object_headers(&r.version, data);
+    let stream = region.blobs().read(&data.blob, 0, data.size);
+    let frames = SyncStream(std::sync::Mutex::new(stream.map(|chunk| chunk.map(http_body::Frame::data))));
+    let body = ByteStream::from_body_1_x(http_body_util::StreamBody::new(frames));
+    let tagging = tagging_header(&data.tags);
+    let storage_class = r.storage_class.clone().unwrap_or_else(|| data.storage_class.clone());
+    let metadata: Option<HashMap<String, String>> =
+        (!data.user_metadata.is_empty()).then(|| data.user_metadata.iter().cloned().collect());
+    let expires = data.expires.as_deref().and_then(|e| DateTime::from_str(e, DateTimeFormat::HttpDate).ok());
+    let result = client
+        .put_object()
+        .bucket(&r.destination_bucket)
+        .key(&r.key)
+        .body(body)
+        .content_length(i64::try_from(data.size).unwrap_or(i64::MAX))
+        .set_content_type(data.content_type.clone())
+        .set_content_encoding(data.content_encoding.clone())
+        .set_content_disposition(data.content_disposition.clone())
+        .set_content_language(data.content_language.clone())
+        .set_cache_control(data.cache_control.clone())
+        .set_expires(expires)
+        .set_metadata(metadata)
+        .set_tagging(tagging)
+        .storage_class(StorageClass::from(storage_class.as_str()))
+        .customize()
+        .mutate_request(move |req| add_headers(req, &headers))
+        .send()
+        .await;
+    result.map(|_| ()).map_err(|e| classify(e, TaskKind::Object))
+}
+
+/// DEL-6: the marker keeps the source id and time.
+async fn put_delete_marker(client: &Client, r: &Replica) -> Result<(), ReplicationError> {
+    let headers = replica_headers(&r.version);
+    let result = client
+        .delete_object()
+        .bucket(&r.destination_bucket)
+        .key(&r.key)
+        .customize()
+        .mutate_request(move |req| add_headers(req, &headers))
+        .send()
+        .await;
+    result.map(|_| ()).map_err(|e| classify(e, TaskKind::DeleteMarker))
+}
+
+/// ELI-12: the source version's current tag set onto the replica version.
+async fn put_tags(client: &Client, r: &Replica) -> Result<(), ReplicationError> {
+    let Some(data) = r.version.object() else {
+        return Err(ReplicationError::permanent("SrcObjectNotEligible", "tag task on a delete marker"));
+    };
+    let mut tag_set = Vec::with_capacity(data.tags.len());
+    for (k, v) in &data.tags {
+        let tag = Tag::builder()
+            .key(k)
+            .value(v)
+            .build()
+            .map_err(|e| ReplicationError::permanent("SrcObjectNotEligible", format!("tag: {e}")))?;
+        tag_set.push(tag);
+    }
+    let tagging = Tagging::builder()
+        .set_tag_set(Some(tag_set))
+        .build()
+        .map_err(|e| ReplicationError::permanent("SrcObjectNotEligible", format!("tagging: {e}")))?;
+    let headers = replica_headers(&r.version);
+    let result = client
+        .put_object_tagging()
+        .bucket(&r.destination_bucket)
+        .key(&r.key)
+        .version_id(r.version.version_id.as_str())
+        .tagging(tagging)
+        .customize()
+        .mutate_request(move |req| add_headers(req, &headers))
+        .send()
+        .await;
+    result.map(|_| ()).map_err(|e| classify(e, TaskKind::Tags))
+}
+
+fn add_headers(req: &mut aws_sdk_s3::config::http::HttpRequest, headers: &[(&'static str, String)]) {
+    for (name, value) in headers {
+        req.headers_mut().insert(*name, value.clone());
+    }
+}
+
+/// `x-amz-tagging`: URL-encoded `k=v&…`.
+fn tagging_header(tags: &[(String, String)]) -> Option<String> {
+    if tags.is_empty() {
+        return None;
+    }
+    let pairs: Vec<String> =
+        tags.iter().map(|(k, v)| format!("{}={}", urlencoding::encode(k), urlencoding::encode(v))).collect();
+    Some(pairs.join("&"))
+}
+
+/// Maps an SDK error to the scheduler's kinds and the IAM-8 reasons (IMPL-4, §9.4).
+fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    err: SdkError<E, HttpResponse>,
+    kind: TaskKind,
+) -> ReplicationError {
+    let (status, code) = match &err {
+        SdkError::ServiceError(service) => (service.raw().status().as_u16(), err.code().unwrap_or_default().to_owned()),
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            return ReplicationError::unavailable(format!("destination unreachable: {}", DisplayErr(&err)));
+        }
+        _ => return ReplicationError::retryable(format!("request not sent: {}", DisplayErr(&err))),
+    };
+    classify_response(status, &code, kind)
+}
+
+/// The decision table for a destination's error response.
+pub(crate) fn classify_response(status: u16, code: &str, kind: TaskKind) -> ReplicationError {
+    let message = format!("destination answered {status} {code}");
+    let not_permitted = match kind {
+        TaskKind::Object => "DstPutObjectNotPermitted",
+        TaskKind::DeleteMarker => "DstDelObjNotPermitted",
+        TaskKind::Tags => "DstPutTaggingNotPermitted",
+    };
+    match (status, code) {
+        (500..=599, _) | (429, _) | (_, "SlowDown" | "BadDigest" | "RequestTimeout" | "InternalError") => {
+            ReplicationError::retryable(message)
+        }
+        // The bucket is not where we thought: locate it again.
+        (301 | 307, _) | (_, "PermanentRedirect") => ReplicationError::retryable(message),
+        (_, "NoSuchBucket") => ReplicationError::permanent("DstBucketNotFound", message),
+        // ELI-21 item 1, CON-7: the destination is not (or no longer) versioned.
+        (_, "InvalidBucketState") => ReplicationError::permanent("DstBucketUnversioned", message),
+        (_, "NoSuchVersion" | "NoSuchKey") if kind == TaskKind::Tags => {
+            ReplicationError::permanent("DstVersionNotFound", message)
+        }
+        (403, _) | (_, "AccessDenied") => ReplicationError::permanent(not_permitted, message),
+        _ => ReplicationError::permanent(not_permitted, message),
+    }
+}
+
+/// Displays an error with its sources.
+struct DisplayErr<'a>(&'a dyn std::error::Error);
+
+impl std::fmt::Display for DisplayErr<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
+    }
+}
+
+/// Makes a `Send` stream `Sync` (the SDK body must be) without locking on the hot path:
+/// `Mutex::get_mut` needs only `&mut self`, which polling already has.
+struct SyncStream<S>(std::sync::Mutex<S>);
+
+impl<S: futures::Stream + Unpin> futures::Stream for SyncStream<S> {
+    type Item = S::Item;
+
+    fn poll_next(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<S::Item>> {
+        let this = self.get_mut();
+        match this.0.get_mut() {
+            Ok(s) => std::pin::Pin::new(s).poll_next(cx),
+            Err(poisoned) => std::pin::Pin::new(poisoned.into_inner()).poll_next(cx),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    /// IAM-8 / STS-5: which answers fail the task and with what reason.
+    #[test]
+    fn iam8_failure_reasons_and_transient_errors() {
+        let c = |s, code, k| classify_response(s, code, k);
+        assert_eq!(c(503, "SlowDown", TaskKind::Object).kind(), ErrorKind::Retryable);
+        assert_eq!(c(500, "InternalError", TaskKind::Object).kind(), ErrorKind::Retryable);
+        assert_eq!(c(400, "BadDigest", TaskKind::Object).kind(), ErrorKind::Retryable);
+        assert_eq!(c(404, "NoSuchBucket", TaskKind::Object).reason(), Some("DstBucketNotFound"));
+        assert_eq!(c(409, "InvalidBucketState", TaskKind::Object).reason(), Some("DstBucketUnversioned"));
+        assert_eq!(c(403, "AccessDenied", TaskKind::Object).reason(), Some("DstPutObjectNotPermitted"));
+        assert_eq!(c(403, "AccessDenied", TaskKind::DeleteMarker).reason(), Some("DstDelObjNotPermitted"));
+        assert_eq!(c(403, "AccessDenied", TaskKind::Tags).reason(), Some("DstPutTaggingNotPermitted"));
+        assert_eq!(c(404, "NoSuchVersion", TaskKind::Tags).reason(), Some("DstVersionNotFound"));
+    }
+
+    #[test]
+    fn tagging_header_is_url_encoded() {
+        let tags = vec![("a b".to_owned(), "c&d".to_owned()), ("k".to_owned(), "v".to_owned())];
+        assert_eq!(tagging_header(&tags).as_deref(), Some("a%20b=c%26d&k=v"));
+        assert_eq!(tagging_header(&[]), None);
+    }
+}

@@ -1,0 +1,33 @@
+//! Where replicas go: the [`ReplicationTarget`] trait (the S3 implementation is
+//! [`crate::S3Target`]; tests plug in fakes).
+
+use futures::future::BoxFuture;
+use xregion_core::Region;
+use xregion_types::VersionRecord;
+use xregion_types::replication::TaskKind;
+
+use crate::ReplicationError;
+
+/// One replica write: what the source has, and where it goes.
+#[derive(Debug, Clone)]
+pub struct Replica {
+    /// Object, delete marker or tag change.
+    pub kind: TaskKind,
+    /// Source bucket name.
+    pub source_bucket: String,
+    /// Destination bucket name.
+    pub destination_bucket: String,
+    /// Object key (same on both sides).
+    pub key: String,
+    /// The source version as it is now (its tags are the ones to send).
+    pub version: VersionRecord,
+    /// Storage class override of the rule (STS-14).
+    pub storage_class: Option<String>,
+}
+
+/// Writes replicas somewhere. Must be idempotent per (bucket, key, version id): the worker
+/// may send a replica again after a crash or a lost acknowledgement.
+pub trait ReplicationTarget: Send + Sync + 'static {
+    /// Sends one replica; `region` is the source (to stream the bytes from).
+    fn send<'a>(&'a self, region: &'a Region, replica: &'a Replica) -> BoxFuture<'a, Result<(), ReplicationError>>;
+}

@@ -1,0 +1,703 @@
+//! The scheduler: reads the outbox in sequence order, keeps a bounded window of it per
+//! destination bucket, and runs tasks with bounded concurrency per destination.
+//!
+//! Guarantees:
+//! * **Ordered per key**: within a destination, a task starts only when no earlier task of the
+//!   same key is queued or running, so a newer version never overtakes an older one (outbox
+//!   sequence order is commit order, which within a key is version order).
+//! * **Nothing blocks anything else**: a destination that is down pauses itself only; a key
+//!   whose task keeps failing transiently holds back later tasks of that key only.
+//! * **Bounded memory, backlog on disk**: each destination holds at most
+//!   `max_queued_per_destination` tasks; rows beyond that stay in the outbox and are read again
+//!   (from the first one skipped) when there is room. A restart reads the outbox from the start.
+//! * **Transient errors** retry forever with exponential back-off and jitter (the version stays
+//!   `PENDING`, STS-5); **permanent errors** finish the task with `FailTask` and the IAM-8 reason.
+//! * Sending twice is harmless: replica writes are idempotent by version id (design invariant 4).
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::FutureExt as _;
+use tokio::sync::{Notify, watch};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+use xregion_core::Region;
+use xregion_core::replica::decode_task;
+use xregion_meta::{OutboxEntry, WriteOp, WriteOutcome};
+use xregion_types::replication::ReplicationTask;
+
+use crate::{Backoff, ErrorKind, Replica, ReplicationError, ReplicationTarget};
+
+/// Tuning of the worker.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Tasks running at once per destination bucket.
+    pub concurrency_per_destination: usize,
+    /// Tasks held in memory per destination bucket (the rest waits in the outbox).
+    pub max_queued_per_destination: usize,
+    /// Outbox rows read per scan step.
+    pub scan_batch: usize,
+    /// Periodic wake-up even without commits (a missed notification costs at most this).
+    pub tick: Duration,
+    /// Retry delays for transient errors.
+    pub backoff: Backoff,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            concurrency_per_destination: 8,
+            max_queued_per_destination: 1024,
+            scan_batch: 256,
+            tick: Duration::from_secs(5),
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+/// What the worker is doing (design invariant 6).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerStatus {
+    /// Tasks in the outbox (on disk), including those in memory.
+    pub outbox_len: u64,
+    /// Tasks completed since start.
+    pub completed: u64,
+    /// Tasks failed permanently since start.
+    pub failed: u64,
+    /// Transient failures (each followed by a retry) since start.
+    pub retries: u64,
+    /// Per destination bucket.
+    pub destinations: Vec<DestinationStatus>,
+}
+
+/// One destination bucket's queue.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DestinationStatus {
+    /// Destination bucket.
+    pub bucket: String,
+    /// Tasks waiting in memory.
+    pub queued: usize,
+    /// Tasks running.
+    pub running: usize,
+    /// More tasks wait in the outbox beyond the in-memory window.
+    pub overflowing: bool,
+    /// The destination is paused after it could not be reached.
+    pub paused: bool,
+    /// The last transient error.
+    pub last_error: Option<String>,
+}
+
+/// A running worker. Dropping it does not stop it; call [`WorkerHandle::shutdown`].
+pub struct WorkerHandle {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+    status: Arc<Mutex<WorkerStatus>>,
+}
+
+impl WorkerHandle {
+    /// Stops the worker: running pushes are abandoned (their tasks stay in the outbox and are
+    /// sent again after a restart; replays are idempotent).
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        if let Err(e) = self.task.await {
+            tracing::warn!(error = %e, "replication worker ended abnormally");
+        }
+    }
+
+    /// A snapshot of the worker's queues and counters.
+    pub fn status(&self) -> WorkerStatus {
+        lock(&self.status).clone()
+    }
+}
+
+/// Starts the replication worker of `region` on the current tokio runtime.
+pub fn spawn(region: Region, target: Arc<dyn ReplicationTarget>, config: WorkerConfig) -> WorkerHandle {
+    let (stop, stop_rx) = watch::channel(false);
+    let status = Arc::new(Mutex::new(WorkerStatus::default()));
+    let worker = Worker {
+        wake: region.replication_wake(),
+        region,
+        target,
+        config,
+        cursor: 0,
+        dests: BTreeMap::new(),
+        running: JoinSet::new(),
+        status: Arc::clone(&status),
+        counters: Counters::default(),
+    };
+    let task = tokio::spawn(worker.run(stop_rx));
+    WorkerHandle { stop, task, status }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A task in memory.
+#[derive(Debug)]
+struct Queued {
+    entry: OutboxEntry,
+    task: ReplicationTask,
+    attempts: u32,
+    not_before: Option<Instant>,
+}
+
+impl Queued {
+    fn key(&self) -> (u64, String) {
+        (self.entry.bucket_id, self.entry.key.clone())
+    }
+}
+
+/// One destination bucket's window of the outbox.
+#[derive(Debug, Default)]
+struct Dest {
+    /// Waiting tasks, in sequence order.
+    queue: VecDeque<Queued>,
+    /// Keys with a running task.
+    busy: HashSet<(u64, String)>,
+    running: usize,
+    /// The first outbox row of this destination that was not loaded for lack of room; every
+    /// later row of it was skipped too, and is read again from here.
+    overflow_from: Option<u64>,
+    paused_until: Option<Instant>,
+    last_error: Option<String>,
+}
+
+/// How a task ended.
+enum Finished {
+    Completed,
+    Failed(&'static str),
+}
+
+/// A task coming back from its run.
+struct Done {
+    dest: String,
+    item: Queued,
+    result: Result<Finished, ReplicationError>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Counters {
+    completed: u64,
+    failed: u64,
+    retries: u64,
+}
+
+struct Worker {
+    region: Region,
+    target: Arc<dyn ReplicationTarget>,
+    config: WorkerConfig,
+    wake: Arc<Notify>,
+    /// Every outbox row with `seq <= cursor` was seen by the global scan.
+    cursor: u64,
+    dests: BTreeMap<String, Dest>,
+    running: JoinSet<Done>,
+    status: Arc<Mutex<WorkerStatus>>,
+    counters: Counters,
+}
+
+impl Worker {
+    async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        tracing::info!(region = %self.region.name(), "replication worker started");
+        loop {
+            let more = match self.load() {
+                Ok(more) => more,
+                Err(e) => {
+                    tracing::warn!(error = %e, "replication worker cannot read the outbox");
+                    false
+                }
+            };
+            self.dispatch();
+            self.publish_status();
+            let deadline = if more { Instant::now() } else { self.next_deadline() };
+            tokio::select! {
+                biased;
+                _ = stop.changed() => break,
+                Some(joined) = self.running.join_next(), if !self.running.is_empty() => match joined {
+                    Ok(done) => self.finish(done),
+                    Err(e) => tracing::error!(error = %e, "replication task vanished"),
+                },
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+        self.running.shutdown().await;
+        tracing::info!(region = %self.region.name(), "replication worker stopped");
+    }
+
+    fn has_room(&self, dest: &Dest) -> bool {
+        dest.queue.len() + dest.running < self.config.max_queued_per_destination
+    }
+
+    fn has_room_for_refill(&self, dest: &Dest) -> bool {
+        dest.queue.len() + dest.running <= self.config.max_queued_per_destination / 2
+    }
+
+    /// Reads outbox rows into the destinations' windows. Returns true if more rows may wait
+    /// (the caller comes back without sleeping).
+    fn load(&mut self) -> Result<bool, xregion_meta::MetaError> {
+        self.refill_overflowed()?;
+        let meta = self.region.meta().clone();
+        let mut budget = self.config.scan_batch * 4;
+        loop {
+            let rows = meta.list_outbox(Some(self.cursor), self.config.scan_batch)?;
+            let full_batch = rows.len() == self.config.scan_batch;
+            for entry in rows {
+                self.cursor = entry.seq;
+                budget = budget.saturating_sub(1);
+                let Some(task) = self.decode(&entry) else { continue };
+                let name = task.destination_bucket.clone();
+                let room = self.dests.get(&name).is_none_or(|d| self.has_room(d));
+                let dest = self.dests.entry(name).or_default();
+                if dest.overflow_from.is_some() {
+                    continue; // read again, in order, by `refill_overflowed`
+                }
+                if !room {
+                    dest.overflow_from = Some(entry.seq);
+                    continue;
+                }
+                dest.queue.push_back(Queued { entry, task, attempts: 0, not_before: None });
+            }
+            if !full_batch {
+                return Ok(false);
+            }
+            if budget == 0 {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Loads skipped rows of destinations that have room again, from their first skipped row.
+    fn refill_overflowed(&mut self) -> Result<(), xregion_meta::MetaError> {
+        let meta = self.region.meta().clone();
+        let names: Vec<String> = self
+            .dests
+            .iter()
+            // Hysteresis: refill only once half the window is free, so a destination draining
+            // one task at a time does not re-read the outbox after every task.
+            .filter(|(_, d)| d.overflow_from.is_some() && self.has_room_for_refill(d))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in names {
+            let Some(mut from) = self.dests.get(&name).and_then(|d| d.overflow_from) else { continue };
+            'scan: loop {
+                let rows = meta.list_outbox(Some(from.saturating_sub(1)), self.config.scan_batch)?;
+                let full_batch = rows.len() == self.config.scan_batch;
+                for entry in rows {
+                    if entry.seq > self.cursor {
+                        // Beyond the global scan: it will be read there.
+                        self.set_overflow(&name, None);
+                        break 'scan;
+                    }
+                    from = entry.seq + 1;
+                    let Some(task) = self.decode(&entry) else { continue };
+                    if task.destination_bucket != name {
+                        continue;
+                    }
+                    let Some(dest) = self.dests.get(&name) else { break 'scan };
+                    if !self.has_room(dest) {
+                        self.set_overflow(&name, Some(entry.seq));
+                        break 'scan;
+                    }
+                    if let Some(dest) = self.dests.get_mut(&name) {
+                        dest.queue.push_back(Queued { entry, task, attempts: 0, not_before: None });
+                    }
+                }
+                if !full_batch {
+                    self.set_overflow(&name, None);
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn set_overflow(&mut self, name: &str, from: Option<u64>) {
+        if let Some(dest) = self.dests.get_mut(name) {
+            dest.overflow_from = from;
+        }
+    }
+
+    /// Decodes a stored task; an undecodable one is failed (it can never be sent).
+    fn decode(&self, entry: &OutboxEntry) -> Option<ReplicationTask> {
+        match decode_task(&entry.task) {
+            Ok(task) => Some(task),
+            Err(e) => {
+                tracing::error!(seq = entry.seq, error = %e, "undecodable replication task; failing it");
+                let meta = self.region.meta().clone();
+                let seq = entry.seq;
+                tokio::spawn(async move {
+                    let op = WriteOp::FailTask { seq, reason: "SrcObjectNotEligible".into() };
+                    if let Err(e) = meta.write(op).await {
+                        tracing::warn!(seq, error = %e, "could not fail an undecodable task");
+                    }
+                });
+                None
+            }
+        }
+    }
+
+    /// Starts every task that may run now: destination not paused, below its concurrency, not
+    /// due later, and no earlier task of its key waiting or running.
+    fn dispatch(&mut self) {
+        let now = Instant::now();
+        let limit = self.config.concurrency_per_destination;
+        for (name, dest) in &mut self.dests {
+            if dest.paused_until.is_some_and(|t| t > now) {
+                continue;
+            }
+            dest.paused_until = None;
+            let mut held: HashSet<(u64, String)> = HashSet::new();
+            let mut i = 0;
+            while i < dest.queue.len() && dest.running < limit {
+                let key = dest.queue[i].key();
+                let waiting = dest.queue[i].not_before.is_some_and(|t| t > now);
+                if dest.busy.contains(&key) || held.contains(&key) || waiting {
+                    held.insert(key);
+                    i += 1;
+                    continue;
+                }
+                let Some(item) = dest.queue.remove(i) else { break };
+                dest.busy.insert(key);
+                dest.running += 1;
+                let region = self.region.clone();
+                let target = Arc::clone(&self.target);
+                let dest_name = name.clone();
+                self.running.spawn(async move {
+                    let result = AssertUnwindSafe(execute(&region, target.as_ref(), &item))
+                        .catch_unwind()
+                        .await
+                        .unwrap_or_else(|_| Err(ReplicationError::retryable("replication task panicked")));
+                    Done { dest: dest_name, item, result }
+                });
+            }
+        }
+    }
+
+    /// Books a finished run: counters, or back-off and re-queue in sequence order.
+    fn finish(&mut self, done: Done) {
+        let Done { dest: name, mut item, result } = done;
+        let backoff = self.config.backoff;
+        let Some(dest) = self.dests.get_mut(&name) else { return };
+        dest.running = dest.running.saturating_sub(1);
+        dest.busy.remove(&item.key());
+        match result {
+            Ok(Finished::Completed) => {
+                self.counters.completed += 1;
+                dest.last_error = None;
+            }
+            Ok(Finished::Failed(reason)) => {
+                self.counters.failed += 1;
+                tracing::warn!(
+                    seq = item.entry.seq, key = %item.entry.key, destination = %name, reason,
+                    "replication failed permanently"
+                );
+            }
+            Err(e) => {
+                self.counters.retries += 1;
+                item.attempts = item.attempts.saturating_add(1);
+                let delay = backoff.delay(item.attempts);
+                let due = Instant::now() + delay;
+                item.not_before = Some(due);
+                if e.kind() == ErrorKind::Unavailable {
+                    dest.paused_until = Some(dest.paused_until.map_or(due, |t| t.max(due)));
+                }
+                tracing::debug!(
+                    seq = item.entry.seq, key = %item.entry.key, destination = %name, attempts = item.attempts,
+                    retry_in_ms = delay.as_millis() as u64, error = %e, "replication will be retried"
+                );
+                dest.last_error = Some(e.to_string());
+                let at = dest.queue.partition_point(|q| q.entry.seq < item.entry.seq);
+                dest.queue.insert(at, item);
+            }
+        }
+    }
+
+    /// When the loop must look again without a wake-up: the earliest retry or pause end, or
+    /// the periodic tick.
+    fn next_deadline(&self) -> Instant {
+        let mut deadline = Instant::now() + self.config.tick;
+        for dest in self.dests.values() {
+            if let Some(t) = dest.paused_until {
+                deadline = deadline.min(t);
+            }
+            for item in &dest.queue {
+                if let Some(t) = item.not_before {
+                    deadline = deadline.min(t);
+                }
+            }
+        }
+        deadline
+    }
+
+    fn publish_status(&mut self) {
+        // Forget idle destinations so the map does not grow with every bucket ever seen.
+        self.dests.retain(|_, d| !d.queue.is_empty() || d.running > 0 || d.overflow_from.is_some());
+        let now = Instant::now();
+        let status = WorkerStatus {
+            outbox_len: self.region.meta().outbox_len().unwrap_or(0),
+            completed: self.counters.completed,
+            failed: self.counters.failed,
+            retries: self.counters.retries,
+            destinations: self
+                .dests
+                .iter()
+                .map(|(name, d)| DestinationStatus {
+                    bucket: name.clone(),
+                    queued: d.queue.len(),
+                    running: d.running,
+                    overflowing: d.overflow_from.is_some(),
+                    paused: d.paused_until.is_some_and(|t| t > now),
+                    last_error: d.last_error.clone(),
+                })
+                .collect(),
+        };
+        *lock(&self.status) = status;
+    }
+}
+
+/// Runs one task: reads the source version, sends it, and finishes the task in the store.
+/// `Err` means "retry later" (the task stays in the outbox).
+async fn execute(region: &Region, target: &dyn ReplicationTarget, item: &Queued) -> Result<Finished, ReplicationError> {
+    let entry = &item.entry;
+    let meta = region.meta();
+    let store_error = |e: xregion_meta::MetaError| ReplicationError::retryable(format!("metadata: {e}"));
+    let Some(source_bucket) = meta.bucket_name(entry.bucket_id).map_err(store_error)? else {
+        return finish(region, entry.seq, Some("SrcBucketNotFound")).await;
+    };
+    let version = match &entry.version_id {
+        Some(id) => meta.get_version(entry.bucket_id, &entry.key, Some(id)).map_err(store_error)?,
+        None => None,
+    };
+    // The version was removed (DELETE with versionId, never replicated: DEL-1) before its task
+    // ran: there is nothing left to send.
+    let Some(version) = version else {
+        return finish(region, entry.seq, None).await;
+    };
+    let replica = Replica {
+        kind: item.task.kind,
+        source_bucket,
+        destination_bucket: item.task.destination_bucket.clone(),
+        key: entry.key.clone(),
+        version,
+        storage_class: item.task.storage_class.clone(),
+    };
+    match target.send(region, &replica).await {
+        Ok(()) => finish(region, entry.seq, None).await,
+        Err(e) if e.kind() == ErrorKind::Permanent => {
+            finish(region, entry.seq, Some(e.reason().unwrap_or("DstPutObjectNotPermitted"))).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `CompleteTask` or `FailTask`; a failed metadata write means "retry" (replay is harmless).
+async fn finish(region: &Region, seq: u64, failure: Option<&'static str>) -> Result<Finished, ReplicationError> {
+    let op = match failure {
+        None => WriteOp::CompleteTask { seq },
+        Some(reason) => WriteOp::FailTask { seq, reason: reason.to_owned() },
+    };
+    match region.meta().write(op).await {
+        Ok(WriteOutcome::TaskFinished { .. }) => Ok(failure.map_or(Finished::Completed, Finished::Failed)),
+        Ok(other) => Err(ReplicationError::retryable(format!("unexpected outcome finishing task {seq}: {other:?}"))),
+        Err(e) => Err(ReplicationError::retryable(format!("finishing task {seq}: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use futures::future::BoxFuture;
+    use xregion_core::replica::encode_task;
+    use xregion_core::{NoPeers, Region};
+    use xregion_meta::{WriteOp, WriteOutcome};
+    use xregion_types::replication::{ReplicationTask, TaskKind};
+    use xregion_types::{BucketName, ObjectData, ReplicationStatus, VersionId, VersioningState};
+
+    use super::*;
+
+    /// What a fake destination should do with a key.
+    #[derive(Clone, Copy)]
+    enum Behaviour {
+        /// Fail transiently this many times, then accept.
+        FailTimes(u32),
+        /// Fail permanently with this reason.
+        Reject(&'static str),
+    }
+
+    /// Records every attempt (key, version id, virtual time) and answers per key.
+    #[derive(Default)]
+    struct FakeTarget {
+        behaviour: Mutex<HashMap<String, Behaviour>>,
+        attempts: Mutex<Vec<(String, VersionId, Instant)>>,
+    }
+
+    impl ReplicationTarget for FakeTarget {
+        fn send<'a>(&'a self, _region: &'a Region, r: &'a Replica) -> BoxFuture<'a, Result<(), ReplicationError>> {
+            Box::pin(async move {
+                lock(&self.attempts).push((r.key.clone(), r.version.version_id.clone(), Instant::now()));
+                let mut behaviour = lock(&self.behaviour);
+                match behaviour.get_mut(&r.key) {
+                    Some(Behaviour::FailTimes(0)) | None => Ok(()),
+                    Some(Behaviour::FailTimes(n)) => {
+                        *n -= 1;
+                        Err(ReplicationError::retryable("503 SlowDown"))
+                    }
+                    Some(Behaviour::Reject(reason)) => Err(ReplicationError::permanent(reason, "rejected")),
+                }
+            })
+        }
+    }
+
+    fn region() -> (tempfile::TempDir, Region) {
+        let dir = tempfile::tempdir().unwrap();
+        let region = Region::open("test-1", dir.path(), Arc::new(NoPeers)).unwrap();
+        (dir, region)
+    }
+
+    async fn source_bucket(region: &Region) -> u64 {
+        let name = BucketName::parse("src").unwrap();
+        region.meta().write(WriteOp::CreateBucket { name, created_ms: 0 }).await.unwrap();
+        let op = WriteOp::SetVersioning { name: "src".into(), state: VersioningState::Enabled };
+        let WriteOutcome::Bucket(b) = region.meta().write(op).await.unwrap() else { panic!() };
+        b.id
+    }
+
+    /// A version of `key` with one task to `dst`; returns its id.
+    async fn put(region: &Region, key: &str) -> VersionId {
+        let task = ReplicationTask {
+            kind: TaskKind::Object,
+            rule_id: "r".into(),
+            destination_bucket: "dst".into(),
+            storage_class: None,
+        };
+        let op = WriteOp::PutVersion {
+            bucket: "src".into(),
+            key: key.into(),
+            data: ObjectData { storage_class: "STANDARD".into(), ..ObjectData::default() },
+            replica: None,
+            precondition: None,
+            outbox: vec![encode_task(&task)],
+        };
+        let WriteOutcome::Version { record, .. } = region.meta().write(op).await.unwrap() else { panic!() };
+        region.replication_wake().notify_one();
+        record.version_id
+    }
+
+    fn status(region: &Region, bucket_id: u64, key: &str, id: &VersionId) -> ReplicationStatus {
+        region.meta().get_version(bucket_id, key, Some(id)).unwrap().unwrap().replication
+    }
+
+    /// Polls (real time: the metadata writer is a real thread) until `done`.
+    async fn until(what: &str, mut done: impl FnMut() -> bool) {
+        let start = std::time::Instant::now();
+        while !done() {
+            assert!(start.elapsed() < std::time::Duration::from_secs(30), "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn config() -> WorkerConfig {
+        WorkerConfig {
+            backoff: Backoff { base: Duration::from_secs(1), max: Duration::from_secs(8) },
+            ..WorkerConfig::default()
+        }
+    }
+
+    /// STS-5, IMPL-4: transient failures are retried after exponentially growing, jittered
+    /// delays while the version stays PENDING; then it completes.
+    #[tokio::test(start_paused = true)]
+    async fn sts5_transient_errors_back_off_exponentially_then_complete() {
+        let (_dir, region) = region();
+        let bucket_id = source_bucket(&region).await;
+        let target = Arc::new(FakeTarget::default());
+        lock(&target.behaviour).insert("k".into(), Behaviour::FailTimes(3));
+        let handle = spawn(region.clone(), target.clone(), config());
+        let vid = put(&region, "k").await;
+        until("completed", || status(&region, bucket_id, "k", &vid) == ReplicationStatus::Completed).await;
+        let attempts = lock(&target.attempts).clone();
+        assert_eq!(attempts.len(), 4);
+        let backoff = config().backoff;
+        for (n, pair) in attempts.windows(2).enumerate() {
+            let gap = pair[1].2 - pair[0].2;
+            let step = backoff.step(u32::try_from(n + 1).unwrap());
+            assert!(gap >= step / 2, "retry {n} after {gap:?}, step {step:?}");
+            assert!(gap <= step + config().tick, "retry {n} after {gap:?}, step {step:?}");
+        }
+        // The counters are published when the worker books the result, just after the commit.
+        until("counters", || handle.status().completed == 1).await;
+        let status = handle.status();
+        assert_eq!((status.completed, status.retries, status.failed), (1, 3, 0));
+        handle.shutdown().await;
+    }
+
+    /// CON-3 + invariant 3: a key whose task keeps failing holds back only its own later
+    /// versions (never overtaken), while other keys to the same destination complete.
+    #[tokio::test(start_paused = true)]
+    async fn con3_a_stuck_key_blocks_only_itself_and_keeps_its_order() {
+        let (_dir, region) = region();
+        let bucket_id = source_bucket(&region).await;
+        let target = Arc::new(FakeTarget::default());
+        lock(&target.behaviour).insert("slow".into(), Behaviour::FailTimes(u32::MAX));
+        let handle = spawn(region.clone(), target.clone(), config());
+        let slow1 = put(&region, "slow").await;
+        let slow2 = put(&region, "slow").await;
+        let fast = put(&region, "fast").await;
+        until("fast completed", || status(&region, bucket_id, "fast", &fast) == ReplicationStatus::Completed).await;
+        assert_eq!(status(&region, bucket_id, "slow", &slow1), ReplicationStatus::Pending);
+        assert_eq!(status(&region, bucket_id, "slow", &slow2), ReplicationStatus::Pending);
+        // The destination recovers for that key.
+        lock(&target.behaviour).insert("slow".into(), Behaviour::FailTimes(0));
+        until("slow completed", || status(&region, bucket_id, "slow", &slow2) == ReplicationStatus::Completed).await;
+        assert_eq!(status(&region, bucket_id, "slow", &slow1), ReplicationStatus::Completed);
+        let slow_sends: Vec<VersionId> =
+            lock(&target.attempts).iter().filter(|a| a.0 == "slow").map(|a| a.1.clone()).collect();
+        // Every try of the first version, then exactly one of the second: never interleaved.
+        let (last, earlier) = slow_sends.split_last().unwrap();
+        assert_eq!(last, &slow2);
+        assert!(earlier.len() >= 2 && earlier.iter().all(|v| *v == slow1), "{slow_sends:?}");
+        assert_eq!(region.meta().outbox_len().unwrap(), 0);
+        handle.shutdown().await;
+    }
+
+    /// STS-5, IAM-8: a permanent error fails the task with its reason; the version is FAILED.
+    #[tokio::test(start_paused = true)]
+    async fn iam8_permanent_errors_fail_the_version_with_the_reason() {
+        let (_dir, region) = region();
+        let bucket_id = source_bucket(&region).await;
+        let target = Arc::new(FakeTarget::default());
+        lock(&target.behaviour).insert("k".into(), Behaviour::Reject("DstBucketUnversioned"));
+        let handle = spawn(region.clone(), target.clone(), config());
+        let vid = put(&region, "k").await;
+        until("failed", || status(&region, bucket_id, "k", &vid) == ReplicationStatus::Failed).await;
+        let failures = region.meta().list_failures(None, 10).unwrap();
+        assert_eq!(failures.len(), 1);
+        assert_eq!(failures[0].reason, "DstBucketUnversioned");
+        assert_eq!(lock(&target.attempts).len(), 1, "FAILED is terminal (STS-6)");
+        handle.shutdown().await;
+    }
+
+    /// Bounded memory: with a window of 2 per destination, a backlog of 7 still drains in
+    /// order through the overflow re-read.
+    #[tokio::test(start_paused = true)]
+    async fn backlog_beyond_the_window_is_read_again_from_disk() {
+        let (_dir, region) = region();
+        let bucket_id = source_bucket(&region).await;
+        let target = Arc::new(FakeTarget::default());
+        let mut ids = Vec::new();
+        for _ in 0..7 {
+            ids.push(put(&region, "k").await);
+        }
+        let small = WorkerConfig { max_queued_per_destination: 2, scan_batch: 3, ..config() };
+        let handle = spawn(region.clone(), target.clone(), small);
+        let last = ids[6].clone();
+        until("all completed", || status(&region, bucket_id, "k", &last) == ReplicationStatus::Completed).await;
+        let sent: Vec<VersionId> = lock(&target.attempts).iter().map(|a| a.1.clone()).collect();
+        assert_eq!(sent, ids);
+        handle.shutdown().await;
+    }
+}

@@ -1,0 +1,165 @@
+//! The destination side of the replica protocol (`docs/replication.md`): PutObject,
+//! DeleteObject and PutObjectTagging carrying `x-xregion-replica: 1` write replica state
+//! (source version id, last-modified, ETag, status REPLICA; IMPL-2). Only a principal allowed
+//! `s3:ReplicateObject` / `s3:ReplicateDelete` / `s3:ReplicateTags` may (design invariant 5).
+
+use std::sync::Arc;
+
+use http::{HeaderMap, StatusCode};
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+use xregion_core::Region;
+use xregion_core::replica::{ReplicaPut, parse_checksum_header};
+use xregion_identity::{Authorizer, Decision, Identity, Resource};
+use xregion_types::VersionId;
+
+use super::object::{body_of, declared_len};
+use crate::convert::{self, etag, parse_tagging_header, tags_from};
+use crate::error::IntoS3;
+
+/// Marks a request as a replica write.
+pub const REPLICA_HEADER: &str = "x-xregion-replica";
+/// The source version id (STS-11).
+pub const SOURCE_VERSION_ID: &str = "x-xregion-source-version-id";
+/// The source Last-Modified in unix milliseconds (STS-12).
+pub const SOURCE_LAST_MODIFIED: &str = "x-xregion-source-last-modified";
+/// The source ETag (STS-13).
+pub const SOURCE_ETAG: &str = "x-xregion-source-etag";
+/// Comma-separated part sizes of a multipart source.
+pub const PART_SIZES: &str = "x-xregion-part-sizes";
+/// The source checksum: `ALGORITHM:base64:FULL_OBJECT|COMPOSITE`.
+pub const SOURCE_CHECKSUM: &str = "x-xregion-source-checksum";
+
+/// True if the request asks to write replica state.
+pub(crate) fn is_replica(headers: &HeaderMap) -> bool {
+    headers.contains_key(REPLICA_HEADER)
+}
+
+/// Who may write replicas: the identity directory and the authorization hook.
+#[derive(Clone)]
+pub(crate) struct ReplicaAuth {
+    identity: Identity,
+    authorizer: Arc<dyn Authorizer>,
+}
+
+impl ReplicaAuth {
+    pub(crate) fn new(identity: Identity, authorizer: Arc<dyn Authorizer>) -> Self {
+        Self { identity, authorizer }
+    }
+
+    /// Design invariant 5: replica writes need `action` (s3:Replicate*) on the object.
+    fn check<T>(&self, req: &S3Request<T>, action: &str, bucket: &str, key: &str) -> S3Result<()> {
+        let principal = req.credentials.as_ref().and_then(|c| self.identity.principal(&c.access_key)).cloned();
+        let resource = Resource::Object(bucket.to_owned(), key.to_owned());
+        match self.authorizer.authorize(principal.as_ref(), action, &resource) {
+            Decision::Allow => Ok(()),
+            Decision::Deny(why) => Err(s3_error!(AccessDenied, "Access Denied: {}", why)),
+        }
+    }
+}
+
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> S3Result<&'h str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| s3_error!(InvalidArgument, "replica request without a valid {} header", name))
+}
+
+fn source_version(headers: &HeaderMap) -> S3Result<(VersionId, i64)> {
+    let version_id = VersionId::parse(header(headers, SOURCE_VERSION_ID)?).s3()?;
+    let last_modified = header(headers, SOURCE_LAST_MODIFIED)?
+        .parse::<i64>()
+        .map_err(|_| s3_error!(InvalidArgument, "invalid {}", SOURCE_LAST_MODIFIED))?;
+    Ok((version_id, last_modified))
+}
+
+pub(crate) async fn put_object(
+    r: &Region,
+    auth: &ReplicaAuth,
+    req: S3Request<PutObjectInput>,
+) -> S3Result<S3Response<PutObjectOutput>> {
+    auth.check(&req, "s3:ReplicateObject", &req.input.bucket, &req.input.key)?;
+    let S3Request { input, headers, .. } = req;
+    let (version_id, last_modified_ms) = source_version(&headers)?;
+    let mut meta = convert::object_meta(
+        input.content_type.as_ref(),
+        input.content_encoding.as_ref(),
+        input.content_disposition.as_ref(),
+        input.content_language.as_ref(),
+        input.cache_control.as_ref(),
+        input.expires.as_ref(),
+        input.metadata.as_ref(),
+        input.storage_class.as_ref(),
+    );
+    if let Some(t) = &input.tagging {
+        meta.tags = parse_tagging_header(t)?;
+    }
+    let part_sizes = match headers.get(PART_SIZES).and_then(|v| v.to_str().ok()).filter(|s| !s.is_empty()) {
+        Some(s) => s
+            .split(',')
+            .map(|p| p.trim().parse::<u64>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| s3_error!(InvalidArgument, "invalid {}", PART_SIZES))?,
+        None => Vec::new(),
+    };
+    let checksum = match headers.get(SOURCE_CHECKSUM).and_then(|v| v.to_str().ok()) {
+        Some(v) => Some(parse_checksum_header(v).s3()?),
+        None => None,
+    };
+    let put = ReplicaPut {
+        bucket: input.bucket,
+        key: input.key,
+        meta,
+        version_id,
+        last_modified_ms,
+        etag: header(&headers, SOURCE_ETAG)?.trim_matches('"').to_owned(),
+        part_sizes,
+        checksum,
+    };
+    let len = declared_len(&headers, input.content_length);
+    let res = r.put_replica(put, body_of(input.body), len).await.s3()?;
+    let data = res.record.object().cloned().unwrap_or_default();
+    let out = PutObjectOutput {
+        e_tag: Some(etag(&data.etag)),
+        version_id: Some(res.record.version_id.as_str().to_owned()),
+        ..Default::default()
+    };
+    Ok(S3Response::new(out))
+}
+
+pub(crate) async fn delete_object(
+    r: &Region,
+    auth: &ReplicaAuth,
+    req: S3Request<DeleteObjectInput>,
+) -> S3Result<S3Response<DeleteObjectOutput>> {
+    auth.check(&req, "s3:ReplicateDelete", &req.input.bucket, &req.input.key)?;
+    // DEL-1: a delete naming a version is never replicated, so a replica delete never has one.
+    if req.input.version_id.is_some() {
+        return Err(s3_error!(InvalidRequest, "a replicated delete marker never names a versionId"));
+    }
+    let (version_id, last_modified_ms) = source_version(&req.headers)?;
+    let input = req.input;
+    let record = r.delete_marker_replica(&input.bucket, &input.key, version_id, last_modified_ms).await.s3()?;
+    let out = DeleteObjectOutput {
+        delete_marker: Some(true),
+        version_id: Some(record.version_id.as_str().to_owned()),
+        ..Default::default()
+    };
+    Ok(S3Response::with_status(out, StatusCode::NO_CONTENT))
+}
+
+pub(crate) async fn put_object_tagging(
+    r: &Region,
+    auth: &ReplicaAuth,
+    req: S3Request<PutObjectTaggingInput>,
+) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+    auth.check(&req, "s3:ReplicateTags", &req.input.bucket, &req.input.key)?;
+    let input = req.input;
+    let Some(version) = input.version_id.as_deref() else {
+        return Err(s3_error!(InvalidRequest, "replicated tags must name the version"));
+    };
+    let version_id = VersionId::parse(version).s3()?;
+    let tags = tags_from(&input.tagging.tag_set);
+    let vid = r.set_replica_tags(&input.bucket, &input.key, version_id, tags).await.s3()?;
+    Ok(S3Response::new(PutObjectTaggingOutput { version_id: Some(vid.as_str().to_owned()) }))
+}

@@ -1,0 +1,389 @@
+//! Live replication end to end (spec §4–§6, §12): two regions, versioned buckets, a
+//! whole-bucket rule configured with PutBucketReplication; the source's worker pushes every
+//! version to the destination region over HTTP. Assertions poll with a deadline.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    CompletedMultipartUpload, CompletedPart, DeleteMarkerReplication, DeleteMarkerReplicationStatus, Destination,
+    ReplicationConfiguration, ReplicationRule, ReplicationRuleFilter, ReplicationRuleStatus, Tag, Tagging,
+};
+
+use crate::common::*;
+
+/// Longest a replication may take in these tests.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Polls `probe` until it returns `Some`, or panics with `what` after [`DEADLINE`].
+async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A whole-bucket V2 rule `src` → `dst` (empty filter), delete-marker replication on or off.
+async fn configure(client: &Client, src: &str, dst: &str, delete_markers: bool) {
+    let dmr =
+        if delete_markers { DeleteMarkerReplicationStatus::Enabled } else { DeleteMarkerReplicationStatus::Disabled };
+    let rule = ReplicationRule::builder()
+        .id("everything")
+        .priority(1)
+        .status(ReplicationRuleStatus::Enabled)
+        .filter(ReplicationRuleFilter::builder().prefix("").build())
+        .delete_marker_replication(DeleteMarkerReplication::builder().status(dmr).build())
+        .destination(Destination::builder().bucket(format!("arn:aws:s3:::{dst}")).build().expect("destination"))
+        .build()
+        .expect("rule");
+    let config = ReplicationConfiguration::builder()
+        .role("arn:aws:iam::123456789012:role/replication")
+        .rules(rule)
+        .build()
+        .expect("config");
+    client
+        .put_bucket_replication()
+        .bucket(src)
+        .replication_configuration(config)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put bucket replication: {:?}", DebugSdkError(&e)));
+}
+
+/// Two regions, `src` in the first and `dst` in the second, both versioned, replication on.
+async fn pair(stem: &str, delete_markers: bool) -> (Vec<TestRegion>, Client, Client, String, String) {
+    let regions = TestRegion::start_many(&["us-east-1", "eu-west-1"]);
+    let (sc, dc) = (regions[0].client(), regions[1].client());
+    let src = create_versioned_bucket(&sc, &format!("{stem}-src")).await;
+    let dst = create_versioned_bucket(&dc, &format!("{stem}-dst")).await;
+    configure(&sc, &src, &dst, delete_markers).await;
+    (regions, sc, dc, src, dst)
+}
+
+/// `x-amz-replication-status` of a version (HEAD).
+async fn status(client: &Client, bucket: &str, key: &str, version: &str) -> Option<String> {
+    let out = client.head_object().bucket(bucket).key(key).version_id(version).send().await.ok()?;
+    out.replication_status().map(|s| s.as_str().to_owned())
+}
+
+/// Waits until the source version is COMPLETED.
+async fn wait_completed(client: &Client, bucket: &str, key: &str, version: &str) {
+    eventually(&format!("{key} {version} COMPLETED"), || async {
+        let s = status(client, bucket, key, version).await;
+        assert_ne!(s.as_deref(), Some("FAILED"), "{key} {version} failed");
+        (s.as_deref() == Some("COMPLETED")).then_some(())
+    })
+    .await;
+}
+
+/// Waits until the destination has exactly the source's versions and delete markers.
+async fn wait_same_versions(sc: &Client, src: &str, dc: &Client, dst: &str) -> Vec<(String, String, bool, bool)> {
+    let want = all_versions(sc, src).await;
+    eventually("destination versions equal to the source's", || async {
+        let got = all_versions(dc, dst).await;
+        (got == want).then_some(got)
+    })
+    .await
+}
+
+/// STS-1/4/11/12/13, ELI-10: a PUT is PENDING, then COMPLETED on the source; the replica has
+/// the same version id, bytes, ETag, Last-Modified, metadata and tags, and reads REPLICA.
+#[tokio::test]
+async fn sts11_sts13_put_reaches_the_destination_with_the_same_identity() {
+    let (_regions, sc, dc, src, dst) = pair("ident", false).await;
+    let body = b"replicate me".to_vec();
+    let put = sc
+        .put_object()
+        .bucket(&src)
+        .key("docs/a.txt")
+        .body(ByteStream::from(body.clone()))
+        .content_type("text/plain")
+        .cache_control("max-age=60")
+        .metadata("colour", "blue")
+        .tagging("team=storage&tier=gold")
+        .send()
+        .await
+        .expect("put");
+    let vid = put.version_id().expect("version id").to_owned();
+    // STS-1: the status is visible right after the PUT (IMPL-1).
+    let first = status(&sc, &src, "docs/a.txt", &vid).await;
+    assert!(matches!(first.as_deref(), Some("PENDING" | "COMPLETED")), "{first:?}");
+    wait_completed(&sc, &src, "docs/a.txt", &vid).await;
+
+    let s = sc.head_object().bucket(&src).key("docs/a.txt").version_id(&vid).send().await.expect("head src");
+    let d = dc.head_object().bucket(&dst).key("docs/a.txt").version_id(&vid).send().await.expect("head replica");
+    assert_eq!(d.version_id(), Some(vid.as_str()));
+    assert_eq!(d.replication_status().map(|s| s.as_str()), Some("REPLICA"));
+    assert_eq!(d.e_tag(), s.e_tag());
+    assert_eq!(unquote(d.e_tag().unwrap_or_default()), md5_hex(&body));
+    assert_eq!(d.last_modified(), s.last_modified());
+    assert_eq!(d.content_type(), Some("text/plain"));
+    assert_eq!(d.cache_control(), Some("max-age=60"));
+    assert_eq!(d.metadata().and_then(|m| m.get("colour")).map(String::as_str), Some("blue"));
+    assert_eq!(get_body(&dc, &dst, "docs/a.txt", Some(&vid)).await, body);
+    let tags = dc.get_object_tagging().bucket(&dst).key("docs/a.txt").version_id(&vid).send().await.expect("tags");
+    let mut tags: Vec<(String, String)> =
+        tags.tag_set().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect();
+    tags.sort();
+    assert_eq!(tags, [("team".to_owned(), "storage".to_owned()), ("tier".to_owned(), "gold".to_owned())]);
+    // The replica is current on the destination too, and ELI-13: it is never sent back.
+    let current = dc.head_object().bucket(&dst).key("docs/a.txt").send().await.expect("head current");
+    assert_eq!(current.version_id(), Some(vid.as_str()));
+}
+
+/// STS-13: a multipart object keeps its multipart ETag and bytes.
+#[tokio::test]
+async fn sts13_multipart_etag_is_preserved() {
+    let (_regions, sc, dc, src, dst) = pair("mpu", false).await;
+    let part1 = vec![b'a'; 5 * 1024 * 1024];
+    let part2 = b"tail".to_vec();
+    let create = sc.create_multipart_upload().bucket(&src).key("big").send().await.expect("create upload");
+    let upload_id = create.upload_id().expect("upload id");
+    let mut completed = Vec::new();
+    for (n, data) in [(1, &part1), (2, &part2)] {
+        let out = sc
+            .upload_part()
+            .bucket(&src)
+            .key("big")
+            .upload_id(upload_id)
+            .part_number(n)
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await
+            .expect("upload part");
+        completed.push(CompletedPart::builder().part_number(n).e_tag(out.e_tag().unwrap_or_default()).build());
+    }
+    let done = sc
+        .complete_multipart_upload()
+        .bucket(&src)
+        .key("big")
+        .upload_id(upload_id)
+        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build())
+        .send()
+        .await
+        .expect("complete");
+    let vid = done.version_id().expect("version id").to_owned();
+    assert!(unquote(done.e_tag().unwrap_or_default()).ends_with("-2"));
+    wait_completed(&sc, &src, "big", &vid).await;
+    let d = dc.head_object().bucket(&dst).key("big").version_id(&vid).send().await.expect("head replica");
+    assert_eq!(d.e_tag(), done.e_tag());
+    let mut whole = part1.clone();
+    whole.extend_from_slice(&part2);
+    assert_eq!(get_body(&dc, &dst, "big", Some(&vid)).await, whole);
+}
+
+/// CON-3, STS-15: three quick versions of one key arrive, in order; the destination's stack
+/// equals the source's and its current version is the newest.
+#[tokio::test]
+async fn con3_quick_versions_arrive_in_order() {
+    let (_regions, sc, dc, src, dst) = pair("order", false).await;
+    let mut ids = Vec::new();
+    for body in [&b"one"[..], b"two", b"three"] {
+        ids.push(put(&sc, &src, "k", body).await.version_id().expect("vid").to_owned());
+    }
+    let versions = wait_same_versions(&sc, &src, &dc, &dst).await;
+    let listed: Vec<&str> = versions.iter().map(|v| v.1.as_str()).collect();
+    assert_eq!(listed, [ids[2].as_str(), ids[1].as_str(), ids[0].as_str()]);
+    assert_eq!(get_body(&dc, &dst, "k", None).await, b"three");
+}
+
+/// DEL-3, DEL-6: with delete-marker replication enabled, a DELETE's marker is replicated with
+/// its id. DEL-1: a DELETE with versionId is never replicated.
+#[tokio::test]
+async fn del1_del3_delete_markers_replicate_versioned_deletes_do_not() {
+    let (_regions, sc, dc, src, dst) = pair("dmr", true).await;
+    let v1 = put(&sc, &src, "k", b"1").await.version_id().expect("vid").to_owned();
+    let v2 = put(&sc, &src, "k", b"2").await.version_id().expect("vid").to_owned();
+    let marker = sc.delete_object().bucket(&src).key("k").send().await.expect("delete");
+    let marker_id = marker.version_id().expect("marker id").to_owned();
+    wait_same_versions(&sc, &src, &dc, &dst).await;
+    let err = dc.get_object().bucket(&dst).key("k").send().await;
+    let err = expect_error(err, 404, Some("NoSuchKey"));
+    assert_eq!(header_of(&err, "x-amz-delete-marker"), Some("true"));
+    assert_eq!(header_of(&err, "x-amz-version-id"), Some(marker_id.as_str()));
+    // DEL-1: removing a version (or the marker) by id in the source leaves the destination as is.
+    wait_completed(&sc, &src, "k", &v2).await;
+    sc.delete_object().bucket(&src).key("k").version_id(&v1).send().await.expect("delete v1");
+    sc.delete_object().bucket(&src).key("k").version_id(&marker_id).send().await.expect("delete marker");
+    // A later write proves the worker is past those deletes.
+    let v3 = put(&sc, &src, "k", b"3").await.version_id().expect("vid").to_owned();
+    wait_completed(&sc, &src, "k", &v3).await;
+    let dest: Vec<String> = all_versions(&dc, &dst).await.into_iter().map(|v| v.1).collect();
+    assert_eq!(dest, [v3, marker_id, v2, v1]);
+}
+
+/// DEL-3 (default off): without delete-marker replication the marker stays in the source.
+#[tokio::test]
+async fn del3_delete_markers_stay_without_dmr() {
+    let (_regions, sc, dc, src, dst) = pair("nodmr", false).await;
+    let v1 = put(&sc, &src, "k", b"1").await.version_id().expect("vid").to_owned();
+    sc.delete_object().bucket(&src).key("k").send().await.expect("delete");
+    let v2 = put(&sc, &src, "other", b"2").await.version_id().expect("vid").to_owned();
+    wait_completed(&sc, &src, "k", &v1).await;
+    wait_completed(&sc, &src, "other", &v2).await;
+    let dest = all_versions(&dc, &dst).await;
+    assert!(dest.iter().all(|v| !v.3), "no delete marker expected: {dest:?}");
+    assert_eq!(get_body(&dc, &dst, "k", None).await, b"1");
+}
+
+/// ELI-12, STS-8: a tag change on a replicated version reaches its replica.
+#[tokio::test]
+async fn eli12_tag_changes_are_replicated() {
+    let (_regions, sc, dc, src, dst) = pair("tags", false).await;
+    let vid = put(&sc, &src, "k", b"x").await.version_id().expect("vid").to_owned();
+    wait_completed(&sc, &src, "k", &vid).await;
+    let tagging = Tagging::builder()
+        .tag_set(Tag::builder().key("state").value("final").build().expect("tag"))
+        .build()
+        .expect("tagging");
+    sc.put_object_tagging().bucket(&src).key("k").tagging(tagging).send().await.expect("tag source");
+    eventually("replica tags", || async {
+        let out = dc.get_object_tagging().bucket(&dst).key("k").version_id(&vid).send().await.ok()?;
+        let tags: Vec<(String, String)> =
+            out.tag_set().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect();
+        (tags == [("state".to_owned(), "final".to_owned())]).then_some(())
+    })
+    .await;
+    wait_completed(&sc, &src, "k", &vid).await;
+    // Tagging a replica stays local (TWO-3): nothing flows back, the replica stays REPLICA.
+    assert_eq!(status(&dc, &dst, "k", &vid).await.as_deref(), Some("REPLICA"));
+}
+
+/// STS-5, invariant 3: a stopped destination leaves versions PENDING (the source still takes
+/// writes); after it restarts, they all complete and nothing is lost.
+#[tokio::test]
+async fn sts5_destination_down_then_back_pending_then_completed() {
+    let (mut regions, sc, _dc, src, dst) = pair("down", false).await;
+    regions[1].kill();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(put(&sc, &src, &format!("k{i}"), b"while down").await.version_id().expect("vid").to_owned());
+    }
+    for (i, vid) in ids.iter().enumerate() {
+        assert_eq!(status(&sc, &src, &format!("k{i}"), vid).await.as_deref(), Some("PENDING"));
+    }
+    regions[1].restart();
+    for (i, vid) in ids.iter().enumerate() {
+        wait_completed(&sc, &src, &format!("k{i}"), vid).await;
+    }
+    let dc = regions[1].client();
+    wait_same_versions(&sc, &src, &dc, &dst).await;
+}
+
+/// Invariant 2, IMPL-1, CON-3: the source is SIGKILLed with a backlog; after a restart every
+/// acknowledged version reaches the destination exactly once (the version lists are equal).
+#[tokio::test]
+async fn impl1_source_killed_mid_backlog_loses_nothing() {
+    let (mut regions, sc, _, src, dst) = pair("crash", false).await;
+    let mut acked = Vec::new();
+    for i in 0..40 {
+        let key = format!("k{}", i % 7);
+        acked.push(put(&sc, &src, &key, format!("body {i}").as_bytes()).await.version_id().expect("vid").to_owned());
+        if i == 20 {
+            // From here on the backlog can only grow: the destination is gone.
+            regions[1].kill();
+        }
+    }
+    regions[0].kill();
+    regions[0].restart();
+    regions[1].restart();
+    let (sc, dc) = (regions[0].client(), regions[1].client());
+    let versions = wait_same_versions(&sc, &src, &dc, &dst).await;
+    assert_eq!(versions.len(), acked.len());
+    let mut listed: Vec<String> = versions.into_iter().map(|v| v.1).collect();
+    listed.sort();
+    acked.sort();
+    assert_eq!(listed, acked);
+}
+
+/// ELI-21, CON-7, IAM-8: a destination whose versioning was suspended after the configuration
+/// makes replication FAILED (`DstBucketUnversioned`), not stuck PENDING.
+#[tokio::test]
+async fn con7_unversioned_destination_fails_the_version() {
+    let (_regions, sc, dc, src, dst) = pair("unver", false).await;
+    set_versioning(&dc, &dst, aws_sdk_s3::types::BucketVersioningStatus::Suspended).await;
+    let vid = put(&sc, &src, "k", b"x").await.version_id().expect("vid").to_owned();
+    eventually("FAILED", || async { (status(&sc, &src, "k", &vid).await.as_deref() == Some("FAILED")).then_some(()) })
+        .await;
+    expect_error(dc.head_object().bucket(&dst).key("k").send().await, 404, None);
+}
+
+/// The replica protocol on the wire (docs/replication.md): idempotent by version id, ordered
+/// by the source's creation stamp (STS-15), verifying the ETag, refused on an unversioned
+/// bucket; without the header a client cannot choose a version id (design invariant 5).
+#[tokio::test]
+async fn sts15_replica_protocol_is_idempotent_ordered_and_verified() {
+    let regions = TestRegion::start_many(&["us-east-1"]);
+    let r = &regions[0];
+    let c = r.client();
+    // Two real version ids (older, newer) from a scratch bucket.
+    let scratch = create_versioned_bucket(&c, "scratch").await;
+    let old = put(&c, &scratch, "k", b"old").await.version_id().expect("vid").to_owned();
+    let new = put(&c, &scratch, "k", b"new").await.version_id().expect("vid").to_owned();
+    let dst = create_versioned_bucket(&c, "wire").await;
+    let send = |version: String, body: &'static [u8], etag: String| {
+        let path = format!("/{dst}/k");
+        async move {
+            let headers = [
+                ("x-xregion-replica", "1"),
+                ("x-xregion-source-version-id", version.as_str()),
+                ("x-xregion-source-last-modified", "1700000000123"),
+                ("x-xregion-source-etag", etag.as_str()),
+                ("content-type", "text/plain"),
+            ];
+            r.signed("PUT", &path, &headers, body).await
+        }
+    };
+    // The newer version first, then the older one: the newer stays current.
+    assert_eq!(send(new.clone(), b"new", md5_hex(b"new")).await.status, 200);
+    assert_eq!(send(old.clone(), b"old", md5_hex(b"old")).await.status, 200);
+    // A replay is a no-op.
+    assert_eq!(send(new.clone(), b"new", md5_hex(b"new")).await.status, 200);
+    let versions = all_versions(&c, &dst).await;
+    let ids: Vec<(&str, bool)> = versions.iter().map(|v| (v.1.as_str(), v.2)).collect();
+    assert_eq!(ids, [(new.as_str(), true), (old.as_str(), false)]);
+    assert_eq!(get_body(&c, &dst, "k", None).await, b"new");
+    let head = c.head_object().bucket(&dst).key("k").version_id(&old).send().await.expect("head");
+    assert_eq!(head.replication_status().map(|s| s.as_str()), Some("REPLICA"));
+    assert_eq!(head.last_modified().and_then(|t| t.to_millis().ok()), Some(1_700_000_000_000));
+    // Bytes that do not match the source ETag are refused (and retried by the source).
+    let scratch2 = put(&c, &scratch, "k2", b"x").await.version_id().expect("vid").to_owned();
+    let bad = send(scratch2, b"tampered", md5_hex(b"original")).await;
+    assert_eq!((bad.status, bad.error_code().as_deref()), (400, Some("BadDigest")));
+    // An unversioned destination refuses replicas (the source records DstBucketUnversioned).
+    let plain = create_bucket(&c, "plain").await;
+    let path = format!("/{plain}/k");
+    let headers = [
+        ("x-xregion-replica", "1"),
+        ("x-xregion-source-version-id", new.as_str()),
+        ("x-xregion-source-last-modified", "1"),
+        ("x-xregion-source-etag", "e"),
+    ];
+    let refused = r.signed("PUT", &path, &headers, b"").await;
+    assert_eq!((refused.status, refused.error_code().as_deref()), (409, Some("InvalidBucketState")));
+}
+
+/// Invariant 3: a third region being down (one the source would ask first when looking up the
+/// destination bucket) does not stop replication to a region that is up.
+#[tokio::test]
+async fn inv3_an_unrelated_region_down_does_not_block_replication() {
+    let mut regions = TestRegion::start_many(&["us-east-1", "ap-south-1", "eu-west-1"]);
+    let (sc, dc) = (regions[0].client(), regions[2].client());
+    let src = create_versioned_bucket(&sc, "third-src").await;
+    let dst = create_versioned_bucket(&dc, "third-dst").await;
+    configure(&sc, &src, &dst, false).await;
+    regions[1].kill();
+    let vid = put(&sc, &src, "k", b"x").await.version_id().expect("vid").to_owned();
+    wait_completed(&sc, &src, "k", &vid).await;
+    assert_eq!(get_body(&dc, &dst, "k", Some(&vid)).await, b"x");
+}
