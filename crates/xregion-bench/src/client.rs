@@ -90,6 +90,24 @@ impl S3Client {
         })
     }
 
+    /// A request with extra (unsigned) headers, e.g. `Content-MD5`.
+    fn signed_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: RepeatBody,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<Request<RepeatBody>> {
+        let mut req = self.signed(method, path, body)?;
+        for (name, value) in extra {
+            req.headers_mut().insert(
+                http::HeaderName::from_bytes(name.as_bytes()).context("header name")?,
+                http::HeaderValue::from_str(value).context("header value")?,
+            );
+        }
+        Ok(req)
+    }
+
     fn signed(&self, method: Method, path: &str, body: RepeatBody) -> anyhow::Result<Request<RepeatBody>> {
         let url = format!("{}{path}", self.endpoint);
         let len = body.remaining;
@@ -161,6 +179,44 @@ impl S3Client {
             frame.with_context(|| format!("PUT /{bucket}/{key}: reading response"))?;
         }
         Ok(etag)
+    }
+
+    /// `PUT path_and_query` with a small document body and `Content-MD5` (bucket
+    /// configuration: `?versioning`, `?replication`).
+    pub async fn put_document(&self, path_and_query: &str, body: &str) -> anyhow::Result<()> {
+        use base64::Engine as _;
+        use md5::Digest as _;
+        let md5 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body.as_bytes()));
+        let body = Bytes::from(body.to_owned());
+        let len = body.len() as u64;
+        let req =
+            self.signed_with(Method::PUT, path_and_query, RepeatBody::new(body, len), &[("content-md5", &md5)])?;
+        let resp = self.send(req).await?;
+        resp.into_body().collect().await.with_context(|| format!("PUT {path_and_query}: reading response"))?;
+        Ok(())
+    }
+
+    /// `PUT /bucket/key` like [`S3Client::put`]; returns the version id (`x-amz-version-id`).
+    pub async fn put_version(&self, bucket: &str, key: &str, chunk: &Bytes, len: u64) -> anyhow::Result<String> {
+        let req = self.signed(Method::PUT, &format!("/{bucket}/{key}"), RepeatBody::new(chunk.clone(), len))?;
+        let resp = self.send(req).await?;
+        let version = resp.headers().get("x-amz-version-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        resp.into_body().collect().await.with_context(|| format!("PUT /{bucket}/{key}: reading response"))?;
+        version.ok_or_else(|| anyhow!("PUT /{bucket}/{key}: no x-amz-version-id (is the bucket versioned?)"))
+    }
+
+    /// `HEAD /bucket/key?versionId=V`: whether that version exists (404 is `false`).
+    pub async fn head_version(&self, bucket: &str, key: &str, version: &str) -> anyhow::Result<bool> {
+        let path = format!("/{bucket}/{key}?versionId={version}");
+        let req = self.signed(Method::HEAD, &path, RepeatBody::empty())?;
+        let resp = self.http.request(req).await.with_context(|| format!("HEAD {path}: request failed"))?;
+        let status = resp.status();
+        resp.into_body().collect().await.with_context(|| format!("HEAD {path}: reading response"))?;
+        match status.as_u16() {
+            200 => Ok(true),
+            404 => Ok(false),
+            other => bail!("HEAD {path}: server answered {other}"),
+        }
     }
 
     /// `GET /bucket/key`, streaming the body through `on_data`; returns the byte count and

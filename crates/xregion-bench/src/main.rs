@@ -8,10 +8,14 @@
 //!    `bench/results/<date>.md`.
 //!
 //! Run by hand: `cargo run --release -p xregion-bench -- [--quick]`. See `bench/README.md`.
+//!
+//! `cargo run --release -p xregion-bench -- replication [--quick]` measures replication between
+//! two regions instead (see `replication.rs`).
 
 mod client;
 mod probe;
 mod raw;
+mod replication;
 mod report;
 mod server;
 mod stats;
@@ -113,6 +117,11 @@ fn sizes(d: Durations) -> [(u64, Duration); 3] {
 }
 
 fn main() -> anyhow::Result<()> {
+    // `xregion-bench replication [...]`: the two-region replication benchmark.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "replication") {
+        let rest = std::env::args_os().enumerate().filter(|(i, _)| *i != 1).map(|(_, a)| a);
+        return replication::run(replication::ReplArgs::parse_from(rest));
+    }
     let args = Args::parse();
     anyhow::ensure!(args.concurrency >= 1, "--concurrency must be at least 1");
     let durations = args.durations();

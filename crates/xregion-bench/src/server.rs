@@ -72,12 +72,39 @@ impl Server {
         access_key: &str,
         secret_key: &str,
     ) -> anyhow::Result<Self> {
+        Self::start_with(bin, data, log, region, access_key, secret_key, "127.0.0.1:0", &[])
+    }
+
+    /// [`Server::start`] on a given listen address, with other regions as peers
+    /// (`region`, `http://host:port`). The log is appended to (a restart keeps the first run's).
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_with(
+        bin: &Path,
+        data: &Path,
+        log: &Path,
+        region: &str,
+        access_key: &str,
+        secret_key: &str,
+        listen: &str,
+        peers: &[(String, String)],
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
-        let log_file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        let mut child = Command::new(bin)
-            .args(["serve", "--region", region, "--listen", "127.0.0.1:0", "--data"])
-            .arg(data)
-            .args(["--access-key", access_key, "--secret-key", secret_key])
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("creating {}", log.display()))?;
+        let mut cmd = Command::new(bin);
+        cmd.args(["serve", "--region", region, "--listen", listen, "--data"]).arg(data).args([
+            "--access-key",
+            access_key,
+            "--secret-key",
+            secret_key,
+        ]);
+        for (peer, endpoint) in peers {
+            cmd.args(["--peer", &format!("{peer}={endpoint}")]);
+        }
+        let mut child = cmd
             .env("XREGION_LOG", std::env::var("XREGION_LOG").unwrap_or_else(|_| "warn".to_owned()))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -23,7 +23,8 @@
 //! # Threads and memory
 //! All file work runs in `spawn_blocking` jobs working on about 1 MiB at a time (writes:
 //! batches of [`WRITE_BATCH_BYTES`]; reads: [`READ_JOB_BYTES`], yielded as
-//! [`READ_CHUNK_BYTES`] chunks), never one tokio::fs call per chunk. A writer or reader holds
+//! [`READ_CHUNK_BYTES`] chunks; full-size read buffers are reused through a pool of at most
+//! [`POOL_MAX_BUFFERS`]), never one tokio::fs call per chunk. A writer or reader holds
 //! a blocking thread only while it has bytes to process, so slow clients cannot exhaust the
 //! blocking pool, and only a few MiB are buffered per stream (back-pressure). Writes hash and
 //! write each batch on two threads side by side and start an `fdatasync` every
@@ -75,7 +76,7 @@ use md5::{Digest as _, Md5};
 use xregion_types::{BlobRef, BlobSegment, ChecksumAlgorithm};
 
 pub use error::BlobError;
-pub use reader::{READ_CHUNK_BYTES, READ_JOB_BYTES};
+pub use reader::{POOL_MAX_BUFFERS, READ_CHUNK_BYTES, READ_JOB_BYTES};
 pub use writer::{BlobWriter, COALESCE_BELOW_BYTES, WRITE_BATCH_BYTES, WRITEBACK_BYTES};
 
 use crate::error::io_error;

@@ -123,6 +123,24 @@ async fn round_trip_64_mib() {
     assert_eq!(offset, bytes.len());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reused_read_buffers_never_show_stale_bytes() {
+    // Full-size read jobs take their buffers from a pool and return them when the chunks
+    // drop. Reading two different blobs in turn (with odd lengths and offsets, so jobs end
+    // short) must always give each blob's own bytes.
+    let (_dir, store) = open();
+    let len = 3 * crate::READ_JOB_BYTES + 12_345;
+    let a = data(len, 3);
+    let b = data(len, 4);
+    let blob_a = BlobRef { segments: vec![put(&store, &a, 256 * 1024, None).await.segment] };
+    let blob_b = BlobRef { segments: vec![put(&store, &b, 256 * 1024, None).await.segment] };
+    for round in 0..3u64 {
+        let start = round * 4097;
+        assert_eq!(read_all(&store, &blob_a, start, len as u64).await.unwrap(), &a[start as usize..]);
+        assert_eq!(read_all(&store, &blob_b, start, len as u64).await.unwrap(), &b[start as usize..]);
+    }
+}
+
 #[test]
 fn ranges_across_segments_match_an_in_memory_concat() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();

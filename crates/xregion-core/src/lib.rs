@@ -4,7 +4,9 @@
 //!
 //! Durability contract (design invariant 1): a write first makes its blob durable
 //! (`BlobWriter::finish` fsyncs), then commits the metadata in one group-committed, fsynced
-//! redb transaction, and only then returns. Blobs freed by a commit are deleted after it.
+//! redb transaction, and only then returns. A small body (at most [`objects::INLINE_MAX`]) has
+//! no blob: its bytes are written inline in that same transaction. Blobs freed by a commit are
+//! deleted after it; inline bytes are freed inside it.
 #![warn(missing_docs)]
 
 pub mod buckets;

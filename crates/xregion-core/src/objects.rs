@@ -4,13 +4,14 @@
 use base64::Engine as _;
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
-use xregion_blob::BlobInfo;
-use xregion_blob::checksum::to_base64;
+use md5::{Digest as _, Md5};
+use xregion_blob::checksum::{Hasher, to_base64};
+use xregion_blob::{BlobInfo, BlobWriter};
 use xregion_meta::{Precondition, WriteOp, WriteOutcome};
 use xregion_types::replication::TaskKind;
 use xregion_types::{
-    BlobRef, BucketRecord, ChecksumAlgorithm, ChecksumValue, InvalidInput, ObjectData, ObjectKey, ReplicationStatus,
-    VersionId, VersionRecord, VersioningState,
+    BlobRef, BlobSegment, BucketRecord, ChecksumAlgorithm, ChecksumValue, InvalidInput, ObjectData, ObjectKey,
+    ReplicationStatus, VersionId, VersionRecord, VersioningState,
 };
 
 use crate::buckets::unexpected;
@@ -24,6 +25,63 @@ pub type Body<'a> = BoxStream<'a, Result<Bytes, BodyError>>;
 
 /// Largest total size of user metadata (names + values), as in S3.
 pub const MAX_USER_METADATA: usize = 2048;
+
+/// Largest object body (simple PUT, CopyObject, replica) stored inline: in the metadata store's
+/// `inline_data` table, written in the same group-committed transaction as its version, instead
+/// of in a blob file of its own.
+///
+/// Why 64 KiB: below it, the cost of a blob file (create, write, fsync, rename, directory
+/// fsync: several device flushes per object) dwarfs the cost of the bytes, while inline bytes
+/// share the group commit's one fsync with up to 256 other ops. The value keeps the worst
+/// group-commit transaction bounded (256 × 64 KiB = 16 MiB written per commit), keeps every
+/// inline value within a small multiple of redb's 4 KiB page (large values are stored out of
+/// the B-tree as overflow pages, never copied on unrelated updates), and keeps the whole body
+/// of a small object buffered in memory at most this long per request. Above it, per-file
+/// overhead is a small fraction of the transfer time, and the blob path's streaming (no
+/// buffering) and large sequential writes win.
+pub const INLINE_MAX: usize = 64 * 1024;
+
+/// Where a stored, not yet committed body lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyStorage {
+    /// The whole body, to be written inline with the version (at most [`INLINE_MAX`] bytes).
+    Inline(Vec<u8>),
+    /// A durable blob file.
+    File(BlobSegment),
+}
+
+/// A request body after [`Region::write_body`]: its length, digests and where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBody {
+    /// Length in bytes.
+    pub len: u64,
+    /// MD5 of the bytes (the ETag of a simple upload).
+    pub md5: [u8; 16],
+    /// The requested additional checksum: algorithm and raw big-endian digest.
+    pub checksum: Option<(ChecksumAlgorithm, Vec<u8>)>,
+    /// Inline bytes or blob file.
+    pub storage: BodyStorage,
+}
+
+impl StoredBody {
+    /// The blob file, if the body went to one (to delete when the write is abandoned).
+    pub fn file(&self) -> Option<&BlobSegment> {
+        match &self.storage {
+            BodyStorage::File(segment) => Some(segment),
+            BodyStorage::Inline(_) => None,
+        }
+    }
+
+    /// The data location to commit, and the inline bytes to commit with it. An empty body
+    /// needs neither a file nor an inline row.
+    pub(crate) fn into_location(self) -> (BlobRef, Option<Vec<u8>>) {
+        match self.storage {
+            _ if self.len == 0 => (BlobRef::default(), None),
+            BodyStorage::Inline(bytes) => (BlobRef::default(), Some(bytes)),
+            BodyStorage::File(segment) => (BlobRef { segments: vec![segment] }, None),
+        }
+    }
+}
 
 /// Client-settable metadata of an object version.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -94,6 +152,7 @@ impl ObjectMeta {
             storage_class: self.storage_class.unwrap_or_else(|| "STANDARD".to_owned()),
             blob,
             part_sizes: Vec::new(),
+            inline: None,
         }
     }
 }
@@ -168,85 +227,198 @@ pub struct DeleteResult {
 }
 
 impl Region {
-    /// Streams a request body into a new durable blob, hashing MD5 and `checksum` on the way.
-    /// The blob is not visible until [`Region::commit_put`] commits it.
+    /// Stores a request body: kept in memory when it ends within [`INLINE_MAX`] bytes (to be
+    /// committed inline with its version: no file at all), else streamed into a new durable
+    /// blob. MD5 and `checksum` are computed once either way. Nothing is visible until
+    /// [`Region::commit_put`] (or a replica write) commits it.
+    pub async fn write_body(
+        &self,
+        body: Body<'_>,
+        checksum: Option<ChecksumAlgorithm>,
+        declared_len: Option<u64>,
+    ) -> CoreResult<StoredBody> {
+        self.store_body(body, checksum, declared_len, Some(INLINE_MAX)).await
+    }
+
+    /// Streams a request body into a new durable blob, hashing MD5 and `checksum` on the way
+    /// (multipart parts: always a file, even when small or empty). The blob is not visible
+    /// until a commit references it.
     pub async fn write_blob(
+        &self,
+        body: Body<'_>,
+        checksum: Option<ChecksumAlgorithm>,
+        declared_len: Option<u64>,
+    ) -> CoreResult<BlobInfo> {
+        let stored = self.store_body(body, checksum, declared_len, None).await?;
+        match stored.storage {
+            BodyStorage::File(segment) => Ok(BlobInfo { segment, md5: stored.md5, checksum: stored.checksum }),
+            BodyStorage::Inline(_) => Err(CoreError::Internal("a blob write kept its body inline".into())),
+        }
+    }
+
+    /// The one body path: buffers up to `inline_max` bytes (`None`: never inline); if the body
+    /// goes past it, the buffered chunks and the rest are streamed into a `BlobWriter`, which
+    /// hashes them. A body that ends within the limit is hashed here, once.
+    async fn store_body(
         &self,
         mut body: Body<'_>,
         checksum: Option<ChecksumAlgorithm>,
         declared_len: Option<u64>,
-    ) -> CoreResult<BlobInfo> {
-        let mut writer = self.blobs().writer(checksum)?;
+        inline_max: Option<usize>,
+    ) -> CoreResult<StoredBody> {
+        // A body announced as too large for inline storage goes straight to a file.
+        let inline_max = inline_max.filter(|max| declared_len.is_none_or(|len| len <= *max as u64));
+        let mut writer = match inline_max {
+            None => Some(self.blobs().writer(checksum)?),
+            Some(_) => None,
+        };
+        let mut buffered: Vec<Bytes> = Vec::new();
         let mut total: u64 = 0;
         while let Some(chunk) = body.next().await {
             let chunk = match chunk {
                 Ok(c) => c,
                 Err(e) => {
-                    writer.abort().await;
+                    abort(writer).await;
                     return Err(CoreError::Body(e));
                 }
             };
             total += chunk.len() as u64;
-            if let Err(e) = writer.write(chunk).await {
-                writer.abort().await;
-                return Err(e.into());
+            if writer.is_none() && inline_max.is_some_and(|max| total <= max as u64) {
+                buffered.push(chunk);
+                continue;
+            }
+            let w = match &mut writer {
+                Some(w) => w,
+                None => writer.insert(self.blobs().writer(checksum)?),
+            };
+            for c in buffered.drain(..).chain(std::iter::once(chunk)) {
+                if let Err(e) = w.write(c).await {
+                    abort(writer).await;
+                    return Err(e.into());
+                }
             }
         }
         if let Some(len) = declared_len
             && len != total
         {
-            writer.abort().await;
+            abort(writer).await;
             return Err(CoreError::IncompleteBody(format!(
                 "You did not provide the number of bytes specified by the Content-Length HTTP header ({len} declared, {total} received)"
             )));
         }
-        Ok(writer.finish().await?)
+        if let Some(w) = writer {
+            let info = w.finish().await?;
+            return Ok(StoredBody {
+                len: info.segment.len,
+                md5: info.md5,
+                checksum: info.checksum,
+                storage: BodyStorage::File(info.segment),
+            });
+        }
+        let mut md5 = Md5::new();
+        let mut hasher = checksum.map(Hasher::new);
+        let mut bytes = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+        for chunk in &buffered {
+            md5.update(chunk);
+            if let Some(h) = &mut hasher {
+                h.update(chunk);
+            }
+            bytes.extend_from_slice(chunk);
+        }
+        Ok(StoredBody {
+            len: total,
+            md5: md5.finalize().into(),
+            checksum: hasher.map(|h| (h.algorithm(), h.finalize())),
+            storage: BodyStorage::Inline(bytes),
+        })
     }
 
-    /// Verifies the digests of a stored blob and commits it as a new version of `req.key`.
-    /// On any error the blob is deleted and nothing is visible.
-    pub async fn commit_put(&self, req: PutRequest, blob: BlobInfo) -> CoreResult<PutResult> {
-        let segment = blob.segment.clone();
-        let result = self.commit_put_inner(req, blob).await;
-        if result.is_err() {
+    /// Streams bytes `start..end` of an object version, wherever they are stored (inline in
+    /// the metadata store, or in blob files). Every reader of object bytes goes through here.
+    pub fn read_object(&self, data: &ObjectData, start: u64, end: u64) -> BoxStream<'static, std::io::Result<Bytes>> {
+        match data.inline {
+            None => self.blobs().read(&data.blob, start, end),
+            Some(inline) => {
+                let result = self.inline_range(inline, data.size, start, end);
+                futures::stream::once(async move { result }).boxed()
+            }
+        }
+    }
+
+    fn inline_range(
+        &self,
+        inline: xregion_types::InlineRef,
+        size: u64,
+        start: u64,
+        end: u64,
+    ) -> std::io::Result<Bytes> {
+        use std::io::{Error, ErrorKind};
+        let bytes = self
+            .meta()
+            .get_inline(inline)
+            .map_err(Error::other)?
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, "the object's inline data is gone (version deleted)"))?;
+        if bytes.len() as u64 != size {
+            return Err(Error::new(
+                ErrorKind::InvalidData,
+                format!("inline data has {} bytes, metadata says {size}", bytes.len()),
+            ));
+        }
+        if start > end || end > size {
+            return Err(Error::new(ErrorKind::InvalidInput, format!("range {start}..{end} outside 0..{size}")));
+        }
+        // Both bounds are at most `size`, which fits in memory (it was just read).
+        Ok(Bytes::from(bytes).slice(start as usize..end as usize))
+    }
+
+    /// Verifies the digests of a stored body and commits it as a new version of `req.key`.
+    /// On any error its blob file (if any) is deleted and nothing is visible.
+    pub async fn commit_put(&self, req: PutRequest, body: StoredBody) -> CoreResult<PutResult> {
+        let file = body.file().cloned();
+        let result = self.commit_put_inner(req, body).await;
+        if result.is_err()
+            && let Some(segment) = file
+        {
             self.free_blobs(std::slice::from_ref(&segment)).await;
         }
         result
     }
 
-    async fn commit_put_inner(&self, req: PutRequest, blob: BlobInfo) -> CoreResult<PutResult> {
+    async fn commit_put_inner(&self, req: PutRequest, body: StoredBody) -> CoreResult<PutResult> {
         ObjectKey::parse(&req.key)?;
         req.meta.validate()?;
-        verify_digests(&blob, req.content_md5.as_deref(), req.checksum.as_ref())?;
-        let checksum = blob.checksum.as_ref().map(|(alg, digest)| ChecksumValue {
+        verify_digests(&body.md5, body.checksum.as_ref(), req.content_md5.as_deref(), req.checksum.as_ref())?;
+        let checksum = body.checksum.as_ref().map(|(alg, digest)| ChecksumValue {
             algorithm: *alg,
             value: to_base64(digest),
             full_object: true,
         });
-        let size = blob.segment.len;
-        let blob_ref = if size == 0 {
-            // An empty object needs no file; the empty blob was written only for hashing.
-            self.free_blobs(std::slice::from_ref(&blob.segment)).await;
-            BlobRef::default()
-        } else {
-            BlobRef { segments: vec![blob.segment.clone()] }
-        };
-        let data = req.meta.into_data(size, hex::encode(blob.md5), blob_ref, checksum);
-        self.commit_version(&req.bucket, req.key, data, req.precondition).await
+        let (size, etag) = (body.len, hex::encode(body.md5));
+        if size == 0
+            && let Some(segment) = body.file()
+        {
+            // An empty object needs no file.
+            self.free_blobs(std::slice::from_ref(segment)).await;
+        }
+        let (blob_ref, inline) = body.into_location();
+        let data = req.meta.into_data(size, etag, blob_ref, checksum);
+        self.commit_version(&req.bucket, req.key, data, inline, req.precondition).await
     }
 
-    /// Commits prepared object data as the new version of a key.
+    /// Commits prepared object data (and its inline bytes, if any) as the new version of a key.
     pub(crate) async fn commit_version(
         &self,
         bucket: &str,
         key: String,
         data: ObjectData,
+        inline: Option<Vec<u8>>,
         precondition: Option<Precondition>,
     ) -> CoreResult<PutResult> {
         // IMPL-1: eligibility is decided now and the tasks commit with the version (ELI-4/5).
         let outbox = self.plan_tasks(bucket, &key, &data.tags, TaskKind::Object, false)?;
         let queued = outbox.len();
-        let op = WriteOp::PutVersion { bucket: bucket.to_owned(), key, data, replica: None, precondition, outbox };
+        let op =
+            WriteOp::PutVersion { bucket: bucket.to_owned(), key, data, inline, replica: None, precondition, outbox };
         match self.meta().write(op).await? {
             WriteOutcome::Version { record, freed } => {
                 self.tasks_committed(queued);
@@ -378,8 +550,8 @@ impl Region {
             new_meta.tags = tags;
         }
         let algorithm = checksum.or(data.checksum.as_ref().map(|c| c.algorithm));
-        let body = self.blobs().read(&data.blob, 0, data.size).map(|r| r.map_err(BodyError::from)).boxed();
-        let blob = self.write_blob(body, algorithm, Some(data.size)).await?;
+        let body = self.read_object(data, 0, data.size).map(|r| r.map_err(BodyError::from)).boxed();
+        let stored = self.write_body(body, algorithm, Some(data.size)).await?;
         let req = PutRequest {
             bucket: target.0.to_owned(),
             key: target.1.to_owned(),
@@ -388,7 +560,7 @@ impl Region {
             checksum: algorithm.map(|a| ChecksumClaim { algorithm: a, expected: None }),
             precondition: None,
         };
-        let put = self.commit_put(req, blob).await?;
+        let put = self.commit_put(req, stored).await?;
         Ok((src, put))
     }
 }
@@ -404,7 +576,19 @@ pub fn parse_version_for(b: &BucketRecord, version: Option<&str>) -> CoreResult<
     Ok(Some(parsed))
 }
 
-fn verify_digests(blob: &BlobInfo, content_md5: Option<&str>, claim: Option<&ChecksumClaim>) -> CoreResult<()> {
+/// Abandons a blob write that was started, if any.
+async fn abort(writer: Option<BlobWriter>) {
+    if let Some(w) = writer {
+        w.abort().await;
+    }
+}
+
+fn verify_digests(
+    md5: &[u8; 16],
+    checksum: Option<&(ChecksumAlgorithm, Vec<u8>)>,
+    content_md5: Option<&str>,
+    claim: Option<&ChecksumClaim>,
+) -> CoreResult<()> {
     if let Some(md5_b64) = content_md5 {
         let sent = base64::engine::general_purpose::STANDARD
             .decode(md5_b64.trim())
@@ -412,14 +596,14 @@ fn verify_digests(blob: &BlobInfo, content_md5: Option<&str>, claim: Option<&Che
         if sent.len() != 16 {
             return Err(InvalidInput::new("InvalidDigest", "The Content-MD5 you specified was invalid.").into());
         }
-        if sent != blob.md5 {
+        if sent != md5 {
             return Err(CoreError::BadDigest("The Content-MD5 you specified did not match what we received.".into()));
         }
     }
     if let Some(claim) = claim
         && let Some(expected) = &claim.expected
     {
-        let computed = blob.checksum.as_ref().map(|(_, d)| to_base64(d));
+        let computed = checksum.map(|(_, d)| to_base64(d));
         if computed.as_deref() != Some(expected.trim()) {
             return Err(CoreError::BadDigest(format!(
                 "The {} you specified did not match the calculated checksum.",
@@ -428,4 +612,149 @@ fn verify_digests(blob: &BlobInfo, content_md5: Option<&str>, claim: Option<&Che
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use xregion_blob::checksum::digest;
+
+    use super::*;
+    use crate::NoPeers;
+
+    /// A body of `len` bytes in chunks of `chunk` bytes.
+    fn body(bytes: &[u8], chunk: usize) -> Body<'static> {
+        let chunks: Vec<Result<Bytes, BodyError>> =
+            bytes.chunks(chunk.max(1)).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+        futures::stream::iter(chunks).boxed()
+    }
+
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 31 % 251) as u8).collect()
+    }
+
+    async fn region() -> (tempfile::TempDir, Region) {
+        let dir = tempfile::tempdir().unwrap();
+        let region = Region::open("test-1", dir.path(), Arc::new(NoPeers)).unwrap();
+        region.create_bucket("bkt", None).await.unwrap();
+        (dir, region)
+    }
+
+    fn blob_files(region: &Region) -> usize {
+        fn walk(dir: &std::path::Path) -> usize {
+            std::fs::read_dir(dir)
+                .map(|rd| rd.flatten().map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 }).sum::<usize>())
+                .unwrap_or(0)
+        }
+        walk(region.blobs().dir())
+    }
+
+    async fn read_all(region: &Region, data: &ObjectData, start: u64, end: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut stream = region.read_object(data, start, end);
+        while let Some(chunk) = stream.next().await {
+            out.extend_from_slice(&chunk.unwrap());
+        }
+        out
+    }
+
+    async fn put(region: &Region, key: &str, bytes: &[u8], chunk: usize) -> VersionRecord {
+        let stored = region
+            .write_body(body(bytes, chunk), Some(ChecksumAlgorithm::Crc32c), Some(bytes.len() as u64))
+            .await
+            .unwrap();
+        assert_eq!(stored.len, bytes.len() as u64);
+        let req = PutRequest {
+            bucket: "bkt".into(),
+            key: key.into(),
+            meta: ObjectMeta::default(),
+            content_md5: Some(base64::engine::general_purpose::STANDARD.encode(Md5::digest(bytes))),
+            checksum: Some(ChecksumClaim {
+                algorithm: ChecksumAlgorithm::Crc32c,
+                expected: Some(to_base64(&digest(ChecksumAlgorithm::Crc32c, bytes))),
+            }),
+            precondition: None,
+        };
+        region.commit_put(req, stored).await.unwrap().record
+    }
+
+    /// Exactly `INLINE_MAX` bytes are stored inline (no file); one byte more goes to a file.
+    /// Both read back whole and by range, with the same digests, whatever the chunking
+    /// (including a chunk that crosses the threshold).
+    #[tokio::test]
+    async fn threshold_boundary() {
+        let (_dir, region) = region().await;
+        for (len, chunk, inline) in [
+            (INLINE_MAX, 1000, true),
+            (INLINE_MAX, INLINE_MAX, true),
+            (INLINE_MAX + 1, 1000, false),
+            (INLINE_MAX + 1, INLINE_MAX + 1, false),
+            (INLINE_MAX + 1, 7, false),
+            (1, 1, true),
+        ] {
+            let bytes = pattern(len);
+            let files_before = blob_files(&region);
+            let record = put(&region, &format!("k{len}-{chunk}"), &bytes, chunk).await;
+            let data = record.object().unwrap();
+            assert_eq!(data.size, len as u64);
+            assert_eq!(data.etag, hex::encode(Md5::digest(&bytes)));
+            assert_eq!(data.is_inline(), inline, "len {len}, chunk {chunk}");
+            assert_eq!(data.blob.segments.is_empty(), inline);
+            assert_eq!(blob_files(&region) - files_before, usize::from(!inline), "len {len}");
+            assert_eq!(read_all(&region, data, 0, len as u64).await, bytes);
+            if len > 2 {
+                assert_eq!(read_all(&region, data, 1, len as u64 - 1).await, bytes[1..len - 1]);
+            }
+        }
+    }
+
+    /// A body that declares more than `INLINE_MAX` but sends less is refused without leaving
+    /// a file; an empty body stores neither a file nor an inline row.
+    #[tokio::test]
+    async fn short_and_empty_bodies() {
+        let (_dir, region) = region().await;
+        let bytes = pattern(10);
+        let err = region.write_body(body(&bytes, 3), None, Some(INLINE_MAX as u64 + 5)).await.unwrap_err();
+        assert!(matches!(err, CoreError::IncompleteBody(_)), "{err:?}");
+        let err = region.write_body(body(&bytes, 3), None, Some(11)).await.unwrap_err();
+        assert!(matches!(err, CoreError::IncompleteBody(_)), "{err:?}");
+        let empty = put(&region, "empty", b"", 1).await;
+        let data = empty.object().unwrap();
+        assert!(!data.is_inline() && data.blob.segments.is_empty());
+        assert_eq!(read_all(&region, data, 0, 0).await, b"");
+        assert_eq!(region.meta().inline_rows().unwrap(), 0);
+        assert_eq!(blob_files(&region), 0);
+    }
+
+    /// A copy of an inline object reads it through `read_object` and is inline too; deleting
+    /// the source leaves the copy readable; a bad Content-MD5 stores nothing.
+    #[tokio::test]
+    async fn copy_and_bad_digest_of_inline_objects() {
+        let (_dir, region) = region().await;
+        let bytes = pattern(100);
+        put(&region, "src", &bytes, 10).await;
+        let (_, copy) = region
+            .copy_object(("bkt", "src", None), &ReadConditions::default(), ("bkt", "dst"), None, None, None)
+            .await
+            .unwrap();
+        region.delete_object("bkt", "src", None).await.unwrap();
+        let data = copy.record.object().unwrap();
+        assert!(data.is_inline());
+        assert_eq!(read_all(&region, data, 0, 100).await, bytes);
+        assert_eq!(region.meta().inline_rows().unwrap(), 1);
+
+        let stored = region.write_body(body(&bytes, 10), None, None).await.unwrap();
+        let req = PutRequest {
+            bucket: "bkt".into(),
+            key: "bad".into(),
+            meta: ObjectMeta::default(),
+            content_md5: Some(base64::engine::general_purpose::STANDARD.encode([0u8; 16])),
+            checksum: None,
+            precondition: None,
+        };
+        assert!(matches!(region.commit_put(req, stored).await, Err(CoreError::BadDigest(_))));
+        assert_eq!(region.meta().inline_rows().unwrap(), 1);
+        assert_eq!(blob_files(&region), 0);
+    }
 }

@@ -12,12 +12,11 @@ use xregion_blob::checksum::to_base64;
 use xregion_meta::{WriteOp, WriteOutcome};
 use xregion_types::replication::{ReplicationTask, TaskKind};
 use xregion_types::{
-    BlobRef, ChecksumValue, InvalidInput, ObjectKey, ReplicationStatus, VersionId, VersionKind, VersionRecord,
-    VersioningState,
+    ChecksumValue, InvalidInput, ObjectKey, ReplicationStatus, VersionId, VersionKind, VersionRecord, VersioningState,
 };
 
 use crate::buckets::unexpected;
-use crate::objects::{Body, ObjectMeta, PutResult, validate_tags};
+use crate::objects::{Body, ObjectMeta, PutResult, StoredBody, validate_tags};
 use crate::{CoreError, CoreResult, Region, replication_rules};
 
 /// Format byte of a stored task (first byte of `OutboxEntry::task`).
@@ -136,20 +135,19 @@ impl Region {
             return Ok(PutResult { record: existing, versioning: b.versioning });
         }
         let algorithm = req.checksum.as_ref().filter(|c| c.full_object).map(|c| c.algorithm);
-        let blob = self.write_blob(body, algorithm, declared_len).await?;
-        let segment = blob.segment.clone();
-        let verified = verify_replica(&req, &blob);
+        let stored = self.write_body(body, algorithm, declared_len).await?;
+        let file: Vec<_> = stored.file().cloned().into_iter().collect();
+        let verified = verify_replica(&req, &stored);
         if let Err(e) = verified {
-            self.free_blobs(std::slice::from_ref(&segment)).await;
+            self.free_blobs(&file).await;
             return Err(e);
         }
-        let size = blob.segment.len;
-        let blob_ref = if size == 0 {
-            self.free_blobs(std::slice::from_ref(&segment)).await;
-            BlobRef::default()
-        } else {
-            BlobRef { segments: vec![segment.clone()] }
-        };
+        let size = stored.len;
+        if size == 0 {
+            // An empty object needs no file.
+            self.free_blobs(&file).await;
+        }
+        let (blob_ref, inline) = stored.into_location();
         let mut data = req.meta.into_data(size, req.etag, blob_ref, req.checksum);
         data.part_sizes = req.part_sizes;
         let record = VersionRecord {
@@ -163,6 +161,7 @@ impl Region {
             bucket: req.bucket.clone(),
             key: req.key,
             data,
+            inline,
             replica: Some(record),
             precondition: None,
             outbox: Vec::new(),
@@ -174,7 +173,7 @@ impl Region {
             }
             Ok(other) => Err(unexpected(&other)),
             Err(e) => {
-                self.free_blobs(std::slice::from_ref(&segment)).await;
+                self.free_blobs(&file).await;
                 Err(e.into())
             }
         }
@@ -203,6 +202,7 @@ impl Region {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             data: Default::default(),
+            inline: None,
             replica: Some(record),
             precondition: None,
             outbox: Vec::new(),
@@ -244,8 +244,8 @@ impl Region {
 
 /// Checks the received bytes against what the source said: size (multipart part sizes),
 /// the ETag when it is a plain MD5, and a full-object checksum.
-fn verify_replica(req: &ReplicaPut, blob: &xregion_blob::BlobInfo) -> CoreResult<()> {
-    if !req.part_sizes.is_empty() && req.part_sizes.iter().sum::<u64>() != blob.segment.len {
+fn verify_replica(req: &ReplicaPut, blob: &StoredBody) -> CoreResult<()> {
+    if !req.part_sizes.is_empty() && req.part_sizes.iter().sum::<u64>() != blob.len {
         return Err(CoreError::BadDigest("replica size does not match the source's part sizes".into()));
     }
     if !req.etag.contains('-') && req.etag != hex::encode(blob.md5) {
@@ -336,7 +336,7 @@ mod tests {
     }
 
     async fn put(region: &Region, bucket: &str, key: &str) -> VersionRecord {
-        let blob = region.write_blob(body(b"data"), None, None).await.unwrap();
+        let blob = region.write_body(body(b"data"), None, None).await.unwrap();
         let req = PutRequest {
             bucket: bucket.into(),
             key: key.into(),

@@ -1,37 +1,177 @@
 //! Value encoding: one format-version byte, then postcard.
 //!
-//! Every stored value (bucket, version, upload, part, outbox entry) starts with
-//! [`FORMAT_V1`]. When a stored shape changes, the old shape is frozen in a `mod v1` here, the
-//! new one gets `FORMAT_V2`, and [`decode`] migrates `v1 → v2` on read (Garage's `Migrate`
-//! pattern). The golden-bytes test below fails if a type in `xregion-types` changes its
+//! Every stored value (bucket, version, upload, part, outbox entry) starts with its format
+//! byte. When a stored shape changes, the old shape is frozen in a `mod v1` here, the new one
+//! gets the next format byte, and [`decode`] migrates old values on read (Garage's `Migrate`
+//! pattern). The golden-bytes tests below fail if a type in `xregion-types` changes its
 //! encoding by accident.
+//!
+//! * [`FORMAT_V1`]: the first layout.
+//! * [`FORMAT_V2`] (current): `ObjectData` gained `inline: Option<InlineRef>` (small objects
+//!   stored in the `inline_data` table). Only `VersionRecord` and `UploadRecord` contain an
+//!   `ObjectData`; their v1 bytes decode through [`v1`] with `inline: None`. Every other stored
+//!   type has the same shape in both formats.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use xregion_types::{BucketRecord, VersionRecord};
 
 use crate::error::MetaError;
+use crate::multipart::{PartRecord, UploadRecord};
+use crate::queue::{FailedTask, OutboxEntry};
 
-/// The current value format.
+/// The first value format (read only).
 pub(crate) const FORMAT_V1: u8 = 1;
+/// The current value format.
+pub(crate) const FORMAT_V2: u8 = 2;
 
-/// Encodes a value: `FORMAT_V1 ‖ postcard(value)`.
+/// A type stored with [`encode`]: knows how to read its format-1 bytes.
+pub(crate) trait Stored: DeserializeOwned {
+    /// Decodes a format-1 body. The default is for types whose shape did not change.
+    fn decode_v1(body: &[u8]) -> Result<Self, MetaError> {
+        take_all(body)
+    }
+}
+
+impl Stored for BucketRecord {}
+impl Stored for PartRecord {}
+impl Stored for OutboxEntry {}
+impl Stored for FailedTask {}
+
+impl Stored for VersionRecord {
+    fn decode_v1(body: &[u8]) -> Result<Self, MetaError> {
+        take_all::<v1::VersionRecord>(body).map(Into::into)
+    }
+}
+
+impl Stored for UploadRecord {
+    fn decode_v1(body: &[u8]) -> Result<Self, MetaError> {
+        take_all::<v1::UploadRecord>(body).map(Into::into)
+    }
+}
+
+/// Encodes a value: `FORMAT_V2 ‖ postcard(value)`.
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, MetaError> {
-    postcard::to_extend(value, vec![FORMAT_V1]).map_err(|e| MetaError::Corrupt(format!("cannot encode value: {e}")))
+    postcard::to_extend(value, vec![FORMAT_V2]).map_err(|e| MetaError::Corrupt(format!("cannot encode value: {e}")))
 }
 
 /// Decodes a value written by [`encode`] (any supported format version).
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, MetaError> {
+pub(crate) fn decode<T: Stored>(bytes: &[u8]) -> Result<T, MetaError> {
     match bytes.split_first() {
-        Some((&FORMAT_V1, body)) => {
-            let (value, rest) = postcard::take_from_bytes(body)
-                .map_err(|e| MetaError::Corrupt(format!("cannot decode stored value: {e}")))?;
-            if !rest.is_empty() {
-                return Err(MetaError::Corrupt("trailing bytes after stored value".into()));
-            }
-            Ok(value)
-        }
+        Some((&FORMAT_V2, body)) => take_all(body),
+        Some((&FORMAT_V1, body)) => T::decode_v1(body),
         Some((other, _)) => Err(MetaError::Corrupt(format!("unknown value format version {other}"))),
         None => Err(MetaError::Corrupt("empty stored value".into())),
+    }
+}
+
+/// Postcard-decodes exactly `body` (trailing bytes are corruption).
+fn take_all<T: DeserializeOwned>(body: &[u8]) -> Result<T, MetaError> {
+    let (value, rest) =
+        postcard::take_from_bytes(body).map_err(|e| MetaError::Corrupt(format!("cannot decode stored value: {e}")))?;
+    if !rest.is_empty() {
+        return Err(MetaError::Corrupt("trailing bytes after stored value".into()));
+    }
+    Ok(value)
+}
+
+/// Frozen format-1 shapes of the types that changed in format 2. Never edit: they describe
+/// bytes already on disk.
+mod v1 {
+    use serde::Deserialize;
+    use xregion_types::{BlobRef, ChecksumAlgorithm, ChecksumValue, ReplicationStatus, VersionId};
+
+    #[derive(Deserialize)]
+    pub(super) struct VersionRecord {
+        version_id: VersionId,
+        stamp: u64,
+        last_modified_ms: i64,
+        kind: VersionKind,
+        replication: ReplicationStatus,
+    }
+
+    #[derive(Deserialize)]
+    enum VersionKind {
+        Object(Box<ObjectData>),
+        DeleteMarker,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct ObjectData {
+        size: u64,
+        etag: String,
+        content_type: Option<String>,
+        content_encoding: Option<String>,
+        content_disposition: Option<String>,
+        content_language: Option<String>,
+        cache_control: Option<String>,
+        expires: Option<String>,
+        user_metadata: Vec<(String, String)>,
+        tags: Vec<(String, String)>,
+        checksum: Option<ChecksumValue>,
+        storage_class: String,
+        blob: BlobRef,
+        part_sizes: Vec<u64>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct UploadRecord {
+        upload_id: String,
+        bucket_id: u64,
+        key: String,
+        initiated_ms: i64,
+        template: ObjectData,
+        checksum_algorithm: Option<ChecksumAlgorithm>,
+    }
+
+    impl From<ObjectData> for xregion_types::ObjectData {
+        fn from(d: ObjectData) -> Self {
+            Self {
+                size: d.size,
+                etag: d.etag,
+                content_type: d.content_type,
+                content_encoding: d.content_encoding,
+                content_disposition: d.content_disposition,
+                content_language: d.content_language,
+                cache_control: d.cache_control,
+                expires: d.expires,
+                user_metadata: d.user_metadata,
+                tags: d.tags,
+                checksum: d.checksum,
+                storage_class: d.storage_class,
+                blob: d.blob,
+                part_sizes: d.part_sizes,
+                inline: None,
+            }
+        }
+    }
+
+    impl From<VersionRecord> for xregion_types::VersionRecord {
+        fn from(r: VersionRecord) -> Self {
+            Self {
+                version_id: r.version_id,
+                stamp: r.stamp,
+                last_modified_ms: r.last_modified_ms,
+                kind: match r.kind {
+                    VersionKind::Object(d) => xregion_types::VersionKind::Object(Box::new((*d).into())),
+                    VersionKind::DeleteMarker => xregion_types::VersionKind::DeleteMarker,
+                },
+                replication: r.replication,
+            }
+        }
+    }
+
+    impl From<UploadRecord> for crate::multipart::UploadRecord {
+        fn from(u: UploadRecord) -> Self {
+            Self {
+                upload_id: u.upload_id,
+                bucket_id: u.bucket_id,
+                key: u.key,
+                initiated_ms: u.initiated_ms,
+                template: u.template.into(),
+                checksum_algorithm: u.checksum_algorithm,
+            }
+        }
     }
 }
 
@@ -39,8 +179,8 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, MetaError> 
 mod tests {
     use super::*;
     use xregion_types::{
-        BlobRef, BlobSegment, ChecksumAlgorithm, ChecksumValue, ObjectData, ReplicationStatus, VersionId, VersionKind,
-        VersionRecord,
+        BlobRef, BlobSegment, ChecksumAlgorithm, ChecksumValue, InlineRef, ObjectData, ReplicationStatus, VersionId,
+        VersionKind, VersionRecord,
     };
 
     fn sample() -> VersionRecord {
@@ -68,19 +208,83 @@ mod tests {
         }
     }
 
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
     /// Golden bytes: the on-disk encoding of a version record must never change silently.
     /// If this fails, a stored shape changed: add a format version and a migration instead.
     #[test]
     fn golden_version_record() {
         let bytes = encode(&sample()).unwrap();
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(hex, GOLDEN);
+        assert_eq!(hex(&bytes), GOLDEN_V2);
         assert_eq!(decode::<VersionRecord>(&bytes).unwrap(), sample());
     }
 
-    /// `01` format ‖ `01 20 …` VersionId::Id, 32 chars ‖ varint stamp ‖ zigzag last-modified ‖
-    /// `00` VersionKind::Object ‖ ObjectData fields in declaration order ‖ `01` Pending.
-    const GOLDEN: &str = concat!(
+    /// An inline object: `inline: Some(InlineRef { id: 7 })` is `01 07` at the end of the
+    /// ObjectData, and its `blob` is empty (`00`).
+    #[test]
+    fn golden_inline_version_record() {
+        let mut record = sample();
+        if let VersionKind::Object(d) = &mut record.kind {
+            d.blob = BlobRef::default();
+            d.inline = Some(InlineRef { id: 7 });
+        }
+        let bytes = encode(&record).unwrap();
+        let expected = GOLDEN_V2.replace("010262310501050001", "000105010701");
+        assert_eq!(hex(&bytes), expected);
+        assert_eq!(decode::<VersionRecord>(&bytes).unwrap(), record);
+    }
+
+    /// Values written by format 1 (before inline objects) still decode, with `inline: None`.
+    #[test]
+    fn format_v1_records_still_decode() {
+        let v1 = unhex(GOLDEN_V1);
+        assert_eq!(decode::<VersionRecord>(&v1).unwrap(), sample());
+        let upload = UploadRecord {
+            upload_id: "u".into(),
+            bucket_id: 3,
+            key: "k".into(),
+            initiated_ms: 1,
+            template: ObjectData { content_type: Some("a".into()), ..ObjectData::default() },
+            checksum_algorithm: Some(ChecksumAlgorithm::Crc32c),
+        };
+        let v2 = encode(&upload).unwrap();
+        // A format-1 upload is the same bytes without the template's trailing `inline` (`00`).
+        let template_end = v2.len() - 3; // `00` inline ‖ `01 <alg>` checksum_algorithm
+        assert_eq!(v2[template_end], 0);
+        let mut v1 = v2.clone();
+        v1.remove(template_end);
+        v1[0] = FORMAT_V1;
+        assert_eq!(decode::<UploadRecord>(&v1).unwrap(), upload);
+        assert_eq!(decode::<UploadRecord>(&v2).unwrap(), upload);
+    }
+
+    /// Format 2 (current): `02` format ‖ `01 20 …` VersionId::Id, 32 chars ‖ varint stamp ‖
+    /// zigzag last-modified ‖ `00` VersionKind::Object ‖ ObjectData fields in declaration order
+    /// (ending with `00`: `inline` is None) ‖ `01` Pending.
+    const GOLDEN_V2: &str = concat!(
+        "0201202e463732302e4a35306b563831465a3831465a3831465a3831465a7a6b597a",
+        "38888e98a8c0e08081",
+        "0180a0abfef962",
+        "00",
+        "0503616263010a746578742f706c61696e0000000000",
+        "01016b0176",
+        "0101740131",
+        "0101084141414141413d3d01",
+        "085354414e44415244",
+        "0102623105",
+        "0105",
+        "00",
+        "01",
+    );
+
+    /// Format 1, frozen: the same record as written before inline objects existed.
+    const GOLDEN_V1: &str = concat!(
         "0101202e463732302e4a35306b563831465a3831465a3831465a3831465a7a6b597a",
         "38888e98a8c0e08081",
         "0180a0abfef962",

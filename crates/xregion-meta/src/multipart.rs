@@ -149,7 +149,8 @@ pub(crate) fn complete(
     let referenced: HashSet<String> = data.blob.segments.iter().map(|s| s.id.clone()).collect();
 
     // put_version validates before it writes; after it, only writes remain.
-    let (record, mut freed) = objects::put_version(t, clock, &bucket, &upload.key, data, None, precondition, outbox)?;
+    let (record, mut freed) =
+        objects::put_version(t, clock, &bucket, &upload.key, objects::Body::files(data), None, precondition, outbox)?;
     let parts = t.del_upload(&upload)?;
     freed.extend(parts.into_iter().map(|p| p.blob).filter(|b| !referenced.contains(&b.id)));
     Ok(WriteOutcome::Version { record, freed })

@@ -13,7 +13,7 @@ use crate::codec::decode;
 use crate::error::MetaError;
 use crate::keys;
 use crate::ops::{Precondition, WriteOutcome};
-use crate::writer::{WTables, blobs_of};
+use crate::writer::WTables;
 
 /// Rejects keys that S3 rejects (empty, longer than 1024 bytes).
 pub(crate) fn check_key(key: &str) -> Result<(), MetaError> {
@@ -136,7 +136,7 @@ fn store_version(
     let mut freed = Vec::new();
     if let Some(old) = replaced {
         t.del_version(bucket_id, key, old.stamp)?;
-        freed.extend(blobs_of(old));
+        freed.extend(t.free_version(old)?);
     }
     t.put_version(bucket_id, key, record)?;
     if record.version_id.is_null() {
@@ -148,6 +148,44 @@ fn store_version(
     Ok(freed)
 }
 
+/// The body of a new version: its data, and its bytes when they are stored inline.
+pub(crate) struct Body {
+    /// Object data; `data.inline` is assigned here, never by the caller.
+    pub(crate) data: ObjectData,
+    /// The whole object, to store in `inline_data` (then `data.blob` is empty).
+    pub(crate) inline: Option<Vec<u8>>,
+}
+
+impl Body {
+    /// A body whose bytes are in blob files (or an empty object).
+    pub(crate) fn files(data: ObjectData) -> Self {
+        Self { data, inline: None }
+    }
+
+    fn validate(&self) -> Result<(), MetaError> {
+        if self.data.inline.is_some() {
+            return Err(MetaError::InvalidArgument("inline data ids are assigned by the metadata store".into()));
+        }
+        if let Some(bytes) = &self.inline
+            && (!self.data.blob.segments.is_empty() || bytes.len() as u64 != self.data.size)
+        {
+            return Err(MetaError::InvalidArgument(
+                "inline data must be the whole object and the object must have no blob".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Write phase: stores the inline bytes (if any) and returns the data pointing at them.
+    fn store(self, t: &mut WTables<'_>) -> Result<ObjectData, MetaError> {
+        let mut data = self.data;
+        if let Some(bytes) = self.inline {
+            data.inline = Some(t.put_inline(&bytes)?);
+        }
+        Ok(data)
+    }
+}
+
 /// Writes a new version of `key` in `bucket` (VER-8, VER-9) or stores a replica verbatim.
 /// Returns the stored record and the blobs that became unreferenced.
 #[allow(clippy::too_many_arguments, reason = "mirrors the fields of WriteOp::PutVersion")]
@@ -156,17 +194,18 @@ pub(crate) fn put_version(
     clock: &VersionClock,
     bucket: &BucketRecord,
     key: &str,
-    data: ObjectData,
+    body: Body,
     replica: Option<VersionRecord>,
     precondition: Option<&Precondition>,
     outbox: Vec<Vec<u8>>,
 ) -> Result<(VersionRecord, Vec<BlobSegment>), MetaError> {
     check_key(key)?;
+    body.validate()?;
     let bucket_id = bucket.id;
     let newest = newest_version(&t.versions, bucket_id, key)?;
     check_precondition(precondition, newest.as_ref())?;
     if let Some(replica) = replica {
-        return put_replica(t, clock, bucket_id, key, data, replica, newest.as_ref(), outbox);
+        return put_replica(t, clock, bucket_id, key, body, replica, newest.as_ref(), outbox);
     }
 
     let null_mode = bucket.versioning != VersioningState::Enabled;
@@ -176,6 +215,9 @@ pub(crate) fn put_version(
         false => None,
     };
     let (stamp, version_id) = next_version(clock, newest.as_ref(), null_mode);
+
+    // Validation done: write.
+    let data = body.store(t)?;
     let record = VersionRecord {
         version_id,
         stamp,
@@ -183,8 +225,6 @@ pub(crate) fn put_version(
         kind: VersionKind::Object(Box::new(data)),
         replication: pending_if(!outbox.is_empty()),
     };
-
-    // Validation done: write.
     let freed = store_version(t, bucket_id, key, &record, replaced.as_ref(), true)?;
     t.push_outbox(bucket_id, key, Some(&record.version_id), outbox)?;
     Ok((record, freed))
@@ -205,7 +245,7 @@ fn put_replica(
     clock: &VersionClock,
     bucket_id: u64,
     key: &str,
-    data: ObjectData,
+    body: Body,
     replica: VersionRecord,
     newest: Option<&VersionRecord>,
     outbox: Vec<Vec<u8>>,
@@ -215,12 +255,10 @@ fn put_replica(
     {
         return Err(MetaError::InvalidArgument("replica stamp does not match its version id".into()));
     }
-    let unused_data = data.blob.segments.clone();
-    let kind = match replica.kind {
-        VersionKind::DeleteMarker => VersionKind::DeleteMarker,
-        VersionKind::Object(_) => VersionKind::Object(Box::new(data)),
-    };
-    let record = VersionRecord { kind, ..replica };
+    let unused_data = body.data.blob.segments.clone();
+    let is_marker = replica.is_delete_marker();
+    // The kind is filled in after validation (storing inline bytes is a write).
+    let mut record = VersionRecord { kind: VersionKind::DeleteMarker, ..replica };
     let at_stamp = version_at(&t.versions, bucket_id, key, record.stamp)?;
 
     let replaced = if record.version_id.is_null() {
@@ -244,6 +282,9 @@ fn put_replica(
     }
     let becomes_current = newest.is_none_or(|n| record.stamp > n.stamp);
     clock.observe(record.stamp);
+    if !is_marker {
+        record.kind = VersionKind::Object(Box::new(body.store(t)?));
+    }
 
     // Validation done: write. A replica older than the key's newest version lands below it
     // (it never hides a newer version); the null version it replaces, if any, was older still,
@@ -296,7 +337,7 @@ pub(crate) fn delete_object(
             t.del_version(bucket_id, key, old.stamp)?;
             t.del_null(bucket_id, key)?;
             t.refresh_head(bucket_id, key)?;
-            blobs_of(old)
+            t.free_version(old)?
         }
         (None, None) => Vec::new(),
     };
@@ -332,7 +373,7 @@ pub(crate) fn delete_version(
     if was_current {
         t.refresh_head(bucket_id, key)?;
     }
-    let freed = blobs_of(&record);
+    let freed = t.free_version(&record)?;
     Ok(WriteOutcome::Deleted { removed: Some(record), marker: None, freed })
 }
 

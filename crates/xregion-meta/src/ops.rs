@@ -62,8 +62,12 @@ pub enum WriteOp {
         bucket: String,
         /// Object key.
         key: String,
-        /// Object data and metadata (blob already durable).
+        /// Object data and metadata (blob already durable). `data.inline` is set by the writer.
         data: ObjectData,
+        /// The whole body of a small object, stored in the `inline_data` table in the same
+        /// transaction as the version (`data.blob` must then be empty and `data.size` its
+        /// length). Not stored when the op stores nothing (an idempotent replica replay).
+        inline: Option<Vec<u8>>,
         /// Replica record to store verbatim, for replication writes.
         replica: Option<VersionRecord>,
         /// Conditional write (VER-11).

@@ -31,6 +31,10 @@ pub(crate) const OUTBOX_INDEX: TableDefinition<&[u8], ()> = TableDefinition::new
 /// Sequence number of a failed task → `FailedTask` (the task and its failure reason, IAM-8).
 pub(crate) const FAILURES: TableDefinition<u64, &[u8]> = TableDefinition::new("replication_failures");
 
+/// Inline-data id → the bytes of a small object, written in the same transaction as the one
+/// version that references it (`ObjectData::inline`) and removed with it.
+pub(crate) const INLINE_DATA: TableDefinition<u64, &[u8]> = TableDefinition::new("inline_data");
+
 /// `META` key: layout version of this database.
 pub(crate) const META_SCHEMA: &str = "schema_version";
 /// `META` key: the next bucket id to hand out.
@@ -39,6 +43,9 @@ pub(crate) const META_NEXT_BUCKET_ID: &str = "next_bucket_id";
 pub(crate) const META_MAX_STAMP: &str = "max_stamp";
 /// `META` key: the next outbox sequence number.
 pub(crate) const META_NEXT_OUTBOX_SEQ: &str = "next_outbox_seq";
+
+/// `META` key: the next `inline_data` id (ids are never reused).
+pub(crate) const META_NEXT_INLINE_ID: &str = "next_inline_id";
 
 /// The layout version written by this code.
 pub(crate) const SCHEMA_VERSION: u64 = 1;

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use tokio::sync::oneshot;
-use xregion_types::{BucketRecord, VersionClock, VersionId, VersionRecord};
+use xregion_types::{BucketRecord, InlineRef, VersionClock, VersionId, VersionRecord};
 
 use crate::codec::decode;
 use crate::error::MetaError;
@@ -18,11 +18,19 @@ use crate::multipart::{self, ListUploadsPage, ListUploadsQuery, PartRecord, Uplo
 use crate::ops::{WriteOp, WriteOutcome};
 use crate::queue::{FailedTask, OutboxEntry};
 use crate::schema::{
-    BUCKET_IDS, BUCKETS, FAILURES, HEADS, META_MAX_STAMP, META_SCHEMA, NULLS, OUTBOX, PARTS, SCHEMA_VERSION,
-    UPLOAD_INDEX, UPLOADS, VERSIONS,
+    BUCKET_IDS, BUCKETS, FAILURES, HEADS, INLINE_DATA, META_MAX_STAMP, META_SCHEMA, NULLS, OUTBOX, PARTS,
+    SCHEMA_VERSION, UPLOAD_INDEX, UPLOADS, VERSIONS,
 };
 use crate::writer::{self, Reply, Request, Stats, WTables};
 use crate::{buckets, objects};
+
+/// Memory redb may use for its page cache and write buffer. redb's default (1 GiB) is sized
+/// for a database that is mostly read; ours also holds the bytes of small objects
+/// (`inline_data`), which are written once and rarely read again, and would otherwise fill
+/// the default cache and keep a busy server's memory growing towards it. 64 MiB still holds
+/// the hot part of the version tables many times over, and its write-buffer share covers the
+/// largest group commit (256 ops of at most 64 KiB inline data each = 16 MiB).
+pub(crate) const META_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// The metadata store. Cheap to clone; all clones share one database and one writer thread.
 /// The database file is closed when the last clone is dropped.
@@ -60,7 +68,7 @@ impl MetaStore {
     /// Opens (or creates) the redb file at `path`, creates missing tables, seeds the version
     /// clock from the stored maximum stamp and spawns the writer thread.
     pub fn open(path: &Path) -> Result<MetaStore, MetaError> {
-        let db = Arc::new(Database::create(path)?);
+        let db = Arc::new(Database::builder().set_cache_size(META_CACHE_BYTES).create(path)?);
         let max_stamp = init_tables(&db)?;
         let clock = VersionClock::new();
         clock.observe(max_stamp);
@@ -199,6 +207,19 @@ impl MetaStore {
             out.push(decode(v.value())?);
         }
         Ok(out)
+    }
+
+    /// The bytes of an inline object (`ObjectData::inline`), or `None` if no version references
+    /// that row any more (the version was deleted after it was read).
+    pub fn get_inline(&self, inline: InlineRef) -> Result<Option<Vec<u8>>, MetaError> {
+        let txn = self.read()?;
+        Ok(txn.open_table(INLINE_DATA)?.get(inline.id)?.map(|g| g.value().to_vec()))
+    }
+
+    /// Number of rows in the `inline_data` table (for tests and metrics).
+    pub fn inline_rows(&self) -> Result<u64, MetaError> {
+        let txn = self.read()?;
+        Ok(txn.open_table(INLINE_DATA)?.len()?)
     }
 
     /// The name of the bucket with id `id`, if it still exists.

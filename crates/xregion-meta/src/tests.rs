@@ -63,6 +63,7 @@ pub(crate) fn put_op(bucket: &str, key: &str, etag: &str) -> WriteOp {
         bucket: bucket.into(),
         key: key.into(),
         data: data(etag),
+        inline: None,
         replica: None,
         precondition: None,
         outbox: Vec::new(),
@@ -294,6 +295,7 @@ fn ver11_conditional_writes() {
         bucket: "ver11".into(),
         key: key.into(),
         data: data(etag),
+        inline: None,
         replica: None,
         precondition: Some(p),
         outbox: vec![b"task".to_vec()],
@@ -636,6 +638,7 @@ fn replica_op(bucket: &str, key: &str, record: &VersionRecord, etag: &str) -> Wr
         bucket: bucket.into(),
         key: key.into(),
         data: data(etag),
+        inline: None,
         replica: Some(record.clone()),
         precondition: None,
         outbox: vec![],
@@ -728,6 +731,7 @@ fn outbox_tasks_commit_with_their_version() {
             bucket: "src".into(),
             key: "k".into(),
             data: data("e"),
+            inline: None,
             replica: None,
             precondition: None,
             outbox: vec![b"to-eu".to_vec(), b"to-ap".to_vec()],
@@ -768,6 +772,7 @@ fn put_with_tasks(store: &MetaStore, bucket: &str, key: &str, tasks: &[&str]) ->
         bucket: bucket.into(),
         key: key.into(),
         data: data("e"),
+        inline: None,
         replica: None,
         precondition: None,
         outbox: tasks.iter().map(|t| t.as_bytes().to_vec()).collect(),
@@ -1064,4 +1069,166 @@ fn reopen(path: &Path) -> MetaStore {
 fn store_handle_is_clone_send_sync() {
     fn assert_handle<T: Clone + Send + Sync + 'static>() {}
     assert_handle::<MetaStore>();
+}
+
+fn inline_op(bucket: &str, key: &str, bytes: &[u8]) -> WriteOp {
+    WriteOp::PutVersion {
+        bucket: bucket.into(),
+        key: key.into(),
+        data: ObjectData { size: bytes.len() as u64, etag: "i".into(), ..ObjectData::default() },
+        inline: Some(bytes.to_vec()),
+        replica: None,
+        precondition: None,
+        outbox: Vec::new(),
+    }
+}
+
+fn put_inline(store: &MetaStore, bucket: &str, key: &str, bytes: &[u8]) -> VersionRecord {
+    match w(store, inline_op(bucket, key, bytes)) {
+        WriteOutcome::Version { record, freed } => {
+            assert!(freed.is_empty(), "replacing an inline or no version frees no blob: {freed:?}");
+            record
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn inline_bytes(store: &MetaStore, record: &VersionRecord) -> Option<Vec<u8>> {
+    store.get_inline(record.object().unwrap().inline.expect("stored inline")).unwrap()
+}
+
+/// Inline rows live and die with their version, in the same transaction: written with the
+/// version, removed when a null version is replaced, when a version is deleted, when an
+/// unversioned or suspended delete removes the null version; deleting the emptied bucket
+/// leaves no row.
+#[test]
+fn inline_rows_follow_their_version() {
+    let (_dir, store) = open();
+    let b = bucket(&store, "inl", VersioningState::Unversioned);
+
+    // Write: the row holds the bytes, the version points at it, nothing is freed.
+    let v1 = put_inline(&store, "inl", "k", b"first");
+    assert!(v1.object().unwrap().blob.segments.is_empty());
+    assert_eq!(inline_bytes(&store, &v1).unwrap(), b"first");
+    assert_eq!(store.get_version(b.id, "k", None).unwrap().unwrap(), v1);
+    assert_eq!(store.inline_rows().unwrap(), 1);
+
+    // Replacing the null version (inline → inline) removes the old row.
+    let v2 = put_inline(&store, "inl", "k", b"second");
+    assert_ne!(v1.object().unwrap().inline, v2.object().unwrap().inline, "ids are never reused");
+    assert_eq!(inline_bytes(&store, &v1), None);
+    assert_eq!(inline_bytes(&store, &v2).unwrap(), b"second");
+    assert_eq!(store.inline_rows().unwrap(), 1);
+
+    // Replacing it with a file-backed version removes the row too.
+    let (_, freed) = put(&store, "inl", "k", "file");
+    assert!(freed.is_empty());
+    assert_eq!(store.inline_rows().unwrap(), 0);
+    // And file → inline frees the old file.
+    let WriteOutcome::Version { record: v3, freed } = w(&store, inline_op("inl", "k", b"third")) else { panic!() };
+    assert_eq!(freed, vec![seg("blob-file")]);
+    assert_eq!(store.inline_rows().unwrap(), 1);
+
+    // Unversioned DELETE removes the null version and its row.
+    let (removed, marker, freed) = delete(&store, "inl", "k");
+    assert_eq!(removed.unwrap().version_id, v3.version_id);
+    assert!(marker.is_none() && freed.is_empty());
+    assert_eq!(store.inline_rows().unwrap(), 0);
+
+    // Enabled: versions keep their rows until deleted by id; a delete marker keeps them.
+    w(&store, WriteOp::SetVersioning { name: "inl".into(), state: VersioningState::Enabled });
+    let a = put_inline(&store, "inl", "k", b"a");
+    let bb = put_inline(&store, "inl", "k", b"bb");
+    delete(&store, "inl", "k");
+    assert_eq!(store.inline_rows().unwrap(), 2);
+    let (removed, freed) = delete_version(&store, "inl", "k", &a.version_id);
+    assert_eq!(removed.unwrap(), a);
+    assert!(freed.is_empty());
+    assert_eq!(inline_bytes(&store, &a), None);
+    assert_eq!(inline_bytes(&store, &bb).unwrap(), b"bb");
+
+    // Suspended: a DELETE replaces the null version (here none) with a null marker; a null
+    // inline version is then replaced by the marker and its row removed.
+    w(&store, WriteOp::SetVersioning { name: "inl".into(), state: VersioningState::Suspended });
+    let n = put_inline(&store, "inl", "k", b"null");
+    assert_eq!(store.inline_rows().unwrap(), 2);
+    delete(&store, "inl", "k");
+    assert_eq!(inline_bytes(&store, &n), None);
+    assert_eq!(store.inline_rows().unwrap(), 1);
+
+    // Delete everything, then the bucket: no row is left behind.
+    for (_, id, _, _) in all_versions(&store, b.id) {
+        delete_version(&store, "inl", "k", &id);
+    }
+    assert_eq!(w(&store, WriteOp::DeleteBucket { name: "inl".into() }), WriteOutcome::Freed(Vec::new()));
+    assert_eq!(store.inline_rows().unwrap(), 0);
+}
+
+/// Inline data must be the whole object, without blobs, and the store assigns its id; an
+/// invalid op leaves no row (validated before writing).
+#[test]
+fn inline_puts_are_validated() {
+    let (_dir, store) = open();
+    bucket(&store, "val", VersioningState::Enabled);
+    let mut wrong_size = inline_op("val", "k", b"abc");
+    if let WriteOp::PutVersion { data, .. } = &mut wrong_size {
+        data.size = 4;
+    }
+    assert!(matches!(err(&store, wrong_size), MetaError::InvalidArgument(_)));
+    let mut with_blob = inline_op("val", "k", b"abc");
+    if let WriteOp::PutVersion { data, .. } = &mut with_blob {
+        data.blob = BlobRef { segments: vec![seg("x")] };
+    }
+    assert!(matches!(err(&store, with_blob), MetaError::InvalidArgument(_)));
+    let mut chosen_id = put_op("val", "k", "e");
+    if let WriteOp::PutVersion { data, .. } = &mut chosen_id {
+        data.inline = Some(xregion_types::InlineRef { id: 1 });
+    }
+    assert!(matches!(err(&store, chosen_id), MetaError::InvalidArgument(_)));
+    let mut failing = inline_op("val", "k", b"abc");
+    if let WriteOp::PutVersion { precondition, .. } = &mut failing {
+        *precondition = Some(Precondition::IfMatch("nope".into()));
+    }
+    assert_eq!(err(&store, failing), MetaError::NoSuchKey);
+    assert_eq!(store.inline_rows().unwrap(), 0);
+}
+
+/// A replica may carry inline bytes; an idempotent replay stores no second row, and a newer
+/// null replica replacing an inline null version removes its row.
+#[test]
+fn inline_replicas_store_one_row() {
+    let (_dir, store) = open();
+    bucket(&store, "rep", VersioningState::Enabled);
+    let source = source_record(1_000, VersionKind::Object(Box::default()));
+    let op = |bytes: &[u8]| {
+        let WriteOp::PutVersion { bucket, key, data, inline, precondition, outbox, .. } = inline_op("rep", "k", bytes)
+        else {
+            unreachable!()
+        };
+        WriteOp::PutVersion { bucket, key, data, inline, replica: Some(source.clone()), precondition, outbox }
+    };
+    let WriteOutcome::Version { record, .. } = w(&store, op(b"replica")) else { panic!() };
+    assert_eq!(record.version_id, source.version_id);
+    assert_eq!(inline_bytes(&store, &record).unwrap(), b"replica");
+    let WriteOutcome::Version { record: again, freed } = w(&store, op(b"replica")) else { panic!() };
+    assert_eq!(again, record);
+    assert!(freed.is_empty());
+    assert_eq!(store.inline_rows().unwrap(), 1);
+}
+
+/// Inline rows survive a reopen (they are part of the committed transaction).
+#[test]
+fn inline_rows_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.redb");
+    let record = {
+        let store = MetaStore::open(&path).unwrap();
+        bucket(&store, "reopen", VersioningState::Enabled);
+        put_inline(&store, "reopen", "k", b"durable")
+    };
+    let store = MetaStore::open(&path).unwrap();
+    assert_eq!(inline_bytes(&store, &record).unwrap(), b"durable");
+    // The id counter survived too: a new row gets a new id.
+    let next = put_inline(&store, "reopen", "k2", b"x");
+    assert_ne!(next.object().unwrap().inline, record.object().unwrap().inline);
 }

@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
 use tokio::sync::oneshot;
-use xregion_types::{BlobSegment, BucketRecord, VersionClock, VersionId, VersionRecord};
+use xregion_types::{BlobSegment, BucketRecord, InlineRef, VersionClock, VersionId, VersionRecord};
 
 use crate::codec::{decode, encode};
 use crate::error::MetaError;
@@ -30,8 +30,8 @@ use crate::multipart::{PartRecord, UploadRecord};
 use crate::ops::{WriteOp, WriteOutcome};
 use crate::queue::{FailedTask, OutboxEntry};
 use crate::schema::{
-    BUCKET_IDS, BUCKETS, FAILURES, HEADS, META, META_MAX_STAMP, META_NEXT_OUTBOX_SEQ, NULLS, OUTBOX, OUTBOX_INDEX,
-    PARTS, UPLOAD_INDEX, UPLOADS, VERSIONS,
+    BUCKET_IDS, BUCKETS, FAILURES, HEADS, INLINE_DATA, META, META_MAX_STAMP, META_NEXT_INLINE_ID, META_NEXT_OUTBOX_SEQ,
+    NULLS, OUTBOX, OUTBOX_INDEX, PARTS, UPLOAD_INDEX, UPLOADS, VERSIONS,
 };
 use crate::{buckets, multipart, objects, queue};
 
@@ -170,10 +170,11 @@ fn apply(t: &mut WTables<'_>, clock: &VersionClock, op: WriteOp) -> Result<Write
         WriteOp::SetVersioning { name, state } => buckets::set_versioning(t, &name, state),
         WriteOp::SetBucketTags { name, tags } => buckets::set_tags(t, &name, tags),
         WriteOp::SetReplication { name, config } => buckets::set_replication(t, &name, config),
-        WriteOp::PutVersion { bucket, key, data, replica, precondition, outbox } => {
+        WriteOp::PutVersion { bucket, key, data, inline, replica, precondition, outbox } => {
             let bucket = buckets::by_name(t, &bucket)?;
+            let body = objects::Body { data, inline };
             let (record, freed) =
-                objects::put_version(t, clock, &bucket, &key, data, replica, precondition.as_ref(), outbox)?;
+                objects::put_version(t, clock, &bucket, &key, body, replica, precondition.as_ref(), outbox)?;
             Ok(WriteOutcome::Version { record, freed })
         }
         WriteOp::DeleteObject { bucket, key, outbox } => objects::delete_object(t, clock, &bucket, &key, outbox),
@@ -207,6 +208,7 @@ pub(crate) struct WTables<'t> {
     pub(crate) outbox: Table<'t, u64, &'static [u8]>,
     pub(crate) outbox_index: Table<'t, &'static [u8], ()>,
     pub(crate) failures: Table<'t, u64, &'static [u8]>,
+    pub(crate) inline_data: Table<'t, u64, &'static [u8]>,
     /// The current op has started writing.
     dirty: bool,
     /// Largest stamp stored in this group (or before it).
@@ -229,6 +231,7 @@ impl<'t> WTables<'t> {
             outbox: txn.open_table(OUTBOX)?,
             outbox_index: txn.open_table(OUTBOX_INDEX)?,
             failures: txn.open_table(FAILURES)?,
+            inline_data: txn.open_table(INLINE_DATA)?,
             dirty: false,
             max_stamp,
         })
@@ -392,6 +395,25 @@ impl<'t> WTables<'t> {
         Ok(())
     }
 
+    /// Stores the bytes of an inline object under a new id.
+    pub(crate) fn put_inline(&mut self, bytes: &[u8]) -> Result<InlineRef, MetaError> {
+        let id = self.take_counter(META_NEXT_INLINE_ID, 1)?;
+        self.inline_data.insert(id, bytes)?;
+        Ok(InlineRef { id })
+    }
+
+    /// Releases what a version removed in this transaction referenced: its inline row is
+    /// deleted now (same transaction, so it can never leak); its blob files are returned for
+    /// the caller to delete after the commit.
+    pub(crate) fn free_version(&mut self, record: &VersionRecord) -> Result<Vec<BlobSegment>, MetaError> {
+        let Some(object) = record.object() else { return Ok(Vec::new()) };
+        if let Some(inline) = object.inline {
+            self.dirty = true;
+            self.inline_data.remove(inline.id)?;
+        }
+        Ok(object.blob.segments.clone())
+    }
+
     /// Rewrites an existing version in place (same stamp), and its head if it is current.
     pub(crate) fn replace_version(
         &mut self,
@@ -407,11 +429,6 @@ impl<'t> WTables<'t> {
         }
         Ok(())
     }
-}
-
-/// The blobs of a version (none for a delete marker).
-pub(crate) fn blobs_of(record: &VersionRecord) -> Vec<BlobSegment> {
-    record.object().map(|o| o.blob.segments.clone()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -453,6 +470,7 @@ mod tests {
             bucket: "grp".into(),
             key: "k".into(),
             data: data("x"),
+            inline: None,
             replica: None,
             precondition: Some(Precondition::IfMatch("nope".into())),
             outbox: vec![b"t".to_vec()],

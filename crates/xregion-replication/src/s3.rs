@@ -68,36 +68,12 @@ impl S3Target {
                     format!("destination bucket {bucket} does not exist in any region"),
                 ));
             }
-            // A peer could not be asked (perhaps one that does not own the bucket): ask every
-            // endpoint directly, so that one region being down never stalls the others.
-            Err(e) => match self.probe(bucket).await {
-                Some(owner) => owner,
-                None => return Err(ReplicationError::unavailable(format!("locating bucket {bucket}: {e}"))),
-            },
+            // No reachable region has it and some region could not be asked (the peer lookup
+            // skips unreachable peers when another one owns the bucket): try again later.
+            Err(e) => return Err(ReplicationError::unavailable(format!("locating bucket {bucket}: {e}"))),
         };
         lock(&self.locations).insert(bucket.to_owned(), owner.clone());
         Ok(owner)
-    }
-
-    /// `HEAD /bucket` on each configured endpoint, answered from that region's own state
-    /// (`x-xregion-local-only`); the first region that has it owns it.
-    async fn probe(&self, bucket: &str) -> Option<String> {
-        for region in self.endpoints.keys() {
-            let Ok(client) = self.client(region) else { continue };
-            let answer = client
-                .head_bucket()
-                .bucket(bucket)
-                .customize()
-                .mutate_request(|req| {
-                    req.headers_mut().insert("x-xregion-local-only", "1");
-                })
-                .send()
-                .await;
-            if let Ok(out) = answer {
-                return Some(out.bucket_region().unwrap_or(region).to_owned());
-            }
-        }
-        None
     }
 
     fn forget_location(&self, bucket: &str) {
@@ -188,7 +164,7 @@ async fn put_object(client: &Client, region: &Region, r: &Replica) -> Result<(),
         return Err(ReplicationError::permanent("SrcObjectNotEligible", "object task on a delete marker"));
     };
     let headers = object_headers(&r.version, data);
-    let stream = region.blobs().read(&data.blob, 0, data.size);
+    let stream = region.read_object(data, 0, data.size);
     let frames = SyncStream(std::sync::Mutex::new(stream.map(|chunk| chunk.map(http_body::Frame::data))));
     let body = ByteStream::from_body_1_x(http_body_util::StreamBody::new(frames));
     let tagging = tagging_header(&data.tags);

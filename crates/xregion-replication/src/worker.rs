@@ -579,6 +579,7 @@ mod tests {
             bucket: "src".into(),
             key: key.into(),
             data: ObjectData { storage_class: "STANDARD".into(), ..ObjectData::default() },
+            inline: None,
             replica: None,
             precondition: None,
             outbox: vec![encode_task(&task)],

@@ -10,7 +10,9 @@ use std::time::{Duration, SystemTime};
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use bytes::Bytes;
+use futures::StreamExt as _;
 use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
 use http_body_util::{BodyExt as _, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -138,14 +140,29 @@ fn parse_versioning_status(xml: &str) -> VersioningState {
 }
 
 impl PeerDirectory for HttpPeers {
+    /// Asks every peer at once; the first that has the bucket answers. A peer that cannot be
+    /// asked (down, slow, answering 5xx) is skipped: the lookup fails with `Unavailable` only if
+    /// no reachable peer has the bucket and at least one peer could not be asked (it might be
+    /// the owner), and is `None` only if every peer answered "not here".
     fn locate_bucket<'a>(&'a self, bucket: &'a str) -> BoxFuture<'a, CoreResult<Option<String>>> {
         Box::pin(async move {
-            for (region, endpoint) in &self.peers {
-                if let Some(owner) = self.ask(region, endpoint, bucket).await? {
-                    return Ok(Some(owner));
+            let mut answers: FuturesUnordered<_> =
+                self.peers.iter().map(|(region, endpoint)| self.ask(region, endpoint, bucket)).collect();
+            let mut unreachable = None;
+            while let Some(answer) = answers.next().await {
+                match answer {
+                    Ok(Some(owner)) => return Ok(Some(owner)),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::debug!(bucket, error = %e, "peer skipped in bucket lookup");
+                        unreachable.get_or_insert(e);
+                    }
                 }
             }
-            Ok(None)
+            match unreachable {
+                Some(e) => Err(e),
+                None => Ok(None),
+            }
         })
     }
 
@@ -171,5 +188,57 @@ mod tests {
         assert_eq!(parse_versioning_status(&xml("<Status>Enabled</Status>")), VersioningState::Enabled);
         assert_eq!(parse_versioning_status(&xml("<Status>Suspended</Status>")), VersioningState::Suspended);
         assert_eq!(parse_versioning_status(&xml("")), VersioningState::Unversioned);
+    }
+
+    /// A peer answering every request with `response` (raw HTTP/1.1), forever.
+    async fn fake_peer(response: &'static str) -> String {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while matches!(conn.read(&mut buf).await, Ok(n) if n > 0) {
+                        if conn.write_all(response.as_bytes()).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    /// An endpoint nothing listens on.
+    fn dead_peer() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}", listener.local_addr().expect("addr"))
+    }
+
+    const OWNER: &str = "HTTP/1.1 200 OK\r\nx-amz-bucket-region: eu-west-1\r\ncontent-length: 0\r\n\r\n";
+    const NOT_HERE: &str = "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n";
+
+    fn peers(list: &[(&str, &str)]) -> HttpPeers {
+        let map = list.iter().map(|(r, e)| ((*r).to_owned(), (*e).to_owned())).collect();
+        HttpPeers::new(map, "AK".into(), "SK".into())
+    }
+
+    /// An unreachable peer (sorted first) does not hide the peer that owns the bucket.
+    #[tokio::test]
+    async fn unreachable_peer_is_skipped_when_another_owns_the_bucket() {
+        let (dead, owner) = (dead_peer(), fake_peer(OWNER).await);
+        let p = peers(&[("aa-dead-1", &dead), ("eu-west-1", &owner)]);
+        assert_eq!(p.locate_bucket("b").await.expect("lookup"), Some("eu-west-1".to_owned()));
+    }
+
+    /// No reachable peer has it: unknown if some peer could not be asked, absent otherwise.
+    #[tokio::test]
+    async fn lookup_fails_only_if_an_unreachable_peer_might_own_the_bucket() {
+        let (dead, none) = (dead_peer(), fake_peer(NOT_HERE).await);
+        let p = peers(&[("aa-dead-1", &dead), ("eu-west-1", &none)]);
+        assert!(matches!(p.locate_bucket("b").await, Err(CoreError::Unavailable(_))));
+        let p = peers(&[("eu-west-1", &none)]);
+        assert_eq!(p.locate_bucket("b").await.expect("lookup"), None);
     }
 }

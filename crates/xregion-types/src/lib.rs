@@ -12,7 +12,7 @@ pub mod version_id;
 pub use bucket::{BucketName, BucketRecord, VersioningState};
 pub use checksum::{ChecksumAlgorithm, ChecksumValue};
 pub use key::ObjectKey;
-pub use object::{BlobRef, BlobSegment, ObjectData, ReplicationStatus, VersionKind, VersionRecord, now_ms};
+pub use object::{BlobRef, BlobSegment, InlineRef, ObjectData, ReplicationStatus, VersionKind, VersionRecord, now_ms};
 pub use version_id::{VersionClock, VersionId};
 
 /// Input that breaks a naming or format rule. Carries the AWS error code to report.

@@ -75,10 +75,29 @@ pub struct ObjectData {
     pub checksum: Option<ChecksumValue>,
     /// Storage class (`STANDARD` unless set).
     pub storage_class: String,
-    /// Where the bytes are.
+    /// Where the bytes are when they live in blob files (empty for an inline or empty object).
     pub blob: BlobRef,
     /// Part sizes for multipart objects (for `partNumber` reads and `PartsCount`).
     pub part_sizes: Vec<u64>,
+    /// Where the bytes are when they are stored inline in the metadata store (small objects,
+    /// written in the same transaction as the version); `blob` is then empty.
+    pub inline: Option<InlineRef>,
+}
+
+impl ObjectData {
+    /// True if the bytes are stored inline in the metadata store.
+    pub fn is_inline(&self) -> bool {
+        self.inline.is_some()
+    }
+}
+
+/// The inline bytes of a small object: one row of the metadata store's `inline_data` table,
+/// holding all `ObjectData::size` bytes. The id is assigned by the metadata writer and never
+/// reused, so a row belongs to exactly one version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InlineRef {
+    /// Key of the `inline_data` row.
+    pub id: u64,
 }
 
 /// Where an object's bytes live: a sequence of segments read back to back.

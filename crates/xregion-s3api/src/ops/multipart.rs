@@ -118,7 +118,7 @@ pub(crate) async fn upload_part_copy(
         None => (0, data.size),
         Some(s) => parse_copy_range(s, data.size)?,
     };
-    let stream = r.blobs().read(&data.blob, start, end);
+    let stream = r.read_object(data, start, end);
     let body = futures::StreamExt::boxed(futures::StreamExt::map(stream, |r| r.map_err(BodyError::from)));
     let blob = r.write_blob(body, upload.checksum_algorithm, Some(end - start)).await.s3()?;
     let part = r.commit_part(&upload, part_number, blob, None).await.s3()?;

@@ -114,8 +114,8 @@ pub(crate) async fn put_object(r: &Region, req: S3Request<PutObjectInput>) -> S3
             input.checksum_sha256.as_ref(),
         ],
     )?;
-    let blob = r
-        .write_blob(body_of(input.body), checksum.algorithm, declared_len(&headers, input.content_length))
+    let stored = r
+        .write_body(body_of(input.body), checksum.algorithm, declared_len(&headers, input.content_length))
         .await
         .s3()?;
     let put = PutRequest {
@@ -129,7 +129,7 @@ pub(crate) async fn put_object(r: &Region, req: S3Request<PutObjectInput>) -> S3
         }),
         precondition,
     };
-    let res = r.commit_put(put, blob).await.s3()?;
+    let res = r.commit_put(put, stored).await.s3()?;
     let data = res.record.object().cloned().unwrap_or_default();
     let cs = ChecksumFields::of(data.checksum.as_ref());
     let out = PutObjectOutput {
@@ -236,7 +236,7 @@ pub(crate) async fn get_object(r: &Region, req: S3Request<GetObjectInput>) -> S3
     .s3()?;
     let (range, parts_count) = byte_range(&v, input.range.as_ref(), input.part_number)?;
     let (start, end) = range.clone().map_or((0, data.size), |r| (r.start, r.end));
-    let stream = r.blobs().read(&data.blob, start, end);
+    let stream = r.read_object(data, start, end);
     let body = StreamingBlob::wrap(SyncStream::new(stream));
     let whole = range.is_none();
     let cs = if whole && input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED) {

@@ -13,4 +13,6 @@ mod multipart;
 mod objects;
 mod replication;
 mod replication_config;
+mod replication_rules_e2e;
+mod replication_walkthrough;
 mod versioning;

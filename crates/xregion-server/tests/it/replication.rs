@@ -15,10 +15,10 @@ use aws_sdk_s3::types::{
 use crate::common::*;
 
 /// Longest a replication may take in these tests.
-const DEADLINE: Duration = Duration::from_secs(60);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Polls `probe` until it returns `Some`, or panics with `what` after [`DEADLINE`].
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+pub(crate) async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -34,7 +34,7 @@ where
 }
 
 /// A whole-bucket V2 rule `src` → `dst` (empty filter), delete-marker replication on or off.
-async fn configure(client: &Client, src: &str, dst: &str, delete_markers: bool) {
+pub(crate) async fn configure(client: &Client, src: &str, dst: &str, delete_markers: bool) {
     let dmr =
         if delete_markers { DeleteMarkerReplicationStatus::Enabled } else { DeleteMarkerReplicationStatus::Disabled };
     let rule = ReplicationRule::builder()
@@ -61,7 +61,7 @@ async fn configure(client: &Client, src: &str, dst: &str, delete_markers: bool) 
 }
 
 /// Two regions, `src` in the first and `dst` in the second, both versioned, replication on.
-async fn pair(stem: &str, delete_markers: bool) -> (Vec<TestRegion>, Client, Client, String, String) {
+pub(crate) async fn pair(stem: &str, delete_markers: bool) -> (Vec<TestRegion>, Client, Client, String, String) {
     let regions = TestRegion::start_many(&["us-east-1", "eu-west-1"]);
     let (sc, dc) = (regions[0].client(), regions[1].client());
     let src = create_versioned_bucket(&sc, &format!("{stem}-src")).await;
@@ -71,13 +71,13 @@ async fn pair(stem: &str, delete_markers: bool) -> (Vec<TestRegion>, Client, Cli
 }
 
 /// `x-amz-replication-status` of a version (HEAD).
-async fn status(client: &Client, bucket: &str, key: &str, version: &str) -> Option<String> {
+pub(crate) async fn status(client: &Client, bucket: &str, key: &str, version: &str) -> Option<String> {
     let out = client.head_object().bucket(bucket).key(key).version_id(version).send().await.ok()?;
     out.replication_status().map(|s| s.as_str().to_owned())
 }
 
 /// Waits until the source version is COMPLETED.
-async fn wait_completed(client: &Client, bucket: &str, key: &str, version: &str) {
+pub(crate) async fn wait_completed(client: &Client, bucket: &str, key: &str, version: &str) {
     eventually(&format!("{key} {version} COMPLETED"), || async {
         let s = status(client, bucket, key, version).await;
         assert_ne!(s.as_deref(), Some("FAILED"), "{key} {version} failed");
@@ -87,7 +87,12 @@ async fn wait_completed(client: &Client, bucket: &str, key: &str, version: &str)
 }
 
 /// Waits until the destination has exactly the source's versions and delete markers.
-async fn wait_same_versions(sc: &Client, src: &str, dc: &Client, dst: &str) -> Vec<(String, String, bool, bool)> {
+pub(crate) async fn wait_same_versions(
+    sc: &Client,
+    src: &str,
+    dc: &Client,
+    dst: &str,
+) -> Vec<(String, String, bool, bool)> {
     let want = all_versions(sc, src).await;
     eventually("destination versions equal to the source's", || async {
         let got = all_versions(dc, dst).await;

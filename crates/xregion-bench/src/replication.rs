@@ -1,0 +1,632 @@
+//! `xregion-bench replication [--quick]`: replication lag and cost between two regions.
+//!
+//! Two `xregion serve` processes (us-east-1 → eu-west-1, peers of each other), versioned
+//! buckets, one whole-bucket rule. Phases:
+//!
+//! 1. Steady rate: 1 MiB at 20 obj/s and 4 KiB at 100 obj/s. Lag of every object = PUT
+//!    acknowledged → `HEAD ?versionId` on the destination answers 200 (polled every 1 ms for
+//!    the first 50 ms, then less often).
+//! 2. Full speed (concurrency 16, 4 KiB and 1 MiB): source PUT throughput into a replicated
+//!    bucket ÷ the same run into a bucket without replication; lag p99 (sampled on one object
+//!    in 8 and on every worker's last object); replication throughput ÷ ingest throughput,
+//!    each over its own window (first → last PUT acknowledged; first → last replica readable),
+//!    so ≥ 1.0 means replication kept pace.
+//! 3. Backlog drain: destination stopped, N 4 KiB objects written, destination started; time
+//!    until every version is readable there, and the source's highest RSS meanwhile.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use bytes::Bytes;
+use clap::Parser;
+use rand::Rng as _;
+
+use crate::client::S3Client;
+use crate::probe::{self, RssSampler};
+use crate::server::{self, Server};
+use crate::stats::{self, Measured, fmt_dur};
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * 1024;
+const SRC_REGION: &str = "us-east-1";
+const DST_REGION: &str = "eu-west-1";
+const SRC: &str = "repl-src";
+const DST: &str = "repl-dst";
+const PLAIN: &str = "plain-src";
+/// Longest one replica may take before the run is declared broken.
+const LAG_LIMIT: Duration = Duration::from_secs(120);
+
+/// Arguments of the `replication` mode.
+#[derive(Parser, Debug)]
+#[command(name = "xregion-bench replication", about = "xregion cross-region replication lag and cost")]
+pub struct ReplArgs {
+    /// Short phases (about one minute in total) and a 10k backlog.
+    #[arg(long)]
+    quick: bool,
+    /// Objects in the backlog drain phase (default 100000, --quick 10000).
+    #[arg(long)]
+    backlog: Option<u64>,
+    /// Seconds per steady-rate phase (default 15, --quick 5).
+    #[arg(long)]
+    steady_secs: Option<f64>,
+    /// Seconds per full-speed phase (default 10, --quick 3).
+    #[arg(long)]
+    full_secs: Option<f64>,
+    /// Workers in the full-speed and backlog phases.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Parent directory for both regions' data (a temporary directory is created inside).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// The `xregion` binary to run (default: next to this executable).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Do not run `cargo build -p xregion-server` first.
+    #[arg(long)]
+    no_build: bool,
+    /// Keep the temporary directory.
+    #[arg(long)]
+    keep: bool,
+}
+
+/// Both regions and a client for each.
+struct Pair {
+    bin: PathBuf,
+    work: PathBuf,
+    access_key: String,
+    secret_key: String,
+    dst_port: u16,
+    src_endpoint: String,
+    src: Option<Server>,
+    dst: Option<Server>,
+    sc: Arc<S3Client>,
+    dc: Arc<S3Client>,
+}
+
+impl Pair {
+    /// Stops the source (SIGTERM) and starts it again on the same port and data.
+    fn restart_src(&mut self) -> anyhow::Result<()> {
+        if let Some(old) = self.src.take() {
+            old.stop()?;
+        }
+        let peers = [(DST_REGION.to_owned(), format!("http://127.0.0.1:{}", self.dst_port))];
+        let listen = self.src_endpoint.trim_start_matches("http://").to_owned();
+        let mut last = None;
+        for _ in 0..50 {
+            match Server::start_with(
+                &self.bin,
+                &self.work.join("src-data"),
+                &self.work.join("src.log"),
+                SRC_REGION,
+                &self.access_key,
+                &self.secret_key,
+                &listen,
+                &peers,
+            ) {
+                Ok(s) => {
+                    self.src = Some(s);
+                    return Ok(());
+                }
+                Err(e) => last = Some(e),
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("source did not restart")))
+    }
+
+    fn start_dst(&mut self) -> anyhow::Result<()> {
+        let peers = [(SRC_REGION.to_owned(), self.src_endpoint.clone())];
+        let listen = format!("127.0.0.1:{}", self.dst_port);
+        let mut last = None;
+        // The port was ours a moment ago; allow the OS a little time to release it.
+        for _ in 0..50 {
+            match Server::start_with(
+                &self.bin,
+                &self.work.join("dst-data"),
+                &self.work.join("dst.log"),
+                DST_REGION,
+                &self.access_key,
+                &self.secret_key,
+                &listen,
+                &peers,
+            ) {
+                Ok(s) => {
+                    self.dst = Some(s);
+                    return Ok(());
+                }
+                Err(e) => last = Some(e),
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("destination did not start")))
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").context("binding a free port")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// Entry point of `xregion-bench replication`.
+pub fn run(args: ReplArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.concurrency >= 1, "--concurrency must be at least 1");
+    if server::own_profile().as_deref() != Some("release") {
+        eprintln!("xregion-bench: WARNING: not a release build; only --release numbers mean anything");
+    }
+    let bin = server::locate(args.server_bin.as_deref(), !args.no_build)?;
+    let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
+    let work = tempfile::Builder::new().prefix("xregion-bench-repl-").tempdir_in(&parent).context("temp dir")?;
+
+    let access_key = "XREGIONBENCHACCESSKEY".to_owned();
+    let secret_key = hex::encode(rand::random::<[u8; 20]>());
+    let (src_port, dst_port) = (free_port()?, free_port()?);
+    let src_endpoint = format!("http://127.0.0.1:{src_port}");
+    let dst_endpoint = format!("http://127.0.0.1:{dst_port}");
+    let src = Server::start_with(
+        &bin,
+        &work.path().join("src-data"),
+        &work.path().join("src.log"),
+        SRC_REGION,
+        &access_key,
+        &secret_key,
+        &format!("127.0.0.1:{src_port}"),
+        &[(DST_REGION.to_owned(), dst_endpoint.clone())],
+    )?;
+    let sc = Arc::new(S3Client::new(&src_endpoint, SRC_REGION, &access_key, &secret_key)?);
+    let dc = Arc::new(S3Client::new(&dst_endpoint, DST_REGION, &access_key, &secret_key)?);
+    let mut pair = Pair {
+        bin,
+        work: work.path().to_path_buf(),
+        access_key,
+        secret_key,
+        dst_port,
+        src_endpoint,
+        src: Some(src),
+        dst: None,
+        sc,
+        dc,
+    };
+    pair.start_dst()?;
+
+    let ticks = probe::clock_ticks();
+    let idle_load = probe::host_busy_cores(Duration::from_secs(1), ticks);
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    eprintln!("xregion-bench replication: {cores} cores, {:.2} busy before the run", idle_load.unwrap_or_default());
+    if idle_load.is_some_and(|l| l > 0.25) {
+        eprintln!("xregion-bench: WARNING: other processes already use cores; expect noisy numbers");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
+    let started = Instant::now();
+    let outcome = runtime.block_on(phases(&mut pair, &args));
+    let report = match outcome {
+        Ok(r) => r,
+        Err(e) => {
+            let tail = |p: &Path| {
+                let t = std::fs::read_to_string(p).unwrap_or_default();
+                let l: Vec<&str> = t.lines().collect();
+                l[l.len().saturating_sub(20)..].join("\n")
+            };
+            let logs = format!(
+                "source log:\n{}\ndestination log:\n{}",
+                tail(&pair.work.join("src.log")),
+                tail(&pair.work.join("dst.log"))
+            );
+            return Err(e.context(logs));
+        }
+    };
+    let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("{}", report.render(started.elapsed()));
+    println!(
+        "host: {cores} cores; busy cores before the run {:.2}; load average at the end {}",
+        idle_load.unwrap_or_default(),
+        loadavg.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    );
+    drop(runtime);
+    if let Some(d) = pair.dst.take() {
+        d.stop()?;
+    }
+    if let Some(s) = pair.src.take() {
+        s.stop()?;
+    }
+    if args.keep {
+        println!("kept {}", work.keep().display());
+    }
+    Ok(())
+}
+
+/// One measured lag phase.
+struct LagRow {
+    name: String,
+    objects: usize,
+    ingest_ops: f64,
+    lag: Measured,
+    keeps_up: f64,
+    /// Full speed only: PUT ops/s without replication, and the measurement with it.
+    baseline_ops: Option<f64>,
+}
+
+struct Backlog {
+    objects: u64,
+    write_secs: f64,
+    drain_secs: f64,
+    rss_max: u64,
+    /// Highest source RSS while the backlog was written, and while it drained.
+    rss_write: u64,
+    rss_drain: u64,
+}
+
+struct Report {
+    quick: bool,
+    rows: Vec<LagRow>,
+    backlog: Backlog,
+}
+
+async fn phases(pair: &mut Pair, args: &ReplArgs) -> anyhow::Result<Report> {
+    let (sc, dc) = (pair.sc.clone(), pair.dc.clone());
+    for (client, bucket) in [(&sc, SRC), (&sc, PLAIN), (&dc, DST)] {
+        client.create_bucket(bucket).await.with_context(|| format!("creating {bucket}"))?;
+        let doc = "<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Status>Enabled</Status></VersioningConfiguration>";
+        client.put_document(&format!("/{bucket}?versioning"), doc).await?;
+    }
+    let rule = format!(
+        "<ReplicationConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+         <Role>arn:aws:iam::123456789012:role/bench</Role><Rule><ID>all</ID><Priority>1</Priority>\
+         <Status>Enabled</Status><Filter><Prefix></Prefix></Filter>\
+         <DeleteMarkerReplication><Status>Disabled</Status></DeleteMarkerReplication>\
+         <Destination><Bucket>arn:aws:s3:::{DST}</Bucket></Destination></Rule></ReplicationConfiguration>"
+    );
+    sc.put_document(&format!("/{SRC}?replication"), &rule).await.context("configuring replication")?;
+
+    let mut pattern = vec![0u8; MIB as usize];
+    rand::rng().fill(&mut pattern[..]);
+    let pattern = Bytes::from(pattern);
+    // A first replica end to end (connection set-up, bucket lookup) outside any timing.
+    let vid = sc.put_version(SRC, "warmup", &pattern, 4 * KIB).await?;
+    wait_replica(&dc, "warmup", &vid, Instant::now()).await?;
+
+    let steady = Duration::from_secs_f64(args.steady_secs.unwrap_or(if args.quick { 5.0 } else { 15.0 }).max(0.5));
+    let full = Duration::from_secs_f64(args.full_secs.unwrap_or(if args.quick { 3.0 } else { 10.0 }).max(0.5));
+    let mut rows = Vec::new();
+    for (size, rate) in [(MIB, 20u32), (4 * KIB, 100)] {
+        let row = steady_phase(&sc, &dc, &pattern, size, rate, steady).await?;
+        eprintln!(
+            "  {}: lag p50 {} p99 {}",
+            row.name,
+            fmt_dur(row.lag.percentile(0.5)),
+            fmt_dur(row.lag.percentile(0.99))
+        );
+        rows.push(row);
+    }
+    for size in [4 * KIB, MIB] {
+        let row = full_speed_phase(&sc, &dc, &pattern, size, args.concurrency, full).await?;
+        eprintln!(
+            "  {}: {:.0} PUT/s ({:.0} without replication), lag p99 {}",
+            row.name,
+            row.ingest_ops,
+            row.baseline_ops.unwrap_or_default(),
+            fmt_dur(row.lag.percentile(0.99))
+        );
+        rows.push(row);
+    }
+    let n = args.backlog.unwrap_or(if args.quick { 10_000 } else { 100_000 });
+    let backlog = backlog_phase(pair, &pattern, n, args.concurrency).await?;
+    Ok(Report { quick: args.quick, rows, backlog })
+}
+
+/// Polls the destination until the version is readable; returns the time since `acked`.
+/// The pause between polls is 1/20 of the time waited so far, between 1 ms and 100 ms (a 5 %
+/// resolution that keeps thousands of waiting pollers from flooding the destination).
+async fn wait_replica(dc: &S3Client, key: &str, version: &str, acked: Instant) -> anyhow::Result<Duration> {
+    loop {
+        if dc.head_version(DST, key, version).await? {
+            return Ok(acked.elapsed());
+        }
+        let waited = acked.elapsed();
+        if waited > LAG_LIMIT {
+            bail!("{key} {version} not replicated after {LAG_LIMIT:?}");
+        }
+        tokio::time::sleep((waited / 20).clamp(Duration::from_millis(1), Duration::from_millis(100))).await;
+    }
+}
+
+/// PUT at a fixed rate (open loop), every object's lag measured.
+async fn steady_phase(
+    sc: &Arc<S3Client>,
+    dc: &Arc<S3Client>,
+    pattern: &Bytes,
+    size: u64,
+    rate: u32,
+    duration: Duration,
+) -> anyhow::Result<LagRow> {
+    let count = ((duration.as_secs_f64() * f64::from(rate)).round() as usize).max(2);
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
+    let mut tasks = Vec::with_capacity(count);
+    let label = stats::fmt_size(size).replace(' ', "");
+    for i in 0..count {
+        tick.tick().await;
+        let (sc, dc, pattern) = (sc.clone(), dc.clone(), pattern.clone());
+        let key = format!("steady/{label}/{i}");
+        tasks.push(tokio::spawn(async move {
+            let vid = sc.put_version(SRC, &key, &pattern, size).await?;
+            let acked = Instant::now();
+            let lag = wait_replica(&dc, &key, &vid, acked).await?;
+            anyhow::Ok((acked, acked + lag))
+        }));
+    }
+    let mut events = Vec::with_capacity(count);
+    for t in tasks {
+        events.push(t.await.context("lag task panicked")??);
+    }
+    let ingest_window = span(events.iter().map(|e| e.0));
+    Ok(LagRow {
+        name: format!("steady {} @ {rate}/s", stats::fmt_size(size)),
+        objects: count,
+        ingest_ops: (count - 1) as f64 / ingest_window.as_secs_f64(),
+        keeps_up: ingest_window.as_secs_f64() / span(events.iter().map(|e| e.1)).as_secs_f64(),
+        lag: lags(&events),
+        baseline_ops: None,
+    })
+}
+
+fn lags(events: &[(Instant, Instant)]) -> Measured {
+    let lat = events.iter().map(|(a, r)| r.duration_since(*a)).collect();
+    Measured::from_workers(0.0, vec![(lat, 0, events.len() as u64)])
+}
+
+/// First to last of some instants.
+fn span(times: impl Iterator<Item = Instant>) -> Duration {
+    let (mut lo, mut hi) = (None::<Instant>, None::<Instant>);
+    for t in times {
+        lo = Some(lo.map_or(t, |l| l.min(t)));
+        hi = Some(hi.map_or(t, |h| h.max(t)));
+    }
+    match (lo, hi) {
+        (Some(l), Some(h)) if h > l => h - l,
+        _ => Duration::from_nanos(1),
+    }
+}
+
+/// `concurrency` workers PUT for `duration` into `bucket`; returns every (key, version, ack
+/// time), and the PUT measurement. With `lag`, one object in 8 and every worker's last object
+/// get a poller on the destination.
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
+async fn ingest(
+    sc: &Arc<S3Client>,
+    dc: Option<&Arc<S3Client>>,
+    bucket: &'static str,
+    prefix: &str,
+    pattern: &Bytes,
+    size: u64,
+    concurrency: usize,
+    duration: Duration,
+    max_per_worker: u64,
+) -> anyhow::Result<(Measured, Vec<(String, String, Instant)>, Vec<(Instant, Instant)>)> {
+    let start = Instant::now();
+    let deadline = start + duration;
+    let workers: Vec<_> = (0..concurrency)
+        .map(|w| {
+            let (sc, dc, pattern, prefix) = (sc.clone(), dc.cloned(), pattern.clone(), prefix.to_owned());
+            tokio::spawn(async move {
+                let (mut written, mut lat, mut pollers) = (Vec::new(), Vec::new(), Vec::new());
+                let mut i = 0u64;
+                while Instant::now() < deadline && i < max_per_worker {
+                    let key = format!("{prefix}/{w}/{i}");
+                    let t0 = Instant::now();
+                    let vid = sc.put_version(bucket, &key, &pattern, size).await?;
+                    let acked = Instant::now();
+                    lat.push(acked - t0);
+                    let last = acked >= deadline || i + 1 == max_per_worker;
+                    if let Some(dc) = &dc
+                        && (i.is_multiple_of(8) || last)
+                    {
+                        let (dc, key, vid) = (dc.clone(), key.clone(), vid.clone());
+                        pollers.push(tokio::spawn(async move {
+                            let lag = wait_replica(&dc, &key, &vid, acked).await?;
+                            anyhow::Ok((acked, acked + lag))
+                        }));
+                    }
+                    written.push((key, vid, acked));
+                    i += 1;
+                }
+                anyhow::Ok((written, lat, pollers))
+            })
+        })
+        .collect();
+    let (mut all, mut per_worker, mut handles) = (Vec::new(), Vec::new(), Vec::new());
+    for w in workers {
+        let (written, lat, pollers) = w.await.context("ingest worker panicked")??;
+        per_worker.push((lat, written.len() as u64 * size, written.len() as u64));
+        all.extend(written);
+        handles.extend(pollers);
+    }
+    let secs = all.iter().map(|w| w.2).max().map_or(0.0, |t| (t - start).as_secs_f64());
+    let m = Measured::from_workers(secs, per_worker);
+    let mut events = Vec::with_capacity(handles.len());
+    for h in handles {
+        events.push(h.await.context("lag poller panicked")??);
+    }
+    Ok((m, all, events))
+}
+
+/// Waits until every written version is readable on the destination (8 sweepers, each in
+/// write order); returns when the last one was seen.
+async fn sweep(dc: &Arc<S3Client>, written: Arc<Vec<(String, String)>>) -> anyhow::Result<Instant> {
+    const SWEEPERS: usize = 8;
+    let tasks: Vec<_> = (0..SWEEPERS)
+        .map(|s| {
+            let (dc, written) = (dc.clone(), written.clone());
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let mut i = s;
+                while i < written.len() {
+                    let (key, vid) = &written[i];
+                    if dc.head_version(DST, key, vid).await? {
+                        i += SWEEPERS;
+                        continue;
+                    }
+                    if started.elapsed() > Duration::from_secs(1800) {
+                        bail!("{key} {vid} not replicated after 30 minutes");
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                anyhow::Ok(Instant::now())
+            })
+        })
+        .collect();
+    let mut last = Instant::now();
+    for t in tasks {
+        last = last.max(t.await.context("sweeper panicked")??);
+    }
+    Ok(last)
+}
+
+/// Full-speed PUTs: without replication (baseline), then with it.
+async fn full_speed_phase(
+    sc: &Arc<S3Client>,
+    dc: &Arc<S3Client>,
+    pattern: &Bytes,
+    size: u64,
+    concurrency: usize,
+    duration: Duration,
+) -> anyhow::Result<LagRow> {
+    let label = stats::fmt_size(size).replace(' ', "");
+    // At most 4 GiB per phase.
+    let max = ((4 * 1024 * MIB) / size / concurrency as u64).max(1);
+    let prefix = format!("full/{label}");
+    let (base, _, _) = ingest(sc, None, PLAIN, &prefix, pattern, size, concurrency, duration, max).await?;
+    let (m, written, mut events) =
+        ingest(sc, Some(dc), SRC, &prefix, pattern, size, concurrency, duration, max).await?;
+    // Every version must arrive; the sweep's end bounds the last replica if a sample missed it.
+    let ids: Vec<(String, String)> = written.iter().map(|w| (w.0.clone(), w.1.clone())).collect();
+    let swept = sweep(dc, Arc::new(ids)).await?;
+    let sampled_last = events.iter().map(|e| e.1).max();
+    let first_ack = written.iter().map(|w| w.2).min().unwrap_or_else(Instant::now);
+    let last_ack = written.iter().map(|w| w.2).max().unwrap_or_else(Instant::now);
+    let last_replica = sampled_last.unwrap_or(swept);
+    let first_replica = events.iter().map(|e| e.1).min().unwrap_or(swept);
+    let ingest_window = (last_ack - first_ack).as_secs_f64();
+    let replication_window = last_replica.saturating_duration_since(first_replica).as_secs_f64();
+    let keeps_up = if replication_window > 0.0 { ingest_window / replication_window } else { 0.0 };
+    events.sort_by_key(|e| e.1 - e.0);
+    Ok(LagRow {
+        name: format!("full speed {} c{concurrency}", stats::fmt_size(size)),
+        objects: written.len(),
+        ingest_ops: m.ops_per_sec(),
+        lag: lags(&events),
+        keeps_up,
+        baseline_ops: Some(base.ops_per_sec()),
+    })
+}
+
+/// Destination stopped, `n` objects written, destination started: time to drain.
+async fn backlog_phase(pair: &mut Pair, pattern: &Bytes, n: u64, concurrency: usize) -> anyhow::Result<Backlog> {
+    let (sc, dc) = (pair.sc.clone(), pair.dc.clone());
+    // A fresh source process: its memory is the backlog's, not what earlier phases left.
+    pair.restart_src()?;
+    let pid = pair.src.as_ref().map(Server::pid).context("no source")?;
+    let rss = RssSampler::start(pid);
+    if let Some(d) = pair.dst.take() {
+        d.stop()?;
+    }
+    let per_worker = n.div_ceil(concurrency as u64);
+    let t0 = Instant::now();
+    let (_, written, _) =
+        ingest(&sc, None, SRC, "backlog", pattern, 4 * KIB, concurrency, Duration::from_secs(86_400), per_worker)
+            .await?;
+    let write_secs = t0.elapsed().as_secs_f64();
+    let rss_write = rss.take_phase_max();
+    eprintln!("  backlog: {} objects written in {write_secs:.1} s; starting the destination", written.len());
+    let mut ids: Vec<(String, String, Instant)> = written;
+    ids.sort_by_key(|w| w.2);
+    let ids: Vec<(String, String)> = ids.into_iter().map(|w| (w.0, w.1)).collect();
+    let objects = ids.len() as u64;
+    pair.start_dst()?;
+    let t1 = Instant::now();
+    let done = sweep(&dc, Arc::new(ids)).await?;
+    let drain_secs = (done - t1).as_secs_f64();
+    let rss_drain = rss.take_phase_max();
+    let rss_max = rss.overall_max();
+    drop(rss);
+    eprintln!("  backlog: drained in {drain_secs:.1} s, source RSS max {} MiB", rss_max >> 20);
+    Ok(Backlog { objects, write_secs, drain_secs, rss_max, rss_write, rss_drain })
+}
+
+impl Report {
+    fn render(&self, took: Duration) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let mode = if self.quick { "quick" } else { "full" };
+        let _ = writeln!(out, "\n## xregion replication benchmark ({mode} run, {:.0} s)\n", took.as_secs_f64());
+        let _ = writeln!(
+            out,
+            "| phase | objects | PUT/s | PUT/s w/o repl. | lag p50 | lag p99 | lag max | repl. ÷ ingest |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
+        for r in &self.rows {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.0} | {} | {} | {} | {} | {:.2} |",
+                r.name,
+                r.objects,
+                r.ingest_ops,
+                r.baseline_ops.map_or("-".to_owned(), |b| format!("{b:.0}")),
+                fmt_dur(r.lag.percentile(0.5)),
+                fmt_dur(r.lag.percentile(0.99)),
+                fmt_dur(r.lag.percentile(1.0)),
+                r.keeps_up
+            );
+        }
+        let b = &self.backlog;
+        let _ = writeln!(
+            out,
+            "\nbacklog: {} × 4 KiB written in {:.1} s with the destination down; drained in {:.1} s \
+             ({:.0} obj/s); source RSS max {:.0} MiB while writing, {:.0} MiB while draining (source \
+             restarted before the phase)\n",
+            b.objects,
+            b.write_secs,
+            b.drain_secs,
+            b.objects as f64 / b.drain_secs.max(1e-9),
+            b.rss_write as f64 / stats::MIB,
+            b.rss_drain as f64 / stats::MIB
+        );
+        let _ = writeln!(out, "| target | measured | result |");
+        let _ = writeln!(out, "|---|---|---|");
+        let mut check = |target: String, measured: String, ok: bool| {
+            let _ = writeln!(out, "| {target} | {measured} | {} |", if ok { "PASS" } else { "MISS" });
+        };
+        for r in &self.rows {
+            let p99 = r.lag.percentile(0.99).unwrap_or(Duration::MAX);
+            let (limit, what) =
+                if r.baseline_ops.is_some() { (250, "full-speed lag p99") } else { (30, "steady lag p99") };
+            check(format!("{what} < {limit} ms ({})", r.name), fmt_dur(Some(p99)), p99 < Duration::from_millis(limit));
+            check(
+                format!("keeps up: repl. ÷ ingest ≥ 1.0 ({})", r.name),
+                format!("{:.2}", r.keeps_up),
+                r.keeps_up >= 0.995,
+            );
+            if let Some(base) = r.baseline_ops {
+                let ratio = r.ingest_ops / base.max(1e-9);
+                check(
+                    format!("PUT/s with replication ≥ 50 % of without ({})", r.name),
+                    format!("{:.0} %", ratio * 100.0),
+                    ratio >= 0.5,
+                );
+            }
+        }
+        check(
+            "backlog drain source RSS < 300 MiB".to_owned(),
+            format!("{:.0} MiB", b.rss_max as f64 / stats::MIB),
+            b.rss_max < 300 * MIB,
+        );
+        out.push_str(
+            "\nLag: PUT acknowledged → `HEAD ?versionId` 200 on the destination (polled every max(1 ms, \
+             5 % of the time waited), at most every 100 ms; full speed samples 1 object in 8). Repl. ÷ ingest: ingest window \
+             (first → last PUT acknowledged) ÷ replication window (first → last replica readable); ≥ 1.0 (to two \
+             decimals) means replication kept pace.\n",
+        );
+        out
+    }
+}
