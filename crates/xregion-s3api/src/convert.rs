@@ -123,6 +123,24 @@ pub(crate) fn stored_content_encoding(value: Option<&String>) -> Option<String> 
     (!kept.is_empty()).then(|| kept.join(","))
 }
 
+/// [`object_meta`] from any input DTO with the standard content fields (PutObject,
+/// CopyObject, CreateMultipartUpload): they are separate generated types with the same names.
+macro_rules! object_meta_of {
+    ($input:expr) => {
+        $crate::convert::object_meta(
+            $input.content_type.as_ref(),
+            $input.content_encoding.as_ref(),
+            $input.content_disposition.as_ref(),
+            $input.content_language.as_ref(),
+            $input.cache_control.as_ref(),
+            $input.expires.as_ref(),
+            $input.metadata.as_ref(),
+            $input.storage_class.as_ref(),
+        )
+    };
+}
+pub(crate) use object_meta_of;
+
 /// DTO checksum algorithm → ours (None for an unknown name).
 pub(crate) fn checksum_alg(a: &dto::ChecksumAlgorithm) -> Option<ChecksumAlgorithm> {
     ChecksumAlgorithm::parse(a.as_str())

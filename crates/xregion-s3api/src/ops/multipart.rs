@@ -16,16 +16,7 @@ pub(crate) async fn create_multipart_upload(
     req: S3Request<CreateMultipartUploadInput>,
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let input = req.input;
-    let mut meta = convert::object_meta(
-        input.content_type.as_ref(),
-        input.content_encoding.as_ref(),
-        input.content_disposition.as_ref(),
-        input.content_language.as_ref(),
-        input.cache_control.as_ref(),
-        input.expires.as_ref(),
-        input.metadata.as_ref(),
-        input.storage_class.as_ref(),
-    );
+    let mut meta = convert::object_meta_of!(input);
     if let Some(t) = &input.tagging {
         meta.tags = parse_tagging_header(t)?;
     }

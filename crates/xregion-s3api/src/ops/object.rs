@@ -88,16 +88,7 @@ pub(crate) fn claimed_value(c: &ChecksumRequest, trailers: Option<&s3s::Trailing
 pub(crate) async fn put_object(r: &Region, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
     let S3Request { input, headers, trailing_headers, .. } = req;
     r.bucket(&input.bucket).s3()?;
-    let mut meta = convert::object_meta(
-        input.content_type.as_ref(),
-        input.content_encoding.as_ref(),
-        input.content_disposition.as_ref(),
-        input.content_language.as_ref(),
-        input.cache_control.as_ref(),
-        input.expires.as_ref(),
-        input.metadata.as_ref(),
-        input.storage_class.as_ref(),
-    );
+    let mut meta = convert::object_meta_of!(input);
     if let Some(t) = &input.tagging {
         meta.tags = parse_tagging_header(t)?;
     }
@@ -355,18 +346,7 @@ pub(crate) async fn copy_object(r: &Region, req: S3Request<CopyObjectInput>) -> 
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
         ));
     }
-    let meta = replace.then(|| {
-        convert::object_meta(
-            input.content_type.as_ref(),
-            input.content_encoding.as_ref(),
-            input.content_disposition.as_ref(),
-            input.content_language.as_ref(),
-            input.cache_control.as_ref(),
-            input.expires.as_ref(),
-            input.metadata.as_ref(),
-            input.storage_class.as_ref(),
-        )
-    });
+    let meta = replace.then(|| convert::object_meta_of!(input));
     let tags = match input.tagging_directive.as_ref().map(TaggingDirective::as_str) {
         Some("REPLACE") => Some(match &input.tagging {
             Some(t) => parse_tagging_header(t)?,

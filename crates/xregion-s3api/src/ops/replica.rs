@@ -81,16 +81,7 @@ pub(crate) async fn put_object(
     auth.check(&req, "s3:ReplicateObject", &req.input.bucket, &req.input.key)?;
     let S3Request { input, headers, .. } = req;
     let (version_id, last_modified_ms) = source_version(&headers)?;
-    let mut meta = convert::object_meta(
-        input.content_type.as_ref(),
-        input.content_encoding.as_ref(),
-        input.content_disposition.as_ref(),
-        input.content_language.as_ref(),
-        input.cache_control.as_ref(),
-        input.expires.as_ref(),
-        input.metadata.as_ref(),
-        input.storage_class.as_ref(),
-    );
+    let mut meta = convert::object_meta_of!(input);
     if let Some(t) = &input.tagging {
         meta.tags = parse_tagging_header(t)?;
     }

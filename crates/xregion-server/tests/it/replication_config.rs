@@ -440,33 +440,14 @@ async fn ver4_suspend_refused_while_replication_configured() {
 /// message, when boto3 is not installed (required under `CI=true`).
 #[test]
 fn cfg1_cfg2_cfg3_boto3_round_trip() {
-    let has_boto3 =
-        std::process::Command::new("python3").args(["-c", "import boto3"]).output().is_ok_and(|o| o.status.success());
-    if !has_boto3 {
-        let msg = "boto3 replication test needs `python3` with `boto3` (pip install boto3)";
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{msg}: not available, and CI=true requires it");
-        }
-        eprintln!("SKIPPED: {msg}");
+    if !crate::boto3::boto3_or_skip("boto3 replication test") {
         return;
     }
     let region = TestRegion::start("us-east-1", &[]);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/replication_config_boto3.py");
-    let output = std::process::Command::new("python3")
-        .arg(script)
-        .arg(bucket_name("boto3-repl"))
-        .env("XREGION_ENDPOINT", region.endpoint())
-        .env("XREGION_TEST_REGION", region.name())
-        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_SESSION_TOKEN")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .output()
-        .expect("run python3");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "boto3 replication test failed ({}):\n{stdout}\n{stderr}", output.status);
-    assert!(stdout.contains("boto3 replication config test passed"), "{stdout}");
+    crate::boto3::run_boto3_script(
+        &region,
+        "replication_config_boto3.py",
+        "boto3-repl",
+        "boto3 replication config test passed",
+    );
 }
