@@ -6,7 +6,7 @@ use xregion_core::objects::BodyError;
 use xregion_core::{CoreError, Region};
 use xregion_meta::ListUploadsQuery;
 
-use super::object::{body_of, checksum_request, claimed_value, copy_source, declared_len};
+use super::object::{body_of, checked_put_len, checksum_request, claimed_value, copy_source};
 use super::write_version_header;
 use crate::convert::{self, ChecksumFields, etag, parse_tagging_header, ts};
 use crate::error::{IntoS3, to_s3};
@@ -70,7 +70,7 @@ pub(crate) async fn upload_part(r: &Region, req: S3Request<UploadPartInput>) -> 
         _ => {}
     }
     let blob =
-        r.write_blob(body_of(input.body), cs.algorithm, declared_len(&headers, input.content_length)).await.s3()?;
+        r.write_blob(body_of(input.body), cs.algorithm, checked_put_len(&headers, input.content_length)?).await.s3()?;
     if let Some(md5) = &input.content_md5 {
         use base64::Engine as _;
         let ok = base64::engine::general_purpose::STANDARD.decode(md5.trim()).is_ok_and(|d| d == blob.md5);

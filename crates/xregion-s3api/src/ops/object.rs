@@ -22,12 +22,26 @@ pub(crate) fn body_of(blob: Option<StreamingBlob>) -> Body<'static> {
     }
 }
 
-/// The length the client declared for the (decoded) body.
+/// Largest object (or part) a single PUT may carry, as in S3: 5 GiB.
+pub(crate) const MAX_PUT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+
+/// The length the client declared for the (decoded) body. Replica PUTs use this directly: a
+/// replica of a multipart object may exceed 5 GiB in one request.
 pub(crate) fn declared_len(headers: &HeaderMap, content_length: Option<i64>) -> Option<u64> {
-    if let Some(v) = headers.get("x-amz-decoded-content-length") {
-        return v.to_str().ok().and_then(|s| s.parse().ok());
+    match headers.get("x-amz-decoded-content-length") {
+        Some(v) => v.to_str().ok().and_then(|s| s.parse().ok()),
+        None => content_length.and_then(|l| u64::try_from(l).ok()),
     }
-    content_length.and_then(|l| u64::try_from(l).ok())
+}
+
+/// [`declared_len`] for client PUTs and parts: more than 5 GiB is refused up front with
+/// `EntityTooLarge`, before any byte is read.
+pub(crate) fn checked_put_len(headers: &HeaderMap, content_length: Option<i64>) -> S3Result<Option<u64>> {
+    let declared = declared_len(headers, content_length);
+    if declared.is_some_and(|len| len > MAX_PUT_SIZE) {
+        return Err(s3_error!(EntityTooLarge, "Your proposed upload exceeds the maximum allowed object size."));
+    }
+    Ok(declared)
 }
 
 /// Which additional checksum a request carries: a header value, a trailer, or just an algorithm.
@@ -106,7 +120,7 @@ pub(crate) async fn put_object(r: &Region, req: S3Request<PutObjectInput>) -> S3
         ],
     )?;
     let stored = r
-        .write_body(body_of(input.body), checksum.algorithm, declared_len(&headers, input.content_length))
+        .write_body(body_of(input.body), checksum.algorithm, checked_put_len(&headers, input.content_length)?)
         .await
         .s3()?;
     let put = PutRequest {
@@ -535,5 +549,23 @@ impl<S: futures::Stream + Unpin> futures::Stream for SyncStream<S> {
             Ok(s) => std::pin::Pin::new(s).poll_next(cx),
             Err(poisoned) => std::pin::Pin::new(poisoned.into_inner()).poll_next(cx),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declared_length_over_five_gib_is_entity_too_large() {
+        let mut h = HeaderMap::new();
+        assert_eq!(checked_put_len(&h, Some(10)).unwrap(), Some(10));
+        assert_eq!(checked_put_len(&h, Some(5 * 1024 * 1024 * 1024)).unwrap(), Some(MAX_PUT_SIZE));
+        let err = checked_put_len(&h, Some(5 * 1024 * 1024 * 1024 + 1)).unwrap_err();
+        assert_eq!(err.code(), &s3s::S3ErrorCode::EntityTooLarge);
+        h.insert("x-amz-decoded-content-length", http::HeaderValue::from_static("6000000000"));
+        assert!(checked_put_len(&h, Some(100)).is_err());
+        // Replicas of multipart objects may be larger than 5 GiB.
+        assert_eq!(declared_len(&h, Some(100)), Some(6_000_000_000));
     }
 }

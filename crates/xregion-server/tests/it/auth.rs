@@ -216,3 +216,29 @@ async fn virtual_hosted_style_requests() {
     let resp = region.signed_virtual_host("no-such-bucket-xr", "GET", "/k", b"").await;
     assert_eq!((resp.status, resp.error_code().as_deref()), (404, Some("NoSuchBucket")), "{}", resp.text());
 }
+
+/// A request signed more than 15 minutes away from the server's clock is refused with 403
+/// RequestTimeTooSkewed, whichever direction the clock is off; within the window it works.
+#[tokio::test]
+async fn clock_skew_beyond_fifteen_minutes_is_request_time_too_skewed() {
+    let region = TestRegion::start("us-east-1", &[]);
+    let client = http_client(None);
+    let url = format!("{}/", region.endpoint());
+    let send = |time: SystemTime| {
+        let (client, url) = (&client, &url);
+        async move { signed_request_at(client, "us-east-1", "GET", url, &[], b"", ACCESS_KEY, SECRET_KEY, time).await }
+    };
+    for skew in [Duration::from_secs(20 * 60), Duration::from_secs(60 * 60)] {
+        for time in [SystemTime::now() - skew, SystemTime::now() + skew] {
+            let resp = send(time).await;
+            assert_eq!(
+                (resp.status, resp.error_code().as_deref()),
+                (403, Some("RequestTimeTooSkewed")),
+                "{}",
+                resp.text()
+            );
+        }
+    }
+    let resp = send(SystemTime::now() - Duration::from_secs(5 * 60)).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+}

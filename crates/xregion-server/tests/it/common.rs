@@ -299,6 +299,22 @@ pub async fn signed_request(
     access_key: &str,
     secret_key: &str,
 ) -> RawResponse {
+    signed_request_at(client, region, method, url, headers, body, access_key, secret_key, SystemTime::now()).await
+}
+
+/// [`signed_request`] with the signing time given (to test clock skew).
+#[allow(clippy::too_many_arguments)]
+pub async fn signed_request_at(
+    client: &reqwest::Client,
+    region: &str,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    access_key: &str,
+    secret_key: &str,
+    time: SystemTime,
+) -> RawResponse {
     use aws_sigv4::http_request::{
         PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
         UriPathNormalizationMode, sign,
@@ -315,7 +331,7 @@ pub async fn signed_request(
         .identity(&identity)
         .region(region)
         .name("s3")
-        .time(SystemTime::now())
+        .time(time)
         .settings(settings)
         .build()
         .expect("signing params")
