@@ -173,18 +173,7 @@ impl MetaStore {
 
     /// Outbox entries with `seq > after_seq` (all if `None`), oldest first, at most `limit`.
     pub fn list_outbox(&self, after_seq: Option<u64>, limit: usize) -> Result<Vec<OutboxEntry>, MetaError> {
-        let txn = self.read()?;
-        let table = txn.open_table(OUTBOX)?;
-        let range = match after_seq {
-            Some(seq) => table.range((std::ops::Bound::Excluded(seq), std::ops::Bound::Unbounded))?,
-            None => table.range::<u64>(..)?,
-        };
-        let mut out = Vec::new();
-        for item in range.take(limit) {
-            let (_, v) = item?;
-            out.push(decode(v.value())?);
-        }
-        Ok(out)
+        self.scan_seq(OUTBOX, after_seq, limit)
     }
 
     /// The outbox row `seq`, if it is still queued.
@@ -196,8 +185,19 @@ impl MetaStore {
     /// Permanently failed replication tasks with `seq > after_seq`, oldest first, at most
     /// `limit` (each with its IAM-8 reason).
     pub fn list_failures(&self, after_seq: Option<u64>, limit: usize) -> Result<Vec<FailedTask>, MetaError> {
+        self.scan_seq(FAILURES, after_seq, limit)
+    }
+
+    /// Records of a seq-keyed table with `seq > after_seq` (all if `None`), in seq order, at
+    /// most `limit`: the one range scan behind the outbox and failure listings.
+    fn scan_seq<T: crate::codec::Stored>(
+        &self,
+        def: redb::TableDefinition<u64, &[u8]>,
+        after_seq: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<T>, MetaError> {
         let txn = self.read()?;
-        let table = txn.open_table(FAILURES)?;
+        let table = txn.open_table(def)?;
         let range = match after_seq {
             Some(seq) => table.range((std::ops::Bound::Excluded(seq), std::ops::Bound::Unbounded))?,
             None => table.range::<u64>(..)?,
