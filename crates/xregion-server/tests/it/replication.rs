@@ -46,9 +46,14 @@ pub(crate) async fn configure(client: &Client, src: &str, dst: &str, delete_mark
         .destination(Destination::builder().bucket(format!("arn:aws:s3:::{dst}")).build().expect("destination"))
         .build()
         .expect("rule");
+    put_rules(client, src, vec![rule]).await;
+}
+
+/// PutBucketReplication with these rules (replaces the configuration, PRI-6).
+pub(crate) async fn put_rules(client: &Client, src: &str, rules: Vec<ReplicationRule>) {
     let config = ReplicationConfiguration::builder()
         .role("arn:aws:iam::123456789012:role/replication")
-        .rules(rule)
+        .set_rules(Some(rules))
         .build()
         .expect("config");
     client

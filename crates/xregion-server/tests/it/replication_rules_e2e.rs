@@ -8,12 +8,11 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     BucketVersioningStatus, DeleteMarkerReplication, DeleteMarkerReplicationStatus, Destination, MetadataDirective,
-    ReplicationConfiguration, ReplicationRule, ReplicationRuleAndOperator, ReplicationRuleFilter,
-    ReplicationRuleStatus, StorageClass, Tag,
+    ReplicationRule, ReplicationRuleAndOperator, ReplicationRuleFilter, ReplicationRuleStatus, StorageClass, Tag,
 };
 
 use crate::common::*;
-use crate::replication::{eventually, pair, status, wait_completed, wait_same_versions};
+use crate::replication::{eventually, pair, put_rules, status, wait_completed, wait_same_versions};
 
 /// A V2 rule (delete-marker replication off) to `dst`, optionally with a storage class.
 fn rule(
@@ -48,22 +47,6 @@ fn prefix(p: &str) -> ReplicationRuleFilter {
 
 fn tag(k: &str, v: &str) -> Tag {
     Tag::builder().key(k).value(v).build().expect("tag")
-}
-
-/// PutBucketReplication with these rules (replaces the configuration, PRI-6).
-async fn put_rules(client: &Client, src: &str, rules: Vec<ReplicationRule>) {
-    let config = ReplicationConfiguration::builder()
-        .role("arn:aws:iam::123456789012:role/replication")
-        .set_rules(Some(rules))
-        .build()
-        .expect("config");
-    client
-        .put_bucket_replication()
-        .bucket(src)
-        .replication_configuration(config)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("put bucket replication: {:?}", DebugSdkError(&e)));
 }
 
 /// PutObject with a tag set (`k=v&…`); returns the version id.
