@@ -505,12 +505,11 @@ impl Region {
         let (b, current) = self.get_object(bucket, key, version)?;
         // ELI-12: a tag change on a version that takes part in replication is replicated onto
         // its replicas, to the destinations its tags selected (the tags before this change).
-        // Replicas (ELI-13, TWO-3) and versions outside replication get no task.
+        // A change on a replica stays local (TWO-3) unless a rule of this bucket enables
+        // ReplicaModifications (TWO-4). Versions outside replication get no task.
         let outbox = match (&current.replication, current.object()) {
-            (ReplicationStatus::Pending | ReplicationStatus::Completed | ReplicationStatus::Failed, Some(data)) => {
-                self.plan_tasks(bucket, key, &data.tags, TaskKind::Tags, false)?
-            }
-            _ => Vec::new(),
+            (ReplicationStatus::None, _) | (_, None) => Vec::new(),
+            (status, Some(data)) => self.plan_tasks(bucket, key, &data.tags, TaskKind::Tags, status.is_replica())?,
         };
         let queued = outbox.len();
         let op = WriteOp::SetObjectTags {

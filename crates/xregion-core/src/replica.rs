@@ -402,6 +402,48 @@ mod tests {
         assert!(tasks(&region).is_empty());
     }
 
+    /// TWO-4, STS-10: with ReplicaModifications Enabled, tagging a replica queues a Tags task
+    /// and the replica reads PENDING; a failed sync reads FAILED, the next change PENDING again,
+    /// and a finished one REPLICA. The replica is never treated as an original (ELI-13).
+    #[tokio::test]
+    async fn two4_sts10_replica_modifications_are_queued_and_tracked() {
+        let (_dir, region) = configured().await;
+        let mut config = region.replication_config("src").unwrap().unwrap();
+        config.rules[0].replica_modifications = Some(true);
+        region.set_replication("src", Some(config)).await.unwrap();
+        let source = put(&region, "dst", "seed").await;
+        let req = ReplicaPut {
+            bucket: "src".into(),
+            key: "r".into(),
+            meta: ObjectMeta::default(),
+            version_id: source.version_id.clone(),
+            last_modified_ms: 1_234,
+            etag: "8d777f385d3dfec8815d20f7496026dc".into(), // md5("data")
+            part_sizes: Vec::new(),
+            checksum: None,
+        };
+        region.put_replica(req, body(b"data"), Some(4)).await.unwrap();
+        let vid = source.version_id.clone();
+        let status = |region: &Region| region.get_object("src", "r", Some(vid.as_str())).unwrap().1.replication;
+        let tag = |v: &str| vec![("t".to_owned(), v.to_owned())];
+
+        region.set_object_tags("src", "r", Some(vid.as_str()), tag("1")).await.unwrap();
+        assert_eq!(tasks(&region), vec![("r".to_owned(), Some(vid.clone()), TaskKind::Tags)]);
+        assert_eq!(status(&region), ReplicationStatus::ReplicaPending);
+        assert_eq!(status(&region).header_value(), Some("PENDING"));
+        let seq = region.meta().list_outbox(None, 10).unwrap()[0].seq;
+        region.meta().write(WriteOp::FailTask { seq, reason: "DstVersionNotFound".into() }).await.unwrap();
+        assert_eq!(status(&region), ReplicationStatus::ReplicaFailed);
+        assert_eq!(status(&region).header_value(), Some("FAILED"));
+
+        region.set_object_tags("src", "r", Some(vid.as_str()), tag("2")).await.unwrap();
+        assert_eq!(status(&region), ReplicationStatus::ReplicaPending);
+        let seq = region.meta().list_outbox(None, 10).unwrap()[0].seq;
+        region.meta().write(WriteOp::CompleteTask { seq }).await.unwrap();
+        assert_eq!(status(&region), ReplicationStatus::Replica);
+        assert!(tasks(&region).is_empty());
+    }
+
     #[test]
     fn task_encoding_round_trips_and_rejects_garbage() {
         let task = ReplicationTask {

@@ -24,7 +24,9 @@ const FORMAT_V1: u8 = 1;
 // ---------------------------------------------------------------------------------------
 
 /// PRI-1 / ELI-4/5/8/13 / DEL-2..4: the tasks a new version must get, one per destination.
-/// `is_replica`: the version was written by replication (never re-replicated, ELI-13).
+/// `is_replica`: the version was written by replication. It is never re-replicated (ELI-13);
+/// only a tag change made on it is planned, under the enabled rules with ReplicaModifications
+/// Enabled (TWO-4; priorities then decide among those rules).
 ///
 /// Tasks come in the order in which their destination first appears in the rules.
 /// ELI-8 (SSE-KMS objects need `SseKmsEncryptedObjects`) has no effect yet: the store has no
@@ -36,8 +38,9 @@ pub fn plan(
     kind: TaskKind,
     is_replica: bool,
 ) -> Vec<ReplicationTask> {
-    // ELI-13 / TWO-2: a replica is never replicated again by live replication.
-    if is_replica {
+    // ELI-13 / TWO-2: a replica is never replicated again by live replication. TWO-4: a tag
+    // change made on a replica goes out only under rules with ReplicaModifications Enabled.
+    if is_replica && kind != TaskKind::Tags {
         return Vec::new();
     }
     // CFG-9: one V1 rule makes the whole configuration V1.
@@ -46,7 +49,9 @@ pub fn plan(
     // (groups kept in order of first appearance).
     let mut order: Vec<&str> = Vec::new();
     let mut winners: BTreeMap<&str, &Rule> = BTreeMap::new();
-    for rule in config.rules.iter().filter(|r| r.enabled) {
+    let candidates =
+        config.rules.iter().filter(|r| r.enabled && (!is_replica || r.replica_modifications == Some(true)));
+    for rule in candidates {
         let selected = match kind {
             // DEL-4: a delete marker has no tags; tag-filtered rules never select it.
             TaskKind::DeleteMarker => !rule.filter.has_tags() && rule.filter.matches(key, &[]),

@@ -401,9 +401,14 @@ pub(crate) fn set_tags(
     object.tags = tags;
     let is_current = newest.is_some_and(|n| n.stamp == record.stamp);
     // STS-8 [I]: a replicated tag change makes a completed version pending again until it is
-    // applied; a failed version stays failed (STS-6).
-    if !outbox.is_empty() && record.replication == ReplicationStatus::Completed {
-        record.replication = ReplicationStatus::Pending;
+    // applied; a failed version stays failed (STS-6). STS-10: a replica whose change is synced
+    // back (TWO-4) reads PENDING until it is applied, also after an earlier failed sync.
+    if !outbox.is_empty() {
+        record.replication = match record.replication {
+            ReplicationStatus::Completed => ReplicationStatus::Pending,
+            ReplicationStatus::Replica | ReplicationStatus::ReplicaFailed => ReplicationStatus::ReplicaPending,
+            other => other,
+        };
     }
 
     // Validation done: write.

@@ -3,7 +3,9 @@
 //! record a permanently failed task leaves behind.
 //!
 //! Status aggregation per version (STS-7): any failed task → `Failed` (sticky); else any task
-//! left in the outbox → `Pending`; else `Completed`. The `outbox_index` table makes "any task
+//! left in the outbox → `Pending`; else `Completed`. A replica's tasks are replica
+//! modification syncs (TWO-4); it goes `ReplicaPending` → `Replica`, or `ReplicaFailed`
+//! (STS-10). The `outbox_index` table makes "any task
 //! left for this version?" a range scan over that version's rows only.
 
 use redb::ReadableTable;
@@ -106,11 +108,18 @@ fn finish(t: &mut WTables<'_>, seq: u64, failure: Option<String>) -> Result<Writ
     let Some(mut record) = version else {
         return Ok(WriteOutcome::TaskFinished { status: None });
     };
+    // A replica's tasks are replica modification syncs (TWO-4); it stays a replica (STS-10).
+    let replica = record.replication.is_replica();
     let status = match (&failure, &record.replication) {
-        (_, ReplicationStatus::Replica | ReplicationStatus::None) => record.replication.clone(),
+        (_, ReplicationStatus::None) => ReplicationStatus::None,
+        (Some(_), _) if replica => ReplicationStatus::ReplicaFailed,
         (Some(_), _) => ReplicationStatus::Failed,
-        (None, ReplicationStatus::Failed) => ReplicationStatus::Failed,
-        (None, _) if any_task_left(t, &entry)? => ReplicationStatus::Pending,
+        (None, ReplicationStatus::Failed | ReplicationStatus::ReplicaFailed) => record.replication.clone(),
+        (None, _) if any_task_left(t, &entry)? => match replica {
+            true => ReplicationStatus::ReplicaPending,
+            false => ReplicationStatus::Pending,
+        },
+        (None, _) if replica => ReplicationStatus::Replica,
         (None, _) => ReplicationStatus::Completed,
     };
     if status != record.replication {

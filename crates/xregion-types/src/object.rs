@@ -116,7 +116,12 @@ pub struct BlobSegment {
     pub len: u64,
 }
 
-/// Replication status of a version (STS-*). Reserved now, driven by replication later.
+/// Replication status of a version (STS-*), driven by the replication outbox.
+///
+/// A replica keeps knowing it is a replica while a metadata change made on it is being sent
+/// back by replica modification sync (TWO-4, STS-10): `ReplicaPending` and `ReplicaFailed`
+/// read `PENDING` and `FAILED` on the wire, like AWS, yet are never re-replicated (ELI-13).
+/// New variants go at the end: the stored encoding is the variant index.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum ReplicationStatus {
     /// Not subject to replication: no header.
@@ -130,6 +135,10 @@ pub enum ReplicationStatus {
     Failed,
     /// This version is a replica written by replication.
     Replica,
+    /// A replica whose metadata change is being synced back (STS-10).
+    ReplicaPending,
+    /// A replica whose metadata change could not be synced back (STS-10).
+    ReplicaFailed,
 }
 
 impl ReplicationStatus {
@@ -137,10 +146,15 @@ impl ReplicationStatus {
     pub fn header_value(&self) -> Option<&'static str> {
         match self {
             Self::None => None,
-            Self::Pending => Some("PENDING"),
+            Self::Pending | Self::ReplicaPending => Some("PENDING"),
             Self::Completed => Some("COMPLETED"),
-            Self::Failed => Some("FAILED"),
+            Self::Failed | Self::ReplicaFailed => Some("FAILED"),
             Self::Replica => Some("REPLICA"),
         }
+    }
+
+    /// True for a version written by replication, whatever its sync state (ELI-13).
+    pub fn is_replica(&self) -> bool {
+        matches!(self, Self::Replica | Self::ReplicaPending | Self::ReplicaFailed)
     }
 }

@@ -690,6 +690,25 @@ fn eli_13_replicas_are_never_replicated() {
 }
 
 #[test]
+fn two_4_replica_modifications_send_tag_changes_on_replicas_back() {
+    let mut back = rule("back", Some(1), Some("x/"), &[], "origin");
+    back.replica_modifications = Some(true);
+    let mut off = rule("off", Some(2), None, &[], "other");
+    off.replica_modifications = Some(false);
+    let c = config(vec![back, off, rule("plain", Some(3), None, &[], "third")]);
+    // TWO-4: only a tag change, only under rules with ReplicaModifications Enabled.
+    let t = plan(&c, "x/1", &[], TaskKind::Tags, true);
+    assert_eq!(winners(&t), vec![pair("origin", "back")]);
+    assert_eq!(t[0].kind, TaskKind::Tags);
+    assert!(plan(&c, "y/1", &[], TaskKind::Tags, true).is_empty(), "the filter still applies");
+    // ELI-13: the replica's data and delete markers are never sent on.
+    assert!(plan(&c, "x/1", &[], TaskKind::Object, true).is_empty());
+    assert!(plan(&c, "x/1", &[], TaskKind::DeleteMarker, true).is_empty());
+    // An original's tag change goes to every destination, as before (ELI-12).
+    assert_eq!(plan(&c, "x/1", &[], TaskKind::Tags, false).len(), 3);
+}
+
+#[test]
 fn del_2_v1_replicates_user_delete_markers() {
     let c = config(vec![rule("a", None, Some("x/"), &[], "d")]);
     let t = plan(&c, "x/1", &[], TaskKind::DeleteMarker, false);
@@ -826,6 +845,20 @@ proptest! {
         prop_assert_eq!(dests.len(), got.len());
         prop_assert!(got.iter().all(|t| t.kind == kind));
         prop_assert!(plan(&c, key, &tags, kind, true).is_empty());
+        // TWO-4: with ReplicaModifications on some V2 rules, a replica's tag change is planned
+        // exactly as an original's would be under those rules alone.
+        if !is_v1(&c) {
+            let mut rm = c.clone();
+            for (i, r) in rm.rules.iter_mut().enumerate() {
+                r.replica_modifications = Some(i % 2 == 0);
+            }
+            let only = config(rm.rules.iter().filter(|r| r.replica_modifications == Some(true)).cloned().collect());
+            let expected = match kind {
+                TaskKind::Tags => plan(&only, key, &tags, kind, false),
+                TaskKind::Object | TaskKind::DeleteMarker => Vec::new(),
+            };
+            prop_assert_eq!(plan(&rm, key, &tags, kind, true), expected);
+        }
     }
 
     #[test]

@@ -8,7 +8,8 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     BucketVersioningStatus, DeleteMarkerReplication, DeleteMarkerReplicationStatus, Destination, MetadataDirective,
-    ReplicationRule, ReplicationRuleAndOperator, ReplicationRuleFilter, ReplicationRuleStatus, StorageClass, Tag,
+    ReplicaModifications, ReplicaModificationsStatus, ReplicationRule, ReplicationRuleAndOperator,
+    ReplicationRuleFilter, ReplicationRuleStatus, SourceSelectionCriteria, StorageClass, Tag, Tagging,
 };
 
 use crate::common::*;
@@ -297,6 +298,74 @@ async fn two1_two2_two_way_replication_without_loops() {
         let head = c.head_object().bucket(bucket).key("shared").send().await.expect("head shared");
         assert_eq!(head.version_id().map(str::to_owned), newest_shared);
     }
+}
+
+/// Tags of a version as (key, value) pairs.
+async fn tags_of(client: &Client, bucket: &str, key: &str, version: &str) -> Vec<(String, String)> {
+    let out = client.get_object_tagging().bucket(bucket).key(key).version_id(version).send().await;
+    let out = out.unwrap_or_else(|e| panic!("get tagging {key} {version}: {:?}", DebugSdkError(&e)));
+    out.tag_set().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect()
+}
+
+async fn set_tag(client: &Client, bucket: &str, key: &str, version: &str, value: &str) {
+    let tagging = Tagging::builder()
+        .tag_set(Tag::builder().key("state").value(value).build().expect("tag"))
+        .build()
+        .expect("tags");
+    let req = client.put_object_tagging().bucket(bucket).key(key).version_id(version).tagging(tagging);
+    req.send().await.unwrap_or_else(|e| panic!("tag {key} {version}: {:?}", DebugSdkError(&e)));
+}
+
+/// TWO-3, TWO-4, TWO-6, STS-10: two-way replication where only B's rule enables
+/// ReplicaModifications. A tag change on B's replica flows back to the original in A and the
+/// replica reads REPLICA again; it does not bounce back to B, and no version is created. A tag
+/// change on A's replica of a B original stays in A (A's rule has no ReplicaModifications).
+#[tokio::test]
+async fn two4_replica_modifications_sync_tags_back_to_the_origin() {
+    let regions = TestRegion::start_many(&["us-east-1", "eu-west-1"]);
+    let (ac, bc) = (regions[0].client(), regions[1].client());
+    let a = create_versioned_bucket(&ac, "rm-a").await;
+    let b = create_versioned_bucket(&bc, "rm-b").await;
+    put_rules(&ac, &a, vec![rule("to-b", 1, prefix(""), &b, None)]).await;
+    let rm = ReplicaModifications::builder().status(ReplicaModificationsStatus::Enabled).build().expect("rm");
+    let mut back = rule("to-a", 1, prefix(""), &a, None);
+    back.source_selection_criteria = Some(SourceSelectionCriteria::builder().replica_modifications(rm).build());
+    put_rules(&bc, &b, vec![back]).await;
+
+    let from_a = put_tagged(&ac, &a, "from-a", "state=new").await;
+    let from_b = put_tagged(&bc, &b, "from-b", "state=new").await;
+    wait_completed(&ac, &a, "from-a", &from_a).await;
+    wait_completed(&bc, &b, "from-b", &from_b).await;
+
+    // TWO-4: B's replica of an A original is tagged; the change reaches A.
+    set_tag(&bc, &b, "from-a", &from_a, "edited-in-b").await;
+    let want = vec![("state".to_owned(), "edited-in-b".to_owned())];
+    eventually("tag change synced back to A", || async {
+        (tags_of(&ac, &a, "from-a", &from_a).await == want).then_some(())
+    })
+    .await;
+    // STS-10: the replica reads REPLICA again once the change is applied; the original keeps
+    // COMPLETED.
+    eventually("replica back to REPLICA", || async {
+        (header(&bc, &b, "from-a", &from_a).await.as_deref() == Some("REPLICA")).then_some(())
+    })
+    .await;
+    assert_eq!(header(&ac, &a, "from-a", &from_a).await.as_deref(), Some("COMPLETED"));
+
+    // TWO-3: A's rule has no ReplicaModifications, so tagging A's replica of a B original
+    // queues nothing (the replica stays REPLICA at once, IMPL-1) and B keeps its tags.
+    set_tag(&ac, &a, "from-b", &from_b, "edited-in-a").await;
+    assert_eq!(header(&ac, &a, "from-b", &from_b).await.as_deref(), Some("REPLICA"));
+
+    // A barrier: a new original in A replicates after everything queued before it.
+    let barrier = put_tagged(&ac, &a, "barrier", "").await;
+    wait_completed(&ac, &a, "barrier", &barrier).await;
+    // TWO-6: the change that arrived in A was not sent back to B (B still has its own edit),
+    // and nothing created a version: each key has exactly one version on each side.
+    assert_eq!(tags_of(&bc, &b, "from-a", &from_a).await, want);
+    assert_eq!(tags_of(&bc, &b, "from-b", &from_b).await, vec![("state".to_owned(), "new".to_owned())]);
+    let versions_b = wait_same_versions(&ac, &a, &bc, &b).await;
+    assert_eq!(versions_b.len(), 3, "one version per key: {versions_b:?}");
 }
 
 /// ELI-13: a chain A→B→C stops at B. Replicas that arrive in B are not sent on to C; B's own
