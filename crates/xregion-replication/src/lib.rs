@@ -18,6 +18,7 @@
 
 mod backoff;
 mod error;
+pub mod report;
 mod s3;
 mod target;
 mod worker;
@@ -26,4 +27,6 @@ pub use backoff::Backoff;
 pub use error::{ErrorKind, ReplicationError};
 pub use s3::S3Target;
 pub use target::{Replica, ReplicationTarget};
-pub use worker::{DestinationStatus, WorkerConfig, WorkerHandle, WorkerStatus, spawn};
+pub use worker::{
+    DestinationStatus, LAG_BUCKETS_MS, LagStats, StatusReader, WorkerConfig, WorkerHandle, WorkerStatus, spawn,
+};

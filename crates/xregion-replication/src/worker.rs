@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use xregion_core::Region;
 use xregion_core::replica::decode_task;
 use xregion_meta::{OutboxEntry, WriteOp, WriteOutcome};
-use xregion_types::replication::ReplicationTask;
+use xregion_types::replication::{ReplicationTask, TaskKind};
 
 use crate::{Backoff, ErrorKind, Replica, ReplicationError, ReplicationTarget};
 
@@ -71,8 +71,40 @@ pub struct WorkerStatus {
     pub failed: u64,
     /// Transient failures (each followed by a retry) since start.
     pub retries: u64,
-    /// Per destination bucket.
+    /// Lag of everything replicated since start.
+    pub lag: LagStats,
+    /// Per destination bucket that had work since start.
     pub destinations: Vec<DestinationStatus>,
+}
+
+/// Upper bounds (milliseconds) of the replication lag histogram buckets; a last, unbounded
+/// bucket follows (Prometheus `le="+Inf"`).
+pub const LAG_BUCKETS_MS: [u64; 10] = [10, 25, 50, 100, 250, 500, 1_000, 5_000, 30_000, 300_000];
+
+/// Replication lag of the versions and delete markers replicated since start: their
+/// last-modified time on the source → the destination's acknowledgement (tag changes are not
+/// counted: they have no creation time of their own).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LagStats {
+    /// Replicated versions and delete markers.
+    pub count: u64,
+    /// Sum of their lags, milliseconds.
+    pub sum_ms: u64,
+    /// Largest lag, milliseconds.
+    pub max_ms: u64,
+    /// Count per bucket of [`LAG_BUCKETS_MS`] (not cumulative), plus the overflow bucket.
+    pub buckets: [u64; LAG_BUCKETS_MS.len() + 1],
+}
+
+impl LagStats {
+    /// Books one lag.
+    pub fn record(&mut self, lag_ms: u64) {
+        self.count += 1;
+        self.sum_ms = self.sum_ms.saturating_add(lag_ms);
+        self.max_ms = self.max_ms.max(lag_ms);
+        let i = LAG_BUCKETS_MS.partition_point(|&upper| upper < lag_ms);
+        self.buckets[i] += 1;
+    }
 }
 
 /// One destination bucket's queue.
@@ -88,8 +120,16 @@ pub struct DestinationStatus {
     pub overflowing: bool,
     /// The destination is paused after it could not be reached.
     pub paused: bool,
-    /// The last transient error.
+    /// The last transient error (cleared by the next success).
     pub last_error: Option<String>,
+    /// Tasks completed since start.
+    pub completed: u64,
+    /// Tasks failed permanently since start.
+    pub failed: u64,
+    /// Transient failures since start.
+    pub retries: u64,
+    /// Lag of what was replicated since start.
+    pub lag: LagStats,
 }
 
 /// A running worker. Dropping it does not stop it; call [`WorkerHandle::shutdown`].
@@ -113,6 +153,22 @@ impl WorkerHandle {
     pub fn status(&self) -> WorkerStatus {
         lock(&self.status).clone()
     }
+
+    /// A reader of the status that outlives borrowing the handle (for the admin endpoint).
+    pub fn status_reader(&self) -> StatusReader {
+        StatusReader(Arc::clone(&self.status))
+    }
+}
+
+/// Reads the worker's latest published [`WorkerStatus`].
+#[derive(Clone)]
+pub struct StatusReader(Arc<Mutex<WorkerStatus>>);
+
+impl StatusReader {
+    /// A snapshot of the worker's queues and counters.
+    pub fn get(&self) -> WorkerStatus {
+        lock(&self.0).clone()
+    }
 }
 
 /// Starts the replication worker of `region` on the current tokio runtime.
@@ -129,6 +185,7 @@ pub fn spawn(region: Region, target: Arc<dyn ReplicationTarget>, config: WorkerC
         running: JoinSet::new(),
         status: Arc::clone(&status),
         counters: Counters::default(),
+        dest_counters: BTreeMap::new(),
     };
     let task = tokio::spawn(worker.run(stop_rx));
     WorkerHandle { stop, task, status }
@@ -170,7 +227,8 @@ struct Dest {
 
 /// How a task ended.
 enum Finished {
-    Completed,
+    /// Done; the lag of a replicated version or delete marker (not of a tag change).
+    Completed(Option<u64>),
     Failed(&'static str),
 }
 
@@ -181,11 +239,12 @@ struct Done {
     result: Result<Finished, ReplicationError>,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 struct Counters {
     completed: u64,
     failed: u64,
     retries: u64,
+    lag: LagStats,
 }
 
 struct Worker {
@@ -199,6 +258,8 @@ struct Worker {
     running: JoinSet<Done>,
     status: Arc<Mutex<WorkerStatus>>,
     counters: Counters,
+    /// Per destination bucket, since start (kept when its queue goes idle).
+    dest_counters: BTreeMap<String, Counters>,
 }
 
 impl Worker {
@@ -386,13 +447,20 @@ impl Worker {
         let Some(dest) = self.dests.get_mut(&name) else { return };
         dest.running = dest.running.saturating_sub(1);
         dest.busy.remove(&item.key());
+        let counters = self.dest_counters.entry(name.clone()).or_default();
         match result {
-            Ok(Finished::Completed) => {
+            Ok(Finished::Completed(lag)) => {
                 self.counters.completed += 1;
+                counters.completed += 1;
+                if let Some(lag) = lag {
+                    self.counters.lag.record(lag);
+                    counters.lag.record(lag);
+                }
                 dest.last_error = None;
             }
             Ok(Finished::Failed(reason)) => {
                 self.counters.failed += 1;
+                counters.failed += 1;
                 tracing::warn!(
                     seq = item.entry.seq, key = %item.entry.key, destination = %name, reason,
                     "replication failed permanently"
@@ -400,6 +468,7 @@ impl Worker {
             }
             Err(e) => {
                 self.counters.retries += 1;
+                counters.retries += 1;
                 item.attempts = item.attempts.saturating_add(1);
                 let delay = backoff.delay(item.attempts);
                 let due = Instant::now() + delay;
@@ -439,23 +508,37 @@ impl Worker {
         // Forget idle destinations so the map does not grow with every bucket ever seen.
         self.dests.retain(|_, d| !d.queue.is_empty() || d.running > 0 || d.overflow_from.is_some());
         let now = Instant::now();
-        let status = WorkerStatus {
-            outbox_len: self.region.meta().outbox_len().unwrap_or(0),
-            completed: self.counters.completed,
-            failed: self.counters.failed,
-            retries: self.counters.retries,
-            destinations: self
-                .dests
-                .iter()
-                .map(|(name, d)| DestinationStatus {
+        let mut names: Vec<&String> = self.dests.keys().chain(self.dest_counters.keys()).collect();
+        names.sort_unstable();
+        names.dedup();
+        let idle = Dest::default();
+        let none = Counters::default();
+        let destinations = names
+            .into_iter()
+            .map(|name| {
+                let d = self.dests.get(name).unwrap_or(&idle);
+                let c = self.dest_counters.get(name).unwrap_or(&none);
+                DestinationStatus {
                     bucket: name.clone(),
                     queued: d.queue.len(),
                     running: d.running,
                     overflowing: d.overflow_from.is_some(),
                     paused: d.paused_until.is_some_and(|t| t > now),
                     last_error: d.last_error.clone(),
-                })
-                .collect(),
+                    completed: c.completed,
+                    failed: c.failed,
+                    retries: c.retries,
+                    lag: c.lag.clone(),
+                }
+            })
+            .collect();
+        let status = WorkerStatus {
+            outbox_len: self.region.meta().outbox_len().unwrap_or(0),
+            completed: self.counters.completed,
+            failed: self.counters.failed,
+            retries: self.counters.retries,
+            lag: self.counters.lag.clone(),
+            destinations,
         };
         *lock(&self.status) = status;
     }
@@ -487,8 +570,20 @@ async fn execute(region: &Region, target: &dyn ReplicationTarget, item: &Queued)
         version,
         storage_class: item.task.storage_class.clone(),
     };
+    // Lag is measured for new versions and delete markers: source last-modified → acknowledged.
+    let created_ms = match item.task.kind {
+        TaskKind::Object | TaskKind::DeleteMarker => Some(replica.version.last_modified_ms),
+        TaskKind::Tags => None,
+    };
     match target.send(region, &replica).await {
-        Ok(()) => finish(region, entry.seq, None).await,
+        Ok(()) => {
+            let finished = finish(region, entry.seq, None).await?;
+            let lag = created_ms.map(|t| u64::try_from(xregion_types::now_ms().saturating_sub(t)).unwrap_or(0));
+            Ok(match finished {
+                Finished::Completed(_) => Finished::Completed(lag),
+                other => other,
+            })
+        }
         Err(e) if e.kind() == ErrorKind::Permanent => {
             finish(region, entry.seq, Some(e.reason().unwrap_or("DstPutObjectNotPermitted"))).await
         }
@@ -503,7 +598,7 @@ async fn finish(region: &Region, seq: u64, failure: Option<&'static str>) -> Res
         Some(reason) => WriteOp::FailTask { seq, reason: reason.to_owned() },
     };
     match region.meta().write(op).await {
-        Ok(WriteOutcome::TaskFinished { .. }) => Ok(failure.map_or(Finished::Completed, Finished::Failed)),
+        Ok(WriteOutcome::TaskFinished { .. }) => Ok(failure.map_or(Finished::Completed(None), Finished::Failed)),
         Ok(other) => Err(ReplicationError::retryable(format!("unexpected outcome finishing task {seq}: {other:?}"))),
         Err(e) => Err(ReplicationError::retryable(format!("finishing task {seq}: {e}"))),
     }

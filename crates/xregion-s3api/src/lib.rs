@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 mod access;
+pub mod admin;
 mod convert;
 pub mod error;
 mod host;
@@ -24,16 +25,22 @@ pub use host::RegionHost;
 /// Builds the S3 service of one region.
 /// `domains` are the base domains for virtual-hosted-style addressing (`bucket.domain`);
 /// path-style always works.
+/// `reports` serves the operator endpoints (`GET /_xregion/replication` and `/_xregion/metrics`,
+/// see [`admin`]).
 pub fn build_service(
     region: Region,
     identity: Identity,
     authorizer: Arc<dyn Authorizer>,
     domains: Vec<String>,
+    reports: Arc<dyn admin::AdminReports>,
 ) -> S3Service {
     let api = service::Api::new(region, ops::replica::ReplicaAuth::new(identity.clone(), Arc::clone(&authorizer)));
+    let host = RegionHost::new(domains);
     let mut builder = S3ServiceBuilder::new(api);
     builder.set_auth(access::Auth::new(identity.clone()));
-    builder.set_access(access::Access::new(identity, authorizer));
-    builder.set_host(RegionHost::new(domains));
+    builder.set_access(access::Access::new(identity.clone(), Arc::clone(&authorizer)));
+    builder.set_route(admin::AdminRoute::new(reports, host.clone(), identity, authorizer));
+    builder.set_validation(admin::Names);
+    builder.set_host(host);
     builder.build()
 }

@@ -14,7 +14,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use xregion_core::Region;
 use xregion_identity::{Credential, Identity, RootOnly};
-use xregion_replication::{S3Target, WorkerConfig, WorkerHandle};
+use xregion_replication::{S3Target, StatusReader, WorkerConfig, WorkerHandle};
+use xregion_s3api::admin::{AdminReport, AdminReports};
 use xregion_s3api::error::ERROR_FIELDS_HEADER;
 
 use crate::config::RegionConfig;
@@ -50,7 +51,8 @@ pub fn start_region_on(cfg: &RegionConfig, listener: TcpListener) -> anyhow::Res
     let identity =
         Identity::with_root(Credential { access_key: cfg.access_key.clone(), secret_key: cfg.secret_key.clone() });
     let replication = start_replication(cfg, addr, &region);
-    let service = xregion_s3api::build_service(region, identity, Arc::new(RootOnly), cfg.domains.clone());
+    let reports = Arc::new(Reports { region: region.clone(), status: replication.status_reader() });
+    let service = xregion_s3api::build_service(region, identity, Arc::new(RootOnly), cfg.domains.clone(), reports);
     let (stop, stop_rx) = watch::channel(false);
     let name = cfg.region.clone();
     let task = tokio::spawn(accept_loop(listener, service, stop_rx, name.clone()));
@@ -70,6 +72,29 @@ fn start_replication(cfg: &RegionConfig, addr: SocketAddr, region: &Region) -> W
     endpoints.insert(cfg.region.clone(), format!("http://{own}"));
     let target = S3Target::new(endpoints, &cfg.access_key, &cfg.secret_key);
     xregion_replication::spawn(region.clone(), Arc::new(target), WorkerConfig::default())
+}
+
+/// The operator reports (`/_xregion/...`): the replication report, built from the outbox on
+/// disk and the worker's status, on a blocking thread (it scans the outbox).
+struct Reports {
+    region: Region,
+    status: StatusReader,
+}
+
+impl AdminReports for Reports {
+    fn render(&self, report: AdminReport) -> BoxFuture<'_, Result<String, String>> {
+        let (region, status) = (self.region.clone(), self.status.get());
+        Box::pin(async move {
+            let built = tokio::task::spawn_blocking(move || xregion_replication::report::build(&region, &status))
+                .await
+                .map_err(|e| format!("report task failed: {e}"))?
+                .map_err(|e| format!("reading the outbox: {e}"))?;
+            Ok(match report {
+                AdminReport::ReplicationJson => built.to_json(),
+                AdminReport::Metrics => built.to_prometheus(),
+            })
+        })
+    }
 }
 
 /// Binds `cfg.listen` and starts serving.

@@ -11,6 +11,7 @@ mod crash;
 mod listing;
 mod multipart;
 mod objects;
+mod observability;
 mod replication;
 mod replication_config;
 mod replication_rules_e2e;

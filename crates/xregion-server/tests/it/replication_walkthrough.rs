@@ -58,6 +58,11 @@ fn readme_replication_walkthrough_runs_with_the_aws_cli() {
     assert!(output.status.success(), "walkthrough failed ({}):\n{stdout}\n{stderr}", output.status);
     assert!(stdout.contains("\"ReplicationStatus\": \"REPLICA\""), "the replica's head-object: {stdout}");
     assert!(stdout.contains("\"Value\": \"pets\""), "the replica's tags: {stdout}");
+    // The curl lines: the JSON report and the Prometheus counters of the source region.
+    assert!(stdout.contains("\"pending_operations\""), "the replication report: {stdout}");
+    let completed =
+        "xregion_replication_tasks_completed_total{region=\"us-east-1\",destination_bucket=\"photos-backup\"}";
+    assert!(stdout.contains(completed), "the metrics: {stdout}");
     assert!(stdout.contains("\"DeleteMarkers\""), "the replicated delete marker: {stdout}");
 
     // The same facts through the SDK.
