@@ -15,6 +15,7 @@ mod error;
 pub mod multipart;
 pub mod objects;
 pub mod replica;
+pub mod replica_batch;
 pub mod replication_rules;
 
 use std::path::{Path, PathBuf};

@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 mod backoff;
+mod batch;
 mod error;
 pub mod report;
 mod s3;

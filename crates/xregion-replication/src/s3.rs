@@ -25,6 +25,7 @@ use xregion_core::{CoreError, Region};
 use xregion_types::replication::TaskKind;
 use xregion_types::{ObjectData, VersionRecord};
 
+use crate::batch::{BatchClient, batchable};
 use crate::{Replica, ReplicationError, ReplicationTarget};
 
 /// Connect timeout to a destination.
@@ -36,6 +37,7 @@ const READ_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct S3Target {
     endpoints: BTreeMap<String, String>,
     credentials: Credentials,
+    batch: BatchClient,
     clients: Mutex<HashMap<String, Client>>,
     locations: Mutex<HashMap<String, String>>,
 }
@@ -48,6 +50,7 @@ impl S3Target {
         Self {
             endpoints,
             credentials: Credentials::new(access_key, secret_key, None, None, "xregion-replication"),
+            batch: BatchClient::new(access_key, secret_key, CONNECT_TIMEOUT, READ_TIMEOUT),
             clients: Mutex::new(HashMap::new()),
             locations: Mutex::new(HashMap::new()),
         }
@@ -85,8 +88,7 @@ impl S3Target {
             return Ok(client.clone());
         }
         let Some(endpoint) = self.endpoints.get(region) else {
-            // A configuration gap, fixed by a restart with the peer configured: keep the task.
-            return Err(ReplicationError::unavailable(format!("no endpoint configured for region {region}")));
+            return Err(no_endpoint(region));
         };
         let config = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
@@ -125,9 +127,56 @@ impl S3Target {
     }
 }
 
+impl S3Target {
+    /// Small versions and delete markers in one batch request (`crate::batch`), the rest
+    /// (larger objects, tag changes) one by one.
+    async fn send_all(&self, region: &Region, replicas: &[Replica]) -> Vec<Result<(), ReplicationError>> {
+        let mut results: Vec<Option<Result<(), ReplicationError>>> = vec![None; replicas.len()];
+        let (small, large): (Vec<usize>, Vec<usize>) =
+            (0..replicas.len()).partition(|i| batchable(replicas[*i].kind, &replicas[*i].version));
+        if let Some(first) = small.first() {
+            let bucket = &replicas[*first].destination_bucket;
+            let answers = match self.locate(region, bucket).await {
+                Ok(owner) => match self.endpoints.get(&owner) {
+                    Some(endpoint) => {
+                        let batch: Vec<&Replica> = small.iter().map(|i| &replicas[*i]).collect();
+                        self.batch.send(region, &owner, endpoint, &batch).await
+                    }
+                    None => vec![Err(no_endpoint(&owner)); small.len()],
+                },
+                Err(e) => vec![Err(e); small.len()],
+            };
+            if answers.iter().any(|a| a.as_ref().is_err_and(|e| e.kind() != crate::ErrorKind::Permanent)) {
+                self.forget_location(bucket);
+            }
+            for (i, answer) in small.into_iter().zip(answers) {
+                results[i] = Some(answer);
+            }
+        }
+        for i in large {
+            results[i] = Some(self.send_one(region, &replicas[i]).await);
+        }
+        results.into_iter().map(|r| r.unwrap_or_else(|| Err(ReplicationError::retryable("not sent")))).collect()
+    }
+}
+
+/// A region without a configured endpoint: a configuration gap, fixed by a restart with the
+/// peer configured, so the task is kept.
+fn no_endpoint(region: &str) -> ReplicationError {
+    ReplicationError::unavailable(format!("no endpoint configured for region {region}"))
+}
+
 impl ReplicationTarget for S3Target {
     fn send<'a>(&'a self, region: &'a Region, replica: &'a Replica) -> BoxFuture<'a, Result<(), ReplicationError>> {
         Box::pin(self.send_one(region, replica))
+    }
+
+    fn send_many<'a>(
+        &'a self,
+        region: &'a Region,
+        replicas: &'a [Replica],
+    ) -> BoxFuture<'a, Vec<Result<(), ReplicationError>>> {
+        Box::pin(self.send_all(region, replicas))
     }
 }
 

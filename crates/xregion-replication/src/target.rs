@@ -30,4 +30,20 @@ pub struct Replica {
 pub trait ReplicationTarget: Send + Sync + 'static {
     /// Sends one replica; `region` is the source (to stream the bytes from).
     fn send<'a>(&'a self, region: &'a Region, replica: &'a Replica) -> BoxFuture<'a, Result<(), ReplicationError>>;
+
+    /// Sends several replicas bound for one destination bucket, at most one per key; one
+    /// result per replica, in order. The default sends them one by one; a target may batch.
+    fn send_many<'a>(
+        &'a self,
+        region: &'a Region,
+        replicas: &'a [Replica],
+    ) -> BoxFuture<'a, Vec<Result<(), ReplicationError>>> {
+        Box::pin(async move {
+            let mut results = Vec::with_capacity(replicas.len());
+            for r in replicas {
+                results.push(self.send(region, r).await);
+            }
+            results
+        })
+    }
 }

@@ -33,8 +33,11 @@ use crate::{Backoff, ErrorKind, Replica, ReplicationError, ReplicationTarget};
 /// Tuning of the worker.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// Tasks running at once per destination bucket.
+    /// Jobs running at once per destination bucket. A job is one task, or up to
+    /// `batch_size` tasks of small objects and delete markers sent in one batch request.
     pub concurrency_per_destination: usize,
+    /// Most tasks in one batch job.
+    pub batch_size: usize,
     /// Tasks held in memory per destination bucket (the rest waits in the outbox).
     pub max_queued_per_destination: usize,
     /// Outbox rows read per scan step.
@@ -52,6 +55,7 @@ impl Default for WorkerConfig {
             // here); 8 left the CPU idle and replication fell behind full-speed ingest (0.52 of
             // it for 4 KiB), 32 keeps pace (bench/README.md, replication mode).
             concurrency_per_destination: 32,
+            batch_size: 64,
             max_queued_per_destination: 1024,
             scan_batch: 256,
             tick: Duration::from_secs(5),
@@ -202,6 +206,8 @@ struct Queued {
     task: ReplicationTask,
     attempts: u32,
     not_before: Option<Instant>,
+    /// May share a batch job (a small object version or a delete marker).
+    batchable: bool,
 }
 
 impl Queued {
@@ -217,7 +223,10 @@ struct Dest {
     queue: VecDeque<Queued>,
     /// Keys with a running task.
     busy: HashSet<(u64, String)>,
+    /// Tasks running.
     running: usize,
+    /// Jobs running (each one task or one batch).
+    jobs: usize,
     /// The first outbox row of this destination that was not loaded for lack of room; every
     /// later row of it was skipped too, and is read again from here.
     overflow_from: Option<u64>,
@@ -226,6 +235,7 @@ struct Dest {
 }
 
 /// How a task ended.
+#[derive(Clone)]
 enum Finished {
     /// Done; the lag of a replicated version or delete marker (not of a tag change).
     Completed(Option<u64>),
@@ -234,7 +244,6 @@ enum Finished {
 
 /// A task coming back from its run.
 struct Done {
-    dest: String,
     item: Queued,
     result: Result<Finished, ReplicationError>,
 }
@@ -255,7 +264,7 @@ struct Worker {
     /// Every outbox row with `seq <= cursor` was seen by the global scan.
     cursor: u64,
     dests: BTreeMap<String, Dest>,
-    running: JoinSet<Done>,
+    running: JoinSet<(String, Vec<Done>)>,
     status: Arc<Mutex<WorkerStatus>>,
     counters: Counters,
     /// Per destination bucket, since start (kept when its queue goes idle).
@@ -280,7 +289,7 @@ impl Worker {
                 biased;
                 _ = stop.changed() => break,
                 Some(joined) = self.running.join_next(), if !self.running.is_empty() => match joined {
-                    Ok(done) => self.finish(done),
+                    Ok((dest, done)) => self.finish(&dest, done),
                     Err(e) => tracing::error!(error = %e, "replication task vanished"),
                 },
                 _ = self.wake.notified() => {}
@@ -322,7 +331,8 @@ impl Worker {
                     dest.overflow_from = Some(entry.seq);
                     continue;
                 }
-                dest.queue.push_back(Queued { entry, task, attempts: 0, not_before: None });
+                let item = queued(&meta, entry, task);
+                dest.queue.push_back(item);
             }
             if !full_batch {
                 return Ok(false);
@@ -366,7 +376,8 @@ impl Worker {
                         break 'scan;
                     }
                     if let Some(dest) = self.dests.get_mut(&name) {
-                        dest.queue.push_back(Queued { entry, task, attempts: 0, not_before: None });
+                        let item = queued(&meta, entry, task);
+                        dest.queue.push_back(item);
                     }
                 }
                 if !full_batch {
@@ -403,19 +414,22 @@ impl Worker {
         }
     }
 
-    /// Starts every task that may run now: destination not paused, below its concurrency, not
-    /// due later, and no earlier task of its key waiting or running.
+    /// Starts every task that may run now: destination not paused, below its job limit, not
+    /// due later, and no earlier task of its key waiting or running. Batchable tasks are
+    /// grouped into jobs of up to `batch_size`; any other task is a job of its own.
     fn dispatch(&mut self) {
         let now = Instant::now();
         let limit = self.config.concurrency_per_destination;
+        let batch_size = self.config.batch_size.max(1);
         for (name, dest) in &mut self.dests {
             if dest.paused_until.is_some_and(|t| t > now) {
                 continue;
             }
             dest.paused_until = None;
             let mut held: HashSet<(u64, String)> = HashSet::new();
+            let mut batch: Vec<Queued> = Vec::new();
             let mut i = 0;
-            while i < dest.queue.len() && dest.running < limit {
+            while i < dest.queue.len() && dest.jobs + usize::from(!batch.is_empty()) < limit {
                 let key = dest.queue[i].key();
                 let waiting = dest.queue[i].not_before.is_some_and(|t| t > now);
                 if dest.busy.contains(&key) || held.contains(&key) || waiting {
@@ -426,28 +440,42 @@ impl Worker {
                 let Some(item) = dest.queue.remove(i) else { break };
                 dest.busy.insert(key);
                 dest.running += 1;
-                let region = self.region.clone();
-                let target = Arc::clone(&self.target);
-                let dest_name = name.clone();
-                self.running.spawn(async move {
-                    let result = AssertUnwindSafe(execute(&region, target.as_ref(), &item))
-                        .catch_unwind()
-                        .await
-                        .unwrap_or_else(|_| Err(ReplicationError::retryable("replication task panicked")));
-                    Done { dest: dest_name, item, result }
-                });
+                if !item.batchable {
+                    dest.jobs += 1;
+                    spawn_job(&mut self.running, &self.region, &self.target, name, vec![item]);
+                    continue;
+                }
+                batch.push(item);
+                if batch.len() == batch_size {
+                    dest.jobs += 1;
+                    spawn_job(&mut self.running, &self.region, &self.target, name, std::mem::take(&mut batch));
+                }
+            }
+            if !batch.is_empty() {
+                dest.jobs += 1;
+                spawn_job(&mut self.running, &self.region, &self.target, name, batch);
             }
         }
     }
 
-    /// Books a finished run: counters, or back-off and re-queue in sequence order.
-    fn finish(&mut self, done: Done) {
-        let Done { dest: name, mut item, result } = done;
+    /// Books a finished job: each task's result (see [`Worker::finish_one`]).
+    fn finish(&mut self, name: &str, done: Vec<Done>) {
+        if let Some(dest) = self.dests.get_mut(name) {
+            dest.jobs = dest.jobs.saturating_sub(1);
+        }
+        for d in done {
+            self.finish_one(name, d);
+        }
+    }
+
+    /// Books a finished task: counters, or back-off and re-queue in sequence order.
+    fn finish_one(&mut self, name: &str, done: Done) {
+        let Done { mut item, result } = done;
         let backoff = self.config.backoff;
-        let Some(dest) = self.dests.get_mut(&name) else { return };
+        let Some(dest) = self.dests.get_mut(name) else { return };
         dest.running = dest.running.saturating_sub(1);
         dest.busy.remove(&item.key());
-        let counters = self.dest_counters.entry(name.clone()).or_default();
+        let counters = self.dest_counters.entry(name.to_owned()).or_default();
         match result {
             Ok(Finished::Completed(lag)) => {
                 self.counters.completed += 1;
@@ -544,51 +572,124 @@ impl Worker {
     }
 }
 
-/// Runs one task: reads the source version, sends it, and finishes the task in the store.
-/// `Err` means "retry later" (the task stays in the outbox).
-async fn execute(region: &Region, target: &dyn ReplicationTarget, item: &Queued) -> Result<Finished, ReplicationError> {
-    let entry = &item.entry;
+/// Starts a job on the worker's join set.
+fn spawn_job(
+    running: &mut JoinSet<(String, Vec<Done>)>,
+    region: &Region,
+    target: &Arc<dyn ReplicationTarget>,
+    dest: &str,
+    items: Vec<Queued>,
+) {
+    let (region, target, dest) = (region.clone(), Arc::clone(target), dest.to_owned());
+    running.spawn(async move {
+        let count = items.len();
+        let results =
+            AssertUnwindSafe(execute(&region, target.as_ref(), &items)).catch_unwind().await.unwrap_or_else(|_| {
+                (0..count).map(|_| Err(ReplicationError::retryable("replication task panicked"))).collect()
+            });
+        let done = items.into_iter().zip(results).map(|(item, result)| Done { item, result }).collect();
+        (dest, done)
+    });
+}
+
+/// Whether a task may share a batch job: a delete marker, or an object task whose version is
+/// small (looked up once, when the task enters the window). Tag changes go alone.
+fn queued(meta: &xregion_meta::MetaStore, entry: OutboxEntry, task: ReplicationTask) -> Queued {
+    let batchable = match task.kind {
+        TaskKind::DeleteMarker => true,
+        TaskKind::Tags => false,
+        TaskKind::Object => entry
+            .version_id
+            .as_ref()
+            .and_then(|id| meta.get_version(entry.bucket_id, &entry.key, Some(id)).ok().flatten())
+            .is_some_and(|v| crate::batch::batchable(TaskKind::Object, &v)),
+    };
+    Queued { entry, task, attempts: 0, not_before: None, batchable }
+}
+
+/// Runs a job: reads each source version, sends them together (`ReplicationTarget::send_many`),
+/// and finishes each task in the store (the finishing writes share a group commit). One result
+/// per task; `Err` means "retry later" (the task stays in the outbox).
+async fn execute(
+    region: &Region,
+    target: &dyn ReplicationTarget,
+    items: &[Queued],
+) -> Vec<Result<Finished, ReplicationError>> {
     let meta = region.meta();
     let store_error = |e: xregion_meta::MetaError| ReplicationError::retryable(format!("metadata: {e}"));
-    let Some(source_bucket) = meta.bucket_name(entry.bucket_id).map_err(store_error)? else {
-        return finish(region, entry.seq, Some("SrcBucketNotFound")).await;
-    };
-    let version = match &entry.version_id {
-        Some(id) => meta.get_version(entry.bucket_id, &entry.key, Some(id)).map_err(store_error)?,
-        None => None,
-    };
-    // The version was removed (DELETE with versionId, never replicated: DEL-1) before its task
-    // ran: there is nothing left to send.
-    let Some(version) = version else {
-        return finish(region, entry.seq, None).await;
-    };
-    let replica = Replica {
-        kind: item.task.kind,
-        source_bucket,
-        destination_bucket: item.task.destination_bucket.clone(),
-        key: entry.key.clone(),
-        version,
-        storage_class: item.task.storage_class.clone(),
-    };
-    // Lag is measured for new versions and delete markers: source last-modified → acknowledged.
-    let created_ms = match item.task.kind {
-        TaskKind::Object | TaskKind::DeleteMarker => Some(replica.version.last_modified_ms),
-        TaskKind::Tags => None,
-    };
-    match target.send(region, &replica).await {
-        Ok(()) => {
-            let finished = finish(region, entry.seq, None).await?;
-            let lag = created_ms.map(|t| u64::try_from(xregion_types::now_ms().saturating_sub(t)).unwrap_or(0));
-            Ok(match finished {
-                Finished::Completed(_) => Finished::Completed(lag),
-                other => other,
-            })
+    // Per task: a finished outcome (`Some(failure reason or None)`) or a replica to send.
+    let mut outcomes: Vec<Result<Option<Option<&'static str>>, ReplicationError>> = Vec::with_capacity(items.len());
+    let mut replicas = Vec::new();
+    let mut sent = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let entry = &item.entry;
+        let bucket = match meta.bucket_name(entry.bucket_id) {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                outcomes.push(Ok(Some(Some("SrcBucketNotFound"))));
+                continue;
+            }
+            Err(e) => {
+                outcomes.push(Err(store_error(e)));
+                continue;
+            }
+        };
+        let version = match &entry.version_id {
+            Some(id) => meta.get_version(entry.bucket_id, &entry.key, Some(id)),
+            None => Ok(None),
+        };
+        match version {
+            // The version was removed (DELETE with versionId, never replicated: DEL-1) before
+            // its task ran: there is nothing left to send.
+            Ok(None) => outcomes.push(Ok(Some(None))),
+            Err(e) => outcomes.push(Err(store_error(e))),
+            Ok(Some(version)) => {
+                outcomes.push(Ok(None));
+                sent.push(i);
+                replicas.push(Replica {
+                    kind: item.task.kind,
+                    source_bucket: bucket,
+                    destination_bucket: item.task.destination_bucket.clone(),
+                    key: entry.key.clone(),
+                    version,
+                    storage_class: item.task.storage_class.clone(),
+                });
+            }
         }
-        Err(e) if e.kind() == ErrorKind::Permanent => {
-            finish(region, entry.seq, Some(e.reason().unwrap_or("DstPutObjectNotPermitted"))).await
-        }
-        Err(e) => Err(e),
     }
+    let answers = if replicas.is_empty() { Vec::new() } else { target.send_many(region, &replicas).await };
+    let mut lags: Vec<Option<i64>> = vec![None; items.len()];
+    for ((i, replica), answer) in sent.iter().zip(&replicas).zip(answers) {
+        outcomes[*i] = match answer {
+            Ok(()) => {
+                // Lag is measured for new versions and delete markers: source last-modified →
+                // acknowledged.
+                if replica.kind != TaskKind::Tags {
+                    lags[*i] = Some(replica.version.last_modified_ms);
+                }
+                Ok(Some(None))
+            }
+            Err(e) if e.kind() == ErrorKind::Permanent => {
+                Ok(Some(Some(e.reason().unwrap_or("DstPutObjectNotPermitted"))))
+            }
+            Err(e) => Err(e),
+        };
+    }
+    let finishing = items.iter().zip(outcomes).zip(lags).map(|((item, outcome), created)| async move {
+        let failure = match outcome {
+            Err(e) => return Err(e),
+            Ok(None) => return Err(ReplicationError::retryable("replica was not sent")),
+            Ok(Some(failure)) => failure,
+        };
+        match finish(region, item.entry.seq, failure).await? {
+            Finished::Completed(_) => {
+                let lag = created.map(|t| u64::try_from(xregion_types::now_ms().saturating_sub(t)).unwrap_or(0));
+                Ok(Finished::Completed(lag))
+            }
+            other => Ok(other),
+        }
+    });
+    futures::future::join_all(finishing).await
 }
 
 /// `CompleteTask` or `FailTask`; a failed metadata write means "retry" (replay is harmless).

@@ -1,13 +1,16 @@
-//! Operator endpoints beside the S3 API (design invariant 6: every queue is observable):
+//! The `/_xregion/...` endpoints beside the S3 API, one s3s custom route:
 //!
-//! * `GET /_xregion/replication`: the replication report as JSON;
-//! * `GET /_xregion/metrics`: the same figures in the Prometheus text format.
+//! * `GET /_xregion/replication`: the replication report as JSON, and
+//!   `GET /_xregion/metrics`: the same figures in the Prometheus text format (design
+//!   invariant 6: every queue is observable). Authorized through the `Authorizer` hook as
+//!   `xregion:GetReplicationReport` on the service; anonymous requests get `403 AccessDenied`.
+//!   What the reports contain is computed outside this crate, behind [`AdminReports`].
+//! * `POST /_xregion/replicate/<bucket>`: a batch of replica writes
+//!   (`ops::replica_batch`), each entry authorized like its single-object replica write.
 //!
-//! Both are SigV4-signed like any S3 request (`curl --aws-sigv4 "aws:amz:<region>:s3"`) and
-//! authorized through the `Authorizer` hook as `xregion:GetReplicationReport` on the service;
-//! anonymous requests get `403 AccessDenied`. `_xregion` can never be a bucket name (it has an
-//! underscore), so the path cannot shadow a bucket. What the reports contain is computed
-//! outside this crate, behind [`AdminReports`].
+//! All are SigV4-signed like any S3 request (`curl --aws-sigv4 "aws:amz:<region>:s3"`).
+//! `_xregion` can never be a bucket name (it has an underscore), so the paths cannot shadow a
+//! bucket; in a virtual-hosted-style request they are object keys.
 
 use std::sync::Arc;
 
@@ -20,13 +23,41 @@ use s3s::validation::NameValidation;
 use s3s::{Body, S3Request, S3Response, S3Result, s3_error};
 use xregion_identity::{Authorizer, Decision, Identity, Resource};
 
+use xregion_core::Region;
+
 use crate::RegionHost;
+use crate::ops::replica::ReplicaAuth;
 
 /// The path prefix of the operator endpoints (a name no bucket can have).
 pub const ADMIN_PREFIX: &str = "_xregion";
 
 /// IAM-style action name checked for the reports.
+///
+/// Reports and batch replica writes share this route because s3s takes one custom route.
 pub const REPORT_ACTION: &str = "xregion:GetReplicationReport";
+
+/// Path prefix of the batch replica writes (`/_xregion/replicate/<bucket>`).
+const REPLICATE_PREFIX: &str = "/_xregion/replicate/";
+
+/// What a `/_xregion/...` request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Endpoint {
+    Report(AdminReport),
+    Replicate(String),
+}
+
+impl Endpoint {
+    fn of(method: &Method, path: &str) -> Option<Self> {
+        match *method {
+            Method::GET => AdminReport::from_path(path).map(Self::Report),
+            Method::POST => path
+                .strip_prefix(REPLICATE_PREFIX)
+                .filter(|b| !b.is_empty() && !b.contains('/'))
+                .map(|b| Self::Replicate(b.to_owned())),
+            _ => None,
+        }
+    }
+}
 
 /// Which report is asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,27 +91,31 @@ pub trait AdminReports: Send + Sync + 'static {
     fn render(&self, report: AdminReport) -> BoxFuture<'_, Result<String, String>>;
 }
 
-/// The s3s custom route serving [`AdminReport`]s.
-pub(crate) struct AdminRoute {
+/// The s3s custom route serving every [`Endpoint`].
+pub(crate) struct XregionRoute {
+    region: Region,
+    replica_auth: ReplicaAuth,
     reports: Arc<dyn AdminReports>,
     host: RegionHost,
     identity: Identity,
     authorizer: Arc<dyn Authorizer>,
 }
 
-impl AdminRoute {
+impl XregionRoute {
     pub(crate) fn new(
+        region: Region,
         reports: Arc<dyn AdminReports>,
         host: RegionHost,
         identity: Identity,
         authorizer: Arc<dyn Authorizer>,
     ) -> Self {
-        Self { reports, host, identity, authorizer }
+        let replica_auth = ReplicaAuth::new(identity.clone(), Arc::clone(&authorizer));
+        Self { region, replica_auth, reports, host, identity, authorizer }
     }
 }
 
 #[async_trait::async_trait]
-impl S3Route for AdminRoute {
+impl S3Route for XregionRoute {
     fn is_match(&self, method: &Method, uri: &Uri, headers: &HeaderMap, _extensions: &mut Extensions) -> bool {
         // A virtual-hosted-style request names a bucket: its path is an object key.
         let vhost_bucket = headers
@@ -88,26 +123,38 @@ impl S3Route for AdminRoute {
             .and_then(|h| h.to_str().ok())
             .and_then(|h| self.host.parse_host_header(h).ok().map(|vh| vh.bucket().is_some()))
             .unwrap_or(false);
-        *method == Method::GET && !vhost_bucket && AdminReport::from_path(uri.path()).is_some()
+        !vhost_bucket && Endpoint::of(method, uri.path()).is_some()
     }
 
     async fn check_access(&self, req: &mut S3Request<Body>) -> S3Result<()> {
-        let principal = req.credentials.as_ref().and_then(|c| self.identity.principal(&c.access_key));
-        match self.authorizer.authorize(principal, REPORT_ACTION, &Resource::Service) {
-            Decision::Allow => Ok(()),
-            Decision::Deny(why) => Err(s3_error!(AccessDenied, "Access Denied: {}", why)),
+        match Endpoint::of(&req.method, req.uri.path()) {
+            Some(Endpoint::Report(_)) => {
+                let principal = req.credentials.as_ref().and_then(|c| self.identity.principal(&c.access_key));
+                match self.authorizer.authorize(principal, REPORT_ACTION, &Resource::Service) {
+                    Decision::Allow => Ok(()),
+                    Decision::Deny(why) => Err(s3_error!(AccessDenied, "Access Denied: {}", why)),
+                }
+            }
+            // Each entry is authorized on its own object (s3:ReplicateObject / ReplicateDelete).
+            Some(Endpoint::Replicate(_)) if req.credentials.is_some() => Ok(()),
+            _ => Err(s3_error!(AccessDenied, "Access Denied")),
         }
     }
 
     async fn call(&self, req: S3Request<Body>) -> S3Result<S3Response<Body>> {
-        let Some(report) = AdminReport::from_path(req.uri.path()) else {
-            return Err(s3_error!(NoSuchKey, "No such xregion endpoint."));
-        };
-        let body = self.reports.render(report).await.map_err(|e| s3_error!(InternalError, "{}", e))?;
-        let mut resp = S3Response::with_status(Body::from(body), StatusCode::OK);
-        resp.headers
-            .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(report.content_type()));
-        Ok(resp)
+        match Endpoint::of(&req.method, req.uri.path()) {
+            Some(Endpoint::Report(report)) => {
+                let body = self.reports.render(report).await.map_err(|e| s3_error!(InternalError, "{}", e))?;
+                let mut resp = S3Response::with_status(Body::from(body), StatusCode::OK);
+                let content_type = hyper::header::HeaderValue::from_static(report.content_type());
+                resp.headers.insert(hyper::header::CONTENT_TYPE, content_type);
+                Ok(resp)
+            }
+            Some(Endpoint::Replicate(bucket)) => {
+                crate::ops::replica_batch::replicate_batch(&self.region, &self.replica_auth, &bucket, req).await
+            }
+            None => Err(s3_error!(NoSuchKey, "No such xregion endpoint.")),
+        }
     }
 }
 
@@ -135,5 +182,10 @@ mod tests {
         assert_eq!(AdminReport::from_path("/bucket/_xregion/metrics"), None);
         assert!(Names.validate_bucket_name("_xregion") && Names.validate_bucket_name("photos"));
         assert!(!Names.validate_bucket_name("_other"));
+        assert_eq!(Endpoint::of(&Method::POST, "/_xregion/replicate/b1"), Some(Endpoint::Replicate("b1".into())));
+        assert_eq!(Endpoint::of(&Method::POST, "/_xregion/replicate/"), None);
+        assert_eq!(Endpoint::of(&Method::POST, "/_xregion/replicate/b/k"), None);
+        assert_eq!(Endpoint::of(&Method::GET, "/_xregion/replicate/b1"), None);
+        assert_eq!(Endpoint::of(&Method::POST, "/_xregion/metrics"), None);
     }
 }

@@ -34,12 +34,13 @@ pub fn build_service(
     domains: Vec<String>,
     reports: Arc<dyn admin::AdminReports>,
 ) -> S3Service {
-    let api = service::Api::new(region, ops::replica::ReplicaAuth::new(identity.clone(), Arc::clone(&authorizer)));
+    let api =
+        service::Api::new(region.clone(), ops::replica::ReplicaAuth::new(identity.clone(), Arc::clone(&authorizer)));
     let host = RegionHost::new(domains);
     let mut builder = S3ServiceBuilder::new(api);
     builder.set_auth(access::Auth::new(identity.clone()));
     builder.set_access(access::Access::new(identity.clone(), Arc::clone(&authorizer)));
-    builder.set_route(admin::AdminRoute::new(reports, host.clone(), identity, authorizer));
+    builder.set_route(admin::XregionRoute::new(region, reports, host.clone(), identity, authorizer));
     builder.set_validation(admin::Names);
     builder.set_host(host);
     builder.build()

@@ -5,6 +5,7 @@ pub(crate) mod list;
 pub(crate) mod multipart;
 pub(crate) mod object;
 pub(crate) mod replica;
+pub(crate) mod replica_batch;
 pub(crate) mod replication;
 
 use s3s::dto::Owner;

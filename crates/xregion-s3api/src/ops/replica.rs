@@ -48,7 +48,7 @@ impl ReplicaAuth {
     }
 
     /// Design invariant 5: replica writes need `action` (s3:Replicate*) on the object.
-    fn check<T>(&self, req: &S3Request<T>, action: &str, bucket: &str, key: &str) -> S3Result<()> {
+    pub(crate) fn check<T>(&self, req: &S3Request<T>, action: &str, bucket: &str, key: &str) -> S3Result<()> {
         let principal = req.credentials.as_ref().and_then(|c| self.identity.principal(&c.access_key)).cloned();
         let resource = Resource::Object(bucket.to_owned(), key.to_owned());
         match self.authorizer.authorize(principal.as_ref(), action, &resource) {

@@ -397,3 +397,71 @@ async fn inv3_an_unrelated_region_down_does_not_block_replication() {
     wait_completed(&sc, &src, "k", &vid).await;
     assert_eq!(get_body(&dc, &dst, "k", Some(&vid)).await, b"x");
 }
+
+/// IMPL-2 over the batch endpoint (`POST /_xregion/replicate/<bucket>`): every entry is applied
+/// like its single-object replica write and answered on its own line: a good version, a
+/// replay (no-op), bytes that do not match the ETag (`BadDigest`, nothing stored), a delete
+/// marker with the source id. A framing error refuses the whole batch; anonymous callers are
+/// refused (design invariant 5).
+#[tokio::test]
+async fn impl2_batch_entries_are_applied_and_answered_one_by_one() {
+    use bytes::Bytes;
+    use xregion_core::replica_batch::{BatchEntry, BatchObject, EntryResult, decode_results, encode};
+
+    let regions = TestRegion::start_many(&["us-east-1"]);
+    let r = &regions[0];
+    let c = r.client();
+    let scratch = create_versioned_bucket(&c, "scratch").await;
+    let id = |out: aws_sdk_s3::operation::put_object::PutObjectOutput| out.version_id().expect("vid").to_owned();
+    let (v1, v2) = (id(put(&c, &scratch, "a", b"1").await), id(put(&c, &scratch, "b", b"2").await));
+    let marker = c.delete_object().bucket(&scratch).key("a").send().await.expect("marker");
+    let marker = marker.version_id().expect("marker id").to_owned();
+    let dst = create_versioned_bucket(&c, "batch").await;
+    let object = |key: &str, version: &str, etag: String| BatchEntry {
+        key: key.into(),
+        version_id: version.into(),
+        last_modified_ms: 1_700_000_000_000,
+        object: Some(BatchObject {
+            etag,
+            content_type: Some("text/plain".into()),
+            tags: vec![("t".into(), "v".into())],
+            storage_class: "STANDARD".into(),
+            ..BatchObject::default()
+        }),
+    };
+    let batch = encode(&[
+        (object("a", &v1, md5_hex(b"1")), Bytes::from_static(b"1")),
+        (object("a", &v1, md5_hex(b"1")), Bytes::from_static(b"1")),
+        (object("b", &v2, md5_hex(b"original")), Bytes::from_static(b"tampered")),
+        (
+            BatchEntry {
+                key: "a".into(),
+                version_id: marker.clone(),
+                last_modified_ms: 1_700_000_000_001,
+                object: None,
+            },
+            Bytes::new(),
+        ),
+    ]);
+    let path = format!("/_xregion/replicate/{dst}");
+    let resp = r.signed("POST", &path, &[], &batch).await;
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    let results = decode_results(&String::from_utf8_lossy(&resp.body)).expect("result lines");
+    assert_eq!(results.len(), 4);
+    assert_eq!(&results[..2], &[EntryResult::Ok, EntryResult::Ok]);
+    assert!(matches!(&results[2], EntryResult::Err { status: 400, code, .. } if code == "BadDigest"), "{results:?}");
+    assert_eq!(results[3], EntryResult::Ok);
+
+    let versions = all_versions(&c, &dst).await;
+    let listed: Vec<(&str, &str, bool)> = versions.iter().map(|v| (v.0.as_str(), v.1.as_str(), v.3)).collect();
+    assert_eq!(listed, [("a", marker.as_str(), true), ("a", v1.as_str(), false)], "b was refused");
+    let head = c.head_object().bucket(&dst).key("a").version_id(&v1).send().await.expect("head replica");
+    assert_eq!(head.replication_status().map(|s| s.as_str()), Some("REPLICA"));
+    assert_eq!(head.content_type(), Some("text/plain"));
+    assert_eq!(head.e_tag(), Some(format!("\"{}\"", md5_hex(b"1")).as_str()));
+
+    let garbage = r.signed("POST", &path, &[], b"XRB1\x00\x00\x00\x09oops").await;
+    assert_eq!((garbage.status, garbage.error_code().as_deref()), (400, Some("InvalidRequest")));
+    let anonymous = r.anonymous("POST", &path).await;
+    assert_eq!((anonymous.status, anonymous.error_code().as_deref()), (403, Some("AccessDenied")));
+}
