@@ -232,7 +232,8 @@ fn raw_phases(
         let mut written = Vec::new();
         for &wc in concs {
             let snap = probe.begin();
-            let (m, paths) = raw::write_fsync(&dir, size, pattern, wc, dur, args.max_writes_per_worker(size, wc))?;
+            let max = args.max_writes_per_worker(size, wc);
+            let (m, paths) = raw::write_fsync(&dir, size, pattern, wc, dur, max, false)?;
             written.extend(paths);
             record(phases, probe, &snap, phase::RAW_WRITE, size, wc, m);
         }
@@ -244,6 +245,11 @@ fn raw_phases(
             let snap = probe.begin();
             let m = raw::read_back(&written, c, dur, true)?;
             record(phases, probe, &snap, phase::RAW_READ_COLD, size, c, m);
+            // The server drops a blob's pages once it is on disk; so does this ceiling.
+            let snap = probe.begin();
+            let (m, _) =
+                raw::write_fsync(&dir.join("drop"), size, pattern, c, dur, args.max_writes_per_worker(size, c), true)?;
+            record(phases, probe, &snap, phase::RAW_WRITE_DROP, size, c, m);
         }
         // Large files go now (disk space). The ~10^5 small files stay until the run ends: on ext4
         // without a journal, inodes freed in the last minutes are skipped by the inode allocator
@@ -259,6 +265,8 @@ fn raw_phases(
 pub mod phase {
     /// Create, write, fsync, close a file.
     pub const RAW_WRITE: &str = "raw write+fsync";
+    /// Create, write, fsync, drop the file's pages from the page cache, close.
+    pub const RAW_WRITE_DROP: &str = "raw write+fsync+drop";
     /// Read files just written (page cache).
     pub const RAW_READ_CACHED: &str = "raw read, cached";
     /// Read files after evicting them from the page cache (device).

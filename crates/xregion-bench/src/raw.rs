@@ -50,7 +50,9 @@ fn file_path(dir: &Path, worker: usize, i: u64) -> PathBuf {
 }
 
 /// Creates files of `size` bytes (written from `pattern`, repeated) and fsyncs each one, at
-/// most `max_per_worker` per worker. Returns the measurement and the paths written.
+/// most `max_per_worker` per worker; with `drop_pages`, then drops each file's pages from the
+/// page cache (`POSIX_FADV_DONTNEED`), as the server does with its blob files. Returns the
+/// measurement and the paths written.
 pub fn write_fsync(
     dir: &Path,
     size: u64,
@@ -58,6 +60,7 @@ pub fn write_fsync(
     concurrency: usize,
     duration: Duration,
     max_per_worker: u64,
+    drop_pages: bool,
 ) -> anyhow::Result<(Measured, Vec<PathBuf>)> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let m = run_threads(concurrency, duration, |w, i| {
@@ -73,6 +76,10 @@ pub fn write_fsync(
             left -= n as u64;
         }
         f.sync_all().with_context(|| format!("fsync {}", path.display()))?;
+        if drop_pages {
+            rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed)
+                .with_context(|| format!("fadvise {}", path.display()))?;
+        }
         Ok(Some(size))
     })?;
     let paths = m

@@ -181,13 +181,29 @@ impl FileState {
         result.map(|()| true).map_err(|e| io_error(format!("fdatasync {}", self.temp.path.display()), e))
     }
 
-    /// Waits for write-back, then fsyncs the file (blocking).
+    /// Waits for write-back, then fsyncs the file (blocking), then lets its pages go.
     fn sync(&mut self) -> Result<(), BlobError> {
         self.writeback_done(true)?;
         let (path, file) = self.temp.file()?;
-        file.sync_all().map_err(|e| io_error(format!("fsync {}", path.display()), e))
+        file.sync_all().map_err(|e| io_error(format!("fsync {}", path.display()), e))?;
+        drop_cached_pages(file);
+        Ok(())
     }
 }
+
+/// Drops the file's clean pages from the page cache (`POSIX_FADV_DONTNEED`), once they are on
+/// disk. A blob is rarely read right after it is written (replicas, backups), and writes into
+/// recycled pages are much cheaper than writes that grow the page cache: on the benchmark
+/// machine, `perf` put 39 % of all CPU time in the kernel's copy into new page-cache pages
+/// during 1 MiB replication, and `dd` writes ran at 1.5 GB/s into freed pages but 0.4 GB/s
+/// into new ones. MinIO drops written data the same way. Advice only: errors are ignored.
+#[cfg(target_os = "linux")]
+fn drop_cached_pages(file: &File) {
+    let _ = rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::DontNeed);
+}
+
+#[cfg(not(target_os = "linux"))]
+fn drop_cached_pages(_file: &File) {}
 
 /// A background `fdatasync` and its outcome, shared by the job and the writer.
 #[derive(Debug, Default)]
@@ -224,6 +240,9 @@ impl Writeback {
             *state = WritebackState::Running;
         }
         let result = file.sync_data();
+        if result.is_ok() {
+            drop_cached_pages(file);
+        }
         *self.lock() = WritebackState::Done(result);
         self.done.notify_all();
     }
