@@ -7,7 +7,7 @@ use futures::stream::{BoxStream, StreamExt};
 use md5::{Digest as _, Md5};
 use xregion_blob::checksum::{Hasher, to_base64};
 use xregion_blob::{BlobInfo, BlobWriter};
-use xregion_meta::{Precondition, WriteOp, WriteOutcome};
+use xregion_meta::{Outbox, Precondition, WriteOp, WriteOutcome};
 use xregion_types::replication::TaskKind;
 use xregion_types::{
     BlobRef, BlobSegment, BucketRecord, ChecksumAlgorithm, ChecksumValue, InvalidInput, ObjectData, ObjectKey,
@@ -468,7 +468,7 @@ impl Region {
         // DEL-2..4 decide whether this marker is.
         let outbox = match (&version, b.versioning) {
             (None, VersioningState::Enabled) => self.plan_tasks(bucket, key, &[], TaskKind::DeleteMarker, false)?,
-            _ => Vec::new(),
+            _ => Outbox::default(),
         };
         let queued = outbox.len();
         let op = match &version {
@@ -508,7 +508,7 @@ impl Region {
         // A change on a replica stays local (TWO-3) unless a rule of this bucket enables
         // ReplicaModifications (TWO-4). Versions outside replication get no task.
         let outbox = match (&current.replication, current.object()) {
-            (ReplicationStatus::None, _) | (_, None) => Vec::new(),
+            (ReplicationStatus::None, _) | (_, None) => Outbox::default(),
             (status, Some(data)) => self.plan_tasks(bucket, key, &data.tags, TaskKind::Tags, status.is_replica())?,
         };
         let queued = outbox.len();

@@ -8,8 +8,10 @@
 //! never choose a version id.
 
 use futures::StreamExt as _;
+use std::sync::Arc;
 use xregion_blob::checksum::to_base64;
-use xregion_meta::{WriteOp, WriteOutcome};
+
+use xregion_meta::{Outbox, Planner, WriteOp, WriteOutcome};
 use xregion_types::replication::{ReplicationTask, TaskKind};
 use xregion_types::{
     ChecksumValue, InvalidInput, ObjectKey, ReplicationStatus, VersionId, VersionKind, VersionRecord, VersioningState,
@@ -68,7 +70,9 @@ pub struct ReplicaPut {
 
 impl Region {
     /// The encoded tasks a new version (or tag change) gets under the bucket's replication
-    /// configuration (PRI-1, ELI-4/5/13, DEL-2..4). Empty without a configuration.
+    /// configuration (PRI-1, ELI-4/5/13, DEL-2..4); none without a configuration. The outbox
+    /// carries the planner, so that the metadata writer plans again if the configuration
+    /// changes before the write commits (CON-5: a configuration applies to every later write).
     pub(crate) fn plan_tasks(
         &self,
         bucket: &str,
@@ -76,12 +80,16 @@ impl Region {
         tags: &[(String, String)],
         kind: TaskKind,
         is_replica: bool,
-    ) -> CoreResult<Vec<Vec<u8>>> {
-        let Some(config) = self.replication_config(bucket)? else {
-            return Ok(Vec::new());
-        };
-        let tasks = replication_rules::plan(&config, key, tags, kind, is_replica);
-        Ok(tasks.iter().map(encode_task).collect())
+    ) -> CoreResult<Outbox> {
+        let stored = self.bucket(bucket)?.replication;
+        let (key, tags) = (key.to_owned(), tags.to_vec());
+        let planner: Arc<Planner> = Arc::new(move |config: Option<&[u8]>| {
+            let Some(bytes) = config else { return Ok(Vec::new()) };
+            let config = replication_rules::decode(bytes).map_err(|e| e.to_string())?;
+            Ok(replication_rules::plan(&config, &key, &tags, kind, is_replica).iter().map(encode_task).collect())
+        });
+        let tasks = planner(stored.as_deref()).map_err(CoreError::Internal)?;
+        Ok(Outbox::planned(tasks, stored, planner))
     }
 
     /// Wakes the replication worker if `tasks` were committed.
@@ -164,7 +172,7 @@ impl Region {
             inline,
             replica: Some(record),
             precondition: None,
-            outbox: Vec::new(),
+            outbox: Outbox::default(),
         };
         match self.meta().write(op).await {
             Ok(WriteOutcome::Version { record, freed }) => {
@@ -205,7 +213,7 @@ impl Region {
             inline: None,
             replica: Some(record),
             precondition: None,
-            outbox: Vec::new(),
+            outbox: Outbox::default(),
         };
         match self.meta().write(op).await? {
             WriteOutcome::Version { record, freed } => {
@@ -233,7 +241,7 @@ impl Region {
             key: key.to_owned(),
             version_id: Some(version_id),
             tags,
-            outbox: Vec::new(),
+            outbox: Outbox::default(),
         };
         match self.meta().write(op).await? {
             WriteOutcome::Tags { version_id } => Ok(version_id),

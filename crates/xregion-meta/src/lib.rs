@@ -75,6 +75,6 @@ mod tests;
 pub use error::MetaError;
 pub use listing::{ListObjectsPage, ListObjectsQuery, ListVersionsPage, ListVersionsQuery, VersionEntry};
 pub use multipart::{ListUploadsPage, ListUploadsQuery, PartRecord, UploadRecord};
-pub use ops::{Precondition, WriteOp, WriteOutcome};
+pub use ops::{Outbox, Planner, Precondition, WriteOp, WriteOutcome};
 pub use queue::{FailedTask, OutboxEntry};
 pub use store::{MetaStore, WriterStats};

@@ -367,7 +367,7 @@ mod tests {
             }
             Action::Delete(i) => {
                 let key = i.get(keys);
-                let op = WriteOp::DeleteObject { bucket: "model".into(), key: key.clone(), outbox: vec![] };
+                let op = WriteOp::DeleteObject { bucket: "model".into(), key: key.clone(), outbox: vec![].into() };
                 let Ok(WriteOutcome::Deleted { removed, marker, .. }) = store.write_blocking(op) else { panic!() };
                 let versions = model.entry(key.clone()).or_default();
                 if let Some(removed) = removed {

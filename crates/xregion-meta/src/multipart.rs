@@ -137,7 +137,7 @@ pub(crate) fn complete(
     data: ObjectData,
     used_parts: &[u32],
     precondition: Option<&Precondition>,
-    outbox: Vec<Vec<u8>>,
+    outbox: crate::ops::Outbox,
 ) -> Result<WriteOutcome, MetaError> {
     let upload = get(&t.uploads, upload_id)?.ok_or(MetaError::NoSuchUpload)?;
     for &number in used_parts {
@@ -146,6 +146,7 @@ pub(crate) fn complete(
         }
     }
     let bucket = buckets::by_id(t, upload.bucket_id)?;
+    let outbox = outbox.resolve(bucket.replication.as_deref())?;
     let referenced: HashSet<String> = data.blob.segments.iter().map(|s| s.id.clone()).collect();
 
     // put_version validates before it writes; after it, only writes remain.

@@ -5,7 +5,70 @@ use xregion_types::{
     BlobSegment, BucketName, BucketRecord, ObjectData, ReplicationStatus, VersionId, VersionRecord, VersioningState,
 };
 
+use crate::error::MetaError;
 use crate::multipart::{PartRecord, UploadRecord};
+
+/// Plans replication tasks under a bucket's replication configuration bytes (`None`: no
+/// configuration). Provided by the caller; this crate never looks inside tasks or configs.
+pub type Planner = dyn Fn(Option<&[u8]>) -> Result<Vec<Vec<u8>>, String> + Send + Sync;
+
+/// The replication tasks a write commits with its version (design invariant 2), opaque here.
+///
+/// CON-5: a configuration change applies to every write that commits after it. The caller
+/// plans before the write reaches the writer thread, so a configuration stored in between
+/// would be missed; with [`Outbox::planned`], the writer compares the configuration inside
+/// the transaction with the one the tasks were planned under and, if it changed, plans again
+/// there with the caller's planner.
+#[derive(Clone, Default)]
+pub struct Outbox {
+    tasks: Vec<Vec<u8>>,
+    replan: Option<(Option<Vec<u8>>, std::sync::Arc<Planner>)>,
+}
+
+impl Outbox {
+    /// Tasks that stand as they are (replica writes, tests).
+    pub fn fixed(tasks: Vec<Vec<u8>>) -> Self {
+        Self { tasks, replan: None }
+    }
+
+    /// Tasks planned under configuration bytes `planned_under`, with the planner to run again
+    /// if the bucket's configuration is different at commit time.
+    pub fn planned(tasks: Vec<Vec<u8>>, planned_under: Option<Vec<u8>>, planner: std::sync::Arc<Planner>) -> Self {
+        Self { tasks, replan: Some((planned_under, planner)) }
+    }
+
+    /// Number of tasks planned (before any re-planning).
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// True if no task was planned.
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// The tasks to commit under the bucket's current configuration bytes.
+    pub(crate) fn resolve(self, current: Option<&[u8]>) -> Result<Vec<Vec<u8>>, MetaError> {
+        match self.replan {
+            Some((planned_under, planner)) if planned_under.as_deref() != current => {
+                planner(current).map_err(|e| MetaError::Corrupt(format!("replanning replication: {e}")))
+            }
+            _ => Ok(self.tasks),
+        }
+    }
+}
+
+impl From<Vec<Vec<u8>>> for Outbox {
+    fn from(tasks: Vec<Vec<u8>>) -> Self {
+        Self::fixed(tasks)
+    }
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox").field("tasks", &self.tasks.len()).field("replan", &self.replan.is_some()).finish()
+    }
+}
 
 /// One mutation. Ops are validated completely before anything is written, so a failing op
 /// leaves no trace and never fails the other ops of its commit group.
@@ -72,8 +135,8 @@ pub enum WriteOp {
         replica: Option<VersionRecord>,
         /// Conditional write (VER-11).
         precondition: Option<Precondition>,
-        /// Opaque replication tasks, committed atomically with the version (design invariant 2).
-        outbox: Vec<Vec<u8>>,
+        /// Replication tasks, committed atomically with the version (design invariant 2).
+        outbox: Outbox,
     },
     /// DELETE without versionId (VER-15).
     DeleteObject {
@@ -81,8 +144,8 @@ pub enum WriteOp {
         bucket: String,
         /// Object key.
         key: String,
-        /// Opaque replication tasks for the delete marker, committed atomically with it.
-        outbox: Vec<Vec<u8>>,
+        /// Replication tasks for the delete marker, committed atomically with it.
+        outbox: Outbox,
     },
     /// DELETE with versionId (VER-16). An unknown version is `Ok` with `removed: None`.
     DeleteVersion {
@@ -107,8 +170,8 @@ pub enum WriteOp {
         version_id: Option<VersionId>,
         /// New tag set (empty deletes the tags).
         tags: Vec<(String, String)>,
-        /// Opaque replication tasks for the tag change.
-        outbox: Vec<Vec<u8>>,
+        /// Replication tasks for the tag change.
+        outbox: Outbox,
     },
     /// A replication task succeeded: removes outbox row `seq`; when it was its version's last
     /// row the version becomes `Completed` unless it is `Failed` (STS-4, STS-7). An unknown
@@ -149,8 +212,8 @@ pub enum WriteOp {
         used_parts: Vec<u32>,
         /// Conditional write (VER-11).
         precondition: Option<Precondition>,
-        /// Opaque replication tasks, committed atomically with the version.
-        outbox: Vec<Vec<u8>>,
+        /// Replication tasks, committed atomically with the version.
+        outbox: Outbox,
     },
     /// Removes the upload and its parts (outcome: `Freed` part blobs).
     AbortUpload {

@@ -66,7 +66,7 @@ pub(crate) fn put_op(bucket: &str, key: &str, etag: &str) -> WriteOp {
         inline: None,
         replica: None,
         precondition: None,
-        outbox: Vec::new(),
+        outbox: Vec::new().into(),
     }
 }
 
@@ -82,7 +82,7 @@ fn delete(
     bucket: &str,
     key: &str,
 ) -> (Option<VersionRecord>, Option<VersionRecord>, Vec<BlobSegment>) {
-    match w(store, WriteOp::DeleteObject { bucket: bucket.into(), key: key.into(), outbox: Vec::new() }) {
+    match w(store, WriteOp::DeleteObject { bucket: bucket.into(), key: key.into(), outbox: Vec::new().into() }) {
         WriteOutcome::Deleted { removed, marker, freed } => (removed, marker, freed),
         other => panic!("unexpected {other:?}"),
     }
@@ -298,7 +298,7 @@ fn ver11_conditional_writes() {
         inline: None,
         replica: None,
         precondition: Some(p),
-        outbox: vec![b"task".to_vec()],
+        outbox: vec![b"task".to_vec()].into(),
     };
     // Missing key: If-None-Match * succeeds, If-Match is NoSuchKey.
     assert_eq!(err(&store, cond("k", "x", Precondition::IfMatch("e".into()))), MetaError::NoSuchKey);
@@ -447,7 +447,7 @@ fn ver10_ver14_object_tags() {
             key: "k".into(),
             version_id,
             tags: vec![("t".into(), t.into())],
-            outbox: vec![],
+            outbox: vec![].into(),
         })
     };
     assert_eq!(tag(None, "cur").unwrap(), WriteOutcome::Tags { version_id: v2.version_id.clone() });
@@ -475,7 +475,7 @@ fn ver10_ver14_object_tags() {
                 key: "nokey".into(),
                 version_id: None,
                 tags: vec![],
-                outbox: vec![],
+                outbox: vec![].into(),
             })
             .unwrap_err(),
         MetaError::NoSuchKey
@@ -557,7 +557,7 @@ fn multipart_lifecycle() {
         },
         used_parts: used,
         precondition: None,
-        outbox: vec![],
+        outbox: vec![].into(),
     };
     // A missing part fails and leaves the upload in place.
     assert!(matches!(err(&store, complete(vec![1, 5])), MetaError::InvalidPart(_)));
@@ -589,7 +589,7 @@ fn complete_upload_honours_preconditions_atomically() {
         data: data("m"),
         used_parts: vec![1],
         precondition: Some(Precondition::IfNoneMatchAny),
-        outbox: vec![b"t".to_vec()],
+        outbox: vec![b"t".to_vec()].into(),
     };
     assert_eq!(err(&store, op), MetaError::PreconditionFailed);
     assert!(store.get_upload("u").unwrap().is_some());
@@ -641,7 +641,7 @@ fn replica_op(bucket: &str, key: &str, record: &VersionRecord, etag: &str) -> Wr
         inline: None,
         replica: Some(record.clone()),
         precondition: None,
-        outbox: vec![],
+        outbox: vec![].into(),
     }
 }
 
@@ -734,7 +734,7 @@ fn outbox_tasks_commit_with_their_version() {
             inline: None,
             replica: None,
             precondition: None,
-            outbox: vec![b"to-eu".to_vec(), b"to-ap".to_vec()],
+            outbox: vec![b"to-eu".to_vec(), b"to-ap".to_vec()].into(),
         },
     ) else {
         panic!()
@@ -742,7 +742,7 @@ fn outbox_tasks_commit_with_their_version() {
     assert_eq!(record.replication, ReplicationStatus::Pending);
     let (_, marker, _) = match w(
         &store,
-        WriteOp::DeleteObject { bucket: "src".into(), key: "k".into(), outbox: vec![b"dm".to_vec()] },
+        WriteOp::DeleteObject { bucket: "src".into(), key: "k".into(), outbox: vec![b"dm".to_vec()].into() },
     ) {
         WriteOutcome::Deleted { removed, marker, freed } => (removed, marker, freed),
         other => panic!("{other:?}"),
@@ -775,7 +775,7 @@ fn put_with_tasks(store: &MetaStore, bucket: &str, key: &str, tasks: &[&str]) ->
         inline: None,
         replica: None,
         precondition: None,
-        outbox: tasks.iter().map(|t| t.as_bytes().to_vec()).collect(),
+        outbox: tasks.iter().map(|t| t.as_bytes().to_vec()).collect::<Vec<_>>().into(),
     };
     match w(store, op) {
         WriteOutcome::Version { record, .. } => record,
@@ -862,7 +862,7 @@ fn eli12_tag_change_tasks_make_completed_versions_pending() {
         key: "k".into(),
         version_id: Some(v.version_id.clone()),
         tags: vec![("a".into(), "b".into())],
-        outbox: vec![b"tags-eu".to_vec()],
+        outbox: vec![b"tags-eu".to_vec()].into(),
     };
     w(&store, op);
     assert_eq!(status(&store, b.id, "k", &v.version_id), ReplicationStatus::Pending);
@@ -1079,7 +1079,7 @@ fn inline_op(bucket: &str, key: &str, bytes: &[u8]) -> WriteOp {
         inline: Some(bytes.to_vec()),
         replica: None,
         precondition: None,
-        outbox: Vec::new(),
+        outbox: Vec::new().into(),
     }
 }
 
@@ -1231,4 +1231,56 @@ fn inline_rows_survive_reopen() {
     // The id counter survived too: a new row gets a new id.
     let next = put_inline(&store, "reopen", "k2", b"x");
     assert_ne!(next.object().unwrap().inline, record.object().unwrap().inline);
+}
+
+/// CON-5: tasks planned under one replication configuration are planned again inside the
+/// transaction when the bucket's configuration changed before the write committed; unchanged,
+/// the planned tasks stand and the planner is not called.
+#[test]
+fn con5_outbox_is_replanned_when_the_configuration_changed() {
+    use std::sync::Arc;
+
+    use crate::ops::{Outbox, Planner};
+
+    let (_dir, store) = open();
+    let b = bucket(&store, "con5", VersioningState::Enabled);
+    // The planner names the configuration it planned under.
+    let planner: Arc<Planner> = Arc::new(|config: Option<&[u8]>| match config {
+        Some(c) => Ok(vec![[b"under:".as_slice(), c].concat()]),
+        None => Ok(Vec::new()),
+    });
+    let put = |key: &str, planned_under: Option<&[u8]>, tasks: Vec<Vec<u8>>| {
+        let outbox = Outbox::planned(tasks, planned_under.map(<[u8]>::to_vec), Arc::clone(&planner));
+        let op = WriteOp::PutVersion {
+            bucket: "con5".into(),
+            key: key.into(),
+            data: data("e"),
+            inline: None,
+            replica: None,
+            precondition: None,
+            outbox,
+        };
+        match w(&store, op) {
+            WriteOutcome::Version { record, .. } => record,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    let tasks_of = |key: &str| -> Vec<Vec<u8>> {
+        let rows = store.list_outbox(None, 100).unwrap();
+        rows.into_iter().filter(|e| e.key == key).map(|e| e.task).collect()
+    };
+    // Planned with no configuration, but one was stored before the commit: planned again.
+    w(&store, WriteOp::SetReplication { name: "con5".into(), config: Some(b"cfg-1".to_vec()) });
+    let v = put("added", None, Vec::new());
+    assert_eq!(v.replication, ReplicationStatus::Pending);
+    assert_eq!(tasks_of("added"), vec![b"under:cfg-1".to_vec()]);
+    // Planned under the stored configuration: the planned tasks stand.
+    put("same", Some(b"cfg-1"), vec![b"as planned".to_vec()]);
+    assert_eq!(tasks_of("same"), vec![b"as planned".to_vec()]);
+    // The configuration was removed in between: no tasks, no status.
+    w(&store, WriteOp::SetReplication { name: "con5".into(), config: None });
+    let v = put("removed", Some(b"cfg-1"), vec![b"stale".to_vec()]);
+    assert_eq!(v.replication, ReplicationStatus::None);
+    assert!(tasks_of("removed").is_empty());
+    assert_eq!(status(&store, b.id, "removed", &v.version_id), ReplicationStatus::None);
 }

@@ -366,7 +366,7 @@ mod tests {
             inline: None,
             replica: None,
             precondition: None,
-            outbox,
+            outbox: outbox.into(),
         };
         assert!(matches!(region.meta().write(op).await.unwrap(), WriteOutcome::Version { .. }));
     }

@@ -781,7 +781,7 @@ mod tests {
             inline: None,
             replica: None,
             precondition: None,
-            outbox: vec![encode_task(&task)],
+            outbox: vec![encode_task(&task)].into(),
         };
         let WriteOutcome::Version { record, .. } = region.meta().write(op).await.unwrap() else { panic!() };
         region.replication_wake().notify_one();
