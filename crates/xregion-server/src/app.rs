@@ -13,6 +13,7 @@ use s3s::service::S3Service;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use xregion_core::Region;
+use xregion_core::buckets::BucketLocation;
 use xregion_identity::{Credential, Identity, RootOnly};
 use xregion_replication::{S3Target, StatusReader, WorkerConfig, WorkerHandle};
 use xregion_s3api::admin::{AdminReport, AdminReports};
@@ -52,10 +53,13 @@ pub fn start_region_on(cfg: &RegionConfig, listener: TcpListener) -> anyhow::Res
         Identity::with_root(Credential { access_key: cfg.access_key.clone(), secret_key: cfg.secret_key.clone() });
     let replication = start_replication(cfg, addr, &region);
     let reports = Arc::new(Reports { region: region.clone(), status: replication.status_reader() });
+    let region_handle = region.clone();
     let service = xregion_s3api::build_service(region, identity, Arc::new(RootOnly), cfg.domains.clone(), reports);
     let (stop, stop_rx) = watch::channel(false);
     let name = cfg.region.clone();
-    let task = tokio::spawn(accept_loop(listener, service, stop_rx, name.clone()));
+    let edge =
+        Edge { s3: service, redirects: Arc::new(Redirects { region: region_handle, endpoints: cfg.peers.clone() }) };
+    let task = tokio::spawn(accept_loop(listener, edge, stop_rx, name.clone()));
     tracing::info!(region = %name, %addr, "region listening");
     Ok(RunningRegion { name, addr, stop, task, replication })
 }
@@ -103,9 +107,8 @@ pub async fn start_region(cfg: &RegionConfig) -> anyhow::Result<RunningRegion> {
     start_region_on(cfg, listener)
 }
 
-async fn accept_loop(listener: TcpListener, service: S3Service, mut stop: watch::Receiver<bool>, region: String) {
+async fn accept_loop(listener: TcpListener, edge: Edge, mut stop: watch::Receiver<bool>, region: String) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let edge = Edge { s3: service };
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -140,10 +143,57 @@ async fn accept_loop(listener: TcpListener, service: S3Service, mut stop: watch:
 }
 
 /// The edge of the HTTP stack: gives every response a request id (`x-amz-request-id`) and
-/// puts it into error XML bodies, which s3s leaves without one.
+/// puts it into error XML bodies, which s3s leaves without one; turns `NoSuchBucket` for a
+/// bucket that lives in another region into S3's `301 PermanentRedirect`.
 #[derive(Clone)]
 struct Edge {
     s3: S3Service,
+    redirects: Arc<Redirects>,
+}
+
+/// Where buckets of other regions live, for [`Redirects::redirect`].
+struct Redirects {
+    region: Region,
+    /// Region name → endpoint (the configured peers).
+    endpoints: std::collections::BTreeMap<String, String>,
+}
+
+impl Redirects {
+    /// S3 answers a request sent to the wrong region's endpoint with `301 PermanentRedirect`,
+    /// the bucket's region in `x-amz-bucket-region` and its endpoint in the body. Every
+    /// operation that names a bucket ends in `NoSuchBucket` when the bucket is not here, so
+    /// that answer is checked against the peers (only then: the error path) and rewritten.
+    /// Lookups from peers (`x-xregion-local-only`) are answered from local state, as asked.
+    async fn redirect(
+        &self,
+        error_xml: &[u8],
+        fields: &[(String, String)],
+        request_id: &str,
+    ) -> Option<http::Response<s3s::Body>> {
+        let text = std::str::from_utf8(error_xml).ok()?;
+        if !text.contains("<Code>NoSuchBucket</Code>") {
+            return None;
+        }
+        let bucket = fields.iter().find(|(k, _)| k == "BucketName").map(|(_, v)| v.as_str())?;
+        let BucketLocation::Remote(owner) = self.region.locate_bucket(bucket).await.ok()? else {
+            return None;
+        };
+        let endpoint = self.endpoints.get(&owner).map(String::as_str).unwrap_or_default();
+        let host = endpoint.split_once("://").map_or(endpoint, |(_, rest)| rest).trim_end_matches('/');
+        let body = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting to access must be addressed using the specified endpoint. Please send all future requests to this endpoint.</Message><Endpoint>{}</Endpoint><Bucket>{}</Bucket><RequestId>{request_id}</RequestId></Error>",
+            xml_escape(host),
+            xml_escape(bucket)
+        );
+        let mut resp = http::Response::new(s3s::Body::from(body));
+        *resp.status_mut() = http::StatusCode::MOVED_PERMANENTLY;
+        let h = resp.headers_mut();
+        h.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
+        if let Ok(v) = http::HeaderValue::from_str(&owner) {
+            h.insert("x-amz-bucket-region", v);
+        }
+        Some(resp)
+    }
 }
 
 impl hyper::service::Service<http::Request<Incoming>> for Edge {
@@ -153,8 +203,10 @@ impl hyper::service::Service<http::Request<Incoming>> for Edge {
 
     fn call(&self, req: http::Request<Incoming>) -> Self::Future {
         let s3 = self.s3.clone();
+        let redirects = Arc::clone(&self.redirects);
         Box::pin(async move {
             let request_id = hex::encode_upper(rand::random::<[u8; 8]>());
+            let local_only = req.headers().contains_key(crate::peers::LOCAL_ONLY_HEADER);
             let mut req = req.map(s3s::Body::from);
             merge_content_encoding(req.headers_mut());
             let mut resp = match s3.call(req).await {
@@ -174,7 +226,13 @@ impl hyper::service::Service<http::Request<Incoming>> for Edge {
                 .remove(ERROR_FIELDS_HEADER)
                 .and_then(|v| v.to_str().ok().map(parse_fields))
                 .unwrap_or_default();
-            if resp.status().as_u16() >= 400
+            if resp.status() == http::StatusCode::NOT_FOUND
+                && !local_only
+                && let Some(bytes) = resp.body().bytes()
+                && let Some(redirect) = redirects.redirect(&bytes, &fields, &request_id).await
+            {
+                resp = redirect;
+            } else if resp.status().as_u16() >= 400
                 && let Some(bytes) = resp.body().bytes()
                 && let Some(fixed) = complete_error_body(&bytes, &request_id, &fields)
             {
