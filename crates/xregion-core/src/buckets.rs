@@ -18,6 +18,17 @@ pub enum BucketLocation {
     Remote(String),
 }
 
+/// One entry of the deployment-wide ListBuckets (also what a peer lists).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedBucket {
+    /// Bucket name.
+    pub name: String,
+    /// The region that owns it.
+    pub region: String,
+    /// Creation time, unix milliseconds.
+    pub created_ms: i64,
+}
+
 impl Region {
     /// CreateBucket. `location` is the LocationConstraint; absent means this region.
     /// A name taken in another region is `BucketAlreadyExists`; here, `BucketAlreadyOwnedByYou`
@@ -62,6 +73,26 @@ impl Region {
     /// All local buckets, sorted by name.
     pub fn list_buckets(&self) -> CoreResult<Vec<BucketRecord>> {
         Ok(self.meta().list_buckets()?)
+    }
+
+    /// ListBuckets: this region's buckets and the peers', by name, each with its region. S3
+    /// lists every bucket of the account whatever the endpoint; so do we, leaving out only the
+    /// buckets of a peer that cannot be reached right now.
+    pub async fn list_all_buckets(&self) -> CoreResult<Vec<ListedBucket>> {
+        let mut all: Vec<ListedBucket> = self
+            .list_buckets()?
+            .into_iter()
+            .map(|b| ListedBucket {
+                name: b.name.as_str().to_owned(),
+                region: self.name().to_owned(),
+                created_ms: b.created_ms,
+            })
+            .collect();
+        let local: BTreeSet<String> = all.iter().map(|b| b.name.clone()).collect();
+        all.extend(self.peers().list_buckets().await.into_iter().filter(|b| !local.contains(&b.name)));
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all.dedup_by(|a, b| a.name == b.name);
+        Ok(all)
     }
 
     /// DeleteBucket: only when no version or delete marker remains (VER-18).

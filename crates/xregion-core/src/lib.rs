@@ -39,6 +39,12 @@ pub trait PeerDirectory: Send + Sync + 'static {
     /// The versioning state of `bucket` in the peer region that owns it, or `None` if no peer
     /// has it (VAL-3 for a destination in another region).
     fn bucket_versioning<'a>(&'a self, bucket: &'a str) -> BoxFuture<'a, CoreResult<Option<VersioningState>>>;
+
+    /// The buckets the peers own (ListBuckets lists the whole deployment, as S3 lists every
+    /// region). A peer that cannot be asked is left out (and logged); the default has none.
+    fn list_buckets(&self) -> BoxFuture<'_, Vec<buckets::ListedBucket>> {
+        Box::pin(async { Vec::new() })
+    }
 }
 
 /// A deployment with no peers: every bucket is local.

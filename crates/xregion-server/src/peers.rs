@@ -17,6 +17,7 @@ use http_body_util::{BodyExt as _, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use xregion_core::buckets::ListedBucket;
 use xregion_core::{CoreError, CoreResult, PeerDirectory};
 use xregion_types::VersioningState;
 
@@ -139,6 +140,45 @@ fn parse_versioning_status(xml: &str) -> VersioningState {
     }
 }
 
+impl HttpPeers {
+    /// `GET /` (ListBuckets, local only) to one peer.
+    async fn buckets_of(&self, region: &str, endpoint: &str) -> CoreResult<Vec<ListedBucket>> {
+        let resp = self.send("GET", region, endpoint, "/").await?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(CoreError::Unavailable(format!("region {region} answered {status} to ListBuckets")));
+        }
+        let body = tokio::time::timeout(LOOKUP_TIMEOUT, resp.into_body().collect())
+            .await
+            .map_err(|_| CoreError::Unavailable(format!("region {region} did not answer in time")))?
+            .map_err(|e| CoreError::Unavailable(format!("region {region}: {e}")))?
+            .to_bytes();
+        Ok(parse_bucket_list(&String::from_utf8_lossy(&body), region))
+    }
+}
+
+/// The buckets of a `ListAllMyBucketsResult` answer (our own peers' XML: bucket names need no
+/// unescaping, dates are RFC 3339). Entries that do not parse are left out.
+fn parse_bucket_list(xml: &str, region: &str) -> Vec<ListedBucket> {
+    let element = |s: &str, name: &str| -> Option<String> {
+        let (_, rest) = s.split_once(&format!("<{name}>"))?;
+        rest.split_once(&format!("</{name}>")).map(|(v, _)| v.trim().to_owned())
+    };
+    xml.split("<Bucket>")
+        .skip(1)
+        .filter_map(|b| {
+            let b = b.split("</Bucket>").next()?;
+            let created = element(b, "CreationDate")?;
+            let created = time::OffsetDateTime::parse(&created, &time::format_description::well_known::Rfc3339).ok()?;
+            Some(ListedBucket {
+                name: element(b, "Name")?,
+                region: element(b, "BucketRegion").unwrap_or_else(|| region.to_owned()),
+                created_ms: i64::try_from(created.unix_timestamp_nanos() / 1_000_000).ok()?,
+            })
+        })
+        .collect()
+}
+
 impl PeerDirectory for HttpPeers {
     /// Asks every peer at once; the first that has the bucket answers. A peer that cannot be
     /// asked (down, slow, answering 5xx) is skipped: the lookup fails with `Unavailable` only if
@@ -174,11 +214,43 @@ impl PeerDirectory for HttpPeers {
             }
         })
     }
+
+    fn list_buckets(&self) -> BoxFuture<'_, Vec<ListedBucket>> {
+        Box::pin(async move {
+            let answers: FuturesUnordered<_> = self
+                .peers
+                .iter()
+                .map(|(region, endpoint)| async move { (region, self.buckets_of(region, endpoint).await) })
+                .collect();
+            let answers: Vec<_> = answers.collect().await;
+            let mut all = Vec::new();
+            for (region, answer) in answers {
+                match answer {
+                    Ok(buckets) => all.extend(buckets),
+                    Err(e) => tracing::warn!(%region, error = %e, "ListBuckets leaves out an unreachable region"),
+                }
+            }
+            all
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bucket_list_is_parsed() {
+        let xml = r#"<?xml version="1.0" encoding="UTF-8"?><ListAllMyBucketsResult><Buckets><Bucket><BucketRegion>eu-west-1</BucketRegion><CreationDate>2026-11-25T15:00:00.123Z</CreationDate><Name>photos</Name></Bucket><Bucket><CreationDate>bad</CreationDate><Name>x</Name></Bucket><Bucket><CreationDate>2026-11-25T15:00:01Z</CreationDate><Name>plain</Name></Bucket></Buckets></ListAllMyBucketsResult>"#;
+        let listed = parse_bucket_list(xml, "ap-south-1");
+        assert_eq!(
+            listed,
+            vec![
+                ListedBucket { name: "photos".into(), region: "eu-west-1".into(), created_ms: 1_795_618_800_123 },
+                ListedBucket { name: "plain".into(), region: "ap-south-1".into(), created_ms: 1_795_618_801_000 },
+            ]
+        );
+    }
 
     #[test]
     fn versioning_status_is_parsed() {

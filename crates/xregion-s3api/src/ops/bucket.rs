@@ -10,19 +10,34 @@ use xregion_types::VersioningState;
 use crate::convert::{tags_from, tags_to, ts};
 use crate::error::{IntoS3, to_s3};
 
+/// ListBuckets: every bucket of the deployment with its region (`BucketRegion`); a peer asking
+/// with `x-xregion-local-only` gets this region's buckets only.
 pub(crate) async fn list_buckets(
     r: &Region,
-    _req: S3Request<ListBucketsInput>,
+    req: S3Request<ListBucketsInput>,
 ) -> S3Result<S3Response<ListBucketsOutput>> {
-    let buckets = r.list_buckets().s3()?;
-    let list = buckets
-        .into_iter()
-        .map(|b| Bucket {
-            bucket_region: Some(r.name().to_owned()),
-            creation_date: Some(ts(b.created_ms)),
-            name: Some(b.name.as_str().to_owned()),
-        })
-        .collect();
+    let list: Vec<Bucket> = if req.headers.contains_key(LOCAL_ONLY_HEADER) {
+        r.list_buckets()
+            .s3()?
+            .into_iter()
+            .map(|b| Bucket {
+                bucket_region: Some(r.name().to_owned()),
+                creation_date: Some(ts(b.created_ms)),
+                name: Some(b.name.as_str().to_owned()),
+            })
+            .collect()
+    } else {
+        r.list_all_buckets()
+            .await
+            .s3()?
+            .into_iter()
+            .map(|b| Bucket {
+                bucket_region: Some(b.region),
+                creation_date: Some(ts(b.created_ms)),
+                name: Some(b.name),
+            })
+            .collect()
+    };
     Ok(S3Response::new(ListBucketsOutput { buckets: Some(list), owner: Some(super::owner()), ..Default::default() }))
 }
 

@@ -172,6 +172,15 @@ async fn two_regions_share_one_bucket_namespace() {
     // ...and the owner still answers that it is yours.
     expect_error(s3_us.create_bucket().bucket(&us_bucket).send().await, 409, Some("BucketAlreadyOwnedByYou"));
 
+    // ListBuckets from either region lists the whole deployment, each bucket with its region.
+    for s3 in [&s3_us, &s3_eu] {
+        let listed = s3.list_buckets().send().await.expect("list buckets");
+        let regions: Vec<(&str, Option<&str>)> =
+            listed.buckets().iter().map(|b| (b.name().unwrap_or_default(), b.bucket_region())).collect();
+        assert!(regions.contains(&(us_bucket.as_str(), Some("us-east-1"))), "{regions:?}");
+        assert!(regions.contains(&(eu_bucket.as_str(), Some("eu-west-1"))), "{regions:?}");
+    }
+
     // HeadBucket on the wrong region: 301 with the owner's region.
     let err = expect_error(s3_eu.head_bucket().bucket(&us_bucket).send().await, 301, None);
     assert_eq!(header_of(&err, "x-amz-bucket-region"), Some("us-east-1"));
