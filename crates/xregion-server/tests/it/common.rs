@@ -148,17 +148,7 @@ impl TestRegion {
 
     /// An SDK client with other credentials.
     pub fn client_with(&self, access_key: &str, secret_key: &str) -> Client {
-        let config = aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(self.name.clone()))
-            .endpoint_url(self.endpoint())
-            .credentials_provider(Credentials::new(access_key, secret_key, None, None, "xregion-it"))
-            .force_path_style(true)
-            // A test sees every answer as it is: no retries hiding a 5xx.
-            .retry_config(RetryConfig::disabled())
-            .timeout_config(TimeoutConfig::builder().operation_timeout(Duration::from_secs(60)).build())
-            .build();
-        Client::from_conf(config)
+        sdk_client(&self.endpoint(), &self.name, access_key, secret_key)
     }
 
     /// SIGKILL, as a crash would (no graceful shutdown).
@@ -225,6 +215,21 @@ impl Drop for TestRegion {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// An SDK client for `endpoint` (path style), signing for `region`.
+pub fn sdk_client(endpoint: &str, region: &str, access_key: &str, secret_key: &str) -> Client {
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region.to_owned()))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new(access_key, secret_key, None, None, "xregion-it"))
+        .force_path_style(true)
+        // A test sees every answer as it is: no retries hiding a 5xx.
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(TimeoutConfig::builder().operation_timeout(Duration::from_secs(60)).build())
+        .build();
+    Client::from_conf(config)
 }
 
 /// A port that was free a moment ago (bind port 0, read it, release it).

@@ -8,6 +8,7 @@ mod buckets;
 mod checksums;
 mod common;
 mod crash;
+mod dev_mode;
 mod listing;
 mod multipart;
 mod objects;

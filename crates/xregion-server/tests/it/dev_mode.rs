@@ -1,0 +1,156 @@
+//! `xregion dev` end to end: three regions in ONE process (region i on port+i), talking to each
+//! other over HTTP exactly as separate processes do. The banner, the deployment-wide bucket
+//! namespace, replication from one region to the two others (PRI-1, STS-7), and a clean stop
+//! on SIGTERM.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::types::{
+    DeleteMarkerReplication, DeleteMarkerReplicationStatus, Destination, ReplicationRule, ReplicationRuleFilter,
+    ReplicationRuleStatus,
+};
+
+use crate::common::*;
+use crate::replication::{put_rules, status, wait_completed};
+
+const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-south-1"];
+
+/// A running `xregion dev`, killed when dropped.
+struct Dev {
+    child: Child,
+    base: u16,
+    banner: String,
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port p with p+1 and p+2 free a moment ago.
+fn three_free_ports() -> u16 {
+    loop {
+        let base = free_port();
+        if base < u16::MAX - 3 && (1..3).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+}
+
+/// Starts `xregion dev` and waits for its banner (printed once every region listens).
+fn start_dev(data: &std::path::Path) -> Dev {
+    for _ in 0..5 {
+        let base = three_free_ports();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_xregion"));
+        cmd.arg("dev")
+            .arg("--data")
+            .arg(data)
+            .args(["--regions", &REGIONS.join(","), "--port", &base.to_string()])
+            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY]);
+        for (var, _) in std::env::vars() {
+            if var.starts_with("XREGION_") && var != "XREGION_LOG" {
+                cmd.env_remove(var);
+            }
+        }
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("spawn xregion dev");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut banner = String::new();
+            let mut tx = Some(tx);
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                banner.push_str(&line);
+                banner.push('\n');
+                if line.contains("Press Ctrl-C to stop.")
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(banner.clone());
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(banner) => return Dev { child, base, banner },
+            Err(_) => {
+                // A port was taken meanwhile (the process exits): try other ports.
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+    panic!("xregion dev did not start");
+}
+
+fn rule(id: &str, priority: i32, dst: &str) -> ReplicationRule {
+    ReplicationRule::builder()
+        .id(id)
+        .priority(priority)
+        .status(ReplicationRuleStatus::Enabled)
+        .filter(ReplicationRuleFilter::builder().prefix("").build())
+        .delete_marker_replication(
+            DeleteMarkerReplication::builder().status(DeleteMarkerReplicationStatus::Enabled).build(),
+        )
+        .destination(Destination::builder().bucket(format!("arn:aws:s3:::{dst}")).build().expect("destination"))
+        .build()
+        .expect("rule")
+}
+
+#[tokio::test]
+async fn dev_three_regions_in_one_process_replicate_and_stop_cleanly() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut dev = start_dev(data.path());
+    let endpoints: Vec<String> = (0..3).map(|i| format!("http://127.0.0.1:{}", dev.base + i)).collect();
+    for (region, endpoint) in REGIONS.iter().zip(&endpoints) {
+        assert!(
+            dev.banner.contains(&format!("region {region}")) && dev.banner.contains(endpoint.as_str()),
+            "{}",
+            dev.banner
+        );
+    }
+    assert!(dev.banner.contains(&format!("export AWS_ACCESS_KEY_ID={ACCESS_KEY}")), "{}", dev.banner);
+    let clients: Vec<_> =
+        REGIONS.iter().zip(&endpoints).map(|(r, e)| sdk_client(e, r, ACCESS_KEY, SECRET_KEY)).collect();
+
+    let buckets = [
+        create_versioned_bucket(&clients[0], "dev-src").await,
+        create_versioned_bucket(&clients[1], "dev-eu").await,
+        create_versioned_bucket(&clients[2], "dev-ap").await,
+    ];
+    // One namespace: every region lists all three buckets, each with its region.
+    let listed = clients[2].list_buckets().send().await.expect("list buckets");
+    for (bucket, region) in buckets.iter().zip(REGIONS) {
+        assert!(
+            listed.buckets().iter().any(|b| b.name() == Some(bucket.as_str()) && b.bucket_region() == Some(region)),
+            "{listed:?}"
+        );
+    }
+    put_rules(&clients[0], &buckets[0], vec![rule("to-eu", 1, &buckets[1]), rule("to-ap", 2, &buckets[2])]).await;
+    let vid = put(&clients[0], &buckets[0], "photo.jpg", b"one process, three regions").await;
+    let vid = vid.version_id().expect("version id").to_owned();
+    // STS-7: COMPLETED once both destinations have it; each replica keeps the id (STS-11).
+    wait_completed(&clients[0], &buckets[0], "photo.jpg", &vid).await;
+    for (client, bucket) in clients[1..].iter().zip(&buckets[1..]) {
+        assert_eq!(get_body(client, bucket, "photo.jpg", Some(&vid)).await, b"one process, three regions");
+        assert_eq!(status(client, bucket, "photo.jpg", &vid).await.as_deref(), Some("REPLICA"));
+    }
+
+    // SIGTERM: every region shuts down gracefully and the process exits 0.
+    let pid = dev.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let code = loop {
+        if let Some(status) = dev.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "xregion dev did not stop on SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(code.success(), "exit status {code}");
+}
