@@ -154,3 +154,54 @@ pub(crate) async fn put_object_tagging(
     let vid = r.set_replica_tags(&input.bucket, &input.key, version_id, tags).await.s3()?;
     Ok(S3Response::new(PutObjectTaggingOutput { version_id: Some(vid.as_str().to_owned()) }))
 }
+
+#[cfg(test)]
+mod tests {
+    use s3s::auth::{Credentials, SecretKey};
+    use xregion_identity::{Credential, Principal, RootOnly};
+
+    use super::*;
+
+    /// Allows everything except the replication actions.
+    struct NoReplication;
+
+    impl Authorizer for NoReplication {
+        fn authorize(&self, _principal: Option<&Principal>, action: &str, _resource: &Resource) -> Decision {
+            match action.starts_with("s3:Replicate") {
+                true => Decision::Deny("replication is not allowed to this principal".into()),
+                false => Decision::Allow,
+            }
+        }
+    }
+
+    fn request(access_key: Option<&str>) -> S3Request<()> {
+        S3Request {
+            input: (),
+            method: http::Method::PUT,
+            uri: http::Uri::from_static("/b/k"),
+            headers: HeaderMap::new(),
+            extensions: http::Extensions::new(),
+            credentials: access_key
+                .map(|a| Credentials { access_key: a.to_owned(), secret_key: SecretKey::from("secret") }),
+            region: None,
+            service: None,
+            trailing_headers: None,
+        }
+    }
+
+    /// Design invariant 5: replica state is written only by a principal the authorizer allows
+    /// the `s3:Replicate*` action on the object; the same hook serves single and batch writes.
+    #[test]
+    fn inv5_replica_writes_ask_the_authorizer_for_the_replicate_action() {
+        let identity = Identity::with_root(Credential { access_key: "AK".into(), secret_key: "secret".into() });
+        let denying = ReplicaAuth::new(identity.clone(), Arc::new(NoReplication));
+        for action in ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"] {
+            let err = denying.check(&request(Some("AK")), action, "b", "k").expect_err(action);
+            assert_eq!(err.code(), &s3s::S3ErrorCode::AccessDenied);
+        }
+        let root = ReplicaAuth::new(identity, Arc::new(RootOnly));
+        assert!(root.check(&request(Some("AK")), "s3:ReplicateObject", "b", "k").is_ok());
+        let err = root.check(&request(None), "s3:ReplicateObject", "b", "k").expect_err("anonymous");
+        assert_eq!(err.code(), &s3s::S3ErrorCode::AccessDenied);
+    }
+}
