@@ -49,7 +49,7 @@
 //! let mut writer = store.writer(Some(ChecksumAlgorithm::Crc32c))?;
 //! writer.write(bytes::Bytes::from_static(b"hello world")).await?;
 //! let info = writer.finish().await?;
-//! assert_eq!(info.etag(), "5eb63bbbe01eeed093cb22bb8f5acdc3");
+//! assert_eq!(info.etag().as_deref(), Some("5eb63bbbe01eeed093cb22bb8f5acdc3"));
 //!
 //! let blob = BlobRef { segments: vec![info.segment] };
 //! let chunks: Vec<bytes::Bytes> = store.read(&blob, 6, 11).try_collect().await?;
@@ -109,7 +109,13 @@ impl BlobStore {
     /// Does no I/O itself (the temp file is created by the first write or `finish`). Fails only
     /// when called outside a tokio runtime.
     pub fn writer(&self, checksum: Option<ChecksumAlgorithm>) -> Result<BlobWriter, BlobError> {
-        BlobWriter::new(Arc::clone(&self.layout), checksum)
+        BlobWriter::new(Arc::clone(&self.layout), checksum, true)
+    }
+
+    /// [`Blobs::writer`] without MD5, for bytes verified by `checksum` instead (replicas whose
+    /// ETag is known: MD5 is the largest CPU cost of a large write).
+    pub fn writer_without_md5(&self, checksum: ChecksumAlgorithm) -> Result<BlobWriter, BlobError> {
+        BlobWriter::new(Arc::clone(&self.layout), Some(checksum), false)
     }
 
     /// Streams bytes `[start, end)` of the object made of `blob.segments` read back to back,
@@ -184,16 +190,17 @@ impl BlobStore {
 pub struct BlobInfo {
     /// Id and length of the new blob.
     pub segment: BlobSegment,
-    /// MD5 of the bytes (the ETag of a simple upload).
-    pub md5: [u8; 16],
+    /// MD5 of the bytes (the ETag of a simple upload); `None` from
+    /// [`Blobs::writer_without_md5`].
+    pub md5: Option<[u8; 16]>,
     /// The requested additional checksum: algorithm and raw big-endian digest.
     pub checksum: Option<(ChecksumAlgorithm, Vec<u8>)>,
 }
 
 impl BlobInfo {
-    /// The ETag of a simple upload: lowercase hex MD5, without quotes.
-    pub fn etag(&self) -> String {
-        hex::encode(self.md5)
+    /// The ETag of a simple upload: lowercase hex MD5, without quotes (if MD5 was computed).
+    pub fn etag(&self) -> Option<String> {
+        self.md5.map(hex::encode)
     }
 
     /// The additional checksum as S3 headers carry it (base64), if one was requested.

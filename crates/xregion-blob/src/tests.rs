@@ -71,7 +71,7 @@ async fn round_trips_of_various_sizes_and_chunkings() {
         let bytes = data(len, 3);
         let info = put(&store, &bytes, chunk, Some(ChecksumAlgorithm::Crc64Nvme)).await;
         assert_eq!(info.segment.len, len as u64);
-        assert_eq!(info.md5, <[u8; 16]>::from(Md5::digest(&bytes)), "len {len} chunk {chunk}");
+        assert_eq!(info.md5, Some(<[u8; 16]>::from(Md5::digest(&bytes))), "len {len} chunk {chunk}");
         assert_eq!(
             info.checksum,
             Some((ChecksumAlgorithm::Crc64Nvme, checksum::digest(ChecksumAlgorithm::Crc64Nvme, &bytes)))
@@ -85,7 +85,7 @@ async fn round_trips_of_various_sizes_and_chunkings() {
 async fn empty_blob_has_a_file_and_known_digests() {
     let (dir, store) = open();
     let info = store.writer(Some(ChecksumAlgorithm::Sha256)).unwrap().finish().await.unwrap();
-    assert_eq!(info.etag(), "d41d8cd98f00b204e9800998ecf8427e");
+    assert_eq!(info.etag().as_deref(), Some("d41d8cd98f00b204e9800998ecf8427e"));
     assert_eq!(info.checksum_base64().unwrap(), "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
     assert_eq!(files_under(&dir.path().join("blobs")).len(), 1);
     let blob = BlobRef { segments: vec![info.segment] };
@@ -102,7 +102,7 @@ async fn every_algorithm_matches_the_checksum_module() {
     }
     let info = put(&store, b"hello world", 5, None).await;
     assert_eq!(info.checksum, None);
-    assert_eq!(info.etag(), "5eb63bbbe01eeed093cb22bb8f5acdc3");
+    assert_eq!(info.etag().as_deref(), Some("5eb63bbbe01eeed093cb22bb8f5acdc3"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,7 +110,7 @@ async fn round_trip_64_mib() {
     let (_dir, store) = open();
     let bytes = data(64 * 1024 * 1024, 1);
     let info = put(&store, &bytes, 64 * 1024, Some(ChecksumAlgorithm::Crc32c)).await;
-    assert_eq!(info.md5, <[u8; 16]>::from(Md5::digest(&bytes)));
+    assert_eq!(info.md5, Some(<[u8; 16]>::from(Md5::digest(&bytes))));
     assert_eq!(info.checksum.unwrap().1, crc_fast::crc32_iscsi(&bytes).to_be_bytes());
     let blob = BlobRef { segments: vec![info.segment] };
     let mut stream = store.read(&blob, 0, bytes.len() as u64);
@@ -546,4 +546,19 @@ fn bench_64mib_put_vs_raw_write_fsync() {
         100.0 * put_crc / raw,
         100.0 * read / raw_r,
     );
+}
+
+/// `writer_without_md5`: the checksum is computed, MD5 is not (no ETag to offer).
+#[tokio::test]
+async fn writer_without_md5_computes_only_the_checksum() {
+    let (_dir, store) = open();
+    let bytes = data(3 * 1024 * 1024 + 17, 9);
+    let mut w = store.writer_without_md5(ChecksumAlgorithm::Crc32c).unwrap();
+    for c in bytes.chunks(100_000) {
+        w.write(Bytes::copy_from_slice(c)).await.unwrap();
+    }
+    let info = w.finish().await.unwrap();
+    assert_eq!((info.md5, info.etag()), (None, None));
+    assert_eq!(info.checksum.unwrap().1, crc_fast::crc32_iscsi(&bytes).to_be_bytes());
+    assert_eq!(info.segment.len, bytes.len() as u64);
 }

@@ -82,7 +82,8 @@ pub struct BlobWriter {
 
 /// Running hashes of the bytes so far.
 struct Hashes {
-    md5: Md5,
+    /// `None` when the caller verifies the bytes another way (see `Blobs::writer_without_md5`).
+    md5: Option<Md5>,
     checksum: Option<Hasher>,
 }
 
@@ -91,7 +92,9 @@ impl Hashes {
     fn update(&mut self, batch: &[Bytes]) {
         for chunk in batch {
             for slice in chunk.chunks(HASH_SLICE_BYTES) {
-                self.md5.update(slice);
+                if let Some(m) = self.md5.as_mut() {
+                    m.update(slice);
+                }
                 if let Some(h) = self.checksum.as_mut() {
                     h.update(slice);
                 }
@@ -249,11 +252,11 @@ impl Writeback {
 }
 
 impl BlobWriter {
-    pub(crate) fn new(layout: Arc<Layout>, checksum: Option<ChecksumAlgorithm>) -> Result<Self, BlobError> {
+    pub(crate) fn new(layout: Arc<Layout>, checksum: Option<ChecksumAlgorithm>, md5: bool) -> Result<Self, BlobError> {
         let runtime = Handle::try_current()
             .map_err(|e| io_error("start blob write", io::Error::other(format!("no tokio runtime: {e}"))))?;
         let id = crate::layout::new_id();
-        let hashes = Hashes { md5: Md5::new(), checksum: checksum.map(Hasher::new) };
+        let hashes = Hashes { md5: md5.then(Md5::new), checksum: checksum.map(Hasher::new) };
         let temp = TempFile { path: layout.temp_path(&id), file: None, armed: true };
         let file = FileState { temp, len: 0, unsynced: 0, writeback: None, runtime: runtime.clone() };
         Ok(Self {
@@ -345,7 +348,8 @@ impl BlobWriter {
             return Err(failed_earlier());
         };
         let Hashes { md5, checksum } = hashes;
-        Ok(BlobInfo { segment, md5: md5.finalize().into(), checksum: checksum.map(|h| (h.algorithm(), h.finalize())) })
+        let md5 = md5.map(|m| m.finalize().into());
+        Ok(BlobInfo { segment, md5, checksum: checksum.map(|h| (h.algorithm(), h.finalize())) })
     }
 
     /// Abandons the write; the temp file is removed before this returns.

@@ -86,7 +86,7 @@ impl Region {
         let part = PartRecord {
             part_number,
             size: blob.segment.len,
-            etag: hex::encode(blob.md5),
+            etag: blob.etag().ok_or_else(|| CoreError::Internal("a part was stored without its MD5".into()))?,
             last_modified_ms: now_ms(),
             blob: blob.segment.clone(),
             checksum,

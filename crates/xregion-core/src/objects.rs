@@ -55,8 +55,9 @@ pub enum BodyStorage {
 pub struct StoredBody {
     /// Length in bytes.
     pub len: u64,
-    /// MD5 of the bytes (the ETag of a simple upload).
-    pub md5: [u8; 16],
+    /// MD5 of the bytes (the ETag of a simple upload); `None` from
+    /// [`Region::write_body_without_md5`].
+    pub md5: Option<[u8; 16]>,
     /// The requested additional checksum: algorithm and raw big-endian digest.
     pub checksum: Option<(ChecksumAlgorithm, Vec<u8>)>,
     /// Inline bytes or blob file.
@@ -237,7 +238,18 @@ impl Region {
         checksum: Option<ChecksumAlgorithm>,
         declared_len: Option<u64>,
     ) -> CoreResult<StoredBody> {
-        self.store_body(body, checksum, declared_len, Some(INLINE_MAX)).await
+        self.store_body(body, checksum, declared_len, Some(INLINE_MAX), true).await
+    }
+
+    /// [`Region::write_body`] for bytes verified by `checksum` rather than by MD5 (a replica
+    /// whose ETag the source already computed): no MD5 is computed, saving its CPU cost.
+    pub async fn write_body_without_md5(
+        &self,
+        body: Body<'_>,
+        checksum: ChecksumAlgorithm,
+        declared_len: Option<u64>,
+    ) -> CoreResult<StoredBody> {
+        self.store_body(body, Some(checksum), declared_len, Some(INLINE_MAX), false).await
     }
 
     /// Streams a request body into a new durable blob, hashing MD5 and `checksum` on the way
@@ -249,7 +261,7 @@ impl Region {
         checksum: Option<ChecksumAlgorithm>,
         declared_len: Option<u64>,
     ) -> CoreResult<BlobInfo> {
-        let stored = self.store_body(body, checksum, declared_len, None).await?;
+        let stored = self.store_body(body, checksum, declared_len, None, true).await?;
         match stored.storage {
             BodyStorage::File(segment) => Ok(BlobInfo { segment, md5: stored.md5, checksum: stored.checksum }),
             BodyStorage::Inline(_) => Err(CoreError::Internal("a blob write kept its body inline".into())),
@@ -258,18 +270,25 @@ impl Region {
 
     /// The one body path: buffers up to `inline_max` bytes (`None`: never inline); if the body
     /// goes past it, the buffered chunks and the rest are streamed into a `BlobWriter`, which
-    /// hashes them. A body that ends within the limit is hashed here, once.
+    /// hashes them. A body that ends within the limit is hashed here, once. MD5 is skipped
+    /// only when `md5` is false and a `checksum` verifies the bytes instead.
     async fn store_body(
         &self,
         mut body: Body<'_>,
         checksum: Option<ChecksumAlgorithm>,
         declared_len: Option<u64>,
         inline_max: Option<usize>,
+        md5: bool,
     ) -> CoreResult<StoredBody> {
+        let md5 = md5 || checksum.is_none();
+        let new_writer = || match (md5, checksum) {
+            (false, Some(algorithm)) => self.blobs().writer_without_md5(algorithm),
+            _ => self.blobs().writer(checksum),
+        };
         // A body announced as too large for inline storage goes straight to a file.
         let inline_max = inline_max.filter(|max| declared_len.is_none_or(|len| len <= *max as u64));
         let mut writer = match inline_max {
-            None => Some(self.blobs().writer(checksum)?),
+            None => Some(new_writer()?),
             Some(_) => None,
         };
         let mut buffered: Vec<Bytes> = Vec::new();
@@ -289,7 +308,7 @@ impl Region {
             }
             let w = match &mut writer {
                 Some(w) => w,
-                None => writer.insert(self.blobs().writer(checksum)?),
+                None => writer.insert(new_writer()?),
             };
             for c in buffered.drain(..).chain(std::iter::once(chunk)) {
                 if let Err(e) = w.write(c).await {
@@ -315,11 +334,13 @@ impl Region {
                 storage: BodyStorage::File(info.segment),
             });
         }
-        let mut md5 = Md5::new();
+        let mut md5 = md5.then(Md5::new);
         let mut hasher = checksum.map(Hasher::new);
         let mut bytes = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
         for chunk in &buffered {
-            md5.update(chunk);
+            if let Some(m) = &mut md5 {
+                m.update(chunk);
+            }
             if let Some(h) = &mut hasher {
                 h.update(chunk);
             }
@@ -327,7 +348,7 @@ impl Region {
         }
         Ok(StoredBody {
             len: total,
-            md5: md5.finalize().into(),
+            md5: md5.map(|m| m.finalize().into()),
             checksum: hasher.map(|h| (h.algorithm(), h.finalize())),
             storage: BodyStorage::Inline(bytes),
         })
@@ -387,13 +408,14 @@ impl Region {
     async fn commit_put_inner(&self, req: PutRequest, body: StoredBody) -> CoreResult<PutResult> {
         ObjectKey::parse(&req.key)?;
         req.meta.validate()?;
-        verify_digests(&body.md5, body.checksum.as_ref(), req.content_md5.as_deref(), req.checksum.as_ref())?;
+        let md5 = body.md5.ok_or_else(|| CoreError::Internal("a client body was stored without its MD5".into()))?;
+        verify_digests(&md5, body.checksum.as_ref(), req.content_md5.as_deref(), req.checksum.as_ref())?;
         let checksum = body.checksum.as_ref().map(|(alg, digest)| ChecksumValue {
             algorithm: *alg,
             value: to_base64(digest),
             full_object: true,
         });
-        let (size, etag) = (body.len, hex::encode(body.md5));
+        let (size, etag) = (body.len, hex::encode(md5));
         if size == 0
             && let Some(segment) = body.file()
         {

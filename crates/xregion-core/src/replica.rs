@@ -14,7 +14,8 @@ use xregion_blob::checksum::to_base64;
 use xregion_meta::{Outbox, Planner, WriteOp, WriteOutcome};
 use xregion_types::replication::{ReplicationTask, TaskKind};
 use xregion_types::{
-    ChecksumValue, InvalidInput, ObjectKey, ReplicationStatus, VersionId, VersionKind, VersionRecord, VersioningState,
+    ChecksumAlgorithm, ChecksumValue, InvalidInput, ObjectKey, ReplicationStatus, VersionId, VersionKind,
+    VersionRecord, VersioningState,
 };
 
 use crate::buckets::unexpected;
@@ -66,6 +67,34 @@ pub struct ReplicaPut {
     pub part_sizes: Vec<u64>,
     /// The source's checksum; verified when it is a full-object checksum.
     pub checksum: Option<ChecksumValue>,
+    /// CRC32C of the bytes as the source sent them (base64, `x-xregion-transfer-crc32c`): with
+    /// it, the bytes are verified by CRC32C instead of by recomputing the MD5 ETag.
+    pub transfer_crc32c: Option<String>,
+}
+
+/// How a replica's bytes are checked against what the source said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verification {
+    /// The source's full-object checksum (computed while storing; no MD5 needed).
+    SourceChecksum(ChecksumAlgorithm),
+    /// The transfer CRC32C the source computed from its stored bytes (no MD5 needed).
+    TransferCrc32c,
+    /// MD5 against a plain ETag (and nothing else for a multipart ETag, which is not an MD5
+    /// of the bytes).
+    Md5,
+}
+
+impl ReplicaPut {
+    /// The cheapest complete check: a full-object checksum or a transfer CRC32C each prove
+    /// the bytes equal the source's, which computed its ETag from them; only without either
+    /// is the MD5 recomputed (it is the largest CPU cost of a large replica).
+    fn verification(&self) -> Verification {
+        match (self.checksum.as_ref().filter(|c| c.full_object), &self.transfer_crc32c) {
+            (Some(c), _) => Verification::SourceChecksum(c.algorithm),
+            (None, Some(_)) => Verification::TransferCrc32c,
+            (None, None) => Verification::Md5,
+        }
+    }
 }
 
 impl Region {
@@ -142,8 +171,15 @@ impl Region {
             }
             return Ok(PutResult { record: existing, versioning: b.versioning });
         }
-        let algorithm = req.checksum.as_ref().filter(|c| c.full_object).map(|c| c.algorithm);
-        let stored = self.write_body(body, algorithm, declared_len).await?;
+        let stored = match req.verification() {
+            Verification::SourceChecksum(algorithm) => {
+                self.write_body_without_md5(body, algorithm, declared_len).await?
+            }
+            Verification::TransferCrc32c => {
+                self.write_body_without_md5(body, ChecksumAlgorithm::Crc32c, declared_len).await?
+            }
+            Verification::Md5 => self.write_body(body, None, declared_len).await?,
+        };
         let file: Vec<_> = stored.file().cloned().into_iter().collect();
         let verified = verify_replica(&req, &stored);
         if let Err(e) = verified {
@@ -250,25 +286,41 @@ impl Region {
     }
 }
 
-/// Checks the received bytes against what the source said: size (multipart part sizes),
-/// the ETag when it is a plain MD5, and a full-object checksum.
+/// Checks the received bytes against what the source said (see [`ReplicaPut::verification`]):
+/// size (multipart part sizes), then the full-object checksum, the transfer CRC32C, or the
+/// ETag when it is a plain MD5.
 fn verify_replica(req: &ReplicaPut, blob: &StoredBody) -> CoreResult<()> {
     if !req.part_sizes.is_empty() && req.part_sizes.iter().sum::<u64>() != blob.len {
         return Err(CoreError::BadDigest("replica size does not match the source's part sizes".into()));
     }
-    if !req.etag.contains('-') && req.etag != hex::encode(blob.md5) {
-        return Err(CoreError::BadDigest("replica bytes do not match the source ETag".into()));
-    }
-    if let Some(claim) = req.checksum.as_ref().filter(|c| c.full_object) {
-        let computed = blob.checksum.as_ref().map(|(_, d)| to_base64(d));
-        if computed.as_deref() != Some(claim.value.as_str()) {
-            return Err(CoreError::BadDigest(format!(
-                "replica bytes do not match the source {} checksum",
-                claim.algorithm.as_str()
-            )));
+    let computed = blob.checksum.as_ref().map(|(_, d)| to_base64(d));
+    let (claim, what) = match req.verification() {
+        Verification::SourceChecksum(algorithm) => {
+            (req.checksum.as_ref().map(|c| c.value.as_str()), format!("the source {} checksum", algorithm.as_str()))
         }
+        Verification::TransferCrc32c => (req.transfer_crc32c.as_deref(), "the transfer CRC32C".to_owned()),
+        Verification::Md5 => {
+            if !req.etag.contains('-') && Some(req.etag.clone()) != blob.md5.map(hex::encode) {
+                return Err(CoreError::BadDigest("replica bytes do not match the source ETag".into()));
+            }
+            return Ok(());
+        }
+    };
+    if computed.is_none() || computed.as_deref() != claim {
+        return Err(CoreError::BadDigest(format!("replica bytes do not match {what}")));
     }
     Ok(())
+}
+
+/// The transfer CRC32C of a stored version's bytes (base64, as `x-xregion-transfer-crc32c`
+/// carries it), read back from wherever they are stored.
+pub async fn transfer_crc32c(region: &Region, data: &xregion_types::ObjectData) -> CoreResult<String> {
+    let mut hasher = xregion_blob::checksum::Hasher::new(ChecksumAlgorithm::Crc32c);
+    let mut stream = region.read_object(data, 0, data.size);
+    while let Some(chunk) = stream.next().await {
+        hasher.update(&chunk.map_err(|e| CoreError::Internal(format!("reading the source version: {e}")))?);
+    }
+    Ok(to_base64(&hasher.finalize()))
 }
 
 /// Parses the replica checksum header value `ALGORITHM:base64:FULL_OBJECT|COMPOSITE`.
@@ -400,6 +452,7 @@ mod tests {
             etag: "8d777f385d3dfec8815d20f7496026dc".into(), // md5("data")
             part_sizes: Vec::new(),
             checksum: None,
+            transfer_crc32c: None,
         };
         let stored = region.put_replica(req.clone(), body(b"data"), Some(4)).await.unwrap().record;
         assert_eq!(stored.replication, ReplicationStatus::Replica);
@@ -429,6 +482,7 @@ mod tests {
             etag: "8d777f385d3dfec8815d20f7496026dc".into(), // md5("data")
             part_sizes: Vec::new(),
             checksum: None,
+            transfer_crc32c: None,
         };
         region.put_replica(req, body(b"data"), Some(4)).await.unwrap();
         let vid = source.version_id.clone();
@@ -450,6 +504,39 @@ mod tests {
         region.meta().write(WriteOp::CompleteTask { seq }).await.unwrap();
         assert_eq!(status(&region), ReplicationStatus::Replica);
         assert!(tasks(&region).is_empty());
+    }
+
+    /// IMPL-2: with a transfer CRC32C the replica is verified by it (no MD5 computed); a wrong
+    /// one is `BadDigest` and stores nothing. Without one, the plain-MD5 ETag is checked.
+    #[tokio::test]
+    async fn impl2_replicas_are_verified_by_transfer_crc32c_or_md5() {
+        let (_dir, region) = configured().await;
+        let bytes = vec![7u8; 100_000]; // above the inline limit: a blob file
+        let mut hasher = xregion_blob::checksum::Hasher::new(ChecksumAlgorithm::Crc32c);
+        hasher.update(&bytes);
+        let crc = to_base64(&hasher.finalize());
+        let clock = xregion_types::VersionClock::new();
+        let ids: Vec<VersionId> = (0..3).map(|i| VersionId::generate(clock.next(), [i; 12])).collect();
+        let req = |id: &VersionId, etag: &str, crc: Option<&str>| ReplicaPut {
+            bucket: "dst".into(),
+            key: format!("k-{id}"),
+            meta: ObjectMeta::default(),
+            version_id: id.clone(),
+            last_modified_ms: 1,
+            etag: etag.into(),
+            part_sizes: Vec::new(),
+            checksum: None,
+            transfer_crc32c: crc.map(str::to_owned),
+        };
+        let body = |b: &[u8]| futures::stream::iter(vec![Ok(Bytes::copy_from_slice(b))]).boxed();
+        let md5 = hex::encode(<md5::Md5 as md5::Digest>::digest(&bytes));
+        let ok = region.put_replica(req(&ids[0], &md5, Some(&crc)), body(&bytes), Some(bytes.len() as u64)).await;
+        assert_eq!(ok.unwrap().record.object().map(|d| d.etag.clone()), Some(md5.clone()));
+        let wrong = region.put_replica(req(&ids[1], &md5, Some("AAAAAA==")), body(&bytes), None).await;
+        assert!(matches!(wrong, Err(CoreError::BadDigest(_))), "{wrong:?}");
+        assert!(region.get_object("dst", &format!("k-{}", ids[1]), None).is_err(), "nothing stored");
+        let bad_md5 = region.put_replica(req(&ids[2], &"0".repeat(32), None), body(&bytes), None).await;
+        assert!(matches!(bad_md5, Err(CoreError::BadDigest(_))), "{bad_md5:?}");
     }
 
     #[test]

@@ -100,6 +100,8 @@ impl BatchEntry {
             etag: o.etag.clone(),
             part_sizes: o.part_sizes.clone(),
             checksum,
+            // Batched objects are small: the MD5 check costs little.
+            transfer_crc32c: None,
         }))
     }
 

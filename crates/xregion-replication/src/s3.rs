@@ -20,7 +20,7 @@ use aws_sdk_s3::types::{StorageClass, Tag, Tagging};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use xregion_core::buckets::BucketLocation;
-use xregion_core::replica::checksum_header;
+use xregion_core::replica::{checksum_header, transfer_crc32c};
 use xregion_core::{CoreError, Region};
 use xregion_types::replication::TaskKind;
 use xregion_types::{ObjectData, VersionRecord};
@@ -212,7 +212,15 @@ async fn put_object(client: &Client, region: &Region, r: &Replica) -> Result<(),
     let Some(data) = r.version.object() else {
         return Err(ReplicationError::permanent("SrcObjectNotEligible", "object task on a delete marker"));
     };
-    let headers = object_headers(&r.version, data);
+    let mut headers = object_headers(&r.version, data);
+    if !data.checksum.as_ref().is_some_and(|c| c.full_object) {
+        // Lets the destination verify the bytes by CRC32C instead of recomputing the MD5 ETag
+        // (MD5 is the largest CPU cost of a large replica); reading the bytes twice is cheaper.
+        let crc = transfer_crc32c(region, data)
+            .await
+            .map_err(|e| ReplicationError::retryable(format!("reading the source version: {e}")))?;
+        headers.push(("x-xregion-transfer-crc32c", crc));
+    }
     let stream = region.read_object(data, 0, data.size);
     let frames = SyncStream(std::sync::Mutex::new(stream.map(|chunk| chunk.map(http_body::Frame::data))));
     let body = ByteStream::from_body_1_x(http_body_util::StreamBody::new(frames));

@@ -73,7 +73,9 @@ pub(crate) async fn upload_part(r: &Region, req: S3Request<UploadPartInput>) -> 
         r.write_blob(body_of(input.body), cs.algorithm, checked_put_len(&headers, input.content_length)?).await.s3()?;
     if let Some(md5) = &input.content_md5 {
         use base64::Engine as _;
-        let ok = base64::engine::general_purpose::STANDARD.decode(md5.trim()).is_ok_and(|d| d == blob.md5);
+        let ok = base64::engine::general_purpose::STANDARD
+            .decode(md5.trim())
+            .is_ok_and(|d| blob.md5.is_some_and(|m| d == m));
         if !ok {
             r.blobs().delete(&blob.segment).await.ok();
             return Err(s3_error!(BadDigest, "The Content-MD5 you specified did not match what we received."));

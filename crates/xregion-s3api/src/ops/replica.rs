@@ -29,6 +29,8 @@ pub const SOURCE_ETAG: &str = "x-xregion-source-etag";
 pub const PART_SIZES: &str = "x-xregion-part-sizes";
 /// The source checksum: `ALGORITHM:base64:FULL_OBJECT|COMPOSITE`.
 pub const SOURCE_CHECKSUM: &str = "x-xregion-source-checksum";
+/// CRC32C (base64) of the bytes the source sends; checked instead of recomputing the MD5.
+pub const TRANSFER_CRC32C: &str = "x-xregion-transfer-crc32c";
 
 /// True if the request asks to write replica state.
 pub(crate) fn is_replica(headers: &HeaderMap) -> bool {
@@ -106,6 +108,7 @@ pub(crate) async fn put_object(
         etag: header(&headers, SOURCE_ETAG)?.trim_matches('"').to_owned(),
         part_sizes,
         checksum,
+        transfer_crc32c: headers.get(TRANSFER_CRC32C).and_then(|v| v.to_str().ok()).map(str::to_owned),
     };
     let len = declared_len(&headers, input.content_length);
     let res = r.put_replica(put, body_of(input.body), len).await.s3()?;
