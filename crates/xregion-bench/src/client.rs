@@ -250,4 +250,12 @@ impl S3Client {
     pub async fn get(&self, bucket: &str, key: &str) -> anyhow::Result<u64> {
         self.get_with(bucket, key, |_| {}).await
     }
+
+    /// `GET path_and_query`, the whole body (small documents such as `/_xregion/replication`).
+    pub async fn get_document(&self, path_and_query: &str) -> anyhow::Result<Bytes> {
+        let req = self.signed(Method::GET, path_and_query, RepeatBody::empty())?;
+        let resp = self.send(req).await?;
+        let body = resp.into_body().collect().await.with_context(|| format!("GET {path_and_query}: reading body"))?;
+        Ok(body.to_bytes())
+    }
 }

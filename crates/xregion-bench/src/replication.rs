@@ -256,6 +256,10 @@ struct Backlog {
     /// Highest source RSS while the backlog was written, and while it drained.
     rss_write: u64,
     rss_drain: u64,
+    /// `GET /_xregion/replication` with the whole backlog pending: time, and the operations
+    /// it reported pending.
+    report_secs: f64,
+    reported_pending: Option<u64>,
 }
 
 struct Report {
@@ -539,6 +543,11 @@ async fn backlog_phase(pair: &mut Pair, pattern: &Bytes, n: u64, concurrency: us
     let write_secs = t0.elapsed().as_secs_f64();
     let rss_write = rss.take_phase_max();
     eprintln!("  backlog: {} objects written in {write_secs:.1} s; starting the destination", written.len());
+    // The operator report scans the whole outbox (design invariant 6): what does that cost?
+    let t_report = Instant::now();
+    let report = sc.get_document("/_xregion/replication").await?;
+    let report_secs = t_report.elapsed().as_secs_f64();
+    let reported_pending = pending_operations(&String::from_utf8_lossy(&report));
     let mut ids: Vec<(String, String, Instant)> = written;
     ids.sort_by_key(|w| w.2);
     let ids: Vec<(String, String)> = ids.into_iter().map(|w| (w.0, w.1)).collect();
@@ -551,7 +560,13 @@ async fn backlog_phase(pair: &mut Pair, pattern: &Bytes, n: u64, concurrency: us
     let rss_max = rss.overall_max();
     drop(rss);
     eprintln!("  backlog: drained in {drain_secs:.1} s, source RSS max {} MiB", rss_max >> 20);
-    Ok(Backlog { objects, write_secs, drain_secs, rss_max, rss_write, rss_drain })
+    Ok(Backlog { objects, write_secs, drain_secs, rss_max, rss_write, rss_drain, report_secs, reported_pending })
+}
+
+/// The top-level `"pending_operations": N` of the replication report.
+fn pending_operations(json: &str) -> Option<u64> {
+    let (_, rest) = json.split_once("\"pending_operations\":")?;
+    rest.trim_start().split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }
 
 impl Report {
@@ -591,6 +606,14 @@ impl Report {
             b.objects as f64 / b.drain_secs.max(1e-9),
             b.rss_write as f64 / stats::MIB,
             b.rss_drain as f64 / stats::MIB
+        );
+        let _ = writeln!(
+            out,
+            "replication report (`GET /_xregion/replication`) with the backlog pending: {} in {}, \
+             {} operations reported pending\n",
+            b.objects,
+            fmt_dur(Some(Duration::from_secs_f64(b.report_secs))),
+            b.reported_pending.map_or("?".to_owned(), |n| n.to_string())
         );
         let _ = writeln!(out, "| target | measured | result |");
         let _ = writeln!(out, "|---|---|---|");

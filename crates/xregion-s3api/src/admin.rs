@@ -69,7 +69,8 @@ pub enum AdminReport {
 }
 
 impl AdminReport {
-    fn from_path(path: &str) -> Option<Self> {
+    /// The report a path names (`/_xregion/replication`, `/_xregion/metrics`).
+    pub fn from_path(path: &str) -> Option<Self> {
         match path.strip_prefix('/')?.strip_prefix(ADMIN_PREFIX)? {
             "/replication" => Some(Self::ReplicationJson),
             "/metrics" => Some(Self::Metrics),
@@ -77,7 +78,8 @@ impl AdminReport {
         }
     }
 
-    fn content_type(self) -> &'static str {
+    /// The `Content-Type` of the report body.
+    pub fn content_type(self) -> &'static str {
         match self {
             Self::ReplicationJson => "application/json",
             Self::Metrics => "text/plain; version=0.0.4; charset=utf-8",

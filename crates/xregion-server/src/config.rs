@@ -28,6 +28,10 @@ pub struct RegionConfig {
     /// Other regions of the deployment: region name → endpoint URL (`http://host:port`).
     #[serde(default)]
     pub peers: BTreeMap<String, String>,
+    /// Bearer token that also admits `GET /_xregion/metrics` and `/_xregion/replication`
+    /// (`Authorization: Bearer <token>`), for scrapers that cannot sign SigV4. Unset: SigV4 only.
+    #[serde(default)]
+    pub metrics_token: Option<String>,
 }
 
 /// Base domains used when none are configured.
@@ -53,6 +57,8 @@ pub struct PartialConfig {
     pub domains: Option<Vec<String>>,
     /// See [`RegionConfig::peers`].
     pub peers: Option<BTreeMap<String, String>>,
+    /// See [`RegionConfig::metrics_token`].
+    pub metrics_token: Option<String>,
 }
 
 impl PartialConfig {
@@ -78,6 +84,7 @@ impl PartialConfig {
                 }
                 (a, b) => b.or(a),
             },
+            metrics_token: over.metrics_token.or(self.metrics_token),
         }
     }
 
@@ -96,6 +103,7 @@ impl PartialConfig {
             domains: self.domains.unwrap_or_else(default_domains),
             region,
             peers,
+            metrics_token: self.metrics_token.filter(|t| !t.is_empty()),
         })
     }
 }
@@ -127,9 +135,14 @@ eu-west-1 = "http://127.0.0.1:9001"
 "#,
         )
         .unwrap();
-        let flags = PartialConfig { listen: Some("127.0.0.1:9100".parse().unwrap()), ..Default::default() };
+        let flags = PartialConfig {
+            listen: Some("127.0.0.1:9100".parse().unwrap()),
+            metrics_token: Some("scrape".into()),
+            ..Default::default()
+        };
         let cfg = file.overlay(flags).finish().unwrap();
         assert_eq!(cfg.listen.port(), 9100);
+        assert_eq!(cfg.metrics_token.as_deref(), Some("scrape"));
         assert_eq!(cfg.peers.get("eu-west-1").map(String::as_str), Some("http://127.0.0.1:9001"));
         assert!(PartialConfig::default().finish().is_err());
         assert!(toml::from_str::<PartialConfig>("bogus = 1").is_err());

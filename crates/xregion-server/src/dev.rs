@@ -58,6 +58,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             secret_key: secret_key.clone(),
             domains: default_domains(),
             peers: endpoints.iter().filter(|(r, _)| *r != name).map(|(r, e)| (r.clone(), e.clone())).collect(),
+            metrics_token: None,
         };
         running.push(app::start_region(&cfg).await?);
     }

@@ -57,6 +57,9 @@ struct ServeArgs {
     /// Another region: REGION=URL (repeatable).
     #[arg(long = "peer", env = "XREGION_PEERS", value_delimiter = ',', value_parser = config::parse_peer)]
     peers: Vec<(String, String)>,
+    /// Bearer token admitting GET /_xregion/metrics and /_xregion/replication without SigV4.
+    #[arg(long, env = "XREGION_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -90,6 +93,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         secret_key: args.secret_key,
         domains: (!args.domains.is_empty()).then_some(args.domains),
         peers: (!args.peers.is_empty()).then(|| args.peers.into_iter().collect()),
+        metrics_token: args.metrics_token,
     };
     let cfg = file.overlay(flags).finish()?;
     let running = app::start_region(&cfg).await?;

@@ -36,14 +36,22 @@ pub struct TestRegion {
     peers: Vec<(String, String)>,
     data: tempfile::TempDir,
     child: Option<Child>,
+    /// More `xregion serve` flags.
+    extra_args: Vec<String>,
 }
 
 impl TestRegion {
     /// Starts a region on a free port with the given peers (`region`, `http://host:port`).
     pub fn start(name: &str, peers: &[(&str, &str)]) -> Self {
+        Self::start_with(name, peers, &[])
+    }
+
+    /// [`TestRegion::start`] with more `xregion serve` flags.
+    pub fn start_with(name: &str, peers: &[(&str, &str)], extra_args: &[&str]) -> Self {
         let peers: Vec<(String, String)> = peers.iter().map(|(r, e)| ((*r).to_owned(), (*e).to_owned())).collect();
         let data = tempfile::Builder::new().prefix("xregion-it-").tempdir().expect("temp dir");
-        let mut region = Self { name: name.to_owned(), port: 0, peers, data, child: None };
+        let extra_args = extra_args.iter().map(|a| (*a).to_owned()).collect();
+        let mut region = Self { name: name.to_owned(), port: 0, peers, data, child: None, extra_args };
         region.spawn().unwrap_or_else(|e| panic!("starting region {name}: {e}"));
         region
     }
@@ -61,7 +69,8 @@ impl TestRegion {
             for (name, port) in names.iter().zip(&ports) {
                 let peers = endpoints.iter().filter(|(n, _)| n != name).cloned().collect();
                 let data = tempfile::Builder::new().prefix("xregion-it-").tempdir().expect("temp dir");
-                let mut region = Self { name: (*name).to_owned(), port: *port, peers, data, child: None };
+                let mut region =
+                    Self { name: (*name).to_owned(), port: *port, peers, data, child: None, extra_args: Vec::new() };
                 if let Err(e) = region.spawn() {
                     last_error = e;
                     failed = true;
@@ -83,7 +92,8 @@ impl TestRegion {
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
             .arg("--data")
             .arg(self.data.path())
-            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY]);
+            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+            .args(&self.extra_args);
         for (region, endpoint) in &self.peers {
             cmd.args(["--peer", &format!("{region}={endpoint}")]);
         }

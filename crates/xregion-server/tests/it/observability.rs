@@ -77,3 +77,28 @@ async fn inv6_backlog_bytes_age_and_lag_are_reported() {
     assert_eq!(d["lag"]["count"], 4, "three versions and a delete marker");
     assert_eq!(d["paused"], false);
 }
+
+/// A configured bearer token admits scrapers that cannot sign SigV4 (Prometheus) to the same
+/// reports; a wrong token is refused, and SigV4 keeps working.
+#[tokio::test]
+async fn inv6_metrics_token_admits_scrapers() {
+    let region = TestRegion::start_with("us-east-1", &[], &["--metrics-token", "scrape-me"]);
+    let url = format!("{}/_xregion/metrics", region.endpoint());
+    let get = |token: &'static str| {
+        let url = url.clone();
+        async move {
+            let resp = http_client(None).get(url).bearer_auth(token).send().await.expect("request");
+            RawResponse::read(resp).await
+        }
+    };
+    let ok = get("scrape-me").await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(
+        ok.headers.get("content-type").and_then(|v| v.to_str().ok()),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    assert!(String::from_utf8_lossy(&ok.body).contains("# TYPE xregion_replication_pending_operations gauge"));
+    let wrong = get("scrape-you").await;
+    assert_eq!((wrong.status, wrong.error_code().as_deref()), (403, Some("AccessDenied")));
+    assert_eq!(report(&region).await["pending_operations"], 0, "SigV4 still works");
+}
