@@ -41,6 +41,12 @@ pub const MAX_USER_METADATA: usize = 2048;
 /// buffering) and large sequential writes win.
 pub const INLINE_MAX: usize = 64 * 1024;
 
+/// The checksum S3 adds to a new object uploaded without one ("default data integrity
+/// protection": `ChecksumCRC64NVME` is present if the object was uploaded without a checksum
+/// and S3 added the default). It is computed in the same pass as MD5, at little cost, and is
+/// what replication then verifies a replica by, instead of recomputing its MD5.
+pub const DEFAULT_CHECKSUM: ChecksumAlgorithm = ChecksumAlgorithm::Crc64Nvme;
+
 /// Where a stored, not yet committed body lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BodyStorage {
@@ -570,7 +576,7 @@ impl Region {
         if let Some(tags) = tags {
             new_meta.tags = tags;
         }
-        let algorithm = checksum.or(data.checksum.as_ref().map(|c| c.algorithm));
+        let algorithm = checksum.or(data.checksum.as_ref().map(|c| c.algorithm)).or(Some(DEFAULT_CHECKSUM));
         let body = self.read_object(data, 0, data.size).map(|r| r.map_err(BodyError::from)).boxed();
         let stored = self.write_body(body, algorithm, Some(data.size)).await?;
         let req = PutRequest {

@@ -5,7 +5,7 @@ use http::{HeaderMap, StatusCode};
 use s3s::dto::*;
 use s3s::{S3Error, S3Request, S3Response, S3Result, s3_error};
 use xregion_core::conditions::ReadConditions;
-use xregion_core::objects::{Body, ChecksumClaim, PutRequest};
+use xregion_core::objects::{Body, ChecksumClaim, DEFAULT_CHECKSUM, PutRequest};
 use xregion_core::{CoreError, Region};
 use xregion_meta::Precondition;
 use xregion_types::{ChecksumAlgorithm, VersionRecord, VersioningState};
@@ -120,7 +120,11 @@ pub(crate) async fn put_object(r: &Region, req: S3Request<PutObjectInput>) -> S3
         ],
     )?;
     let stored = r
-        .write_body(body_of(input.body), checksum.algorithm, checked_put_len(&headers, input.content_length)?)
+        .write_body(
+            body_of(input.body),
+            Some(checksum.algorithm.unwrap_or(DEFAULT_CHECKSUM)),
+            checked_put_len(&headers, input.content_length)?,
+        )
         .await
         .s3()?;
     let put = PutRequest {

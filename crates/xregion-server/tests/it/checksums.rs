@@ -312,3 +312,22 @@ async fn checksums_multipart_composite() {
     let listed = s3.list_parts().bucket(&bucket).key("bad").upload_id(&id).send().await.expect("list parts");
     assert!(listed.parts().is_empty(), "{:?}", listed.parts());
 }
+
+/// S3's default data integrity protection: an object uploaded without any checksum gets a
+/// full-object CRC64NVME, returned by the PUT and by GET/HEAD in checksum mode.
+#[tokio::test]
+async fn upload_without_checksum_gets_the_default_crc64nvme() {
+    let region = TestRegion::start("us-east-1", &[]);
+    let client = region.client();
+    let bucket = create_bucket(&client, "default-crc").await;
+    let data = b"no checksum was sent with these bytes".repeat(3000); // a blob file, not inline
+    let want = expected_checksum(&ChecksumAlgorithm::Crc64Nvme, &data);
+    // A raw PUT: current SDKs would add a checksum of their own.
+    let put = region.signed("PUT", &format!("/{bucket}/k"), &[], &data).await;
+    assert_eq!(put.status, 200);
+    let header = |r: &RawResponse, name: &str| r.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    assert_eq!(header(&put, "x-amz-checksum-crc64nvme"), Some(want.clone()));
+    let head = region.signed("HEAD", &format!("/{bucket}/k"), &[("x-amz-checksum-mode", "ENABLED")], b"").await;
+    assert_eq!(header(&head, "x-amz-checksum-crc64nvme"), Some(want));
+    assert_eq!(header(&head, "x-amz-checksum-type").as_deref(), Some("FULL_OBJECT"));
+}
