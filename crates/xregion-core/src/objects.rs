@@ -90,8 +90,8 @@ impl StoredBody {
     }
 }
 
-/// Client-settable metadata of an object version.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Client-settable metadata of an object version (also carried by batched replica writes).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObjectMeta {
     /// Content-Type.
     pub content_type: Option<String>,

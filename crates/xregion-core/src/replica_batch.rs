@@ -55,24 +55,8 @@ pub struct BatchObject {
     pub part_sizes: Vec<u64>,
     /// Source checksum in the `x-xregion-source-checksum` form.
     pub checksum: Option<String>,
-    /// Content headers, user metadata, tags and storage class.
-    pub content_type: Option<String>,
-    /// Content-Encoding.
-    pub content_encoding: Option<String>,
-    /// Content-Disposition.
-    pub content_disposition: Option<String>,
-    /// Content-Language.
-    pub content_language: Option<String>,
-    /// Cache-Control.
-    pub cache_control: Option<String>,
-    /// Expires.
-    pub expires: Option<String>,
-    /// `x-amz-meta-*` pairs.
-    pub user_metadata: Vec<(String, String)>,
-    /// Tags.
-    pub tags: Vec<(String, String)>,
-    /// Storage class of the replica (the rule's override applied by the source).
-    pub storage_class: String,
+    /// Content headers, user metadata, tags and storage class (the rule's override applied).
+    pub meta: ObjectMeta,
 }
 
 impl BatchEntry {
@@ -80,21 +64,10 @@ impl BatchEntry {
     pub fn replica_put(&self, bucket: &str) -> CoreResult<Option<ReplicaPut>> {
         let Some(o) = &self.object else { return Ok(None) };
         let checksum = o.checksum.as_deref().map(parse_checksum_header).transpose()?;
-        let meta = ObjectMeta {
-            content_type: o.content_type.clone(),
-            content_encoding: o.content_encoding.clone(),
-            content_disposition: o.content_disposition.clone(),
-            content_language: o.content_language.clone(),
-            cache_control: o.cache_control.clone(),
-            expires: o.expires.clone(),
-            user_metadata: o.user_metadata.clone(),
-            tags: o.tags.clone(),
-            storage_class: Some(o.storage_class.clone()),
-        };
         Ok(Some(ReplicaPut {
             bucket: bucket.to_owned(),
             key: self.key.clone(),
-            meta,
+            meta: o.meta.clone(),
             version_id: self.version_id()?,
             last_modified_ms: self.last_modified_ms,
             etag: o.etag.clone(),
@@ -231,8 +204,11 @@ mod tests {
             last_modified_ms: 7,
             object: Some(BatchObject {
                 etag: "e".into(),
-                tags: vec![("k".into(), "v".into())],
-                storage_class: "STANDARD".into(),
+                meta: ObjectMeta {
+                    tags: vec![("k".into(), "v".into())],
+                    storage_class: Some("STANDARD".into()),
+                    ..ObjectMeta::default()
+                },
                 ..BatchObject::default()
             }),
         }

@@ -21,6 +21,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use xregion_core::Region;
+use xregion_core::objects::ObjectMeta;
 use xregion_core::replica::checksum_header;
 use xregion_core::replica_batch::{self, BatchEntry, BatchObject, EntryResult};
 use xregion_types::VersionRecord;
@@ -200,19 +201,15 @@ async fn entry_of(region: &Region, r: &Replica) -> Result<(BatchEntry, Bytes), R
         let chunk = chunk.map_err(|e| ReplicationError::retryable(format!("reading the source version: {e}")))?;
         bytes.extend_from_slice(&chunk);
     }
+    let mut meta = ObjectMeta::from_data(data);
+    if let Some(class) = &r.storage_class {
+        meta.storage_class = Some(class.clone());
+    }
     entry.object = Some(BatchObject {
         etag: data.etag.clone(),
         part_sizes: data.part_sizes.clone(),
         checksum: data.checksum.as_ref().map(checksum_header),
-        content_type: data.content_type.clone(),
-        content_encoding: data.content_encoding.clone(),
-        content_disposition: data.content_disposition.clone(),
-        content_language: data.content_language.clone(),
-        cache_control: data.cache_control.clone(),
-        expires: data.expires.clone(),
-        user_metadata: data.user_metadata.clone(),
-        tags: data.tags.clone(),
-        storage_class: r.storage_class.clone().unwrap_or_else(|| data.storage_class.clone()),
+        meta,
     });
     Ok((entry, bytes.freeze()))
 }

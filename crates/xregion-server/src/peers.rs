@@ -121,13 +121,18 @@ impl HttpPeers {
         if !status.is_success() {
             return Err(CoreError::Unavailable(format!("region {region} answered {status} to a versioning lookup")));
         }
-        let body = tokio::time::timeout(LOOKUP_TIMEOUT, resp.into_body().collect())
-            .await
-            .map_err(|_| CoreError::Unavailable(format!("region {region} did not answer in time")))?
-            .map_err(|e| CoreError::Unavailable(format!("region {region}: {e}")))?
-            .to_bytes();
+        let body = read_body(region, resp).await?;
         Ok(Some(parse_versioning_status(&String::from_utf8_lossy(&body))))
     }
+}
+
+/// A peer's whole answer body, within the lookup timeout.
+async fn read_body(region: &str, resp: http::Response<hyper::body::Incoming>) -> CoreResult<Bytes> {
+    Ok(tokio::time::timeout(LOOKUP_TIMEOUT, resp.into_body().collect())
+        .await
+        .map_err(|_| CoreError::Unavailable(format!("region {region} did not answer in time")))?
+        .map_err(|e| CoreError::Unavailable(format!("region {region}: {e}")))?
+        .to_bytes())
 }
 
 /// The `<Status>` of a `GetBucketVersioning` answer (VER-3: absent means never configured).
@@ -148,11 +153,7 @@ impl HttpPeers {
         if !status.is_success() {
             return Err(CoreError::Unavailable(format!("region {region} answered {status} to ListBuckets")));
         }
-        let body = tokio::time::timeout(LOOKUP_TIMEOUT, resp.into_body().collect())
-            .await
-            .map_err(|_| CoreError::Unavailable(format!("region {region} did not answer in time")))?
-            .map_err(|e| CoreError::Unavailable(format!("region {region}: {e}")))?
-            .to_bytes();
+        let body = read_body(region, resp).await?;
         Ok(parse_bucket_list(&String::from_utf8_lossy(&body), region))
     }
 }

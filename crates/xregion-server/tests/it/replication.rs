@@ -406,6 +406,7 @@ async fn inv3_an_unrelated_region_down_does_not_block_replication() {
 #[tokio::test]
 async fn impl2_batch_entries_are_applied_and_answered_one_by_one() {
     use bytes::Bytes;
+    use xregion_core::objects::ObjectMeta;
     use xregion_core::replica_batch::{BatchEntry, BatchObject, EntryResult, decode_results, encode};
 
     let regions = TestRegion::start_many(&["us-east-1"]);
@@ -423,9 +424,11 @@ async fn impl2_batch_entries_are_applied_and_answered_one_by_one() {
         last_modified_ms: 1_700_000_000_000,
         object: Some(BatchObject {
             etag,
-            content_type: Some("text/plain".into()),
-            tags: vec![("t".into(), "v".into())],
-            storage_class: "STANDARD".into(),
+            meta: ObjectMeta {
+                content_type: Some("text/plain".into()),
+                tags: vec![("t".into(), "v".into())],
+                ..ObjectMeta::default()
+            },
             ..BatchObject::default()
         }),
     };
