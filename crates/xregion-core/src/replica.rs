@@ -437,23 +437,28 @@ mod tests {
         assert_eq!(tasks(&region).len(), 3);
     }
 
+    /// A replica of `data` (4 bytes) as key `r` in bucket `src`, with version `id`.
+    fn replica_of_data(id: &VersionId) -> ReplicaPut {
+        ReplicaPut {
+            bucket: "src".into(),
+            key: "r".into(),
+            meta: ObjectMeta::default(),
+            version_id: id.clone(),
+            last_modified_ms: 1_234,
+            etag: "8d777f385d3dfec8815d20f7496026dc".into(), // md5("data")
+            part_sizes: Vec::new(),
+            checksum: None,
+            transfer_crc32c: None,
+        }
+    }
+
     /// ELI-13, TWO-2: replicas are never queued, not even when their bucket replicates, and
     /// tagging a replica stays local (TWO-3). Replays are idempotent (invariant 4).
     #[tokio::test]
     async fn eli13_replicas_get_no_tasks_and_replays_are_idempotent() {
         let (_dir, region) = configured().await;
         let source = put(&region, "dst", "seed").await; // a real id to replicate
-        let req = ReplicaPut {
-            bucket: "src".into(),
-            key: "r".into(),
-            meta: ObjectMeta::default(),
-            version_id: source.version_id.clone(),
-            last_modified_ms: 1_234,
-            etag: "8d777f385d3dfec8815d20f7496026dc".into(), // md5("data")
-            part_sizes: Vec::new(),
-            checksum: None,
-            transfer_crc32c: None,
-        };
+        let req = replica_of_data(&source.version_id);
         let stored = region.put_replica(req.clone(), body(b"data"), Some(4)).await.unwrap().record;
         assert_eq!(stored.replication, ReplicationStatus::Replica);
         assert_eq!((stored.version_id.clone(), stored.last_modified_ms), (source.version_id.clone(), 1_234));
@@ -473,17 +478,7 @@ mod tests {
         config.rules[0].replica_modifications = Some(true);
         region.set_replication("src", Some(config)).await.unwrap();
         let source = put(&region, "dst", "seed").await;
-        let req = ReplicaPut {
-            bucket: "src".into(),
-            key: "r".into(),
-            meta: ObjectMeta::default(),
-            version_id: source.version_id.clone(),
-            last_modified_ms: 1_234,
-            etag: "8d777f385d3dfec8815d20f7496026dc".into(), // md5("data")
-            part_sizes: Vec::new(),
-            checksum: None,
-            transfer_crc32c: None,
-        };
+        let req = replica_of_data(&source.version_id);
         region.put_replica(req, body(b"data"), Some(4)).await.unwrap();
         let vid = source.version_id.clone();
         let status = |region: &Region| region.get_object("src", "r", Some(vid.as_str())).unwrap().1.replication;
