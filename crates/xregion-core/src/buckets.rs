@@ -46,11 +46,34 @@ impl Region {
         if self.peers().locate_bucket(name.as_str()).await?.is_some() {
             return Err(CoreError::BucketAlreadyExists);
         }
-        match self.meta().write(WriteOp::CreateBucket { name, created_ms: now_ms() }).await {
-            Ok(WriteOutcome::Bucket(rec)) => Ok(rec),
-            Ok(other) => Err(unexpected(&other)),
-            Err(MetaError::BucketAlreadyExists(_)) => Err(CoreError::BucketAlreadyOwnedByYou),
-            Err(e) => Err(e.into()),
+        let rec = match self.meta().write(WriteOp::CreateBucket { name, created_ms: now_ms() }).await {
+            Ok(WriteOutcome::Bucket(rec)) => rec,
+            Ok(other) => return Err(unexpected(&other)),
+            Err(MetaError::BucketAlreadyExists(_)) => return Err(CoreError::BucketAlreadyOwnedByYou),
+            Err(e) => return Err(e.into()),
+        };
+        self.settle_creation_race(rec).await
+    }
+
+    /// Two regions creating the same new name at the same moment both pass the lookup above.
+    /// After creating, each looks again. A region that sees no rival keeps the name: any rival
+    /// committed after that look, so the rival will see it. A region that sees a rival cannot
+    /// know whether the rival saw it too, so it gives way: it deletes its new, empty bucket and
+    /// answers S3's `409 OperationAborted` ("try again"); the retry finds the rival's bucket
+    /// (`BucketAlreadyExists`), or, if both gave way, creates it. Names never end up in two
+    /// regions (while the peers can be reached, as the lookup above requires).
+    async fn settle_creation_race(&self, rec: BucketRecord) -> CoreResult<BucketRecord> {
+        let name = rec.name.as_str();
+        let Some(rival) = self.peers().list_buckets().await.into_iter().find(|b| b.name == name) else {
+            return Ok(rec);
+        };
+        match self.delete_bucket(name).await {
+            Ok(()) => Err(CoreError::OperationAborted),
+            Err(e) => {
+                // Someone wrote into it already: keep it rather than lose data.
+                tracing::warn!(bucket = name, rival = %rival.region, error = %e, "bucket created in two regions at once");
+                Ok(rec)
+            }
         }
     }
 

@@ -22,6 +22,9 @@ pub enum CoreError {
     /// The bucket still holds versions or delete markers (VER-18).
     #[error("the bucket you tried to delete is not empty")]
     BucketNotEmpty,
+    /// Another region created the same bucket name at the same moment; try again.
+    #[error("a conflicting operation is in progress against this resource")]
+    OperationAborted,
     /// The bucket lives in another region of the deployment.
     #[error("the bucket is in region {region}")]
     WrongRegion {

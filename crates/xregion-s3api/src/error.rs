@@ -29,6 +29,10 @@ pub fn to_s3(e: CoreError) -> S3Error {
             C::BucketNotEmpty,
             "The bucket you tried to delete is not empty. You must delete all versions in the bucket.".into(),
         ),
+        CoreError::OperationAborted => with(
+            C::OperationAborted,
+            "A conflicting conditional operation is currently in progress against this resource. Try again.".into(),
+        ),
         CoreError::WrongRegion { region } => {
             let mut err = with(
                 C::PermanentRedirect,

@@ -225,3 +225,38 @@ async fn two_regions_share_one_bucket_namespace() {
     let head = s3_eu.head_bucket().bucket(&us_bucket).send().await.expect("head");
     assert_eq!(head.bucket_region(), Some("eu-west-1"));
 }
+
+/// The buckets a region holds itself (ListBuckets with `x-xregion-local-only`, as peers ask).
+async fn local_bucket_names(region: &TestRegion) -> Vec<String> {
+    let resp = region.signed("GET", "/", &[("x-xregion-local-only", "1")], b"").await;
+    assert_eq!(resp.status, 200);
+    let xml = String::from_utf8_lossy(&resp.body).into_owned();
+    xml.split("<Name>").skip(1).filter_map(|s| s.split("</Name>").next()).map(str::to_owned).collect()
+}
+
+/// Bucket names are unique across the deployment even when two regions create the same new
+/// name at the same moment: at most one creation succeeds, and exactly the region that
+/// answered 200 holds the bucket. A region that gave way answered `OperationAborted` (try
+/// again) or `BucketAlreadyExists`.
+#[tokio::test]
+async fn concurrent_creation_of_one_name_in_two_regions_leaves_one_bucket() {
+    let regions = TestRegion::start_many(&["us-east-1", "eu-west-1"]);
+    let (us, eu) = (regions[0].client(), regions[1].client());
+    for round in 0..12 {
+        let name = bucket_name(&format!("race{round}"));
+        let (a, b) = tokio::join!(us.create_bucket().bucket(&name).send(), eu.create_bucket().bucket(&name).send());
+        let holders = [
+            local_bucket_names(&regions[0]).await.contains(&name),
+            local_bucket_names(&regions[1]).await.contains(&name),
+        ];
+        assert_eq!([a.is_ok(), b.is_ok()], holders, "round {round}: {a:?} / {b:?}");
+        assert!(holders.iter().filter(|h| **h).count() <= 1, "round {round}: both regions hold {name}");
+        for failed in [a.err(), b.err()].into_iter().flatten() {
+            let code = failed.as_service_error().and_then(|e| e.meta().code()).map(str::to_owned);
+            assert!(
+                matches!(code.as_deref(), Some("OperationAborted" | "BucketAlreadyExists")),
+                "round {round}: {code:?}"
+            );
+        }
+    }
+}
