@@ -101,6 +101,9 @@ fn print_banner(data: &Path, addrs: &[(String, SocketAddr)], ak: &str, sk: &str)
             "  aws --endpoint-url http://{second_addr} --region {second} s3api get-bucket-location --bucket my-bucket\n"
         ));
     }
+    out.push_str(&format!(
+        "\nReplication backlog, failures and lag of a region (JSON; /_xregion/metrics for Prometheus):\n  curl -sS -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' --aws-sigv4 'aws:amz:{first}:s3' --user \"$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY\" http://{first_addr}/_xregion/replication\n"
+    ));
     out.push_str("\nPress Ctrl-C to stop.\n");
     println!("{out}");
 }

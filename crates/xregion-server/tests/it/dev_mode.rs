@@ -115,6 +115,16 @@ async fn dev_three_regions_in_one_process_replicate_and_stop_cleanly() {
         );
     }
     assert!(dev.banner.contains(&format!("export AWS_ACCESS_KEY_ID={ACCESS_KEY}")), "{}", dev.banner);
+    // The printed curl line reads the replication report as printed (with the exports above).
+    let curl = dev.banner.lines().find(|l| l.trim_start().starts_with("curl ")).expect("a curl line in the banner");
+    let out = Command::new("bash")
+        .args(["-c", curl.trim()])
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .output()
+        .expect("run curl");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && report.contains("\"pending_operations\": 0"), "{curl}: {report}");
     let clients: Vec<_> =
         REGIONS.iter().zip(&endpoints).map(|(r, e)| sdk_client(e, r, ACCESS_KEY, SECRET_KEY)).collect();
 
