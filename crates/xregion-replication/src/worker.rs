@@ -30,6 +30,10 @@ use xregion_types::replication::{ReplicationTask, TaskKind};
 
 use crate::{Backoff, ErrorKind, Replica, ReplicationError, ReplicationTarget};
 
+/// Most object bytes in one batch request. With 32 jobs per destination this bounds the
+/// worker's batch memory to about 32 MiB (each body is built whole) whatever the object sizes.
+const BATCH_MAX_BYTES: u64 = 1024 * 1024;
+
 /// Tuning of the worker.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -208,6 +212,8 @@ struct Queued {
     not_before: Option<Instant>,
     /// May share a batch job (a small object version or a delete marker).
     batchable: bool,
+    /// Bytes it adds to a batch request (its object's size; 0 for a delete marker).
+    bytes: u64,
 }
 
 impl Queued {
@@ -428,6 +434,7 @@ impl Worker {
             dest.paused_until = None;
             let mut held: HashSet<(u64, String)> = HashSet::new();
             let mut batch: Vec<Queued> = Vec::new();
+            let mut batch_bytes = 0u64;
             let mut i = 0;
             while i < dest.queue.len() && dest.jobs + usize::from(!batch.is_empty()) < limit {
                 let key = dest.queue[i].key();
@@ -445,10 +452,19 @@ impl Worker {
                     spawn_job(&mut self.running, &self.region, &self.target, name, vec![item]);
                     continue;
                 }
+                // Bounded request bodies: a batch is sent before it would pass BATCH_MAX_BYTES
+                // (the loop's job check counted it, so the new batch still fits the limit).
+                if !batch.is_empty() && batch_bytes + item.bytes > BATCH_MAX_BYTES {
+                    dest.jobs += 1;
+                    spawn_job(&mut self.running, &self.region, &self.target, name, std::mem::take(&mut batch));
+                    batch_bytes = 0;
+                }
+                batch_bytes += item.bytes;
                 batch.push(item);
                 if batch.len() == batch_size {
                     dest.jobs += 1;
                     spawn_job(&mut self.running, &self.region, &self.target, name, std::mem::take(&mut batch));
+                    batch_bytes = 0;
                 }
             }
             if !batch.is_empty() {
@@ -595,16 +611,16 @@ fn spawn_job(
 /// Whether a task may share a batch job: a delete marker, or an object task whose version is
 /// small (looked up once, when the task enters the window). Tag changes go alone.
 fn queued(meta: &xregion_meta::MetaStore, entry: OutboxEntry, task: ReplicationTask) -> Queued {
-    let batchable = match task.kind {
-        TaskKind::DeleteMarker => true,
-        TaskKind::Tags => false,
+    let (batchable, bytes) = match task.kind {
+        TaskKind::DeleteMarker => (true, 0),
+        TaskKind::Tags => (false, 0),
         TaskKind::Object => entry
             .version_id
             .as_ref()
             .and_then(|id| meta.get_version(entry.bucket_id, &entry.key, Some(id)).ok().flatten())
-            .is_some_and(|v| crate::batch::batchable(TaskKind::Object, &v)),
+            .map_or((false, 0), |v| (crate::batch::batchable(TaskKind::Object, &v), v.object().map_or(0, |d| d.size))),
     };
-    Queued { entry, task, attempts: 0, not_before: None, batchable }
+    Queued { entry, task, attempts: 0, not_before: None, batchable, bytes }
 }
 
 /// Runs a job: reads each source version, sends them together (`ReplicationTarget::send_many`),
@@ -768,6 +784,11 @@ mod tests {
 
     /// A version of `key` with one task to `dst`; returns its id.
     async fn put(region: &Region, key: &str) -> VersionId {
+        put_sized(region, key, 0).await
+    }
+
+    /// [`put`] of an object of `size` bytes (metadata only: the fake target reads no bytes).
+    async fn put_sized(region: &Region, key: &str, size: u64) -> VersionId {
         let task = ReplicationTask {
             kind: TaskKind::Object,
             rule_id: "r".into(),
@@ -777,7 +798,7 @@ mod tests {
         let op = WriteOp::PutVersion {
             bucket: "src".into(),
             key: key.into(),
-            data: ObjectData { storage_class: "STANDARD".into(), ..ObjectData::default() },
+            data: ObjectData { size, storage_class: "STANDARD".into(), ..ObjectData::default() },
             inline: None,
             replica: None,
             precondition: None,
@@ -786,6 +807,71 @@ mod tests {
         let WriteOutcome::Version { record, .. } = region.meta().write(op).await.unwrap() else { panic!() };
         region.replication_wake().notify_one();
         record.version_id
+    }
+
+    /// Records how many replicas each `send_many` call carried.
+    #[derive(Default)]
+    struct BatchRecorder {
+        batches: Mutex<Vec<usize>>,
+    }
+
+    impl ReplicationTarget for BatchRecorder {
+        fn send<'a>(&'a self, _region: &'a Region, _r: &'a Replica) -> BoxFuture<'a, Result<(), ReplicationError>> {
+            Box::pin(async { Ok(()) })
+        }
+
+        fn send_many<'a>(
+            &'a self,
+            _region: &'a Region,
+            replicas: &'a [Replica],
+        ) -> BoxFuture<'a, Vec<Result<(), ReplicationError>>> {
+            lock(&self.batches).push(replicas.len());
+            Box::pin(async move { replicas.iter().map(|_| Ok(())).collect() })
+        }
+    }
+
+    /// Invariant 3 (bounded memory): a batch job holds at most `batch_size` tasks and at most
+    /// BATCH_MAX_BYTES of object bytes; larger objects go one per job.
+    #[tokio::test]
+    async fn batches_are_bounded_by_count_and_bytes() {
+        let (_dir, region) = region();
+        let bucket_id = source_bucket(&region).await;
+        let target = Arc::new(BatchRecorder::default());
+        let mut last = None;
+        // 64 KiB objects: at most 16 per 1 MiB batch. Then empty objects: up to 64 per batch.
+        // Then objects over the batch limit: one per job. Distinct keys, so no key waits.
+        for i in 0..40 {
+            last = Some(put_sized(&region, &format!("mid{i}"), 64 * 1024).await);
+        }
+        for i in 0..100 {
+            put_sized(&region, &format!("tiny{i}"), 0).await;
+        }
+        for i in 0..3 {
+            last = Some(put_sized(&region, &format!("big{i}"), 64 * 1024 + 1).await);
+        }
+        let handle = spawn(region.clone(), target.clone(), config());
+        let last = last.unwrap();
+        until("all completed", || status(&region, bucket_id, "big2", &last) == ReplicationStatus::Completed).await;
+        until("every task sent", || lock(&target.batches).iter().sum::<usize>() == 143).await;
+        let batches = lock(&target.batches).clone();
+        assert!(batches.iter().all(|n| *n <= 64), "{batches:?}");
+        assert!(batches.iter().filter(|n| **n == 1).count() >= 3, "the large objects go alone: {batches:?}");
+        handle.shutdown().await;
+        // A batch of 64 KiB objects never carries more than 16.
+        let (_dir2, region2) = self::region();
+        let bucket2 = source_bucket(&region2).await;
+        let target2 = Arc::new(BatchRecorder::default());
+        let mut last2 = None;
+        for i in 0..40 {
+            last2 = Some(put_sized(&region2, &format!("mid{i}"), 64 * 1024).await);
+        }
+        let handle2 = spawn(region2.clone(), target2.clone(), config());
+        let last2 = last2.unwrap();
+        until("mid completed", || status(&region2, bucket2, "mid39", &last2) == ReplicationStatus::Completed).await;
+        let batches2 = lock(&target2.batches).clone();
+        assert_eq!(batches2.iter().sum::<usize>(), 40);
+        assert!(batches2.iter().all(|n| *n <= 16), "1 MiB of 64 KiB objects per batch: {batches2:?}");
+        handle2.shutdown().await;
     }
 
     fn status(region: &Region, bucket_id: u64, key: &str, id: &VersionId) -> ReplicationStatus {
