@@ -146,7 +146,6 @@ pub(crate) fn complete(
         }
     }
     let bucket = buckets::by_id(t, upload.bucket_id)?;
-    let outbox = outbox.resolve(bucket.replication.as_deref())?;
     let referenced: HashSet<String> = data.blob.segments.iter().map(|s| s.id.clone()).collect();
 
     // put_version validates before it writes; after it, only writes remain.

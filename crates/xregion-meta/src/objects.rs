@@ -12,7 +12,7 @@ use crate::buckets;
 use crate::codec::decode;
 use crate::error::MetaError;
 use crate::keys;
-use crate::ops::{Precondition, WriteOutcome};
+use crate::ops::{Outbox, Precondition, WriteOutcome};
 use crate::writer::WTables;
 
 /// Rejects keys that S3 rejects (empty, longer than 1024 bytes).
@@ -197,8 +197,10 @@ pub(crate) fn put_version(
     body: Body,
     replica: Option<VersionRecord>,
     precondition: Option<&Precondition>,
-    outbox: Vec<Vec<u8>>,
+    outbox: Outbox,
 ) -> Result<(VersionRecord, Vec<BlobSegment>), MetaError> {
+    // CON-5: the tasks as the bucket's configuration stands in this transaction.
+    let outbox = outbox.resolve(bucket.replication.as_deref())?;
     check_key(key)?;
     body.validate()?;
     let bucket_id = bucket.id;
@@ -300,9 +302,10 @@ pub(crate) fn delete_object(
     clock: &VersionClock,
     bucket: &str,
     key: &str,
-    outbox: Vec<Vec<u8>>,
+    outbox: Outbox,
 ) -> Result<WriteOutcome, MetaError> {
     let bucket = buckets::by_name(t, bucket)?;
+    let outbox = outbox.resolve(bucket.replication.as_deref())?;
     check_key(key)?;
     let bucket_id = bucket.id;
     let newest = newest_version(&t.versions, bucket_id, key)?;
@@ -385,9 +388,10 @@ pub(crate) fn set_tags(
     key: &str,
     version_id: Option<&VersionId>,
     tags: Vec<(String, String)>,
-    outbox: Vec<Vec<u8>>,
+    outbox: Outbox,
 ) -> Result<WriteOutcome, MetaError> {
     let bucket = buckets::by_name(t, bucket)?;
+    let outbox = outbox.resolve(bucket.replication.as_deref())?;
     check_key(key)?;
     let bucket_id = bucket.id;
     let newest = newest_version(&t.versions, bucket_id, key)?;

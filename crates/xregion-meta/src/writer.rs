@@ -172,19 +172,14 @@ fn apply(t: &mut WTables<'_>, clock: &VersionClock, op: WriteOp) -> Result<Write
         WriteOp::SetReplication { name, config } => buckets::set_replication(t, &name, config),
         WriteOp::PutVersion { bucket, key, data, inline, replica, precondition, outbox } => {
             let bucket = buckets::by_name(t, &bucket)?;
-            let outbox = outbox.resolve(bucket.replication.as_deref())?;
             let body = objects::Body { data, inline };
             let (record, freed) =
                 objects::put_version(t, clock, &bucket, &key, body, replica, precondition.as_ref(), outbox)?;
             Ok(WriteOutcome::Version { record, freed })
         }
-        WriteOp::DeleteObject { bucket, key, outbox } => {
-            let outbox = outbox.resolve(buckets::by_name(t, &bucket)?.replication.as_deref())?;
-            objects::delete_object(t, clock, &bucket, &key, outbox)
-        }
+        WriteOp::DeleteObject { bucket, key, outbox } => objects::delete_object(t, clock, &bucket, &key, outbox),
         WriteOp::DeleteVersion { bucket, key, version_id } => objects::delete_version(t, &bucket, &key, &version_id),
         WriteOp::SetObjectTags { bucket, key, version_id, tags, outbox } => {
-            let outbox = outbox.resolve(buckets::by_name(t, &bucket)?.replication.as_deref())?;
             objects::set_tags(t, &bucket, &key, version_id.as_ref(), tags, outbox)
         }
         WriteOp::CompleteTask { seq } => queue::complete(t, seq),
