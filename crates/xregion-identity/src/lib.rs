@@ -7,6 +7,8 @@
 //! asks `authorize(principal, action, resource)` for every request and never decides itself.
 #![warn(missing_docs)]
 
+pub mod sigv4;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -2,18 +2,12 @@
 //! destination bucket in one signed `POST /_xregion/replicate/<bucket>` (wire format:
 //! `xregion_core::replica_batch`), each entry answered on its own.
 //!
-//! Sent with hyper and `aws-sigv4` rather than `aws-sdk-s3`: the SDK has no operation for a
+//! Sent with hyper and `xregion_identity::sigv4` rather than `aws-sdk-s3`: the SDK has no operation for a
 //! custom path, and this request is the hot path of small-object replication, where the SDK's
 //! per-request machinery was a large share of the source's CPU.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use aws_sigv4::http_request::{
-    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings, UriPathNormalizationMode,
-    sign,
-};
-use aws_sigv4::sign::v4;
-use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt as _;
 use http_body_util::{BodyExt as _, Full, Limited};
@@ -24,6 +18,8 @@ use xregion_core::Region;
 use xregion_core::objects::ObjectMeta;
 use xregion_core::replica::checksum_header;
 use xregion_core::replica_batch::{self, BatchEntry, BatchObject, EntryResult};
+use xregion_identity::Credential;
+use xregion_identity::sigv4::sign_request;
 use xregion_types::VersionRecord;
 use xregion_types::replication::TaskKind;
 
@@ -36,7 +32,7 @@ const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 /// The HTTP side: a pooled hyper client and the signing identity.
 pub(crate) struct BatchClient {
     http: Client<HttpConnector, Full<Bytes>>,
-    identity: Identity,
+    credential: Credential,
     timeout: Duration,
 }
 
@@ -57,8 +53,8 @@ impl BatchClient {
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(connect_timeout));
         let http = Client::builder(TokioExecutor::new()).build(connector);
-        let credentials = aws_credential_types::Credentials::new(access_key, secret_key, None, None, "xregion");
-        Self { http, identity: credentials.into(), timeout }
+        let credential = Credential { access_key: access_key.to_owned(), secret_key: secret_key.to_owned() };
+        Self { http, credential, timeout }
     }
 
     /// Sends `replicas` (all [`batchable`], all to one destination bucket living in region
@@ -112,7 +108,8 @@ impl BatchClient {
             .header("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| transport(format!("building the batch request: {e}")))?;
-        self.sign(&mut req, owner).map_err(|e| Answer::Transport(ReplicationError::retryable(e)))?;
+        sign_request(&mut req, &self.credential, owner)
+            .map_err(|e| Answer::Transport(ReplicationError::retryable(e)))?;
         let resp = match tokio::time::timeout(self.timeout, self.http.request(req)).await {
             Ok(Ok(resp)) => resp,
             Ok(Err(e)) => return Err(transport(format!("destination unreachable: {e}"))),
@@ -135,31 +132,6 @@ impl BatchClient {
         }
         replica_batch::decode_results(&text)
             .ok_or_else(|| Answer::Transport(ReplicationError::retryable("unreadable replica batch answer")))
-    }
-
-    /// SigV4 as S3 does it (unsigned payload, no path normalisation).
-    fn sign(&self, req: &mut http::Request<Full<Bytes>>, region: &str) -> Result<(), String> {
-        let mut settings = SigningSettings::default();
-        settings.percent_encoding_mode = PercentEncodingMode::Single;
-        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-        let params = v4::SigningParams::builder()
-            .identity(&self.identity)
-            .region(region)
-            .name("s3")
-            .time(SystemTime::now())
-            .settings(settings)
-            .build()
-            .map_err(|e| format!("signing parameters: {e}"))?
-            .into();
-        let headers: Vec<(&str, &str)> =
-            req.headers().iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v))).collect();
-        let uri = req.uri().to_string();
-        let signable = SignableRequest::new("POST", uri, headers.into_iter(), SignableBody::UnsignedPayload)
-            .map_err(|e| format!("signable request: {e}"))?;
-        let (instructions, _) = sign(signable, &params).map_err(|e| format!("signing: {e}"))?.into_parts();
-        instructions.apply_to_request_http1x(req);
-        Ok(())
     }
 }
 

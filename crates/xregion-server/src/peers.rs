@@ -5,10 +5,8 @@
 //! region that owns it.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
 use bytes::Bytes;
 use futures::StreamExt as _;
 use futures::future::BoxFuture;
@@ -19,6 +17,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use xregion_core::buckets::ListedBucket;
 use xregion_core::{CoreError, CoreResult, PeerDirectory};
+use xregion_identity::Credential;
+use xregion_identity::sigv4::sign_request;
 use xregion_types::VersioningState;
 
 /// Header that asks a region to answer bucket lookups from local state only.
@@ -29,8 +29,7 @@ const LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
 /// Asks the other regions of the deployment over HTTP.
 pub struct HttpPeers {
     peers: BTreeMap<String, String>,
-    access_key: String,
-    secret_key: String,
+    credential: Credential,
     client: Client<HttpConnector, Empty<Bytes>>,
 }
 
@@ -40,7 +39,7 @@ impl HttpPeers {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new()).build(connector);
-        Self { peers, access_key, secret_key, client }
+        Self { peers, credential: Credential { access_key, secret_key }, client }
     }
 
     /// Sends a signed, body-less request to a peer region, asking for an answer from its local
@@ -65,27 +64,8 @@ impl HttpPeers {
             http::header::HOST,
             http::HeaderValue::from_str(&host).map_err(|e| CoreError::Internal(e.to_string()))?,
         );
-        let identity =
-            aws_credential_types::Credentials::new(&self.access_key, &self.secret_key, None, None, "xregion-peer")
-                .into();
-        let mut settings = SigningSettings::default();
-        settings.payload_checksum_kind = aws_sigv4::http_request::PayloadChecksumKind::XAmzSha256;
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(region)
-            .name("s3")
-            .time(SystemTime::now())
-            .settings(settings)
-            .build()
-            .map_err(|e| CoreError::Internal(format!("peer signing: {e}")))?
-            .into();
-        let headers: Vec<(&str, &str)> =
-            req.headers().iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v))).collect();
-        let signable = SignableRequest::new(method, &url, headers.into_iter(), SignableBody::UnsignedPayload)
+        sign_request(&mut req, &self.credential, region)
             .map_err(|e| CoreError::Internal(format!("peer signing: {e}")))?;
-        let (instructions, _) =
-            sign(signable, &params).map_err(|e| CoreError::Internal(format!("peer signing: {e}")))?.into_parts();
-        instructions.apply_to_request_http1x(&mut req);
         tokio::time::timeout(LOOKUP_TIMEOUT, self.client.request(req))
             .await
             .map_err(|_| CoreError::Unavailable(format!("region {region} did not answer in time")))?
