@@ -173,26 +173,19 @@ impl Scrape {
         }
         let report = AdminReport::from_path(req.uri().path())?;
         let presented = req.headers().get(http::header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")?;
-        let (status, content_type, body) = if !xregion_identity::sigv4::same_secret(presented.trim(), &self.token) {
-            let body = format!(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied: wrong bearer token</Message><RequestId>{request_id}</RequestId></Error>"
-            );
-            (http::StatusCode::FORBIDDEN, "application/xml", body)
-        } else {
-            match self.reports.render(report).await {
-                Ok(body) => (http::StatusCode::OK, report.content_type(), body),
-                Err(e) => {
-                    let body = format!(
-                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InternalError</Code><Message>{}</Message><RequestId>{request_id}</RequestId></Error>",
-                        xml_escape(&e)
-                    );
-                    (http::StatusCode::INTERNAL_SERVER_ERROR, "application/xml", body)
-                }
+        if !xregion_identity::sigv4::same_secret(presented.trim(), &self.token) {
+            let (status, message) = (http::StatusCode::FORBIDDEN, "Access Denied: wrong bearer token");
+            return Some(error_response(status, "AccessDenied", message, &[], request_id));
+        }
+        let body = match self.reports.render(report).await {
+            Ok(body) => body,
+            Err(e) => {
+                let status = http::StatusCode::INTERNAL_SERVER_ERROR;
+                return Some(error_response(status, "InternalError", &e, &[], request_id));
             }
         };
         let mut resp = http::Response::new(s3s::Body::from(body));
-        *resp.status_mut() = status;
-        resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
+        resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(report.content_type()));
         Some(resp)
     }
 }
@@ -226,15 +219,11 @@ impl Redirects {
         };
         let endpoint = self.endpoints.get(&owner).map(String::as_str).unwrap_or_default();
         let host = endpoint.split_once("://").map_or(endpoint, |(_, rest)| rest).trim_end_matches('/');
-        let body = format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting to access must be addressed using the specified endpoint. Please send all future requests to this endpoint.</Message><Endpoint>{}</Endpoint><Bucket>{}</Bucket><RequestId>{request_id}</RequestId></Error>",
-            xml_escape(host),
-            xml_escape(bucket)
-        );
-        let mut resp = http::Response::new(s3s::Body::from(body));
-        *resp.status_mut() = http::StatusCode::MOVED_PERMANENTLY;
+        let message = "The bucket you are attempting to access must be addressed using the specified endpoint. Please send all future requests to this endpoint.";
+        let extra = [("Endpoint", host), ("Bucket", bucket)];
+        let mut resp =
+            error_response(http::StatusCode::MOVED_PERMANENTLY, "PermanentRedirect", message, &extra, request_id);
         let h = resp.headers_mut();
-        h.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
         if let Ok(v) = http::HeaderValue::from_str(&owner) {
             h.insert("x-amz-bucket-region", v);
         }
@@ -268,12 +257,8 @@ impl hyper::service::Service<http::Request<Incoming>> for Edge {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!(error = ?e, "request failed inside the protocol layer");
-                    let body = format!(
-                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message><RequestId>{request_id}</RequestId></Error>"
-                    );
-                    let mut r = http::Response::new(s3s::Body::from(body));
-                    *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-                    r
+                    let message = "We encountered an internal error. Please try again.";
+                    error_response(http::StatusCode::INTERNAL_SERVER_ERROR, "InternalError", message, &[], &request_id)
                 }
             };
             let fields = resp
@@ -325,6 +310,29 @@ fn parse_fields(s: &str) -> Vec<(String, String)> {
         .filter_map(|p| p.split_once('='))
         .filter_map(|(k, v)| Some((k.to_owned(), urlencoding::decode(v).ok()?.into_owned())))
         .collect()
+}
+
+/// An S3 error response made here at the edge: `<Error>` with the code, the message, `extra`
+/// elements (values escaped) and the request id.
+fn error_response(
+    status: http::StatusCode,
+    code: &str,
+    message: &str,
+    extra: &[(&str, &str)],
+    request_id: &str,
+) -> http::Response<s3s::Body> {
+    let mut body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{}</Message>",
+        xml_escape(message)
+    );
+    for (name, value) in extra {
+        body.push_str(&format!("<{name}>{}</{name}>", xml_escape(value)));
+    }
+    body.push_str(&format!("<RequestId>{request_id}</RequestId></Error>"));
+    let mut resp = http::Response::new(s3s::Body::from(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
+    resp
 }
 
 fn xml_escape(s: &str) -> String {
