@@ -61,16 +61,8 @@ struct Args {
     /// Seconds per 64 MiB phase (default 15, --quick 6); operations in flight at the end finish.
     #[arg(long)]
     secs_64m: Option<f64>,
-    /// Parent directory for the raw files and the server's data (a temporary directory is
-    /// created inside and removed at the end). Put it on the disk you want to measure.
-    #[arg(long)]
-    dir: Option<PathBuf>,
-    /// The `xregion` binary to run (default: next to this executable).
-    #[arg(long)]
-    server_bin: Option<PathBuf>,
-    /// Do not run `cargo build -p xregion-server` before starting (default: build when run by cargo).
-    #[arg(long)]
-    no_build: bool,
+    #[command(flatten)]
+    server: server::ServerArgs,
     /// Where to write `<date>.md` (default: `bench/results` in the workspace).
     #[arg(long)]
     out_dir: Option<PathBuf>,
@@ -129,10 +121,9 @@ fn main() -> anyhow::Result<()> {
     if profile != "release" {
         eprintln!("xregion-bench: WARNING: this is a `{profile}` build; only --release numbers mean anything");
     }
-    let server_bin = server::locate(args.server_bin.as_deref(), !args.no_build)?;
+    let server_bin = args.server.binary()?;
 
-    let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
-    std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
+    let parent = args.server.parent_dir()?;
     let work = tempfile::Builder::new()
         .prefix("xregion-bench-")
         .tempdir_in(&parent)

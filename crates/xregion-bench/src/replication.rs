@@ -57,15 +57,8 @@ pub struct ReplArgs {
     /// Workers in the full-speed and backlog phases.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
-    /// Parent directory for both regions' data (a temporary directory is created inside).
-    #[arg(long)]
-    dir: Option<PathBuf>,
-    /// The `xregion` binary to run (default: next to this executable).
-    #[arg(long)]
-    server_bin: Option<PathBuf>,
-    /// Do not run `cargo build -p xregion-server` first.
-    #[arg(long)]
-    no_build: bool,
+    #[command(flatten)]
+    server: server::ServerArgs,
     /// Keep the temporary directory.
     #[arg(long)]
     keep: bool,
@@ -155,9 +148,8 @@ pub fn run(args: ReplArgs) -> anyhow::Result<()> {
     if server::own_profile().as_deref() != Some("release") {
         eprintln!("xregion-bench: WARNING: not a release build; only --release numbers mean anything");
     }
-    let bin = server::locate(args.server_bin.as_deref(), !args.no_build)?;
-    let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
-    std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
+    let bin = args.server.binary()?;
+    let parent = args.server.parent_dir()?;
     let work = tempfile::Builder::new().prefix("xregion-bench-repl-").tempdir_in(&parent).context("temp dir")?;
 
     let access_key = "XREGIONBENCHACCESSKEY".to_owned();

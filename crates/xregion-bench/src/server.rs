@@ -20,6 +20,35 @@ pub fn workspace_root() -> PathBuf {
     manifest.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| manifest.to_path_buf())
 }
 
+/// Where the servers under test come from and where their data goes (flags of both modes).
+#[derive(clap::Args, Debug)]
+pub struct ServerArgs {
+    /// Parent directory for the raw files and the servers' data (a temporary directory is
+    /// created inside and removed at the end). Put it on the disk you want to measure.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// The `xregion` binary to run (default: next to this executable).
+    #[arg(long)]
+    pub server_bin: Option<PathBuf>,
+    /// Do not run `cargo build -p xregion-server` before starting (default: build when run by cargo).
+    #[arg(long)]
+    pub no_build: bool,
+}
+
+impl ServerArgs {
+    /// The binary to run (see [`locate`]).
+    pub fn binary(&self) -> anyhow::Result<PathBuf> {
+        locate(self.server_bin.as_deref(), !self.no_build)
+    }
+
+    /// The parent of the run's temporary directory, created if needed.
+    pub fn parent_dir(&self) -> anyhow::Result<PathBuf> {
+        let parent = self.dir.clone().unwrap_or_else(std::env::temp_dir);
+        std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
+        Ok(parent)
+    }
+}
+
 /// The `xregion` binary to benchmark: `explicit` if given; otherwise the one next to this
 /// executable, first brought up to date with `cargo build` in the same profile when this
 /// runs under cargo (the `CARGO` variable is set) and `build` is true.
