@@ -61,6 +61,10 @@ struct Args {
     /// Seconds per 64 MiB phase (default 15, --quick 6); operations in flight at the end finish.
     #[arg(long)]
     secs_64m: Option<f64>,
+    /// Only these object sizes (comma-separated, of 4k, 1m, 64m), raw and server phases
+    /// alike: to study one size. Checks needing a missing size are left out of the report.
+    #[arg(long, value_delimiter = ',', default_values_t = [SizeArg::K4, SizeArg::M1, SizeArg::M64])]
+    sizes: Vec<SizeArg>,
     #[command(flatten)]
     server: server::ServerArgs,
     /// Where to write `<date>.md` (default: `bench/results` in the workspace).
@@ -77,6 +81,27 @@ struct Args {
     /// deleted as the run goes).
     #[arg(long)]
     keep: bool,
+}
+
+/// An object size the benchmark can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SizeArg {
+    #[value(name = "4k")]
+    K4,
+    #[value(name = "1m")]
+    M1,
+    #[value(name = "64m")]
+    M64,
+}
+
+impl std::fmt::Display for SizeArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SizeArg::K4 => "4k",
+            SizeArg::M1 => "1m",
+            SizeArg::M64 => "64m",
+        })
+    }
 }
 
 /// Phase durations.
@@ -104,8 +129,12 @@ impl Args {
 }
 
 /// The object/file sizes, each with its phase duration.
-fn sizes(d: Durations) -> [(u64, Duration); 3] {
-    [(4 * KIB, d.small), (MIB, d.medium), (64 * MIB, d.large)]
+fn sizes(d: Durations, only: &[SizeArg]) -> Vec<(u64, Duration)> {
+    [(SizeArg::K4, 4 * KIB, d.small), (SizeArg::M1, MIB, d.medium), (SizeArg::M64, 64 * MIB, d.large)]
+        .into_iter()
+        .filter(|(arg, _, _)| only.contains(arg))
+        .map(|(_, size, dur)| (size, dur))
+        .collect()
 }
 
 fn main() -> anyhow::Result<()> {
@@ -217,7 +246,7 @@ fn raw_phases(
     phases: &mut Vec<Phase>,
 ) -> anyhow::Result<()> {
     let c = args.concurrency;
-    for (size, dur) in sizes(durations) {
+    for (size, dur) in sizes(durations, &args.sizes) {
         let dir = raw_dir.join(stats::fmt_size(size).replace(' ', ""));
         let concs: &[usize] = if size == 4 * KIB && c != 1 { &[1, c] } else { &[c] };
         let mut written = Vec::new();
@@ -370,7 +399,7 @@ async fn server_phases(
     let client = Arc::new(S3Client::new(target.endpoint, REGION, target.access_key, target.secret_key)?);
     client.create_bucket(BUCKET).await.context("creating the benchmark bucket")?;
     let c = args.concurrency;
-    for (size, dur) in sizes(durations) {
+    for (size, dur) in sizes(durations, &args.sizes) {
         verify(&client, size, pattern)
             .await
             .with_context(|| format!("checking a {} round trip", stats::fmt_size(size)))?;

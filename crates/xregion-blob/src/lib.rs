@@ -63,6 +63,7 @@ pub mod checksum;
 mod error;
 mod lane;
 mod layout;
+pub mod md5;
 mod reader;
 mod writer;
 
@@ -72,7 +73,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
-use md5::{Digest as _, Md5};
 use xregion_types::{BlobRef, BlobSegment, ChecksumAlgorithm};
 
 pub use error::BlobError;
@@ -212,7 +212,7 @@ impl BlobInfo {
 /// ETag of a multipart object, without quotes: hex MD5 of the concatenated raw part MD5s,
 /// `-`, number of parts.
 pub fn multipart_etag(part_md5s: &[[u8; 16]]) -> String {
-    let mut md5 = Md5::new();
+    let mut md5 = md5::Md5::new();
     for part in part_md5s {
         md5.update(part);
     }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::TryStreamExt as _;
-use md5::{Digest as _, Md5};
+use md5_reference::{Digest as _, Md5};
 use proptest::prelude::*;
 use xregion_types::{BlobRef, BlobSegment, ChecksumAlgorithm};
 

@@ -4,11 +4,11 @@
 //! Incoming chunks are gathered into batches of about [`WRITE_BATCH_BYTES`] without copying
 //! (only chunks shorter than [`COALESCE_BELOW_BYTES`] are copied together, so tiny chunks
 //! cannot turn into millions of tiny writes). Each batch goes to two [`Lane`]s that run side
-//! by side on the same `Bytes`: one hashes (MD5 and the additional checksum together, in one
-//! pass), the other writes to the temp file and, every [`WRITEBACK_BYTES`], starts an
-//! `fdatasync` on another blocking thread without waiting for it. So the disk works while
-//! MD5 (the bottleneck, about 0.6 GB/s per core) goes on, and the final fsync only has a
-//! short tail left. (Waiting for that `fdatasync` in the write lane stalled the pipeline:
+//! by side on the same `Bytes`: one hashes (the additional checksum, then MD5, which it
+//! combines with other uploads' batches in SIMD lanes: see [`crate::md5`]), the other writes
+//! to the temp file and, every [`WRITEBACK_BYTES`], starts an `fdatasync` on another blocking
+//! thread without waiting for it. So the disk works while hashing goes on, and the final
+//! fsync only has a short tail left. (Waiting for that `fdatasync` in the write lane stalled the pipeline:
 //! 8 MiB of fsync takes longer than 1 MiB of MD5.)
 //!
 //! A lane is a `spawn_blocking` job that drains a short queue and exits when it is empty;
@@ -34,7 +34,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use bytes::{Bytes, BytesMut};
-use md5::{Digest as _, Md5};
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 use xregion_types::{BlobSegment, ChecksumAlgorithm};
@@ -43,6 +42,7 @@ use crate::checksum::Hasher;
 use crate::error::io_error;
 use crate::lane::{Lane, failed_earlier};
 use crate::layout::{Layout, sync_dir};
+use crate::md5::Md5Stream;
 use crate::{BlobError, BlobInfo};
 
 /// Bytes gathered before they are handed to the blocking jobs that hash and write them.
@@ -52,8 +52,6 @@ pub const COALESCE_BELOW_BYTES: usize = 8 * 1024;
 /// Written bytes after which the write job calls `fdatasync`, overlapping disk writes with
 /// hashing instead of leaving the whole file to the final fsync.
 pub const WRITEBACK_BYTES: u64 = 8 * 1024 * 1024;
-/// Bytes hashed at a time, so MD5 and the checksum read each slice while it is in cache.
-const HASH_SLICE_BYTES: usize = 64 * 1024;
 
 /// A blob being written. Finish it with [`BlobWriter::finish`]. [`BlobWriter::abort`] or
 /// dropping the writer removes the temp file (on drop, shortly after, from a blocking task).
@@ -83,23 +81,28 @@ pub struct BlobWriter {
 /// Running hashes of the bytes so far.
 struct Hashes {
     /// `None` when the caller verifies the bytes another way (see `Blobs::writer_without_md5`).
-    md5: Option<Md5>,
+    md5: Option<Md5Stream>,
     checksum: Option<Hasher>,
 }
 
+/// The finished hashes: MD5 and the additional checksum.
+type Digests = (Option<[u8; 16]>, Option<(ChecksumAlgorithm, Vec<u8>)>);
+
 impl Hashes {
-    /// Feeds a batch to MD5 and the checksum in one pass (blocking: CPU-bound).
+    /// Queues a batch for MD5 and feeds it to the checksum (blocking: CPU-bound, and waits
+    /// while the MD5 thread is behind on this stream).
     fn update(&mut self, batch: &[Bytes]) {
-        for chunk in batch {
-            for slice in chunk.chunks(HASH_SLICE_BYTES) {
-                if let Some(m) = self.md5.as_mut() {
-                    m.update(slice);
-                }
-                if let Some(h) = self.checksum.as_mut() {
-                    h.update(slice);
-                }
-            }
+        if let Some(m) = self.md5.as_ref() {
+            m.push(Arc::from(batch));
         }
+        if let Some(h) = self.checksum.as_mut() {
+            batch.iter().for_each(|chunk| h.update(chunk));
+        }
+    }
+
+    /// The digests (blocking: waits for the MD5 thread to hash this stream's last batch).
+    fn finish(self) -> Digests {
+        (self.md5.map(Md5Stream::finish), self.checksum.map(|h| (h.algorithm(), h.finalize())))
     }
 }
 
@@ -256,7 +259,7 @@ impl BlobWriter {
         let runtime = Handle::try_current()
             .map_err(|e| io_error("start blob write", io::Error::other(format!("no tokio runtime: {e}"))))?;
         let id = crate::layout::new_id();
-        let hashes = Hashes { md5: md5.then(Md5::new), checksum: checksum.map(Hasher::new) };
+        let hashes = Hashes { md5: md5.then(Md5Stream::new), checksum: checksum.map(Hasher::new) };
         let temp = TempFile { path: layout.temp_path(&id), file: None, armed: true };
         let file = FileState { temp, len: 0, unsynced: 0, writeback: None, runtime: runtime.clone() };
         Ok(Self {
@@ -332,24 +335,36 @@ impl BlobWriter {
         }
         let file = self.file.take().await?;
         let commit_job = self.runtime.spawn_blocking(move || {
+            // The MD5 thread hashes the batch while this job writes and fsyncs it.
             let hashes = inline_hashes.map(|mut h| {
                 h.update(&batch);
                 h
             });
-            commit(file, &batch, &layout, id).map(|segment| (segment, hashes))
+            let segment = commit(file, &batch, &layout, id)?;
+            Ok((segment, hashes.map(Hashes::finish)))
         });
         // From here on, a cancelled or failed finish removes a committed blob.
         let mut guard =
             CommitGuard { job: Some(commit_job), runtime: self.runtime.clone(), layout: Arc::clone(&self.layout) };
-        let lane_hashes = if self.submitted { Some(self.hashes.take().await?) } else { None };
-        let (segment, inline_hashes) = guard.wait().await?;
-        let Some(hashes) = lane_hashes.or(inline_hashes) else {
-            guard.remove_committed(&segment);
-            return Err(failed_earlier());
+        let lane_digests = if self.submitted {
+            let hashes = self.hashes.take().await?;
+            Some(self.runtime.spawn_blocking(move || hashes.finish()).await)
+        } else {
+            None
         };
-        let Hashes { md5, checksum } = hashes;
-        let md5 = md5.map(|m| m.finalize().into());
-        Ok(BlobInfo { segment, md5, checksum: checksum.map(|h| (h.algorithm(), h.finalize())) })
+        let (segment, inline_digests) = guard.wait().await?;
+        let (md5, checksum) = match (lane_digests, inline_digests) {
+            (Some(Ok(digests)), _) | (None, Some(digests)) => digests,
+            (Some(Err(e)), _) => {
+                guard.remove_committed(&segment);
+                return Err(join_error(e));
+            }
+            (None, None) => {
+                guard.remove_committed(&segment);
+                return Err(failed_earlier());
+            }
+        };
+        Ok(BlobInfo { segment, md5, checksum })
     }
 
     /// Abandons the write; the temp file is removed before this returns.
@@ -407,7 +422,7 @@ fn commit(file: FileState, batch: &[Bytes], layout: &Layout, id: String) -> Resu
     Ok(BlobSegment { id, len })
 }
 
-type CommitOutput = Result<(BlobSegment, Option<Hashes>), BlobError>;
+type CommitOutput = Result<(BlobSegment, Option<Digests>), BlobError>;
 
 /// Deletes a committed blob whose `finish` future was dropped (or failed) before it could
 /// report it, so a cancelled finish leaves no orphan.

@@ -4,8 +4,8 @@
 use base64::Engine as _;
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
-use md5::{Digest as _, Md5};
 use xregion_blob::checksum::{Hasher, to_base64};
+use xregion_blob::md5::Md5;
 use xregion_blob::{BlobInfo, BlobWriter};
 use xregion_meta::{Outbox, Precondition, WriteOp, WriteOutcome};
 use xregion_types::replication::TaskKind;
@@ -354,7 +354,7 @@ impl Region {
         }
         Ok(StoredBody {
             len: total,
-            md5: md5.map(|m| m.finalize().into()),
+            md5: md5.map(|m| m.finalize()),
             checksum: hasher.map(|h| (h.algorithm(), h.finalize())),
             storage: BodyStorage::Inline(bytes),
         })
@@ -696,7 +696,7 @@ mod tests {
             bucket: "bkt".into(),
             key: key.into(),
             meta: ObjectMeta::default(),
-            content_md5: Some(base64::engine::general_purpose::STANDARD.encode(Md5::digest(bytes))),
+            content_md5: Some(base64::engine::general_purpose::STANDARD.encode(xregion_blob::md5::digest(bytes))),
             checksum: Some(ChecksumClaim {
                 algorithm: ChecksumAlgorithm::Crc32c,
                 expected: Some(to_base64(&digest(ChecksumAlgorithm::Crc32c, bytes))),
@@ -725,7 +725,7 @@ mod tests {
             let record = put(&region, &format!("k{len}-{chunk}"), &bytes, chunk).await;
             let data = record.object().unwrap();
             assert_eq!(data.size, len as u64);
-            assert_eq!(data.etag, hex::encode(Md5::digest(&bytes)));
+            assert_eq!(data.etag, hex::encode(xregion_blob::md5::digest(&bytes)));
             assert_eq!(data.is_inline(), inline, "len {len}, chunk {chunk}");
             assert_eq!(data.blob.segments.is_empty(), inline);
             assert_eq!(blob_files(&region) - files_before, usize::from(!inline), "len {len}");

@@ -524,7 +524,7 @@ mod tests {
             transfer_crc32c: crc.map(str::to_owned),
         };
         let body = |b: &[u8]| futures::stream::iter(vec![Ok(Bytes::copy_from_slice(b))]).boxed();
-        let md5 = hex::encode(<md5::Md5 as md5::Digest>::digest(&bytes));
+        let md5 = hex::encode(xregion_blob::md5::digest(&bytes));
         let ok = region.put_replica(req(&ids[0], &md5, Some(&crc)), body(&bytes), Some(bytes.len() as u64)).await;
         assert_eq!(ok.unwrap().record.object().map(|d| d.etag.clone()), Some(md5.clone()));
         let wrong = region.put_replica(req(&ids[1], &md5, Some("AAAAAA==")), body(&bytes), None).await;
