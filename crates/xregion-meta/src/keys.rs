@@ -12,7 +12,9 @@
 //! * version key (`versions`): `bucket_id(8) ‖ enc(key) ‖ !stamp(8)`: newest first within a key
 //! * upload index key (`upload_index`): `bucket_id(8) ‖ enc(key) ‖ upload_id`
 //! * part key (`parts`): `enc(upload_id) ‖ part_number(4)`
-//! * outbox index key (`outbox_index`): `bucket_id(8) ‖ enc(key) ‖ enc(version_id) ‖ seq(8)`
+//! * outbox index key (`outbox_index`, layout 2):
+//!   `stamp(8) ‖ bucket_id(8) ‖ enc(key) ‖ enc(version_id) ‖ seq(8)`, where `stamp` is the
+//!   version id's stamp (0 for the null version and tasks without a version)
 
 use std::ops::Bound;
 
@@ -93,16 +95,22 @@ pub(crate) fn upload_index_key(bucket_id: u64, key: &str, upload_id: &str) -> Ve
     out
 }
 
-/// `bucket_id ‖ enc(key) ‖ enc(version_id)`: prefix of one version's `outbox_index` rows.
-pub(crate) fn outbox_version_prefix(bucket_id: u64, key: &str, version_id: &str) -> Vec<u8> {
-    let mut out = object_key(bucket_id, key);
+/// `stamp ‖ bucket_id ‖ enc(key) ‖ enc(version_id)`: prefix of one version's `outbox_index`
+/// rows. The stamp leads so that the rows of new versions, which have the newest stamps, are
+/// appended at the right edge of the tree and removed near its left edge in about the same
+/// order: a commit of many replicated writes then dirties one or two index leaves, not one
+/// per write (keyed by object key first, each write dirtied a leaf of its own).
+pub(crate) fn outbox_version_prefix(stamp: u64, bucket_id: u64, key: &str, version_id: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + key.len() + version_id.len() + 4);
+    out.extend_from_slice(&stamp.to_be_bytes());
+    out.extend_from_slice(&object_key(bucket_id, key));
     encode_into(&mut out, version_id.as_bytes());
     out
 }
 
-/// `bucket_id ‖ enc(key) ‖ enc(version_id) ‖ seq`: one `outbox_index` row.
-pub(crate) fn outbox_index_key(bucket_id: u64, key: &str, version_id: &str, seq: u64) -> Vec<u8> {
-    let mut out = outbox_version_prefix(bucket_id, key, version_id);
+/// `stamp ‖ bucket_id ‖ enc(key) ‖ enc(version_id) ‖ seq`: one `outbox_index` row.
+pub(crate) fn outbox_index_key(stamp: u64, bucket_id: u64, key: &str, version_id: &str, seq: u64) -> Vec<u8> {
+    let mut out = outbox_version_prefix(stamp, bucket_id, key, version_id);
     out.extend_from_slice(&seq.to_be_bytes());
     out
 }

@@ -23,7 +23,7 @@
 //! | `upload_index` | `bucket_id ‖ enc(key) ‖ upload_id` | `()` |
 //! | `parts` | `enc(upload_id) ‖ part_number` | `PartRecord` |
 //! | `outbox` | seq | `OutboxEntry` (replication task + version coordinates) |
-//! | `outbox_index` | `bucket_id ‖ enc(key) ‖ enc(version_id) ‖ seq` | `()`: a version's outbox rows |
+//! | `outbox_index` | `stamp ‖ bucket_id ‖ enc(key) ‖ enc(version_id) ‖ seq` | `()`: a version's outbox rows |
 //! | `replication_failures` | seq | `FailedTask` (task + IAM-8 reason) |
 //!
 //! **Reads** are synchronous, each one redb read transaction (a consistent snapshot), and

@@ -40,6 +40,17 @@ impl OutboxEntry {
     pub(crate) fn index_version(&self) -> &str {
         self.version_id.as_ref().map(VersionId::as_str).unwrap_or("")
     }
+
+    /// The stamp leading the `outbox_index` key: the version id's stamp, 0 for the null
+    /// version or no version (see `keys::outbox_version_prefix`).
+    pub(crate) fn index_stamp(&self) -> u64 {
+        self.version_id.as_ref().and_then(VersionId::stamp).unwrap_or(0)
+    }
+
+    /// This entry's `outbox_index` key.
+    pub(crate) fn index_key(&self) -> Vec<u8> {
+        keys::outbox_index_key(self.index_stamp(), self.bucket_id, &self.key, self.index_version(), self.seq)
+    }
 }
 
 /// A task that failed permanently (`FailTask`): kept for inspection and for a later batch
@@ -67,7 +78,7 @@ where
 
 /// True if any outbox row of this version is left.
 fn any_task_left(t: &WTables<'_>, entry: &OutboxEntry) -> Result<bool, MetaError> {
-    let prefix = keys::outbox_version_prefix(entry.bucket_id, &entry.key, entry.index_version());
+    let prefix = keys::outbox_version_prefix(entry.index_stamp(), entry.bucket_id, &entry.key, entry.index_version());
     let (lower, upper) = keys::prefix_range(&prefix);
     Ok(t.outbox_index.range::<&[u8]>(keys::bounds(&lower, &upper))?.next().transpose()?.is_some())
 }

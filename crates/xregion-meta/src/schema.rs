@@ -25,8 +25,8 @@ pub(crate) const UPLOAD_INDEX: TableDefinition<&[u8], ()> = TableDefinition::new
 pub(crate) const PARTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("parts");
 /// Sequence number → `OutboxEntry` (replication tasks).
 pub(crate) const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
-/// `bucket_id ‖ enc(key) ‖ enc(version_id) ‖ seq(8)` → `()`: the outbox rows of one version,
-/// so "is any task of this version left?" is a bounded range scan, not an outbox scan.
+/// `stamp(8) ‖ bucket_id ‖ enc(key) ‖ enc(version_id) ‖ seq(8)` → `()`: the outbox rows of one
+/// version, so "is any task of this version left?" is a bounded range scan, not an outbox scan.
 pub(crate) const OUTBOX_INDEX: TableDefinition<&[u8], ()> = TableDefinition::new("outbox_index");
 /// Sequence number of a failed task → `FailedTask` (the task and its failure reason, IAM-8).
 pub(crate) const FAILURES: TableDefinition<u64, &[u8]> = TableDefinition::new("replication_failures");
@@ -47,5 +47,8 @@ pub(crate) const META_NEXT_OUTBOX_SEQ: &str = "next_outbox_seq";
 /// `META` key: the next `inline_data` id (ids are never reused).
 pub(crate) const META_NEXT_INLINE_ID: &str = "next_inline_id";
 
-/// The layout version written by this code.
-pub(crate) const SCHEMA_VERSION: u64 = 1;
+/// The layout version written by this code. 2: `outbox_index` keys lead with the stamp
+/// (layout 1 files are migrated on open, see `store::init_tables`).
+pub(crate) const SCHEMA_VERSION: u64 = 2;
+/// The previous layout, still opened (and migrated).
+pub(crate) const SCHEMA_VERSION_1: u64 = 1;

@@ -19,7 +19,7 @@ use crate::ops::{WriteOp, WriteOutcome};
 use crate::queue::{FailedTask, OutboxEntry};
 use crate::schema::{
     BUCKET_IDS, BUCKETS, FAILURES, HEADS, INLINE_DATA, META_MAX_STAMP, META_SCHEMA, NULLS, OUTBOX, PARTS,
-    SCHEMA_VERSION, UPLOAD_INDEX, UPLOADS, VERSIONS,
+    SCHEMA_VERSION, SCHEMA_VERSION_1, UPLOAD_INDEX, UPLOADS, VERSIONS,
 };
 use crate::writer::{self, Reply, Request, Stats, WTables};
 use crate::{buckets, objects};
@@ -279,6 +279,10 @@ pub(crate) fn init_tables(db: &Database) -> Result<u64, MetaError> {
         let schema = tables.meta.get(META_SCHEMA)?.map(|g| g.value());
         match schema {
             Some(SCHEMA_VERSION) => {}
+            Some(SCHEMA_VERSION_1) => {
+                rebuild_outbox_index(&mut tables)?;
+                tables.meta.insert(META_SCHEMA, SCHEMA_VERSION)?;
+            }
             Some(other) => {
                 return Err(MetaError::Corrupt(format!(
                     "metadata layout version {other} is not supported (expected {SCHEMA_VERSION})"
@@ -292,4 +296,21 @@ pub(crate) fn init_tables(db: &Database) -> Result<u64, MetaError> {
     };
     txn.commit()?;
     Ok(max_stamp)
+}
+
+/// Layout 1 → 2: drops every `outbox_index` row and writes each outbox row's layout-2 key, in
+/// the same transaction as the new layout version (a crash leaves layout 1, migrated again).
+fn rebuild_outbox_index(tables: &mut WTables<'_>) -> Result<(), MetaError> {
+    use redb::ReadableTable as _;
+    tables.outbox_index.retain(|_, ()| false)?;
+    let mut rows = Vec::new();
+    for item in tables.outbox.iter()? {
+        let (_, value) = item?;
+        let entry: crate::queue::OutboxEntry = crate::codec::decode(value.value())?;
+        rows.push(entry.index_key());
+    }
+    for key in rows {
+        tables.outbox_index.insert(key.as_slice(), ())?;
+    }
+    Ok(())
 }

@@ -892,6 +892,49 @@ fn outbox_survives_reopen() {
     assert_eq!(store.list_outbox(None, 10).unwrap()[0].seq, 3);
 }
 
+/// A layout-1 file (outbox index keyed by object key first) is migrated on open: its index
+/// rows are rewritten in the layout-2 order, so aggregation (STS-7) still sees every task.
+#[test]
+fn layout_1_outbox_index_is_migrated_on_open() {
+    use redb::{ReadableDatabase as _, ReadableTableMetadata as _};
+
+    use crate::schema::{META, META_SCHEMA, OUTBOX_INDEX, SCHEMA_VERSION, SCHEMA_VERSION_1};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.redb");
+    let (b, v) = {
+        let store = MetaStore::open(&path).unwrap();
+        let b = bucket(&store, "mig", VersioningState::Enabled);
+        let v = put_with_tasks(&store, "mig", "k", &["a", "b"]);
+        (b, v)
+    };
+    {
+        // Rewrite the file as layout 1 wrote it: `bucket_id ‖ enc(key) ‖ enc(version_id) ‖ seq`.
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut index = txn.open_table(OUTBOX_INDEX).unwrap();
+            index.retain(|_, ()| false).unwrap();
+            for seq in [1u64, 2] {
+                let mut old = crate::keys::object_key(b.id, "k");
+                crate::keys::encode_into(&mut old, v.version_id.as_str().as_bytes());
+                old.extend_from_slice(&seq.to_be_bytes());
+                index.insert(old.as_slice(), ()).unwrap();
+            }
+            txn.open_table(META).unwrap().insert(META_SCHEMA, SCHEMA_VERSION_1).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let store = reopen(&path);
+    assert_eq!(finished(w(&store, WriteOp::CompleteTask { seq: 1 })), Some(ReplicationStatus::Pending));
+    assert_eq!(finished(w(&store, WriteOp::CompleteTask { seq: 2 })), Some(ReplicationStatus::Completed));
+    drop(store);
+    let db = redb::Database::open(&path).unwrap();
+    let txn = db.begin_read().unwrap();
+    assert_eq!(txn.open_table(META).unwrap().get(META_SCHEMA).unwrap().unwrap().value(), SCHEMA_VERSION);
+    assert_eq!(txn.open_table(OUTBOX_INDEX).unwrap().len().unwrap(), 0, "no stale layout-1 rows left");
+}
+
 // ----- listing (examples; the model-based proptest is in `listing_model`) -------------------
 
 #[test]

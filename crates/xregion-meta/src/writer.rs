@@ -373,8 +373,7 @@ impl<'t> WTables<'t> {
             let seq = self.take_counter(META_NEXT_OUTBOX_SEQ, 1)?;
             let entry = OutboxEntry { seq, bucket_id, key: key.to_owned(), version_id: version_id.cloned(), task };
             self.outbox.insert(seq, encode(&entry)?.as_slice())?;
-            let index = keys::outbox_index_key(bucket_id, key, entry.index_version(), seq);
-            self.outbox_index.insert(index.as_slice(), ())?;
+            self.outbox_index.insert(entry.index_key().as_slice(), ())?;
         }
         Ok(())
     }
@@ -383,8 +382,7 @@ impl<'t> WTables<'t> {
     pub(crate) fn del_outbox(&mut self, entry: &OutboxEntry) -> Result<(), MetaError> {
         self.dirty = true;
         self.outbox.remove(entry.seq)?;
-        let index = keys::outbox_index_key(entry.bucket_id, &entry.key, entry.index_version(), entry.seq);
-        self.outbox_index.remove(index.as_slice())?;
+        self.outbox_index.remove(entry.index_key().as_slice())?;
         Ok(())
     }
 
