@@ -10,14 +10,17 @@ use xregion_types::VersioningState;
 use crate::convert::{tags_from, tags_to, ts};
 use crate::error::{IntoS3, to_s3};
 
-/// ListBuckets: every bucket of the deployment with its region (`BucketRegion`); a peer asking
-/// with `x-xregion-local-only` gets this region's buckets only.
+/// ListBuckets: every bucket of the deployment with its region (`BucketRegion`), in name
+/// order, filtered by `prefix` and `bucket-region` and paged by `max-buckets` and
+/// `continuation-token` as on AWS (see [`page_buckets`]); a peer asking with
+/// `x-xregion-local-only` gets this region's buckets only, unpaged.
 pub(crate) async fn list_buckets(
     r: &Region,
     req: S3Request<ListBucketsInput>,
 ) -> S3Result<S3Response<ListBucketsOutput>> {
-    let list: Vec<Bucket> = if req.headers.contains_key(LOCAL_ONLY_HEADER) {
-        r.list_buckets()
+    if req.headers.contains_key(LOCAL_ONLY_HEADER) {
+        let list = r
+            .list_buckets()
             .s3()?
             .into_iter()
             .map(|b| Bucket {
@@ -25,20 +28,92 @@ pub(crate) async fn list_buckets(
                 creation_date: Some(ts(b.created_ms)),
                 name: Some(b.name.as_str().to_owned()),
             })
-            .collect()
-    } else {
-        r.list_all_buckets()
-            .await
-            .s3()?
-            .into_iter()
-            .map(|b| Bucket {
-                bucket_region: Some(b.region),
-                creation_date: Some(ts(b.created_ms)),
-                name: Some(b.name),
-            })
-            .collect()
+            .collect();
+        return Ok(S3Response::new(ListBucketsOutput {
+            buckets: Some(list),
+            owner: Some(super::owner()),
+            ..Default::default()
+        }));
+    }
+    let input = req.input;
+    let all = r.list_all_buckets().await.s3()?;
+    let listed: Vec<(String, String, i64)> = all.into_iter().map(|b| (b.name, b.region, b.created_ms)).collect();
+    let page = page_buckets(
+        listed,
+        input.prefix.as_deref(),
+        input.bucket_region.as_deref(),
+        input.continuation_token.as_deref(),
+        input.max_buckets,
+    )?;
+    let buckets = page
+        .buckets
+        .into_iter()
+        .map(|(name, region, created_ms)| Bucket {
+            bucket_region: Some(region),
+            creation_date: Some(ts(created_ms)),
+            name: Some(name),
+        })
+        .collect();
+    Ok(S3Response::new(ListBucketsOutput {
+        buckets: Some(buckets),
+        owner: Some(super::owner()),
+        continuation_token: page.next_token,
+        prefix: input.prefix,
+    }))
+}
+
+/// Largest `max-buckets` (and the page size when a filter or token comes without it).
+const MAX_BUCKETS_LIMIT: i32 = 10_000;
+
+/// One page of ListBuckets: `(name, region, created_ms)` rows and the token for the next page.
+#[derive(Debug, PartialEq, Eq)]
+struct BucketPage {
+    buckets: Vec<(String, String, i64)>,
+    next_token: Option<String>,
+}
+
+/// Filters and pages a name-ordered bucket list as AWS does: `prefix` and `region` filter;
+/// `max_buckets` must be 1..=10000; without it, everything is returned unless a filter or a
+/// token was given (then pages of 10000). The token is the last returned name, base64url
+/// encoded (AWS's is opaque too); a token that does not decode is `InvalidArgument`.
+fn page_buckets(
+    all: Vec<(String, String, i64)>,
+    prefix: Option<&str>,
+    region: Option<&str>,
+    token: Option<&str>,
+    max_buckets: Option<i32>,
+) -> S3Result<BucketPage> {
+    use base64::Engine as _;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let limit = match max_buckets {
+        Some(n) if (1..=MAX_BUCKETS_LIMIT).contains(&n) => Some(n as usize),
+        Some(_) => {
+            return Err(s3_error!(InvalidArgument, "Argument max-buckets must be an integer between 1 and 10000"));
+        }
+        None if prefix.is_some() || region.is_some() || token.is_some() => Some(MAX_BUCKETS_LIMIT as usize),
+        None => None,
     };
-    Ok(S3Response::new(ListBucketsOutput { buckets: Some(list), owner: Some(super::owner()), ..Default::default() }))
+    let after = match token {
+        None => None,
+        Some(token) => {
+            let name = engine.decode(token).ok().and_then(|raw| String::from_utf8(raw).ok());
+            Some(name.ok_or_else(|| s3_error!(InvalidArgument, "The continuation token provided is incorrect"))?)
+        }
+    };
+    let mut matching = all.into_iter().filter(|(name, bucket_region, _)| {
+        prefix.is_none_or(|p| name.starts_with(p))
+            && region.is_none_or(|r| bucket_region == r)
+            && after.as_deref().is_none_or(|a| name.as_str() > a)
+    });
+    let buckets: Vec<_> = match limit {
+        Some(limit) => matching.by_ref().take(limit).collect(),
+        None => matching.by_ref().collect(),
+    };
+    let next_token = match (matching.next(), buckets.last()) {
+        (Some(_), Some((last, _, _))) => Some(engine.encode(last)),
+        _ => None,
+    };
+    Ok(BucketPage { buckets, next_token })
 }
 
 pub(crate) async fn create_bucket(
@@ -163,4 +238,71 @@ pub(crate) async fn delete_bucket_tagging(
 ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
     r.set_bucket_tags(&req.input.bucket, Vec::new()).await.s3()?;
     Ok(S3Response::with_status(DeleteBucketTaggingOutput {}, http::StatusCode::NO_CONTENT))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn rows(names: &[(&str, &str)]) -> Vec<(String, String, i64)> {
+        names.iter().map(|(n, r)| ((*n).to_owned(), (*r).to_owned(), 1)).collect()
+    }
+
+    fn names(page: &BucketPage) -> Vec<&str> {
+        page.buckets.iter().map(|(n, _, _)| n.as_str()).collect()
+    }
+
+    #[test]
+    fn filters_and_pages_like_aws() {
+        let all = rows(&[("a1", "us"), ("a2", "eu"), ("b1", "us"), ("b2", "us")]);
+        let page = page_buckets(all.clone(), None, None, None, None).unwrap();
+        assert_eq!((names(&page), page.next_token.as_deref()), (vec!["a1", "a2", "b1", "b2"], None));
+        let page = page_buckets(all.clone(), Some("a"), None, None, None).unwrap();
+        assert_eq!(names(&page), ["a1", "a2"]);
+        let page = page_buckets(all.clone(), None, Some("us"), None, Some(2)).unwrap();
+        assert_eq!(names(&page), ["a1", "b1"]);
+        let next = page.next_token.unwrap();
+        let page = page_buckets(all.clone(), None, Some("us"), Some(&next), Some(2)).unwrap();
+        assert_eq!((names(&page), page.next_token.as_deref()), (vec!["b2"], None));
+        // An exact fit has no next token.
+        assert_eq!(page_buckets(all.clone(), None, None, None, Some(4)).unwrap().next_token, None);
+    }
+
+    #[test]
+    fn bad_arguments_are_invalid_argument() {
+        for bad in [0, -1, 10_001] {
+            let e = page_buckets(Vec::new(), None, None, None, Some(bad)).unwrap_err();
+            assert_eq!(e.code(), &s3s::S3ErrorCode::InvalidArgument);
+        }
+        let e = page_buckets(Vec::new(), None, None, Some("%%%"), None).unwrap_err();
+        assert_eq!(e.code(), &s3s::S3ErrorCode::InvalidArgument);
+    }
+
+    proptest! {
+        /// Following the tokens page by page yields exactly the filtered list, in order.
+        #[test]
+        fn pages_concatenate_to_the_filtered_list(
+            mut list in prop::collection::btree_set("[a-c]{1,4}", 0..30),
+            max in 1i32..7,
+            prefix in prop::option::of("[a-c]{0,2}"),
+        ) {
+            let all: Vec<_> = std::mem::take(&mut list).into_iter().map(|n| (n, "r".to_owned(), 1)).collect();
+            let want: Vec<String> = all.iter().map(|(n, _, _)| n.clone())
+                .filter(|n| prefix.as_deref().is_none_or(|p| n.starts_with(p))).collect();
+            let mut got = Vec::new();
+            let mut token: Option<String> = None;
+            loop {
+                let page = page_buckets(all.clone(), prefix.as_deref(), None, token.as_deref(), Some(max)).unwrap();
+                prop_assert!(page.buckets.len() <= max as usize);
+                got.extend(page.buckets.into_iter().map(|(n, _, _)| n));
+                match page.next_token {
+                    Some(next) => token = Some(next),
+                    None => break,
+                }
+            }
+            prop_assert_eq!(got, want);
+        }
+    }
 }

@@ -180,6 +180,41 @@ async fn two_regions_share_one_bucket_namespace() {
         assert!(regions.contains(&(us_bucket.as_str(), Some("us-east-1"))), "{regions:?}");
         assert!(regions.contains(&(eu_bucket.as_str(), Some("eu-west-1"))), "{regions:?}");
     }
+    // ...paged with max-buckets and continuation tokens, filtered by region and prefix.
+    let mut paged = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = s3_eu
+            .list_buckets()
+            .max_buckets(1)
+            .set_continuation_token(token.take())
+            .send()
+            .await
+            .expect("list a page of buckets");
+        assert!(page.buckets().len() <= 1);
+        paged.extend(page.buckets().iter().filter_map(|b| b.name().map(str::to_owned)));
+        match page.continuation_token() {
+            Some(next) => token = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let all: Vec<String> = s3_eu
+        .list_buckets()
+        .send()
+        .await
+        .expect("list buckets")
+        .buckets()
+        .iter()
+        .filter_map(|b| b.name().map(str::to_owned))
+        .collect();
+    assert_eq!(paged, all);
+    let in_eu = s3_us.list_buckets().bucket_region("eu-west-1").send().await.expect("list eu-west-1 buckets");
+    assert!(in_eu.buckets().iter().all(|b| b.bucket_region() == Some("eu-west-1")), "{in_eu:?}");
+    assert!(in_eu.buckets().iter().any(|b| b.name() == Some(eu_bucket.as_str())), "{in_eu:?}");
+    let by_prefix = s3_us.list_buckets().prefix(&us_bucket).send().await.expect("list by prefix");
+    assert_eq!(by_prefix.prefix(), Some(us_bucket.as_str()));
+    assert!(by_prefix.buckets().iter().all(|b| b.name().is_some_and(|n| n.starts_with(us_bucket.as_str()))));
+    expect_error(s3_us.list_buckets().max_buckets(0).send().await, 400, Some("InvalidArgument"));
 
     // HeadBucket on the wrong region: 301 with the owner's region.
     let err = expect_error(s3_eu.head_bucket().bucket(&us_bucket).send().await, 301, None);
