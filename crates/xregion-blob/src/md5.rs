@@ -268,9 +268,9 @@ impl Hasher {
             .take(MAX_STREAMS)
             .map(|(&id, _)| id)
             .collect();
-        // Too few streams for the SIMD lanes: share them with the idle threads, so a few
-        // uploads still use every core.
-        if ready.len() < 8 && idle > 0 {
+        // Too few streams for the SIMD lanes to gain anything (see `group_sizes`): share them
+        // with the idle threads, so a few uploads still use every core.
+        if ready.len() <= 3 && idle > 0 {
             ready.truncate(ready.len().div_ceil(idle + 1));
             self.work.notify_one();
         }
