@@ -59,6 +59,7 @@
 mod buckets;
 mod codec;
 mod error;
+mod journal;
 mod keys;
 pub mod listing;
 pub mod multipart;

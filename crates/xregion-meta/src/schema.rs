@@ -44,6 +44,9 @@ pub(crate) const META_MAX_STAMP: &str = "max_stamp";
 /// `META` key: the next outbox sequence number.
 pub(crate) const META_NEXT_OUTBOX_SEQ: &str = "next_outbox_seq";
 
+/// `META` key: the epoch of the redo journal's records (see `journal.rs`).
+pub(crate) const META_JOURNAL_EPOCH: &str = "journal_epoch";
+
 /// `META` key: the next `inline_data` id (ids are never reused).
 pub(crate) const META_NEXT_INLINE_ID: &str = "next_inline_id";
 

@@ -70,6 +70,8 @@ impl MetaStore {
     /// clock from the stored maximum stamp and spawns the writer thread.
     pub fn open(path: &Path) -> Result<MetaStore, MetaError> {
         let db = Arc::new(Database::builder().set_cache_size(META_CACHE_BYTES).create(path)?);
+        // Replay first: the journal holds acknowledged groups redb may not have durably.
+        let (journal, _) = crate::journal::recover(&db, &crate::journal::path_for(path))?;
         let max_stamp = init_tables(&db)?;
         let clock = VersionClock::new();
         clock.observe(max_stamp);
@@ -79,7 +81,7 @@ impl MetaStore {
         let writer_stats = Arc::clone(&stats);
         let writer = std::thread::Builder::new()
             .name("xregion-meta-writer".into())
-            .spawn(move || writer::run(writer_db, clock, max_stamp, rx, writer_stats))
+            .spawn(move || writer::run(writer_db, journal, clock, max_stamp, rx, writer_stats))
             .map_err(|e| MetaError::Storage(format!("cannot spawn metadata writer: {e}")))?;
         tracing::debug!(path = %path.display(), max_stamp, "metadata store open");
         Ok(MetaStore { inner: Arc::new(Inner { db, stats, requests: Some(tx), writer: Some(writer) }) })

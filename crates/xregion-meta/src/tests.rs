@@ -935,6 +935,47 @@ fn layout_1_outbox_index_is_migrated_on_open() {
     assert_eq!(txn.open_table(OUTBOX_INDEX).unwrap().len().unwrap(), 0, "no stale layout-1 rows left");
 }
 
+/// Crash consistency of the redo journal: a child process acknowledges writes committed to
+/// redb without durability (journal only) and aborts, so redb never makes them durable; the
+/// reopened store replays the journal and has every acknowledged write, with its tasks.
+#[test]
+fn acknowledged_writes_survive_an_abort_through_the_journal() {
+    const CHILD: &str = "XREGION_TEST_JOURNAL_CHILD_DIR";
+    const WRITES: usize = 300;
+    if let Some(dir) = std::env::var_os(CHILD) {
+        let store = MetaStore::open(&Path::new(&dir).join("meta.redb")).unwrap();
+        bucket(&store, "crash", VersioningState::Enabled);
+        for i in 0..WRITES {
+            put_with_tasks(&store, "crash", &format!("k{i:04}"), &["eu"]);
+        }
+        w(&store, WriteOp::CompleteTask { seq: 1 });
+        // No close, no final checkpoint, no redb shutdown: as a kill -9 after the last reply.
+        std::process::abort();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "tests::acknowledged_writes_survive_an_abort_through_the_journal", "--nocapture"])
+        .env(CHILD, dir.path())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the child must abort");
+    let journal = crate::journal::path_for(&dir.path().join("meta.redb"));
+    let journaled = std::fs::metadata(&journal).unwrap().len();
+    assert!(journaled > 0, "the child's groups must be in the journal");
+    let store = reopen(&dir.path().join("meta.redb"));
+    let b = store.get_bucket("crash").unwrap().expect("bucket survives");
+    let listed = store.list_objects(b.id, &ListObjectsQuery { max_keys: 1000, ..Default::default() }).unwrap();
+    assert_eq!(listed.objects.len(), WRITES);
+    assert_eq!(store.outbox_len().unwrap(), WRITES as u64 - 1);
+    let first = &listed.objects[0].1;
+    assert_eq!(first.replication, ReplicationStatus::Completed);
+    assert_eq!(std::fs::metadata(&journal).unwrap().len(), 0, "replayed into redb and truncated");
+    // Sequence numbers and the clock carry on after the replayed state.
+    let next = put_with_tasks(&store, "crash", "after", &["eu"]);
+    assert!(next.stamp > first.stamp);
+    assert_eq!(store.list_outbox(None, 1000).unwrap().last().unwrap().seq, WRITES as u64 + 1);
+}
+
 // ----- listing (examples; the model-based proptest is in `listing_model`) -------------------
 
 #[test]

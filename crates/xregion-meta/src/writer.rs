@@ -2,8 +2,10 @@
 //!
 //! Every [`WriteOp`] is sent to one thread. It takes the first queued request, drains up to
 //! [`MAX_GROUP`] more without waiting, applies them in queue order inside ONE redb write
-//! transaction (each op sees the effects of the ops before it), commits once with
-//! `Durability::Immediate` (one fsync for the group), and only then replies to every caller.
+//! transaction (each op sees the effects of the ops before it), makes the group durable with
+//! one fsync (its redo record in the journal, then a `Durability::None` commit; or, at a
+//! checkpoint, a `Durability::Immediate` commit: see `journal.rs`), and only then replies to
+//! every caller.
 //!
 //! Contract per op: an op validates completely before it mutates anything, so a validation
 //! error leaves no trace and the other ops of the group still commit. Mutations go through the
@@ -25,13 +27,14 @@ use xregion_types::{BlobSegment, BucketRecord, InlineRef, VersionClock, VersionI
 
 use crate::codec::{decode, encode};
 use crate::error::MetaError;
+use crate::journal::{self, Journal, Redo, TableId};
 use crate::keys;
 use crate::multipart::{PartRecord, UploadRecord};
 use crate::ops::{WriteOp, WriteOutcome};
 use crate::queue::{FailedTask, OutboxEntry};
 use crate::schema::{
-    BUCKET_IDS, BUCKETS, FAILURES, HEADS, INLINE_DATA, META, META_MAX_STAMP, META_NEXT_INLINE_ID, META_NEXT_OUTBOX_SEQ,
-    NULLS, OUTBOX, OUTBOX_INDEX, PARTS, UPLOAD_INDEX, UPLOADS, VERSIONS,
+    BUCKET_IDS, BUCKETS, FAILURES, HEADS, INLINE_DATA, META, META_JOURNAL_EPOCH, META_MAX_STAMP, META_NEXT_INLINE_ID,
+    META_NEXT_OUTBOX_SEQ, NULLS, OUTBOX, OUTBOX_INDEX, PARTS, UPLOAD_INDEX, UPLOADS, VERSIONS,
 };
 use crate::{buckets, multipart, objects, queue};
 
@@ -78,12 +81,13 @@ pub(crate) struct Stats {
 /// Runs the writer loop until every sender is dropped.
 pub(crate) fn run(
     db: Arc<Database>,
+    journal: Journal,
     clock: VersionClock,
     persisted_max_stamp: u64,
     rx: Receiver<Request>,
     stats: Arc<Stats>,
 ) {
-    let mut writer = Writer { db, clock, persisted_max_stamp, stats };
+    let mut writer = Writer { db, journal, clock, persisted_max_stamp, stats };
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_GROUP {
@@ -107,11 +111,17 @@ pub(crate) fn run(
             reply.send(result);
         }
     }
+    // A clean stop leaves everything in redb, so the next open has nothing to replay.
+    if let Err(e) = writer.checkpoint() {
+        tracing::warn!(error = %e, "final metadata checkpoint failed; the journal will be replayed on open");
+    }
     tracing::debug!("metadata writer stopped");
 }
 
 struct Writer {
     db: Arc<Database>,
+    /// Makes the groups between durable commits durable (see `journal.rs`).
+    journal: Journal,
     clock: VersionClock,
     persisted_max_stamp: u64,
     stats: Arc<Stats>,
@@ -133,11 +143,21 @@ impl Writer {
         }
     }
 
+    /// Commits the group: durably in redb if a checkpoint is due, else to redb without
+    /// durability after its journal record is fsynced (see `journal.rs`).
     fn try_commit_group(&mut self, ops: Vec<WriteOp>) -> Result<Vec<Result<WriteOutcome, MetaError>>, MetaError> {
+        if self.journal.broken {
+            return Err(MetaError::Storage(
+                "the metadata journal could not be repaired after a failed commit; restart the region".into(),
+            ));
+        }
+        let checkpoint = self.journal.checkpoint_due();
         let mut txn = self.db.begin_write()?;
-        txn.set_durability(Durability::Immediate).map_err(|e| MetaError::Storage(e.to_string()))?;
+        let durability = if checkpoint { Durability::Immediate } else { Durability::None };
+        txn.set_durability(durability).map_err(|e| MetaError::Storage(e.to_string()))?;
         let mut results = Vec::with_capacity(ops.len());
         let group_max_stamp;
+        let redo;
         {
             let mut t = WTables::open(&txn, self.persisted_max_stamp)?;
             for op in ops {
@@ -153,12 +173,42 @@ impl Writer {
             }
             group_max_stamp = t.max_stamp;
             if group_max_stamp > self.persisted_max_stamp {
-                t.meta.insert(META_MAX_STAMP, group_max_stamp)?;
+                journal::insert(&mut t.meta, &mut t.redo, TableId::Meta, &META_MAX_STAMP, &group_max_stamp)?;
+            }
+            if checkpoint {
+                t.meta.insert(META_JOURNAL_EPOCH, self.journal.epoch + 1)?;
+            }
+            redo = std::mem::take(&mut t.redo);
+        }
+        if checkpoint {
+            txn.commit()?;
+            self.journal.restart(self.journal.epoch + 1);
+        } else if redo.is_empty() {
+            // Nothing changed (every op failed validation): nothing to make durable.
+            txn.commit()?;
+        } else {
+            // On error the transaction is dropped: nothing of the group is committed.
+            let before = self.journal.append(&redo)?;
+            if let Err(e) = txn.commit() {
+                self.journal.cut(before);
+                return Err(e.into());
             }
         }
-        txn.commit()?;
         self.persisted_max_stamp = group_max_stamp;
         Ok(results)
+    }
+
+    /// A durable redb commit of everything so far; the journal starts over.
+    fn checkpoint(&mut self) -> Result<(), MetaError> {
+        if self.journal.broken {
+            return Err(MetaError::Storage("the metadata journal is broken".into()));
+        }
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate).map_err(|e| MetaError::Storage(e.to_string()))?;
+        txn.open_table(META)?.insert(META_JOURNAL_EPOCH, self.journal.epoch + 1)?;
+        txn.commit()?;
+        self.journal.restart(self.journal.epoch + 1);
+        Ok(())
     }
 }
 
@@ -209,6 +259,8 @@ pub(crate) struct WTables<'t> {
     pub(crate) outbox_index: Table<'t, &'static [u8], ()>,
     pub(crate) failures: Table<'t, u64, &'static [u8]>,
     pub(crate) inline_data: Table<'t, u64, &'static [u8]>,
+    /// Every insert and remove of this group, in order: the journal record (see `journal.rs`).
+    pub(crate) redo: Vec<Redo>,
     /// The current op has started writing.
     dirty: bool,
     /// Largest stamp stored in this group (or before it).
@@ -232,6 +284,7 @@ impl<'t> WTables<'t> {
             outbox_index: txn.open_table(OUTBOX_INDEX)?,
             failures: txn.open_table(FAILURES)?,
             inline_data: txn.open_table(INLINE_DATA)?,
+            redo: Vec::new(),
             dirty: false,
             max_stamp,
         })
@@ -242,7 +295,7 @@ impl<'t> WTables<'t> {
         self.dirty = true;
         let value = self.meta.get(name)?.map(|g| g.value()).unwrap_or(first);
         let next = value.checked_add(1).ok_or_else(|| MetaError::Corrupt(format!("counter {name} overflow")))?;
-        self.meta.insert(name, next)?;
+        journal::insert(&mut self.meta, &mut self.redo, TableId::Meta, &name, &next)?;
         Ok(value)
     }
 
@@ -250,16 +303,16 @@ impl<'t> WTables<'t> {
     pub(crate) fn put_bucket(&mut self, record: &BucketRecord) -> Result<(), MetaError> {
         self.dirty = true;
         let bytes = encode(record)?;
-        self.buckets.insert(record.name.as_str(), bytes.as_slice())?;
-        self.bucket_ids.insert(record.id, record.name.as_str())?;
+        journal::insert(&mut self.buckets, &mut self.redo, TableId::Buckets, &record.name.as_str(), &bytes.as_slice())?;
+        journal::insert(&mut self.bucket_ids, &mut self.redo, TableId::BucketIds, &record.id, &record.name.as_str())?;
         Ok(())
     }
 
     /// Removes a bucket record.
     pub(crate) fn del_bucket(&mut self, record: &BucketRecord) -> Result<(), MetaError> {
         self.dirty = true;
-        self.buckets.remove(record.name.as_str())?;
-        self.bucket_ids.remove(record.id)?;
+        journal::remove(&mut self.buckets, &mut self.redo, TableId::Buckets, &record.name.as_str())?;
+        journal::remove(&mut self.bucket_ids, &mut self.redo, TableId::BucketIds, &record.id)?;
         Ok(())
     }
 
@@ -267,7 +320,13 @@ impl<'t> WTables<'t> {
     pub(crate) fn put_version(&mut self, bucket_id: u64, key: &str, record: &VersionRecord) -> Result<(), MetaError> {
         self.dirty = true;
         let bytes = encode(record)?;
-        self.versions.insert(keys::version_key(bucket_id, key, record.stamp).as_slice(), bytes.as_slice())?;
+        journal::insert(
+            &mut self.versions,
+            &mut self.redo,
+            TableId::Versions,
+            &keys::version_key(bucket_id, key, record.stamp).as_slice(),
+            &bytes.as_slice(),
+        )?;
         self.max_stamp = self.max_stamp.max(record.stamp);
         Ok(())
     }
@@ -275,21 +334,32 @@ impl<'t> WTables<'t> {
     /// Removes a version.
     pub(crate) fn del_version(&mut self, bucket_id: u64, key: &str, stamp: u64) -> Result<(), MetaError> {
         self.dirty = true;
-        self.versions.remove(keys::version_key(bucket_id, key, stamp).as_slice())?;
+        journal::remove(
+            &mut self.versions,
+            &mut self.redo,
+            TableId::Versions,
+            &keys::version_key(bucket_id, key, stamp).as_slice(),
+        )?;
         Ok(())
     }
 
     /// Points the key's null version at `stamp`.
     pub(crate) fn put_null(&mut self, bucket_id: u64, key: &str, stamp: u64) -> Result<(), MetaError> {
         self.dirty = true;
-        self.nulls.insert(keys::object_key(bucket_id, key).as_slice(), stamp)?;
+        journal::insert(
+            &mut self.nulls,
+            &mut self.redo,
+            TableId::Nulls,
+            &keys::object_key(bucket_id, key).as_slice(),
+            &stamp,
+        )?;
         Ok(())
     }
 
     /// Forgets the key's null version.
     pub(crate) fn del_null(&mut self, bucket_id: u64, key: &str) -> Result<(), MetaError> {
         self.dirty = true;
-        self.nulls.remove(keys::object_key(bucket_id, key).as_slice())?;
+        journal::remove(&mut self.nulls, &mut self.redo, TableId::Nulls, &keys::object_key(bucket_id, key).as_slice())?;
         Ok(())
     }
 
@@ -306,10 +376,10 @@ impl<'t> WTables<'t> {
         match current {
             Some(record) if !record.is_delete_marker() => {
                 let bytes = encode(record)?;
-                self.heads.insert(k.as_slice(), bytes.as_slice())?;
+                journal::insert(&mut self.heads, &mut self.redo, TableId::Heads, &k.as_slice(), &bytes.as_slice())?;
             }
             _ => {
-                self.heads.remove(k.as_slice())?;
+                journal::remove(&mut self.heads, &mut self.redo, TableId::Heads, &k.as_slice())?;
             }
         }
         Ok(())
@@ -326,18 +396,24 @@ impl<'t> WTables<'t> {
     pub(crate) fn put_upload(&mut self, record: &UploadRecord) -> Result<(), MetaError> {
         self.dirty = true;
         let bytes = encode(record)?;
-        self.uploads.insert(record.upload_id.as_str(), bytes.as_slice())?;
+        journal::insert(
+            &mut self.uploads,
+            &mut self.redo,
+            TableId::Uploads,
+            &record.upload_id.as_str(),
+            &bytes.as_slice(),
+        )?;
         let index = keys::upload_index_key(record.bucket_id, &record.key, &record.upload_id);
-        self.upload_index.insert(index.as_slice(), ())?;
+        journal::insert(&mut self.upload_index, &mut self.redo, TableId::UploadIndex, &index.as_slice(), &())?;
         Ok(())
     }
 
     /// Removes an upload, its index entry and all its parts; returns the removed parts.
     pub(crate) fn del_upload(&mut self, record: &UploadRecord) -> Result<Vec<PartRecord>, MetaError> {
         self.dirty = true;
-        self.uploads.remove(record.upload_id.as_str())?;
+        journal::remove(&mut self.uploads, &mut self.redo, TableId::Uploads, &record.upload_id.as_str())?;
         let index = keys::upload_index_key(record.bucket_id, &record.key, &record.upload_id);
-        self.upload_index.remove(index.as_slice())?;
+        journal::remove(&mut self.upload_index, &mut self.redo, TableId::UploadIndex, &index.as_slice())?;
         let prefix = keys::part_prefix(&record.upload_id);
         let upper = keys::prefix_end(&prefix);
         let mut removed = Vec::new();
@@ -348,7 +424,7 @@ impl<'t> WTables<'t> {
             removed.push(decode::<PartRecord>(value.value())?);
         }
         for k in part_keys {
-            self.parts.remove(k.as_slice())?;
+            journal::remove(&mut self.parts, &mut self.redo, TableId::Parts, &k.as_slice())?;
         }
         Ok(removed)
     }
@@ -357,7 +433,13 @@ impl<'t> WTables<'t> {
     pub(crate) fn put_part(&mut self, upload_id: &str, part: &PartRecord) -> Result<(), MetaError> {
         self.dirty = true;
         let bytes = encode(part)?;
-        self.parts.insert(keys::part_key(upload_id, part.part_number).as_slice(), bytes.as_slice())?;
+        journal::insert(
+            &mut self.parts,
+            &mut self.redo,
+            TableId::Parts,
+            &keys::part_key(upload_id, part.part_number).as_slice(),
+            &bytes.as_slice(),
+        )?;
         Ok(())
     }
 
@@ -372,8 +454,14 @@ impl<'t> WTables<'t> {
         for task in tasks {
             let seq = self.take_counter(META_NEXT_OUTBOX_SEQ, 1)?;
             let entry = OutboxEntry { seq, bucket_id, key: key.to_owned(), version_id: version_id.cloned(), task };
-            self.outbox.insert(seq, encode(&entry)?.as_slice())?;
-            self.outbox_index.insert(entry.index_key().as_slice(), ())?;
+            journal::insert(&mut self.outbox, &mut self.redo, TableId::Outbox, &seq, &encode(&entry)?.as_slice())?;
+            journal::insert(
+                &mut self.outbox_index,
+                &mut self.redo,
+                TableId::OutboxIndex,
+                &entry.index_key().as_slice(),
+                &(),
+            )?;
         }
         Ok(())
     }
@@ -381,22 +469,28 @@ impl<'t> WTables<'t> {
     /// Removes an outbox row and its index row.
     pub(crate) fn del_outbox(&mut self, entry: &OutboxEntry) -> Result<(), MetaError> {
         self.dirty = true;
-        self.outbox.remove(entry.seq)?;
-        self.outbox_index.remove(entry.index_key().as_slice())?;
+        journal::remove(&mut self.outbox, &mut self.redo, TableId::Outbox, &entry.seq)?;
+        journal::remove(&mut self.outbox_index, &mut self.redo, TableId::OutboxIndex, &entry.index_key().as_slice())?;
         Ok(())
     }
 
     /// Records a permanently failed task.
     pub(crate) fn put_failure(&mut self, failed: &FailedTask) -> Result<(), MetaError> {
         self.dirty = true;
-        self.failures.insert(failed.entry.seq, encode(failed)?.as_slice())?;
+        journal::insert(
+            &mut self.failures,
+            &mut self.redo,
+            TableId::Failures,
+            &failed.entry.seq,
+            &encode(failed)?.as_slice(),
+        )?;
         Ok(())
     }
 
     /// Stores the bytes of an inline object under a new id.
     pub(crate) fn put_inline(&mut self, bytes: &[u8]) -> Result<InlineRef, MetaError> {
         let id = self.take_counter(META_NEXT_INLINE_ID, 1)?;
-        self.inline_data.insert(id, bytes)?;
+        journal::insert(&mut self.inline_data, &mut self.redo, TableId::InlineData, &id, &bytes)?;
         Ok(InlineRef { id })
     }
 
@@ -407,7 +501,7 @@ impl<'t> WTables<'t> {
         let Some(object) = record.object() else { return Ok(Vec::new()) };
         if let Some(inline) = object.inline {
             self.dirty = true;
-            self.inline_data.remove(inline.id)?;
+            journal::remove(&mut self.inline_data, &mut self.redo, TableId::InlineData, &inline.id)?;
         }
         Ok(object.blob.segments.clone())
     }
@@ -440,9 +534,12 @@ mod tests {
 
     fn writer() -> (tempfile::TempDir, Writer) {
         let dir = tempfile::tempdir().unwrap();
-        let db = Arc::new(Database::create(dir.path().join("m.redb")).unwrap());
+        let path = dir.path().join("m.redb");
+        let db = Arc::new(Database::create(&path).unwrap());
+        let (journal, _) = journal::recover(&db, &journal::path_for(&path)).unwrap();
         let max = crate::store::init_tables(&db).unwrap();
-        let writer = Writer { db, clock: VersionClock::new(), persisted_max_stamp: max, stats: Arc::default() };
+        let writer =
+            Writer { db, journal, clock: VersionClock::new(), persisted_max_stamp: max, stats: Arc::default() };
         (dir, writer)
     }
 
