@@ -53,6 +53,12 @@ pub(crate) const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 pub(crate) const CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
 /// Header bytes before a record's epoch: length and CRC.
 const HEADER: usize = 8;
+/// The journal file grows by zero-filled steps of this size and never shrinks; records
+/// overwrite it in place from the start. An append that does not grow the file needs no
+/// inode update, so its `fdatasync` writes the record's blocks only (growing the file with
+/// every record cost about as much again, in the kernel, per group). Records of earlier
+/// epochs left behind are ignored.
+pub(crate) const GROW_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Which table a redo entry is for (stable numbers: they are on disk).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,6 +247,8 @@ pub(crate) struct Journal {
     file: File,
     /// Bytes of valid records in the file (the next record goes here).
     len: u64,
+    /// Size of the file (zero-filled beyond the records).
+    capacity: u64,
     /// Epoch of the records being written (the one stored in `meta`).
     pub(crate) epoch: u64,
     groups: u32,
@@ -259,7 +267,13 @@ impl Journal {
     pub(crate) fn append(&mut self, redo: &[Redo]) -> Result<u64, MetaError> {
         let before = self.len;
         let record = encode_record(self.epoch, redo);
+        let end = before + record.len() as u64;
         let written = (|| {
+            if end > self.capacity {
+                let grown = end.div_ceil(GROW_BYTES) * GROW_BYTES;
+                zero_fill(&mut self.file, self.capacity, grown)?;
+                self.capacity = grown;
+            }
             self.file.seek(SeekFrom::Start(before))?;
             self.file.write_all(&record)?;
             self.file.sync_data()
@@ -279,10 +293,15 @@ impl Journal {
         }
     }
 
-    /// Cuts the journal back to `len` after a failed commit; if that fails, the journal is
-    /// broken and no group may be acknowledged any more.
+    /// Cuts the journal back to `len` after a failed commit (zeroes the header there, which
+    /// ends any replay); if that fails, the journal is broken and no group may be
+    /// acknowledged any more.
     pub(crate) fn cut(&mut self, len: u64) {
-        let cut = self.file.set_len(len).and_then(|()| self.file.sync_data());
+        let cut = self
+            .file
+            .seek(SeekFrom::Start(len))
+            .and_then(|_| self.file.write_all(&[0u8; HEADER]))
+            .and_then(|()| self.file.sync_data());
         match cut {
             Ok(()) => self.len = len,
             Err(e) => {
@@ -292,17 +311,27 @@ impl Journal {
         }
     }
 
-    /// After a durable commit that stored `epoch`: starts the journal over.
+    /// After a durable commit that stored `epoch`: starts the journal over. The old records
+    /// stay in the file until overwritten; their epoch is older, so no replay applies them.
     pub(crate) fn restart(&mut self, epoch: u64) {
         self.epoch = epoch;
         self.len = 0;
         self.groups = 0;
         self.since = Instant::now();
-        // Stale bytes are harmless (older epoch), so a failed truncation only costs space.
-        if let Err(e) = self.file.set_len(0) {
-            tracing::warn!(error = %e, path = %self.path.display(), "cannot truncate the metadata journal");
-        }
     }
+}
+
+/// Writes zeros over `from..to` (the record written next makes them durable with it).
+fn zero_fill(file: &mut File, from: u64, to: u64) -> std::io::Result<()> {
+    let zeros = vec![0u8; 1024 * 1024];
+    file.seek(SeekFrom::Start(from))?;
+    let mut left = to.saturating_sub(from);
+    while left > 0 {
+        let n = left.min(zeros.len() as u64) as usize;
+        file.write_all(&zeros[..n])?;
+        left -= n as u64;
+    }
+    Ok(())
 }
 
 /// The journal next to the database file `db_path`.
@@ -313,7 +342,7 @@ pub(crate) fn path_for(db_path: &Path) -> PathBuf {
 }
 
 /// Opens the journal at `path`, replays its records of the current epoch into `db` in one
-/// durable transaction that also advances the epoch, and truncates it. Returns the journal
+/// durable transaction that also advances the epoch (which retires every record in the file). Returns the journal
 /// ready for appends and the number of groups replayed.
 pub(crate) fn recover(db: &Database, path: &Path) -> Result<(Journal, usize), MetaError> {
     let io = |e: std::io::Error| MetaError::Storage(format!("metadata journal {}: {e}", path.display()));
@@ -333,7 +362,7 @@ pub(crate) fn recover(db: &Database, path: &Path) -> Result<(Journal, usize), Me
         (epoch + 1, groups.len())
     };
     txn.commit()?;
-    file.set_len(0).and_then(|()| file.sync_all()).map_err(io)?;
+    let capacity = bytes.len() as u64;
     if let Some(dir) = path.parent()
         && let Ok(dir) = File::open(dir)
     {
@@ -343,8 +372,16 @@ pub(crate) fn recover(db: &Database, path: &Path) -> Result<(Journal, usize), Me
     if replayed > 0 {
         tracing::info!(groups = replayed, path = %path.display(), "replayed the metadata journal");
     }
-    let journal =
-        Journal { path: path.to_owned(), file, len: 0, epoch, groups: 0, since: Instant::now(), broken: false };
+    let journal = Journal {
+        path: path.to_owned(),
+        file,
+        len: 0,
+        capacity,
+        epoch,
+        groups: 0,
+        since: Instant::now(),
+        broken: false,
+    };
     Ok((journal, replayed))
 }
 
