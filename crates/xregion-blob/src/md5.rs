@@ -11,13 +11,13 @@
 //! # How uploads are combined
 //! Each upload that wants an MD5 opens an [`Md5Stream`] and pushes its batches into it; the
 //! push returns at once unless [`STREAM_QUEUE`] batches of that stream are already waiting
-//! (back-pressure). A few hasher threads, shared by the process (one per core, at most
+//! (back-pressure, awaited asynchronously). A few hasher threads, shared by the process (one per core, at most
 //! [`MAX_THREADS`]), run rounds: a round takes the oldest batch of every stream that has one
 //! and is not in another round (up to [`MAX_STREAMS`]) and feeds them to
 //! `Md5Many::update_many` side by side, [`SLICE_BYTES`] per stream per call, so uneven
-//! chunkings still fill the lanes. A round starts only when someone waits (an uploader whose
-//! queue is full, or `finish`) or 16 streams are ready; until then batches accumulate, so
-//! rounds are as wide as the number of busy uploads. A few uploads (where SIMD lanes
+//! chunkings still fill the lanes. A round starts only when someone waits (a push that
+//! finds the queue full, or `finish`) or 16 streams are ready; until then batches accumulate,
+//! so rounds are as wide as the number of busy uploads. A few uploads (where SIMD lanes
 //! gain nothing) are spread over the threads, so they still use every core, as when each
 //! upload hashed on its own thread.
 //!
@@ -45,7 +45,7 @@ pub const MAX_STREAMS: usize = 48;
 /// still fill the lanes.
 pub const SLICE_BYTES: usize = 64 * 1024;
 /// Batches of one stream queued (including the one being hashed) before a push waits.
-pub const STREAM_QUEUE: usize = 2;
+pub const STREAM_QUEUE: usize = 1;
 /// Ready streams that start a round even though nobody waits yet (AVX-512 lanes).
 const FULL_ROUND: usize = 16;
 /// Hasher threads at most (fewer on machines with fewer cores).
@@ -96,39 +96,66 @@ impl Md5Stream {
         Self { id }
     }
 
-    /// Queues a batch. Blocking: waits while [`STREAM_QUEUE`] batches of this stream are queued.
-    pub fn push(&self, batch: Arc<[Bytes]>) {
+    /// Queues a batch; waits (asynchronously, holding no thread) while [`STREAM_QUEUE`] batches
+    /// of this stream are queued.
+    pub async fn push(&self, batch: Arc<[Bytes]>) {
         if batch.iter().all(Bytes::is_empty) {
             return;
         }
         let hasher = &*HASHER;
-        let mut state = hasher.lock();
         loop {
-            let Some(stream) = state.streams.get_mut(&self.id) else { return };
-            if stream.queue.len() < STREAM_QUEUE {
-                stream.queue.push_back(batch);
-                hasher.work.notify_one();
-                return;
+            let notified = ASYNC_PROGRESS.notified();
+            let mut notified = std::pin::pin!(notified);
+            // Registered before the check, so a round that ends after it still wakes us.
+            notified.as_mut().enable();
+            {
+                let mut state = hasher.lock();
+                let Some(stream) = state.streams.get_mut(&self.id) else { return };
+                if stream.queue.len() < STREAM_QUEUE {
+                    stream.queue.push_back(batch);
+                    stream.pushing = false;
+                    hasher.work.notify_one();
+                    return;
+                }
+                if !stream.pushing {
+                    stream.pushing = true;
+                    hasher.work.notify_one();
+                }
+                if hasher.inline {
+                    drop(hasher.round(state, &Md5Many::new()));
+                    continue;
+                }
             }
-            state = hasher.wait_progress(state);
+            notified.await;
         }
     }
 
-    /// The digest of every pushed batch. Blocking: waits until they are all hashed.
-    pub fn finish(self) -> [u8; 16] {
+    /// The digest of every pushed batch, once they are all hashed (waits asynchronously).
+    pub async fn finish(self) -> [u8; 16] {
         let hasher = &*HASHER;
-        let mut state = hasher.lock();
-        if let Some(stream) = state.streams.get_mut(&self.id) {
-            stream.finishing = true;
-            hasher.work.notify_one();
-        }
         loop {
-            match state.streams.get(&self.id) {
-                Some(stream) if stream.queue.is_empty() && !stream.in_round => return stream.md5.finalize(),
-                Some(_) => state = hasher.wait_progress(state),
-                // Never happens: only `Drop` removes a stream.
-                None => return Md5State::new().finalize(),
+            let notified = ASYNC_PROGRESS.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut state = hasher.lock();
+                let Some(stream) = state.streams.get_mut(&self.id) else {
+                    // Never happens: only `Drop` removes a stream.
+                    return Md5State::new().finalize();
+                };
+                if stream.queue.is_empty() && !stream.in_round {
+                    return stream.md5.finalize();
+                }
+                if !stream.finishing {
+                    stream.finishing = true;
+                    hasher.work.notify_one();
+                }
+                if hasher.inline {
+                    drop(hasher.round(state, &Md5Many::new()));
+                    continue;
+                }
             }
+            notified.await;
         }
     }
 }
@@ -145,6 +172,9 @@ impl Drop for Md5Stream {
     }
 }
 
+/// Wakes pushers and finishers after every round.
+static ASYNC_PROGRESS: LazyLock<tokio::sync::Notify> = LazyLock::new(tokio::sync::Notify::new);
+
 /// The process-wide hasher: uploads of every region in this process share it.
 static HASHER: LazyLock<Hasher> = LazyLock::new(Hasher::start);
 
@@ -152,8 +182,6 @@ struct Hasher {
     shared: Mutex<Shared>,
     /// Signalled when a batch is queued.
     work: Condvar,
-    /// Signalled after every round.
-    progress: Condvar,
     /// No hasher thread could be started: callers hash their own batches.
     inline: bool,
 }
@@ -178,6 +206,8 @@ struct Stream {
     in_round: bool,
     /// `finish` waits for this stream.
     finishing: bool,
+    /// A `push` waits for room in this stream's queue.
+    pushing: bool,
 }
 
 impl Stream {
@@ -186,9 +216,9 @@ impl Stream {
         !self.in_round && !self.queue.is_empty()
     }
 
-    /// Someone waits for this stream: its uploader (queue full) or `finish`.
+    /// Someone waits for this stream: its uploader (a push waits for room) or `finish`.
     fn urgent(&self) -> bool {
-        self.ready() && (self.queue.len() >= STREAM_QUEUE || self.finishing)
+        self.ready() && (self.pushing || self.finishing)
     }
 }
 
@@ -221,24 +251,11 @@ impl Hasher {
         if started == 0 {
             tracing::error!("no MD5 thread; uploads hash their own bytes");
         }
-        Self {
-            shared: Mutex::new(Shared::default()),
-            work: Condvar::new(),
-            progress: Condvar::new(),
-            inline: started == 0,
-        }
+        Self { shared: Mutex::new(Shared::default()), work: Condvar::new(), inline: started == 0 }
     }
 
     fn lock(&self) -> MutexGuard<'_, Shared> {
         self.shared.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Waits for a round to finish; without the thread, runs one itself.
-    fn wait_progress<'a>(&'a self, state: MutexGuard<'a, Shared>) -> MutexGuard<'a, Shared> {
-        if self.inline && state.worth_a_round() {
-            return self.round(state, &Md5Many::new());
-        }
-        self.progress.wait(state).unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The hasher thread: rounds while there is work, sleeps otherwise.
@@ -294,7 +311,7 @@ impl Hasher {
                 stream.queue.pop_front();
             }
         }
-        self.progress.notify_all();
+        ASYNC_PROGRESS.notify_waiters();
         state
     }
 }
@@ -392,6 +409,7 @@ impl Cursor {
 
 #[cfg(test)]
 mod tests {
+    use futures::executor::block_on;
     use md5_reference::Digest as _;
     use proptest::prelude::*;
 
@@ -424,9 +442,9 @@ mod tests {
         assert_eq!(hex::encode(digest(b"")), "d41d8cd98f00b204e9800998ecf8427e");
         assert_eq!(hex::encode(digest(b"abc")), "900150983cd24fb0d6963f7d28e17f72");
         let md5 = Md5Stream::new();
-        md5.push(Arc::from([Bytes::from(vec![b'a'; 1_000_000])]));
-        assert_eq!(hex::encode(md5.finish()), "7707d6ae4e027c70eea2a935c2296f21");
-        assert_eq!(hex::encode(Md5Stream::new().finish()), "d41d8cd98f00b204e9800998ecf8427e");
+        block_on(md5.push(Arc::from([Bytes::from(vec![b'a'; 1_000_000])])));
+        assert_eq!(hex::encode(block_on(md5.finish())), "7707d6ae4e027c70eea2a935c2296f21");
+        assert_eq!(hex::encode(block_on(Md5Stream::new().finish())), "d41d8cd98f00b204e9800998ecf8427e");
     }
 
     #[test]
@@ -442,13 +460,13 @@ mod tests {
                     let (bytes, sizes) = &inputs[i];
                     let md5 = Md5Stream::new();
                     for batch in chunked(bytes, sizes).chunks(3) {
-                        md5.push(Arc::from(batch));
+                        block_on(md5.push(Arc::from(batch)));
                     }
                     // A stream dropped with batches queued must not disturb the others.
                     let abandoned = Md5Stream::new();
-                    abandoned.push(Arc::from([Bytes::from(vec![1u8; 200_000])]));
+                    block_on(abandoned.push(Arc::from([Bytes::from(vec![1u8; 200_000])])));
                     drop(abandoned);
-                    (md5.finish(), reference(bytes))
+                    (block_on(md5.finish()), reference(bytes))
                 })
             })
             .collect();
@@ -474,9 +492,9 @@ mod tests {
             let chunks = chunked(&bytes, &sizes);
             let md5 = Md5Stream::new();
             for batch in chunks.chunks(per_batch) {
-                md5.push(Arc::from(batch));
+                block_on(md5.push(Arc::from(batch)));
             }
-            prop_assert_eq!(md5.finish(), reference(&bytes));
+            prop_assert_eq!(block_on(md5.finish()), reference(&bytes));
             let mut direct = Md5::new();
             chunks.iter().for_each(|chunk| direct.update(chunk));
             prop_assert_eq!(direct.finalize(), reference(&bytes));
@@ -502,6 +520,8 @@ mod tests {
 
 #[cfg(test)]
 mod throughput {
+    use futures::executor::block_on;
+
     use super::*;
 
     /// `update_many` cost per stream count (run by hand, `--release --ignored`): the figures
@@ -533,8 +553,8 @@ mod throughput {
                     let data = data.clone();
                     std::thread::spawn(move || {
                         let md5 = Md5Stream::new();
-                        (0..64).for_each(|_| md5.push(Arc::from([data.clone()])));
-                        md5.finish()
+                        (0..64).for_each(|_| block_on(md5.push(Arc::from([data.clone()]))));
+                        block_on(md5.finish())
                     })
                 })
                 .collect();

@@ -4,11 +4,14 @@
 //! Incoming chunks are gathered into batches of about [`WRITE_BATCH_BYTES`] without copying
 //! (only chunks shorter than [`COALESCE_BELOW_BYTES`] are copied together, so tiny chunks
 //! cannot turn into millions of tiny writes). Each batch goes to two [`Lane`]s that run side
-//! by side on the same `Bytes`: one hashes (the additional checksum, then MD5, which it
-//! combines with other uploads' batches in SIMD lanes: see [`crate::md5`]), the other writes
-//! to the temp file and, every [`WRITEBACK_BYTES`], starts an `fdatasync` on another blocking
-//! thread without waiting for it. So the disk works while hashing goes on, and the final
-//! fsync only has a short tail left. (Waiting for that `fdatasync` in the write lane stalled the pipeline:
+//! by side on the same `Bytes`: one computes the additional checksum, the other writes to the
+//! temp file and, every [`WRITEBACK_BYTES`], starts an `fdatasync` on another blocking thread
+//! without waiting for it. The same batch is queued for MD5 to the shared MD5 threads, which
+//! hash many uploads' batches together in SIMD lanes (see [`crate::md5`]); that queue is
+//! waited on asynchronously, so an upload never holds a blocking thread while MD5 catches up
+//! (when it did, the pool grew threads, and their malloc arenas cost 50-90 MiB of RSS in the
+//! 64 MiB benchmark). So the disk works while hashing goes on, and the final fsync only has a
+//! short tail left. (Waiting for that `fdatasync` in the write lane stalled the pipeline:
 //! 8 MiB of fsync takes longer than 1 MiB of MD5.)
 //!
 //! A lane is a `spawn_blocking` job that drains a short queue and exits when it is empty;
@@ -68,8 +71,11 @@ pub struct BlobWriter {
     pending_len: usize,
     /// Small chunks copied together; becomes one entry of `pending`.
     small: BytesMut,
-    /// MD5 and the checksum, fed batch by batch.
+    /// The checksum, fed batch by batch.
     hashes: Lane<Hashes>,
+    /// MD5, queued batch by batch to the shared MD5 threads; `None` when the caller verifies
+    /// the bytes another way (see `Blobs::writer_without_md5`).
+    md5: Option<Md5Stream>,
     /// The temp file, fed the same batches.
     file: Lane<FileState>,
     /// A batch went to the lanes (otherwise `finish` does everything in one job).
@@ -78,31 +84,25 @@ pub struct BlobWriter {
     failed: bool,
 }
 
-/// Running hashes of the bytes so far.
+/// The running additional checksum of the bytes so far (MD5 goes to the shared MD5 threads,
+/// see [`crate::md5`]).
 struct Hashes {
-    /// `None` when the caller verifies the bytes another way (see `Blobs::writer_without_md5`).
-    md5: Option<Md5Stream>,
     checksum: Option<Hasher>,
 }
 
-/// The finished hashes: MD5 and the additional checksum.
-type Digests = (Option<[u8; 16]>, Option<(ChecksumAlgorithm, Vec<u8>)>);
+/// The finished additional checksum.
+type Digest = Option<(ChecksumAlgorithm, Vec<u8>)>;
 
 impl Hashes {
-    /// Queues a batch for MD5 and feeds it to the checksum (blocking: CPU-bound, and waits
-    /// while the MD5 thread is behind on this stream).
+    /// Feeds a batch to the checksum (blocking: CPU-bound).
     fn update(&mut self, batch: &[Bytes]) {
-        if let Some(m) = self.md5.as_ref() {
-            m.push(Arc::from(batch));
-        }
         if let Some(h) = self.checksum.as_mut() {
             batch.iter().for_each(|chunk| h.update(chunk));
         }
     }
 
-    /// The digests (blocking: waits for the MD5 thread to hash this stream's last batch).
-    fn finish(self) -> Digests {
-        (self.md5.map(Md5Stream::finish), self.checksum.map(|h| (h.algorithm(), h.finalize())))
+    fn finish(self) -> Digest {
+        self.checksum.map(|h| (h.algorithm(), h.finalize()))
     }
 }
 
@@ -259,11 +259,12 @@ impl BlobWriter {
         let runtime = Handle::try_current()
             .map_err(|e| io_error("start blob write", io::Error::other(format!("no tokio runtime: {e}"))))?;
         let id = crate::layout::new_id();
-        let hashes = Hashes { md5: md5.then(Md5Stream::new), checksum: checksum.map(Hasher::new) };
+        let hashes = Hashes { checksum: checksum.map(Hasher::new) };
         let temp = TempFile { path: layout.temp_path(&id), file: None, armed: true };
         let file = FileState { temp, len: 0, unsynced: 0, writeback: None, runtime: runtime.clone() };
         Ok(Self {
             hashes: Lane::new(runtime.clone(), hashes, Hashes::update_lane),
+            md5: md5.then(Md5Stream::new),
             file: Lane::new(runtime.clone(), file, FileState::append),
             runtime,
             layout,
@@ -303,6 +304,9 @@ impl BlobWriter {
             // Until both lanes have the batch, a cancellation leaves the writer failed.
             self.failed = true;
             self.file.push(Arc::clone(&batch)).await?;
+            if let Some(md5) = &self.md5 {
+                md5.push(Arc::clone(&batch)).await;
+            }
             self.hashes.push(batch).await?;
             self.failed = false;
             self.submitted = true;
@@ -323,6 +327,10 @@ impl BlobWriter {
         let batch = self.take_batch();
         let layout = Arc::clone(&self.layout);
         let id = mem::take(&mut self.id);
+        // The MD5 threads hash the last batch while the commit job writes and fsyncs it.
+        if let Some(md5) = &self.md5 {
+            md5.push(Arc::clone(&batch)).await;
+        }
         // A blob that fits in one batch takes one job; otherwise the hash lane takes the last
         // batch while the commit job writes it once the file lane has drained.
         let mut inline_hashes = None;
@@ -335,34 +343,25 @@ impl BlobWriter {
         }
         let file = self.file.take().await?;
         let commit_job = self.runtime.spawn_blocking(move || {
-            // The MD5 thread hashes the batch while this job writes and fsyncs it.
-            let hashes = inline_hashes.map(|mut h| {
+            let checksum = inline_hashes.map(|mut h| {
                 h.update(&batch);
-                h
+                h.finish()
             });
             let segment = commit(file, &batch, &layout, id)?;
-            Ok((segment, hashes.map(Hashes::finish)))
+            Ok((segment, checksum))
         });
         // From here on, a cancelled or failed finish removes a committed blob.
         let mut guard =
             CommitGuard { job: Some(commit_job), runtime: self.runtime.clone(), layout: Arc::clone(&self.layout) };
-        let lane_digests = if self.submitted {
-            let hashes = self.hashes.take().await?;
-            Some(self.runtime.spawn_blocking(move || hashes.finish()).await)
-        } else {
-            None
+        let lane_checksum = if self.submitted { Some(self.hashes.take().await?.finish()) } else { None };
+        let md5 = match self.md5.take() {
+            Some(md5) => Some(md5.finish().await),
+            None => None,
         };
-        let (segment, inline_digests) = guard.wait().await?;
-        let (md5, checksum) = match (lane_digests, inline_digests) {
-            (Some(Ok(digests)), _) | (None, Some(digests)) => digests,
-            (Some(Err(e)), _) => {
-                guard.remove_committed(&segment);
-                return Err(join_error(e));
-            }
-            (None, None) => {
-                guard.remove_committed(&segment);
-                return Err(failed_earlier());
-            }
+        let (segment, inline_checksum) = guard.wait().await?;
+        let Some(checksum) = lane_checksum.or(inline_checksum) else {
+            guard.remove_committed(&segment);
+            return Err(failed_earlier());
         };
         Ok(BlobInfo { segment, md5, checksum })
     }
@@ -422,7 +421,7 @@ fn commit(file: FileState, batch: &[Bytes], layout: &Layout, id: String) -> Resu
     Ok(BlobSegment { id, len })
 }
 
-type CommitOutput = Result<(BlobSegment, Option<Digests>), BlobError>;
+type CommitOutput = Result<(BlobSegment, Option<Digest>), BlobError>;
 
 /// Deletes a committed blob whose `finish` future was dropped (or failed) before it could
 /// report it, so a cancelled finish leaves no orphan.
