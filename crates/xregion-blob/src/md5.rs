@@ -102,6 +102,35 @@ impl Md5Stream {
         if batch.iter().all(Bytes::is_empty) {
             return;
         }
+        let mut batch = Some(batch);
+        self.wait_until((), |stream| {
+            if stream.queue.len() < STREAM_QUEUE {
+                stream.queue.extend(batch.take());
+                stream.pushing = false;
+                return Some(());
+            }
+            stream.pushing = true;
+            None
+        })
+        .await;
+    }
+
+    /// The digest of every pushed batch, once they are all hashed (waits asynchronously).
+    pub async fn finish(self) -> [u8; 16] {
+        self.wait_until(Md5State::new().finalize(), |stream| {
+            if stream.queue.is_empty() && !stream.in_round {
+                return Some(stream.md5.finalize());
+            }
+            stream.finishing = true;
+            None
+        })
+        .await
+    }
+
+    /// Runs `step` on this stream under the lock until it returns a value, waking the hasher
+    /// threads after each miss and waiting for the next round. `gone` is returned if the
+    /// stream is not there (never happens: only `Drop` removes it).
+    async fn wait_until<T>(&self, gone: T, mut step: impl FnMut(&mut Stream) -> Option<T>) -> T {
         let hasher = &*HASHER;
         loop {
             let notified = ASYNC_PROGRESS.notified();
@@ -110,46 +139,12 @@ impl Md5Stream {
             notified.as_mut().enable();
             {
                 let mut state = hasher.lock();
-                let Some(stream) = state.streams.get_mut(&self.id) else { return };
-                if stream.queue.len() < STREAM_QUEUE {
-                    stream.queue.push_back(batch);
-                    stream.pushing = false;
+                let Some(stream) = state.streams.get_mut(&self.id) else { return gone };
+                if let Some(value) = step(stream) {
                     hasher.work.notify_one();
-                    return;
+                    return value;
                 }
-                if !stream.pushing {
-                    stream.pushing = true;
-                    hasher.work.notify_one();
-                }
-                if hasher.inline {
-                    drop(hasher.round(state, &Md5Many::new()));
-                    continue;
-                }
-            }
-            notified.await;
-        }
-    }
-
-    /// The digest of every pushed batch, once they are all hashed (waits asynchronously).
-    pub async fn finish(self) -> [u8; 16] {
-        let hasher = &*HASHER;
-        loop {
-            let notified = ASYNC_PROGRESS.notified();
-            let mut notified = std::pin::pin!(notified);
-            notified.as_mut().enable();
-            {
-                let mut state = hasher.lock();
-                let Some(stream) = state.streams.get_mut(&self.id) else {
-                    // Never happens: only `Drop` removes a stream.
-                    return Md5State::new().finalize();
-                };
-                if stream.queue.is_empty() && !stream.in_round {
-                    return stream.md5.finalize();
-                }
-                if !stream.finishing {
-                    stream.finishing = true;
-                    hasher.work.notify_one();
-                }
+                hasher.work.notify_one();
                 if hasher.inline {
                     drop(hasher.round(state, &Md5Many::new()));
                     continue;
