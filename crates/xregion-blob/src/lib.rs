@@ -26,14 +26,15 @@
 //! [`READ_CHUNK_BYTES`] chunks; full-size read buffers are reused through a pool of at most
 //! [`POOL_MAX_BUFFERS`]), never one tokio::fs call per chunk. A writer or reader holds
 //! a blocking thread only while it has bytes to process, so slow clients cannot exhaust the
-//! blocking pool, and only a few MiB are buffered per stream (back-pressure). Writes hash and
-//! write each batch on two threads side by side and start an `fdatasync` every
-//! [`WRITEBACK_BYTES`] in the background, so the disk works while MD5, the CPU bottleneck,
-//! goes on.
+//! blocking pool, and only a few MiB are buffered per stream (back-pressure). Writes checksum
+//! and write each batch on two threads side by side, queue it for MD5 to the shared MD5
+//! threads ([`md5`]), and start an `fdatasync` every [`WRITEBACK_BYTES`] in the background, so
+//! the disk works while hashing goes on.
 //!
 //! # Hashing
-//! A write computes MD5 (the ETag) and the requested additional checksum together, in one pass
-//! over the bytes in memory, alongside writing them; nothing is read back from disk. [`checksum`] has the same hashes for use without files, plus the
+//! A write computes MD5 (the ETag, hashed side by side with other uploads' MD5s in SIMD lanes,
+//! see [`md5`]) and the requested additional checksum over the bytes in memory, alongside
+//! writing them; nothing is read back from disk. [`checksum`] has the same hashes for use without files, plus the
 //! multipart compositions; [`multipart_etag`] makes a multipart ETag.
 //!
 //! # Example
@@ -104,7 +105,7 @@ impl BlobStore {
     }
 
     /// Starts a streaming write of a new blob. MD5 (for the ETag) and the requested additional
-    /// checksum are computed in one pass while writing.
+    /// checksum are computed while writing.
     ///
     /// Does no I/O itself (the temp file is created by the first write or `finish`). Fails only
     /// when called outside a tokio runtime.
@@ -112,7 +113,7 @@ impl BlobStore {
         BlobWriter::new(Arc::clone(&self.layout), checksum, true)
     }
 
-    /// [`Blobs::writer`] without MD5, for bytes verified by `checksum` instead (replicas whose
+    /// [`BlobStore::writer`] without MD5, for bytes verified by `checksum` instead (replicas whose
     /// ETag is known: MD5 is the largest CPU cost of a large write).
     pub fn writer_without_md5(&self, checksum: ChecksumAlgorithm) -> Result<BlobWriter, BlobError> {
         BlobWriter::new(Arc::clone(&self.layout), Some(checksum), false)
@@ -191,7 +192,7 @@ pub struct BlobInfo {
     /// Id and length of the new blob.
     pub segment: BlobSegment,
     /// MD5 of the bytes (the ETag of a simple upload); `None` from
-    /// [`Blobs::writer_without_md5`].
+    /// [`BlobStore::writer_without_md5`].
     pub md5: Option<[u8; 16]>,
     /// The requested additional checksum: algorithm and raw big-endian digest.
     pub checksum: Option<(ChecksumAlgorithm, Vec<u8>)>,
