@@ -11,8 +11,8 @@
 //! # How uploads are combined
 //! Each upload that wants an MD5 opens an [`Md5Stream`] and pushes its batches into it; the
 //! push returns at once unless [`STREAM_QUEUE`] batches of that stream are already waiting
-//! (back-pressure, awaited asynchronously). A few hasher threads, shared by the process (one per core, at most
-//! [`MAX_THREADS`]), run rounds: a round takes the oldest batch of every stream that has one
+//! (back-pressure, awaited asynchronously). A few hasher threads, shared by the process (one
+//! per core, at most [`MAX_THREADS`]), run rounds: a round takes the oldest batch of every stream that has one
 //! and is not in another round (up to [`MAX_STREAMS`]) and feeds them to
 //! `Md5Many::update_many` side by side, [`SLICE_BYTES`] per stream per call, so uneven
 //! chunkings still fill the lanes. A round starts only when someone waits (a push that
@@ -26,7 +26,7 @@
 //! two streams (1.9 ms/MiB aggregate with 16 threads, worse than no combining). Queueing
 //! without waiting is what keeps the rounds full.
 //!
-//! The thread only hashes bytes in memory and never waits for anything but work, so every
+//! The threads only hash bytes in memory and never wait for anything but work, so every
 //! push and finish is eventually served. [`Md5`] is the plain single-stream hash, for small
 //! bodies. md5-many is a young crate (an alpha, pinned exactly in the workspace); the tests
 //! below compare it with md-5 on random inputs and chunkings, alone and combined.
