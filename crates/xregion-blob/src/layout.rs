@@ -12,6 +12,7 @@ use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
 
 use crate::BlobError;
 use crate::error::io_error;
@@ -58,6 +59,37 @@ impl Layout {
     /// The blob directory.
     pub(crate) fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Every finished blob whose file was last modified before `cutoff`, as `(id, length)`.
+    /// Walks the fan-out directories; entries that are not blob files are skipped.
+    pub(crate) fn list_older_than(&self, cutoff: SystemTime) -> Result<Vec<(String, u64)>, BlobError> {
+        let read = |dir: &Path| fs::read_dir(dir).map_err(|e| io_error(format!("list {}", dir.display()), e));
+        let mut out = Vec::new();
+        for fanout in read(&self.root)? {
+            let fanout = fanout.map_err(|e| io_error(format!("list {}", self.root.display()), e))?;
+            let name = fanout.file_name();
+            let Some(prefix) = name.to_str().filter(|n| n.len() == 2 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+            else {
+                continue;
+            };
+            if !fanout.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            for entry in read(&fanout.path())? {
+                let Ok(entry) = entry else { continue };
+                let name = entry.file_name();
+                let Some(id) = name.to_str().filter(|id| check_id(id).is_ok() && id.starts_with(prefix)) else {
+                    continue;
+                };
+                // A file deleted meanwhile is simply not listed.
+                let Ok(meta) = entry.metadata() else { continue };
+                if meta.is_file() && meta.modified().is_ok_and(|m| m < cutoff) {
+                    out.push((id.to_owned(), meta.len()));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Path of the temp file of a blob being written.

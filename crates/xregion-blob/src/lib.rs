@@ -18,7 +18,9 @@
 //! * A crash at any earlier point leaves no visible blob: unfinished writes live in
 //!   `blobs/tmp/`, which [`BlobStore::open`] empties.
 //! * Deletes are not fsynced: after a crash a deleted blob may reappear as an unreferenced file.
-//!   It is never visible through metadata; it only costs space.
+//!   It is never visible through metadata; it only costs space until the region's orphan
+//!   collection deletes it ([`BlobStore::list_older_than`] lists the candidates; the caller,
+//!   who knows the metadata, decides).
 //!
 //! # Threads and memory
 //! All file work runs in `spawn_blocking` jobs working on about 1 MiB at a time (writes:
@@ -71,6 +73,7 @@ mod writer;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -152,6 +155,12 @@ impl BlobStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_error(format!("delete {}", path.display()), e)),
         }
+    }
+
+    /// Every finished blob whose file was last modified before `cutoff` (blocking: walks the
+    /// blob directory). For collecting blobs no metadata references: see the crate docs.
+    pub fn list_older_than(&self, cutoff: SystemTime) -> Result<Vec<BlobSegment>, BlobError> {
+        Ok(self.layout.list_older_than(cutoff)?.into_iter().map(|(id, len)| BlobSegment { id, len }).collect())
     }
 
     /// Checks that a blob exists with its recorded length, without reading it:

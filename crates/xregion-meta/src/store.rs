@@ -1,6 +1,7 @@
 //! [`MetaStore`]: the handle. Reads run on the caller's thread in redb read transactions;
 //! writes are queued to the single writer thread (see [`crate::writer`]).
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -217,6 +218,31 @@ impl MetaStore {
     pub fn get_inline(&self, inline: InlineRef) -> Result<Option<Vec<u8>>, MetaError> {
         let txn = self.read()?;
         Ok(txn.open_table(INLINE_DATA)?.get(inline.id)?.map(|g| g.value().to_vec()))
+    }
+
+    /// Ids of every blob the metadata references: the segments of every version and of every
+    /// multipart part (and upload template), read from one snapshot. For orphan collection.
+    pub fn referenced_blobs(&self) -> Result<HashSet<String>, MetaError> {
+        let txn = self.read()?;
+        let mut ids = HashSet::new();
+        for item in txn.open_table(VERSIONS)?.iter()? {
+            let (_, v) = item?;
+            let record: VersionRecord = decode(v.value())?;
+            if let Some(object) = record.object() {
+                ids.extend(object.blob.segments.iter().map(|s| s.id.clone()));
+            }
+        }
+        for item in txn.open_table(PARTS)?.iter()? {
+            let (_, v) = item?;
+            let part: PartRecord = decode(v.value())?;
+            ids.insert(part.blob.id);
+        }
+        for item in txn.open_table(UPLOADS)?.iter()? {
+            let (_, v) = item?;
+            let upload: UploadRecord = decode(v.value())?;
+            ids.extend(upload.template.blob.segments.into_iter().map(|s| s.id));
+        }
+        Ok(ids)
     }
 
     /// Number of rows in the `inline_data` table (for tests and metrics).

@@ -49,6 +49,7 @@ pub fn start_region_on(cfg: &RegionConfig, listener: TcpListener) -> anyhow::Res
     let peers = HttpPeers::new(cfg.peers.clone(), cfg.access_key.clone(), cfg.secret_key.clone());
     let region = Region::open(&cfg.region, &cfg.data_dir, Arc::new(peers))
         .with_context(|| format!("opening region {} at {}", cfg.region, cfg.data_dir.display()))?;
+    spawn_orphan_collection(&region);
     let identity =
         Identity::with_root(Credential { access_key: cfg.access_key.clone(), secret_key: cfg.secret_key.clone() });
     let replication = start_replication(cfg, addr, &region);
@@ -66,6 +67,17 @@ pub fn start_region_on(cfg: &RegionConfig, listener: TcpListener) -> anyhow::Res
     let task = tokio::spawn(accept_loop(listener, edge, stop_rx, name.clone()));
     tracing::info!(region = %name, %addr, "region listening");
     Ok(RunningRegion { name, addr, stop, task, replication })
+}
+
+/// Deletes, in the background, blob files a crash left without metadata (see
+/// `xregion_core::orphans`); only files older than the region's opening are considered, so
+/// requests served meanwhile are safe.
+fn spawn_orphan_collection(region: &Region) {
+    let region = region.clone();
+    tokio::task::spawn_blocking(move || match region.collect_orphan_blobs(region.opened_at()) {
+        Ok(report) => tracing::debug!(region = %region.name(), ?report, "orphan blob collection done"),
+        Err(e) => tracing::warn!(region = %region.name(), error = %e, "orphan blob collection failed"),
+    });
 }
 
 /// Starts the replication worker: destinations are reached at the peers' endpoints (and at

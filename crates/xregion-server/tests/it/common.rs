@@ -142,6 +142,11 @@ impl TestRegion {
     }
 
     /// Region name.
+    /// The region's data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.data.path()
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

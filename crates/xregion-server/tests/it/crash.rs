@@ -2,6 +2,7 @@
 //! stream of concurrent PUTs. After the restart every acknowledged version is readable with
 //! its exact bytes, and every version that is visible at all is whole: its bytes are exactly
 //! one payload a writer sent for that key (nothing half-written, nothing from another write).
+//! Blob files the crash left without metadata are deleted by the restarted region.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -84,6 +85,8 @@ async fn verify(region: &TestRegion, bucket: &str, ledger: &Ledger) {
     let s3 = region.client();
     // Every visible version (paginated) must be whole and must be one of the attempted writes.
     let mut visible = BTreeMap::new();
+    // Versions above the inline limit (64 KiB) have one blob file each.
+    let mut blob_backed = BTreeSet::new();
     let (mut key_marker, mut vid_marker) = (None::<String>, None::<String>);
     loop {
         let out = s3
@@ -98,6 +101,9 @@ async fn verify(region: &TestRegion, bucket: &str, ledger: &Ledger) {
         for v in out.versions() {
             let key = v.key().expect("key").to_owned();
             let vid = v.version_id().expect("version id").to_owned();
+            if v.size().unwrap_or_default() > 64 * 1024 {
+                blob_backed.insert((key.clone(), vid.clone()));
+            }
             visible.insert((key, vid), v.e_tag().map(|e| unquote(e).to_owned()).unwrap_or_default());
         }
         if out.is_truncated() != Some(true) {
@@ -106,6 +112,7 @@ async fn verify(region: &TestRegion, bucket: &str, ledger: &Ledger) {
         key_marker = out.next_key_marker().map(str::to_owned);
         vid_marker = out.next_version_id_marker().map(str::to_owned);
     }
+    let blob_versions = blob_backed.len();
     for ((key, vid), md5) in &ledger.acked {
         assert_eq!(visible.get(&(key.clone(), vid.clone())), Some(md5), "acknowledged {key} {vid} lost");
     }
@@ -115,4 +122,26 @@ async fn verify(region: &TestRegion, bucket: &str, ledger: &Ledger) {
         let body = get_body(&s3, bucket, key, Some(vid)).await;
         assert_eq!(&md5_hex(&body), etag, "{key} {vid}: bytes do not match the ETag (half-written?)");
     }
+    // Blobs finished but never committed (or freed but not deleted) when the region died are
+    // deleted by its orphan collection, which runs in the background after the restart.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let files = count_blob_files(&region.data_dir().join("blobs"));
+        if files == blob_versions {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{files} blob files for {blob_versions} blob-backed versions");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Finished blob files (the fan-out directories; not `tmp/`).
+fn count_blob_files(blobs: &std::path::Path) -> usize {
+    std::fs::read_dir(blobs)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|d| d.file_name() != "tmp" && d.path().is_dir())
+        .map(|d| std::fs::read_dir(d.path()).map(|files| files.count()).unwrap_or(0))
+        .sum()
 }
