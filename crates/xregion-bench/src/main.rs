@@ -203,7 +203,13 @@ fn main() -> anyhow::Result<()> {
     let probe = Probe { ticks, server_pid: Some(pid), rss: Some(&rss) };
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("building the tokio runtime")?;
-    let target = Target { endpoint: &server.endpoint, access_key, secret_key: &secret_key, data_dir: &data_dir };
+    let target = Target {
+        endpoint: &server.endpoint,
+        access_key,
+        secret_key: &secret_key,
+        data_dir: &data_dir,
+        raw_dir: &raw_dir,
+    };
     let outcome = runtime.block_on(server_phases(&target, &args, durations, &pattern, &probe, &mut phases));
     let hwm = probe::status_kib_field(pid, "VmHWM:");
     let rss_max = rss.overall_max();
@@ -285,6 +291,8 @@ fn raw_phases(
 pub mod phase {
     /// Create, write, fsync, close a file.
     pub const RAW_WRITE: &str = "raw write+fsync";
+    /// [`RAW_WRITE`] again, just before the server's phase of the same size.
+    pub const RAW_WRITE_AGAIN: &str = "raw write+fsync, again";
     /// Create, write, fsync, drop the file's pages from the page cache, close.
     pub const RAW_WRITE_DROP: &str = "raw write+fsync+drop";
     /// Read files just written (page cache).
@@ -384,6 +392,8 @@ struct Target<'a> {
     access_key: &'a str,
     secret_key: &'a str,
     data_dir: &'a Path,
+    /// Where the raw phases write their files.
+    raw_dir: &'a Path,
 }
 
 /// PUT then GET every size; for 64 MiB also GET after evicting the server's files from the
@@ -404,6 +414,19 @@ async fn server_phases(
             .await
             .with_context(|| format!("checking a {} round trip", stats::fmt_size(size)))?;
 
+        if size == 4 * KIB {
+            // The fsync rate of this disk drifts over minutes: measure the one-fsync-per-file
+            // baseline again right before the server's phase (the server is idle), so the
+            // 4 KiB ratio uses a baseline from both sides of the raw phases (see report.rs).
+            let (dir, pattern) = (target.raw_dir.join("4KiB-again"), pattern.clone());
+            let max = args.max_writes_per_worker(size, 1);
+            let snap = probe.begin();
+            let (m, _) =
+                tokio::task::spawn_blocking(move || raw::write_fsync(&dir, size, &pattern, 1, dur, max, false))
+                    .await
+                    .context("raw phase panicked")??;
+            record(phases, probe, &snap, phase::RAW_WRITE_AGAIN, size, 1, m);
+        }
         let put_started = std::time::SystemTime::now();
         let snap = probe.begin();
         let (m, keys) = put_phase(&client, pattern, size, c, dur, args.max_writes_per_worker(size, c)).await?;

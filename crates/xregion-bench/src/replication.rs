@@ -498,6 +498,18 @@ async fn full_speed_phase(
     // Every version must arrive; the sweep's end bounds the last replica if a sample missed it.
     let ids: Vec<(String, String)> = written.iter().map(|w| (w.0.clone(), w.1.clone())).collect();
     let swept = sweep(dc, Arc::new(ids)).await?;
+    // The baseline again, after the replicated run (the destination is idle again): the
+    // ratio uses the mean of both, so a drift of the machine's speed over the minute does
+    // not count for or against replication.
+    let (base_again, _, _) =
+        ingest(sc, None, PLAIN, &format!("{prefix}-again"), pattern, size, concurrency, duration, max).await?;
+    let baseline = (base.ops_per_sec() + base_again.ops_per_sec()) / 2.0;
+    eprintln!(
+        "  {} without replication: {:.0} before, {:.0} after",
+        stats::fmt_size(size),
+        base.ops_per_sec(),
+        base_again.ops_per_sec()
+    );
     let sampled_last = events.iter().map(|e| e.1).max();
     let first_ack = written.iter().map(|w| w.2).min().unwrap_or_else(Instant::now);
     let last_ack = written.iter().map(|w| w.2).max().unwrap_or_else(Instant::now);
@@ -513,7 +525,7 @@ async fn full_speed_phase(
         ingest_ops: m.ops_per_sec(),
         lag: lags(&events),
         keeps_up,
-        baseline_ops: Some(base.ops_per_sec()),
+        baseline_ops: Some(baseline),
     })
 }
 

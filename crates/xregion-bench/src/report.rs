@@ -169,7 +169,9 @@ fn ratio(
 
 /// The target ratios and limits, plus informational ratios for the other sizes.
 pub fn checks(phases: &[Phase], c: usize, rss_max: u64) -> Vec<Check> {
-    use crate::phase::{GET_CACHED, GET_COLD, PUT, RAW_READ_CACHED, RAW_READ_COLD, RAW_WRITE, RAW_WRITE_DROP};
+    use crate::phase::{
+        GET_CACHED, GET_COLD, PUT, RAW_READ_CACHED, RAW_READ_COLD, RAW_WRITE, RAW_WRITE_AGAIN, RAW_WRITE_DROP,
+    };
     use Rate::{MibPerSec, OpsPerSec};
     const K4: u64 = 4 * 1024;
     const M1: u64 = 1024 * 1024;
@@ -190,13 +192,22 @@ pub fn checks(phases: &[Phase], c: usize, rss_max: u64) -> Vec<Check> {
         MibPerSec,
         Some((0.70, "≥ 0.70")),
     ));
-    out.extend(ratio(
-        format!("4 KiB PUT ops/s (c{c}) ÷ raw one-fsync-per-file files/s (c1)"),
-        f(PUT, K4, c),
-        f(RAW_WRITE, K4, 1),
-        OpsPerSec,
-        Some((3.0, "≥ 3.00")),
-    ));
+    // The baseline is the mean of the two c1 measurements: at the start and right before the
+    // server's 4 KiB phase (the disk's fsync rate drifts over minutes).
+    if let (Some(put), Some(first)) = (f(PUT, K4, c), f(RAW_WRITE, K4, 1)) {
+        let x = put.m.ops_per_sec();
+        let rates: Vec<f64> =
+            [Some(first), f(RAW_WRITE_AGAIN, K4, 1)].into_iter().flatten().map(|p| p.m.ops_per_sec()).collect();
+        let y = rates.iter().sum::<f64>() / rates.len() as f64;
+        let r = if y > 0.0 { x / y } else { 0.0 };
+        let each = rates.iter().map(|v| format!("{v:.0}")).collect::<Vec<_>>().join(", ");
+        out.push(Check {
+            name: format!("4 KiB PUT ops/s (c{c}) ÷ raw one-fsync-per-file files/s (c1, mean of {each})"),
+            measured: format!("{r:.2} ({x:.0} ÷ {y:.0} ops/s)"),
+            target: "≥ 3.00",
+            pass: Some(r >= 3.0),
+        });
+    }
     if let Some(p) = f(PUT, K4, c) {
         let v = p.m.percentile(0.99);
         out.push(Check {
