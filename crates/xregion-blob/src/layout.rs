@@ -12,7 +12,6 @@ use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::SystemTime;
 
 use crate::BlobError;
 use crate::error::io_error;
@@ -61,9 +60,9 @@ impl Layout {
         &self.root
     }
 
-    /// Every finished blob whose file was last modified before `cutoff`, as `(id, length)`.
-    /// Walks the fan-out directories; entries that are not blob files are skipped.
-    pub(crate) fn list_older_than(&self, cutoff: SystemTime) -> Result<Vec<(String, u64)>, BlobError> {
+    /// Every finished blob, as `(id, length)`. Walks the fan-out directories; entries that
+    /// are not blob files are skipped.
+    pub(crate) fn list_all(&self) -> Result<Vec<(String, u64)>, BlobError> {
         let read = |dir: &Path| fs::read_dir(dir).map_err(|e| io_error(format!("list {}", dir.display()), e));
         let mut out = Vec::new();
         for fanout in read(&self.root)? {
@@ -84,7 +83,7 @@ impl Layout {
                 };
                 // A file deleted meanwhile is simply not listed.
                 let Ok(meta) = entry.metadata() else { continue };
-                if meta.is_file() && meta.modified().is_ok_and(|m| m < cutoff) {
+                if meta.is_file() {
                     out.push((id.to_owned(), meta.len()));
                 }
             }

@@ -19,8 +19,9 @@
 //!   `blobs/tmp/`, which [`BlobStore::open`] empties.
 //! * Deletes are not fsynced: after a crash a deleted blob may reappear as an unreferenced file.
 //!   It is never visible through metadata; it only costs space until the region's orphan
-//!   collection deletes it ([`BlobStore::list_older_than`] lists the candidates; the caller,
-//!   who knows the metadata, decides).
+//!   collection deletes it: [`BlobStore::list_before_first_write`] lists, right after open,
+//!   blobs that only an earlier process can have written, and the caller, who knows the
+//!   metadata, deletes those nothing references.
 //!
 //! # Threads and memory
 //! All file work runs in `spawn_blocking` jobs working on about 1 MiB at a time (writes:
@@ -73,7 +74,7 @@ mod writer;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -90,6 +91,8 @@ use crate::layout::{Layout, check_id};
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     layout: Arc<Layout>,
+    /// A writer was created since open (see [`BlobStore::list_before_first_write`]).
+    writes_started: Arc<AtomicBool>,
 }
 
 impl BlobStore {
@@ -99,7 +102,7 @@ impl BlobStore {
     /// Blocking (a few directory operations and fsyncs): call it at startup. One process
     /// must own `dir`: opening it sweeps the temp files of writes in progress.
     pub fn open(dir: &Path) -> Result<BlobStore, BlobError> {
-        Ok(Self { layout: Arc::new(Layout::open(dir)?) })
+        Ok(Self { layout: Arc::new(Layout::open(dir)?), writes_started: Arc::new(AtomicBool::new(false)) })
     }
 
     /// The blob directory.
@@ -113,12 +116,14 @@ impl BlobStore {
     /// Does no I/O itself (the temp file is created by the first write or `finish`). Fails only
     /// when called outside a tokio runtime.
     pub fn writer(&self, checksum: Option<ChecksumAlgorithm>) -> Result<BlobWriter, BlobError> {
+        self.writes_started.store(true, Ordering::SeqCst);
         BlobWriter::new(Arc::clone(&self.layout), checksum, true)
     }
 
     /// [`BlobStore::writer`] without MD5, for bytes verified by `checksum` instead (replicas whose
     /// ETag is known: MD5 is the largest CPU cost of a large write).
     pub fn writer_without_md5(&self, checksum: ChecksumAlgorithm) -> Result<BlobWriter, BlobError> {
+        self.writes_started.store(true, Ordering::SeqCst);
         BlobWriter::new(Arc::clone(&self.layout), Some(checksum), false)
     }
 
@@ -157,10 +162,26 @@ impl BlobStore {
         }
     }
 
-    /// Every finished blob whose file was last modified before `cutoff` (blocking: walks the
-    /// blob directory). For collecting blobs no metadata references: see the crate docs.
-    pub fn list_older_than(&self, cutoff: SystemTime) -> Result<Vec<BlobSegment>, BlobError> {
-        Ok(self.layout.list_older_than(cutoff)?.into_iter().map(|(id, len)| BlobSegment { id, len }).collect())
+    /// Every finished blob, listed before this store started any write (blocking: walks the
+    /// blob directory). Every blob in the list was written by an earlier process, so a caller
+    /// that knows the metadata can delete those nothing references, even while new writes go
+    /// on (see the crate docs). Fails once a writer was created since open, or if one was
+    /// created while listing.
+    pub fn list_before_first_write(&self) -> Result<Vec<BlobSegment>, BlobError> {
+        let too_late = || {
+            io_error(
+                "list blobs",
+                io::Error::other("blob writes have started; the list is only taken right after open"),
+            )
+        };
+        if self.writes_started.load(Ordering::SeqCst) {
+            return Err(too_late());
+        }
+        let listed = self.layout.list_all()?;
+        if self.writes_started.load(Ordering::SeqCst) {
+            return Err(too_late());
+        }
+        Ok(listed.into_iter().map(|(id, len)| BlobSegment { id, len }).collect())
     }
 
     /// Checks that a blob exists with its recorded length, without reading it:

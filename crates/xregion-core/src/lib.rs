@@ -77,14 +77,11 @@ struct Inner {
     /// Woken after every commit that queued replication tasks (the replication worker waits
     /// on it; a stored permit means a wake-up is never lost).
     replication_wake: Arc<tokio::sync::Notify>,
-    /// When `open` began: every blob this process writes is newer (see `orphans.rs`).
-    opened_at: std::time::SystemTime,
 }
 
 impl Region {
     /// Opens (creating if needed) the region's data directory: `meta.redb` and `blobs/`.
     pub fn open(name: &str, data_dir: &Path, peers: Arc<dyn PeerDirectory>) -> CoreResult<Self> {
-        let opened_at = std::time::SystemTime::now();
         std::fs::create_dir_all(data_dir)
             .map_err(|e| CoreError::Internal(format!("create data dir {}: {e}", data_dir.display())))?;
         let meta = MetaStore::open(&data_dir.join("meta.redb"))?;
@@ -98,7 +95,6 @@ impl Region {
                 blobs,
                 peers,
                 replication_wake,
-                opened_at,
             }),
         })
     }
@@ -121,11 +117,6 @@ impl Region {
     /// The blob store.
     pub fn blobs(&self) -> &BlobStore {
         &self.inner.blobs
-    }
-
-    /// When the region was opened (the cutoff for [`Region::collect_orphan_blobs`]).
-    pub fn opened_at(&self) -> std::time::SystemTime {
-        self.inner.opened_at
     }
 
     pub(crate) fn peers(&self) -> &dyn PeerDirectory {

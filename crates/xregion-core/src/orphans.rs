@@ -3,28 +3,32 @@
 //! A blob is written and fsynced before the metadata commit that references it, and deleted
 //! (without fsync) after the commit that stops referencing it. So a crash can leave a finished
 //! blob file that nothing references: the write's commit never happened, or the file's
-//! deletion was lost. Such a file is never visible through S3; it only takes space.
-//! [`Region::collect_orphan_blobs`] finds and deletes them; the server runs it once in the
-//! background after a region opens.
+//! deletion was lost. Such a file is never visible through S3; it only takes space. The
+//! server lists the blob files right after opening a region ([`Region::orphan_candidates`]),
+//! before it serves anything, and deletes the unreferenced ones in the background
+//! ([`Region::collect_orphan_blobs`]).
 //!
 //! # Why it cannot delete a blob that is, or will be, referenced
-//! Only files modified before a cutoff are candidates, and the cutoff is when the region was
-//! opened ([`Region::opened_at`]). Every blob this process writes is newer than that, so a
-//! write in progress is never a candidate. A commit only ever references a blob written by
-//! this process for it, or a part blob that a `parts` row already references (completing a
-//! multipart upload moves the reference from the part to the version in one transaction);
-//! no blob is shared between versions (a copy writes a new blob). So an old blob that is
-//! unreferenced in the metadata snapshot, read after the candidates were listed, stays
-//! unreferenced forever.
+//! Every candidate was written by an earlier process: the list is taken before this region
+//! started any blob write, and refused otherwise (no clock is involved). A commit of this
+//! process only ever references a blob written by this process for it, or a part blob that a
+//! `parts` row already references (completing a multipart upload moves the reference from the
+//! part to the version in one transaction); no blob is shared between versions (a copy writes
+//! a new blob). So a candidate that is unreferenced in the metadata snapshot, read after the
+//! list was taken, stays unreferenced forever.
 
-use std::time::SystemTime;
+use xregion_types::BlobSegment;
 
 use crate::{CoreError, CoreResult, Region};
+
+/// Blob files that existed before the region wrote anything (from [`Region::orphan_candidates`]).
+#[derive(Debug)]
+pub struct OrphanCandidates(Vec<BlobSegment>);
 
 /// What one collection did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OrphanReport {
-    /// Blob files older than the cutoff.
+    /// Blob files listed at open.
     pub candidates: usize,
     /// Of those, files no metadata referenced, deleted.
     pub deleted: usize,
@@ -33,16 +37,19 @@ pub struct OrphanReport {
 }
 
 impl Region {
-    /// Deletes blob files last modified before `cutoff` that no version, part or upload
-    /// references. Blocking (walks the blob directory and scans the metadata): run it on a
-    /// blocking thread. Pass [`Region::opened_at`] or earlier; see the module docs for why that
-    /// is safe while the region serves requests.
-    pub fn collect_orphan_blobs(&self, cutoff: SystemTime) -> CoreResult<OrphanReport> {
-        // Candidates first, references second (see the module docs).
-        let candidates = self.blobs().list_older_than(cutoff)?;
+    /// Lists the region's blob files; call it right after [`Region::open`], before anything
+    /// writes (blocking: walks the blob directory). Fails once a blob write has started.
+    pub fn orphan_candidates(&self) -> CoreResult<OrphanCandidates> {
+        Ok(OrphanCandidates(self.blobs().list_before_first_write()?))
+    }
+
+    /// Deletes the candidates that no version, part or upload references. Blocking (scans the
+    /// metadata): run it on a blocking thread; requests may be served meanwhile (see the module
+    /// docs).
+    pub fn collect_orphan_blobs(&self, candidates: OrphanCandidates) -> CoreResult<OrphanReport> {
         let referenced = self.meta().referenced_blobs()?;
-        let mut report = OrphanReport { candidates: candidates.len(), ..OrphanReport::default() };
-        for blob in candidates.iter().filter(|b| !referenced.contains(&b.id)) {
+        let mut report = OrphanReport { candidates: candidates.0.len(), ..OrphanReport::default() };
+        for blob in candidates.0.iter().filter(|b| !referenced.contains(&b.id)) {
             self.blobs()
                 .delete_blocking(blob)
                 .map_err(|e| CoreError::Internal(format!("deleting orphan blob {}: {e}", blob.id)))?;
@@ -63,7 +70,6 @@ impl Region {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::time::Duration;
 
     use bytes::Bytes;
     use futures::StreamExt as _;
@@ -91,43 +97,36 @@ mod tests {
     }
 
     /// A finished blob that no commit references (a crash between the blob's fsync and its
-    /// commit) is deleted; blobs of versions and of multipart parts are kept, and so is an
-    /// unreferenced blob newer than the cutoff (a write in progress).
+    /// commit) is deleted; blobs of versions and of multipart parts are kept, and so is a blob
+    /// written after the list was taken (a write in progress). Once a write has started, no
+    /// list is given.
     #[tokio::test]
-    async fn deletes_only_old_unreferenced_blobs() {
+    async fn deletes_only_unreferenced_blobs_listed_at_open() {
         let dir = tempfile::tempdir().unwrap();
-        let region = Region::open("test-1", dir.path(), Arc::new(NoPeers)).unwrap();
-        region.create_bucket("bkt", None).await.unwrap();
         let big = vec![7u8; INLINE_MAX + 1];
-        put(&region, "kept", big.clone()).await;
-        let upload = region.create_upload("bkt", "mp", ObjectMeta::default(), None).await.unwrap();
-        let mut writer = region.blobs().writer(None).unwrap();
-        writer.write(Bytes::from(big.clone())).await.unwrap();
-        region.commit_part(&upload, 1, writer.finish().await.unwrap(), None).await.unwrap();
-        // The orphan: written and fsynced, never committed.
-        let mut writer = region.blobs().writer(None).unwrap();
-        writer.write(Bytes::from(big.clone())).await.unwrap();
-        let orphan = writer.finish().await.unwrap().segment;
+        let orphan = {
+            let region = Region::open("test-1", dir.path(), Arc::new(NoPeers)).unwrap();
+            region.create_bucket("bkt", None).await.unwrap();
+            put(&region, "kept", big.clone()).await;
+            let upload = region.create_upload("bkt", "mp", ObjectMeta::default(), None).await.unwrap();
+            let mut writer = region.blobs().writer(None).unwrap();
+            writer.write(Bytes::from(big.clone())).await.unwrap();
+            region.commit_part(&upload, 1, writer.finish().await.unwrap(), None).await.unwrap();
+            assert!(region.orphan_candidates().is_err(), "writes have started");
+            // The orphan: written and fsynced, never committed (the process "dies" here).
+            let mut writer = region.blobs().writer(None).unwrap();
+            writer.write(Bytes::from(big.clone())).await.unwrap();
+            writer.finish().await.unwrap().segment
+        };
 
-        std::thread::sleep(Duration::from_millis(20));
-        let cutoff = SystemTime::now();
-        std::thread::sleep(Duration::from_millis(20));
+        let region = Region::open("test-1", dir.path(), Arc::new(NoPeers)).unwrap();
+        let candidates = region.orphan_candidates().unwrap();
         let mut writer = region.blobs().writer(None).unwrap();
         writer.write(Bytes::from(big.clone())).await.unwrap();
         let in_progress = writer.finish().await.unwrap().segment;
 
-        let report = region.collect_orphan_blobs(cutoff).unwrap();
+        let report = region.collect_orphan_blobs(candidates).unwrap();
         assert_eq!(report, OrphanReport { candidates: 3, deleted: 1, deleted_bytes: big.len() as u64 });
-        let listed: Vec<String> = region
-            .blobs()
-            .list_older_than(SystemTime::now() + Duration::from_secs(60))
-            .unwrap()
-            .into_iter()
-            .map(|b| b.id)
-            .collect();
-        assert!(!listed.contains(&orphan.id));
-        assert!(listed.contains(&in_progress.id));
-        assert_eq!(listed.len(), 3);
         // The committed object still reads back whole.
         let (_, record) = region.get_object("bkt", "kept", None).unwrap();
         let data = record.object().unwrap().clone();
@@ -137,7 +136,17 @@ mod tests {
             read.extend_from_slice(&chunk.unwrap());
         }
         assert_eq!(read, big);
-        // A second pass finds nothing more to delete.
-        assert_eq!(region.collect_orphan_blobs(cutoff).unwrap().deleted, 0);
+        drop(region);
+
+        // After another restart the blob that was in progress, never committed, is an orphan
+        // of an earlier process in turn; the rest stays.
+        let region = Region::open("test-1", dir.path(), Arc::new(NoPeers)).unwrap();
+        let candidates = region.orphan_candidates().unwrap();
+        let ids: Vec<&str> = candidates.0.iter().map(|b| b.id.as_str()).collect();
+        assert_eq!(ids.len(), 3);
+        assert!(!ids.contains(&orphan.id.as_str()) && ids.contains(&in_progress.id.as_str()));
+        let report = region.collect_orphan_blobs(candidates).unwrap();
+        assert_eq!(report, OrphanReport { candidates: 3, deleted: 1, deleted_bytes: big.len() as u64 });
+        assert_eq!(region.orphan_candidates().unwrap().0.len(), 2);
     }
 }

@@ -69,12 +69,19 @@ pub fn start_region_on(cfg: &RegionConfig, listener: TcpListener) -> anyhow::Res
     Ok(RunningRegion { name, addr, stop, task, replication })
 }
 
-/// Deletes, in the background, blob files a crash left without metadata (see
-/// `xregion_core::orphans`); only files older than the region's opening are considered, so
-/// requests served meanwhile are safe.
+/// Deletes blob files a crash left without metadata (see `xregion_core::orphans`): lists the
+/// blob files now, before the region writes anything (call it before replication and the
+/// accept loop start), and deletes the unreferenced ones in the background.
 fn spawn_orphan_collection(region: &Region) {
+    let candidates = match region.orphan_candidates() {
+        Ok(candidates) => candidates,
+        Err(e) => {
+            tracing::warn!(region = %region.name(), error = %e, "cannot list blob files; orphan collection skipped");
+            return;
+        }
+    };
     let region = region.clone();
-    tokio::task::spawn_blocking(move || match region.collect_orphan_blobs(region.opened_at()) {
+    tokio::task::spawn_blocking(move || match region.collect_orphan_blobs(candidates) {
         Ok(report) => tracing::debug!(region = %region.name(), ?report, "orphan blob collection done"),
         Err(e) => tracing::warn!(region = %region.name(), error = %e, "orphan blob collection failed"),
     });
