@@ -171,3 +171,53 @@ impl Probe<'_> {
         }
     }
 }
+
+/// CPU counters of some processes, this one and the machine at one moment (see [`CpuMark::spent`]).
+pub struct CpuMark {
+    at: Instant,
+    pids: Vec<u32>,
+    procs: Vec<Option<u64>>,
+    bench: Option<u64>,
+    host: Option<u64>,
+}
+
+/// CPU seconds spent between a [`CpuMark`] and now.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuSpent {
+    /// Wall time.
+    pub wall: f64,
+    /// The marked processes together (the servers).
+    pub procs: f64,
+    /// This process (the load generator).
+    pub bench: f64,
+    /// The whole machine (everything but idle and iowait).
+    pub host: f64,
+}
+
+impl CpuMark {
+    /// Counters of `pids`, this process and the machine, now.
+    pub fn now(pids: &[u32]) -> CpuMark {
+        CpuMark {
+            at: Instant::now(),
+            pids: pids.to_vec(),
+            procs: pids.iter().map(|p| process_ticks(Some(*p))).collect(),
+            bench: process_ticks(None),
+            host: host_busy_ticks(),
+        }
+    }
+
+    /// CPU seconds spent since the mark (`ticks`: clock ticks per second). A process whose
+    /// counters cannot be read counts 0.
+    pub fn spent(&self, ticks: f64) -> CpuSpent {
+        let secs = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(a), Some(b)) => b.saturating_sub(a) as f64 / ticks,
+            _ => 0.0,
+        };
+        CpuSpent {
+            wall: self.at.elapsed().as_secs_f64(),
+            procs: self.pids.iter().zip(&self.procs).map(|(p, a)| secs(*a, process_ticks(Some(*p)))).sum(),
+            bench: secs(self.bench, process_ticks(None)),
+            host: secs(self.host, host_busy_ticks()),
+        }
+    }
+}

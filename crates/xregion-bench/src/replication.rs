@@ -24,7 +24,7 @@ use clap::Parser;
 use rand::Rng as _;
 
 use crate::client::S3Client;
-use crate::probe::{self, RssSampler};
+use crate::probe::{self, CpuMark, CpuSpent, RssSampler};
 use crate::server::{self, Server};
 use crate::stats::{self, Measured, fmt_dur};
 
@@ -238,6 +238,9 @@ struct LagRow {
     keeps_up: f64,
     /// Full speed only: PUT ops/s without replication, and the measurement with it.
     baseline_ops: Option<f64>,
+    /// Full speed only: CPU spent and PUTs made without replication (the first baseline) and
+    /// with it (while the load ran, its lag pollers included).
+    cpu: Option<[(CpuSpent, f64); 2]>,
 }
 
 struct Backlog {
@@ -256,6 +259,8 @@ struct Backlog {
 
 struct Report {
     quick: bool,
+    /// Cores of the machine.
+    cores: f64,
     rows: Vec<LagRow>,
     backlog: Backlog,
 }
@@ -297,7 +302,8 @@ async fn phases(pair: &mut Pair, args: &ReplArgs) -> anyhow::Result<Report> {
         rows.push(row);
     }
     for size in [4 * KIB, MIB] {
-        let row = full_speed_phase(&sc, &dc, &pattern, size, args.concurrency, full).await?;
+        let pids: Vec<u32> = [&pair.src, &pair.dst].into_iter().flatten().map(Server::pid).collect();
+        let row = full_speed_phase(&sc, &dc, &pids, &pattern, size, args.concurrency, full).await?;
         eprintln!(
             "  {}: {:.0} PUT/s ({:.0} without replication), lag p99 {}",
             row.name,
@@ -309,7 +315,8 @@ async fn phases(pair: &mut Pair, args: &ReplArgs) -> anyhow::Result<Report> {
     }
     let n = args.backlog.unwrap_or(if args.quick { 10_000 } else { 100_000 });
     let backlog = backlog_phase(pair, &pattern, n, args.concurrency).await?;
-    Ok(Report { quick: args.quick, rows, backlog })
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    Ok(Report { quick: args.quick, cores, rows, backlog })
 }
 
 /// Polls the destination until the version is readable; returns the time since `acked`.
@@ -364,6 +371,7 @@ async fn steady_phase(
         keeps_up: ingest_window.as_secs_f64() / span(events.iter().map(|e| e.1)).as_secs_f64(),
         lag: lags(&events),
         baseline_ops: None,
+        cpu: None,
     })
 }
 
@@ -483,6 +491,7 @@ async fn sweep(dc: &Arc<S3Client>, written: Arc<Vec<(String, String)>>) -> anyho
 async fn full_speed_phase(
     sc: &Arc<S3Client>,
     dc: &Arc<S3Client>,
+    server_pids: &[u32],
     pattern: &Bytes,
     size: u64,
     concurrency: usize,
@@ -492,9 +501,14 @@ async fn full_speed_phase(
     // At most 4 GiB per phase.
     let max = ((4 * 1024 * MIB) / size / concurrency as u64).max(1);
     let prefix = format!("full/{label}");
+    let ticks = probe::clock_ticks();
+    let mark = CpuMark::now(server_pids);
     let (base, _, _) = ingest(sc, None, PLAIN, &prefix, pattern, size, concurrency, duration, max).await?;
+    let cpu_base = mark.spent(ticks);
+    let mark = CpuMark::now(server_pids);
     let (m, written, mut events) =
         ingest(sc, Some(dc), SRC, &prefix, pattern, size, concurrency, duration, max).await?;
+    let cpu_repl = mark.spent(ticks);
     // Every version must arrive; the sweep's end bounds the last replica if a sample missed it.
     let ids: Vec<(String, String)> = written.iter().map(|w| (w.0.clone(), w.1.clone())).collect();
     let swept = sweep(dc, Arc::new(ids)).await?;
@@ -526,6 +540,7 @@ async fn full_speed_phase(
         lag: lags(&events),
         keeps_up,
         baseline_ops: Some(baseline),
+        cpu: Some([(cpu_base, base.ops as f64), (cpu_repl, written.len() as f64)]),
     })
 }
 
@@ -596,6 +611,31 @@ impl Report {
                 fmt_dur(r.lag.percentile(0.99)),
                 fmt_dur(r.lag.percentile(1.0)),
                 r.keeps_up
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nCPU per PUT at full speed, without → with replication (µs: both servers, the load generator \
+             with its lag pollers, the whole machine; and the machine's idle share):\n"
+        );
+        let _ = writeln!(out, "| phase | servers | load generator | machine | machine idle |");
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+        for r in &self.rows {
+            let Some([(b, bn), (w, wn)]) = &r.cpu else { continue };
+            let per = |secs: f64, n: f64| secs * 1e6 / n.max(1.0);
+            let idle = |c: &CpuSpent| 1.0 - c.host / (c.wall * self.cores).max(1e-9);
+            let _ = writeln!(
+                out,
+                "| {} | {:.0} → {:.0} | {:.0} → {:.0} | {:.0} → {:.0} | {:.0} % → {:.0} % |",
+                r.name,
+                per(b.procs, *bn),
+                per(w.procs, *wn),
+                per(b.bench, *bn),
+                per(w.bench, *wn),
+                per(b.host, *bn),
+                per(w.host, *wn),
+                idle(b) * 100.0,
+                idle(w) * 100.0
             );
         }
         let b = &self.backlog;
