@@ -189,6 +189,14 @@ pub enum WriteOp {
         /// Failure reason (IAM-8 code).
         reason: String,
     },
+    /// Several tasks finished at once, each exactly as `CompleteTask` (`None`) or `FailTask`
+    /// (`Some(reason)`) would finish it, in order. One op for a whole replication batch, so
+    /// that finishing it costs the writer one request, not one per task. Outcome:
+    /// `TasksFinished`, one status per task in the same order.
+    FinishTasks {
+        /// Outbox sequence numbers, each with its failure reason if it failed.
+        tasks: Vec<(u64, Option<String>)>,
+    },
     /// Records a new multipart upload. `Err(NoSuchBucket)` if `record.bucket_id` is gone.
     CreateUpload {
         /// The upload (its id must be new).
@@ -269,6 +277,11 @@ pub enum WriteOutcome {
         /// The version's replication status afterwards; `None` if the task was already gone
         /// or its version no longer exists.
         status: Option<ReplicationStatus>,
+    },
+    /// Tasks were finished (`FinishTasks`): per task, what `TaskFinished` says for one.
+    TasksFinished {
+        /// Per task, in the op's order.
+        statuses: Vec<Option<ReplicationStatus>>,
     },
     /// The upload was recorded.
     Upload(UploadRecord),

@@ -87,19 +87,28 @@ fn any_task_left(t: &WTables<'_>, entry: &OutboxEntry) -> Result<bool, MetaError
 /// version's last row, the version becomes `Completed` unless a task of it failed (STS-4,
 /// STS-7). Idempotent: an unknown `seq` (already finished) is `Done`.
 pub(crate) fn complete(t: &mut WTables<'_>, seq: u64) -> Result<WriteOutcome, MetaError> {
-    finish(t, seq, None)
+    Ok(WriteOutcome::TaskFinished { status: finish(t, seq, None)? })
 }
 
 /// `FailTask`: the task failed permanently (STS-5, IAM-8). Removes the row, records the failure
 /// with its reason, and marks the version `Failed` (terminal, STS-6). Idempotent like
 /// [`complete`].
 pub(crate) fn fail(t: &mut WTables<'_>, seq: u64, reason: String) -> Result<WriteOutcome, MetaError> {
-    finish(t, seq, Some(reason))
+    Ok(WriteOutcome::TaskFinished { status: finish(t, seq, Some(reason))? })
 }
 
-fn finish(t: &mut WTables<'_>, seq: u64, failure: Option<String>) -> Result<WriteOutcome, MetaError> {
+/// `FinishTasks`: [`complete`] or [`fail`] for each task, in order. A task's error (corrupt
+/// data, storage) after an earlier one wrote fails the whole group, as any op that fails
+/// half-way does.
+pub(crate) fn finish_many(t: &mut WTables<'_>, tasks: Vec<(u64, Option<String>)>) -> Result<WriteOutcome, MetaError> {
+    let statuses = tasks.into_iter().map(|(seq, failure)| finish(t, seq, failure)).collect::<Result<_, _>>()?;
+    Ok(WriteOutcome::TasksFinished { statuses })
+}
+
+/// Finishes one task; the version's status afterwards (`None`: task or version gone).
+fn finish(t: &mut WTables<'_>, seq: u64, failure: Option<String>) -> Result<Option<ReplicationStatus>, MetaError> {
     let Some(entry) = get(&t.outbox, seq)? else {
-        return Ok(WriteOutcome::TaskFinished { status: None });
+        return Ok(None);
     };
     let version = match &entry.version_id {
         Some(id) => find_version(&t.versions, &t.nulls, entry.bucket_id, &entry.key, id)?,
@@ -117,7 +126,7 @@ fn finish(t: &mut WTables<'_>, seq: u64, failure: Option<String>) -> Result<Writ
     }
     // The version may be gone (deleted by id before its task ran): nothing to mark.
     let Some(mut record) = version else {
-        return Ok(WriteOutcome::TaskFinished { status: None });
+        return Ok(None);
     };
     // A replica's tasks are replica modification syncs (TWO-4); it stays a replica (STS-10).
     let replica = record.replication.is_replica();
@@ -137,5 +146,5 @@ fn finish(t: &mut WTables<'_>, seq: u64, failure: Option<String>) -> Result<Writ
         record.replication = status.clone();
         t.replace_version(entry.bucket_id, &entry.key, &record)?;
     }
-    Ok(WriteOutcome::TaskFinished { status: Some(status) })
+    Ok(Some(status))
 }

@@ -234,6 +234,7 @@ fn apply(t: &mut WTables<'_>, clock: &VersionClock, op: WriteOp) -> Result<Write
         }
         WriteOp::CompleteTask { seq } => queue::complete(t, seq),
         WriteOp::FailTask { seq, reason } => queue::fail(t, seq, reason),
+        WriteOp::FinishTasks { tasks } => queue::finish_many(t, tasks),
         WriteOp::CreateUpload { record } => multipart::create(t, record),
         WriteOp::PutPart { upload_id, part } => multipart::put_part(t, &upload_id, part),
         WriteOp::CompleteUpload { upload_id, data, used_parts, precondition, outbox } => {
