@@ -848,10 +848,12 @@ mod tests {
         record.version_id
     }
 
-    /// Records how many replicas each `send_many` call carried.
+    /// Records how many replicas each `send_many` call carried; with a gate, holds every
+    /// `send_many` until the test adds permits.
     #[derive(Default)]
     struct BatchRecorder {
         batches: Mutex<Vec<usize>>,
+        gate: Option<tokio::sync::Semaphore>,
     }
 
     impl ReplicationTarget for BatchRecorder {
@@ -865,7 +867,14 @@ mod tests {
             replicas: &'a [Replica],
         ) -> BoxFuture<'a, Vec<Result<(), ReplicationError>>> {
             lock(&self.batches).push(replicas.len());
-            Box::pin(async move { replicas.iter().map(|_| Ok(())).collect() })
+            Box::pin(async move {
+                if let Some(gate) = &self.gate
+                    && let Ok(permit) = gate.acquire().await
+                {
+                    permit.forget();
+                }
+                replicas.iter().map(|_| Ok(())).collect()
+            })
         }
     }
 
@@ -913,39 +922,13 @@ mod tests {
         handle2.shutdown().await;
     }
 
-    /// Records each batch's size and holds every `send_many` until the test opens the gate.
-    struct GatedRecorder {
-        batches: Mutex<Vec<usize>>,
-        gate: tokio::sync::Semaphore,
-    }
-
-    impl ReplicationTarget for GatedRecorder {
-        fn send<'a>(&'a self, _region: &'a Region, _r: &'a Replica) -> BoxFuture<'a, Result<(), ReplicationError>> {
-            Box::pin(async { Ok(()) })
-        }
-
-        fn send_many<'a>(
-            &'a self,
-            _region: &'a Region,
-            replicas: &'a [Replica],
-        ) -> BoxFuture<'a, Vec<Result<(), ReplicationError>>> {
-            lock(&self.batches).push(replicas.len());
-            Box::pin(async move {
-                if let Ok(permit) = self.gate.acquire().await {
-                    permit.forget();
-                }
-                replicas.iter().map(|_| Ok(())).collect()
-            })
-        }
-    }
-
     /// With every batch slot taken, small tasks wait in the window and leave together in the
     /// next batch (the destination then commits one larger group) instead of one job each.
     #[tokio::test]
     async fn tasks_arriving_while_the_batch_slots_are_busy_share_the_next_batch() {
         let (_dir, region) = region();
         let bucket_id = source_bucket(&region).await;
-        let target = Arc::new(GatedRecorder { batches: Mutex::default(), gate: tokio::sync::Semaphore::new(0) });
+        let target = Arc::new(BatchRecorder { gate: Some(tokio::sync::Semaphore::new(0)), ..BatchRecorder::default() });
         let handle = spawn(region.clone(), target.clone(), WorkerConfig { batch_jobs_per_destination: 1, ..config() });
         put(&region, "first").await;
         until("the first batch is sent", || lock(&target.batches).len() == 1).await;
@@ -956,7 +939,9 @@ mod tests {
         // The slot is busy: nothing else may go out yet.
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(*lock(&target.batches), vec![1]);
-        target.gate.add_permits(1_000);
+        if let Some(gate) = &target.gate {
+            gate.add_permits(1_000);
+        }
         let last = last.unwrap();
         until("all completed", || status(&region, bucket_id, "k9", &last) == ReplicationStatus::Completed).await;
         assert_eq!(*lock(&target.batches), vec![1, 10], "the ten waiting tasks travel together");
