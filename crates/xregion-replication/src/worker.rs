@@ -449,11 +449,11 @@ impl Worker {
             let mut batch_bytes = 0u64;
             let mut i = 0;
             while i < dest.queue.len() && dest.jobs + usize::from(!batch.is_empty()) < limit {
-                let key = dest.queue[i].key();
-                let waiting = dest.queue[i].not_before.is_some_and(|t| t > now);
+                let item = &dest.queue[i];
+                let key = item.key();
+                let waiting = item.not_before.is_some_and(|t| t > now);
                 // A batchable task joins the open batch; it opens a new one only in a free
                 // batch slot, else it waits (its key held, so nothing of it overtakes it).
-                let item = &dest.queue[i];
                 let full =
                     batch.len() == batch_size || (!batch.is_empty() && batch_bytes + item.bytes > BATCH_MAX_BYTES);
                 let no_slot = item.batchable

@@ -141,12 +141,12 @@ impl TestRegion {
         Ok(())
     }
 
-    /// Region name.
     /// The region's data directory.
     pub fn data_dir(&self) -> &std::path::Path {
         self.data.path()
     }
 
+    /// Region name.
     pub fn name(&self) -> &str {
         &self.name
     }
