@@ -7,10 +7,15 @@
 //! modification syncs (TWO-4); it goes `ReplicaPending` → `Replica`, or `ReplicaFailed`
 //! (STS-10). The `outbox_index` table makes "any task
 //! left for this version?" a range scan over that version's rows only.
+//!
+//! Only a failure is written into the version row. Success is not: a version stored as
+//! `Pending` (`ReplicaPending`) with no task left *reads* `Completed` (`Replica`), see
+//! [`settle`]. Finishing a task is then two deletes instead of rewriting the version and its
+//! head, which was a third of the source writer's work per replicated PUT.
 
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
-use xregion_types::{ReplicationStatus, VersionId};
+use xregion_types::{ReplicationStatus, VersionId, VersionRecord};
 
 use crate::codec::decode;
 use crate::error::MetaError;
@@ -76,15 +81,50 @@ where
     }
 }
 
-/// True if any outbox row of this version is left.
-fn any_task_left(t: &WTables<'_>, entry: &OutboxEntry) -> Result<bool, MetaError> {
-    let prefix = keys::outbox_version_prefix(entry.index_stamp(), entry.bucket_id, &entry.key, entry.index_version());
+/// True if any `outbox_index` row of this version is left (`stamp` is the index stamp: the
+/// version id's, 0 for the null version).
+fn any_task_left<T>(
+    outbox_index: &T,
+    stamp: u64,
+    bucket_id: u64,
+    key: &str,
+    version_id: &str,
+) -> Result<bool, MetaError>
+where
+    T: ReadableTable<&'static [u8], ()>,
+{
+    let prefix = keys::outbox_version_prefix(stamp, bucket_id, key, version_id);
     let (lower, upper) = keys::prefix_range(&prefix);
-    Ok(t.outbox_index.range::<&[u8]>(keys::bounds(&lower, &upper))?.next().transpose()?.is_some())
+    Ok(outbox_index.range::<&[u8]>(keys::bounds(&lower, &upper))?.next().transpose()?.is_some())
+}
+
+/// The status a stored version reads with (STS-4, STS-7, STS-10): a `Pending` version whose
+/// tasks are all finished is `Completed`, a `ReplicaPending` one is `Replica`. Every record
+/// handed out by the store goes through this; see the module comment for why success is not
+/// written.
+pub(crate) fn settle<T>(
+    outbox_index: &T,
+    bucket_id: u64,
+    key: &str,
+    record: &mut VersionRecord,
+) -> Result<(), MetaError>
+where
+    T: ReadableTable<&'static [u8], ()>,
+{
+    let finished = match record.replication {
+        ReplicationStatus::Pending => ReplicationStatus::Completed,
+        ReplicationStatus::ReplicaPending => ReplicationStatus::Replica,
+        _ => return Ok(()),
+    };
+    let stamp = record.version_id.stamp().unwrap_or(0);
+    if !any_task_left(outbox_index, stamp, bucket_id, key, record.version_id.as_str())? {
+        record.replication = finished;
+    }
+    Ok(())
 }
 
 /// `CompleteTask`: the destination acknowledged the task. Removes the row; if it was the
-/// version's last row, the version becomes `Completed` unless a task of it failed (STS-4,
+/// version's last row, the version reads `Completed` unless a task of it failed (STS-4,
 /// STS-7). Idempotent: an unknown `seq` (already finished) is `Done`.
 pub(crate) fn complete(t: &mut WTables<'_>, seq: u64) -> Result<WriteOutcome, MetaError> {
     Ok(WriteOutcome::TaskFinished { status: finish(t, seq, None)? })
@@ -129,22 +169,20 @@ fn finish(t: &mut WTables<'_>, seq: u64, failure: Option<String>) -> Result<Opti
         return Ok(None);
     };
     // A replica's tasks are replica modification syncs (TWO-4); it stays a replica (STS-10).
-    let replica = record.replication.is_replica();
-    let status = match (&failure, &record.replication) {
-        (_, ReplicationStatus::None) => ReplicationStatus::None,
-        (Some(_), _) if replica => ReplicationStatus::ReplicaFailed,
-        (Some(_), _) => ReplicationStatus::Failed,
-        (None, ReplicationStatus::Failed | ReplicationStatus::ReplicaFailed) => record.replication.clone(),
-        (None, _) if any_task_left(t, &entry)? => match replica {
-            true => ReplicationStatus::ReplicaPending,
-            false => ReplicationStatus::Pending,
-        },
-        (None, _) if replica => ReplicationStatus::Replica,
-        (None, _) => ReplicationStatus::Completed,
+    let failed = match (&failure, &record.replication) {
+        (_, ReplicationStatus::None) | (None, _) => None,
+        (Some(_), status) if status.is_replica() => Some(ReplicationStatus::ReplicaFailed),
+        (Some(_), _) => Some(ReplicationStatus::Failed),
     };
-    if status != record.replication {
-        record.replication = status.clone();
-        t.replace_version(entry.bucket_id, &entry.key, &record)?;
+    match failed {
+        // A failure is sticky (STS-6) and written into the version.
+        Some(status) if status != record.replication => {
+            record.replication = status;
+            t.replace_version(entry.bucket_id, &entry.key, &record)?;
+        }
+        Some(_) => {}
+        // Success is not written: the version reads settled (see `settle`).
+        None => settle(&t.outbox_index, entry.bucket_id, &entry.key, &mut record)?,
     }
-    Ok(Some(status))
+    Ok(Some(record.replication))
 }

@@ -19,11 +19,11 @@ use crate::multipart::{self, ListUploadsPage, ListUploadsQuery, PartRecord, Uplo
 use crate::ops::{WriteOp, WriteOutcome};
 use crate::queue::{FailedTask, OutboxEntry};
 use crate::schema::{
-    BUCKET_IDS, BUCKETS, FAILURES, HEADS, INLINE_DATA, META_MAX_STAMP, META_SCHEMA, NULLS, OUTBOX, PARTS,
+    BUCKET_IDS, BUCKETS, FAILURES, HEADS, INLINE_DATA, META_MAX_STAMP, META_SCHEMA, NULLS, OUTBOX, OUTBOX_INDEX, PARTS,
     SCHEMA_VERSION, SCHEMA_VERSION_1, UPLOAD_INDEX, UPLOADS, VERSIONS,
 };
 use crate::writer::{self, Reply, Request, Stats, WTables};
-use crate::{buckets, objects};
+use crate::{buckets, objects, queue};
 
 /// Memory redb may use for its page cache and write buffer. redb's default (1 GiB) is sized
 /// for a database that is mostly read; ours also holds the bytes of small objects
@@ -88,6 +88,12 @@ impl MetaStore {
         Ok(MetaStore { inner: Arc::new(Inner { db, stats, requests: Some(tx), writer: Some(writer) }) })
     }
 
+    /// The database, for tests that look at stored rows directly.
+    #[cfg(test)]
+    pub(crate) fn db(&self) -> &Database {
+        &self.inner.db
+    }
+
     fn read(&self) -> Result<ReadTransaction, MetaError> {
         Ok(self.inner.db.begin_read()?)
     }
@@ -120,22 +126,35 @@ impl MetaStore {
     ) -> Result<Option<VersionRecord>, MetaError> {
         let txn = self.read()?;
         let versions = txn.open_table(VERSIONS)?;
-        match version {
-            None => objects::newest_version(&versions, bucket_id, key),
-            Some(id) => objects::find_version(&versions, &txn.open_table(NULLS)?, bucket_id, key, id),
-        }
+        let found = match version {
+            None => objects::newest_version(&versions, bucket_id, key)?,
+            Some(id) => objects::find_version(&versions, &txn.open_table(NULLS)?, bucket_id, key, id)?,
+        };
+        let Some(mut record) = found else { return Ok(None) };
+        queue::settle(&txn.open_table(OUTBOX_INDEX)?, bucket_id, key, &mut record)?;
+        Ok(Some(record))
     }
 
     /// One page of `ListObjects`: current versions that are not delete markers (VER-19).
     pub fn list_objects(&self, bucket_id: u64, q: &ListObjectsQuery) -> Result<ListObjectsPage, MetaError> {
         let txn = self.read()?;
-        listing::list_objects(&txn.open_table(HEADS)?, bucket_id, q)
+        let mut page = listing::list_objects(&txn.open_table(HEADS)?, bucket_id, q)?;
+        let outbox_index = txn.open_table(OUTBOX_INDEX)?;
+        for (key, record) in &mut page.objects {
+            queue::settle(&outbox_index, bucket_id, key, record)?;
+        }
+        Ok(page)
     }
 
     /// One page of `ListObjectVersions` (VER-20).
     pub fn list_versions(&self, bucket_id: u64, q: &ListVersionsQuery) -> Result<ListVersionsPage, MetaError> {
         let txn = self.read()?;
-        listing::list_versions(&txn.open_table(VERSIONS)?, &txn.open_table(NULLS)?, bucket_id, q)
+        let mut page = listing::list_versions(&txn.open_table(VERSIONS)?, &txn.open_table(NULLS)?, bucket_id, q)?;
+        let outbox_index = txn.open_table(OUTBOX_INDEX)?;
+        for entry in &mut page.entries {
+            queue::settle(&outbox_index, bucket_id, &entry.key, &mut entry.record)?;
+        }
+        Ok(page)
     }
 
     /// The multipart upload `upload_id`.

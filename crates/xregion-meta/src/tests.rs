@@ -846,6 +846,90 @@ fn finish_tasks_is_complete_and_fail_task_in_order() {
     assert_eq!(store.list_failures(None, 10).unwrap().len(), 1);
 }
 
+/// STS-4/STS-7: completing a version's last task does not rewrite the version (the row keeps
+/// `Pending`, so finishing is two deletes); every read path settles it to `Completed`: the
+/// version itself, the current version, `ListObjects` and `ListObjectVersions`. The null
+/// version (index stamp 0) settles too, and a replica's sync settles to `Replica`.
+#[test]
+fn sts4_completed_is_read_from_the_outbox_not_written() {
+    use ReplicationStatus::{Completed, Pending, Replica, ReplicaPending};
+    use redb::ReadableDatabase;
+    let (_dir, store) = open();
+    let b = bucket(&store, "settle", VersioningState::Enabled);
+    let v = put_with_tasks(&store, "settle", "k", &["eu", "ap"]);
+    let stored = |store: &MetaStore| -> ReplicationStatus {
+        let txn = store.db().begin_read().unwrap();
+        let versions = txn.open_table(crate::schema::VERSIONS).unwrap();
+        crate::objects::find_version(
+            &versions,
+            &txn.open_table(crate::schema::NULLS).unwrap(),
+            b.id,
+            "k",
+            &v.version_id,
+        )
+        .unwrap()
+        .unwrap()
+        .replication
+    };
+    let listed = |store: &MetaStore| {
+        let objects = store.list_objects(b.id, &ListObjectsQuery { max_keys: 10, ..Default::default() }).unwrap();
+        let versions = store.list_versions(b.id, &ListVersionsQuery { max_keys: 10, ..Default::default() }).unwrap();
+        (objects.objects[0].1.replication.clone(), versions.entries[0].record.replication.clone())
+    };
+    assert_eq!(finished(w(&store, WriteOp::CompleteTask { seq: 1 })), Some(Pending));
+    assert_eq!((status(&store, b.id, "k", &v.version_id), listed(&store)), (Pending, (Pending, Pending)));
+    assert_eq!(finished(w(&store, WriteOp::CompleteTask { seq: 2 })), Some(Completed));
+    assert_eq!(stored(&store), Pending);
+    assert_eq!(status(&store, b.id, "k", &v.version_id), Completed);
+    assert_eq!(store.get_version(b.id, "k", None).unwrap().unwrap().replication, Completed);
+    assert_eq!(listed(&store), (Completed, Completed));
+    // STS-8: a replicated tag change makes it pending again, until that task is done.
+    let op = WriteOp::SetObjectTags {
+        bucket: "settle".into(),
+        key: "k".into(),
+        version_id: Some(v.version_id.clone()),
+        tags: vec![("t".into(), "1".into())],
+        outbox: vec![b"eu".to_vec()].into(),
+    };
+    w(&store, op);
+    assert_eq!(status(&store, b.id, "k", &v.version_id), Pending);
+    assert_eq!(finished(w(&store, WriteOp::CompleteTask { seq: 3 })), Some(Completed));
+    assert_eq!(status(&store, b.id, "k", &v.version_id), Completed);
+
+    // The null version: its outbox_index rows lead with stamp 0.
+    let n = bucket(&store, "nulls", VersioningState::Suspended);
+    let null = put_with_tasks(&store, "nulls", "k", &["eu"]);
+    assert_eq!(null.version_id, VersionId::Null);
+    assert_eq!(status(&store, n.id, "k", &VersionId::Null), Pending);
+    assert_eq!(finished(w(&store, WriteOp::CompleteTask { seq: 4 })), Some(Completed));
+    assert_eq!(status(&store, n.id, "k", &VersionId::Null), Completed);
+
+    // A replica whose tag change is synced back (STS-10) reads REPLICA once it is applied.
+    let mut replica = v.clone();
+    replica.replication = Replica;
+    let op = WriteOp::PutVersion {
+        bucket: "nulls".into(),
+        key: "r".into(),
+        data: data("e"),
+        inline: None,
+        replica: Some(replica),
+        precondition: None,
+        outbox: Vec::new().into(),
+    };
+    w(&store, op);
+    let op = WriteOp::SetObjectTags {
+        bucket: "nulls".into(),
+        key: "r".into(),
+        version_id: Some(v.version_id.clone()),
+        tags: Vec::new(),
+        outbox: vec![b"back".to_vec()].into(),
+    };
+    w(&store, op);
+    assert_eq!(status(&store, n.id, "r", &v.version_id), ReplicaPending);
+    assert_eq!(finished(w(&store, WriteOp::CompleteTask { seq: 5 })), Some(Replica));
+    assert_eq!(status(&store, n.id, "r", &v.version_id), Replica);
+}
+
 /// STS-5/6/7: one failed destination makes the version FAILED even if the other completes
 /// later; the failure keeps its reason (IAM-8).
 #[test]
