@@ -34,6 +34,11 @@
 //! threads ([`md5`]), and start an `fdatasync` every [`WRITEBACK_BYTES`] in the background, so
 //! the disk works while hashing goes on.
 //!
+//! # Page cache
+//! Blob files are written with `O_DIRECT` on Linux where the file system allows it (see
+//! [`direct`]): a blob is written once and rarely read soon after, and copying it into new
+//! page-cache pages was the largest cost of a large PUT on the benchmark machine.
+//!
 //! # Hashing
 //! A write computes MD5 (the ETag, hashed side by side with other uploads' MD5s in SIMD lanes,
 //! see [`md5`]) and the requested additional checksum over the bytes in memory, alongside
@@ -64,6 +69,7 @@
 #![warn(missing_docs)]
 
 pub mod checksum;
+mod direct;
 mod error;
 mod lane;
 mod layout;

@@ -31,8 +31,9 @@
 //! aborted, dropped, failed or cancelled writer leaves nothing behind, even while a job runs.
 
 use std::fs::{self, File};
-use std::io::{self, Write as _};
+use std::io;
 use std::mem;
+use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
@@ -42,6 +43,7 @@ use tokio::task::JoinHandle;
 use xregion_types::{BlobSegment, ChecksumAlgorithm};
 
 use crate::checksum::Hasher;
+use crate::direct::{self, DIRECT_ALIGN, Stage};
 use crate::error::io_error;
 use crate::lane::{Lane, failed_earlier};
 use crate::layout::{Layout, sync_dir};
@@ -131,26 +133,70 @@ struct FileState {
     /// The running background `fdatasync`, if any: it reports on this channel.
     writeback: Option<Arc<Writeback>>,
     runtime: Handle,
+    /// Bytes of a direct file not written yet (see [`crate::direct`]); they start at file
+    /// offset `len - stage.len`.
+    stage: Option<Stage>,
 }
 
 impl FileState {
     /// Writes a batch (blocking). Every [`WRITEBACK_BYTES`], starts an `fdatasync` on another
     /// blocking thread, so the disk works while writing and hashing go on.
     fn append(&mut self, batch: &[Bytes]) -> Result<(), BlobError> {
-        let (path, file) = self.temp.file()?;
         for chunk in batch {
-            file.write_all(chunk).map_err(|e| io_error(format!("write {}", path.display()), e))?;
-            self.len += chunk.len() as u64;
-            self.unsynced += chunk.len() as u64;
+            let (path, file, direct) = self.temp.file()?;
+            if !direct {
+                file.write_all_at(chunk, self.len).map_err(|e| io_error(format!("write {}", path.display()), e))?;
+                self.len += chunk.len() as u64;
+                self.unsynced += chunk.len() as u64;
+                continue;
+            }
+            let mut rest = &chunk[..];
+            while !rest.is_empty() {
+                let stage = self.stage.get_or_insert_with(Stage::take);
+                let n = stage.push(rest);
+                rest = &rest[n..];
+                self.len += n as u64;
+                self.unsynced += n as u64;
+                if stage.is_full() {
+                    self.write_stage()?;
+                }
+            }
         }
         if self.unsynced >= WRITEBACK_BYTES && self.writeback_done(false)? {
-            let (path, file) = self.temp.file()?;
+            let (path, file, _) = self.temp.file()?;
             let file = file.try_clone().map_err(|e| io_error(format!("fdatasync {}", path.display()), e))?;
             let slot = Arc::new(Writeback::default());
             let job_slot = Arc::clone(&slot);
             drop(self.runtime.spawn_blocking(move || job_slot.run(&file)));
             self.writeback = Some(slot);
             self.unsynced = 0;
+        }
+        Ok(())
+    }
+
+    /// Writes what is staged: its aligned part directly, the last partial block (if any)
+    /// through the page cache, which also ends direct writing for this file. Falls back to
+    /// the page cache for good if the file system refuses a direct write.
+    fn write_stage(&mut self) -> Result<(), BlobError> {
+        let Some(mut stage) = self.stage.take() else { return Ok(()) };
+        let data = stage.data();
+        let offset = self.len - data.len() as u64;
+        let aligned = data.len() / DIRECT_ALIGN * DIRECT_ALIGN;
+        let (path, file, _) = self.temp.file()?;
+        let context = || format!("write {}", path.display());
+        let mut done = 0;
+        if aligned > 0 && direct::write_direct(file, &data[..aligned], offset).map_err(|e| io_error(context(), e))? {
+            done = aligned;
+        }
+        let buffered = done < data.len();
+        if buffered {
+            direct::stop_direct(file).map_err(|e| io_error(context(), e))?;
+            file.write_all_at(&data[done..], offset + done as u64).map_err(|e| io_error(context(), e))?;
+            self.temp.direct = false;
+        }
+        stage.clear();
+        if self.temp.direct {
+            self.stage = Some(stage);
         }
         Ok(())
     }
@@ -189,8 +235,9 @@ impl FileState {
 
     /// Waits for write-back, then fsyncs the file (blocking), then lets its pages go.
     fn sync(&mut self) -> Result<(), BlobError> {
+        self.write_stage()?;
         self.writeback_done(true)?;
-        let (path, file) = self.temp.file()?;
+        let (path, file, _) = self.temp.file()?;
         file.sync_all().map_err(|e| io_error(format!("fsync {}", path.display()), e))?;
         drop_cached_pages(file);
         Ok(())
@@ -260,8 +307,8 @@ impl BlobWriter {
             .map_err(|e| io_error("start blob write", io::Error::other(format!("no tokio runtime: {e}"))))?;
         let id = crate::layout::new_id();
         let hashes = Hashes { checksum: checksum.map(Hasher::new) };
-        let temp = TempFile { path: layout.temp_path(&id), file: None, armed: true };
-        let file = FileState { temp, len: 0, unsynced: 0, writeback: None, runtime: runtime.clone() };
+        let temp = TempFile::new(layout.temp_path(&id));
+        let file = FileState { temp, len: 0, unsynced: 0, writeback: None, runtime: runtime.clone(), stage: None };
         Ok(Self {
             hashes: Lane::new(runtime.clone(), hashes, Hashes::update_lane),
             md5: md5.then(Md5Stream::new),
@@ -469,22 +516,26 @@ impl Drop for CommitGuard {
 struct TempFile {
     path: PathBuf,
     file: Option<File>,
+    /// The file is open with `O_DIRECT` (see [`crate::direct`]).
+    direct: bool,
     armed: bool,
 }
 
 impl TempFile {
-    /// The path and the open file, created on first use.
-    fn file(&mut self) -> Result<(&Path, &mut File), BlobError> {
+    fn new(path: PathBuf) -> Self {
+        Self { path, file: None, direct: false, armed: true }
+    }
+
+    /// The path, the open file and whether it is direct; the file is created on first use.
+    fn file(&mut self) -> Result<(&Path, &mut File, bool), BlobError> {
         if self.file.is_none() {
-            let file = File::options()
-                .write(true)
-                .create_new(true)
-                .open(&self.path)
-                .map_err(|e| io_error(format!("create {}", self.path.display()), e))?;
+            let (file, direct) =
+                direct::create_new(&self.path).map_err(|e| io_error(format!("create {}", self.path.display()), e))?;
             self.file = Some(file);
+            self.direct = direct;
         }
         match self.file.as_mut() {
-            Some(file) => Ok((&self.path, file)),
+            Some(file) => Ok((&self.path, file, self.direct)),
             None => Err(BlobError::Corrupt("temp file vanished".into())),
         }
     }
@@ -537,8 +588,28 @@ mod tests {
     use super::*;
 
     fn file_state(dir: &Path, runtime: &tokio::runtime::Runtime) -> FileState {
-        let temp = TempFile { path: dir.join("t.tmp"), file: None, armed: true };
-        FileState { temp, len: 0, unsynced: 0, writeback: None, runtime: runtime.handle().clone() }
+        let temp = TempFile::new(dir.join("t.tmp"));
+        FileState { temp, len: 0, unsynced: 0, writeback: None, runtime: runtime.handle().clone(), stage: None }
+    }
+
+    /// Sizes around the alignment and the stage size, in odd chunks: the file holds exactly
+    /// the bytes, written directly where the file system allows (`crate::direct`).
+    #[test]
+    fn direct_writes_keep_every_byte_and_the_exact_length() {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let probe = direct::create_new(&dir.path().join("probe")).unwrap().1;
+        let (a, s) = (DIRECT_ALIGN, direct::STAGE_BYTES);
+        for (i, len) in [0, 1, a - 1, a, a + 1, s - 1, s, s + 1, 2 * s + a, 3 * s + 5000].into_iter().enumerate() {
+            let bytes: Vec<u8> = (0..len).map(|j| (j * 31 + i) as u8).collect();
+            let mut state = file_state(dir.path(), &runtime);
+            state.temp.path = dir.path().join(format!("f{i}"));
+            let batch: Vec<Bytes> = bytes.chunks(70_001).map(Bytes::copy_from_slice).collect();
+            state.append(&batch).unwrap();
+            assert_eq!(state.temp.direct, probe && len > 0, "len {len}");
+            state.sync().unwrap();
+            assert_eq!(std::fs::read(&state.temp.path).unwrap(), bytes, "len {len}");
+        }
     }
 
     #[test]
