@@ -37,13 +37,12 @@ use std::sync::{Mutex, PoisonError};
 pub const DIRECT_ALIGN: usize = 4096;
 /// Size of one direct write (and of a staging buffer).
 pub const STAGE_BYTES: usize = 1024 * 1024;
-/// Staging buffers kept for reuse; more writers than this allocate (and free) their own.
-const STAGE_POOL_MAX: usize = 16;
 
 static STAGES: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 
-/// An aligned staging buffer of [`STAGE_BYTES`]. Safe code: the `Vec` is over-allocated by
-/// one alignment and used from its first aligned address.
+/// An aligned buffer of [`STAGE_BYTES`], from a process-wide pool shared by writes (staging)
+/// and reads (job buffers), returned to it on drop. Safe code: the `Vec` is over-allocated
+/// by one alignment and used from its first aligned address.
 pub(crate) struct Stage {
     buf: Vec<u8>,
     start: usize,
@@ -80,12 +79,28 @@ impl Stage {
     pub(crate) fn clear(&mut self) {
         self.filled = 0;
     }
+
+    /// The whole aligned region, for reading into.
+    pub(crate) fn region(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..self.start + STAGE_BYTES]
+    }
+
+    /// Marks the first `len` bytes of the region as the data.
+    pub(crate) fn set_len(&mut self, len: usize) {
+        self.filled = len.min(STAGE_BYTES);
+    }
+}
+
+impl AsRef<[u8]> for Stage {
+    fn as_ref(&self) -> &[u8] {
+        self.data()
+    }
 }
 
 impl Drop for Stage {
     fn drop(&mut self) {
         let mut stages = STAGES.lock().unwrap_or_else(PoisonError::into_inner);
-        if stages.len() < STAGE_POOL_MAX {
+        if stages.len() < crate::POOL_MAX_BUFFERS {
             stages.push(mem::take(&mut self.buf));
         }
     }
@@ -107,11 +122,27 @@ pub(crate) fn create_new(path: &std::path::Path) -> io::Result<(File, bool)> {
         match File::options().write(true).create_new(true).custom_flags(direct as i32).open(path) {
             Ok(file) => return Ok((file, true)),
             // Refused by the file system: a plain file below.
-            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {}
+            Err(e) if e.raw_os_error() == Some(EINVAL) => {}
             Err(e) => return Err(e),
         }
     }
     Ok((File::options().write(true).create_new(true).open(path)?, false))
+}
+
+/// Opens an existing file for reading, with `O_DIRECT` where the platform and file system
+/// allow. Returns the file and whether it is direct.
+pub(crate) fn open_read(path: &std::path::Path) -> io::Result<(File, bool)> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let direct = rustix::fs::OFlags::DIRECT.bits();
+        match File::options().read(true).custom_flags(direct as i32).open(path) {
+            Ok(file) => return Ok((file, true)),
+            Err(e) if e.raw_os_error() == Some(EINVAL) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((File::open(path)?, false))
 }
 
 /// Clears `O_DIRECT` on an open file: later writes go through the page cache.
@@ -133,17 +164,17 @@ pub(crate) fn stop_direct(file: &File) -> io::Result<()> {
 pub(crate) fn write_direct(file: &File, bytes: &[u8], offset: u64) -> io::Result<bool> {
     match file.write_all_at(bytes, offset) {
         Ok(()) => Ok(true),
-        Err(e) if e.raw_os_error() == Some(libc_einval()) => Ok(false),
+        Err(e) if e.raw_os_error() == Some(EINVAL) => Ok(false),
         Err(e) => Err(e),
     }
 }
 
-fn libc_einval() -> i32 {
-    #[cfg(target_os = "linux")]
-    return rustix::io::Errno::INVAL.raw_os_error();
-    #[cfg(not(target_os = "linux"))]
-    return 22;
-}
+/// `EINVAL`: how Linux refuses `O_DIRECT` (at open, or for an I/O it cannot do directly).
+#[cfg(target_os = "linux")]
+pub(crate) const EINVAL: i32 = rustix::io::Errno::INVAL.raw_os_error();
+/// `EINVAL` (no direct I/O off Linux: never matched in practice).
+#[cfg(not(target_os = "linux"))]
+pub(crate) const EINVAL: i32 = 22;
 
 #[cfg(test)]
 mod tests {

@@ -36,7 +36,7 @@
 //!
 //! # Page cache
 //! Blob files are written with `O_DIRECT` on Linux where the file system allows it (see
-//! [`direct`]): a blob is written once and rarely read soon after, and copying it into new
+//! `direct.rs`): a blob is written once and rarely read soon after, and copying it into new
 //! page-cache pages was the largest cost of a large PUT on the benchmark machine.
 //!
 //! # Hashing
@@ -86,6 +86,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use xregion_types::{BlobRef, BlobSegment, ChecksumAlgorithm};
 
+pub use direct::STAGE_BYTES;
 pub use error::BlobError;
 pub use reader::{POOL_MAX_BUFFERS, READ_CHUNK_BYTES, READ_JOB_BYTES};
 pub use writer::{BlobWriter, COALESCE_BELOW_BYTES, WRITE_BATCH_BYTES, WRITEBACK_BYTES};

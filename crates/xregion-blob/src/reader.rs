@@ -1,29 +1,35 @@
 //! Ranged reads of objects made of several blob files.
 //!
-//! A read is a sequence of `spawn_blocking` jobs, each reading up to [`READ_JOB_BYTES`] with
-//! plain sequential reads (into uninitialised capacity, no zeroing) on a file kept open
-//! between jobs; the stream hands the result out in
-//! chunks of [`READ_CHUNK_BYTES`] (zero-copy splits) and starts the next job as soon as the
-//! previous one returns, so one job of read-ahead overlaps the consumer. A stream therefore
-//! holds at most two jobs' worth of bytes, and a blocking thread only while it reads: a slow
-//! client cannot pin a thread. Nothing happens until the stream is first polled.
+//! A read is a sequence of `spawn_blocking` jobs, each reading up to [`READ_JOB_BYTES`] of one
+//! blob file with positioned reads on a file kept open between jobs; the stream hands the
+//! result out in chunks of [`READ_CHUNK_BYTES`] (zero-copy splits) and starts the next job as
+//! soon as the previous one returns, so one job of read-ahead overlaps the consumer. A stream
+//! therefore holds at most two jobs' worth of bytes, and a blocking thread only while it
+//! reads: a slow client cannot pin a thread. Nothing happens until the stream is first polled.
+//!
+//! # Direct reads
+//! Blob files are opened with `O_DIRECT` where the file system allows (Linux; see
+//! `direct.rs`), like they are written: the device fills the job's buffer itself, with no
+//! copy out of the page cache and no page-cache pages to allocate. A blob is written once and
+//! read rarely, most often exactly once (a replication source sends it right after it was
+//! written, which direct writes left out of the page cache anyway). A job reads whole aligned
+//! blocks around the requested range and hands out the requested bytes as a slice. A file
+//! system that refuses `O_DIRECT` gets plain reads into the same buffers.
 //!
 //! # Buffer reuse (measured)
-//! Full-size job buffers come from a small process-wide pool ([`POOL_MAX_BUFFERS`]) and go
-//! back to it when the last chunk made from them is dropped (after hyper has written it to the
-//! socket). A fresh 1 MiB `Vec` per job is above glibc's mmap threshold or gets trimmed back
-//! to the kernel, so every job page-faulted and zeroed 256 fresh pages: `perf` on 64 MiB GETs
-//! showed `clear_page_erms` + page-fault handling at about 20% of server CPU. Reads shorter
-//! than a job (small objects, the tail) still use an exact-size `Vec`.
-//!
-//! Not done: `posix_fadvise(SEQUENTIAL)`. The disk's `read_ahead_kb` here is already 8 MiB,
-//! larger than what the advice would add, so it cannot help cold reads.
+//! Job buffers are aligned staging buffers from the process-wide pool in `direct.rs`
+//! (at most [`POOL_MAX_BUFFERS`] idle) and go back to it when the last chunk made from them
+//! is dropped (after hyper has written it to the socket). A fresh 1 MiB `Vec` per job is
+//! above glibc's mmap threshold or gets trimmed back to the kernel, so every job
+//! page-faulted and zeroed 256 fresh pages: `perf` on 64 MiB GETs showed `clear_page_erms` +
+//! page-fault handling at about 20% of server CPU.
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, Read as _, Seek as _, SeekFrom};
+use std::io;
 use std::mem;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::os::unix::fs::FileExt as _;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt as _;
@@ -32,6 +38,7 @@ use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 use xregion_types::{BlobRef, BlobSegment};
 
+use crate::direct::{self, DIRECT_ALIGN, STAGE_BYTES, Stage};
 use crate::error::with_context;
 use crate::layout::{Layout, check_id};
 
@@ -41,43 +48,16 @@ pub const READ_CHUNK_BYTES: usize = 256 * 1024;
 pub const READ_JOB_BYTES: usize = 4 * READ_CHUNK_BYTES;
 
 /// Idle job buffers kept for reuse, at most (so at most this many MiB stay allocated when
-/// reads stop). A buffer is allocated only when the pool is empty, so the pool never raises
-/// peak memory above the most buffers in use at once; the cap only bounds what stays idle.
-/// It should exceed what is in use at the usual concurrency (16 streams hold about 3 each:
-/// the chunks hyper is writing, the next job's, and one in between), or buffers are freed and
-/// allocated again all the time, and fresh pages are what this pool exists to avoid.
+/// reads and writes stop). A buffer is allocated only when the pool is empty, so the pool
+/// never raises peak memory above the most buffers in use at once; the cap only bounds what
+/// stays idle. It should exceed what is in use at the usual concurrency (16 streams hold
+/// about 3 each: the chunks hyper is writing, the next job's, and one in between), or
+/// buffers are freed and allocated again all the time, and fresh pages are what the pool
+/// exists to avoid.
 pub const POOL_MAX_BUFFERS: usize = 64;
 
-/// Idle buffers of capacity [`READ_JOB_BYTES`].
-static POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
-
-/// An empty buffer of capacity [`READ_JOB_BYTES`], from the pool if it has one.
-fn pooled_buffer() -> Vec<u8> {
-    POOL.lock().unwrap_or_else(PoisonError::into_inner).pop().unwrap_or_else(|| Vec::with_capacity(READ_JOB_BYTES))
-}
-
-/// A full-size job buffer that goes back to the pool when the last `Bytes` made from it drops.
-struct PooledBuf(Vec<u8>);
-
-impl AsRef<[u8]> for PooledBuf {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl Drop for PooledBuf {
-    fn drop(&mut self) {
-        let mut buf = mem::take(&mut self.0);
-        if buf.capacity() != READ_JOB_BYTES {
-            return;
-        }
-        buf.clear();
-        let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
-        if pool.len() < POOL_MAX_BUFFERS {
-            pool.push(buf);
-        }
-    }
-}
+// A job's aligned span must fit in one pooled buffer.
+const _: () = assert!(READ_JOB_BYTES <= STAGE_BYTES);
 
 /// The stream of bytes `[start, end)` of `blob`.
 pub(crate) fn read_range(
@@ -107,8 +87,8 @@ struct Cursor {
     offset: u64,
     /// Bytes still to read.
     remaining: u64,
-    /// The open file of `segments[index]`, positioned at `offset`.
-    file: Option<File>,
+    /// The open file of `segments[index]`, and whether it is read with `O_DIRECT`.
+    file: Option<(File, bool)>,
 }
 
 impl Cursor {
@@ -137,49 +117,64 @@ impl Cursor {
         Ok(Self { layout, segments: blob.segments.clone(), index, offset, remaining: end - start, file: None })
     }
 
-    /// Reads the next up-to-[`READ_JOB_BYTES`] bytes, across segment boundaries (blocking).
+    /// Reads the next up-to-[`READ_JOB_BYTES`] bytes of the current segment (blocking).
     fn read_job(&mut self) -> io::Result<Bytes> {
-        let want = usize::try_from(self.remaining).unwrap_or(usize::MAX).min(READ_JOB_BYTES);
-        // `read_to_end` into spare capacity: no zeroing of the buffer first.
-        let pooled = want == READ_JOB_BYTES;
-        let mut buf = if pooled { pooled_buffer() } else { Vec::with_capacity(want) };
-        while buf.len() < want {
+        let segment = loop {
             let Some(segment) = self.segments.get(self.index) else {
                 return Err(io::Error::new(io::ErrorKind::InvalidData, "read past the last blob segment"));
             };
-            let left_in_segment = segment.len - self.offset;
-            if left_in_segment == 0 {
-                self.index += 1;
-                self.offset = 0;
-                self.file = None;
-                continue;
+            if self.offset < segment.len {
+                break segment;
             }
-            let file = match self.file.as_mut() {
-                Some(file) => file,
-                None => self.file.insert(open_segment(&self.layout, segment, self.offset)?),
-            };
-            let n = left_in_segment.min((want - buf.len()) as u64);
-            let got =
-                file.take(n).read_to_end(&mut buf).map_err(|e| with_context(format!("read blob {}", segment.id), e))?;
-            if got as u64 != n {
-                return Err(with_context(
-                    format!("read blob {}", segment.id),
-                    io::Error::new(io::ErrorKind::InvalidData, "file is shorter than recorded"),
-                ));
+            self.index += 1;
+            self.offset = 0;
+            self.file = None;
+        };
+        let context = || format!("read blob {}", segment.id);
+        let (file, direct) = match self.file.as_mut() {
+            Some(open) => open,
+            None => self.file.insert(open_segment(&self.layout, segment)?),
+        };
+        // A direct read starts at the block holding `offset` and reads whole blocks; the
+        // bytes wanted are `skip..skip + want` of what it reads.
+        let skip = if *direct { (self.offset % DIRECT_ALIGN as u64) as usize } else { 0 };
+        let want = (segment.len - self.offset).min(self.remaining).min((READ_JOB_BYTES - skip) as u64) as usize;
+        let span = if *direct { (skip + want).next_multiple_of(DIRECT_ALIGN) } else { want };
+        let mut buf = Stage::take();
+        let start = self.offset - skip as u64;
+        let mut got = 0;
+        while got < skip + want {
+            match file.read_at(&mut buf.region()[got..span], start + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // Refused by the file system: the same read through the page cache.
+                Err(e) if *direct && e.raw_os_error() == Some(direct::EINVAL) => {
+                    direct::stop_direct(file).map_err(|e| with_context(context(), e))?;
+                    *direct = false;
+                }
+                Err(e) => return Err(with_context(context(), e)),
             }
-            self.offset += n;
-            self.remaining -= n;
         }
-        if pooled { Ok(Bytes::from_owner(PooledBuf(buf))) } else { Ok(Bytes::from(buf)) }
+        if got < skip + want {
+            return Err(with_context(
+                context(),
+                io::Error::new(io::ErrorKind::InvalidData, "file is shorter than recorded"),
+            ));
+        }
+        buf.set_len(skip + want);
+        self.offset += want as u64;
+        self.remaining -= want as u64;
+        Ok(Bytes::from_owner(buf).slice(skip..))
     }
 }
 
-/// Opens a segment's file, checks its length and seeks to `offset`.
-fn open_segment(layout: &Layout, segment: &BlobSegment, offset: u64) -> io::Result<File> {
+/// Opens a segment's file (direct where possible) and checks its length.
+fn open_segment(layout: &Layout, segment: &BlobSegment) -> io::Result<(File, bool)> {
     let id = check_id(&segment.id).map_err(io::Error::from)?;
     let path = layout.blob_path(id);
     let context = || format!("open blob {id} ({})", path.display());
-    let mut file = File::open(&path).map_err(|e| with_context(context(), e))?;
+    let (file, direct) = direct::open_read(&path).map_err(|e| with_context(context(), e))?;
     let len = file.metadata().map_err(|e| with_context(context(), e))?.len();
     if len != segment.len {
         return Err(io::Error::new(
@@ -187,10 +182,7 @@ fn open_segment(layout: &Layout, segment: &BlobSegment, offset: u64) -> io::Resu
             format!("blob {id} has {len} bytes, metadata says {}", segment.len),
         ));
     }
-    if offset > 0 {
-        file.seek(SeekFrom::Start(offset)).map_err(|e| with_context(context(), e))?;
-    }
-    Ok(file)
+    Ok((file, direct))
 }
 
 /// State of a read stream between polls.
