@@ -258,6 +258,11 @@ pub(crate) struct Journal {
 }
 
 impl Journal {
+    /// Bytes of valid records in the file.
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
     /// True if the next group should commit durably (a checkpoint).
     pub(crate) fn checkpoint_due(&self) -> bool {
         self.groups >= CHECKPOINT_GROUPS || self.since.elapsed() >= CHECKPOINT_EVERY || self.len >= CHECKPOINT_BYTES

@@ -87,7 +87,7 @@ pub(crate) fn run(
     rx: Receiver<Request>,
     stats: Arc<Stats>,
 ) {
-    let mut writer = Writer { db, journal, clock, persisted_max_stamp, stats };
+    let mut writer = Writer { db, journal, clock, persisted_max_stamp, stats, timing: GroupTiming::default() };
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_GROUP {
@@ -99,6 +99,7 @@ pub(crate) fn run(
         let (ops, replies): (Vec<WriteOp>, Vec<Reply>) = batch.into_iter().map(|r| (r.op, r.reply)).unzip();
         let group_size = ops.len();
         let started = Instant::now();
+        writer.timing = GroupTiming::default();
         let results = match std::panic::catch_unwind(AssertUnwindSafe(|| writer.commit_group(ops))) {
             Ok(results) => results,
             Err(_) => {
@@ -106,7 +107,16 @@ pub(crate) fn run(
                 vec![Err(MetaError::Storage("metadata writer panicked; nothing committed".into())); group_size]
             }
         };
-        tracing::trace!(group_size, elapsed_us = started.elapsed().as_micros() as u64, "metadata group committed");
+        let GroupTiming { apply_us, journal_us, commit_us, journal_bytes } = writer.timing;
+        tracing::trace!(
+            group_size,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            apply_us,
+            journal_us,
+            commit_us,
+            journal_bytes,
+            "metadata group committed"
+        );
         for (reply, result) in replies.into_iter().zip(results) {
             reply.send(result);
         }
@@ -118,7 +128,21 @@ pub(crate) fn run(
     tracing::debug!("metadata writer stopped");
 }
 
+/// Where the last group's time went (for the writer's trace line; see `bench/README.md`).
+#[derive(Debug, Default, Clone, Copy)]
+struct GroupTiming {
+    /// Applying the ops to the open transaction.
+    apply_us: u64,
+    /// Writing and fsyncing the journal record (0 for a checkpoint).
+    journal_us: u64,
+    /// The redb commit (durable for a checkpoint).
+    commit_us: u64,
+    /// Bytes of the journal record.
+    journal_bytes: u64,
+}
+
 struct Writer {
+    timing: GroupTiming,
     db: Arc<Database>,
     /// Makes the groups between durable commits durable (see `journal.rs`).
     journal: Journal,
@@ -156,6 +180,7 @@ impl Writer {
         let durability = if checkpoint { Durability::Immediate } else { Durability::None };
         txn.set_durability(durability).map_err(|e| MetaError::Storage(e.to_string()))?;
         let mut results = Vec::with_capacity(ops.len());
+        let started = Instant::now();
         let group_max_stamp;
         let redo;
         {
@@ -180,6 +205,8 @@ impl Writer {
             }
             redo = std::mem::take(&mut t.redo);
         }
+        self.timing.apply_us = started.elapsed().as_micros() as u64;
+        let mut committing = Instant::now();
         if checkpoint {
             txn.commit()?;
             self.journal.restart(self.journal.epoch + 1);
@@ -189,11 +216,15 @@ impl Writer {
         } else {
             // On error the transaction is dropped: nothing of the group is committed.
             let before = self.journal.append(&redo)?;
+            self.timing.journal_bytes = self.journal.len() - before;
+            self.timing.journal_us = committing.elapsed().as_micros() as u64;
+            committing = Instant::now();
             if let Err(e) = txn.commit() {
                 self.journal.cut(before);
                 return Err(e.into());
             }
         }
+        self.timing.commit_us = committing.elapsed().as_micros() as u64;
         self.persisted_max_stamp = group_max_stamp;
         Ok(results)
     }
@@ -539,8 +570,14 @@ mod tests {
         let db = Arc::new(Database::create(&path).unwrap());
         let (journal, _) = journal::recover(&db, &journal::path_for(&path)).unwrap();
         let max = crate::store::init_tables(&db).unwrap();
-        let writer =
-            Writer { db, journal, clock: VersionClock::new(), persisted_max_stamp: max, stats: Arc::default() };
+        let writer = Writer {
+            db,
+            journal,
+            clock: VersionClock::new(),
+            persisted_max_stamp: max,
+            stats: Arc::default(),
+            timing: GroupTiming::default(),
+        };
         (dir, writer)
     }
 
