@@ -51,7 +51,8 @@ fn file_path(dir: &Path, worker: usize, i: u64) -> PathBuf {
 
 /// Creates files of `size` bytes (written from `pattern`, repeated) and fsyncs each one, at
 /// most `max_per_worker` per worker; with `drop_pages`, then drops each file's pages from the
-/// page cache (`POSIX_FADV_DONTNEED`), as the server does with its blob files. Returns the
+/// page cache (`POSIX_FADV_DONTNEED`), close to the server, which writes its blob files with
+/// `O_DIRECT` (no pages to drop). Returns the
 /// measurement and the paths written.
 pub fn write_fsync(
     dir: &Path,

@@ -359,7 +359,7 @@ pub fn render(env: &Environment, phases: &[Phase], checks: &[Check], mem: &Memor
         s,
         "\nNotes: \"cached\" reads and GETs are served from the page cache (the data was just written), so \
          they measure CPU and memory bandwidth, except the server's GETs of objects above 64 KiB: the server \
-         drops a blob file's pages once it is fsynced, so those read from the device; \"cold\" rows read each file or object once after evicting it \
+         writes and reads blob files with O_DIRECT, so those read from the device; \"cold\" rows read each file or object once after evicting it \
          from the page cache (posix_fadvise DONTNEED via dd), so they include the device. \"cores\" = CPU \
          seconds ÷ wall seconds (bench = this process: the raw workers or the load client; host = the whole \
          machine, so host − server − bench is other load). \"server cost\" = server CPU per operation or per \
