@@ -26,10 +26,11 @@
 //! gets the buffered path for that file, so tmpfs and other systems keep working. Only Linux
 //! opens files this way.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::mem;
 use std::os::unix::fs::FileExt as _;
+use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 
 /// Alignment of direct writes: buffer address, file offset and length. 4 KiB covers the
@@ -114,35 +115,29 @@ impl std::fmt::Debug for Stage {
 
 /// Opens a new file for writing, with `O_DIRECT` where the platform and file system allow.
 /// Returns the file and whether it is direct.
-pub(crate) fn create_new(path: &std::path::Path) -> io::Result<(File, bool)> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let direct = rustix::fs::OFlags::DIRECT.bits();
-        match File::options().write(true).create_new(true).custom_flags(direct as i32).open(path) {
-            Ok(file) => return Ok((file, true)),
-            // Refused by the file system: a plain file below.
-            Err(e) if e.raw_os_error() == Some(EINVAL) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok((File::options().write(true).create_new(true).open(path)?, false))
+pub(crate) fn create_new(path: &Path) -> io::Result<(File, bool)> {
+    open(File::options().write(true).create_new(true), path)
 }
 
-/// Opens an existing file for reading, with `O_DIRECT` where the platform and file system
-/// allow. Returns the file and whether it is direct.
-pub(crate) fn open_read(path: &std::path::Path) -> io::Result<(File, bool)> {
+/// Opens an existing file for reading, like [`create_new`].
+pub(crate) fn open_read(path: &Path) -> io::Result<(File, bool)> {
+    open(File::options().read(true), path)
+}
+
+/// Opens with `options` plus `O_DIRECT`; if the file system refuses that (`EINVAL`), with
+/// `options` alone.
+fn open(options: &mut OpenOptions, path: &Path) -> io::Result<(File, bool)> {
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::fs::OpenOptionsExt as _;
         let direct = rustix::fs::OFlags::DIRECT.bits();
-        match File::options().read(true).custom_flags(direct as i32).open(path) {
+        match options.clone().custom_flags(direct as i32).open(path) {
             Ok(file) => return Ok((file, true)),
             Err(e) if e.raw_os_error() == Some(EINVAL) => {}
             Err(e) => return Err(e),
         }
     }
-    Ok((File::open(path)?, false))
+    Ok((options.open(path)?, false))
 }
 
 /// Clears `O_DIRECT` on an open file: later writes go through the page cache.
@@ -181,7 +176,7 @@ mod tests {
     use super::*;
 
     /// Whether the file system of `dir` takes `O_DIRECT` (tmpfs may not).
-    fn supports_direct(dir: &std::path::Path) -> bool {
+    fn supports_direct(dir: &Path) -> bool {
         create_new(&dir.join("probe")).unwrap().1
     }
 
