@@ -18,6 +18,8 @@
 
 use std::ops::Bound;
 
+use xregion_types::VersionId;
+
 use crate::error::MetaError;
 
 /// Escape byte for NUL inside a key, after a 0x00.
@@ -96,21 +98,24 @@ pub(crate) fn upload_index_key(bucket_id: u64, key: &str, upload_id: &str) -> Ve
 }
 
 /// `stamp ‖ bucket_id ‖ enc(key) ‖ enc(version_id)`: prefix of one version's `outbox_index`
-/// rows. The stamp leads so that the rows of new versions, which have the newest stamps, are
+/// rows; `stamp` is the version id's (0 for the null version and for tasks without a version,
+/// whose id is stored as `""`). The stamp leads so that the rows of new versions, which have the newest stamps, are
 /// appended at the right edge of the tree and removed near its left edge in about the same
 /// order: a commit of many replicated writes then dirties one or two index leaves, not one
 /// per write (keyed by object key first, each write dirtied a leaf of its own).
-pub(crate) fn outbox_version_prefix(stamp: u64, bucket_id: u64, key: &str, version_id: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + key.len() + version_id.len() + 4);
+pub(crate) fn outbox_version_prefix(bucket_id: u64, key: &str, version_id: Option<&VersionId>) -> Vec<u8> {
+    let stamp = version_id.and_then(VersionId::stamp).unwrap_or(0);
+    let id = version_id.map_or("", VersionId::as_str);
+    let mut out = Vec::with_capacity(16 + key.len() + id.len() + 4);
     out.extend_from_slice(&stamp.to_be_bytes());
     out.extend_from_slice(&object_key(bucket_id, key));
-    encode_into(&mut out, version_id.as_bytes());
+    encode_into(&mut out, id.as_bytes());
     out
 }
 
 /// `stamp ‖ bucket_id ‖ enc(key) ‖ enc(version_id) ‖ seq`: one `outbox_index` row.
-pub(crate) fn outbox_index_key(stamp: u64, bucket_id: u64, key: &str, version_id: &str, seq: u64) -> Vec<u8> {
-    let mut out = outbox_version_prefix(stamp, bucket_id, key, version_id);
+pub(crate) fn outbox_index_key(bucket_id: u64, key: &str, version_id: Option<&VersionId>, seq: u64) -> Vec<u8> {
+    let mut out = outbox_version_prefix(bucket_id, key, version_id);
     out.extend_from_slice(&seq.to_be_bytes());
     out
 }

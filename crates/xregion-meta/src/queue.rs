@@ -41,20 +41,9 @@ pub struct OutboxEntry {
 }
 
 impl OutboxEntry {
-    /// The version id as stored in the `outbox_index` key (`""` when there is none).
-    pub(crate) fn index_version(&self) -> &str {
-        self.version_id.as_ref().map(VersionId::as_str).unwrap_or("")
-    }
-
-    /// The stamp leading the `outbox_index` key: the version id's stamp, 0 for the null
-    /// version or no version (see `keys::outbox_version_prefix`).
-    pub(crate) fn index_stamp(&self) -> u64 {
-        self.version_id.as_ref().and_then(VersionId::stamp).unwrap_or(0)
-    }
-
     /// This entry's `outbox_index` key.
     pub(crate) fn index_key(&self) -> Vec<u8> {
-        keys::outbox_index_key(self.index_stamp(), self.bucket_id, &self.key, self.index_version(), self.seq)
+        keys::outbox_index_key(self.bucket_id, &self.key, self.version_id.as_ref(), self.seq)
     }
 }
 
@@ -81,19 +70,12 @@ where
     }
 }
 
-/// True if any `outbox_index` row of this version is left (`stamp` is the index stamp: the
-/// version id's, 0 for the null version).
-fn any_task_left<T>(
-    outbox_index: &T,
-    stamp: u64,
-    bucket_id: u64,
-    key: &str,
-    version_id: &str,
-) -> Result<bool, MetaError>
+/// True if any `outbox_index` row of this version is left.
+fn any_task_left<T>(outbox_index: &T, bucket_id: u64, key: &str, version_id: &VersionId) -> Result<bool, MetaError>
 where
     T: ReadableTable<&'static [u8], ()>,
 {
-    let prefix = keys::outbox_version_prefix(stamp, bucket_id, key, version_id);
+    let prefix = keys::outbox_version_prefix(bucket_id, key, Some(version_id));
     let (lower, upper) = keys::prefix_range(&prefix);
     Ok(outbox_index.range::<&[u8]>(keys::bounds(&lower, &upper))?.next().transpose()?.is_some())
 }
@@ -116,8 +98,7 @@ where
         ReplicationStatus::ReplicaPending => ReplicationStatus::Replica,
         _ => return Ok(()),
     };
-    let stamp = record.version_id.stamp().unwrap_or(0);
-    if !any_task_left(outbox_index, stamp, bucket_id, key, record.version_id.as_str())? {
+    if !any_task_left(outbox_index, bucket_id, key, &record.version_id)? {
         record.replication = finished;
     }
     Ok(())
