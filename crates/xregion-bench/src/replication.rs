@@ -8,9 +8,9 @@
 //!    the first 50 ms, then less often).
 //! 2. Full speed (concurrency 16, 4 KiB and 1 MiB): source PUT throughput into a replicated
 //!    bucket ÷ the same run into a bucket without replication; lag p99 (sampled on one object
-//!    in 8 and on every worker's last object); replication throughput ÷ ingest throughput,
-//!    each over its own window (first → last PUT acknowledged; first → last replica readable),
-//!    so ≥ 1.0 means replication kept pace.
+//!    in `--lag-sample`, default 32, and on every worker's last object); replication
+//!    throughput ÷ ingest throughput, each over its own window (first → last PUT acknowledged;
+//!    first → last replica readable), so ≥ 1.0 means replication kept pace.
 //! 3. Backlog drain: destination stopped, N 4 KiB objects written, destination started; time
 //!    until every version is readable there, and the source's highest RSS meanwhile.
 
@@ -57,6 +57,12 @@ pub struct ReplArgs {
     /// Workers in the full-speed and backlog phases.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// Full-speed phases: one object in N (and each worker's last) gets a lag poller. The
+    /// pollers' HEAD requests load the destination and the machine, which the run without
+    /// replication does not carry: at 1 in 8 they were about a fifth of the replicated
+    /// phase's CPU (see bench/README.md). 1 in 32 still gives over a thousand samples.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
+    lag_sample: u64,
     #[command(flatten)]
     server: server::ServerArgs,
     /// Keep the temporary directory.
@@ -261,6 +267,8 @@ struct Report {
     quick: bool,
     /// Cores of the machine.
     cores: f64,
+    /// Full speed: one object in this many got a lag poller.
+    lag_sample: u64,
     rows: Vec<LagRow>,
     backlog: Backlog,
 }
@@ -303,7 +311,7 @@ async fn phases(pair: &mut Pair, args: &ReplArgs) -> anyhow::Result<Report> {
     }
     for size in [4 * KIB, MIB] {
         let pids: Vec<u32> = [&pair.src, &pair.dst].into_iter().flatten().map(Server::pid).collect();
-        let row = full_speed_phase(&sc, &dc, &pids, &pattern, size, args.concurrency, full).await?;
+        let row = full_speed_phase(&sc, (&dc, args.lag_sample), &pids, &pattern, size, args.concurrency, full).await?;
         eprintln!(
             "  {}: {:.0} PUT/s ({:.0} without replication), lag p99 {}",
             row.name,
@@ -316,7 +324,7 @@ async fn phases(pair: &mut Pair, args: &ReplArgs) -> anyhow::Result<Report> {
     let n = args.backlog.unwrap_or(if args.quick { 10_000 } else { 100_000 });
     let backlog = backlog_phase(pair, &pattern, n, args.concurrency).await?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    Ok(Report { quick: args.quick, cores, rows, backlog })
+    Ok(Report { quick: args.quick, cores, lag_sample: args.lag_sample, rows, backlog })
 }
 
 /// Polls the destination until the version is readable; returns the time since `acked`.
@@ -394,12 +402,12 @@ fn span(times: impl Iterator<Item = Instant>) -> Duration {
 }
 
 /// `concurrency` workers PUT for `duration` into `bucket`; returns every (key, version, ack
-/// time), and the PUT measurement. With `lag`, one object in 8 and every worker's last object
-/// get a poller on the destination.
+/// time), and the PUT measurement. With `lag` = (destination, n), one object in n and every
+/// worker's last object get a poller on the destination.
 #[allow(clippy::type_complexity, clippy::too_many_arguments)]
 async fn ingest(
     sc: &Arc<S3Client>,
-    dc: Option<&Arc<S3Client>>,
+    lag: Option<(&Arc<S3Client>, u64)>,
     bucket: &'static str,
     prefix: &str,
     pattern: &Bytes,
@@ -412,7 +420,8 @@ async fn ingest(
     let deadline = start + duration;
     let workers: Vec<_> = (0..concurrency)
         .map(|w| {
-            let (sc, dc, pattern, prefix) = (sc.clone(), dc.cloned(), pattern.clone(), prefix.to_owned());
+            let (sc, pattern, prefix) = (sc.clone(), pattern.clone(), prefix.to_owned());
+            let lag = lag.map(|(dc, n)| (dc.clone(), n));
             tokio::spawn(async move {
                 let (mut written, mut lat, mut pollers) = (Vec::new(), Vec::new(), Vec::new());
                 let mut i = 0u64;
@@ -423,8 +432,8 @@ async fn ingest(
                     let acked = Instant::now();
                     lat.push(acked - t0);
                     let last = acked >= deadline || i + 1 == max_per_worker;
-                    if let Some(dc) = &dc
-                        && (i.is_multiple_of(8) || last)
+                    if let Some((dc, every)) = &lag
+                        && (i.is_multiple_of(*every) || last)
                     {
                         let (dc, key, vid) = (dc.clone(), key.clone(), vid.clone());
                         pollers.push(tokio::spawn(async move {
@@ -487,16 +496,18 @@ async fn sweep(dc: &Arc<S3Client>, written: Arc<Vec<(String, String)>>) -> anyho
     Ok(last)
 }
 
-/// Full-speed PUTs: without replication (baseline), then with it.
+/// Full-speed PUTs: without replication (baseline), then with it; `lag` = the destination's
+/// client and the lag sampling interval (see [`ingest`]).
 async fn full_speed_phase(
     sc: &Arc<S3Client>,
-    dc: &Arc<S3Client>,
+    lag: (&Arc<S3Client>, u64),
     server_pids: &[u32],
     pattern: &Bytes,
     size: u64,
     concurrency: usize,
     duration: Duration,
 ) -> anyhow::Result<LagRow> {
+    let dc = lag.0;
     let label = stats::fmt_size(size).replace(' ', "");
     // At most 4 GiB per phase.
     let max = ((4 * 1024 * MIB) / size / concurrency as u64).max(1);
@@ -507,7 +518,7 @@ async fn full_speed_phase(
     let cpu_base = mark.spent(ticks);
     let mark = CpuMark::now(server_pids);
     let (m, written, mut events) =
-        ingest(sc, Some(dc), SRC, &prefix, pattern, size, concurrency, duration, max).await?;
+        ingest(sc, Some(lag), SRC, &prefix, pattern, size, concurrency, duration, max).await?;
     let cpu_repl = mark.spent(ticks);
     // Every version must arrive; the sweep's end bounds the last replica if a sample missed it.
     let ids: Vec<(String, String)> = written.iter().map(|w| (w.0.clone(), w.1.clone())).collect();
@@ -688,11 +699,13 @@ impl Report {
             format!("{:.0} MiB", b.rss_max as f64 / stats::MIB),
             b.rss_max < 300 * MIB,
         );
-        out.push_str(
+        let _ = writeln!(
+            out,
             "\nLag: PUT acknowledged → `HEAD ?versionId` 200 on the destination (polled every max(1 ms, \
-             5 % of the time waited), at most every 100 ms; full speed samples 1 object in 8). Repl. ÷ ingest: ingest window \
-             (first → last PUT acknowledged) ÷ replication window (first → last replica readable); ≥ 1.0 (to two \
-             decimals) means replication kept pace.\n",
+             5 % of the time waited), at most every 100 ms; full speed samples 1 object in {} and each worker's \
+             last). Repl. ÷ ingest: ingest window (first → last PUT acknowledged) ÷ replication window (first → \
+             last replica readable); ≥ 1.0 (to two decimals) means replication kept pace.",
+            self.lag_sample
         );
         out
     }
