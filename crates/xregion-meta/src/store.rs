@@ -124,15 +124,38 @@ impl MetaStore {
         key: &str,
         version: Option<&VersionId>,
     ) -> Result<Option<VersionRecord>, MetaError> {
+        if let Some(id) = version {
+            return Ok(self.get_versions([(bucket_id, key, id)])?.pop().flatten());
+        }
         let txn = self.read()?;
-        let versions = txn.open_table(VERSIONS)?;
-        let found = match version {
-            None => objects::newest_version(&versions, bucket_id, key)?,
-            Some(id) => objects::find_version(&versions, &txn.open_table(NULLS)?, bucket_id, key, id)?,
+        let Some(mut record) = objects::newest_version(&txn.open_table(VERSIONS)?, bucket_id, key)? else {
+            return Ok(None);
         };
-        let Some(mut record) = found else { return Ok(None) };
         queue::settle(&txn.open_table(OUTBOX_INDEX)?, bucket_id, key, &mut record)?;
         Ok(Some(record))
+    }
+
+    /// Several specific versions, `(bucket id, key, version id)`, each as [`Self::get_version`]
+    /// would return it, read from one snapshot. For callers that read many versions at once
+    /// (the replication worker): opening a read transaction and its tables cost more than the
+    /// lookup itself, and this opens them once.
+    pub fn get_versions<'a>(
+        &self,
+        wanted: impl IntoIterator<Item = (u64, &'a str, &'a VersionId)>,
+    ) -> Result<Vec<Option<VersionRecord>>, MetaError> {
+        let txn = self.read()?;
+        let (versions, nulls, outbox_index) =
+            (txn.open_table(VERSIONS)?, txn.open_table(NULLS)?, txn.open_table(OUTBOX_INDEX)?);
+        wanted
+            .into_iter()
+            .map(|(bucket_id, key, id)| {
+                let Some(mut record) = objects::find_version(&versions, &nulls, bucket_id, key, id)? else {
+                    return Ok(None);
+                };
+                queue::settle(&outbox_index, bucket_id, key, &mut record)?;
+                Ok(Some(record))
+            })
+            .collect()
     }
 
     /// One page of `ListObjects`: current versions that are not delete markers (VER-19).

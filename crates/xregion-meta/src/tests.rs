@@ -930,6 +930,38 @@ fn sts4_completed_is_read_from_the_outbox_not_written() {
     assert_eq!(status(&store, n.id, "r", &v.version_id), Replica);
 }
 
+/// `get_versions` answers every version as `get_version` does, from one snapshot: settled
+/// statuses, the null version, a missing id, and a version of another bucket.
+#[test]
+fn get_versions_reads_each_version_as_get_version_does() {
+    let (_dir, store) = open();
+    let b = bucket(&store, "many", VersioningState::Enabled);
+    let one = put_with_tasks(&store, "many", "k", &["eu"]);
+    let two = put_with_tasks(&store, "many", "k", &["eu", "ap"]);
+    let other = put_with_tasks(&store, "many", "j", &["eu"]);
+    let n = bucket(&store, "nulls", VersioningState::Suspended);
+    let null = put_with_tasks(&store, "nulls", "k", &["eu"]);
+    assert_eq!(null.version_id, VersionId::Null);
+    // seq 1 is `one`'s only task (now Completed); `two` keeps a task (Pending).
+    w(&store, WriteOp::CompleteTask { seq: 1 });
+    w(&store, WriteOp::CompleteTask { seq: 2 });
+    let missing = VersionId::Null;
+    let wanted = [
+        (b.id, "k", &one.version_id),
+        (b.id, "k", &two.version_id),
+        (b.id, "j", &other.version_id),
+        (n.id, "k", &null.version_id),
+        (b.id, "k", &missing),
+        (n.id, "k", &one.version_id),
+    ];
+    let many = store.get_versions(wanted).unwrap();
+    let each: Vec<_> = wanted.iter().map(|(id, key, v)| store.get_version(*id, key, Some(v)).unwrap()).collect();
+    assert_eq!(many, each);
+    let statuses: Vec<_> = many.iter().map(|r| r.as_ref().map(|r| r.replication.clone())).collect();
+    use ReplicationStatus::{Completed, Pending};
+    assert_eq!(statuses, [Some(Completed), Some(Pending), Some(Pending), Some(Pending), None, None]);
+}
+
 /// STS-5/6/7: one failed destination makes the version FAILED even if the other completes
 /// later; the failure keeps its reason (IAM-8).
 #[test]
