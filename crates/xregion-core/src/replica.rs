@@ -14,7 +14,7 @@ use xregion_blob::checksum::to_base64;
 use xregion_meta::{Outbox, Planner, WriteOp, WriteOutcome};
 use xregion_types::replication::{ReplicationTask, TaskKind};
 use xregion_types::{
-    ChecksumAlgorithm, ChecksumValue, InvalidInput, ObjectKey, ReplicationStatus, VersionId, VersionKind,
+    BucketRecord, ChecksumAlgorithm, ChecksumValue, InvalidInput, ObjectKey, ReplicationStatus, VersionId, VersionKind,
     VersionRecord, VersioningState,
 };
 
@@ -130,12 +130,12 @@ impl Region {
 
     /// The destination bucket of a replica write: it must exist and have versioning Enabled
     /// (ELI-21 item 1; otherwise the source records `DstBucketUnversioned`).
-    fn replica_bucket(&self, bucket: &str) -> CoreResult<()> {
+    fn replica_bucket(&self, bucket: &str) -> CoreResult<BucketRecord> {
         let b = self.bucket(bucket)?;
         if b.versioning != VersioningState::Enabled {
             return Err(CoreError::InvalidBucketState(DESTINATION_UNVERSIONED.into()));
         }
-        Ok(())
+        Ok(b)
     }
 
     /// The stamp of a replicated version id; a `null` or foreign id cannot be ordered.
@@ -159,9 +159,8 @@ impl Region {
     ) -> CoreResult<PutResult> {
         ObjectKey::parse(&req.key)?;
         req.meta.validate()?;
-        self.replica_bucket(&req.bucket)?;
+        let b = self.replica_bucket(&req.bucket)?;
         let stamp = Self::replica_stamp(&req.version_id)?;
-        let b = self.bucket(&req.bucket)?;
         if let Some(existing) = self.meta().get_version(b.id, &req.key, Some(&req.version_id))? {
             // Replay: keep what is stored. The body is drained, not stored, so that the sender
             // sees a normal end of request rather than a connection cut mid-upload.
