@@ -63,11 +63,44 @@ pub struct ReplArgs {
     /// phase's CPU (see bench/README.md). 1 in 32 still gives over a thousand samples.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
     lag_sample: u64,
+    /// Only these phases (comma-separated): to compare two builds on one target in less time.
+    /// Targets of phases left out are not checked.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = Phase::ALL)]
+    phases: Vec<Phase>,
     #[command(flatten)]
     server: server::ServerArgs,
     /// Keep the temporary directory.
     #[arg(long)]
     keep: bool,
+}
+
+/// The measured phases of a run, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Phase {
+    /// Steady-rate lag, 1 MiB and 4 KiB.
+    Steady,
+    /// Full speed, 4 KiB: with ÷ without replication, lag, keeping up.
+    #[value(name = "full-4k")]
+    Full4k,
+    /// Full speed, 1 MiB.
+    #[value(name = "full-1m")]
+    Full1m,
+    /// Backlog drain with the destination down, and the source's memory.
+    Backlog,
+}
+
+impl Phase {
+    const ALL: [Phase; 4] = [Phase::Steady, Phase::Full4k, Phase::Full1m, Phase::Backlog];
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use clap::ValueEnum as _;
+        match self.to_possible_value() {
+            Some(v) => f.write_str(v.get_name()),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Both regions and a client for each.
@@ -270,7 +303,10 @@ struct Report {
     /// Full speed: one object in this many got a lag poller.
     lag_sample: u64,
     rows: Vec<LagRow>,
-    backlog: Backlog,
+    /// `None` when the phase was left out (`--phases`).
+    backlog: Option<Backlog>,
+    /// The phases run.
+    phases: Vec<Phase>,
 }
 
 async fn phases(pair: &mut Pair, args: &ReplArgs) -> anyhow::Result<Report> {
@@ -299,7 +335,9 @@ async fn phases(pair: &mut Pair, args: &ReplArgs) -> anyhow::Result<Report> {
     let steady = Duration::from_secs_f64(args.steady_secs.unwrap_or(if args.quick { 5.0 } else { 15.0 }).max(0.5));
     let full = Duration::from_secs_f64(args.full_secs.unwrap_or(if args.quick { 3.0 } else { 10.0 }).max(0.5));
     let mut rows = Vec::new();
-    for (size, rate) in [(MIB, 20u32), (4 * KIB, 100)] {
+    let steady_sizes: &[(u64, u32)] =
+        if args.phases.contains(&Phase::Steady) { &[(MIB, 20u32), (4 * KIB, 100)] } else { &[] };
+    for &(size, rate) in steady_sizes {
         let row = steady_phase(&sc, &dc, &pattern, size, rate, steady).await?;
         eprintln!(
             "  {}: lag p50 {} p99 {}",
@@ -309,7 +347,10 @@ async fn phases(pair: &mut Pair, args: &ReplArgs) -> anyhow::Result<Report> {
         );
         rows.push(row);
     }
-    for size in [4 * KIB, MIB] {
+    for (size, phase) in [(4 * KIB, Phase::Full4k), (MIB, Phase::Full1m)] {
+        if !args.phases.contains(&phase) {
+            continue;
+        }
         let pids: Vec<u32> = [&pair.src, &pair.dst].into_iter().flatten().map(Server::pid).collect();
         let row = full_speed_phase(&sc, (&dc, args.lag_sample), &pids, &pattern, size, args.concurrency, full).await?;
         eprintln!(
@@ -322,9 +363,12 @@ async fn phases(pair: &mut Pair, args: &ReplArgs) -> anyhow::Result<Report> {
         rows.push(row);
     }
     let n = args.backlog.unwrap_or(if args.quick { 10_000 } else { 100_000 });
-    let backlog = backlog_phase(pair, &pattern, n, args.concurrency).await?;
+    let backlog = match args.phases.contains(&Phase::Backlog) {
+        true => Some(backlog_phase(pair, &pattern, n, args.concurrency).await?),
+        false => None,
+    };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    Ok(Report { quick: args.quick, cores, lag_sample: args.lag_sample, rows, backlog })
+    Ok(Report { quick: args.quick, cores, lag_sample: args.lag_sample, rows, backlog, phases: args.phases.clone() })
 }
 
 /// Polls the destination until the version is readable; returns the time since `acked`.
@@ -605,6 +649,14 @@ impl Report {
         let mut out = String::new();
         let mode = if self.quick { "quick" } else { "full" };
         let _ = writeln!(out, "\n## xregion replication benchmark ({mode} run, {:.0} s)\n", took.as_secs_f64());
+        if Phase::ALL.iter().any(|p| !self.phases.contains(p)) {
+            let run: Vec<String> = self.phases.iter().map(Phase::to_string).collect();
+            let _ = writeln!(
+                out,
+                "Only the phases {} (`--phases`): the others' targets are not checked.\n",
+                run.join(", ")
+            );
+        }
         let _ = writeln!(
             out,
             "| phase | objects | PUT/s | PUT/s w/o repl. | lag p50 | lag p99 | lag max | repl. ÷ ingest |"
@@ -649,27 +701,31 @@ impl Report {
                 idle(w) * 100.0
             );
         }
-        let b = &self.backlog;
-        let _ = writeln!(
-            out,
-            "\nbacklog: {} × 4 KiB written in {:.1} s with the destination down; drained in {:.1} s \
-             ({:.0} obj/s); source RSS max {:.0} MiB while writing, {:.0} MiB while draining (source \
-             restarted before the phase)\n",
-            b.objects,
-            b.write_secs,
-            b.drain_secs,
-            b.objects as f64 / b.drain_secs.max(1e-9),
-            b.rss_write as f64 / stats::MIB,
-            b.rss_drain as f64 / stats::MIB
-        );
-        let _ = writeln!(
-            out,
-            "replication report (`GET /_xregion/replication`) with the backlog pending: {} in {}, \
-             {} operations reported pending\n",
-            b.objects,
-            fmt_dur(Some(Duration::from_secs_f64(b.report_secs))),
-            b.reported_pending.map_or("?".to_owned(), |n| n.to_string())
-        );
+        if let Some(b) = &self.backlog {
+            let _ = writeln!(
+                out,
+                "\nbacklog: {} × 4 KiB written in {:.1} s with the destination down; drained in {:.1} s \
+                 ({:.0} obj/s); source RSS max {:.0} MiB while writing, {:.0} MiB while draining (source \
+                 restarted before the phase)\n",
+                b.objects,
+                b.write_secs,
+                b.drain_secs,
+                b.objects as f64 / b.drain_secs.max(1e-9),
+                b.rss_write as f64 / stats::MIB,
+                b.rss_drain as f64 / stats::MIB
+            );
+            let _ = writeln!(
+                out,
+                "replication report (`GET /_xregion/replication`) with the backlog pending: {} in {}, \
+                 {} operations reported pending\n",
+                b.objects,
+                fmt_dur(Some(Duration::from_secs_f64(b.report_secs))),
+                b.reported_pending.map_or("?".to_owned(), |n| n.to_string())
+            );
+        }
+        if self.backlog.is_none() {
+            let _ = writeln!(out);
+        }
         let _ = writeln!(out, "| target | measured | result |");
         let _ = writeln!(out, "|---|---|---|");
         let mut check = |target: String, measured: String, ok: bool| {
@@ -694,11 +750,13 @@ impl Report {
                 );
             }
         }
-        check(
-            "backlog drain source RSS < 300 MiB".to_owned(),
-            format!("{:.0} MiB", b.rss_max as f64 / stats::MIB),
-            b.rss_max < 300 * MIB,
-        );
+        if let Some(b) = &self.backlog {
+            check(
+                "backlog drain source RSS < 300 MiB".to_owned(),
+                format!("{:.0} MiB", b.rss_max as f64 / stats::MIB),
+                b.rss_max < 300 * MIB,
+            );
+        }
         let _ = writeln!(
             out,
             "\nLag: PUT acknowledged → `HEAD ?versionId` 200 on the destination (polled every max(1 ms, \
