@@ -363,9 +363,10 @@ async fn phases(pair: &mut Pair, args: &ReplArgs) -> anyhow::Result<Report> {
         rows.push(row);
     }
     let n = args.backlog.unwrap_or(if args.quick { 10_000 } else { 100_000 });
-    let backlog = match args.phases.contains(&Phase::Backlog) {
-        true => Some(backlog_phase(pair, &pattern, n, args.concurrency).await?),
-        false => None,
+    let backlog = if args.phases.contains(&Phase::Backlog) {
+        Some(backlog_phase(pair, &pattern, n, args.concurrency).await?)
+    } else {
+        None
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     Ok(Report { quick: args.quick, cores, lag_sample: args.lag_sample, rows, backlog, phases: args.phases.clone() })
@@ -722,8 +723,7 @@ impl Report {
                 fmt_dur(Some(Duration::from_secs_f64(b.report_secs))),
                 b.reported_pending.map_or("?".to_owned(), |n| n.to_string())
             );
-        }
-        if self.backlog.is_none() {
+        } else {
             let _ = writeln!(out);
         }
         let _ = writeln!(out, "| target | measured | result |");
