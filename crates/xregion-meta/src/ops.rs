@@ -192,7 +192,7 @@ pub enum WriteOp {
     /// Several tasks finished at once, each exactly as `CompleteTask` (`None`) or `FailTask`
     /// (`Some(reason)`) would finish it, in order. One op for a whole replication batch, so
     /// that finishing it costs the writer one request, not one per task. Outcome:
-    /// `TasksFinished`, one status per task in the same order.
+    /// `TasksFinished`, per task in the same order whether it was still in the outbox.
     FinishTasks {
         /// Outbox sequence numbers, each with its failure reason if it failed.
         tasks: Vec<(u64, Option<String>)>,
@@ -278,10 +278,11 @@ pub enum WriteOutcome {
         /// or its version no longer exists.
         status: Option<ReplicationStatus>,
     },
-    /// Tasks were finished (`FinishTasks`): per task, what `TaskFinished` says for one.
+    /// Tasks were finished (`FinishTasks`). The versions' statuses are not worked out (read
+    /// them; a task finished here settles as `CompleteTask`/`FailTask` would settle it).
     TasksFinished {
-        /// Per task, in the op's order.
-        statuses: Vec<Option<ReplicationStatus>>,
+        /// Per task, in the op's order: false if it was already gone (finished before).
+        finished: Vec<bool>,
     },
     /// The upload was recorded.
     Upload(UploadRecord),

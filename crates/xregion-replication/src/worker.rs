@@ -800,7 +800,7 @@ async fn execute(
 async fn finish(region: &Region, tasks: Vec<(u64, Option<String>)>) -> Result<(), ReplicationError> {
     let n = tasks.len();
     match region.meta().write(WriteOp::FinishTasks { tasks }).await {
-        Ok(WriteOutcome::TasksFinished { statuses }) if statuses.len() == n => Ok(()),
+        Ok(WriteOutcome::TasksFinished { finished }) if finished.len() == n => Ok(()),
         Ok(other) => Err(ReplicationError::retryable(format!("unexpected outcome finishing {n} tasks: {other:?}"))),
         Err(e) => Err(ReplicationError::retryable(format!("finishing {n} tasks: {e}"))),
     }
