@@ -26,8 +26,8 @@ use tokio::time::Instant;
 use xregion_core::Region;
 use xregion_core::replica::decode_task;
 use xregion_meta::{OutboxEntry, WriteOp, WriteOutcome};
-use xregion_types::VersionId;
 use xregion_types::replication::{ReplicationTask, TaskKind};
+use xregion_types::{VersionId, VersionRecord};
 
 use crate::{Backoff, ErrorKind, Replica, ReplicationError, ReplicationTarget};
 
@@ -227,6 +227,11 @@ struct Queued {
     /// `batchable` and `bytes` are known: an object task's come from its version, looked up
     /// for all newly loaded tasks at once (`Worker::size_new_tasks`).
     sized: bool,
+    /// The version as read when the task entered the window, for its first attempt (it was
+    /// read a second time by the job, a fifth of the job's CPU at full speed). A later change
+    /// of the version is a later task of the key (ELI-12), ordered after this one; a retry
+    /// reads the version again.
+    version: Option<VersionRecord>,
 }
 
 impl Queued {
@@ -364,6 +369,7 @@ impl Worker {
             if let Some(v) = version {
                 q.batchable = crate::batch::batchable(TaskKind::Object, &v);
                 q.bytes = v.object().map_or(0, |d| d.size);
+                q.version = Some(v);
             }
             q.sized = true;
         }
@@ -661,8 +667,9 @@ fn spawn_job(
     let (region, target, dest) = (region.clone(), Arc::clone(target), dest.to_owned());
     running.spawn(async move {
         let count = items.len();
+        let mut items = items;
         let results =
-            AssertUnwindSafe(execute(&region, target.as_ref(), &items)).catch_unwind().await.unwrap_or_else(|_| {
+            AssertUnwindSafe(execute(&region, target.as_ref(), &mut items)).catch_unwind().await.unwrap_or_else(|_| {
                 (0..count).map(|_| Err(ReplicationError::retryable("replication task panicked"))).collect()
             });
         let done = items.into_iter().zip(results).map(|(item, result)| Done { item, result }).collect();
@@ -676,16 +683,16 @@ fn spawn_job(
 fn queued(entry: OutboxEntry, task: ReplicationTask) -> Queued {
     let batchable = task.kind == TaskKind::DeleteMarker;
     let sized = task.kind != TaskKind::Object;
-    Queued { entry, task, attempts: 0, not_before: None, batchable, bytes: 0, sized }
+    Queued { entry, task, attempts: 0, not_before: None, batchable, bytes: 0, sized, version: None }
 }
 
-/// Runs a job: reads each source version, sends them together (`ReplicationTarget::send_many`),
+/// Runs a job: takes each source version read when its task was queued (or reads it now), sends them together (`ReplicationTarget::send_many`),
 /// and finishes each task in the store (the finishing writes share a group commit). One result
 /// per task; `Err` means "retry later" (the task stays in the outbox).
 async fn execute(
     region: &Region,
     target: &dyn ReplicationTarget,
-    items: &[Queued],
+    items: &mut [Queued],
 ) -> Vec<Result<Finished, ReplicationError>> {
     let meta = region.meta();
     let store_error = |e: xregion_meta::MetaError| ReplicationError::retryable(format!("metadata: {e}"));
@@ -693,15 +700,18 @@ async fn execute(
     let mut outcomes: Vec<Result<Option<Option<&'static str>>, ReplicationError>> = Vec::with_capacity(items.len());
     let mut replicas = Vec::new();
     let mut sent = Vec::new();
-    // Every version of the job from one read of the store, and each bucket's name once.
-    let mut versions = meta.get_versions(items.iter().filter_map(Queued::version)).map(Vec::into_iter);
+    // The versions not read yet from one read of the store, and each bucket's name once.
+    let mut versions =
+        meta.get_versions(items.iter().filter(|q| q.version.is_none()).filter_map(Queued::version)).map(Vec::into_iter);
     let mut names: Vec<(u64, Result<Option<String>, xregion_meta::MetaError>)> = Vec::new();
-    for (i, item) in items.iter().enumerate() {
+    for (i, item) in items.iter_mut().enumerate() {
+        let cached = item.version.take();
         let entry = &item.entry;
-        let version = match (&entry.version_id, &mut versions) {
-            (None, _) => Ok(None),
-            (Some(_), Ok(found)) => Ok(found.next().flatten()),
-            (Some(_), Err(e)) => Err(e.clone()),
+        let version = match (&entry.version_id, cached, &mut versions) {
+            (None, _, _) => Ok(None),
+            (Some(_), Some(v), _) => Ok(Some(v)),
+            (Some(_), None, Ok(found)) => Ok(found.next().flatten()),
+            (Some(_), None, Err(e)) => Err(e.clone()),
         };
         let at = match names.iter().position(|(id, _)| *id == entry.bucket_id) {
             Some(at) => at,
@@ -1038,6 +1048,26 @@ mod tests {
         until("counters", || handle.status().completed == 1).await;
         let status = handle.status();
         assert_eq!((status.completed, status.retries, status.failed), (1, 3, 0));
+        handle.shutdown().await;
+    }
+
+    /// A task's first attempt sends the version read when it entered the window; a retry
+    /// reads it again: a version removed in between (DEL-1, never replicated) is not sent
+    /// again, and its task is finished. Real time: the removal (a real writer thread) must
+    /// land before the retry, at least half a second (the back-off) after the first attempt.
+    #[tokio::test]
+    async fn a_retry_reads_the_version_again() {
+        let (_dir, region) = region();
+        let _bucket_id = source_bucket(&region).await;
+        let target = Arc::new(FakeTarget::default());
+        lock(&target.behaviour).insert("k".into(), Behaviour::FailTimes(1));
+        let handle = spawn(region.clone(), target.clone(), config());
+        let vid = put(&region, "k").await;
+        until("first attempt", || lock(&target.attempts).len() == 1).await;
+        let op = WriteOp::DeleteVersion { bucket: "src".into(), key: "k".into(), version_id: vid };
+        region.meta().write(op).await.unwrap();
+        until("finished", || region.meta().outbox_len().unwrap() == 0).await;
+        assert_eq!(lock(&target.attempts).len(), 1, "the removed version was sent again");
         handle.shutdown().await;
     }
 
