@@ -1378,6 +1378,9 @@ fn inline_rows_follow_their_version() {
     assert!(freed.is_empty());
     assert_eq!(inline_bytes(&store, &a), None);
     assert_eq!(inline_bytes(&store, &bb).unwrap(), b"bb");
+    // Several at once, in order, from one snapshot.
+    let ids = [&bb, &a, &bb].map(|r| r.object().unwrap().inline.unwrap());
+    assert_eq!(store.get_inlines(ids).unwrap(), [Some(b"bb".to_vec()), None, Some(b"bb".to_vec())]);
 
     // Suspended: a DELETE replaces the null version (here none) with a null marker; a null
     // inline version is then replaced by the marker and its row removed.

@@ -69,8 +69,26 @@ impl BatchClient {
         let mut results: Vec<Option<Result<(), ReplicationError>>> = vec![None; replicas.len()];
         let mut entries = Vec::with_capacity(replicas.len());
         let mut sent = Vec::with_capacity(replicas.len());
+        // Every inline body of the batch from one read of the store.
+        let inline_of = |r: &&Replica| match r.kind {
+            TaskKind::Object => r.version.object().and_then(|d| d.inline),
+            _ => None,
+        };
+        let mut inline = match region.meta().get_inlines(replicas.iter().filter_map(inline_of)) {
+            Ok(bodies) => Ok(bodies.into_iter()),
+            Err(e) => Err(ReplicationError::retryable(format!("reading the source versions: {e}"))),
+        };
         for (i, r) in replicas.iter().enumerate() {
-            match entry_of(region, r).await {
+            let body = match (inline_of(r), &mut inline) {
+                (None, _) => Ok(None),
+                (Some(_), Ok(bodies)) => Ok(bodies.next().flatten().map(Bytes::from)),
+                (Some(_), Err(e)) => Err(e.clone()),
+            };
+            let entry = match body {
+                Ok(body) => entry_of(region, r, body).await,
+                Err(e) => Err(e),
+            };
+            match entry {
                 Ok(entry) => {
                     entries.push(entry);
                     sent.push(i);
@@ -151,9 +169,13 @@ fn error_code(xml: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The batch entry of a replica, with its bytes read from the source (small: at most
-/// [`replica_batch::BATCH_OBJECT_MAX`]).
-async fn entry_of(region: &Region, r: &Replica) -> Result<(BatchEntry, Bytes), ReplicationError> {
+/// The batch entry of a replica, with its bytes: `inline` if they were read already, else
+/// read from the source (small: at most [`replica_batch::BATCH_OBJECT_MAX`]).
+async fn entry_of(
+    region: &Region,
+    r: &Replica,
+    inline: Option<Bytes>,
+) -> Result<(BatchEntry, Bytes), ReplicationError> {
     let v = &r.version;
     let mut entry = BatchEntry {
         key: r.key.clone(),
@@ -167,12 +189,30 @@ async fn entry_of(region: &Region, r: &Replica) -> Result<(BatchEntry, Bytes), R
     let Some(data) = v.object() else {
         return Err(ReplicationError::permanent("SrcObjectNotEligible", "object task on a delete marker"));
     };
-    let mut bytes = BytesMut::with_capacity(usize::try_from(data.size).unwrap_or(0));
-    let mut stream = region.read_object(data, 0, data.size);
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ReplicationError::retryable(format!("reading the source version: {e}")))?;
-        bytes.extend_from_slice(&chunk);
-    }
+    let bytes = match (data.inline, inline) {
+        (Some(_), Some(bytes)) if bytes.len() as u64 == data.size => bytes,
+        (Some(_), Some(bytes)) => {
+            return Err(ReplicationError::retryable(format!(
+                "reading the source version: inline data has {} bytes, its metadata says {}",
+                bytes.len(),
+                data.size
+            )));
+        }
+        // Gone since the version was read (DEL-1): the retry reads the version again.
+        (Some(_), None) => {
+            return Err(ReplicationError::retryable("reading the source version: its inline data is gone"));
+        }
+        (None, _) => {
+            let mut bytes = BytesMut::with_capacity(usize::try_from(data.size).unwrap_or(0));
+            let mut stream = region.read_object(data, 0, data.size);
+            while let Some(chunk) = stream.next().await {
+                let chunk =
+                    chunk.map_err(|e| ReplicationError::retryable(format!("reading the source version: {e}")))?;
+                bytes.extend_from_slice(&chunk);
+            }
+            bytes.freeze()
+        }
+    };
     let mut meta = ObjectMeta::from_data(data);
     if let Some(class) = &r.storage_class {
         meta.storage_class = Some(class.clone());
@@ -183,7 +223,7 @@ async fn entry_of(region: &Region, r: &Replica) -> Result<(BatchEntry, Bytes), R
         checksum: data.checksum.as_ref().map(checksum_header),
         meta,
     });
-    Ok((entry, bytes.freeze()))
+    Ok((entry, bytes))
 }
 
 #[cfg(test)]
