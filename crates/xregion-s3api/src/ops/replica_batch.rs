@@ -10,6 +10,7 @@ use hyper::StatusCode;
 use s3s::{Body, S3Error, S3Request, S3Response, S3Result, s3_error};
 use xregion_core::Region;
 use xregion_core::replica_batch::{self, EntryResult, MAX_BATCH_BYTES};
+use xregion_types::BucketRecord;
 
 use super::replica::ReplicaAuth;
 use crate::error::IntoS3;
@@ -28,14 +29,13 @@ pub(crate) async fn replicate_batch(
         .map_err(|e| s3_error!(EntityTooLarge, "replica batch body: {}", e))?;
     let entries = replica_batch::decode(&body).s3()?;
     let req = &req;
+    // The bucket is looked up once for the whole batch. If it is missing or not versioned,
+    // every entry that passes its own checks gets that error, as it would alone.
+    let b = &r.replica_bucket(bucket).s3().map_err(|e| entry_error(&e));
     let results = futures::future::join_all(entries.into_iter().map(|(entry, bytes)| async move {
-        match apply(r, auth, bucket, req, entry, bytes).await {
+        match apply(r, auth, bucket, b, req, entry, bytes).await {
             Ok(()) => EntryResult::Ok,
-            Err(e) => EntryResult::Err {
-                status: e.status_code().map_or(500, |s| s.as_u16()),
-                code: e.code().as_str().to_owned(),
-                message: e.message().unwrap_or_default().to_owned(),
-            },
+            Err(e) => e,
         }
     }))
     .await;
@@ -44,25 +44,41 @@ pub(crate) async fn replicate_batch(
     Ok(resp)
 }
 
+/// An entry's error line.
+fn entry_error(e: &S3Error) -> EntryResult {
+    EntryResult::Err {
+        status: e.status_code().map_or(500, |s| s.as_u16()),
+        code: e.code().as_str().to_owned(),
+        message: e.message().unwrap_or_default().to_owned(),
+    }
+}
+
 async fn apply(
     r: &Region,
     auth: &ReplicaAuth,
     bucket: &str,
+    b: &Result<BucketRecord, EntryResult>,
     req: &S3Request<Body>,
     entry: replica_batch::BatchEntry,
     bytes: Bytes,
-) -> Result<(), S3Error> {
-    match entry.replica_put(bucket).s3()? {
+) -> Result<(), EntryResult> {
+    let failed = |e: S3Error| entry_error(&e);
+    match entry.replica_put(bucket).s3().map_err(failed)? {
         Some(put) => {
-            auth.check(req, "s3:ReplicateObject", bucket, &entry.key)?;
+            auth.check(req, "s3:ReplicateObject", bucket, &entry.key).map_err(failed)?;
+            let b = b.as_ref().map_err(Clone::clone)?;
             let len = bytes.len() as u64;
             let body = futures::stream::iter([Ok::<_, xregion_core::objects::BodyError>(bytes)]).boxed();
-            r.put_replica(put, body, Some(len)).await.s3()?;
+            r.put_replica_into(b, put, body, Some(len)).await.s3().map_err(failed)?;
         }
         None => {
-            auth.check(req, "s3:ReplicateDelete", bucket, &entry.key)?;
-            let version_id = entry.version_id().s3()?;
-            r.delete_marker_replica(bucket, &entry.key, version_id, entry.last_modified_ms).await.s3()?;
+            auth.check(req, "s3:ReplicateDelete", bucket, &entry.key).map_err(failed)?;
+            let b = b.as_ref().map_err(Clone::clone)?;
+            let version_id = entry.version_id().s3().map_err(failed)?;
+            r.delete_marker_replica_into(b, &entry.key, version_id, entry.last_modified_ms)
+                .await
+                .s3()
+                .map_err(failed)?;
         }
     }
     Ok(())

@@ -463,6 +463,29 @@ async fn impl2_batch_entries_are_applied_and_answered_one_by_one() {
     assert_eq!(head.content_type(), Some("text/plain"));
     assert_eq!(head.e_tag(), Some(format!("\"{}\"", md5_hex(b"1")).as_str()));
 
+    // ELI-21: a destination that is not versioned, or missing, fails every entry alike.
+    let plain = create_bucket(&c, "plain").await;
+    for (bucket, status, wanted) in [(plain.as_str(), 409, "InvalidBucketState"), ("nosuch", 404, "NoSuchBucket")] {
+        let batch = encode(&[
+            (object("a", &v1, md5_hex(b"1")), Bytes::from_static(b"1")),
+            (
+                BatchEntry { key: "a".into(), version_id: marker.clone(), last_modified_ms: 1, object: None },
+                Bytes::new(),
+            ),
+        ]);
+        let resp = r.signed("POST", &format!("/_xregion/replicate/{bucket}"), &[], &batch).await;
+        assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+        let results = decode_results(&String::from_utf8_lossy(&resp.body)).expect("result lines");
+        assert_eq!(results.len(), 2);
+        for result in &results {
+            assert!(
+                matches!(result, EntryResult::Err { status: s, code, .. } if *s == status && code == wanted),
+                "{bucket}: {results:?}"
+            );
+        }
+    }
+    assert!(all_versions(&c, &plain).await.is_empty());
+
     let garbage = r.signed("POST", &path, &[], b"XRB1\x00\x00\x00\x09oops").await;
     assert_eq!((garbage.status, garbage.error_code().as_deref()), (400, Some("InvalidRequest")));
     let anonymous = r.anonymous("POST", &path).await;
