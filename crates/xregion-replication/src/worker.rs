@@ -491,6 +491,12 @@ impl Worker {
                 continue;
             }
             dest.paused_until = None;
+            // With every batch slot taken only an unbatchable task can start. Under load the
+            // window is full of small tasks waiting for a slot: skip the scan (it clones and
+            // hashes every waiting task's key) rather than find nothing to start.
+            if dest.batch_jobs >= batch_limit && dest.queue.iter().all(|q| q.batchable) {
+                continue;
+            }
             let mut held: HashSet<(u64, String)> = HashSet::new();
             let mut batch: Vec<Queued> = Vec::new();
             let mut batch_bytes = 0u64;
