@@ -294,6 +294,8 @@ struct Backlog {
     /// it reported pending.
     report_secs: f64,
     reported_pending: Option<u64>,
+    /// CPU seconds of both servers while the backlog drained (the sweep's `HEAD`s included).
+    drain_cpu: f64,
 }
 
 struct Report {
@@ -629,13 +631,26 @@ async fn backlog_phase(pair: &mut Pair, pattern: &Bytes, n: u64, concurrency: us
     let objects = ids.len() as u64;
     pair.start_dst()?;
     let t1 = Instant::now();
+    let pids: Vec<u32> = [&pair.src, &pair.dst].into_iter().flatten().map(Server::pid).collect();
+    let mark = CpuMark::now(&pids);
     let done = sweep(&dc, Arc::new(ids)).await?;
+    let drain_cpu = mark.spent(probe::clock_ticks()).procs;
     let drain_secs = (done - t1).as_secs_f64();
     let rss_drain = rss.take_phase_max();
     let rss_max = rss.overall_max();
     drop(rss);
     eprintln!("  backlog: drained in {drain_secs:.1} s, source RSS max {} MiB", rss_max >> 20);
-    Ok(Backlog { objects, write_secs, drain_secs, rss_max, rss_write, rss_drain, report_secs, reported_pending })
+    Ok(Backlog {
+        objects,
+        write_secs,
+        drain_secs,
+        rss_max,
+        rss_write,
+        rss_drain,
+        report_secs,
+        reported_pending,
+        drain_cpu,
+    })
 }
 
 /// The top-level `"pending_operations": N` of the replication report.
@@ -706,12 +721,13 @@ impl Report {
             let _ = writeln!(
                 out,
                 "\nbacklog: {} × 4 KiB written in {:.1} s with the destination down; drained in {:.1} s \
-                 ({:.0} obj/s); source RSS max {:.0} MiB while writing, {:.0} MiB while draining (source \
-                 restarted before the phase)\n",
+                 ({:.0} obj/s, {:.0} µs of server CPU per object); source RSS max {:.0} MiB while writing, \
+                 {:.0} MiB while draining (source restarted before the phase)\n",
                 b.objects,
                 b.write_secs,
                 b.drain_secs,
                 b.objects as f64 / b.drain_secs.max(1e-9),
+                b.drain_cpu * 1e6 / (b.objects as f64).max(1.0),
                 b.rss_write as f64 / stats::MIB,
                 b.rss_drain as f64 / stats::MIB
             );
