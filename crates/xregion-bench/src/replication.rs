@@ -16,6 +16,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -28,6 +29,8 @@ use crate::probe::{self, CpuMark, CpuSpent, RssSampler};
 use crate::server::{self, Server};
 use crate::stats::{self, Measured, fmt_dur};
 
+/// `HEAD` requests made by the lag pollers so far (they load the destination and the machine).
+static LAG_POLLS: AtomicU64 = AtomicU64::new(0);
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
 const SRC_REGION: &str = "us-east-1";
@@ -280,6 +283,8 @@ struct LagRow {
     /// Full speed only: CPU spent and PUTs made without replication (the first baseline) and
     /// with it (while the load ran, its lag pollers included).
     cpu: Option<[(CpuSpent, f64); 2]>,
+    /// Full speed only: the lag pollers' `HEAD` requests.
+    lag_polls: Option<u64>,
 }
 
 struct Backlog {
@@ -379,6 +384,7 @@ async fn phases(pair: &mut Pair, args: &ReplArgs) -> anyhow::Result<Report> {
 /// resolution that keeps thousands of waiting pollers from flooding the destination).
 async fn wait_replica(dc: &S3Client, key: &str, version: &str, acked: Instant) -> anyhow::Result<Duration> {
     loop {
+        LAG_POLLS.fetch_add(1, Ordering::Relaxed);
         if dc.head_version(DST, key, version).await? {
             return Ok(acked.elapsed());
         }
@@ -427,6 +433,7 @@ async fn steady_phase(
         lag: lags(&events),
         baseline_ops: None,
         cpu: None,
+        lag_polls: None,
     })
 }
 
@@ -564,9 +571,11 @@ async fn full_speed_phase(
     let (base, _, _) = ingest(sc, None, PLAIN, &prefix, pattern, size, concurrency, duration, max).await?;
     let cpu_base = mark.spent(ticks);
     let mark = CpuMark::now(server_pids);
+    let polls_before = LAG_POLLS.load(Ordering::Relaxed);
     let (m, written, mut events) =
         ingest(sc, Some(lag), SRC, &prefix, pattern, size, concurrency, duration, max).await?;
     let cpu_repl = mark.spent(ticks);
+    let lag_polls = LAG_POLLS.load(Ordering::Relaxed) - polls_before;
     // Every version must arrive; the sweep's end bounds the last replica if a sample missed it.
     let ids: Vec<(String, String)> = written.iter().map(|w| (w.0.clone(), w.1.clone())).collect();
     let swept = sweep(dc, Arc::new(ids)).await?;
@@ -599,6 +608,7 @@ async fn full_speed_phase(
         keeps_up,
         baseline_ops: Some(baseline),
         cpu: Some([(cpu_base, base.ops as f64), (cpu_repl, written.len() as f64)]),
+        lag_polls: Some(lag_polls),
     })
 }
 
@@ -695,17 +705,18 @@ impl Report {
         let _ = writeln!(
             out,
             "\nCPU per PUT at full speed, without → with replication (µs: both servers, the load generator \
-             with its lag pollers, the whole machine; and the machine's idle share):\n"
+             with its lag pollers, the whole machine; and the machine's idle share), and the lag pollers' \
+             `HEAD` requests per replicated PUT:\n"
         );
-        let _ = writeln!(out, "| phase | servers | load generator | machine | machine idle |");
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+        let _ = writeln!(out, "| phase | servers | load generator | machine | machine idle | lag polls per PUT |");
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
         for r in &self.rows {
             let Some([(b, bn), (w, wn)]) = &r.cpu else { continue };
             let per = |secs: f64, n: f64| secs * 1e6 / n.max(1.0);
             let idle = |c: &CpuSpent| 1.0 - c.host / (c.wall * self.cores).max(1e-9);
             let _ = writeln!(
                 out,
-                "| {} | {:.0} → {:.0} | {:.0} → {:.0} | {:.0} → {:.0} | {:.0} % → {:.0} % |",
+                "| {} | {:.0} → {:.0} | {:.0} → {:.0} | {:.0} → {:.0} | {:.0} % → {:.0} % | {:.2} |",
                 r.name,
                 per(b.procs, *bn),
                 per(w.procs, *wn),
@@ -714,7 +725,8 @@ impl Report {
                 per(b.host, *bn),
                 per(w.host, *wn),
                 idle(b) * 100.0,
-                idle(w) * 100.0
+                idle(w) * 100.0,
+                r.lag_polls.unwrap_or(0) as f64 / wn.max(1.0)
             );
         }
         if let Some(b) = &self.backlog {
