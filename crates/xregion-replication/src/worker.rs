@@ -1030,14 +1030,20 @@ mod tests {
         }
     }
 
+    /// A fake target that fails `key` transiently `times` times, then accepts it.
+    fn failing(key: &str, times: u32) -> Arc<FakeTarget> {
+        let target = Arc::new(FakeTarget::default());
+        lock(&target.behaviour).insert(key.into(), Behaviour::FailTimes(times));
+        target
+    }
+
     /// STS-5, IMPL-4: transient failures are retried after exponentially growing, jittered
     /// delays while the version stays PENDING; then it completes.
     #[tokio::test(start_paused = true)]
     async fn sts5_transient_errors_back_off_exponentially_then_complete() {
         let (_dir, region) = region();
         let bucket_id = source_bucket(&region).await;
-        let target = Arc::new(FakeTarget::default());
-        lock(&target.behaviour).insert("k".into(), Behaviour::FailTimes(3));
+        let target = failing("k", 3);
         let handle = spawn(region.clone(), target.clone(), config());
         let vid = put(&region, "k").await;
         until("completed", || status(&region, bucket_id, "k", &vid) == ReplicationStatus::Completed).await;
@@ -1065,8 +1071,7 @@ mod tests {
     async fn a_retry_reads_the_version_again() {
         let (_dir, region) = region();
         let _bucket_id = source_bucket(&region).await;
-        let target = Arc::new(FakeTarget::default());
-        lock(&target.behaviour).insert("k".into(), Behaviour::FailTimes(1));
+        let target = failing("k", 1);
         let handle = spawn(region.clone(), target.clone(), config());
         let vid = put(&region, "k").await;
         until("first attempt", || lock(&target.attempts).len() == 1).await;
@@ -1083,8 +1088,7 @@ mod tests {
     async fn con3_a_stuck_key_blocks_only_itself_and_keeps_its_order() {
         let (_dir, region) = region();
         let bucket_id = source_bucket(&region).await;
-        let target = Arc::new(FakeTarget::default());
-        lock(&target.behaviour).insert("slow".into(), Behaviour::FailTimes(u32::MAX));
+        let target = failing("slow", u32::MAX);
         let handle = spawn(region.clone(), target.clone(), config());
         let slow1 = put(&region, "slow").await;
         let slow2 = put(&region, "slow").await;
