@@ -131,8 +131,8 @@ impl Region {
     /// The destination bucket of a replica write: it must exist and have versioning Enabled
     /// (ELI-21 item 1; otherwise the source records `DstBucketUnversioned`). A batch of
     /// replicas looks it up once and hands it to [`Self::put_replica_into`] and
-    /// [`Self::delete_marker_replica_into`] (a read of the store per replica was a tenth of the
-    /// destination's request threads at full speed). The metadata write checks it again.
+    /// [`Self::delete_marker_replica_into`] (a read of the store per replica was a few per cent
+    /// of the destination's request threads at full speed). The metadata write checks it again.
     pub fn replica_bucket(&self, bucket: &str) -> CoreResult<BucketRecord> {
         let b = self.bucket(bucket)?;
         if b.versioning != VersioningState::Enabled {

@@ -120,9 +120,10 @@ pub(crate) fn fail(t: &mut WTables<'_>, seq: u64, reason: String) -> Result<Writ
 
 /// `FinishTasks`: [`complete`] or [`fail`] for each task, in order, without working out the
 /// version's status afterwards: a completed task is only its two deletes (reading the version
-/// and scanning its other tasks for a status nobody asked for was a tenth of the source
-/// writer's work per replicated PUT). A task's error (corrupt data, storage) after an earlier
-/// one wrote fails the whole group, as any op that fails half-way does.
+/// and scanning its other tasks for a status nobody asked for cost the source writer, the
+/// serial bottleneck, a few per cent of its work per replicated PUT). A task's error (corrupt
+/// data, storage) after an earlier one wrote fails the whole group, as any op that fails
+/// half-way does.
 pub(crate) fn finish_many(t: &mut WTables<'_>, tasks: Vec<(u64, Option<String>)>) -> Result<WriteOutcome, MetaError> {
     let finished = tasks
         .into_iter()

@@ -228,7 +228,7 @@ struct Queued {
     /// for all newly loaded tasks at once (`Worker::size_new_tasks`).
     sized: bool,
     /// The version as read when the task entered the window, for its first attempt (it was
-    /// read a second time by the job, a fifth of the job's CPU at full speed). A later change
+    /// read a second time by the job, about a quarter of its CPU at full speed). A later change
     /// of the version is a later task of the key (ELI-12), ordered after this one; a retry
     /// reads the version again.
     version: Option<VersionRecord>,
@@ -668,12 +668,11 @@ fn spawn_job(
     target: &Arc<dyn ReplicationTarget>,
     dest: &str,
     batch: bool,
-    items: Vec<Queued>,
+    mut items: Vec<Queued>,
 ) {
     let (region, target, dest) = (region.clone(), Arc::clone(target), dest.to_owned());
     running.spawn(async move {
         let count = items.len();
-        let mut items = items;
         let results =
             AssertUnwindSafe(execute(&region, target.as_ref(), &mut items)).catch_unwind().await.unwrap_or_else(|_| {
                 (0..count).map(|_| Err(ReplicationError::retryable("replication task panicked"))).collect()
@@ -692,9 +691,10 @@ fn queued(entry: OutboxEntry, task: ReplicationTask) -> Queued {
     Queued { entry, task, attempts: 0, not_before: None, batchable, bytes: 0, sized, version: None }
 }
 
-/// Runs a job: takes each source version read when its task was queued (or reads it now), sends them together (`ReplicationTarget::send_many`),
-/// and finishes each task in the store (the finishing writes share a group commit). One result
-/// per task; `Err` means "retry later" (the task stays in the outbox).
+/// Runs a job: takes each source version read when its task was queued (or reads it now),
+/// sends them together (`ReplicationTarget::send_many`), and finishes each task in the store
+/// (the finishing writes share a group commit). One result per task; `Err` means "retry
+/// later" (the task stays in the outbox).
 async fn execute(
     region: &Region,
     target: &dyn ReplicationTarget,
