@@ -7,6 +7,7 @@
 //! (`s3:ReplicateObject` / `s3:ReplicateDelete` / `s3:ReplicateTags`); ordinary writes can
 //! never choose a version id.
 
+use bytes::Bytes;
 use futures::StreamExt as _;
 use std::sync::Arc;
 use xregion_blob::checksum::to_base64;
@@ -14,8 +15,8 @@ use xregion_blob::checksum::to_base64;
 use xregion_meta::{Outbox, Planner, WriteOp, WriteOutcome};
 use xregion_types::replication::{ReplicationTask, TaskKind};
 use xregion_types::{
-    BucketRecord, ChecksumAlgorithm, ChecksumValue, InvalidInput, ObjectKey, ReplicationStatus, VersionId, VersionKind,
-    VersionRecord, VersioningState,
+    BlobSegment, BucketRecord, ChecksumAlgorithm, ChecksumValue, InvalidInput, ObjectKey, ReplicationStatus, VersionId,
+    VersionKind, VersionRecord, VersioningState,
 };
 
 use crate::buckets::unexpected;
@@ -70,6 +71,39 @@ pub struct ReplicaPut {
     /// CRC32C of the bytes as the source sent them (base64, `x-xregion-transfer-crc32c`): with
     /// it, the bytes are verified by CRC32C instead of by recomputing the MD5 ETag.
     pub transfer_crc32c: Option<String>,
+}
+
+/// One entry of a replica batch ([`Region::put_replicas_into`]).
+// Items live for one request, most of them objects: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum ReplicaItem {
+    /// A replica version and its bytes.
+    Object {
+        /// What the source said about it.
+        put: ReplicaPut,
+        /// The object's bytes.
+        bytes: Bytes,
+    },
+    /// A replicated delete marker (DEL-6).
+    DeleteMarker {
+        /// Its key.
+        key: String,
+        /// The source marker's id.
+        version_id: VersionId,
+        /// The source marker's Last-Modified, unix ms.
+        last_modified_ms: i64,
+    },
+}
+
+/// A replica write checked and ready for its metadata write.
+// Short-lived and almost always `Write`.
+#[allow(clippy::large_enum_variant)]
+enum Prepared {
+    /// Already stored (a replay): nothing to write.
+    Stored(VersionRecord),
+    /// The write, and the blob file written for it (deleted if the write fails).
+    Write { op: WriteOp, file: Vec<BlobSegment> },
 }
 
 /// How a replica's bytes are checked against what the source said.
@@ -173,6 +207,75 @@ impl Region {
         body: Body<'_>,
         declared_len: Option<u64>,
     ) -> CoreResult<PutResult> {
+        match self.prepare_replica_put(b, req, body, declared_len).await? {
+            Prepared::Stored(record) => Ok(PutResult { record, versioning: b.versioning }),
+            Prepared::Write { op, file } => {
+                let record = self.finish_replica(self.meta().write(op).await, &file).await?;
+                Ok(PutResult { record, versioning: b.versioning })
+            }
+        }
+    }
+
+    /// Many replica versions and delete markers into `b` (a record [`Self::replica_bucket`]
+    /// returned), as a replica batch brings them: each is checked and its body stored exactly
+    /// as [`Self::put_replica_into`] / [`Self::delete_marker_replica_into`] would, and their
+    /// metadata writes reach the writer in one round trip (`MetaStore::write_all`), where each
+    /// still succeeds or fails alone. One result per item, in order.
+    pub async fn put_replicas_into(&self, b: &BucketRecord, items: Vec<ReplicaItem>) -> Vec<CoreResult<()>> {
+        let prepared = futures::future::join_all(items.into_iter().map(|item| async move {
+            match item {
+                ReplicaItem::Object { put, bytes } => {
+                    let len = bytes.len() as u64;
+                    let body = futures::stream::iter([Ok::<_, crate::objects::BodyError>(bytes)]).boxed();
+                    self.prepare_replica_put(b, put, body, Some(len)).await
+                }
+                ReplicaItem::DeleteMarker { key, version_id, last_modified_ms } => {
+                    Self::prepare_marker_replica(b, &key, version_id, last_modified_ms)
+                }
+            }
+        }))
+        .await;
+        let mut ops = Vec::new();
+        let mut files = Vec::with_capacity(prepared.len());
+        let mut results: Vec<Option<CoreResult<()>>> = Vec::with_capacity(prepared.len());
+        for p in prepared {
+            match p {
+                Ok(Prepared::Write { op, file }) => {
+                    ops.push(op);
+                    files.push(file);
+                    results.push(None);
+                }
+                Ok(Prepared::Stored(_)) => results.push(Some(Ok(()))),
+                Err(e) => results.push(Some(Err(e))),
+            }
+        }
+        let written = match self.meta().write_all(ops).await {
+            Ok(written) => written,
+            Err(e) => (0..files.len()).map(|_| Err(e.clone())).collect(),
+        };
+        let mut finished = Vec::with_capacity(files.len());
+        for (outcome, file) in written.into_iter().zip(&files) {
+            finished.push(self.finish_replica(outcome, file).await.map(drop));
+        }
+        let mut finished = finished.into_iter();
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    finished.next().unwrap_or_else(|| Err(CoreError::Internal("lost a replica result".into())))
+                })
+            })
+            .collect()
+    }
+
+    /// The checks and the body of a replica version, up to its metadata write.
+    async fn prepare_replica_put(
+        &self,
+        b: &BucketRecord,
+        req: ReplicaPut,
+        body: Body<'_>,
+        declared_len: Option<u64>,
+    ) -> CoreResult<Prepared> {
         same_bucket(b, &req.bucket)?;
         ObjectKey::parse(&req.key)?;
         req.meta.validate()?;
@@ -188,7 +291,7 @@ impl Region {
             while let Some(chunk) = body.next().await {
                 chunk.map_err(CoreError::Body)?;
             }
-            return Ok(PutResult { record: existing, versioning: b.versioning });
+            return Ok(Prepared::Stored(existing));
         }
         let stored = match req.verification() {
             Verification::SourceChecksum(algorithm) => {
@@ -229,14 +332,52 @@ impl Region {
             precondition: None,
             outbox: Outbox::default(),
         };
-        match self.meta().write(op).await {
+        Ok(Prepared::Write { op, file })
+    }
+
+    /// The metadata write of a replicated delete marker.
+    fn prepare_marker_replica(
+        b: &BucketRecord,
+        key: &str,
+        version_id: VersionId,
+        last_modified_ms: i64,
+    ) -> CoreResult<Prepared> {
+        ObjectKey::parse(key)?;
+        let stamp = Self::replica_stamp(&version_id)?;
+        let record = VersionRecord {
+            version_id,
+            stamp,
+            last_modified_ms,
+            kind: VersionKind::DeleteMarker,
+            replication: ReplicationStatus::Replica,
+        };
+        let op = WriteOp::PutVersion {
+            bucket: b.name.as_str().to_owned(),
+            key: key.to_owned(),
+            data: Default::default(),
+            inline: None,
+            replica: Some(record),
+            precondition: None,
+            outbox: Outbox::default(),
+        };
+        Ok(Prepared::Write { op, file: Vec::new() })
+    }
+
+    /// After a replica's metadata write: the blobs it freed are deleted; if it failed, so is
+    /// the file written for it.
+    async fn finish_replica(
+        &self,
+        outcome: Result<WriteOutcome, xregion_meta::MetaError>,
+        file: &[BlobSegment],
+    ) -> CoreResult<VersionRecord> {
+        match outcome {
             Ok(WriteOutcome::Version { record, freed }) => {
                 self.free_blobs(&freed).await;
-                Ok(PutResult { record, versioning: b.versioning })
+                Ok(record)
             }
             Ok(other) => Err(unexpected(&other)),
             Err(e) => {
-                self.free_blobs(&file).await;
+                self.free_blobs(file).await;
                 Err(e.into())
             }
         }
@@ -263,31 +404,9 @@ impl Region {
         version_id: VersionId,
         last_modified_ms: i64,
     ) -> CoreResult<VersionRecord> {
-        let bucket = b.name.as_str();
-        ObjectKey::parse(key)?;
-        let stamp = Self::replica_stamp(&version_id)?;
-        let record = VersionRecord {
-            version_id,
-            stamp,
-            last_modified_ms,
-            kind: VersionKind::DeleteMarker,
-            replication: ReplicationStatus::Replica,
-        };
-        let op = WriteOp::PutVersion {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            data: Default::default(),
-            inline: None,
-            replica: Some(record),
-            precondition: None,
-            outbox: Outbox::default(),
-        };
-        match self.meta().write(op).await? {
-            WriteOutcome::Version { record, freed } => {
-                self.free_blobs(&freed).await;
-                Ok(record)
-            }
-            other => Err(unexpected(&other)),
+        match Self::prepare_marker_replica(b, key, version_id, last_modified_ms)? {
+            Prepared::Write { op, file } => self.finish_replica(self.meta().write(op).await, &file).await,
+            Prepared::Stored(record) => Ok(record),
         }
     }
 

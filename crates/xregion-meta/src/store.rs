@@ -22,7 +22,7 @@ use crate::schema::{
     BUCKET_IDS, BUCKETS, FAILURES, HEADS, INLINE_DATA, META_MAX_STAMP, META_SCHEMA, NULLS, OUTBOX, OUTBOX_INDEX, PARTS,
     SCHEMA_VERSION, SCHEMA_VERSION_1, UPLOAD_INDEX, UPLOADS, VERSIONS,
 };
-use crate::writer::{self, Reply, Request, Stats, WTables};
+use crate::writer::{self, Ops, Reply, Request, Stats, WTables};
 use crate::{buckets, objects, queue};
 
 /// Memory redb may use for its page cache and write buffer. redb's default (1 GiB) is sized
@@ -312,15 +312,35 @@ impl MetaStore {
     /// is durable. Dropping the future does not cancel the write.
     pub async fn write(&self, op: WriteOp) -> Result<WriteOutcome, MetaError> {
         let (tx, rx) = oneshot::channel();
-        self.enqueue(Request { op, reply: Reply::Async(tx) })?;
+        self.enqueue(Request { ops: Ops::One(op), reply: Reply::Async(tx) })?;
         rx.await.map_err(|_| MetaError::WriterGone)?
+    }
+
+    /// Several [`MetaStore::write`]s in one round trip to the writer: the ops are applied in
+    /// order, in the same group commit, and each succeeds or fails alone exactly as if it had
+    /// been sent on its own (a failing op leaves no trace; a storage error fails the whole
+    /// group). One result per op, in order. For a caller that has many small writes at once
+    /// (a batch of replicas): each single write costs the writer a channel message and a
+    /// wake-up of its caller.
+    pub async fn write_all(&self, ops: Vec<WriteOp>) -> Result<Vec<Result<WriteOutcome, MetaError>>, MetaError> {
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = ops.len();
+        let (tx, rx) = oneshot::channel();
+        self.enqueue(Request { ops: Ops::Many(ops), reply: Reply::AsyncMany(tx) })?;
+        let results = rx.await.map_err(|_| MetaError::WriterGone)?;
+        if results.len() != n {
+            return Err(MetaError::Storage(format!("the metadata writer answered {} of {n} ops", results.len())));
+        }
+        Ok(results)
     }
 
     /// [`MetaStore::write`] for synchronous callers: blocks the current thread until the
     /// commit is durable (call it from `spawn_blocking` or a plain thread, not an async task).
     pub fn write_blocking(&self, op: WriteOp) -> Result<WriteOutcome, MetaError> {
         let (tx, rx) = sync_channel(1);
-        self.enqueue(Request { op, reply: Reply::Blocking(tx) })?;
+        self.enqueue(Request { ops: Ops::One(op), reply: Reply::Blocking(tx) })?;
         rx.recv().map_err(|_| MetaError::WriterGone)?
     }
 

@@ -698,6 +698,38 @@ fn replicas_keep_source_identity_and_are_idempotent() {
     assert!(matches!(err(&store, replica_op("dst", "k", &clash, "x")), MetaError::InvalidArgument(_)));
 }
 
+/// `write_all`: one round trip, one result per op in order, and each op succeeds or fails
+/// alone exactly as if sent on its own (a refused op leaves no trace).
+#[tokio::test]
+async fn write_all_answers_each_op_as_if_sent_alone() {
+    let (_dir, store) = open();
+    let b = bucket(&store, "many", VersioningState::Enabled);
+    let older = source_record(5, VersionKind::Object(Box::default()));
+    let mut bad = source_record(7, VersionKind::Object(Box::default()));
+    bad.stamp = 8;
+    let marker = source_record(9, VersionKind::DeleteMarker);
+    let results = store
+        .write_all(vec![
+            replica_op("many", "a", &older, "e1"),
+            replica_op("many", "b", &bad, "e2"),
+            replica_op("nope", "c", &older, "e3"),
+            replica_op("many", "a", &marker, "ignored"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 4);
+    assert!(matches!(&results[0], Ok(WriteOutcome::Version { record, .. }) if record.version_id == older.version_id));
+    assert!(matches!(results[1], Err(MetaError::InvalidArgument(_))));
+    assert!(matches!(results[2], Err(MetaError::NoSuchBucket)));
+    assert!(matches!(&results[3], Ok(WriteOutcome::Version { record, .. }) if record.is_delete_marker()));
+    // The later op saw the earlier one: the marker is current over "a", and "b" never landed.
+    let versions = all_versions(&store, b.id);
+    assert_eq!(versions.iter().filter(|v| v.0 == "a").count(), 2);
+    assert!(versions.iter().all(|v| v.0 != "b"));
+    assert_eq!(store.get_version(b.id, "a", None).unwrap().unwrap().version_id, marker.version_id);
+    assert!(store.write_all(Vec::new()).await.unwrap().is_empty());
+}
+
 #[test]
 fn null_replicas_replace_only_older_null_versions() {
     let (_dir, store) = open();

@@ -38,15 +38,37 @@ use crate::schema::{
 };
 use crate::{buckets, multipart, objects, queue};
 
-/// Most ops committed in one transaction.
+/// Most ops committed in one transaction (a group may pass it by the last request's ops).
 pub(crate) const MAX_GROUP: usize = 256;
 
 /// One queued write and where to send its result.
 pub(crate) struct Request {
-    /// The op.
-    pub(crate) op: WriteOp,
+    /// The op, or several.
+    pub(crate) ops: Ops,
     /// Where the result goes.
     pub(crate) reply: Reply,
+}
+
+impl Ops {
+    fn len(&self) -> usize {
+        match self {
+            Ops::One(_) => 1,
+            Ops::Many(ops) => ops.len(),
+        }
+    }
+}
+
+/// What a request asks the writer to apply.
+// A single op travels by value, as it always did: boxing it would cost every write an
+// allocation to save the rare `Many` some bytes of channel slot.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Ops {
+    /// One op.
+    One(WriteOp),
+    /// Several ops (`MetaStore::write_all`), applied one after the other in the same group,
+    /// each succeeding or failing alone exactly as if each had been sent on its own; only the
+    /// round trip is shared.
+    Many(Vec<WriteOp>),
 }
 
 /// The caller's side of a request.
@@ -55,14 +77,19 @@ pub(crate) enum Reply {
     Async(oneshot::Sender<Result<WriteOutcome, MetaError>>),
     /// A blocking caller (`MetaStore::write_blocking`).
     Blocking(SyncSender<Result<WriteOutcome, MetaError>>),
+    /// An async caller of several ops (`MetaStore::write_all`): one result per op, in order.
+    AsyncMany(oneshot::Sender<Vec<Result<WriteOutcome, MetaError>>>),
 }
 
 impl Reply {
-    fn send(self, result: Result<WriteOutcome, MetaError>) {
+    /// Sends the request's results, taking as many as it had ops.
+    fn send(self, results: &mut impl Iterator<Item = Result<WriteOutcome, MetaError>>) {
+        let lost = || Err(MetaError::Storage("the metadata writer lost a result".into()));
         // A caller that went away (dropped future) simply does not hear the result.
         match self {
-            Reply::Async(tx) => drop(tx.send(result)),
-            Reply::Blocking(tx) => drop(tx.send(result)),
+            Reply::Async(tx) => drop(tx.send(results.next().unwrap_or_else(lost))),
+            Reply::Blocking(tx) => drop(tx.send(results.next().unwrap_or_else(lost))),
+            Reply::AsyncMany(tx) => drop(tx.send(results.collect())),
         }
     }
 }
@@ -89,15 +116,30 @@ pub(crate) fn run(
 ) {
     let mut writer = Writer { db, journal, clock, persisted_max_stamp, stats, timing: GroupTiming::default() };
     while let Ok(first) = rx.recv() {
-        let mut batch = Vec::with_capacity(32);
-        batch.push(first);
-        while batch.len() < MAX_GROUP {
+        // The ops of the group, and per request its reply and how many of the ops are its.
+        let mut ops = Vec::with_capacity(32);
+        let mut replies = Vec::with_capacity(32);
+        let mut take = |request: Request| match request.ops {
+            Ops::One(op) => {
+                ops.push(op);
+                replies.push((request.reply, 1));
+            }
+            Ops::Many(many) => {
+                replies.push((request.reply, many.len()));
+                ops.extend(many);
+            }
+        };
+        let mut taken = first.ops.len();
+        take(first);
+        while taken < MAX_GROUP {
             match rx.try_recv() {
-                Ok(request) => batch.push(request),
+                Ok(request) => {
+                    taken += request.ops.len();
+                    take(request);
+                }
                 Err(_) => break,
             }
         }
-        let (ops, replies): (Vec<WriteOp>, Vec<Reply>) = batch.into_iter().map(|r| (r.op, r.reply)).unzip();
         let group_size = ops.len();
         let started = Instant::now();
         writer.timing = GroupTiming::default();
@@ -118,8 +160,9 @@ pub(crate) fn run(
             journal_bytes,
             "metadata group committed"
         );
-        for (reply, result) in replies.into_iter().zip(results) {
-            reply.send(result);
+        let mut results = results.into_iter();
+        for (reply, n) in replies {
+            reply.send(&mut results.by_ref().take(n));
         }
     }
     // A clean stop leaves everything in redb, so the next open has nothing to replay.
