@@ -49,15 +49,6 @@ pub(crate) struct Request {
     pub(crate) reply: Reply,
 }
 
-impl Ops {
-    fn len(&self) -> usize {
-        match self {
-            Ops::One(_) => 1,
-            Ops::Many(ops) => ops.len(),
-        }
-    }
-}
-
 /// What a request asks the writer to apply.
 // A single op travels by value, as it always did: boxing it would cost every write an
 // allocation to save the rare `Many` some bytes of channel slot.
@@ -69,6 +60,16 @@ pub(crate) enum Ops {
     /// each succeeding or failing alone exactly as if each had been sent on its own; only the
     /// round trip is shared.
     Many(Vec<WriteOp>),
+}
+
+impl Ops {
+    /// How many ops.
+    fn len(&self) -> usize {
+        match self {
+            Ops::One(_) => 1,
+            Ops::Many(ops) => ops.len(),
+        }
+    }
 }
 
 /// The caller's side of a request.
