@@ -59,6 +59,7 @@
 mod buckets;
 mod codec;
 mod error;
+mod fresh;
 mod journal;
 mod keys;
 pub mod listing;
@@ -74,6 +75,7 @@ mod writer;
 mod tests;
 
 pub use error::MetaError;
+pub use fresh::{FreshTask, FreshTasks};
 pub use listing::{ListObjectsPage, ListObjectsQuery, ListVersionsPage, ListVersionsQuery, VersionEntry};
 pub use multipart::{ListUploadsPage, ListUploadsQuery, PartRecord, UploadRecord};
 pub use ops::{Outbox, Planner, Precondition, WriteOp, WriteOutcome};

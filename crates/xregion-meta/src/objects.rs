@@ -228,7 +228,7 @@ pub(crate) fn put_version(
         replication: pending_if(!outbox.is_empty()),
     };
     let freed = store_version(t, bucket_id, key, &record, replaced.as_ref(), true)?;
-    t.push_outbox(bucket_id, key, Some(&record.version_id), outbox)?;
+    t.push_outbox(bucket_id, key, Some(&record.version_id), Some(&record), outbox)?;
     Ok((record, freed))
 }
 
@@ -292,7 +292,7 @@ fn put_replica(
     // (it never hides a newer version); the null version it replaces, if any, was older still,
     // so the head is unchanged.
     let freed = store_version(t, bucket_id, key, &record, replaced.as_ref(), becomes_current)?;
-    t.push_outbox(bucket_id, key, Some(&record.version_id), outbox)?;
+    t.push_outbox(bucket_id, key, Some(&record.version_id), Some(&record), outbox)?;
     Ok((record, freed))
 }
 
@@ -346,7 +346,7 @@ pub(crate) fn delete_object(
     };
     let created = marker.as_ref().or(existing_null.as_ref()).map(|r| &r.version_id);
     if !outbox.is_empty() {
-        t.push_outbox(bucket_id, key, created, outbox)?;
+        t.push_outbox(bucket_id, key, created, None, outbox)?;
     }
     Ok(WriteOutcome::Deleted { removed: existing_null, marker, freed })
 }
@@ -421,7 +421,7 @@ pub(crate) fn set_tags(
         t.set_head(bucket_id, key, Some(&record))?;
     }
     if !outbox.is_empty() {
-        t.push_outbox(bucket_id, key, Some(&record.version_id), outbox)?;
+        t.push_outbox(bucket_id, key, Some(&record.version_id), None, outbox)?;
     }
     Ok(WriteOutcome::Tags { version_id: record.version_id })
 }

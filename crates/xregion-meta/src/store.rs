@@ -14,6 +14,7 @@ use xregion_types::{BucketRecord, InlineRef, VersionClock, VersionId, VersionRec
 
 use crate::codec::decode;
 use crate::error::MetaError;
+use crate::fresh::{FreshHub, FreshTasks};
 use crate::listing::{self, ListObjectsPage, ListObjectsQuery, ListVersionsPage, ListVersionsQuery};
 use crate::multipart::{self, ListUploadsPage, ListUploadsQuery, PartRecord, UploadRecord};
 use crate::ops::{WriteOp, WriteOutcome};
@@ -44,6 +45,8 @@ pub struct MetaStore {
 struct Inner {
     db: Arc<Database>,
     stats: Arc<Stats>,
+    /// The handoff of committed replication tasks (`fresh.rs`).
+    fresh: Arc<FreshHub>,
     /// Queue to the writer thread; taken on drop so the thread ends.
     requests: Option<Sender<Request>>,
     writer: Option<JoinHandle<()>>,
@@ -80,12 +83,14 @@ impl MetaStore {
         let writer_db = Arc::clone(&db);
         let stats = Arc::new(Stats::default());
         let writer_stats = Arc::clone(&stats);
+        let fresh = Arc::new(FreshHub::default());
+        let writer_fresh = Arc::clone(&fresh);
         let writer = std::thread::Builder::new()
             .name("xregion-meta-writer".into())
-            .spawn(move || writer::run(writer_db, journal, clock, max_stamp, rx, writer_stats))
+            .spawn(move || writer::run(writer_db, journal, clock, max_stamp, rx, writer_stats, writer_fresh))
             .map_err(|e| MetaError::Storage(format!("cannot spawn metadata writer: {e}")))?;
         tracing::debug!(path = %path.display(), max_stamp, "metadata store open");
-        Ok(MetaStore { inner: Arc::new(Inner { db, stats, requests: Some(tx), writer: Some(writer) }) })
+        Ok(MetaStore { inner: Arc::new(Inner { db, stats, fresh, requests: Some(tx), writer: Some(writer) }) })
     }
 
     /// The database, for tests that look at stored rows directly.
@@ -208,6 +213,14 @@ impl MetaStore {
     pub fn list_uploads(&self, bucket_id: u64, q: &ListUploadsQuery) -> Result<ListUploadsPage, MetaError> {
         let txn = self.read()?;
         multipart::list_uploads(&txn.open_table(UPLOAD_INDEX)?, &txn.open_table(UPLOADS)?, bucket_id, q)
+    }
+
+    /// From now on, every replication task committed is also handed over in memory, in
+    /// sequence order, with its object version, through a channel of `capacity` tasks (see
+    /// `fresh.rs` for the contract: the outbox stays the truth; a task that does not fit is
+    /// dropped and flagged). One subscriber at a time: a new one replaces the old.
+    pub fn subscribe_fresh(&self, capacity: usize) -> FreshTasks {
+        self.inner.fresh.subscribe(capacity)
     }
 
     /// Number of tasks in the replication outbox.

@@ -1551,3 +1551,65 @@ fn con5_outbox_is_replanned_when_the_configuration_changed() {
     assert!(tasks_of("removed").is_empty());
     assert_eq!(status(&store, b.id, "removed", &v.version_id), ReplicationStatus::None);
 }
+
+/// The in-memory handoff (`fresh.rs`): only while subscribed, after the commit, in sequence
+/// order, with the object version; a full channel drops and flags; a refused op hands over
+/// nothing.
+#[test]
+fn committed_tasks_are_handed_over_in_order_while_subscribed() {
+    let (_dir, store) = open();
+    let b = bucket(&store, "src", VersioningState::Enabled);
+    put_with_tasks(&store, "src", "before", &["t0"]);
+    let fresh = store.subscribe_fresh(3);
+    assert_eq!(fresh.try_next(), None, "tasks committed before the subscription stay on disk only");
+    let v = put_with_tasks(&store, "src", "k", &["t1", "t2"]);
+    let marker = match w(
+        &store,
+        WriteOp::DeleteObject { bucket: "src".into(), key: "k".into(), outbox: vec![b"dm".to_vec()].into() },
+    ) {
+        WriteOutcome::Deleted { marker, .. } => marker.unwrap(),
+        other => panic!("{other:?}"),
+    };
+    // A refused write queues nothing and hands over nothing.
+    let refused = WriteOp::PutVersion {
+        bucket: "src".into(),
+        key: "k".into(),
+        data: data("x"),
+        inline: None,
+        replica: None,
+        precondition: Some(Precondition::IfMatch("nope".into())),
+        outbox: vec![b"never".to_vec()].into(),
+    };
+    err(&store, refused);
+    let got: Vec<_> = std::iter::from_fn(|| fresh.try_next()).collect();
+    let summary: Vec<_> = got
+        .iter()
+        .map(|f| (f.entry.seq, f.entry.task.as_slice(), f.entry.version_id.clone(), f.version.clone()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (2, &b"t1"[..], Some(v.version_id.clone()), Some(v.clone())),
+            (3, &b"t2"[..], Some(v.version_id.clone()), Some(v.clone())),
+            (4, &b"dm"[..], Some(marker.version_id.clone()), None),
+        ]
+    );
+    assert_eq!(got[0].entry, store.list_outbox(Some(1), 1).unwrap()[0], "the row as stored");
+    assert!(!fresh.take_lost());
+    // Three tasks into a channel of three, then one more: it is dropped and flagged, once.
+    put_with_tasks(&store, "src", "a", &["a1", "a2", "a3"]);
+    put_with_tasks(&store, "src", "b", &["b1"]);
+    assert!(fresh.take_lost());
+    assert!(!fresh.take_lost());
+    let got: Vec<u64> = std::iter::from_fn(|| fresh.try_next()).map(|f| f.entry.seq).collect();
+    assert_eq!(got, [5, 6, 7]);
+    assert_eq!(store.list_outbox(None, 100).unwrap().len(), 8, "the outbox on disk has them all");
+    // Once the subscriber is gone, the writer stops collecting.
+    drop(fresh);
+    put_with_tasks(&store, "src", "c", &["c1"]);
+    put_with_tasks(&store, "src", "d", &["d1"]);
+    let again = store.subscribe_fresh(8);
+    put_with_tasks(&store, "src", "e", &["e1"]);
+    assert_eq!(again.try_next().map(|f| f.entry.seq), Some(11));
+    assert_eq!(b.id, store.list_outbox(Some(10), 1).unwrap()[0].bucket_id);
+}

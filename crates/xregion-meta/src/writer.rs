@@ -27,6 +27,7 @@ use xregion_types::{BlobSegment, BucketRecord, InlineRef, VersionClock, VersionI
 
 use crate::codec::{decode, encode};
 use crate::error::MetaError;
+use crate::fresh::{FreshHub, FreshTask};
 use crate::journal::{self, Journal, Redo, TableId};
 use crate::keys;
 use crate::multipart::{PartRecord, UploadRecord};
@@ -114,8 +115,9 @@ pub(crate) fn run(
     persisted_max_stamp: u64,
     rx: Receiver<Request>,
     stats: Arc<Stats>,
+    fresh: Arc<FreshHub>,
 ) {
-    let mut writer = Writer { db, journal, clock, persisted_max_stamp, stats, timing: GroupTiming::default() };
+    let mut writer = Writer { db, journal, clock, persisted_max_stamp, stats, fresh, timing: GroupTiming::default() };
     while let Ok(first) = rx.recv() {
         // The ops of the group, and per request its reply and how many of the ops are its.
         let mut ops = Vec::with_capacity(32);
@@ -194,6 +196,8 @@ struct Writer {
     clock: VersionClock,
     persisted_max_stamp: u64,
     stats: Arc<Stats>,
+    /// Where committed replication tasks are handed over (see `fresh.rs`).
+    fresh: Arc<FreshHub>,
 }
 
 impl Writer {
@@ -228,8 +232,10 @@ impl Writer {
         let started = Instant::now();
         let group_max_stamp;
         let redo;
+        let fresh;
         {
             let mut t = WTables::open(&txn, self.persisted_max_stamp)?;
+            t.fresh = self.fresh.wanted().then(Vec::new);
             for op in ops {
                 t.dirty = false;
                 let result = apply(&mut t, &self.clock, op);
@@ -250,6 +256,7 @@ impl Writer {
                 t.meta.insert(META_JOURNAL_EPOCH, self.journal.epoch + 1)?;
             }
             redo = std::mem::take(&mut t.redo);
+            fresh = t.fresh.take().unwrap_or_default();
         }
         self.timing.apply_us = started.elapsed().as_micros() as u64;
         let mut committing = Instant::now();
@@ -272,6 +279,7 @@ impl Writer {
         }
         self.timing.commit_us = committing.elapsed().as_micros() as u64;
         self.persisted_max_stamp = group_max_stamp;
+        self.fresh.send(fresh);
         Ok(results)
     }
 
@@ -341,6 +349,9 @@ pub(crate) struct WTables<'t> {
     pub(crate) redo: Vec<Redo>,
     /// `META` counters advanced in this group, with their next value (at most a few).
     counters: Vec<(&'static str, u64)>,
+    /// The replication tasks this group queued, to hand over after the commit (`fresh.rs`);
+    /// `None` while nobody is subscribed.
+    pub(crate) fresh: Option<Vec<FreshTask>>,
     /// The current op has started writing.
     dirty: bool,
     /// Largest stamp stored in this group (or before it).
@@ -366,6 +377,7 @@ impl<'t> WTables<'t> {
             inline_data: txn.open_table(INLINE_DATA)?,
             redo: Vec::new(),
             counters: Vec::new(),
+            fresh: None,
             dirty: false,
             max_stamp,
         })
@@ -545,17 +557,23 @@ impl<'t> WTables<'t> {
         Ok(())
     }
 
-    /// Appends replication tasks for the version just written.
+    /// Appends replication tasks for the version just written. `version` is that version when
+    /// the write stored an object version (it travels with the tasks to the worker).
     pub(crate) fn push_outbox(
         &mut self,
         bucket_id: u64,
         key: &str,
         version_id: Option<&VersionId>,
+        version: Option<&VersionRecord>,
         tasks: Vec<Vec<u8>>,
     ) -> Result<(), MetaError> {
         for task in tasks {
             let seq = self.take_counter(META_NEXT_OUTBOX_SEQ, 1)?;
             let entry = OutboxEntry { seq, bucket_id, key: key.to_owned(), version_id: version_id.cloned(), task };
+            if let Some(fresh) = &mut self.fresh {
+                let version = version.filter(|v| v.object().is_some()).cloned();
+                fresh.push(FreshTask { entry: entry.clone(), version });
+            }
             journal::insert(&mut self.outbox, &mut self.redo, TableId::Outbox, &seq, &encode(&entry)?.as_slice())?;
             journal::insert(
                 &mut self.outbox_index,
@@ -646,6 +664,7 @@ mod tests {
             clock: VersionClock::new(),
             persisted_max_stamp: max,
             stats: Arc::default(),
+            fresh: Arc::default(),
             timing: GroupTiming::default(),
         };
         (dir, writer)
