@@ -1,8 +1,9 @@
 //! The single writer thread and its group commit.
 //!
-//! Every [`WriteOp`] is sent to one thread. It takes the first queued request, drains up to
-//! [`MAX_GROUP`] more without waiting, applies them in queue order inside ONE redb write
-//! transaction (each op sees the effects of the ops before it), makes the group durable with
+//! Every [`WriteOp`] is sent to one thread (one op per request, or several: `write_all`). It
+//! takes the first queued request, drains more without waiting until the group holds
+//! [`MAX_GROUP`] ops, applies them in queue order inside ONE redb write transaction (each op
+//! sees the effects of the ops before it), makes the group durable with
 //! one fsync (its redo record in the journal, then a `Durability::None` commit; or, at a
 //! checkpoint, a `Durability::Immediate` commit: see `journal.rs`), and only then replies to
 //! every caller.
