@@ -247,6 +247,17 @@ impl Queued {
     fn version(&self) -> Option<(u64, &str, &VersionId)> {
         self.entry.version_id.as_ref().map(|id| (self.entry.bucket_id, self.entry.key.as_str(), id))
     }
+
+    /// Sizes an object task by its version (`None`: it could not be read, so the task goes
+    /// unbatched and its job reports why), and keeps the version for the first attempt.
+    fn size(&mut self, version: Option<VersionRecord>) {
+        if let Some(v) = version {
+            self.batchable = crate::batch::batchable(TaskKind::Object, &v);
+            self.bytes = v.object().map_or(0, |d| d.size);
+            self.version = Some(v);
+        }
+        self.sized = true;
+    }
 }
 
 /// One destination bucket's window of the outbox.
@@ -413,12 +424,7 @@ impl Worker {
         };
         for q in &mut new {
             let version = if q.entry.version_id.is_some() { versions.next().flatten() } else { None };
-            if let Some(v) = version {
-                q.batchable = crate::batch::batchable(TaskKind::Object, &v);
-                q.bytes = v.object().map_or(0, |d| d.size);
-                q.version = Some(v);
-            }
-            q.sized = true;
+            q.size(version);
         }
     }
 
@@ -461,10 +467,7 @@ impl Worker {
         }
         let mut q = queued(entry, task);
         if let Some(v) = version.filter(|_| q.task.kind == TaskKind::Object) {
-            q.batchable = crate::batch::batchable(TaskKind::Object, &v);
-            q.bytes = v.object().map_or(0, |d| d.size);
-            q.version = Some(v);
-            q.sized = true;
+            q.size(Some(v));
         }
         dest.queue.push_back(q);
     }
