@@ -69,6 +69,7 @@ pub mod ops;
 pub mod queue;
 mod schema;
 mod store;
+mod writeback;
 mod writer;
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use crate::schema::{
     BUCKET_IDS, BUCKETS, FAILURES, HEADS, INLINE_DATA, META_MAX_STAMP, META_SCHEMA, NULLS, OUTBOX, OUTBOX_INDEX, PARTS,
     SCHEMA_VERSION, SCHEMA_VERSION_1, UPLOAD_INDEX, UPLOADS, VERSIONS,
 };
+use crate::writeback::Writeback;
 use crate::writer::{self, Ops, Reply, Request, Stats, WTables};
 use crate::{buckets, objects, queue};
 
@@ -50,10 +51,13 @@ struct Inner {
     /// Queue to the writer thread; taken on drop so the thread ends.
     requests: Option<Sender<Request>>,
     writer: Option<JoinHandle<()>>,
+    /// Syncs the file between checkpoints (`writeback.rs`).
+    writeback: Writeback,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        self.writeback.stop();
         drop(self.requests.take());
         if let Some(handle) = self.writer.take()
             && handle.join().is_err()
@@ -83,6 +87,7 @@ impl MetaStore {
         let writer_db = Arc::clone(&db);
         let stats = Arc::new(Stats::default());
         let writer_stats = Arc::clone(&stats);
+        let writeback = Writeback::start(path, Arc::clone(&stats))?;
         let fresh = Arc::new(FreshHub::default());
         let writer_fresh = Arc::clone(&fresh);
         let writer = std::thread::Builder::new()
@@ -90,7 +95,9 @@ impl MetaStore {
             .spawn(move || writer::run(writer_db, journal, clock, max_stamp, rx, writer_stats, writer_fresh))
             .map_err(|e| MetaError::Storage(format!("cannot spawn metadata writer: {e}")))?;
         tracing::debug!(path = %path.display(), max_stamp, "metadata store open");
-        Ok(MetaStore { inner: Arc::new(Inner { db, stats, fresh, requests: Some(tx), writer: Some(writer) }) })
+        Ok(MetaStore {
+            inner: Arc::new(Inner { db, stats, fresh, requests: Some(tx), writer: Some(writer), writeback }),
+        })
     }
 
     /// The database, for tests that look at stored rows directly.
@@ -359,10 +366,20 @@ impl MetaStore {
 
     /// Counters of the writer thread since open.
     pub fn writer_stats(&self) -> WriterStats {
+        let stats = &self.inner.stats;
+        let get = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
         WriterStats {
-            groups: self.inner.stats.groups.load(Ordering::Relaxed),
-            ops: self.inner.stats.ops.load(Ordering::Relaxed),
-            failed_groups: self.inner.stats.failed_groups.load(Ordering::Relaxed),
+            groups: get(&stats.groups),
+            ops: get(&stats.ops),
+            failed_groups: get(&stats.failed_groups),
+            busy_us: get(&stats.busy_us),
+            journal_syncs: get(&stats.journal_syncs),
+            journal_us: get(&stats.journal_us),
+            checkpoints: get(&stats.checkpoints),
+            checkpoint_us: get(&stats.checkpoint_us),
+            writeback_syncs: get(&stats.writeback_syncs),
+            writeback_us: get(&stats.writeback_us),
+            writeback_errors: get(&stats.writeback_errors),
         }
     }
 
@@ -372,8 +389,10 @@ impl MetaStore {
     }
 }
 
-/// Counters of the writer thread (group commit), for metrics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Counters of the writer thread (group commit) and of the writeback thread since open, for
+/// metrics. Times are microseconds; a counter divided by the time between two readings is a
+/// rate, a time by its count a mean.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct WriterStats {
     /// Write transactions attempted (one per group).
     pub groups: u64,
@@ -381,6 +400,22 @@ pub struct WriterStats {
     pub ops: u64,
     /// Groups that failed as a whole (nothing committed).
     pub failed_groups: u64,
+    /// Time spent committing groups: how busy the region's serial write path was.
+    pub busy_us: u64,
+    /// Groups made durable by a journal record (written and fsynced).
+    pub journal_syncs: u64,
+    /// Time spent writing and fsyncing journal records.
+    pub journal_us: u64,
+    /// Groups made durable by a checkpoint (a durable redb commit).
+    pub checkpoints: u64,
+    /// Time spent in checkpoints.
+    pub checkpoint_us: u64,
+    /// Syncs of the database file by the writeback thread.
+    pub writeback_syncs: u64,
+    /// Time those syncs took (on their own thread, not the writer's).
+    pub writeback_us: u64,
+    /// Writeback syncs that failed.
+    pub writeback_errors: u64,
 }
 
 /// Creates every table, checks the layout version, and returns the stored maximum stamp.

@@ -1613,3 +1613,33 @@ fn committed_tasks_are_handed_over_in_order_while_subscribed() {
     assert_eq!(again.try_next().map(|f| f.entry.seq), Some(11));
     assert_eq!(b.id, store.list_outbox(Some(10), 1).unwrap()[0].bucket_id);
 }
+
+#[test]
+fn writer_counts_its_durability_work_and_writeback_syncs_only_after_writes() {
+    let (_dir, store) = open();
+    bucket(&store, "writeback", VersioningState::Enabled);
+    for i in 0..5 {
+        put(&store, "writeback", &format!("k{i}"), "e");
+    }
+    let stats = store.writer_stats();
+    // Every group that wrote was made durable one way or the other, and took time.
+    assert!(stats.groups >= 6, "{stats:?}");
+    assert_eq!(stats.journal_syncs + stats.checkpoints, stats.groups, "{stats:?}");
+    assert!(stats.busy_us >= stats.journal_us + stats.checkpoint_us, "{stats:?}");
+
+    // The writeback thread syncs the file once groups were committed...
+    use std::time::{Duration, Instant};
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.writer_stats().writeback_syncs == 0 {
+        assert!(Instant::now() < deadline, "no writeback sync after writes");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // ...and not while nothing is written (one more sync may follow for the last group).
+    std::thread::sleep(Duration::from_millis(500));
+    let idle = store.writer_stats();
+    std::thread::sleep(Duration::from_millis(300));
+    let later = store.writer_stats();
+    assert_eq!(later.writeback_syncs, idle.writeback_syncs, "synced while idle");
+    assert_eq!(later.writeback_errors, 0);
+    assert_eq!(later.groups, idle.groups);
+}

@@ -106,6 +106,20 @@ pub(crate) struct Stats {
     pub(crate) ops: AtomicU64,
     /// Groups that failed as a whole (nothing committed).
     pub(crate) failed_groups: AtomicU64,
+    /// Microseconds spent committing groups (from the first op applied to the last reply's
+    /// result ready): how busy the writer, the region's serial path, was.
+    pub(crate) busy_us: AtomicU64,
+    /// Journal records written and fsynced, and the microseconds that took.
+    pub(crate) journal_syncs: AtomicU64,
+    pub(crate) journal_us: AtomicU64,
+    /// Checkpoints (durable redb commits), and the microseconds they took.
+    pub(crate) checkpoints: AtomicU64,
+    pub(crate) checkpoint_us: AtomicU64,
+    /// Syncs of the writeback thread (`writeback.rs`), the microseconds they took, and the
+    /// ones that failed.
+    pub(crate) writeback_syncs: AtomicU64,
+    pub(crate) writeback_us: AtomicU64,
+    pub(crate) writeback_errors: AtomicU64,
 }
 
 /// Runs the writer loop until every sender is dropped.
@@ -154,14 +168,17 @@ pub(crate) fn run(
                 vec![Err(MetaError::Storage("metadata writer panicked; nothing committed".into())); group_size]
             }
         };
-        let GroupTiming { apply_us, journal_us, commit_us, journal_bytes } = writer.timing;
+        let GroupTiming { apply_us, journal_us, commit_us, journal_bytes, checkpoint } = writer.timing;
+        let elapsed_us = started.elapsed().as_micros() as u64;
+        writer.stats.count_group(elapsed_us, &writer.timing);
         tracing::trace!(
             group_size,
-            elapsed_us = started.elapsed().as_micros() as u64,
+            elapsed_us,
             apply_us,
             journal_us,
             commit_us,
             journal_bytes,
+            checkpoint,
             "metadata group committed"
         );
         let mut results = results.into_iter();
@@ -187,6 +204,22 @@ struct GroupTiming {
     commit_us: u64,
     /// Bytes of the journal record.
     journal_bytes: u64,
+    /// The group was a checkpoint (a durable redb commit; `commit_us` is its time).
+    checkpoint: bool,
+}
+
+impl Stats {
+    /// Adds a finished group's times to the counters.
+    fn count_group(&self, elapsed_us: u64, timing: &GroupTiming) {
+        self.busy_us.fetch_add(elapsed_us, Ordering::Relaxed);
+        if timing.checkpoint {
+            self.checkpoints.fetch_add(1, Ordering::Relaxed);
+            self.checkpoint_us.fetch_add(timing.commit_us, Ordering::Relaxed);
+        } else if timing.journal_bytes > 0 {
+            self.journal_syncs.fetch_add(1, Ordering::Relaxed);
+            self.journal_us.fetch_add(timing.journal_us, Ordering::Relaxed);
+        }
+    }
 }
 
 struct Writer {
@@ -279,6 +312,7 @@ impl Writer {
             }
         }
         self.timing.commit_us = committing.elapsed().as_micros() as u64;
+        self.timing.checkpoint = checkpoint;
         self.persisted_max_stamp = group_max_stamp;
         self.fresh.send(fresh);
         Ok(results)
