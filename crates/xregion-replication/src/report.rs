@@ -1,7 +1,10 @@
 //! What replication owes and how it is doing, for operators (design invariant 6): per source
 //! bucket and destination bucket, the pending operations and bytes, the age of the oldest
 //! pending version, the permanent failures with their last reason, and the worker's counters
-//! and lag histogram since start.
+//! and lag histogram since start. Beside them, the counters of the region's metadata writer
+//! (`MetaStore::writer_stats`): every PUT, every replica write and every finished task passes
+//! that one thread, so its busy time, fsync times and checkpoints explain a lag or a slow
+//! ingest that the queues alone do not.
 //!
 //! The pending figures are read from the outbox on disk, not from the worker's bounded
 //! in-memory window, so they are true for any backlog size; the cost is one scan of the
@@ -15,7 +18,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use xregion_core::Region;
 use xregion_core::replica::decode_task;
-use xregion_meta::MetaError;
+use xregion_meta::{MetaError, WriterStats};
 use xregion_types::VersionKind;
 use xregion_types::replication::TaskKind;
 
@@ -39,6 +42,8 @@ pub struct ReplicationReport {
     pub destinations: Vec<DestinationReport>,
     /// The worker since start, all destinations.
     pub totals: Totals,
+    /// The region's metadata writer since start (times in microseconds).
+    pub metadata_writer: WriterStats,
 }
 
 /// Pending work and recorded failures of one source bucket towards one destination bucket.
@@ -232,6 +237,7 @@ pub fn build(region: &Region, status: &WorkerStatus) -> Result<ReplicationReport
             retries: status.retries,
             lag: LagReport::from(&status.lag),
         },
+        metadata_writer: meta.writer_stats(),
     })
 }
 
@@ -310,6 +316,27 @@ impl ReplicationReport {
             "1 while the destination is unreachable and waiting before the next try.",
             self.destinations.iter().map(|d| (dest(d), u8::from(d.paused).to_string())).collect(),
         );
+        let w = &self.metadata_writer;
+        let seconds = |us: u64| (us as f64 / 1e6).to_string();
+        for (name, help, value) in [
+            ("groups_total", "Metadata write groups (one transaction each) since start.", w.groups.to_string()),
+            (
+                "ops_total",
+                "Metadata write operations since start; ops / groups is the mean group size.",
+                w.ops.to_string(),
+            ),
+            ("failed_groups_total", "Metadata write groups that failed as a whole.", w.failed_groups.to_string()),
+            ("busy_seconds_total", "Time the metadata writer spent committing groups.", seconds(w.busy_us)),
+            ("journal_syncs_total", "Groups made durable by a journal record.", w.journal_syncs.to_string()),
+            ("journal_seconds_total", "Time spent writing and fsyncing journal records.", seconds(w.journal_us)),
+            ("checkpoints_total", "Durable commits of the metadata database.", w.checkpoints.to_string()),
+            ("checkpoint_seconds_total", "Time spent in checkpoints.", seconds(w.checkpoint_us)),
+            ("writeback_syncs_total", "Syncs of the metadata file between checkpoints.", w.writeback_syncs.to_string()),
+            ("writeback_seconds_total", "Time those syncs took (off the writer thread).", seconds(w.writeback_us)),
+            ("writeback_errors_total", "Writeback syncs that failed.", w.writeback_errors.to_string()),
+        ] {
+            family(&format!("xregion_metadata_writer_{name}"), "counter", help, vec![(String::new(), value)]);
+        }
         let name = "xregion_replication_lag_seconds";
         let _ = writeln!(
             out,
@@ -443,6 +470,13 @@ mod tests {
         assert!(
             text.contains("xregion_replication_tasks_completed_total{region=\"test-1\",destination_bucket=\"d1\"} 3")
         );
+        // The metadata writer's counters: two setup writes, three PUTs and one FailTask so far.
+        assert_eq!(report.metadata_writer.ops, 6);
+        assert_eq!(json["metadata_writer"]["ops"], 6);
+        assert!(text.contains("xregion_metadata_writer_ops_total{region=\"test-1\"} 6"), "{text}");
+        let groups = report.metadata_writer.groups;
+        assert!(text.contains(&format!("xregion_metadata_writer_groups_total{{region=\"test-1\"}} {groups}")));
+        assert!(text.contains("# TYPE xregion_metadata_writer_checkpoint_seconds_total counter"));
     }
 
     #[test]
