@@ -285,6 +285,59 @@ struct LagRow {
     cpu: Option<[(CpuSpent, f64); 2]>,
     /// Full speed only: the lag pollers' `HEAD` requests.
     lag_polls: Option<u64>,
+    /// Full speed only: what the metadata writers of [source, destination] did without
+    /// replication (the first baseline) and with it.
+    writers: Option<[[WriterSample; 2]; 2]>,
+}
+
+/// The `xregion_metadata_writer_*` counters of one region (`GET /_xregion/metrics`), or the
+/// difference of two readings.
+#[derive(Debug, Clone, Copy, Default)]
+struct WriterSample {
+    groups: f64,
+    busy_s: f64,
+    journal_syncs: f64,
+    journal_s: f64,
+    checkpoints: f64,
+    checkpoint_s: f64,
+}
+
+impl WriterSample {
+    async fn read(c: &S3Client) -> anyhow::Result<WriterSample> {
+        let text = c.get_document("/_xregion/metrics").await?;
+        let mut w = WriterSample::default();
+        for line in String::from_utf8_lossy(&text).lines() {
+            let Some(rest) = line.strip_prefix("xregion_metadata_writer_") else { continue };
+            let (Some((name, _)), Some(value)) = (rest.split_once('{'), rest.rsplit(' ').next()) else { continue };
+            let value: f64 = value.parse().unwrap_or(0.0);
+            match name {
+                "groups_total" => w.groups = value,
+                "busy_seconds_total" => w.busy_s = value,
+                "journal_syncs_total" => w.journal_syncs = value,
+                "journal_seconds_total" => w.journal_s = value,
+                "checkpoints_total" => w.checkpoints = value,
+                "checkpoint_seconds_total" => w.checkpoint_s = value,
+                _ => {}
+            }
+        }
+        Ok(w)
+    }
+
+    fn since(self, before: WriterSample) -> WriterSample {
+        WriterSample {
+            groups: self.groups - before.groups,
+            busy_s: self.busy_s - before.busy_s,
+            journal_syncs: self.journal_syncs - before.journal_syncs,
+            journal_s: self.journal_s - before.journal_s,
+            checkpoints: self.checkpoints - before.checkpoints,
+            checkpoint_s: self.checkpoint_s - before.checkpoint_s,
+        }
+    }
+
+    /// Both regions' counters.
+    async fn both(sc: &S3Client, dc: &S3Client) -> anyhow::Result<[WriterSample; 2]> {
+        Ok([WriterSample::read(sc).await?, WriterSample::read(dc).await?])
+    }
 }
 
 struct Backlog {
@@ -434,6 +487,7 @@ async fn steady_phase(
         baseline_ops: None,
         cpu: None,
         lag_polls: None,
+        writers: None,
     })
 }
 
@@ -567,14 +621,21 @@ async fn full_speed_phase(
     let max = ((4 * 1024 * MIB) / size / concurrency as u64).max(1);
     let prefix = format!("full/{label}");
     let ticks = probe::clock_ticks();
+    let writers_before = WriterSample::both(sc, dc).await?;
     let mark = CpuMark::now(server_pids);
     let (base, _, _) = ingest(sc, None, PLAIN, &prefix, pattern, size, concurrency, duration, max).await?;
     let cpu_base = mark.spent(ticks);
+    let writers_base = WriterSample::both(sc, dc).await?;
     let mark = CpuMark::now(server_pids);
     let polls_before = LAG_POLLS.load(Ordering::Relaxed);
     let (m, written, mut events) =
         ingest(sc, Some(lag), SRC, &prefix, pattern, size, concurrency, duration, max).await?;
     let cpu_repl = mark.spent(ticks);
+    let writers_repl = WriterSample::both(sc, dc).await?;
+    let writers = [
+        [writers_base[0].since(writers_before[0]), writers_base[1].since(writers_before[1])],
+        [writers_repl[0].since(writers_base[0]), writers_repl[1].since(writers_base[1])],
+    ];
     let lag_polls = LAG_POLLS.load(Ordering::Relaxed) - polls_before;
     // Every version must arrive; the sweep's end bounds the last replica if a sample missed it.
     let ids: Vec<(String, String)> = written.iter().map(|w| (w.0.clone(), w.1.clone())).collect();
@@ -609,6 +670,7 @@ async fn full_speed_phase(
         baseline_ops: Some(baseline),
         cpu: Some([(cpu_base, base.ops as f64), (cpu_repl, written.len() as f64)]),
         lag_polls: Some(lag_polls),
+        writers: Some(writers),
     })
 }
 
@@ -727,6 +789,42 @@ impl Report {
                 idle(b) * 100.0,
                 idle(w) * 100.0,
                 r.lag_polls.unwrap_or(0) as f64 / wn.max(1.0)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nMetadata writers at full speed, without → with replication (from `/_xregion/metrics`): groups \
+             (transactions) per PUT, mean journal write + fsync, checkpoint time per second, and the share of \
+             the time the writer thread was busy; for the source, then the destination:\n"
+        );
+        let _ = writeln!(
+            out,
+            "| phase | src groups/PUT | src journal µs | src checkpoints ms/s | src busy | dst groups/PUT | dst journal µs | dst checkpoints ms/s | dst busy |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for r in &self.rows {
+            let (Some(w), Some([(b, bn), (c, cn)])) = (&r.writers, &r.cpu) else { continue };
+            let cell = |f: &dyn Fn(&WriterSample, f64, f64) -> f64, region: usize, digits: usize| {
+                let before = f(&w[0][region], *bn, b.wall);
+                let after = f(&w[1][region], *cn, c.wall);
+                format!("{before:.digits$} → {after:.digits$}")
+            };
+            let groups = |s: &WriterSample, puts: f64, _: f64| s.groups / puts.max(1.0);
+            let journal = |s: &WriterSample, _: f64, _: f64| s.journal_s * 1e6 / s.journal_syncs.max(1.0);
+            let checkpoints = |s: &WriterSample, _: f64, wall: f64| s.checkpoint_s * 1e3 / wall.max(1e-9);
+            let busy = |s: &WriterSample, _: f64, wall: f64| s.busy_s * 100.0 / wall.max(1e-9);
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} % | {} | {} | {} | {} % |",
+                r.name,
+                cell(&groups, 0, 2),
+                cell(&journal, 0, 0),
+                cell(&checkpoints, 0, 0),
+                cell(&busy, 0, 0),
+                cell(&groups, 1, 2),
+                cell(&journal, 1, 0),
+                cell(&checkpoints, 1, 0),
+                cell(&busy, 1, 0),
             );
         }
         if let Some(b) = &self.backlog {
