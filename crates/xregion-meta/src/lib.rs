@@ -69,7 +69,6 @@ pub mod ops;
 pub mod queue;
 mod schema;
 mod store;
-mod writeback;
 mod writer;
 
 #[cfg(test)]

@@ -23,7 +23,6 @@ use crate::schema::{
     BUCKET_IDS, BUCKETS, FAILURES, HEADS, INLINE_DATA, META_MAX_STAMP, META_SCHEMA, NULLS, OUTBOX, OUTBOX_INDEX, PARTS,
     SCHEMA_VERSION, SCHEMA_VERSION_1, UPLOAD_INDEX, UPLOADS, VERSIONS,
 };
-use crate::writeback::Writeback;
 use crate::writer::{self, Ops, Reply, Request, Stats, WTables};
 use crate::{buckets, objects, queue};
 
@@ -51,13 +50,10 @@ struct Inner {
     /// Queue to the writer thread; taken on drop so the thread ends.
     requests: Option<Sender<Request>>,
     writer: Option<JoinHandle<()>>,
-    /// Syncs the file between checkpoints (`writeback.rs`).
-    writeback: Writeback,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.writeback.stop();
         drop(self.requests.take());
         if let Some(handle) = self.writer.take()
             && handle.join().is_err()
@@ -87,7 +83,6 @@ impl MetaStore {
         let writer_db = Arc::clone(&db);
         let stats = Arc::new(Stats::default());
         let writer_stats = Arc::clone(&stats);
-        let writeback = Writeback::start(path, Arc::clone(&stats))?;
         let fresh = Arc::new(FreshHub::default());
         let writer_fresh = Arc::clone(&fresh);
         let writer = std::thread::Builder::new()
@@ -95,9 +90,7 @@ impl MetaStore {
             .spawn(move || writer::run(writer_db, journal, clock, max_stamp, rx, writer_stats, writer_fresh))
             .map_err(|e| MetaError::Storage(format!("cannot spawn metadata writer: {e}")))?;
         tracing::debug!(path = %path.display(), max_stamp, "metadata store open");
-        Ok(MetaStore {
-            inner: Arc::new(Inner { db, stats, fresh, requests: Some(tx), writer: Some(writer), writeback }),
-        })
+        Ok(MetaStore { inner: Arc::new(Inner { db, stats, fresh, requests: Some(tx), writer: Some(writer) }) })
     }
 
     /// The database, for tests that look at stored rows directly.
@@ -377,9 +370,6 @@ impl MetaStore {
             journal_us: get(&stats.journal_us),
             checkpoints: get(&stats.checkpoints),
             checkpoint_us: get(&stats.checkpoint_us),
-            writeback_syncs: get(&stats.writeback_syncs),
-            writeback_us: get(&stats.writeback_us),
-            writeback_errors: get(&stats.writeback_errors),
         }
     }
 
@@ -389,8 +379,7 @@ impl MetaStore {
     }
 }
 
-/// Counters of the writer thread (group commit) and of the writeback thread since open, for
-/// metrics. Times are microseconds; a counter divided by the time between two readings is a
+/// Counters of the writer thread (group commit) since open, for metrics. Times are microseconds; a counter divided by the time between two readings is a
 /// rate, a time by its count a mean.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct WriterStats {
@@ -410,12 +399,6 @@ pub struct WriterStats {
     pub checkpoints: u64,
     /// Time spent in checkpoints.
     pub checkpoint_us: u64,
-    /// Syncs of the database file by the writeback thread.
-    pub writeback_syncs: u64,
-    /// Time those syncs took (on their own thread, not the writer's).
-    pub writeback_us: u64,
-    /// Writeback syncs that failed.
-    pub writeback_errors: u64,
 }
 
 /// Creates every table, checks the layout version, and returns the stored maximum stamp.

@@ -115,11 +115,6 @@ pub(crate) struct Stats {
     /// Checkpoints (durable redb commits), and the microseconds they took.
     pub(crate) checkpoints: AtomicU64,
     pub(crate) checkpoint_us: AtomicU64,
-    /// Syncs of the writeback thread (`writeback.rs`), the microseconds they took, and the
-    /// ones that failed.
-    pub(crate) writeback_syncs: AtomicU64,
-    pub(crate) writeback_us: AtomicU64,
-    pub(crate) writeback_errors: AtomicU64,
 }
 
 /// Runs the writer loop until every sender is dropped.

@@ -331,9 +331,6 @@ impl ReplicationReport {
             ("journal_seconds_total", "Time spent writing and fsyncing journal records.", seconds(w.journal_us)),
             ("checkpoints_total", "Durable commits of the metadata database.", w.checkpoints.to_string()),
             ("checkpoint_seconds_total", "Time spent in checkpoints.", seconds(w.checkpoint_us)),
-            ("writeback_syncs_total", "Syncs of the metadata file between checkpoints.", w.writeback_syncs.to_string()),
-            ("writeback_seconds_total", "Time those syncs took (off the writer thread).", seconds(w.writeback_us)),
-            ("writeback_errors_total", "Writeback syncs that failed.", w.writeback_errors.to_string()),
         ] {
             family(&format!("xregion_metadata_writer_{name}"), "counter", help, vec![(String::new(), value)]);
         }
