@@ -19,7 +19,6 @@ use xregion_replication::{S3Target, StatusReader, WorkerConfig, WorkerHandle};
 use xregion_s3api::admin::{AdminReport, AdminReports};
 use xregion_s3api::error::ERROR_FIELDS_HEADER;
 
-use crate::background::BackgroundRuntime;
 use crate::config::RegionConfig;
 use crate::peers::HttpPeers;
 
@@ -32,8 +31,6 @@ pub struct RunningRegion {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
     replication: WorkerHandle,
-    /// Where the replication worker runs (`background.rs`); stopped after it.
-    background: BackgroundRuntime,
 }
 
 impl RunningRegion {
@@ -43,7 +40,6 @@ impl RunningRegion {
         let _ = self.stop.send(true);
         let _ = self.task.await;
         self.replication.shutdown().await;
-        drop(self.background);
     }
 }
 
@@ -56,9 +52,7 @@ pub fn start_region_on(cfg: &RegionConfig, listener: TcpListener) -> anyhow::Res
     spawn_orphan_collection(&region);
     let identity =
         Identity::with_root(Credential { access_key: cfg.access_key.clone(), secret_key: cfg.secret_key.clone() });
-    let background = BackgroundRuntime::start(cfg.replication_threads, cfg.replication_nice)
-        .context("starting the replication runtime")?;
-    let replication = start_replication(cfg, addr, &region, &background);
+    let replication = start_replication(cfg, addr, &region);
     let reports = Arc::new(Reports { region: region.clone(), status: replication.status_reader() });
     let region_handle = region.clone();
     let reports_handle: Arc<dyn AdminReports> = reports.clone();
@@ -72,7 +66,7 @@ pub fn start_region_on(cfg: &RegionConfig, listener: TcpListener) -> anyhow::Res
     };
     let task = tokio::spawn(accept_loop(listener, edge, stop_rx, name.clone()));
     tracing::info!(region = %name, %addr, "region listening");
-    Ok(RunningRegion { name, addr, stop, task, replication, background })
+    Ok(RunningRegion { name, addr, stop, task, replication })
 }
 
 /// Deletes blob files a crash left without metadata (see `xregion_core::orphans`): lists the
@@ -93,15 +87,9 @@ fn spawn_orphan_collection(region: &Region) {
     });
 }
 
-/// Starts the replication worker on the background runtime: destinations are reached at the
-/// peers' endpoints (and at this region's own address for same-region replication), signed
-/// with the root credential.
-fn start_replication(
-    cfg: &RegionConfig,
-    addr: SocketAddr,
-    region: &Region,
-    background: &BackgroundRuntime,
-) -> WorkerHandle {
+/// Starts the replication worker: destinations are reached at the peers' endpoints (and at
+/// this region's own address for same-region replication), signed with the root credential.
+fn start_replication(cfg: &RegionConfig, addr: SocketAddr, region: &Region) -> WorkerHandle {
     let mut endpoints = cfg.peers.clone();
     let own = match addr.ip() {
         ip if ip.is_unspecified() && ip.is_ipv4() => SocketAddr::from(([127, 0, 0, 1], addr.port())),
@@ -109,7 +97,6 @@ fn start_replication(
         _ => addr,
     };
     endpoints.insert(cfg.region.clone(), format!("http://{own}"));
-    let _on_background = background.enter();
     let target = S3Target::new(endpoints, &cfg.access_key, &cfg.secret_key);
     xregion_replication::spawn(region.clone(), Arc::new(target), WorkerConfig::default())
 }

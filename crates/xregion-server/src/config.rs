@@ -32,24 +32,6 @@ pub struct RegionConfig {
     /// (`Authorization: Bearer <token>`), for scrapers that cannot sign SigV4. Unset: SigV4 only.
     #[serde(default)]
     pub metrics_token: Option<String>,
-    /// Threads of the replication worker's own runtime (see `background.rs`).
-    #[serde(default = "default_replication_threads")]
-    pub replication_threads: usize,
-    /// Nice value of those threads (0-19): replication takes the CPU S3 requests leave.
-    #[serde(default = "default_replication_nice")]
-    pub replication_nice: i32,
-}
-
-/// One thread sends a 4 KiB full-speed stream and 1 MiB objects at disk speed on the
-/// benchmark machine (`bench/README.md`); more help only with many slow destinations.
-pub fn default_replication_threads() -> usize {
-    1
-}
-
-/// Background priority: under full load the request threads get about ten times its share of
-/// a contended CPU; an idle CPU is its to take.
-pub fn default_replication_nice() -> i32 {
-    10
 }
 
 /// Base domains used when none are configured.
@@ -77,10 +59,6 @@ pub struct PartialConfig {
     pub peers: Option<BTreeMap<String, String>>,
     /// See [`RegionConfig::metrics_token`].
     pub metrics_token: Option<String>,
-    /// See [`RegionConfig::replication_threads`].
-    pub replication_threads: Option<usize>,
-    /// See [`RegionConfig::replication_nice`].
-    pub replication_nice: Option<i32>,
 }
 
 impl PartialConfig {
@@ -107,8 +85,6 @@ impl PartialConfig {
                 (a, b) => b.or(a),
             },
             metrics_token: over.metrics_token.or(self.metrics_token),
-            replication_threads: over.replication_threads.or(self.replication_threads),
-            replication_nice: over.replication_nice.or(self.replication_nice),
         }
     }
 
@@ -119,14 +95,6 @@ impl PartialConfig {
         let region = self.region.ok_or_else(|| missing("region"))?;
         let mut peers = self.peers.unwrap_or_default();
         peers.remove(&region);
-        let replication_threads = self.replication_threads.unwrap_or_else(default_replication_threads);
-        if !(1..=64).contains(&replication_threads) {
-            anyhow::bail!("replication_threads must be between 1 and 64, got {replication_threads}");
-        }
-        let replication_nice = self.replication_nice.unwrap_or_else(default_replication_nice);
-        if !(0..=19).contains(&replication_nice) {
-            anyhow::bail!("replication_nice must be between 0 and 19, got {replication_nice}");
-        }
         Ok(RegionConfig {
             listen: self.listen.ok_or_else(|| missing("listen"))?,
             data_dir: self.data_dir.ok_or_else(|| missing("data_dir"))?,
@@ -136,8 +104,6 @@ impl PartialConfig {
             region,
             peers,
             metrics_token: self.metrics_token.filter(|t| !t.is_empty()),
-            replication_threads,
-            replication_nice,
         })
     }
 }
@@ -181,26 +147,5 @@ eu-west-1 = "http://127.0.0.1:9001"
         assert!(PartialConfig::default().finish().is_err());
         assert!(toml::from_str::<PartialConfig>("bogus = 1").is_err());
         assert!(parse_peer("a=ftp://x").is_err());
-        assert_eq!((cfg.replication_threads, cfg.replication_nice), (1, 10));
-    }
-
-    #[test]
-    fn replication_runtime_settings_are_checked() {
-        let base = || PartialConfig {
-            region: Some("r".into()),
-            listen: Some("127.0.0.1:0".parse().unwrap()),
-            data_dir: Some("/tmp/x".into()),
-            access_key: Some("AK".into()),
-            secret_key: Some("SK".into()),
-            ..Default::default()
-        };
-        let file: PartialConfig = toml::from_str("replication_threads = 2\nreplication_nice = 0").unwrap();
-        let cfg = base().overlay(file).finish().unwrap();
-        assert_eq!((cfg.replication_threads, cfg.replication_nice), (2, 0));
-        for (threads, nice) in [(Some(0), None), (Some(65), None), (None, Some(-1)), (None, Some(20))] {
-            let over = PartialConfig { replication_threads: threads, replication_nice: nice, ..Default::default() };
-            let err = base().overlay(over).finish().unwrap_err().to_string();
-            assert!(err.contains("must be between"), "{err}");
-        }
     }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 
 use crate::app;
-use crate::config::{RegionConfig, default_domains, default_replication_nice, default_replication_threads};
+use crate::config::{RegionConfig, default_domains};
 
 /// Flags of `xregion dev`.
 #[derive(clap::Args)]
@@ -59,8 +59,6 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             domains: default_domains(),
             peers: endpoints.iter().filter(|(r, _)| *r != name).map(|(r, e)| (r.clone(), e.clone())).collect(),
             metrics_token: None,
-            replication_threads: default_replication_threads(),
-            replication_nice: default_replication_nice(),
         };
         running.push(app::start_region(&cfg).await?);
     }

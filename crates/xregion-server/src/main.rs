@@ -5,7 +5,6 @@
 //! * `xregion dev` runs several regions in one process on loopback, for development.
 
 mod app;
-mod background;
 mod config;
 mod dev;
 mod peers;
@@ -61,12 +60,6 @@ struct ServeArgs {
     /// Bearer token admitting GET /_xregion/metrics and /_xregion/replication without SigV4.
     #[arg(long, env = "XREGION_METRICS_TOKEN", hide_env_values = true)]
     metrics_token: Option<String>,
-    /// Threads of the replication worker's runtime [default: 1].
-    #[arg(long, env = "XREGION_REPLICATION_THREADS")]
-    replication_threads: Option<usize>,
-    /// Nice value of those threads, 0-19: higher leaves more CPU to S3 requests [default: 10].
-    #[arg(long, env = "XREGION_REPLICATION_NICE")]
-    replication_nice: Option<i32>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -101,8 +94,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         domains: (!args.domains.is_empty()).then_some(args.domains),
         peers: (!args.peers.is_empty()).then(|| args.peers.into_iter().collect()),
         metrics_token: args.metrics_token,
-        replication_threads: args.replication_threads,
-        replication_nice: args.replication_nice,
     };
     let cfg = file.overlay(flags).finish()?;
     let running = app::start_region(&cfg).await?;

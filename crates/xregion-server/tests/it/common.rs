@@ -142,11 +142,6 @@ impl TestRegion {
     }
 
     /// The region's data directory.
-    /// The process id of the running server.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
     pub fn data_dir(&self) -> &std::path::Path {
         self.data.path()
     }

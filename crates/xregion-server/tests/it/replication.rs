@@ -491,27 +491,3 @@ async fn impl2_batch_entries_are_applied_and_answered_one_by_one() {
     let anonymous = r.anonymous("POST", &path).await;
     assert_eq!((anonymous.status, anonymous.error_code().as_deref()), (403, Some("AccessDenied")));
 }
-
-/// The worker runs on threads of its own (`xregion-repl`) at the configured nice value, and the
-/// threads that serve requests keep the process's priority (`src/background.rs`).
-#[cfg(target_os = "linux")]
-#[tokio::test]
-async fn the_worker_runs_on_its_own_threads_at_background_priority() {
-    let region = TestRegion::start_with("us-east-1", &[], &["--replication-threads", "2", "--replication-nice", "7"]);
-    let pid = region.pid().expect("running");
-    let mut niceness: Vec<(String, i64)> = Vec::new();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("tasks") {
-        let dir = task.expect("task").path();
-        let comm = std::fs::read_to_string(dir.join("comm")).expect("comm").trim().to_owned();
-        let stat = std::fs::read_to_string(dir.join("stat")).expect("stat");
-        // Fields after the command's closing parenthesis; nice is the 19th field of the line.
-        let after = stat.rsplit_once(')').expect("stat format").1;
-        let nice: i64 = after.split_whitespace().nth(16).expect("nice field").parse().expect("number");
-        niceness.push((comm, nice));
-    }
-    let repl: Vec<i64> = niceness.iter().filter(|(c, _)| c == "xregion-repl").map(|(_, n)| *n).collect();
-    // Two workers, and the blocking threads it may have started: all at 7.
-    assert!(repl.len() >= 2 && repl.iter().all(|n| *n == 7), "{niceness:?}");
-    let serving: Vec<i64> = niceness.iter().filter(|(c, _)| c == "tokio-rt-worker").map(|(_, n)| *n).collect();
-    assert!(!serving.is_empty() && serving.iter().all(|n| *n == 0), "{niceness:?}");
-}
