@@ -379,8 +379,9 @@ impl MetaStore {
     }
 }
 
-/// Counters of the writer thread (group commit) since open, for metrics. Times are microseconds; a counter divided by the time between two readings is a
-/// rate, a time by its count a mean.
+/// Counters of the writer thread (group commit) since open, for metrics. Times are
+/// microseconds; a counter divided by the time between two readings is a rate, a time
+/// divided by its count a mean.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct WriterStats {
     /// Write transactions attempted (one per group).

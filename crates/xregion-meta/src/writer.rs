@@ -106,8 +106,8 @@ pub(crate) struct Stats {
     pub(crate) ops: AtomicU64,
     /// Groups that failed as a whole (nothing committed).
     pub(crate) failed_groups: AtomicU64,
-    /// Microseconds spent committing groups (from the first op applied to the last reply's
-    /// result ready): how busy the writer, the region's serial path, was.
+    /// Microseconds spent committing groups (from taking a group's requests to having its
+    /// results, before the replies go out): how busy the region's serial write path was.
     pub(crate) busy_us: AtomicU64,
     /// Journal records written and fsynced, and the microseconds that took.
     pub(crate) journal_syncs: AtomicU64,
