@@ -194,6 +194,16 @@ pub struct CpuSpent {
     pub host: f64,
 }
 
+impl CpuSpent {
+    /// Adds another measurement (of a later interval) to this one.
+    pub fn add(&mut self, other: &CpuSpent) {
+        self.wall += other.wall;
+        self.procs += other.procs;
+        self.bench += other.bench;
+        self.host += other.host;
+    }
+}
+
 impl CpuMark {
     /// Counters of `pids`, this process and the machine, now.
     pub fn now(pids: &[u32]) -> CpuMark {

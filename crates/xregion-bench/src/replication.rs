@@ -7,10 +7,12 @@
 //!    acknowledged → `HEAD ?versionId` on the destination answers 200 (polled every 1 ms for
 //!    the first 50 ms, then less often).
 //! 2. Full speed (concurrency 16, 4 KiB and 1 MiB): source PUT throughput into a replicated
-//!    bucket ÷ the same run into a bucket without replication; lag p99 (sampled on one object
-//!    in `--lag-sample`, default 32, and on every worker's last object); replication
-//!    throughput ÷ ingest throughput, each over its own window (first → last PUT acknowledged;
-//!    first → last replica readable), so ≥ 1.0 means replication kept pace.
+//!    bucket ÷ the same into a bucket without replication, in alternated runs (`--rounds`,
+//!    default 2: without, with, without, with, without; each replicated run is compared with
+//!    the runs on either side of it); lag p99 (sampled on one object in `--lag-sample`,
+//!    default 32, and on every worker's last object); replication throughput ÷ ingest
+//!    throughput, each over its own windows (first → last PUT acknowledged; first → last
+//!    replica readable), so ≥ 1.0 means replication kept pace.
 //! 3. Backlog drain: destination stopped, N 4 KiB objects written, destination started; time
 //!    until every version is readable there, and the source's highest RSS meanwhile.
 
@@ -60,6 +62,11 @@ pub struct ReplArgs {
     /// Workers in the full-speed and backlog phases.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// Full-speed phases: replicated runs, each between two runs without replication
+    /// (`--full-secs` each: W R W R W for 2). The ratio compares each with its neighbours and
+    /// averages them, so more rounds give a steadier figure on a machine whose speed swings.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=10))]
+    rounds: u64,
     /// Full-speed phases: one object in N (and each worker's last) gets a lag poller. The
     /// pollers' HEAD requests load the destination and the machine, which the run without
     /// replication does not carry: at 1 in 8 they were about a fifth of the replicated
@@ -278,15 +285,18 @@ struct LagRow {
     ingest_ops: f64,
     lag: Measured,
     keeps_up: f64,
-    /// Full speed only: PUT ops/s without replication, and the measurement with it.
+    /// Full speed only: PUT ops/s without replication (the mean, over the replicated runs, of
+    /// the unreplicated runs before and after each).
     baseline_ops: Option<f64>,
-    /// Full speed only: CPU spent and PUTs made without replication (the first baseline) and
-    /// with it (while the load ran, its lag pollers included).
+    /// Full speed only: each replicated run's PUT/s ÷ the mean of its two neighbours'.
+    rounds: Vec<f64>,
+    /// Full speed only: CPU spent and PUTs made without replication (every unreplicated run)
+    /// and with it (while the load ran, its lag pollers included).
     cpu: Option<[(CpuSpent, f64); 2]>,
     /// Full speed only: the lag pollers' `HEAD` requests.
     lag_polls: Option<u64>,
     /// Full speed only: what the metadata writers of [source, destination] did without
-    /// replication (the first baseline) and with it.
+    /// replication and with it (summed over the runs).
     writers: Option<[[WriterSample; 2]; 2]>,
 }
 
@@ -321,6 +331,18 @@ impl WriterSample {
             }
         }
         Ok(w)
+    }
+
+    /// The counters of two intervals together.
+    fn plus(self, other: WriterSample) -> WriterSample {
+        WriterSample {
+            groups: self.groups + other.groups,
+            busy_s: self.busy_s + other.busy_s,
+            journal_syncs: self.journal_syncs + other.journal_syncs,
+            journal_s: self.journal_s + other.journal_s,
+            checkpoints: self.checkpoints + other.checkpoints,
+            checkpoint_s: self.checkpoint_s + other.checkpoint_s,
+        }
     }
 
     fn since(self, before: WriterSample) -> WriterSample {
@@ -362,6 +384,8 @@ struct Report {
     cores: f64,
     /// Full speed: one object in this many got a lag poller.
     lag_sample: u64,
+    /// Full speed: replicated runs per phase.
+    rounds: u64,
     rows: Vec<LagRow>,
     /// `None` when the phase was left out (`--phases`).
     backlog: Option<Backlog>,
@@ -412,7 +436,17 @@ async fn phases(pair: &mut Pair, args: &ReplArgs) -> anyhow::Result<Report> {
             continue;
         }
         let pids: Vec<u32> = [&pair.src, &pair.dst].into_iter().flatten().map(Server::pid).collect();
-        let row = full_speed_phase(&sc, (&dc, args.lag_sample), &pids, &pattern, size, args.concurrency, full).await?;
+        let row = full_speed_phase(
+            &sc,
+            (&dc, args.lag_sample),
+            &pids,
+            &pattern,
+            size,
+            args.concurrency,
+            full,
+            args.rounds as usize,
+        )
+        .await?;
         eprintln!(
             "  {}: {:.0} PUT/s ({:.0} without replication), lag p99 {}",
             row.name,
@@ -429,7 +463,15 @@ async fn phases(pair: &mut Pair, args: &ReplArgs) -> anyhow::Result<Report> {
         None
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    Ok(Report { quick: args.quick, cores, lag_sample: args.lag_sample, rows, backlog, phases: args.phases.clone() })
+    Ok(Report {
+        quick: args.quick,
+        cores,
+        lag_sample: args.lag_sample,
+        rounds: args.rounds,
+        rows,
+        backlog,
+        phases: args.phases.clone(),
+    })
 }
 
 /// Polls the destination until the version is readable; returns the time since `acked`.
@@ -485,6 +527,7 @@ async fn steady_phase(
         keeps_up: ingest_window.as_secs_f64() / span(events.iter().map(|e| e.1)).as_secs_f64(),
         lag: lags(&events),
         baseline_ops: None,
+        rounds: Vec::new(),
         cpu: None,
         lag_polls: None,
         writers: None,
@@ -604,8 +647,17 @@ async fn sweep(dc: &Arc<S3Client>, written: Arc<Vec<(String, String)>>) -> anyho
     Ok(last)
 }
 
-/// Full-speed PUTs: without replication (baseline), then with it; `lag` = the destination's
+/// Full-speed PUTs without and with replication, alternated: `rounds` replicated runs, each
+/// between two unreplicated ones (W R W for one round, W R W R W for two), every run
+/// `duration` long; after each replicated run the sweep waits until every replica arrived, so
+/// the next unreplicated run starts with the destination idle. `lag` = the destination's
 /// client and the lag sampling interval (see [`ingest`]).
+///
+/// The ratio compares each replicated run with the mean of its two neighbours, so a drift of
+/// the machine's speed (or the store's growth) over the phase counts neither for nor against
+/// replication; more rounds average more of the machine's second-to-second swings (a single
+/// round's ratio moved by ±5 points between consecutive runs on this kind of machine).
+#[allow(clippy::too_many_arguments)]
 async fn full_speed_phase(
     sc: &Arc<S3Client>,
     lag: (&Arc<S3Client>, u64),
@@ -614,64 +666,111 @@ async fn full_speed_phase(
     size: u64,
     concurrency: usize,
     duration: Duration,
+    rounds: usize,
 ) -> anyhow::Result<LagRow> {
     let dc = lag.0;
     let label = stats::fmt_size(size).replace(' ', "");
-    // At most 4 GiB per phase.
+    // At most 4 GiB per run.
     let max = ((4 * 1024 * MIB) / size / concurrency as u64).max(1);
     let prefix = format!("full/{label}");
     let ticks = probe::clock_ticks();
-    let writers_before = WriterSample::both(sc, dc).await?;
-    let mark = CpuMark::now(server_pids);
-    let (base, _, _) = ingest(sc, None, PLAIN, &prefix, pattern, size, concurrency, duration, max).await?;
-    let cpu_base = mark.spent(ticks);
-    let writers_base = WriterSample::both(sc, dc).await?;
-    let mark = CpuMark::now(server_pids);
-    let polls_before = LAG_POLLS.load(Ordering::Relaxed);
-    let (m, written, mut events) =
-        ingest(sc, Some(lag), SRC, &prefix, pattern, size, concurrency, duration, max).await?;
-    let cpu_repl = mark.spent(ticks);
-    let writers_repl = WriterSample::both(sc, dc).await?;
-    let writers = [
-        [writers_base[0].since(writers_before[0]), writers_base[1].since(writers_before[1])],
-        [writers_repl[0].since(writers_base[0]), writers_repl[1].since(writers_base[1])],
-    ];
-    let lag_polls = LAG_POLLS.load(Ordering::Relaxed) - polls_before;
-    // Every version must arrive; the sweep's end bounds the last replica if a sample missed it.
-    let ids: Vec<(String, String)> = written.iter().map(|w| (w.0.clone(), w.1.clone())).collect();
-    let swept = sweep(dc, Arc::new(ids)).await?;
-    // The baseline again, after the replicated run (the destination is idle again): the
-    // ratio uses the mean of both, so a drift of the machine's speed over the minute does
-    // not count for or against replication.
-    let (base_again, _, _) =
-        ingest(sc, None, PLAIN, &format!("{prefix}-again"), pattern, size, concurrency, duration, max).await?;
-    let baseline = (base.ops_per_sec() + base_again.ops_per_sec()) / 2.0;
+    let rounds = rounds.max(1);
+    // Sums over the unreplicated runs [0] and the replicated ones [1].
+    let mut cpu = [CpuSpent::default(); 2];
+    let mut puts = [0u64; 2];
+    let mut writers = [[WriterSample::default(); 2]; 2];
+    // PUT/s of each unreplicated run, and of each replicated one with its ops and seconds.
+    let mut plain_rates = Vec::with_capacity(rounds + 1);
+    let mut repl = Vec::with_capacity(rounds);
+    let (mut objects, mut all_events) = (0usize, Vec::new());
+    let (mut ingest_secs, mut replication_secs) = (0.0, 0.0);
+    let mut lag_polls = 0;
+    for round in 0..=rounds {
+        let before = WriterSample::both(sc, dc).await?;
+        let mark = CpuMark::now(server_pids);
+        let (base, _, _) =
+            ingest(sc, None, PLAIN, &format!("{prefix}-w{round}"), pattern, size, concurrency, duration, max).await?;
+        cpu[0].add(&mark.spent(ticks));
+        puts[0] += base.ops;
+        plain_rates.push(base.ops_per_sec());
+        let after = WriterSample::both(sc, dc).await?;
+        eprintln!("    without replication, run {}: {}", round + 1, run_line(&base, &after[0].since(before[0])));
+        writers[0] = [writers[0][0].plus(after[0].since(before[0])), writers[0][1].plus(after[1].since(before[1]))];
+        if round == rounds {
+            break;
+        }
+        let mark = CpuMark::now(server_pids);
+        let polls_before = LAG_POLLS.load(Ordering::Relaxed);
+        let (m, written, events) =
+            ingest(sc, Some(lag), SRC, &format!("{prefix}-r{round}"), pattern, size, concurrency, duration, max)
+                .await?;
+        cpu[1].add(&mark.spent(ticks));
+        puts[1] += written.len() as u64;
+        let done = WriterSample::both(sc, dc).await?;
+        writers[1] = [writers[1][0].plus(done[0].since(after[0])), writers[1][1].plus(done[1].since(after[1]))];
+        eprintln!(
+            "    with replication, run {}: {}; destination writer busy {:.0} %",
+            round + 1,
+            run_line(&m, &done[0].since(after[0])),
+            done[1].since(after[1]).busy_s * 100.0 / m.secs.max(1e-9)
+        );
+        lag_polls += LAG_POLLS.load(Ordering::Relaxed) - polls_before;
+        repl.push((m.ops_per_sec(), m.ops, m.secs));
+        // Every version must arrive; the sweep's end bounds the last replica if a sample
+        // missed it.
+        let ids: Vec<(String, String)> = written.iter().map(|w| (w.0.clone(), w.1.clone())).collect();
+        let swept = sweep(dc, Arc::new(ids)).await?;
+        let first_ack = written.iter().map(|w| w.2).min().unwrap_or_else(Instant::now);
+        let last_ack = written.iter().map(|w| w.2).max().unwrap_or_else(Instant::now);
+        let last_replica = events.iter().map(|e| e.1).max().unwrap_or(swept);
+        let first_replica = events.iter().map(|e| e.1).min().unwrap_or(swept);
+        ingest_secs += (last_ack - first_ack).as_secs_f64();
+        replication_secs += last_replica.saturating_duration_since(first_replica).as_secs_f64();
+        objects += written.len();
+        all_events.extend(events);
+    }
+    // Each replicated run against the mean of the runs before and after it.
+    let neighbours: Vec<f64> = plain_rates.windows(2).map(|w| (w[0] + w[1]) / 2.0).collect();
+    let baseline = neighbours.iter().sum::<f64>() / neighbours.len().max(1) as f64;
+    let ingest_ops = repl.iter().map(|r| r.1).sum::<u64>() as f64 / repl.iter().map(|r| r.2).sum::<f64>().max(1e-9);
+    let per_round: Vec<f64> = repl.iter().zip(&neighbours).map(|(r, n)| r.0 / n.max(1e-9)).collect();
+    let fmt_rates = |rates: &[f64]| rates.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(", ");
     eprintln!(
-        "  {} without replication: {:.0} before, {:.0} after",
+        "  {}: PUT/s without replication {}; with {}",
         stats::fmt_size(size),
-        base.ops_per_sec(),
-        base_again.ops_per_sec()
+        fmt_rates(&plain_rates),
+        fmt_rates(&repl.iter().map(|r| r.0).collect::<Vec<_>>())
     );
-    let sampled_last = events.iter().map(|e| e.1).max();
-    let first_ack = written.iter().map(|w| w.2).min().unwrap_or_else(Instant::now);
-    let last_ack = written.iter().map(|w| w.2).max().unwrap_or_else(Instant::now);
-    let last_replica = sampled_last.unwrap_or(swept);
-    let first_replica = events.iter().map(|e| e.1).min().unwrap_or(swept);
-    let ingest_window = (last_ack - first_ack).as_secs_f64();
-    let replication_window = last_replica.saturating_duration_since(first_replica).as_secs_f64();
-    let keeps_up = if replication_window > 0.0 { ingest_window / replication_window } else { 0.0 };
-    events.sort_by_key(|e| e.1 - e.0);
+    let keeps_up = if replication_secs > 0.0 { ingest_secs / replication_secs } else { 0.0 };
+    all_events.sort_by_key(|e| e.1 - e.0);
     Ok(LagRow {
         name: format!("full speed {} c{concurrency}", stats::fmt_size(size)),
-        objects: written.len(),
-        ingest_ops: m.ops_per_sec(),
-        lag: lags(&events),
+        objects,
+        ingest_ops,
+        lag: lags(&all_events),
         keeps_up,
         baseline_ops: Some(baseline),
-        cpu: Some([(cpu_base, base.ops as f64), (cpu_repl, written.len() as f64)]),
+        rounds: per_round,
+        cpu: Some([(cpu[0], puts[0] as f64), (cpu[1], puts[1] as f64)]),
         lag_polls: Some(lag_polls),
         writers: Some(writers),
     })
+}
+
+/// One full-speed run for the progress output: PUT/s and what the source's metadata writer
+/// did (a run much slower than its neighbours shows here whether the writer waited for the
+/// disk: journal fsyncs and checkpoints take longer when the disk slows down).
+fn run_line(m: &Measured, w: &WriterSample) -> String {
+    let secs = m.secs.max(1e-9);
+    format!(
+        "{:.0} PUT/s; source writer busy {:.0} %, {:.2} groups/PUT, journal {:.0} µs, \
+         checkpoints {:.0} ms/s",
+        m.ops_per_sec(),
+        w.busy_s * 100.0 / secs,
+        w.groups / (m.ops as f64).max(1.0),
+        w.journal_s * 1e6 / w.journal_syncs.max(1.0),
+        w.checkpoint_s * 1e3 / secs
+    )
 }
 
 /// Destination stopped, `n` objects written, destination started: time to drain.
@@ -869,11 +968,13 @@ impl Report {
             );
             if let Some(base) = r.baseline_ops {
                 let ratio = r.ingest_ops / base.max(1e-9);
-                check(
-                    format!("PUT/s with replication ≥ 50 % of without ({})", r.name),
-                    format!("{:.0} %", ratio * 100.0),
-                    ratio >= 0.5,
-                );
+                let each: Vec<String> = r.rounds.iter().map(|x| format!("{:.0} %", x * 100.0)).collect();
+                let measured = if each.len() > 1 {
+                    format!("{:.0} % (runs: {})", ratio * 100.0, each.join(", "))
+                } else {
+                    format!("{:.0} %", ratio * 100.0)
+                };
+                check(format!("PUT/s with replication ≥ 50 % of without ({})", r.name), measured, ratio >= 0.5);
             }
         }
         if let Some(b) = &self.backlog {
@@ -888,8 +989,11 @@ impl Report {
             "\nLag: PUT acknowledged → `HEAD ?versionId` 200 on the destination (polled every max(1 ms, \
              5 % of the time waited), at most every 100 ms; full speed samples 1 object in {} and each worker's \
              last). Repl. ÷ ingest: ingest window (first → last PUT acknowledged) ÷ replication window (first → \
-             last replica readable); ≥ 1.0 (to two decimals) means replication kept pace.",
-            self.lag_sample
+             last replica readable); ≥ 1.0 (to two decimals) means replication kept pace. Full speed \
+             alternates runs without and with replication ({} with, each between two without, every run as \
+             long); PUT/s w/o repl. is the mean over the replicated runs of their two neighbours' rates, and \
+             \"runs\" gives each replicated run's own ratio.",
+            self.lag_sample, self.rounds
         );
         out
     }
