@@ -360,6 +360,11 @@ impl WriterSample {
     async fn both(sc: &S3Client, dc: &S3Client) -> anyhow::Result<[WriterSample; 2]> {
         Ok([WriterSample::read(sc).await?, WriterSample::read(dc).await?])
     }
+
+    /// Both regions' counters since `before`.
+    fn both_since(now: [WriterSample; 2], before: [WriterSample; 2]) -> [WriterSample; 2] {
+        [now[0].since(before[0]), now[1].since(before[1])]
+    }
 }
 
 struct Backlog {
@@ -694,8 +699,9 @@ async fn full_speed_phase(
         puts[0] += base.ops;
         plain_rates.push(base.ops_per_sec());
         let after = WriterSample::both(sc, dc).await?;
-        eprintln!("    without replication, run {}: {}", round + 1, run_line(&base, &after[0].since(before[0])));
-        writers[0] = [writers[0][0].plus(after[0].since(before[0])), writers[0][1].plus(after[1].since(before[1]))];
+        let plain = WriterSample::both_since(after, before);
+        eprintln!("    without replication, run {}: {}", round + 1, run_line(&base, &plain[0]));
+        writers[0] = [writers[0][0].plus(plain[0]), writers[0][1].plus(plain[1])];
         if round == rounds {
             break;
         }
@@ -706,13 +712,13 @@ async fn full_speed_phase(
                 .await?;
         cpu[1].add(&mark.spent(ticks));
         puts[1] += written.len() as u64;
-        let done = WriterSample::both(sc, dc).await?;
-        writers[1] = [writers[1][0].plus(done[0].since(after[0])), writers[1][1].plus(done[1].since(after[1]))];
+        let replicated = WriterSample::both_since(WriterSample::both(sc, dc).await?, after);
+        writers[1] = [writers[1][0].plus(replicated[0]), writers[1][1].plus(replicated[1])];
         eprintln!(
             "    with replication, run {}: {}; destination writer busy {:.0} %",
             round + 1,
-            run_line(&m, &done[0].since(after[0])),
-            done[1].since(after[1]).busy_s * 100.0 / m.secs.max(1e-9)
+            run_line(&m, &replicated[0]),
+            replicated[1].busy_s * 100.0 / m.secs.max(1e-9)
         );
         lag_polls += LAG_POLLS.load(Ordering::Relaxed) - polls_before;
         repl.push((m.ops_per_sec(), m.ops, m.secs));
