@@ -532,11 +532,16 @@ impl Region {
         validate_tags(&tags, 10)?;
         let (b, current) = self.get_object(bucket, key, version)?;
         // ELI-12: a tag change on a version that takes part in replication is replicated onto
-        // its replicas, to the destinations its tags selected (the tags before this change).
-        // A change on a replica stays local (TWO-3) unless a rule of this bucket enables
-        // ReplicaModifications (TWO-4). Versions outside replication get no task.
+        // its replicas, at the destinations it was planned to when it was written (ELI-5; its
+        // new tags are not judged). A version written before xregion recorded those (format 2)
+        // goes where its tags before this change select. A change on a replica stays local
+        // (TWO-3) unless a rule of this bucket enables ReplicaModifications (TWO-4). Versions
+        // outside replication get no task.
         let outbox = match (&current.replication, current.object()) {
             (ReplicationStatus::None, _) | (_, None) => Outbox::default(),
+            (status, Some(_)) if !status.is_replica() && !current.replication_targets.is_empty() => {
+                self.plan_change_tasks(bucket, key, &current.replication_targets)?
+            }
             (status, Some(data)) => self.plan_tasks(bucket, key, &data.tags, TaskKind::Tags, status.is_replica())?,
         };
         let queued = outbox.len();

@@ -12,8 +12,8 @@ use futures::StreamExt as _;
 use std::sync::Arc;
 use xregion_blob::checksum::to_base64;
 
-use xregion_meta::{Outbox, Planner, WriteOp, WriteOutcome};
-use xregion_types::replication::{ReplicationTask, TaskKind};
+use xregion_meta::{Outbox, Plan, Planner, WriteOp, WriteOutcome};
+use xregion_types::replication::{ReplicationConfig, ReplicationTask, TaskKind};
 use xregion_types::{
     BlobSegment, BucketRecord, ChecksumAlgorithm, ChecksumValue, InvalidInput, ObjectKey, ReplicationStatus, VersionId,
     VersionKind, VersionRecord, VersioningState,
@@ -144,15 +144,36 @@ impl Region {
         kind: TaskKind,
         is_replica: bool,
     ) -> CoreResult<Outbox> {
-        let stored = self.bucket(bucket)?.replication;
         let (key, tags) = (key.to_owned(), tags.to_vec());
+        self.planned(bucket, move |config| replication_rules::plan(config, &key, &tags, kind, is_replica))
+    }
+
+    /// The encoded tasks a tag change of a version gets, to the destinations it was planned
+    /// to when it was written (`targets`, ELI-12 with ELI-5; see
+    /// [`replication_rules::plan_change`]).
+    pub(crate) fn plan_change_tasks(&self, bucket: &str, key: &str, targets: &[String]) -> CoreResult<Outbox> {
+        let (key, targets) = (key.to_owned(), targets.to_vec());
+        self.planned(bucket, move |config| replication_rules::plan_change(config, &key, &targets))
+    }
+
+    /// Plans with `plan` under the bucket's stored configuration, and hands the writer the
+    /// same planner for CON-5. The plan records each task's destination bucket as its target.
+    fn planned<F>(&self, bucket: &str, plan: F) -> CoreResult<Outbox>
+    where
+        F: Fn(&ReplicationConfig) -> Vec<ReplicationTask> + Send + Sync + 'static,
+    {
+        let stored = self.bucket(bucket)?.replication;
         let planner: Arc<Planner> = Arc::new(move |config: Option<&[u8]>| {
-            let Some(bytes) = config else { return Ok(Vec::new()) };
+            let Some(bytes) = config else { return Ok(Plan::default()) };
             let config = replication_rules::decode(bytes).map_err(|e| e.to_string())?;
-            Ok(replication_rules::plan(&config, &key, &tags, kind, is_replica).iter().map(encode_task).collect())
+            let tasks = plan(&config);
+            Ok(Plan {
+                targets: tasks.iter().map(|t| t.destination_bucket.clone()).collect(),
+                tasks: tasks.iter().map(encode_task).collect(),
+            })
         });
-        let tasks = planner(stored.as_deref()).map_err(CoreError::Internal)?;
-        Ok(Outbox::planned(tasks, stored, planner))
+        let plan = planner(stored.as_deref()).map_err(CoreError::Internal)?;
+        Ok(Outbox::planned(plan, stored, planner))
     }
 
     /// Wakes the replication worker if `tasks` were committed.
@@ -322,6 +343,7 @@ impl Region {
             last_modified_ms: req.last_modified_ms,
             kind: VersionKind::Object(Box::default()),
             replication: ReplicationStatus::Replica,
+            replication_targets: Vec::new(),
         };
         let op = WriteOp::PutVersion {
             bucket: req.bucket.clone(),
@@ -350,6 +372,7 @@ impl Region {
             last_modified_ms,
             kind: VersionKind::DeleteMarker,
             replication: ReplicationStatus::Replica,
+            replication_targets: Vec::new(),
         };
         let op = WriteOp::PutVersion {
             bucket: b.name.as_str().to_owned(),

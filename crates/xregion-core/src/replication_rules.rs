@@ -45,30 +45,62 @@ pub fn plan(
     }
     // CFG-9: one V1 rule makes the whole configuration V1.
     let v1 = is_v1(config);
-    // PRI-1 steps 1-3: enabled rules whose filter selects the version, grouped by destination
-    // (groups kept in order of first appearance).
-    let mut order: Vec<&str> = Vec::new();
-    let mut winners: BTreeMap<&str, &Rule> = BTreeMap::new();
+    // PRI-1 steps 1-3: enabled rules whose filter selects the version.
     let candidates =
         config.rules.iter().filter(|r| r.enabled && (!is_replica || r.replica_modifications == Some(true)));
-    for rule in candidates {
-        let selected = match kind {
-            // DEL-4: a delete marker has no tags; tag-filtered rules never select it.
-            TaskKind::DeleteMarker => !rule.filter.has_tags() && rule.filter.matches(key, &[]),
-            // ELI-4/ELI-5 (Tags: same selection as the object, the caller knows a replica exists).
-            TaskKind::Object | TaskKind::Tags => rule.filter.matches(key, tags),
-        };
-        if !selected {
+    let selected = candidates.filter(|rule| match kind {
+        // DEL-4: a delete marker has no tags; tag-filtered rules never select it.
+        TaskKind::DeleteMarker => !rule.filter.has_tags() && rule.filter.matches(key, &[]),
+        // ELI-4/ELI-5 (Tags: same selection as the object, the caller knows a replica exists).
+        TaskKind::Object | TaskKind::Tags => rule.filter.matches(key, tags),
+    });
+    winners(v1, selected)
+        .into_iter()
+        .filter(|rule| match kind {
+            // DEL-2: V1 replicates user delete markers for matching rules. DEL-3/DEL-4: V2 only
+            // when the winning rule enables DeleteMarkerReplication.
+            TaskKind::DeleteMarker => v1 || rule.delete_marker_replication == Some(true),
+            TaskKind::Object | TaskKind::Tags => true,
+        })
+        .map(|rule| task(rule, kind))
+        .collect()
+}
+
+/// ELI-12 with ELI-5: the tasks a tag change of a replicated version gets, one per
+/// destination in `targets` (where the version was planned to when it was written, in that
+/// order), each under the rule that now wins for it (PRI-1) among the enabled rules whose
+/// prefix selects the key. The tags are not judged again: eligibility was decided when the
+/// version was written (ELI-5), and the change belongs on the replica that exists, also when
+/// the new tags no longer match the rule's tag filter. A destination that no enabled rule
+/// sends this key to any more gets nothing.
+pub fn plan_change(config: &ReplicationConfig, key: &str, targets: &[String]) -> Vec<ReplicationTask> {
+    let sends_key = |r: &&Rule| r.enabled && r.filter.prefix.as_deref().is_none_or(|p| key.starts_with(p));
+    let winners = winners(is_v1(config), config.rules.iter().filter(sends_key));
+    let mut tasks: Vec<ReplicationTask> = Vec::new();
+    for target in targets {
+        if tasks.iter().any(|t| &t.destination_bucket == target) {
             continue;
         }
+        if let Some(rule) = winners.iter().find(|r| &r.destination.bucket == target) {
+            tasks.push(task(rule, TaskKind::Tags));
+        }
+    }
+    tasks
+}
+
+/// PRI-1 steps 3-5: of the `selected` rules, the one that wins for each destination, in order
+/// of the destination's first appearance: the highest priority (V2; ties, impossible after
+/// VAL-10, keep the first), or the first in document order (V1, PRI-4).
+fn winners<'a>(v1: bool, selected: impl Iterator<Item = &'a Rule>) -> Vec<&'a Rule> {
+    let mut order: Vec<&str> = Vec::new();
+    let mut winners: BTreeMap<&str, &Rule> = BTreeMap::new();
+    for rule in selected {
         let dest = rule.destination.bucket.as_str();
         match winners.get(dest) {
             None => {
                 order.push(dest);
                 winners.insert(dest, rule);
             }
-            // PRI-1 step 4: the highest priority wins (V2; ties, impossible after VAL-10, keep
-            // the first). PRI-4: V1 keeps the first matching rule in document order.
             Some(current) if !v1 && rule.priority > current.priority => {
                 winners.insert(dest, rule);
             }
@@ -76,22 +108,17 @@ pub fn plan(
         }
     }
     // PRI-1 step 5: one task per destination.
-    order
-        .into_iter()
-        .filter_map(|dest| winners.get(dest).copied())
-        .filter(|rule| match kind {
-            // DEL-2: V1 replicates user delete markers for matching rules. DEL-3/DEL-4: V2 only
-            // when the winning rule enables DeleteMarkerReplication.
-            TaskKind::DeleteMarker => v1 || rule.delete_marker_replication == Some(true),
-            TaskKind::Object | TaskKind::Tags => true,
-        })
-        .map(|rule| ReplicationTask {
-            kind,
-            rule_id: rule.id.clone(),
-            destination_bucket: rule.destination.bucket.clone(),
-            storage_class: rule.destination.storage_class.clone(),
-        })
-        .collect()
+    order.into_iter().filter_map(|dest| winners.get(dest).copied()).collect()
+}
+
+/// The task a winning rule gives.
+fn task(rule: &Rule, kind: TaskKind) -> ReplicationTask {
+    ReplicationTask {
+        kind,
+        rule_id: rule.id.clone(),
+        destination_bucket: rule.destination.bucket.clone(),
+        storage_class: rule.destination.storage_class.clone(),
+    }
 }
 
 /// CFG-9: a configuration in which any rule is V1 is V1 as a whole.

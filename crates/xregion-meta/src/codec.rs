@@ -7,10 +7,14 @@
 //! encoding by accident.
 //!
 //! * [`FORMAT_V1`]: the first layout.
-//! * [`FORMAT_V2`] (current): `ObjectData` gained `inline: Option<InlineRef>` (small objects
-//!   stored in the `inline_data` table). Only `VersionRecord` and `UploadRecord` contain an
-//!   `ObjectData`; their v1 bytes decode through [`v1`] with `inline: None`. Every other stored
-//!   type has the same shape in both formats.
+//! * [`FORMAT_V2`]: `ObjectData` gained `inline: Option<InlineRef>` (small objects stored in
+//!   the `inline_data` table). Only `VersionRecord` and `UploadRecord` contain an
+//!   `ObjectData`; their v1 bytes decode through [`v1`] with `inline: None`.
+//! * [`FORMAT_V3`] (current): `VersionRecord` gained `replication_targets: Vec<String>` (where
+//!   a version's replicas are, for ELI-12). Its v2 bytes decode through [`v2`] with no
+//!   targets.
+//!
+//! Every other stored type has the same shape in all formats.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -22,13 +26,20 @@ use crate::queue::{FailedTask, OutboxEntry};
 
 /// The first value format (read only).
 pub(crate) const FORMAT_V1: u8 = 1;
-/// The current value format.
+/// The second value format (read only).
 pub(crate) const FORMAT_V2: u8 = 2;
+/// The current value format.
+pub(crate) const FORMAT_V3: u8 = 3;
 
 /// A type stored with [`encode`]: knows how to read its format-1 bytes.
 pub(crate) trait Stored: DeserializeOwned {
     /// Decodes a format-1 body. The default is for types whose shape did not change.
     fn decode_v1(body: &[u8]) -> Result<Self, MetaError> {
+        take_all(body)
+    }
+
+    /// Decodes a format-2 body. The default is for types whose shape did not change.
+    fn decode_v2(body: &[u8]) -> Result<Self, MetaError> {
         take_all(body)
     }
 }
@@ -42,6 +53,10 @@ impl Stored for VersionRecord {
     fn decode_v1(body: &[u8]) -> Result<Self, MetaError> {
         take_all::<v1::VersionRecord>(body).map(Into::into)
     }
+
+    fn decode_v2(body: &[u8]) -> Result<Self, MetaError> {
+        take_all::<v2::VersionRecord>(body).map(Into::into)
+    }
 }
 
 impl Stored for UploadRecord {
@@ -50,15 +65,16 @@ impl Stored for UploadRecord {
     }
 }
 
-/// Encodes a value: `FORMAT_V2 ‖ postcard(value)`.
+/// Encodes a value: `FORMAT_V3 ‖ postcard(value)`.
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, MetaError> {
-    postcard::to_extend(value, vec![FORMAT_V2]).map_err(|e| MetaError::Corrupt(format!("cannot encode value: {e}")))
+    postcard::to_extend(value, vec![FORMAT_V3]).map_err(|e| MetaError::Corrupt(format!("cannot encode value: {e}")))
 }
 
 /// Decodes a value written by [`encode`] (any supported format version).
 pub(crate) fn decode<T: Stored>(bytes: &[u8]) -> Result<T, MetaError> {
     match bytes.split_first() {
-        Some((&FORMAT_V2, body)) => take_all(body),
+        Some((&FORMAT_V3, body)) => take_all(body),
+        Some((&FORMAT_V2, body)) => T::decode_v2(body),
         Some((&FORMAT_V1, body)) => T::decode_v1(body),
         Some((other, _)) => Err(MetaError::Corrupt(format!("unknown value format version {other}"))),
         None => Err(MetaError::Corrupt("empty stored value".into())),
@@ -157,6 +173,7 @@ mod v1 {
                     VersionKind::DeleteMarker => xregion_types::VersionKind::DeleteMarker,
                 },
                 replication: r.replication,
+                replication_targets: Vec::new(),
             }
         }
     }
@@ -170,6 +187,34 @@ mod v1 {
                 initiated_ms: u.initiated_ms,
                 template: u.template.into(),
                 checksum_algorithm: u.checksum_algorithm,
+            }
+        }
+    }
+}
+
+/// Frozen format-2 shape of `VersionRecord` (its `ObjectData` is unchanged since). Never edit.
+mod v2 {
+    use serde::Deserialize;
+    use xregion_types::{ReplicationStatus, VersionId, VersionKind};
+
+    #[derive(Deserialize)]
+    pub(super) struct VersionRecord {
+        version_id: VersionId,
+        stamp: u64,
+        last_modified_ms: i64,
+        kind: VersionKind,
+        replication: ReplicationStatus,
+    }
+
+    impl From<VersionRecord> for xregion_types::VersionRecord {
+        fn from(r: VersionRecord) -> Self {
+            Self {
+                version_id: r.version_id,
+                stamp: r.stamp,
+                last_modified_ms: r.last_modified_ms,
+                kind: r.kind,
+                replication: r.replication,
+                replication_targets: Vec::new(),
             }
         }
     }
@@ -205,6 +250,7 @@ mod tests {
                 ..ObjectData::default()
             })),
             replication: ReplicationStatus::Pending,
+            replication_targets: Vec::new(),
         }
     }
 
@@ -221,8 +267,32 @@ mod tests {
     #[test]
     fn golden_version_record() {
         let bytes = encode(&sample()).unwrap();
-        assert_eq!(hex(&bytes), GOLDEN_V2);
+        assert_eq!(hex(&bytes), golden_v3());
         assert_eq!(decode::<VersionRecord>(&bytes).unwrap(), sample());
+    }
+
+    /// Replication targets are a postcard sequence of strings at the end of the record.
+    #[test]
+    fn golden_version_record_with_targets() {
+        let record = VersionRecord { replication_targets: vec!["b".into(), "cd".into()], ..sample() };
+        let bytes = encode(&record).unwrap();
+        // `02` two targets ‖ `01 62` "b" ‖ `02 63 64` "cd", in place of `00` (none).
+        let golden = golden_v3();
+        let expected = format!("{}020162026364", &golden[..golden.len() - 2]);
+        assert_eq!(hex(&bytes), expected);
+        assert_eq!(decode::<VersionRecord>(&bytes).unwrap(), record);
+    }
+
+    /// Format 3: the format-2 bytes with format byte `03` and `00` (no targets) at the end.
+    fn golden_v3() -> String {
+        format!("03{}00", &GOLDEN_V2[2..])
+    }
+
+    /// Values written by format 2 (before replication targets) still decode, with none.
+    #[test]
+    fn format_v2_records_still_decode() {
+        let v2 = unhex(GOLDEN_V2);
+        assert_eq!(decode::<VersionRecord>(&v2).unwrap(), sample());
     }
 
     /// An inline object: `inline: Some(InlineRef { id: 7 })` is `01 07` at the end of the
@@ -235,7 +305,7 @@ mod tests {
             d.inline = Some(InlineRef { id: 7 });
         }
         let bytes = encode(&record).unwrap();
-        let expected = GOLDEN_V2.replace("010262310501050001", "000105010701");
+        let expected = golden_v3().replace("010262310501050001", "000105010701");
         assert_eq!(hex(&bytes), expected);
         assert_eq!(decode::<VersionRecord>(&bytes).unwrap(), record);
     }
@@ -253,18 +323,22 @@ mod tests {
             template: ObjectData { content_type: Some("a".into()), ..ObjectData::default() },
             checksum_algorithm: Some(ChecksumAlgorithm::Crc32c),
         };
-        let v2 = encode(&upload).unwrap();
+        let v3 = encode(&upload).unwrap();
         // A format-1 upload is the same bytes without the template's trailing `inline` (`00`).
-        let template_end = v2.len() - 3; // `00` inline ‖ `01 <alg>` checksum_algorithm
-        assert_eq!(v2[template_end], 0);
-        let mut v1 = v2.clone();
+        // Formats 2 and 3 store an upload alike.
+        let template_end = v3.len() - 3; // `00` inline ‖ `01 <alg>` checksum_algorithm
+        assert_eq!(v3[template_end], 0);
+        let mut v1 = v3.clone();
         v1.remove(template_end);
         v1[0] = FORMAT_V1;
+        let mut v2 = v3.clone();
+        v2[0] = FORMAT_V2;
         assert_eq!(decode::<UploadRecord>(&v1).unwrap(), upload);
         assert_eq!(decode::<UploadRecord>(&v2).unwrap(), upload);
+        assert_eq!(decode::<UploadRecord>(&v3).unwrap(), upload);
     }
 
-    /// Format 2 (current): `02` format ‖ `01 20 …` VersionId::Id, 32 chars ‖ varint stamp ‖
+    /// Format 2, frozen: `02` format ‖ `01 20 …` VersionId::Id, 32 chars ‖ varint stamp ‖
     /// zigzag last-modified ‖ `00` VersionKind::Object ‖ ObjectData fields in declaration order
     /// (ending with `00`: `inline` is None) ‖ `01` Pending.
     const GOLDEN_V2: &str = concat!(

@@ -78,6 +78,6 @@ pub use error::MetaError;
 pub use fresh::{FreshTask, FreshTasks};
 pub use listing::{ListObjectsPage, ListObjectsQuery, ListVersionsPage, ListVersionsQuery, VersionEntry};
 pub use multipart::{ListUploadsPage, ListUploadsQuery, PartRecord, UploadRecord};
-pub use ops::{Outbox, Planner, Precondition, WriteOp, WriteOutcome};
+pub use ops::{Outbox, Plan, Planner, Precondition, WriteOp, WriteOutcome};
 pub use queue::{FailedTask, OutboxEntry};
 pub use store::{MetaStore, WriterStats};

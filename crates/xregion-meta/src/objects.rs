@@ -12,7 +12,7 @@ use crate::buckets;
 use crate::codec::decode;
 use crate::error::MetaError;
 use crate::keys;
-use crate::ops::{Outbox, Precondition, WriteOutcome};
+use crate::ops::{Outbox, Plan, Precondition, WriteOutcome};
 use crate::writer::WTables;
 
 /// Rejects keys that S3 rejects (empty, longer than 1024 bytes).
@@ -200,7 +200,7 @@ pub(crate) fn put_version(
     outbox: Outbox,
 ) -> Result<(VersionRecord, Vec<BlobSegment>), MetaError> {
     // CON-5: the tasks as the bucket's configuration stands in this transaction.
-    let outbox = outbox.resolve(bucket.replication.as_deref())?;
+    let Plan { tasks: outbox, targets } = outbox.resolve(bucket.replication.as_deref())?;
     check_key(key)?;
     body.validate()?;
     let bucket_id = bucket.id;
@@ -226,6 +226,8 @@ pub(crate) fn put_version(
         last_modified_ms: now_ms(),
         kind: VersionKind::Object(Box::new(data)),
         replication: pending_if(!outbox.is_empty()),
+        // ELI-12: where a later metadata change of this version must go.
+        replication_targets: if outbox.is_empty() { Vec::new() } else { targets },
     };
     let freed = store_version(t, bucket_id, key, &record, replaced.as_ref(), true)?;
     t.push_outbox(bucket_id, key, Some(&record.version_id), Some(&record), outbox)?;
@@ -305,7 +307,7 @@ pub(crate) fn delete_object(
     outbox: Outbox,
 ) -> Result<WriteOutcome, MetaError> {
     let bucket = buckets::by_name(t, bucket)?;
-    let outbox = outbox.resolve(bucket.replication.as_deref())?;
+    let outbox = outbox.resolve(bucket.replication.as_deref())?.tasks;
     check_key(key)?;
     let bucket_id = bucket.id;
     let newest = newest_version(&t.versions, bucket_id, key)?;
@@ -328,6 +330,8 @@ pub(crate) fn delete_object(
                 last_modified_ms: now_ms(),
                 kind: VersionKind::DeleteMarker,
                 replication: pending_if(!outbox.is_empty()),
+                // A delete marker has no metadata to change later (VER-14).
+                replication_targets: Vec::new(),
             })
         }
         VersioningState::Unversioned => None,
@@ -391,7 +395,7 @@ pub(crate) fn set_tags(
     outbox: Outbox,
 ) -> Result<WriteOutcome, MetaError> {
     let bucket = buckets::by_name(t, bucket)?;
-    let outbox = outbox.resolve(bucket.replication.as_deref())?;
+    let outbox = outbox.resolve(bucket.replication.as_deref())?.tasks;
     check_key(key)?;
     let bucket_id = bucket.id;
     let newest = newest_version(&t.versions, bucket_id, key)?;

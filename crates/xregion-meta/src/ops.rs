@@ -10,7 +10,17 @@ use crate::multipart::{PartRecord, UploadRecord};
 
 /// Plans replication tasks under a bucket's replication configuration bytes (`None`: no
 /// configuration). Provided by the caller; this crate never looks inside tasks or configs.
-pub type Planner = dyn Fn(Option<&[u8]>) -> Result<Vec<Vec<u8>>, String> + Send + Sync;
+pub type Planner = dyn Fn(Option<&[u8]>) -> Result<Plan, String> + Send + Sync;
+
+/// What a [`Planner`] decided for one write: the opaque tasks, and the names of the targets
+/// they go to, which a new version records (`VersionRecord::replication_targets`, ELI-12).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Opaque tasks, committed into the outbox in this order.
+    pub tasks: Vec<Vec<u8>>,
+    /// Where the tasks go (one name per target, in plan order); empty when unknown.
+    pub targets: Vec<String>,
+}
 
 /// The replication tasks a write commits with its version (design invariant 2), opaque here.
 ///
@@ -21,39 +31,39 @@ pub type Planner = dyn Fn(Option<&[u8]>) -> Result<Vec<Vec<u8>>, String> + Send 
 /// there with the caller's planner.
 #[derive(Clone, Default)]
 pub struct Outbox {
-    tasks: Vec<Vec<u8>>,
+    plan: Plan,
     replan: Option<(Option<Vec<u8>>, std::sync::Arc<Planner>)>,
 }
 
 impl Outbox {
-    /// Tasks that stand as they are (replica writes, tests).
+    /// Tasks that stand as they are, with no targets recorded (replica writes, tests).
     pub fn fixed(tasks: Vec<Vec<u8>>) -> Self {
-        Self { tasks, replan: None }
+        Self { plan: Plan { tasks, targets: Vec::new() }, replan: None }
     }
 
-    /// Tasks planned under configuration bytes `planned_under`, with the planner to run again
+    /// A plan made under configuration bytes `planned_under`, with the planner to run again
     /// if the bucket's configuration is different at commit time.
-    pub fn planned(tasks: Vec<Vec<u8>>, planned_under: Option<Vec<u8>>, planner: std::sync::Arc<Planner>) -> Self {
-        Self { tasks, replan: Some((planned_under, planner)) }
+    pub fn planned(plan: Plan, planned_under: Option<Vec<u8>>, planner: std::sync::Arc<Planner>) -> Self {
+        Self { plan, replan: Some((planned_under, planner)) }
     }
 
     /// Number of tasks planned (before any re-planning).
     pub fn len(&self) -> usize {
-        self.tasks.len()
+        self.plan.tasks.len()
     }
 
     /// True if no task was planned.
     pub fn is_empty(&self) -> bool {
-        self.tasks.is_empty()
+        self.plan.tasks.is_empty()
     }
 
-    /// The tasks to commit under the bucket's current configuration bytes.
-    pub(crate) fn resolve(self, current: Option<&[u8]>) -> Result<Vec<Vec<u8>>, MetaError> {
+    /// The plan under the bucket's current configuration bytes.
+    pub(crate) fn resolve(self, current: Option<&[u8]>) -> Result<Plan, MetaError> {
         match self.replan {
             Some((planned_under, planner)) if planned_under.as_deref() != current => {
                 planner(current).map_err(|e| MetaError::Corrupt(format!("replanning replication: {e}")))
             }
-            _ => Ok(self.tasks),
+            _ => Ok(self.plan),
         }
     }
 }
@@ -66,7 +76,7 @@ impl From<Vec<Vec<u8>>> for Outbox {
 
 impl std::fmt::Debug for Outbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Outbox").field("tasks", &self.tasks.len()).field("replan", &self.replan.is_some()).finish()
+        f.debug_struct("Outbox").field("tasks", &self.plan.tasks.len()).field("replan", &self.replan.is_some()).finish()
     }
 }
 

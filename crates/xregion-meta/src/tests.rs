@@ -652,6 +652,7 @@ fn source_record(stamp: u64, kind: VersionKind) -> VersionRecord {
         last_modified_ms: 42,
         kind,
         replication: ReplicationStatus::Replica,
+        replication_targets: Vec::new(),
     }
 }
 
@@ -740,6 +741,7 @@ fn null_replicas_replace_only_older_null_versions() {
         last_modified_ms: 1,
         kind: VersionKind::Object(Box::default()),
         replication: ReplicationStatus::Replica,
+        replication_targets: Vec::new(),
     };
     w(&store, replica_op("dstn", "k", &null_at(100), "a"));
     let WriteOutcome::Version { record, freed } = w(&store, replica_op("dstn", "k", &null_at(200), "b")) else {
@@ -1502,22 +1504,28 @@ fn inline_rows_survive_reopen() {
 
 /// CON-5: tasks planned under one replication configuration are planned again inside the
 /// transaction when the bucket's configuration changed before the write committed; unchanged,
-/// the planned tasks stand and the planner is not called.
+/// the planned tasks stand and the planner is not called. ELI-12: the new version records the
+/// targets of the plan that was committed, and none when no task was.
 #[test]
 fn con5_outbox_is_replanned_when_the_configuration_changed() {
     use std::sync::Arc;
 
-    use crate::ops::{Outbox, Planner};
+    use crate::ops::{Outbox, Plan, Planner};
 
     let (_dir, store) = open();
     let b = bucket(&store, "con5", VersioningState::Enabled);
     // The planner names the configuration it planned under.
     let planner: Arc<Planner> = Arc::new(|config: Option<&[u8]>| match config {
-        Some(c) => Ok(vec![[b"under:".as_slice(), c].concat()]),
-        None => Ok(Vec::new()),
+        Some(c) => Ok(Plan {
+            tasks: vec![[b"under:".as_slice(), c].concat()],
+            targets: vec![format!("target-of-{}", String::from_utf8_lossy(c))],
+        }),
+        None => Ok(Plan::default()),
     });
     let put = |key: &str, planned_under: Option<&[u8]>, tasks: Vec<Vec<u8>>| {
-        let outbox = Outbox::planned(tasks, planned_under.map(<[u8]>::to_vec), Arc::clone(&planner));
+        let targets = tasks.iter().map(|_| "as planned".to_owned()).collect();
+        let plan = Plan { tasks, targets };
+        let outbox = Outbox::planned(plan, planned_under.map(<[u8]>::to_vec), Arc::clone(&planner));
         let op = WriteOp::PutVersion {
             bucket: "con5".into(),
             key: key.into(),
@@ -1541,13 +1549,19 @@ fn con5_outbox_is_replanned_when_the_configuration_changed() {
     let v = put("added", None, Vec::new());
     assert_eq!(v.replication, ReplicationStatus::Pending);
     assert_eq!(tasks_of("added"), vec![b"under:cfg-1".to_vec()]);
+    assert_eq!(v.replication_targets, vec!["target-of-cfg-1".to_owned()]);
     // Planned under the stored configuration: the planned tasks stand.
-    put("same", Some(b"cfg-1"), vec![b"as planned".to_vec()]);
+    let v = put("same", Some(b"cfg-1"), vec![b"as planned".to_vec()]);
     assert_eq!(tasks_of("same"), vec![b"as planned".to_vec()]);
+    assert_eq!(v.replication_targets, vec!["as planned".to_owned()]);
+    // The record as stored (and read back) keeps them.
+    let stored = store.get_version(b.id, "same", Some(&v.version_id)).unwrap().unwrap();
+    assert_eq!(stored.replication_targets, vec!["as planned".to_owned()]);
     // The configuration was removed in between: no tasks, no status.
     w(&store, WriteOp::SetReplication { name: "con5".into(), config: None });
     let v = put("removed", Some(b"cfg-1"), vec![b"stale".to_vec()]);
     assert_eq!(v.replication, ReplicationStatus::None);
+    assert!(v.replication_targets.is_empty());
     assert!(tasks_of("removed").is_empty());
     assert_eq!(status(&store, b.id, "removed", &v.version_id), ReplicationStatus::None);
 }

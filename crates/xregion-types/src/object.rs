@@ -22,6 +22,12 @@ pub struct VersionRecord {
     pub kind: VersionKind,
     /// Replication status of this version (STS-*).
     pub replication: ReplicationStatus,
+    /// The destination buckets this version was planned to when it was written, in plan
+    /// order: where its replicas are, so a later metadata change goes to them (ELI-12) even
+    /// once its tags no longer select them (eligibility is judged at creation, ELI-5). Empty
+    /// for a version outside replication, a replica, and a version written before xregion
+    /// recorded this (stored format 2 and older).
+    pub replication_targets: Vec<String>,
 }
 
 impl VersionRecord {

@@ -753,6 +753,33 @@ fn tags_kind_selects_like_object() {
     assert_eq!(t[0].kind, TaskKind::Tags);
 }
 
+/// ELI-12 with ELI-5: a tag change goes to the destinations the version was planned to, under
+/// the rule that wins there now, whatever the new tags; not to a destination it was never
+/// planned to, nor to one no enabled rule sends the key to any more.
+#[test]
+fn eli_12_tag_changes_follow_the_recorded_targets() {
+    let mut off = rule("off", Some(5), None, &[], "gone");
+    off.enabled = false;
+    let c = config(vec![
+        rule("tagged", Some(1), None, &[("team", "a")], "d1"),
+        rule("docs-hi", Some(9), Some("docs/"), &[("x", "y")], "d2"),
+        rule("docs-lo", Some(2), Some("docs/"), &[], "d2"),
+        rule("never", Some(3), None, &[], "d3"),
+        rule("img", Some(4), Some("img/"), &[], "d4"),
+        off,
+    ]);
+    let targets: Vec<String> = ["d2", "d1", "d2", "gone", "d4"].iter().map(|t| (*t).to_owned()).collect();
+    let t = plan_change(&c, "docs/a", &targets);
+    // In the recorded order, once each; the tag filters are not judged again; d3 was never a
+    // target; "gone" has only a disabled rule and d4 a rule for other keys.
+    assert_eq!(winners(&t), vec![pair("d2", "docs-hi"), pair("d1", "tagged")]);
+    assert!(t.iter().all(|t| t.kind == TaskKind::Tags));
+    assert!(plan_change(&c, "docs/a", &[]).is_empty());
+    // V1: the first rule in document order wins.
+    let v1 = config(vec![rule("a", None, Some(""), &[], "d"), rule("b", None, Some("x"), &[], "d")]);
+    assert_eq!(winners(&plan_change(&v1, "xy", &["d".to_owned()])), vec![pair("d", "a")]);
+}
+
 // ----- property tests against a brute-force model ---------------------------------------
 
 /// Brute force PRI-1: for every destination, among all enabled rules that select the version,

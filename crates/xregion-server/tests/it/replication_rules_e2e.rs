@@ -135,6 +135,33 @@ async fn eli4_eli5_tag_rule_uses_the_tags_sent_with_the_write() {
     assert_selection((&sc, &src), (&dc, &dst), &[("a", &yes)], &[("b", &wrong_value), ("c", &untagged)]).await;
 }
 
+/// ELI-12 with ELI-5: a tag change reaches the replica that was made when the version was
+/// written, also once the new tags no longer match the rule's tag filter (eligibility is
+/// judged at creation), and again on a second change; a version whose tags never selected a
+/// destination sends it nothing.
+#[tokio::test]
+async fn eli12_tag_changes_reach_the_replica_even_when_the_filter_no_longer_matches() {
+    let (_regions, sc, dc, src, dst) = pair("tagmove", false).await;
+    let filter = ReplicationRuleFilter::builder().tag(tag("team", "storage")).build();
+    put_rules(&sc, &src, vec![rule("team", 1, filter, &dst, None)]).await;
+    let vid = put_tagged(&sc, &src, "a", "team=storage").await;
+    wait_completed(&sc, &src, "a", &vid).await;
+    for value in ["compute", "network"] {
+        let tagging = Tagging::builder().tag_set(tag("team", value)).build().expect("tagging");
+        let req = sc.put_object_tagging().bucket(&src).key("a").version_id(&vid).tagging(tagging);
+        req.send().await.unwrap_or_else(|e| panic!("tag a: {:?}", DebugSdkError(&e)));
+        let want = vec![("team".to_owned(), value.to_owned())];
+        eventually("replica tags", || async { (tags_of(&dc, &dst, "a", &vid).await == want).then_some(()) }).await;
+        wait_completed(&sc, &src, "a", &vid).await;
+    }
+    // Never selected (ELI-5): tagging it to match afterwards sends nothing anywhere.
+    let other = put_tagged(&sc, &src, "b", "team=compute").await;
+    let tagging = Tagging::builder().tag_set(tag("team", "storage")).build().expect("tagging");
+    sc.put_object_tagging().bucket(&src).key("b").tagging(tagging).send().await.expect("tag b");
+    assert_eq!(header(&sc, &src, "b", &other).await, None);
+    assert_eq!(ids(&dc, &dst).await, vec![("a".to_owned(), vid.clone())]);
+}
+
 /// ELI-4 (And): the prefix and every listed tag must hold.
 #[tokio::test]
 async fn eli4_and_rule_needs_the_prefix_and_every_tag() {
