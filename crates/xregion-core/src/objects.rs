@@ -550,6 +550,7 @@ impl Region {
             key: key.to_owned(),
             version_id: Some(current.version_id),
             tags,
+            replicated_ms: None,
             outbox,
         };
         match self.meta().write(op).await? {

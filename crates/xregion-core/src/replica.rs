@@ -344,6 +344,7 @@ impl Region {
             kind: VersionKind::Object(Box::default()),
             replication: ReplicationStatus::Replica,
             replication_targets: Vec::new(),
+            tags_changed_ms: None,
         };
         let op = WriteOp::PutVersion {
             bucket: req.bucket.clone(),
@@ -373,6 +374,7 @@ impl Region {
             kind: VersionKind::DeleteMarker,
             replication: ReplicationStatus::Replica,
             replication_targets: Vec::new(),
+            tags_changed_ms: None,
         };
         let op = WriteOp::PutVersion {
             bucket: b.name.as_str().to_owned(),
@@ -436,12 +438,16 @@ impl Region {
     /// Replaces the tags of a replica version (ELI-12). The version must exist
     /// (`NoSuchVersion` otherwise: the source records `DstVersionNotFound`). No tasks are
     /// queued: changes arriving by replication are never sent on (TWO-3, TWO-6).
+    /// `changed_ms`: when the change was made at its origin; the stored tags are then replaced
+    /// only if older (TWO-8, last writer wins). `None` (a sender that does not say) replaces
+    /// them.
     pub async fn set_replica_tags(
         &self,
         bucket: &str,
         key: &str,
         version_id: VersionId,
         tags: Vec<(String, String)>,
+        changed_ms: Option<i64>,
     ) -> CoreResult<VersionId> {
         validate_tags(&tags, 10)?;
         self.bucket(bucket)?;
@@ -450,6 +456,8 @@ impl Region {
             key: key.to_owned(),
             version_id: Some(version_id),
             tags,
+            // Without a time the change is applied as made now.
+            replicated_ms: changed_ms,
             outbox: Outbox::default(),
         };
         match self.meta().write(op).await? {

@@ -11,8 +11,8 @@
 //!   the `inline_data` table). Only `VersionRecord` and `UploadRecord` contain an
 //!   `ObjectData`; their v1 bytes decode through [`v1`] with `inline: None`.
 //! * [`FORMAT_V3`] (current): `VersionRecord` gained `replication_targets: Vec<String>` (where
-//!   a version's replicas are, for ELI-12). Its v2 bytes decode through [`v2`] with no
-//!   targets.
+//!   a version's replicas are, for ELI-12) and `tags_changed_ms: Option<i64>` (last writer
+//!   wins for replicated tag changes, TWO-8). Its v2 bytes decode through [`v2`] with neither.
 //!
 //! Every other stored type has the same shape in all formats.
 
@@ -174,6 +174,7 @@ mod v1 {
                 },
                 replication: r.replication,
                 replication_targets: Vec::new(),
+                tags_changed_ms: None,
             }
         }
     }
@@ -215,6 +216,7 @@ mod v2 {
                 kind: r.kind,
                 replication: r.replication,
                 replication_targets: Vec::new(),
+                tags_changed_ms: None,
             }
         }
     }
@@ -251,6 +253,7 @@ mod tests {
             })),
             replication: ReplicationStatus::Pending,
             replication_targets: Vec::new(),
+            tags_changed_ms: None,
         }
     }
 
@@ -271,21 +274,25 @@ mod tests {
         assert_eq!(decode::<VersionRecord>(&bytes).unwrap(), sample());
     }
 
-    /// Replication targets are a postcard sequence of strings at the end of the record.
+    /// Replication targets are a postcard sequence of strings, then the tag time an option
+    /// of a zigzag varint, at the end of the record.
     #[test]
     fn golden_version_record_with_targets() {
-        let record = VersionRecord { replication_targets: vec!["b".into(), "cd".into()], ..sample() };
+        let record =
+            VersionRecord { replication_targets: vec!["b".into(), "cd".into()], tags_changed_ms: Some(-2), ..sample() };
         let bytes = encode(&record).unwrap();
-        // `02` two targets ‖ `01 62` "b" ‖ `02 63 64` "cd", in place of `00` (none).
+        // `02` two targets ‖ `01 62` "b" ‖ `02 63 64` "cd" ‖ `01 03` Some(-2), in place of
+        // `00 00` (none, None).
         let golden = golden_v3();
-        let expected = format!("{}020162026364", &golden[..golden.len() - 2]);
+        let expected = format!("{}0201620263640103", &golden[..golden.len() - 4]);
         assert_eq!(hex(&bytes), expected);
         assert_eq!(decode::<VersionRecord>(&bytes).unwrap(), record);
     }
 
-    /// Format 3: the format-2 bytes with format byte `03` and `00` (no targets) at the end.
+    /// Format 3: the format-2 bytes with format byte `03` and `00 00` (no targets, no tag
+    /// time) at the end.
     fn golden_v3() -> String {
-        format!("03{}00", &GOLDEN_V2[2..])
+        format!("03{}0000", &GOLDEN_V2[2..])
     }
 
     /// Values written by format 2 (before replication targets) still decode, with none.

@@ -228,6 +228,7 @@ pub(crate) fn put_version(
         replication: pending_if(!outbox.is_empty()),
         // ELI-12: where a later metadata change of this version must go.
         replication_targets: if outbox.is_empty() { Vec::new() } else { targets },
+        tags_changed_ms: None,
     };
     let freed = store_version(t, bucket_id, key, &record, replaced.as_ref(), true)?;
     t.push_outbox(bucket_id, key, Some(&record.version_id), Some(&record), outbox)?;
@@ -332,6 +333,7 @@ pub(crate) fn delete_object(
                 replication: pending_if(!outbox.is_empty()),
                 // A delete marker has no metadata to change later (VER-14).
                 replication_targets: Vec::new(),
+                tags_changed_ms: None,
             })
         }
         VersioningState::Unversioned => None,
@@ -386,12 +388,21 @@ pub(crate) fn delete_version(
 
 /// Replaces the tags of a version without creating one (VER-10); delete markers have no tags
 /// (VER-14).
+///
+/// TWO-8 [I] (last writer wins): every tag set carries the time it was set
+/// ([`VersionRecord::tags_stamp`]). A replicated change (`replicated_ms`) is applied only if
+/// `(time, tags)` is greater than the stored pair, else it is a no-op that succeeds; a change
+/// made here is stamped now, or just after the stored time if this clock is behind. So when
+/// both ends of a two-way pair change a version's tags before either change arrives at the
+/// other end, both keep the later change (the tag sets break a tie) instead of swapping.
+#[allow(clippy::too_many_arguments, reason = "mirrors the fields of WriteOp::SetObjectTags")]
 pub(crate) fn set_tags(
     t: &mut WTables<'_>,
     bucket: &str,
     key: &str,
     version_id: Option<&VersionId>,
     tags: Vec<(String, String)>,
+    replicated_ms: Option<i64>,
     outbox: Outbox,
 ) -> Result<WriteOutcome, MetaError> {
     let bucket = buckets::by_name(t, bucket)?;
@@ -403,10 +414,20 @@ pub(crate) fn set_tags(
         None => newest.clone().ok_or(MetaError::NoSuchKey)?,
         Some(id) => find_version(&t.versions, &t.nulls, bucket_id, key, id)?.ok_or(MetaError::NoSuchVersion)?,
     };
+    let stored_stamp = record.tags_stamp();
     let VersionKind::Object(object) = &mut record.kind else {
         return Err(MetaError::MethodNotAllowed);
     };
+    let changed_ms = match replicated_ms {
+        Some(ms) if (ms, &tags) <= (stored_stamp, &object.tags) => {
+            // TWO-8: the stored tags are as new or newer; nothing to do.
+            return Ok(WriteOutcome::Tags { version_id: record.version_id });
+        }
+        Some(ms) => ms,
+        None => now_ms().max(stored_stamp.saturating_add(1)),
+    };
     object.tags = tags;
+    record.tags_changed_ms = Some(changed_ms);
     let is_current = newest.is_some_and(|n| n.stamp == record.stamp);
     // STS-8 [I]: a replicated tag change makes a completed version pending again until it is
     // applied; a failed version stays failed (STS-6). STS-10: a replica whose change is synced

@@ -180,6 +180,10 @@ pub enum WriteOp {
         version_id: Option<VersionId>,
         /// New tag set (empty deletes the tags).
         tags: Vec<(String, String)>,
+        /// `None`: a change made here, stamped now (and later than the stored tags). `Some`:
+        /// a replicated change made at that time (unix ms) in another region, applied only if
+        /// it is newer than the stored tags (TWO-8, last writer wins; see `objects::set_tags`).
+        replicated_ms: Option<i64>,
         /// Replication tasks for the tag change.
         outbox: Outbox,
     },

@@ -447,6 +447,7 @@ fn ver10_ver14_object_tags() {
             key: "k".into(),
             version_id,
             tags: vec![("t".into(), t.into())],
+            replicated_ms: None,
             outbox: vec![].into(),
         })
     };
@@ -475,6 +476,7 @@ fn ver10_ver14_object_tags() {
                 key: "nokey".into(),
                 version_id: None,
                 tags: vec![],
+                replicated_ms: None,
                 outbox: vec![].into(),
             })
             .unwrap_err(),
@@ -653,6 +655,7 @@ fn source_record(stamp: u64, kind: VersionKind) -> VersionRecord {
         kind,
         replication: ReplicationStatus::Replica,
         replication_targets: Vec::new(),
+        tags_changed_ms: None,
     }
 }
 
@@ -742,6 +745,7 @@ fn null_replicas_replace_only_older_null_versions() {
         kind: VersionKind::Object(Box::default()),
         replication: ReplicationStatus::Replica,
         replication_targets: Vec::new(),
+        tags_changed_ms: None,
     };
     w(&store, replica_op("dstn", "k", &null_at(100), "a"));
     let WriteOutcome::Version { record, freed } = w(&store, replica_op("dstn", "k", &null_at(200), "b")) else {
@@ -922,6 +926,7 @@ fn sts4_completed_is_read_from_the_outbox_not_written() {
         key: "k".into(),
         version_id: Some(v.version_id.clone()),
         tags: vec![("t".into(), "1".into())],
+        replicated_ms: None,
         outbox: vec![b"eu".to_vec()].into(),
     };
     w(&store, op);
@@ -955,12 +960,70 @@ fn sts4_completed_is_read_from_the_outbox_not_written() {
         key: "r".into(),
         version_id: Some(v.version_id.clone()),
         tags: Vec::new(),
+        replicated_ms: None,
         outbox: vec![b"back".to_vec()].into(),
     };
     w(&store, op);
     assert_eq!(status(&store, n.id, "r", &v.version_id), ReplicaPending);
     assert_eq!(finished(w(&store, WriteOp::CompleteTask { seq: 5 })), Some(Replica));
     assert_eq!(status(&store, n.id, "r", &v.version_id), Replica);
+}
+
+/// TWO-8 [I]: replicated tag changes apply last writer wins on the tag time. Two ends that
+/// changed a version's tags concurrently each keep the later change when the other's arrives
+/// (instead of swapping); equal times are broken by the tag sets; a stale or repeated change
+/// is a no-op that succeeds; a local change is stamped after the stored tags.
+#[test]
+fn two8_replicated_tag_changes_apply_last_writer_wins() {
+    let (_dir, store) = open();
+    let (a, b) = (bucket(&store, "end-a", VersioningState::Enabled), bucket(&store, "end-b", VersioningState::Enabled));
+    // The same version at both ends, created at time 42.
+    let record = source_record(1_000, VersionKind::Object(Box::default()));
+    for name in ["end-a", "end-b"] {
+        w(&store, replica_op(name, "k", &record, "e"));
+    }
+    let vid = record.version_id.clone();
+    let set = |bucket: &str, value: &str, replicated_ms: Option<i64>| {
+        let op = WriteOp::SetObjectTags {
+            bucket: bucket.into(),
+            key: "k".into(),
+            version_id: Some(vid.clone()),
+            tags: vec![("v".into(), value.into())],
+            replicated_ms,
+            outbox: Vec::new().into(),
+        };
+        assert!(matches!(w(&store, op), WriteOutcome::Tags { .. }));
+    };
+    let tags = |id: u64| {
+        let v = store.get_version(id, "k", Some(&vid)).unwrap().unwrap();
+        (v.object().unwrap().tags[0].1.clone(), v.tags_stamp())
+    };
+    // A local change is stamped now: after the creation time.
+    set("end-a", "from-a", None);
+    let (_, a_time) = tags(a.id);
+    assert!(a_time > 42);
+    // End b changed later, before a's change arrived.
+    set("end-b", "from-b", Some(a_time + 5));
+    // The changes cross: each end keeps the later one, b's.
+    set("end-a", "from-b", Some(a_time + 5));
+    set("end-b", "from-a", Some(a_time));
+    assert_eq!(tags(a.id), ("from-b".to_owned(), a_time + 5));
+    assert_eq!(tags(b.id), ("from-b".to_owned(), a_time + 5));
+    // A repeated or older change changes nothing.
+    set("end-a", "stale", Some(a_time + 5 - 1));
+    assert_eq!(tags(a.id).0, "from-b");
+    // Equal times: the greater tag set wins at both ends, whichever arrives first.
+    let t = a_time + 10;
+    set("end-a", "x", Some(t));
+    set("end-a", "y", Some(t));
+    set("end-b", "y", Some(t));
+    set("end-b", "x", Some(t));
+    assert_eq!(tags(a.id), ("y".to_owned(), t));
+    assert_eq!(tags(b.id), ("y".to_owned(), t));
+    // A local change behind the stored time (a clock behind the other end's) is still newer.
+    set("end-b", "far", Some(i64::MAX / 2));
+    set("end-b", "local", None);
+    assert_eq!(tags(b.id), ("local".to_owned(), i64::MAX / 2 + 1));
 }
 
 /// `get_versions` answers every version as `get_version` does, from one snapshot: settled
@@ -1040,6 +1103,7 @@ fn eli12_tag_change_tasks_make_completed_versions_pending() {
         key: "k".into(),
         version_id: Some(v.version_id.clone()),
         tags: vec![("a".into(), "b".into())],
+        replicated_ms: None,
         outbox: vec![b"tags-eu".to_vec()].into(),
     };
     w(&store, op);

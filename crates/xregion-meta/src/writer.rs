@@ -344,8 +344,8 @@ fn apply(t: &mut WTables<'_>, clock: &VersionClock, op: WriteOp) -> Result<Write
         }
         WriteOp::DeleteObject { bucket, key, outbox } => objects::delete_object(t, clock, &bucket, &key, outbox),
         WriteOp::DeleteVersion { bucket, key, version_id } => objects::delete_version(t, &bucket, &key, &version_id),
-        WriteOp::SetObjectTags { bucket, key, version_id, tags, outbox } => {
-            objects::set_tags(t, &bucket, &key, version_id.as_ref(), tags, outbox)
+        WriteOp::SetObjectTags { bucket, key, version_id, tags, replicated_ms, outbox } => {
+            objects::set_tags(t, &bucket, &key, version_id.as_ref(), tags, replicated_ms, outbox)
         }
         WriteOp::CompleteTask { seq } => queue::complete(t, seq),
         WriteOp::FailTask { seq, reason } => queue::fail(t, seq, reason),

@@ -283,7 +283,9 @@ async fn put_tags(client: &Client, r: &Replica) -> Result<(), ReplicationError> 
         .set_tag_set(Some(tag_set))
         .build()
         .map_err(|e| ReplicationError::permanent("SrcObjectNotEligible", format!("tagging: {e}")))?;
-    let headers = replica_headers(&r.version);
+    let mut headers = replica_headers(&r.version);
+    // TWO-8: the destination keeps whichever tag set is newer.
+    headers.push(("x-xregion-tags-changed-ms", r.version.tags_stamp().to_string()));
     let result = client
         .put_object_tagging()
         .bucket(&r.destination_bucket)

@@ -28,12 +28,21 @@ pub struct VersionRecord {
     /// for a version outside replication, a replica, and a version written before xregion
     /// recorded this (stored format 2 and older).
     pub replication_targets: Vec<String>,
+    /// When the tags were last changed (unix ms, at the region the change was made in);
+    /// `None`: they are the tags the version was written with. Replicated tag changes apply
+    /// last-writer-wins on it (TWO-8), see [`VersionRecord::tags_stamp`].
+    pub tags_changed_ms: Option<i64>,
 }
 
 impl VersionRecord {
     /// True if this version is a delete marker.
     pub fn is_delete_marker(&self) -> bool {
         matches!(self.kind, VersionKind::DeleteMarker)
+    }
+
+    /// The time of the current tag set: its last change, or the version's creation.
+    pub fn tags_stamp(&self) -> i64 {
+        self.tags_changed_ms.unwrap_or(self.last_modified_ms)
     }
 
     /// The object data, if this is not a delete marker.

@@ -31,6 +31,8 @@ pub const PART_SIZES: &str = "x-xregion-part-sizes";
 pub const SOURCE_CHECKSUM: &str = "x-xregion-source-checksum";
 /// CRC32C (base64) of the bytes the source sends; checked instead of recomputing the MD5.
 pub const TRANSFER_CRC32C: &str = "x-xregion-transfer-crc32c";
+/// When the tag set sent with a replicated tag change was set, unix milliseconds (TWO-8).
+pub const TAGS_CHANGED: &str = "x-xregion-tags-changed-ms";
 
 /// True if the request asks to write replica state.
 pub(crate) fn is_replica(headers: &HeaderMap) -> bool {
@@ -148,13 +150,22 @@ pub(crate) async fn put_object_tagging(
     req: S3Request<PutObjectTaggingInput>,
 ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
     auth.check(&req, "s3:ReplicateTags", &req.input.bucket, &req.input.key)?;
-    let input = req.input;
+    let S3Request { input, headers, .. } = req;
     let Some(version) = input.version_id.as_deref() else {
         return Err(s3_error!(InvalidRequest, "replicated tags must name the version"));
     };
     let version_id = VersionId::parse(version).s3()?;
     let tags = tags_from(&input.tagging.tag_set);
-    let vid = r.set_replica_tags(&input.bucket, &input.key, version_id, tags).await.s3()?;
+    let changed_ms = match headers.get(TAGS_CHANGED) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.parse::<i64>().ok())
+                .ok_or_else(|| s3_error!(InvalidArgument, "invalid {}", TAGS_CHANGED))?,
+        ),
+    };
+    let vid = r.set_replica_tags(&input.bucket, &input.key, version_id, tags, changed_ms).await.s3()?;
     Ok(S3Response::new(PutObjectTaggingOutput { version_id: Some(vid.as_str().to_owned()) }))
 }
 

@@ -383,6 +383,52 @@ async fn sts15_replica_protocol_is_idempotent_ordered_and_verified() {
     assert_eq!((refused.status, refused.error_code().as_deref()), (409, Some("InvalidBucketState")));
 }
 
+/// TWO-8 on the wire: a replicated tag change (`PUT ?tagging` with the replica headers) is
+/// applied only if its `x-xregion-tags-changed-ms` is later than the stored tag set's time; an
+/// older one is acknowledged and changes nothing; a malformed time is refused.
+#[tokio::test]
+async fn two8_replicated_tag_changes_keep_the_newer_tag_set() {
+    let regions = TestRegion::start_many(&["us-east-1"]);
+    let r = &regions[0];
+    let c = r.client();
+    let scratch = create_versioned_bucket(&c, "scratch").await;
+    let vid = put(&c, &scratch, "k", b"x").await.version_id().expect("vid").to_owned();
+    let dst = create_versioned_bucket(&c, "lww").await;
+    let created = [
+        ("x-xregion-replica", "1"),
+        ("x-xregion-source-version-id", vid.as_str()),
+        ("x-xregion-source-last-modified", "1700000000000"),
+        ("x-xregion-source-etag", &md5_hex(b"x")),
+    ];
+    assert_eq!(r.signed("PUT", &format!("/{dst}/k"), &created, b"x").await.status, 200);
+    let tag = |value: &'static str, changed: &'static str| {
+        let path = format!("/{dst}/k?tagging&versionId={vid}");
+        let vid = vid.clone();
+        async move {
+            let headers = [
+                ("x-xregion-replica", "1"),
+                ("x-xregion-source-version-id", vid.as_str()),
+                ("x-xregion-source-last-modified", "1700000000000"),
+                ("x-xregion-tags-changed-ms", changed),
+            ];
+            let body = format!("<Tagging><TagSet><Tag><Key>v</Key><Value>{value}</Value></Tag></TagSet></Tagging>");
+            r.signed("PUT", &path, &headers, body.as_bytes()).await
+        }
+    };
+    let tags = || async {
+        let out = c.get_object_tagging().bucket(&dst).key("k").version_id(&vid).send().await.expect("tags");
+        out.tag_set().iter().map(|t| t.value().to_owned()).collect::<Vec<_>>()
+    };
+    assert_eq!(tag("newer", "1700000002000").await.status, 200);
+    assert_eq!(tags().await, ["newer"]);
+    // Made earlier at its origin (it crossed the newer change): acknowledged, no effect.
+    assert_eq!(tag("older", "1700000001000").await.status, 200);
+    assert_eq!(tags().await, ["newer"]);
+    let bad = tag("bad", "soon").await;
+    assert_eq!((bad.status, bad.error_code().as_deref()), (400, Some("InvalidArgument")));
+    assert_eq!(tags().await, ["newer"]);
+}
+
 /// Invariant 3: a third region being down (one the source would ask first when looking up the
 /// destination bucket) does not stop replication to a region that is up.
 #[tokio::test]
