@@ -435,12 +435,19 @@ impl Region {
         }
     }
 
-    /// Replaces the tags of a replica version (ELI-12). The version must exist
-    /// (`NoSuchVersion` otherwise: the source records `DstVersionNotFound`). No tasks are
-    /// queued: changes arriving by replication are never sent on (TWO-3, TWO-6).
+    /// Applies a replicated tag change to a version (ELI-12 onto a replica, or TWO-4 replica
+    /// modification sync onto the original). The version must exist (`NoSuchVersion`
+    /// otherwise: the source records `DstVersionNotFound`).
+    ///
     /// `changed_ms`: when the change was made at its origin; the stored tags are then replaced
     /// only if older (TWO-8, last writer wins). `None` (a sender that does not say) replaces
     /// them.
+    ///
+    /// A change arriving at a replica is never sent on (TWO-3, ELI-13). A change synced back
+    /// onto the original (TWO-4) is sent on to the original's other replicas, the destinations
+    /// it was planned to except `from`, the bucket the change came from (TWO-6: no
+    /// ping-pong), so that every copy converges; without `from` (a sender that does not say)
+    /// it is not sent on.
     pub async fn set_replica_tags(
         &self,
         bucket: &str,
@@ -448,9 +455,21 @@ impl Region {
         version_id: VersionId,
         tags: Vec<(String, String)>,
         changed_ms: Option<i64>,
+        from: Option<&str>,
     ) -> CoreResult<VersionId> {
         validate_tags(&tags, 10)?;
-        self.bucket(bucket)?;
+        let (_, current) = self.get_object(bucket, key, Some(version_id.as_str()))?;
+        let others: Vec<String> = match from {
+            Some(from) if current.replication != ReplicationStatus::None && !current.replication.is_replica() => {
+                current.replication_targets.iter().filter(|t| t.as_str() != from).cloned().collect()
+            }
+            _ => Vec::new(),
+        };
+        let outbox = match others.is_empty() {
+            true => Outbox::default(),
+            false => self.plan_change_tasks(bucket, key, &others)?,
+        };
+        let queued = outbox.len();
         let op = WriteOp::SetObjectTags {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
@@ -458,10 +477,13 @@ impl Region {
             tags,
             // Without a time the change is applied as made now.
             replicated_ms: changed_ms,
-            outbox: Outbox::default(),
+            outbox,
         };
         match self.meta().write(op).await? {
-            WriteOutcome::Tags { version_id } => Ok(version_id),
+            WriteOutcome::Tags { version_id } => {
+                self.tasks_committed(queued);
+                Ok(version_id)
+            }
             other => Err(unexpected(&other)),
         }
     }

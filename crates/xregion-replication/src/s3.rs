@@ -284,8 +284,10 @@ async fn put_tags(client: &Client, r: &Replica) -> Result<(), ReplicationError> 
         .build()
         .map_err(|e| ReplicationError::permanent("SrcObjectNotEligible", format!("tagging: {e}")))?;
     let mut headers = replica_headers(&r.version);
-    // TWO-8: the destination keeps whichever tag set is newer.
+    // TWO-8: the destination keeps whichever tag set is newer. TWO-6: it never sends the
+    // change back here.
     headers.push(("x-xregion-tags-changed-ms", r.version.tags_stamp().to_string()));
+    headers.push(("x-xregion-source-bucket", r.source_bucket.clone()));
     let result = client
         .put_object_tagging()
         .bucket(&r.destination_bucket)

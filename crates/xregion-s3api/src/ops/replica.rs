@@ -33,6 +33,8 @@ pub const SOURCE_CHECKSUM: &str = "x-xregion-source-checksum";
 pub const TRANSFER_CRC32C: &str = "x-xregion-transfer-crc32c";
 /// When the tag set sent with a replicated tag change was set, unix milliseconds (TWO-8).
 pub const TAGS_CHANGED: &str = "x-xregion-tags-changed-ms";
+/// The bucket a replicated tag change comes from (TWO-6: never sent back there).
+pub const SOURCE_BUCKET: &str = "x-xregion-source-bucket";
 
 /// True if the request asks to write replica state.
 pub(crate) fn is_replica(headers: &HeaderMap) -> bool {
@@ -165,7 +167,8 @@ pub(crate) async fn put_object_tagging(
                 .ok_or_else(|| s3_error!(InvalidArgument, "invalid {}", TAGS_CHANGED))?,
         ),
     };
-    let vid = r.set_replica_tags(&input.bucket, &input.key, version_id, tags, changed_ms).await.s3()?;
+    let from = headers.get(SOURCE_BUCKET).and_then(|v| v.to_str().ok());
+    let vid = r.set_replica_tags(&input.bucket, &input.key, version_id, tags, changed_ms, from).await.s3()?;
     Ok(S3Response::new(PutObjectTaggingOutput { version_id: Some(vid.as_str().to_owned()) }))
 }
 

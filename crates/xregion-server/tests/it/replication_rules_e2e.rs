@@ -395,6 +395,41 @@ async fn two4_replica_modifications_sync_tags_back_to_the_origin() {
     assert_eq!(versions_b.len(), 3, "one version per key: {versions_b:?}");
 }
 
+/// TWO-4, TWO-6: A replicates to B and C; B syncs replica modifications back to A. A tag
+/// change on B's replica reaches A and, from there, A's other replica in C, but is not sent
+/// back to B; every copy ends with the change, and A reads COMPLETED once C has it.
+#[tokio::test]
+async fn two4_a_change_synced_back_reaches_the_originals_other_replicas() {
+    let regions = TestRegion::start_many(&["us-east-1", "eu-west-1", "ap-south-1"]);
+    let (ac, bc, cc) = (regions[0].client(), regions[1].client(), regions[2].client());
+    let a = create_versioned_bucket(&ac, "fan-a").await;
+    let b = create_versioned_bucket(&bc, "fan-b").await;
+    let c = create_versioned_bucket(&cc, "fan-c").await;
+    put_rules(&ac, &a, vec![rule("to-b", 1, prefix(""), &b, None), rule("to-c", 2, prefix(""), &c, None)]).await;
+    let rm = ReplicaModifications::builder().status(ReplicaModificationsStatus::Enabled).build().expect("rm");
+    let mut back = rule("to-a", 1, prefix(""), &a, None);
+    back.source_selection_criteria = Some(SourceSelectionCriteria::builder().replica_modifications(rm).build());
+    put_rules(&bc, &b, vec![back]).await;
+
+    let vid = put_tagged(&ac, &a, "k", "state=new").await;
+    wait_completed(&ac, &a, "k", &vid).await;
+    set_tag(&bc, &b, "k", &vid, "edited-in-b").await;
+    let want = vec![("state".to_owned(), "edited-in-b".to_owned())];
+    for (client, bucket) in [(&ac, &a), (&cc, &c)] {
+        eventually("the change reaches A and C", || async {
+            (tags_of(client, bucket, "k", &vid).await == want).then_some(())
+        })
+        .await;
+    }
+    wait_completed(&ac, &a, "k", &vid).await;
+    eventually("B's replica back to REPLICA", || async {
+        (header(&bc, &b, "k", &vid).await.as_deref() == Some("REPLICA")).then_some(())
+    })
+    .await;
+    assert_eq!(tags_of(&bc, &b, "k", &vid).await, want);
+    assert_eq!(header(&cc, &c, "k", &vid).await.as_deref(), Some("REPLICA"));
+}
+
 /// ELI-13: a chain A→B→C stops at B. Replicas that arrive in B are not sent on to C; B's own
 /// originals are.
 #[tokio::test]
