@@ -460,7 +460,8 @@ impl Region {
         validate_tags(&tags, 10)?;
         let (_, current) = self.get_object(bucket, key, Some(version_id.as_str()))?;
         let others: Vec<String> = match from {
-            Some(from) if current.replication != ReplicationStatus::None && !current.replication.is_replica() => {
+            // A replica never sends a change on (ELI-13); only a planned version has targets.
+            Some(from) if !current.replication.is_replica() => {
                 current.replication_targets.iter().filter(|t| t.as_str() != from).cloned().collect()
             }
             _ => Vec::new(),
