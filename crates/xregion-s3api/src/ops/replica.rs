@@ -71,12 +71,14 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> S3Result<&'h str> {
         .ok_or_else(|| s3_error!(InvalidArgument, "replica request without a valid {} header", name))
 }
 
+/// A required header holding unix milliseconds.
+fn millis(headers: &HeaderMap, name: &str) -> S3Result<i64> {
+    header(headers, name)?.parse::<i64>().map_err(|_| s3_error!(InvalidArgument, "invalid {}", name))
+}
+
 fn source_version(headers: &HeaderMap) -> S3Result<(VersionId, i64)> {
     let version_id = VersionId::parse(header(headers, SOURCE_VERSION_ID)?).s3()?;
-    let last_modified = header(headers, SOURCE_LAST_MODIFIED)?
-        .parse::<i64>()
-        .map_err(|_| s3_error!(InvalidArgument, "invalid {}", SOURCE_LAST_MODIFIED))?;
-    Ok((version_id, last_modified))
+    Ok((version_id, millis(headers, SOURCE_LAST_MODIFIED)?))
 }
 
 pub(crate) async fn put_object(
@@ -158,15 +160,7 @@ pub(crate) async fn put_object_tagging(
     };
     let version_id = VersionId::parse(version).s3()?;
     let tags = tags_from(&input.tagging.tag_set);
-    let changed_ms = match headers.get(TAGS_CHANGED) {
-        None => None,
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .and_then(|s| s.parse::<i64>().ok())
-                .ok_or_else(|| s3_error!(InvalidArgument, "invalid {}", TAGS_CHANGED))?,
-        ),
-    };
+    let changed_ms = headers.contains_key(TAGS_CHANGED).then(|| millis(&headers, TAGS_CHANGED)).transpose()?;
     let from = headers.get(SOURCE_BUCKET).and_then(|v| v.to_str().ok());
     let vid = r.set_replica_tags(&input.bucket, &input.key, version_id, tags, changed_ms, from).await.s3()?;
     Ok(S3Response::new(PutObjectTaggingOutput { version_id: Some(vid.as_str().to_owned()) }))
