@@ -404,4 +404,135 @@ impl S3 for Api {
         };
         ops::multipart::list_multipart_uploads(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
+
+    async fn get_bucket_acl(&self, req: S3Request<GetBucketAclInput>) -> S3Result<S3Response<GetBucketAclOutput>> {
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: None,
+            version_id: None,
+        };
+        ops::unsupported::get_bucket_acl(&self.region, req).await.map_err(|e| cx.annotate(e))
+    }
+
+    async fn put_bucket_acl(&self, req: S3Request<PutBucketAclInput>) -> S3Result<S3Response<PutBucketAclOutput>> {
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: None,
+            version_id: None,
+        };
+        ops::unsupported::put_bucket_acl(&self.region, req).await.map_err(|e| cx.annotate(e))
+    }
+
+    async fn get_object_acl(&self, req: S3Request<GetObjectAclInput>) -> S3Result<S3Response<GetObjectAclOutput>> {
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: Some(req.input.key.clone()),
+            version_id: req.input.version_id.clone(),
+        };
+        ops::unsupported::get_object_acl(&self.region, req).await.map_err(|e| cx.annotate(e))
+    }
+
+    async fn put_object_acl(&self, req: S3Request<PutObjectAclInput>) -> S3Result<S3Response<PutObjectAclOutput>> {
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: Some(req.input.key.clone()),
+            version_id: req.input.version_id.clone(),
+        };
+        ops::unsupported::put_object_acl(&self.region, req).await.map_err(|e| cx.annotate(e))
+    }
+
+    async fn get_bucket_ownership_controls(
+        &self,
+        req: S3Request<GetBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<GetBucketOwnershipControlsOutput>> {
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: None,
+            version_id: None,
+        };
+        ops::unsupported::get_bucket_ownership_controls(&self.region, req).await.map_err(|e| cx.annotate(e))
+    }
+
+    async fn get_object_lock_configuration(
+        &self,
+        req: S3Request<GetObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<GetObjectLockConfigurationOutput>> {
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: None,
+            version_id: None,
+        };
+        ops::unsupported::get_object_lock_configuration(&self.region, req).await.map_err(|e| cx.annotate(e))
+    }
+
+    async fn get_bucket_encryption(
+        &self,
+        req: S3Request<GetBucketEncryptionInput>,
+    ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: None,
+            version_id: None,
+        };
+        ops::unsupported::get_bucket_encryption(&self.region, req).await.map_err(|e| cx.annotate(e))
+    }
+
+    async fn get_object_retention(
+        &self,
+        req: S3Request<GetObjectRetentionInput>,
+    ) -> S3Result<S3Response<GetObjectRetentionOutput>> {
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: Some(req.input.key.clone()),
+            version_id: req.input.version_id.clone(),
+        };
+        ops::unsupported::object_lock_missing(&self.region, &req.input.bucket).map_err(|e| cx.annotate(e))
+    }
+
+    async fn put_object_retention(
+        &self,
+        req: S3Request<PutObjectRetentionInput>,
+    ) -> S3Result<S3Response<PutObjectRetentionOutput>> {
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: Some(req.input.key.clone()),
+            version_id: req.input.version_id.clone(),
+        };
+        ops::unsupported::object_lock_missing(&self.region, &req.input.bucket).map_err(|e| cx.annotate(e))
+    }
+
+    async fn get_object_legal_hold(
+        &self,
+        req: S3Request<GetObjectLegalHoldInput>,
+    ) -> S3Result<S3Response<GetObjectLegalHoldOutput>> {
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: Some(req.input.key.clone()),
+            version_id: req.input.version_id.clone(),
+        };
+        ops::unsupported::object_lock_missing(&self.region, &req.input.bucket).map_err(|e| cx.annotate(e))
+    }
+
+    async fn put_object_legal_hold(
+        &self,
+        req: S3Request<PutObjectLegalHoldInput>,
+    ) -> S3Result<S3Response<PutObjectLegalHoldOutput>> {
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: Some(req.input.key.clone()),
+            version_id: req.input.version_id.clone(),
+        };
+        ops::unsupported::object_lock_missing(&self.region, &req.input.bucket).map_err(|e| cx.annotate(e))
+    }
 }

@@ -7,6 +7,7 @@ pub(crate) mod object;
 pub(crate) mod replica;
 pub(crate) mod replica_batch;
 pub(crate) mod replication;
+pub(crate) mod unsupported;
 
 use s3s::dto::Owner;
 use xregion_types::VersioningState;

@@ -7,6 +7,7 @@ use xregion_core::{CoreError, Region};
 use xregion_meta::ListUploadsQuery;
 
 use super::object::{body_of, checked_put_len, checksum_request, claimed_value, copy_source};
+use super::unsupported::{check_customer_key, write_features_of};
 use super::write_version_header;
 use crate::convert::{self, ChecksumFields, etag, parse_tagging_header, ts};
 use crate::error::{IntoS3, to_s3};
@@ -16,6 +17,7 @@ pub(crate) async fn create_multipart_upload(
     req: S3Request<CreateMultipartUploadInput>,
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let input = req.input;
+    write_features_of!(input).check()?;
     let mut meta = convert::object_meta_of!(input);
     if let Some(t) = &input.tagging {
         meta.tags = parse_tagging_header(t)?;
@@ -45,6 +47,11 @@ pub(crate) async fn upload_part(r: &Region, req: S3Request<UploadPartInput>) -> 
     let S3Request { input, headers, trailing_headers, .. } = req;
     let part_number = Region::check_part_number(input.part_number).s3()?;
     let upload = r.upload(&input.bucket, &input.key, &input.upload_id).s3()?;
+    check_customer_key(
+        input.sse_customer_algorithm.as_deref(),
+        input.sse_customer_key.as_deref(),
+        input.sse_customer_key_md5.as_deref(),
+    )?;
     let mut cs = checksum_request(
         &headers,
         input.checksum_algorithm.as_ref(),
@@ -103,6 +110,16 @@ pub(crate) async fn upload_part_copy(
     let part_number = Region::check_part_number(input.part_number).s3()?;
     let upload = r.upload(&input.bucket, &input.key, &input.upload_id).s3()?;
     let (sb, sk, sv) = copy_source(&input.copy_source)?;
+    check_customer_key(
+        input.sse_customer_algorithm.as_deref(),
+        input.sse_customer_key.as_deref(),
+        input.sse_customer_key_md5.as_deref(),
+    )?;
+    check_customer_key(
+        input.copy_source_sse_customer_algorithm.as_deref(),
+        input.copy_source_sse_customer_key.as_deref(),
+        input.copy_source_sse_customer_key_md5.as_deref(),
+    )?;
     let (src_bucket, src) = r.get_object(&sb, &sk, sv.as_deref()).s3()?;
     let Some(data) = src.object() else {
         return Err(to_s3(CoreError::NoSuchKey { delete_marker: None }));

@@ -10,6 +10,7 @@ use xregion_core::{CoreError, Region};
 use xregion_meta::Precondition;
 use xregion_types::{ChecksumAlgorithm, VersionRecord, VersioningState};
 
+use super::unsupported::{check_customer_key, write_features_of};
 use super::{read_version_header, write_version_header};
 use crate::convert::{self, ChecksumFields, etag, etag_match, parse_tagging_header, tags_from, tags_to, ts};
 use crate::error::{IntoS3, to_s3};
@@ -102,6 +103,7 @@ pub(crate) fn claimed_value(c: &ChecksumRequest, trailers: Option<&s3s::Trailing
 pub(crate) async fn put_object(r: &Region, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
     let S3Request { input, headers, trailing_headers, .. } = req;
     r.bucket(&input.bucket).s3()?;
+    write_features_of!(input).check()?;
     let mut meta = convert::object_meta_of!(input);
     if let Some(t) = &input.tagging {
         meta.tags = parse_tagging_header(t)?;
@@ -351,6 +353,12 @@ pub(crate) fn copy_source(src: &CopySource) -> S3Result<(String, String, Option<
 pub(crate) async fn copy_object(r: &Region, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
     let input = req.input;
     let (sb, sk, sv) = copy_source(&input.copy_source)?;
+    write_features_of!(input).check()?;
+    check_customer_key(
+        input.copy_source_sse_customer_algorithm.as_deref(),
+        input.copy_source_sse_customer_key.as_deref(),
+        input.copy_source_sse_customer_key_md5.as_deref(),
+    )?;
     let replace = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
     if let Some(d) = &input.metadata_directive
         && d.as_str() != MetadataDirective::REPLACE

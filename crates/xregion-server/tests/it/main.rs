@@ -17,4 +17,5 @@ mod replication;
 mod replication_config;
 mod replication_rules_e2e;
 mod replication_walkthrough;
+mod unsupported;
 mod versioning;
