@@ -29,6 +29,19 @@ impl BlobError {
     }
 }
 
+/// True for an I/O error that means the filesystem (or the user's quota on it) is full:
+/// `ENOSPC` or `EDQUOT`. The kind survives [`with_context`].
+pub fn is_storage_full(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded)
+}
+
+impl BlobError {
+    /// True if the error means the disk is full (see [`is_storage_full`]).
+    pub fn is_storage_full(&self) -> bool {
+        matches!(self, Self::Io(e) if is_storage_full(e))
+    }
+}
+
 impl From<BlobError> for io::Error {
     fn from(e: BlobError) -> Self {
         match e {
@@ -90,5 +103,13 @@ mod tests {
         assert_eq!(nf.kind(), io::ErrorKind::NotFound);
         let c: io::Error = BlobError::Corrupt("c".into()).into();
         assert_eq!(c.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn a_full_disk_is_recognised_through_the_added_context() {
+        assert!(io_error("write blob", io::Error::from_raw_os_error(28)).is_storage_full()); // ENOSPC
+        assert!(io_error("write blob", io::Error::from_raw_os_error(122)).is_storage_full()); // EDQUOT
+        assert!(!io_error("write blob", io::Error::from_raw_os_error(5)).is_storage_full()); // EIO
+        assert!(!BlobError::NotFound("x".into()).is_storage_full());
     }
 }

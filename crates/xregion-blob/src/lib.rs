@@ -87,7 +87,7 @@ use futures::stream::BoxStream;
 use xregion_types::{BlobRef, BlobSegment, ChecksumAlgorithm};
 
 pub use direct::STAGE_BYTES;
-pub use error::BlobError;
+pub use error::{BlobError, is_storage_full};
 pub use reader::{POOL_MAX_BUFFERS, READ_CHUNK_BYTES, READ_JOB_BYTES};
 pub use writer::{BlobWriter, COALESCE_BELOW_BYTES, WRITE_BATCH_BYTES, WRITEBACK_BYTES};
 
@@ -100,6 +100,15 @@ pub struct BlobStore {
     layout: Arc<Layout>,
     /// A writer was created since open (see [`BlobStore::list_before_first_write`]).
     writes_started: Arc<AtomicBool>,
+}
+
+/// Space on a filesystem, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskSpace {
+    /// Free space an unprivileged process may use.
+    pub available: u64,
+    /// Size of the filesystem.
+    pub total: u64,
 }
 
 impl BlobStore {
@@ -115,6 +124,17 @@ impl BlobStore {
     /// The blob directory.
     pub fn dir(&self) -> &Path {
         self.layout.root()
+    }
+
+    /// Space on the filesystem that holds the blob directory (`statvfs`): what an unprivileged
+    /// writer may still use, and the size of the filesystem. A cheap system call.
+    pub fn disk_space(&self) -> Result<DiskSpace, BlobError> {
+        let st = rustix::fs::statvfs(self.dir())
+            .map_err(|e| io_error(format!("statvfs {}", self.dir().display()), e.into()))?;
+        Ok(DiskSpace {
+            available: st.f_bavail.saturating_mul(st.f_frsize),
+            total: st.f_blocks.saturating_mul(st.f_frsize),
+        })
     }
 
     /// Starts a streaming write of a new blob. MD5 (for the ETag) and the requested additional

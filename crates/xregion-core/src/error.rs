@@ -99,6 +99,10 @@ pub enum CoreError {
     /// Another region needed for the answer cannot be reached; retry later.
     #[error("{0}")]
     Unavailable(String),
+    /// The region's disk is full (or below its reserve, see `RegionOptions::min_free_bytes`):
+    /// the write was refused and changed nothing. Deletes still work and free space.
+    #[error("{0}")]
+    StorageFull(String),
     /// Storage failed underneath; the request changed nothing that is visible.
     #[error("internal error: {0}")]
     Internal(String),
@@ -120,6 +124,10 @@ impl From<xregion_meta::MetaError> for CoreError {
             M::InvalidBucketState(m) => Self::InvalidBucketState(m),
             M::InvalidArgument(m) => Self::InvalidArgument(m),
             M::InvalidRequest(m) => Self::Invalid(InvalidInput::new("InvalidRequest", m)),
+            M::StorageFull(m) => {
+                tracing::warn!(error = %m, "metadata write refused: disk full");
+                Self::StorageFull("the region's disk is full".into())
+            }
             other => Self::Internal(other.to_string()),
         }
     }
@@ -127,6 +135,10 @@ impl From<xregion_meta::MetaError> for CoreError {
 
 impl From<xregion_blob::BlobError> for CoreError {
     fn from(e: xregion_blob::BlobError) -> Self {
+        if e.is_storage_full() {
+            tracing::warn!(error = %e, "body write refused: disk full");
+            return Self::StorageFull("the region's disk is full".into());
+        }
         Self::Internal(e.to_string())
     }
 }

@@ -18,6 +18,7 @@ pub mod orphans;
 pub mod replica;
 pub mod replica_batch;
 pub mod replication_rules;
+mod space;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use xregion_meta::MetaStore;
 use xregion_types::VersioningState;
 
 pub use error::{CoreError, CoreResult};
+pub use space::{RegionOptions, default_reserve};
 pub use xregion_blob::BlobInfo;
 pub use xregion_meta as meta;
 
@@ -74,6 +76,7 @@ struct Inner {
     meta: MetaStore,
     blobs: BlobStore,
     peers: Arc<dyn PeerDirectory>,
+    options: RegionOptions,
     /// Woken after every commit that queued replication tasks (the replication worker waits
     /// on it; a stored permit means a wake-up is never lost).
     replication_wake: Arc<tokio::sync::Notify>,
@@ -82,6 +85,16 @@ struct Inner {
 impl Region {
     /// Opens (creating if needed) the region's data directory: `meta.redb` and `blobs/`.
     pub fn open(name: &str, data_dir: &Path, peers: Arc<dyn PeerDirectory>) -> CoreResult<Self> {
+        Self::open_with(name, data_dir, peers, RegionOptions::default())
+    }
+
+    /// [`Region::open`] with options other than the defaults.
+    pub fn open_with(
+        name: &str,
+        data_dir: &Path,
+        peers: Arc<dyn PeerDirectory>,
+        options: RegionOptions,
+    ) -> CoreResult<Self> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| CoreError::Internal(format!("create data dir {}: {e}", data_dir.display())))?;
         let meta = MetaStore::open(&data_dir.join("meta.redb"))?;
@@ -94,6 +107,7 @@ impl Region {
                 meta,
                 blobs,
                 peers,
+                options,
                 replication_wake,
             }),
         })
@@ -117,6 +131,11 @@ impl Region {
     /// The blob store.
     pub fn blobs(&self) -> &BlobStore {
         &self.inner.blobs
+    }
+
+    /// The options the region was opened with.
+    pub fn options(&self) -> &RegionOptions {
+        &self.inner.options
     }
 
     pub(crate) fn peers(&self) -> &dyn PeerDirectory {

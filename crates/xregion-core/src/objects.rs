@@ -286,6 +286,7 @@ impl Region {
         inline_max: Option<usize>,
         md5: bool,
     ) -> CoreResult<StoredBody> {
+        self.ensure_space(declared_len.unwrap_or(0))?;
         let md5 = md5 || checksum.is_none();
         let new_writer = || match (md5, checksum) {
             (false, Some(algorithm)) => self.blobs().writer_without_md5(algorithm),

@@ -48,26 +48,87 @@ pub enum MetaError {
     /// The storage engine failed (I/O, commit).
     #[error("metadata storage error: {0}")]
     Storage(String),
+    /// A write failed because the disk (or the quota) is full: `ENOSPC` or `EDQUOT`. Like
+    /// [`MetaError::Storage`], the group it was in committed nothing.
+    #[error("metadata storage full: {0}")]
+    StorageFull(String),
     /// The writer thread is gone (store shut down or crashed).
     #[error("metadata writer is gone")]
     WriterGone,
 }
 
+impl MetaError {
+    /// A storage failure: [`MetaError::StorageFull`] if `io` says the disk is full, else
+    /// [`MetaError::Storage`].
+    pub(crate) fn storage(message: String, io: Option<&std::io::Error>) -> Self {
+        match io {
+            Some(e) if matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded) => {
+                MetaError::StorageFull(message)
+            }
+            _ => MetaError::Storage(message),
+        }
+    }
+
+    /// True for either kind of storage failure (the writer drops the whole group on one).
+    pub(crate) fn is_storage(&self) -> bool {
+        matches!(self, MetaError::Storage(_) | MetaError::StorageFull(_))
+    }
+}
+
+/// The I/O error under a redb storage error, if that is what it is.
+fn storage_io(e: &redb::StorageError) -> Option<&std::io::Error> {
+    match e {
+        redb::StorageError::Io(io) => Some(io),
+        _ => None,
+    }
+}
+
+impl From<redb::StorageError> for MetaError {
+    fn from(e: redb::StorageError) -> Self {
+        MetaError::storage(e.to_string(), storage_io(&e))
+    }
+}
+
+impl From<redb::Error> for MetaError {
+    fn from(e: redb::Error) -> Self {
+        let io = match &e {
+            redb::Error::Io(io) => Some(io),
+            _ => None,
+        };
+        MetaError::storage(e.to_string(), io)
+    }
+}
+
+/// redb errors whose `Storage` variant wraps a [`redb::StorageError`].
 macro_rules! storage_from {
-    ($($t:ty),*) => {$(
-        impl From<$t> for MetaError {
-            fn from(e: $t) -> Self {
-                MetaError::Storage(e.to_string())
+    ($($t:ident),*) => {$(
+        impl From<redb::$t> for MetaError {
+            fn from(e: redb::$t) -> Self {
+                let io = match &e {
+                    redb::$t::Storage(s) => storage_io(s),
+                    _ => None,
+                };
+                MetaError::storage(e.to_string(), io)
             }
         }
     )*};
 }
 
-storage_from!(
-    redb::Error,
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
+storage_from!(DatabaseError, TransactionError, TableError, CommitError);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_told_apart_from_other_storage_failures() {
+        let full = redb::StorageError::Io(std::io::Error::from_raw_os_error(28)); // ENOSPC
+        assert!(matches!(MetaError::from(full), MetaError::StorageFull(_)));
+        let quota = redb::CommitError::Storage(redb::StorageError::Io(std::io::Error::from_raw_os_error(122))); // EDQUOT
+        assert!(matches!(MetaError::from(quota), MetaError::StorageFull(_)));
+        let other = redb::StorageError::Io(std::io::Error::from_raw_os_error(5)); // EIO
+        assert!(matches!(MetaError::from(other), MetaError::Storage(_)));
+        assert!(matches!(MetaError::from(redb::StorageError::PreviousIo), MetaError::Storage(_)));
+        assert!(MetaError::StorageFull(String::new()).is_storage());
+    }
+}

@@ -300,7 +300,7 @@ impl Journal {
                 // The tail may hold part of the record: cut it (a torn record ends any replay
                 // anyway, but a later record must not follow one that is not in redb).
                 self.cut(before);
-                Err(MetaError::Storage(format!("cannot write {}: {e}", self.path.display())))
+                Err(MetaError::storage(format!("cannot write {}: {e}", self.path.display()), Some(&e)))
             }
         }
     }

@@ -269,7 +269,7 @@ impl Writer {
                 t.dirty = false;
                 let result = apply(&mut t, &self.clock, op);
                 match result {
-                    Err(e) if t.dirty || matches!(e, MetaError::Storage(_)) => {
+                    Err(e) if t.dirty || e.is_storage() => {
                         // Partly applied: the transaction cannot be trusted; drop it (abort).
                         return Err(e);
                     }

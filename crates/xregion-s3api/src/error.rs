@@ -122,6 +122,16 @@ pub fn to_s3(e: CoreError) -> S3Error {
             err.set_status_code(StatusCode::SERVICE_UNAVAILABLE);
             err
         }
+        CoreError::StorageFull(m) => {
+            // No S3 code exists for this (AWS never fills up). 507 Insufficient Storage is the
+            // HTTP status for it, and SDKs do not retry it, so the caller hears at once.
+            let mut err = with(
+                C::Custom("InsufficientStorage".into()),
+                format!("{m}. Nothing was stored: free space (delete object versions) or add storage, then retry."),
+            );
+            err.set_status_code(StatusCode::INSUFFICIENT_STORAGE);
+            err
+        }
         CoreError::Internal(m) => {
             tracing::error!(error = %m, "internal error");
             with(C::InternalError, "We encountered an internal error. Please try again.".into())

@@ -12,8 +12,8 @@ use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use s3s::service::S3Service;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use xregion_core::Region;
 use xregion_core::buckets::BucketLocation;
+use xregion_core::{Region, RegionOptions};
 use xregion_identity::{Credential, Identity, RootOnly};
 use xregion_replication::{S3Target, StatusReader, WorkerConfig, WorkerHandle};
 use xregion_s3api::admin::{AdminReport, AdminReports};
@@ -47,7 +47,8 @@ impl RunningRegion {
 pub fn start_region_on(cfg: &RegionConfig, listener: TcpListener) -> anyhow::Result<RunningRegion> {
     let addr = listener.local_addr()?;
     let peers = HttpPeers::new(cfg.peers.clone(), cfg.access_key.clone(), cfg.secret_key.clone());
-    let region = Region::open(&cfg.region, &cfg.data_dir, Arc::new(peers))
+    let options = RegionOptions { min_free_bytes: cfg.min_free_bytes };
+    let region = Region::open_with(&cfg.region, &cfg.data_dir, Arc::new(peers), options)
         .with_context(|| format!("opening region {} at {}", cfg.region, cfg.data_dir.display()))?;
     spawn_orphan_collection(&region);
     let identity =

@@ -32,6 +32,11 @@ pub struct RegionConfig {
     /// (`Authorization: Bearer <token>`), for scrapers that cannot sign SigV4. Unset: SigV4 only.
     #[serde(default)]
     pub metrics_token: Option<String>,
+    /// Free space to keep on the data directory's filesystem: object writes are refused
+    /// (`507 InsufficientStorage`) below it, so deletes and replication bookkeeping always
+    /// have room. Unset: 1 GiB, or 5 % of a smaller filesystem.
+    #[serde(default)]
+    pub min_free_bytes: Option<u64>,
 }
 
 /// Base domains used when none are configured.
@@ -59,6 +64,8 @@ pub struct PartialConfig {
     pub peers: Option<BTreeMap<String, String>>,
     /// See [`RegionConfig::metrics_token`].
     pub metrics_token: Option<String>,
+    /// See [`RegionConfig::min_free_bytes`].
+    pub min_free_bytes: Option<u64>,
 }
 
 impl PartialConfig {
@@ -85,6 +92,7 @@ impl PartialConfig {
                 (a, b) => b.or(a),
             },
             metrics_token: over.metrics_token.or(self.metrics_token),
+            min_free_bytes: over.min_free_bytes.or(self.min_free_bytes),
         }
     }
 
@@ -104,6 +112,7 @@ impl PartialConfig {
             region,
             peers,
             metrics_token: self.metrics_token.filter(|t| !t.is_empty()),
+            min_free_bytes: self.min_free_bytes,
         })
     }
 }

@@ -60,6 +60,9 @@ struct ServeArgs {
     /// Bearer token admitting GET /_xregion/metrics and /_xregion/replication without SigV4.
     #[arg(long, env = "XREGION_METRICS_TOKEN", hide_env_values = true)]
     metrics_token: Option<String>,
+    /// Free bytes to keep on the data directory's filesystem (default: 1 GiB or 5 % of it).
+    #[arg(long, env = "XREGION_MIN_FREE_BYTES")]
+    min_free_bytes: Option<u64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -94,6 +97,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         domains: (!args.domains.is_empty()).then_some(args.domains),
         peers: (!args.peers.is_empty()).then(|| args.peers.into_iter().collect()),
         metrics_token: args.metrics_token,
+        min_free_bytes: args.min_free_bytes,
     };
     let cfg = file.overlay(flags).finish()?;
     let running = app::start_region(&cfg).await?;

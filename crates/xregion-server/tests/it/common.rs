@@ -174,6 +174,11 @@ impl TestRegion {
         }
     }
 
+    /// Replaces the extra `xregion serve` flags used by the next [`TestRegion::restart`].
+    pub fn set_extra_args(&mut self, extra_args: &[&str]) {
+        self.extra_args = extra_args.iter().map(|a| (*a).to_owned()).collect();
+    }
+
     /// Kills the process and starts it again on the same port and data directory.
     pub fn restart(&mut self) {
         self.kill();

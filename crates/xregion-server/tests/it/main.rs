@@ -9,6 +9,7 @@ mod checksums;
 mod common;
 mod crash;
 mod dev_mode;
+mod disk_full;
 mod listing;
 mod multipart;
 mod objects;

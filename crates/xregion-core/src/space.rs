@@ -1,0 +1,75 @@
+//! The disk-space reserve. A body write (PutObject, CopyObject, UploadPart, a replica) is
+//! refused with [`CoreError::StorageFull`] while the region's filesystem has less free space
+//! than the reserve plus the body's declared length. What is left is for metadata: deletes
+//! (the way to free space), finished replication tasks, delete markers.
+//!
+//! Why before the disk is full rather than when a write fails: a redb commit that fails for
+//! lack of space leaves the database refusing every later write ("Previous I/O error
+//! occurred") until the process reopens it, so a full disk would stop deletes and replication
+//! bookkeeping too. A write that still meets a full disk (another process filled it) gets the
+//! same `StorageFull` answer from the I/O error it met.
+
+use crate::{CoreError, CoreResult, Region};
+
+/// How a region is run (beyond its name, data directory and peers).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RegionOptions {
+    /// Free space to keep on the data directory's filesystem; `None`: [`default_reserve`].
+    pub min_free_bytes: Option<u64>,
+}
+
+/// The default reserve: 1 GiB, or a twentieth of a filesystem smaller than 20 GiB.
+pub fn default_reserve(filesystem_bytes: u64) -> u64 {
+    (filesystem_bytes / 20).min(1 << 30)
+}
+
+impl Region {
+    /// Refuses a body write of `incoming` bytes (0 when not announced) that would leave less
+    /// than the reserve free.
+    pub(crate) fn ensure_space(&self, incoming: u64) -> CoreResult<()> {
+        let space = self.blobs().disk_space()?;
+        let reserve = self.options().min_free_bytes.unwrap_or_else(|| default_reserve(space.total));
+        if space.available < reserve.saturating_add(incoming) {
+            return Err(CoreError::StorageFull(format!(
+                "the region's disk is full: {} bytes free, {} kept in reserve, {incoming} asked for",
+                space.available, reserve
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::NoPeers;
+    use crate::objects::BodyError;
+
+    fn body(bytes: &'static [u8]) -> crate::objects::Body<'static> {
+        use futures::StreamExt as _;
+        futures::stream::iter([Ok::<_, BodyError>(bytes::Bytes::from_static(bytes))]).boxed()
+    }
+
+    #[test]
+    fn the_default_reserve_is_a_gibibyte_or_a_twentieth() {
+        assert_eq!(default_reserve(1 << 40), 1 << 30);
+        assert_eq!(default_reserve(20 << 20), 1 << 20);
+    }
+
+    #[tokio::test]
+    async fn body_writes_below_the_reserve_are_refused_and_store_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = RegionOptions { min_free_bytes: Some(u64::MAX / 2) };
+        let region = Region::open_with("test-1", dir.path(), Arc::new(NoPeers), options).unwrap();
+        let err = region.write_body(body(b"data"), None, Some(4)).await.unwrap_err();
+        assert!(matches!(err, CoreError::StorageFull(_)), "{err:?}");
+        let err = region.write_blob(body(b"data"), None, None).await.unwrap_err();
+        assert!(matches!(err, CoreError::StorageFull(_)), "{err:?}");
+        assert!(region.blobs().list_before_first_write().unwrap().is_empty());
+
+        let roomy = Region::open_with("test-2", &dir.path().join("2"), Arc::new(NoPeers), RegionOptions::default());
+        roomy.unwrap().write_body(body(b"data"), None, Some(4)).await.expect("room for 4 bytes");
+    }
+}
