@@ -34,7 +34,7 @@ pub struct RegionConfig {
     pub metrics_token: Option<String>,
     /// Free space to keep on the data directory's filesystem: object writes are refused
     /// (`507 InsufficientStorage`) below it, so deletes and replication bookkeeping always
-    /// have room. Unset: 1 GiB, or 5 % of a smaller filesystem.
+    /// have room. Unset: 5 % of the filesystem, at least 64 MiB and at most 1 GiB.
     #[serde(default)]
     pub min_free_bytes: Option<u64>,
 }

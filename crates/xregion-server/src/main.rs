@@ -60,7 +60,7 @@ struct ServeArgs {
     /// Bearer token admitting GET /_xregion/metrics and /_xregion/replication without SigV4.
     #[arg(long, env = "XREGION_METRICS_TOKEN", hide_env_values = true)]
     metrics_token: Option<String>,
-    /// Free bytes to keep on the data directory's filesystem (default: 1 GiB or 5 % of it).
+    /// Free bytes to keep on the data directory's filesystem (default: 5 % of it, 64 MiB to 1 GiB).
     #[arg(long, env = "XREGION_MIN_FREE_BYTES")]
     min_free_bytes: Option<u64>,
 }
