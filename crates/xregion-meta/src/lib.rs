@@ -68,6 +68,7 @@ mod objects;
 pub mod ops;
 pub mod queue;
 mod schema;
+mod slot;
 mod store;
 mod writer;
 

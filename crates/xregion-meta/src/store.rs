@@ -23,6 +23,7 @@ use crate::schema::{
     BUCKET_IDS, BUCKETS, FAILURES, HEADS, INLINE_DATA, META_MAX_STAMP, META_SCHEMA, NULLS, OUTBOX, OUTBOX_INDEX, PARTS,
     SCHEMA_VERSION, SCHEMA_VERSION_1, UPLOAD_INDEX, UPLOADS, VERSIONS,
 };
+use crate::slot::{DbSlot, open_database};
 use crate::writer::{self, Ops, Reply, Request, Stats, WTables};
 use crate::{buckets, objects, queue};
 
@@ -43,7 +44,7 @@ pub struct MetaStore {
 }
 
 struct Inner {
-    db: Arc<Database>,
+    db: Arc<DbSlot>,
     stats: Arc<Stats>,
     /// The handoff of committed replication tasks (`fresh.rs`).
     fresh: Arc<FreshHub>,
@@ -73,10 +74,11 @@ impl MetaStore {
     /// Opens (or creates) the redb file at `path`, creates missing tables, seeds the version
     /// clock from the stored maximum stamp and spawns the writer thread.
     pub fn open(path: &Path) -> Result<MetaStore, MetaError> {
-        let db = Arc::new(Database::builder().set_cache_size(META_CACHE_BYTES).create(path)?);
+        let db = open_database(path)?;
         // Replay first: the journal holds acknowledged groups redb may not have durably.
         let (journal, _) = crate::journal::recover(&db, &crate::journal::path_for(path))?;
         let max_stamp = init_tables(&db)?;
+        let db = Arc::new(DbSlot::new(path, db));
         let clock = VersionClock::new();
         clock.observe(max_stamp);
         let (tx, rx) = channel();
@@ -95,12 +97,12 @@ impl MetaStore {
 
     /// The database, for tests that look at stored rows directly.
     #[cfg(test)]
-    pub(crate) fn db(&self) -> &Database {
-        &self.inner.db
+    pub(crate) fn db(&self) -> Arc<Database> {
+        self.inner.db.current().expect("database open")
     }
 
     fn read(&self) -> Result<ReadTransaction, MetaError> {
-        Ok(self.inner.db.begin_read()?)
+        Ok(self.inner.db.current()?.begin_read()?)
     }
 
     /// The bucket named `name`.

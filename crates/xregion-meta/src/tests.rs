@@ -1222,6 +1222,80 @@ fn acknowledged_writes_survive_an_abort_through_the_journal() {
     assert_eq!(store.list_outbox(None, 1000).unwrap().last().unwrap().seq, WRITES as u64 + 1);
 }
 
+/// A failed redb write (here: the file may not grow, `RLIMIT_FSIZE`, as a full disk would
+/// refuse it) leaves redb refusing every later write until the database is reopened. The store
+/// must reopen it itself once the cause is gone, with every acknowledged write kept: a child
+/// process writes 64 KiB inline bodies until one fails, lifts the limit, and writes again.
+#[test]
+fn writes_resume_after_an_io_error_once_the_disk_takes_writes_again() {
+    const CHILD: &str = "XREGION_TEST_IO_ERROR_CHILD_DIR";
+    if let Some(dir) = std::env::var_os(CHILD) {
+        // SIGXFSZ would kill the process at the limit; a handler turns it into EFBIG.
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let _signal = runtime.block_on(async {
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(25)).unwrap() // SIGXFSZ
+        });
+        let path = Path::new(&dir).join("meta.redb");
+        let store = MetaStore::open(&path).unwrap();
+        bucket(&store, "iox", VersioningState::Enabled);
+        let body = vec![7u8; 64 * 1024];
+        let inline_put = |key: &str| {
+            let mut op = put_op("iox", key, key);
+            if let WriteOp::PutVersion { inline, data, .. } = &mut op {
+                *inline = Some(body.clone());
+                data.blob = BlobRef::default();
+                data.size = body.len() as u64;
+            }
+            store.write_blocking(op)
+        };
+        let limit = std::fs::metadata(&path).unwrap().len().max(1 << 20) + (1 << 20);
+        let unlimited = rustix::process::getrlimit(rustix::process::Resource::Fsize);
+        rustix::process::setrlimit(
+            rustix::process::Resource::Fsize,
+            rustix::process::Rlimit { current: Some(limit), maximum: unlimited.maximum },
+        )
+        .unwrap();
+        let mut acknowledged = Vec::new();
+        let failed = (0..2000).find_map(|i| {
+            let key = format!("k{i:04}");
+            match inline_put(&key) {
+                Ok(_) => {
+                    acknowledged.push(key);
+                    None
+                }
+                Err(e) => Some(e),
+            }
+        });
+        let failed = failed.expect("a write past the file-size limit fails");
+        eprintln!("failed after {} writes: {failed}", acknowledged.len());
+        // The limit goes, as space would come back; the store takes writes again by itself.
+        rustix::process::setrlimit(rustix::process::Resource::Fsize, unlimited).unwrap();
+        let resumed = (0..50).find_map(|i| {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            inline_put(&format!("after{i}")).ok()
+        });
+        assert!(resumed.is_some(), "writes must resume once the disk takes them again");
+        let b = store.get_bucket("iox").unwrap().unwrap();
+        for key in &acknowledged {
+            assert!(store.get_version(b.id, key, None).unwrap().is_some(), "{key} was acknowledged");
+        }
+        drop(store);
+        let store = reopen(&path);
+        for key in &acknowledged {
+            assert!(store.get_version(b.id, key, None).unwrap().is_some(), "{key} after reopen");
+        }
+        std::process::exit(0);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "tests::writes_resume_after_an_io_error_once_the_disk_takes_writes_again", "--nocapture"])
+        .env(CHILD, dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "child failed: {}\n{stderr}", output.status);
+}
+
 // ----- listing (examples; the model-based proptest is in `listing_model`) -------------------
 
 #[test]

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::time::Instant;
 
-use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
+use redb::{Durability, ReadableTable, Table, WriteTransaction};
 use tokio::sync::oneshot;
 use xregion_types::{BlobSegment, BucketRecord, InlineRef, VersionClock, VersionId, VersionRecord};
 
@@ -38,6 +38,7 @@ use crate::schema::{
     BUCKET_IDS, BUCKETS, FAILURES, HEADS, INLINE_DATA, META, META_JOURNAL_EPOCH, META_MAX_STAMP, META_NEXT_INLINE_ID,
     META_NEXT_OUTBOX_SEQ, NULLS, OUTBOX, OUTBOX_INDEX, PARTS, UPLOAD_INDEX, UPLOADS, VERSIONS,
 };
+use crate::slot::{self, DbSlot};
 use crate::{buckets, multipart, objects, queue};
 
 /// Most ops committed in one transaction (a group may pass it by the last request's ops).
@@ -119,7 +120,7 @@ pub(crate) struct Stats {
 
 /// Runs the writer loop until every sender is dropped.
 pub(crate) fn run(
-    db: Arc<Database>,
+    db: Arc<DbSlot>,
     journal: Journal,
     clock: VersionClock,
     persisted_max_stamp: u64,
@@ -127,7 +128,16 @@ pub(crate) fn run(
     stats: Arc<Stats>,
     fresh: Arc<FreshHub>,
 ) {
-    let mut writer = Writer { db, journal, clock, persisted_max_stamp, stats, fresh, timing: GroupTiming::default() };
+    let mut writer = Writer {
+        db,
+        journal,
+        clock,
+        persisted_max_stamp,
+        stats,
+        fresh,
+        timing: GroupTiming::default(),
+        last_reopen: None,
+    };
     while let Ok(first) = rx.recv() {
         // The ops of the group, and per request its reply and how many of the ops are its.
         let mut ops = Vec::with_capacity(32);
@@ -219,7 +229,9 @@ impl Stats {
 
 struct Writer {
     timing: GroupTiming,
-    db: Arc<Database>,
+    db: Arc<DbSlot>,
+    /// When the database was last reopened after an I/O error (see `slot.rs`).
+    last_reopen: Option<Instant>,
     /// Makes the groups between durable commits durable (see `journal.rs`).
     journal: Journal,
     clock: VersionClock,
@@ -254,7 +266,7 @@ impl Writer {
             ));
         }
         let checkpoint = self.journal.checkpoint_due();
-        let mut txn = self.db.begin_write()?;
+        let mut txn = self.begin_write()?;
         let durability = if checkpoint { Durability::Immediate } else { Durability::None };
         txn.set_durability(durability).map_err(|e| MetaError::Storage(e.to_string()))?;
         let mut results = Vec::with_capacity(ops.len());
@@ -313,12 +325,39 @@ impl Writer {
         Ok(results)
     }
 
+    /// A write transaction; if redb refuses it because an earlier write failed for an I/O
+    /// reason, the database is reopened first (see `slot.rs`).
+    fn begin_write(&mut self) -> Result<WriteTransaction, MetaError> {
+        if let Ok(db) = self.db.current() {
+            match db.begin_write() {
+                Err(redb::TransactionError::Storage(redb::StorageError::PreviousIo)) => {}
+                other => return Ok(other?),
+            }
+        }
+        if self.last_reopen.is_some_and(|at| at.elapsed() < slot::RETRY_EVERY) {
+            return Err(MetaError::Storage("the metadata database failed an earlier write; reopening shortly".into()));
+        }
+        self.last_reopen = Some(Instant::now());
+        match self.db.reopen() {
+            Ok(reopened) => {
+                tracing::warn!(replayed = reopened.replayed, "reopened the metadata database after an I/O error");
+                self.journal = reopened.journal;
+                self.persisted_max_stamp = reopened.max_stamp;
+                Ok(self.db.current()?.begin_write()?)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reopening the metadata database failed; writes are refused until it succeeds");
+                Err(e)
+            }
+        }
+    }
+
     /// A durable redb commit of everything so far; the journal starts over.
     fn checkpoint(&mut self) -> Result<(), MetaError> {
         if self.journal.broken {
             return Err(MetaError::Storage("the metadata journal is broken".into()));
         }
-        let mut txn = self.db.begin_write()?;
+        let mut txn = self.begin_write()?;
         txn.set_durability(Durability::Immediate).map_err(|e| MetaError::Storage(e.to_string()))?;
         txn.open_table(META)?.insert(META_JOURNAL_EPOCH, self.journal.epoch + 1)?;
         txn.commit()?;
@@ -685,11 +724,12 @@ mod tests {
     fn writer() -> (tempfile::TempDir, Writer) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.redb");
-        let db = Arc::new(Database::create(&path).unwrap());
+        let db = redb::Database::create(&path).unwrap();
         let (journal, _) = journal::recover(&db, &journal::path_for(&path)).unwrap();
         let max = crate::store::init_tables(&db).unwrap();
         let writer = Writer {
-            db,
+            db: Arc::new(DbSlot::new(&path, db)),
+            last_reopen: None,
             journal,
             clock: VersionClock::new(),
             persisted_max_stamp: max,
@@ -705,7 +745,7 @@ mod tests {
     }
 
     fn counts(writer: &Writer) -> (u64, u64, u64) {
-        let txn = writer.db.begin_read().unwrap();
+        let txn = writer.db.current().unwrap().begin_read().unwrap();
         (
             txn.open_table(BUCKETS).unwrap().len().unwrap(),
             txn.open_table(VERSIONS).unwrap().len().unwrap(),
@@ -756,7 +796,7 @@ mod tests {
         assert!(setup.iter().all(Result::is_ok));
         // Corrupt the upload's part: DeleteBucket validates, starts removing, then fails.
         {
-            let txn = writer.db.begin_write().unwrap();
+            let txn = writer.db.current().unwrap().begin_write().unwrap();
             txn.open_table(PARTS).unwrap().insert(keys::part_key("u", 1).as_slice(), &b"\x09junk"[..]).unwrap();
             txn.commit().unwrap();
         }
@@ -785,11 +825,11 @@ mod tests {
             op
         };
         let stored = |writer: &Writer| {
-            let txn = writer.db.begin_read().unwrap();
+            let txn = writer.db.current().unwrap().begin_read().unwrap();
             txn.open_table(META).unwrap().get(META_NEXT_OUTBOX_SEQ).unwrap().map(|g| g.value())
         };
         let seqs = |writer: &Writer| -> Vec<u64> {
-            let txn = writer.db.begin_read().unwrap();
+            let txn = writer.db.current().unwrap().begin_read().unwrap();
             let outbox = txn.open_table(OUTBOX).unwrap();
             outbox.iter().unwrap().map(|r| r.unwrap().0.value()).collect()
         };
@@ -804,7 +844,7 @@ mod tests {
         let setup = writer.commit_group(vec![WriteOp::CreateUpload { record: upload(doomed.id, "k", "u") }]);
         assert!(setup[0].is_ok());
         {
-            let txn = writer.db.begin_write().unwrap();
+            let txn = writer.db.current().unwrap().begin_write().unwrap();
             txn.open_table(PARTS).unwrap().insert(keys::part_key("u", 1).as_slice(), &b"\x09junk"[..]).unwrap();
             txn.commit().unwrap();
         }
@@ -826,7 +866,7 @@ mod tests {
         let (_dir, mut writer) = writer();
         let results = writer.commit_group(vec![create("stamp"), put_op("stamp", "k", "e")]);
         let Ok(WriteOutcome::Version { record, .. }) = &results[1] else { panic!() };
-        let txn = writer.db.begin_read().unwrap();
+        let txn = writer.db.current().unwrap().begin_read().unwrap();
         let stored = txn.open_table(META).unwrap().get(META_MAX_STAMP).unwrap().unwrap().value();
         assert_eq!(stored, record.stamp);
     }
