@@ -12,9 +12,9 @@
 //!
 //! # How
 //! Readers take the current `Arc<Database>` under a read lock only to begin a read transaction.
-//! The writer takes the write lock (readers wait), waits for those clones to go, drops the
-//! database, and opens it again; a read transaction still running keeps the file locked, so
-//! opening is retried for a while. If the reopen fails (the disk still refuses writes), the
+//! The writer takes the database out of the slot (reads meanwhile fail at once rather than wait
+//! on a runtime thread), waits for those clones to go, drops the database, and opens it again;
+//! a read transaction still running keeps the file locked, so opening is retried for a while. If the reopen fails (the disk still refuses writes), the
 //! slot stays empty: reads and writes fail until a later group tries again (at most once per
 //! [`RETRY_EVERY`]).
 
@@ -68,9 +68,11 @@ impl DbSlot {
 
     /// Closes and reopens the database and replays the journal (see the module doc).
     pub(crate) fn reopen(&self) -> Result<Reopened, MetaError> {
-        let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        // Taken out under the lock, which is not held while the file is reopened: a read in
+        // the meantime fails at once ("closed") instead of blocking a runtime thread.
+        let taken = self.db.write().unwrap_or_else(PoisonError::into_inner).take();
         let deadline = Instant::now() + READERS_WAIT;
-        if let Some(mut old) = slot.take() {
+        if let Some(mut old) = taken {
             loop {
                 match Arc::try_unwrap(old) {
                     Ok(db) => {
@@ -82,7 +84,7 @@ impl DbSlot {
                         std::thread::sleep(Duration::from_millis(1));
                     }
                     Err(shared) => {
-                        *slot = Some(shared);
+                        *self.db.write().unwrap_or_else(PoisonError::into_inner) = Some(shared);
                         return Err(MetaError::Storage("readers kept the metadata database open; not reopened".into()));
                     }
                 }
@@ -99,7 +101,7 @@ impl DbSlot {
         };
         let (journal, replayed) = journal::recover(&db, &journal::path_for(&self.path))?;
         let max_stamp = init_tables(&db)?;
-        *slot = Some(Arc::new(db));
+        *self.db.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(db));
         Ok(Reopened { journal, max_stamp, replayed })
     }
 }
