@@ -537,3 +537,98 @@ async fn impl2_batch_entries_are_applied_and_answered_one_by_one() {
     let anonymous = r.anonymous("POST", &path).await;
     assert_eq!((anonymous.status, anonymous.error_code().as_deref()), (403, Some("AccessDenied")));
 }
+
+/// Invariant 2, STS-5, TWO-8's convergence under chaos: while a client writes (objects of 100
+/// bytes to 1.5 MB), changes tags and deletes, the destination and then the source are SIGKILLed
+/// and restarted again and again. Afterwards the destination holds exactly the source's
+/// versions and delete markers, every acknowledged PUT among them, every source version reads
+/// COMPLETED and every replica has its source's tags.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_repeated_kills_of_either_region_lose_nothing() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let (mut regions, sc, _dc, src, dst) = pair("chaos", true).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (sc, src, stop) = (sc.clone(), src.clone(), Arc::clone(&stop));
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut i = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                if i > 700 {
+                    // Enough for one page of versions; wait for the chaos to end.
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+                let key = format!("k{}", rand::random::<u32>() % 12);
+                let roll = rand::random::<u32>() % 100;
+                if roll < 8 {
+                    let _ = sc.delete_object().bucket(&src).key(&key).send().await;
+                } else if roll < 18 {
+                    let tags = Tagging::builder()
+                        .tag_set(Tag::builder().key("round").value(i.to_string()).build().expect("tag"))
+                        .build()
+                        .expect("tagging");
+                    let _ = sc.put_object_tagging().bucket(&src).key(&key).tagging(tags).send().await;
+                } else {
+                    let size = [100usize, 4096, 70_000, 1_500_000][(roll % 4) as usize];
+                    let body = ByteStream::from(vec![(i % 251) as u8; size]);
+                    if let Ok(out) = sc.put_object().bucket(&src).key(&key).body(body).send().await {
+                        acked.push((key, out.version_id().expect("vid").to_owned()));
+                    }
+                }
+            }
+            acked
+        })
+    };
+    for round in 0..8 {
+        let victim = usize::from(round >= 4); // the destination four times, then the source
+        let pause = std::time::Duration::from_millis(300 + u64::from(rand::random::<u32>() % 900));
+        regions = tokio::task::spawn_blocking(move || {
+            std::thread::sleep(pause);
+            regions[victim].kill();
+            std::thread::sleep(pause / 2);
+            regions[victim].restart();
+            regions
+        })
+        .await
+        .expect("chaos round");
+    }
+    stop.store(true, Ordering::Relaxed);
+    let acked = writer.await.expect("writer");
+    assert!(acked.len() > 20, "the writer got through: {} PUTs", acked.len());
+
+    let (sc, dc) = (regions[0].client(), regions[1].client());
+    let versions = wait_same_versions(&sc, &src, &dc, &dst).await;
+    eprintln!("chaos: {} acknowledged PUTs, {} versions and markers on both sides", acked.len(), versions.len());
+    let listed: std::collections::HashSet<(String, String)> =
+        versions.iter().map(|(k, v, _, _)| (k.clone(), v.clone())).collect();
+    for (key, vid) in &acked {
+        assert!(listed.contains(&(key.clone(), vid.clone())), "acknowledged {key} {vid} is missing");
+    }
+    for (key, vid, _, marker) in &versions {
+        if *marker {
+            continue;
+        }
+        wait_completed(&sc, &src, key, vid).await;
+        let tags = |c: &Client, b: &str| {
+            let (c, b, key, vid) = (c.clone(), b.to_owned(), key.clone(), vid.clone());
+            async move {
+                let out = c.get_object_tagging().bucket(b).key(key).version_id(vid).send().await.expect("tags");
+                out.tag_set().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect::<Vec<_>>()
+            }
+        };
+        let want = tags(&sc, &src).await;
+        eventually(&format!("tags of {key} {vid}"), || {
+            let (dc, dst, want) = (dc.clone(), dst.clone(), want.clone());
+            let fetch = tags(&dc, &dst);
+            async move {
+                let _ = (&dc, &dst);
+                (fetch.await == want).then_some(())
+            }
+        })
+        .await;
+    }
+}
