@@ -17,6 +17,7 @@ pub(crate) async fn create_multipart_upload(
     req: S3Request<CreateMultipartUploadInput>,
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let input = req.input;
+    r.bucket(&input.bucket).s3()?;
     write_features_of!(input).check()?;
     let mut meta = convert::object_meta_of!(input);
     if let Some(t) = &input.tagging {

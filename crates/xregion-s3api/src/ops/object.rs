@@ -353,6 +353,7 @@ pub(crate) fn copy_source(src: &CopySource) -> S3Result<(String, String, Option<
 pub(crate) async fn copy_object(r: &Region, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
     let input = req.input;
     let (sb, sk, sv) = copy_source(&input.copy_source)?;
+    r.bucket(&input.bucket).s3()?;
     write_features_of!(input).check()?;
     check_customer_key(
         input.copy_source_sse_customer_algorithm.as_deref(),

@@ -129,3 +129,24 @@ async fn acl_object_lock_and_encryption_reads_answer_as_aws_does_without_them() 
     assert_eq!(get_body(&s3, &bucket, "k", Some(&vid)).await, b"x");
     assert_eq!(all_versions(&s3, &bucket).await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_missing_bucket_is_reported_before_an_unsupported_feature() {
+    let region = TestRegion::start("us-east-1", &[]);
+    let s3 = region.client();
+    let r = s3.create_multipart_upload().bucket("no-such-bucket-here").key("k").acl(ObjectCannedAcl::PublicRead);
+    expect_error(r.send().await, 404, Some("NoSuchBucket"));
+    let r = s3
+        .copy_object()
+        .bucket("no-such-bucket-here")
+        .key("k")
+        .copy_source("also-missing/k")
+        .server_side_encryption(ServerSideEncryption::Aes256);
+    expect_error(r.send().await, 404, Some("NoSuchBucket"));
+    let r = s3.put_object().bucket("no-such-bucket-here").key("k").body(ByteStream::from_static(b"x"));
+    expect_error(
+        r.object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On).send().await,
+        404,
+        Some("NoSuchBucket"),
+    );
+}
