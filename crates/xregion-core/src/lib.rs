@@ -29,7 +29,7 @@ use xregion_meta::MetaStore;
 use xregion_types::VersioningState;
 
 pub use error::{CoreError, CoreResult};
-pub use space::{RegionOptions, default_reserve};
+pub use space::{DiskStatus, RegionOptions, default_reserve};
 pub use xregion_blob::BlobInfo;
 pub use xregion_meta as meta;
 

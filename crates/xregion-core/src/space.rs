@@ -27,16 +27,36 @@ pub fn default_reserve(filesystem_bytes: u64) -> u64 {
     (filesystem_bytes / 20).clamp(64 << 20, 1 << 30)
 }
 
+/// The data directory's filesystem and the reserve kept on it, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct DiskStatus {
+    /// Free space an unprivileged process may use.
+    pub available_bytes: u64,
+    /// Size of the filesystem.
+    pub total_bytes: u64,
+    /// Free space body writes leave untouched (`RegionOptions::min_free_bytes`).
+    pub reserve_bytes: u64,
+}
+
 impl Region {
+    /// The filesystem's space and the reserve (one `statvfs` call).
+    pub fn disk_status(&self) -> CoreResult<DiskStatus> {
+        let space = self.blobs().disk_space()?;
+        Ok(DiskStatus {
+            available_bytes: space.available,
+            total_bytes: space.total,
+            reserve_bytes: self.options().min_free_bytes.unwrap_or_else(|| default_reserve(space.total)),
+        })
+    }
+
     /// Refuses a body write of `incoming` bytes (0 when not announced) that would leave less
     /// than the reserve free.
     pub(crate) fn ensure_space(&self, incoming: u64) -> CoreResult<()> {
-        let space = self.blobs().disk_space()?;
-        let reserve = self.options().min_free_bytes.unwrap_or_else(|| default_reserve(space.total));
-        if space.available < reserve.saturating_add(incoming) {
+        let disk = self.disk_status()?;
+        let (available, reserve) = (disk.available_bytes, disk.reserve_bytes);
+        if available < reserve.saturating_add(incoming) {
             return Err(CoreError::StorageFull(format!(
-                "the region's disk is full: {} bytes free, {} kept in reserve, {incoming} asked for",
-                space.available, reserve
+                "the region's disk is full: {available} bytes free, {reserve} kept in reserve, {incoming} asked for"
             )));
         }
         Ok(())

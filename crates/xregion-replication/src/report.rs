@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
-use xregion_core::Region;
 use xregion_core::replica::decode_task;
+use xregion_core::{DiskStatus, Region};
 use xregion_meta::{MetaError, WriterStats};
 use xregion_types::VersionKind;
 use xregion_types::replication::TaskKind;
@@ -44,6 +44,10 @@ pub struct ReplicationReport {
     pub totals: Totals,
     /// The region's metadata writer since start (times in microseconds).
     pub metadata_writer: WriterStats,
+    /// Space on the data directory's filesystem and the reserve body writes leave free (a
+    /// region whose available bytes reach the reserve refuses object writes and replicas with
+    /// `507 InsufficientStorage`). `None` if the filesystem could not be asked.
+    pub disk: Option<DiskStatus>,
 }
 
 /// Pending work and recorded failures of one source bucket towards one destination bucket.
@@ -238,6 +242,7 @@ pub fn build(region: &Region, status: &WorkerStatus) -> Result<ReplicationReport
             lag: LagReport::from(&status.lag),
         },
         metadata_writer: meta.writer_stats(),
+        disk: region.disk_status().ok(),
     })
 }
 
@@ -333,6 +338,19 @@ impl ReplicationReport {
             ("checkpoint_seconds_total", "Time spent in checkpoints.", seconds(w.checkpoint_us)),
         ] {
             family(&format!("xregion_metadata_writer_{name}"), "counter", help, vec![(String::new(), value)]);
+        }
+        if let Some(disk) = &self.disk {
+            for (name, help, value) in [
+                ("available_bytes", "Free space on the data directory's filesystem.", disk.available_bytes),
+                ("total_bytes", "Size of the data directory's filesystem.", disk.total_bytes),
+                (
+                    "reserve_bytes",
+                    "Free space kept for metadata: object writes are refused (507) when available falls below it.",
+                    disk.reserve_bytes,
+                ),
+            ] {
+                family(&format!("xregion_disk_{name}"), "gauge", help, vec![(String::new(), value.to_string())]);
+            }
         }
         let name = "xregion_replication_lag_seconds";
         let _ = writeln!(
@@ -474,6 +492,13 @@ mod tests {
         let groups = report.metadata_writer.groups;
         assert!(text.contains(&format!("xregion_metadata_writer_groups_total{{region=\"test-1\"}} {groups}")));
         assert!(text.contains("# TYPE xregion_metadata_writer_checkpoint_seconds_total counter"));
+        // The disk the region writes to, and the reserve below which it refuses object writes.
+        let disk = report.disk.expect("statvfs of the data directory");
+        assert!(disk.total_bytes > 0 && disk.available_bytes <= disk.total_bytes);
+        assert_eq!(disk.reserve_bytes, xregion_core::default_reserve(disk.total_bytes));
+        assert_eq!(json["disk"]["reserve_bytes"], disk.reserve_bytes);
+        assert!(text.contains(&format!("xregion_disk_reserve_bytes{{region=\"test-1\"}} {}", disk.reserve_bytes)));
+        assert!(text.contains("# TYPE xregion_disk_available_bytes gauge"), "{text}");
     }
 
     #[test]
