@@ -174,6 +174,13 @@ impl TestRegion {
         }
     }
 
+    /// Sends a signal to the process (`"STOP"`, `"CONT"`, ...) with `kill(1)`.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("region running").id();
+        let status = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().expect("run kill");
+        assert!(status.success(), "kill -{signal} {pid}");
+    }
+
     /// Replaces the extra `xregion serve` flags used by the next [`TestRegion::restart`].
     pub fn set_extra_args(&mut self, extra_args: &[&str]) {
         self.extra_args = extra_args.iter().map(|a| (*a).to_owned()).collect();

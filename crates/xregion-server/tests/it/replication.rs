@@ -290,6 +290,28 @@ async fn sts5_destination_down_then_back_pending_then_completed() {
     wait_same_versions(&sc, &src, &dc, &dst).await;
 }
 
+/// Design invariant 3 (the source never waits for a destination), STS-5: with the destination
+/// frozen (SIGSTOP: its port still accepts connections, nothing answers), source PUTs are
+/// acknowledged as usual and stay PENDING; after SIGCONT every version arrives.
+#[tokio::test]
+async fn sts5_a_frozen_destination_delays_replication_but_not_writes() {
+    let (regions, sc, dc, src, dst) = pair("frozen", false).await;
+    regions[1].signal("STOP");
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let body = vec![b'f'; if i % 2 == 0 { 5000 } else { 300_000 }];
+        ids.push(put(&sc, &src, &format!("k{i}"), &body).await.version_id().expect("vid").to_owned());
+    }
+    for (i, vid) in ids.iter().enumerate() {
+        assert_eq!(status(&sc, &src, &format!("k{i}"), vid).await.as_deref(), Some("PENDING"));
+    }
+    regions[1].signal("CONT");
+    for (i, vid) in ids.iter().enumerate() {
+        wait_completed(&sc, &src, &format!("k{i}"), vid).await;
+    }
+    wait_same_versions(&sc, &src, &dc, &dst).await;
+}
+
 /// Invariant 2, IMPL-1, CON-3: the source is SIGKILLed with a backlog; after a restart every
 /// acknowledged version reaches the destination exactly once (the version lists are equal).
 #[tokio::test]
