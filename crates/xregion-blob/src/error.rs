@@ -29,16 +29,11 @@ impl BlobError {
     }
 }
 
-/// True for an I/O error that means the filesystem (or the user's quota on it) is full:
-/// `ENOSPC` or `EDQUOT`. The kind survives [`with_context`].
-pub fn is_storage_full(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded)
-}
-
 impl BlobError {
-    /// True if the error means the disk is full (see [`is_storage_full`]).
+    /// True if the error means the disk is full (`xregion_types::is_storage_full`; the kind
+    /// survives [`with_context`]).
     pub fn is_storage_full(&self) -> bool {
-        matches!(self, Self::Io(e) if is_storage_full(e))
+        matches!(self, Self::Io(e) if xregion_types::is_storage_full(e))
     }
 }
 

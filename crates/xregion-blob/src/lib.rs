@@ -87,7 +87,7 @@ use futures::stream::BoxStream;
 use xregion_types::{BlobRef, BlobSegment, ChecksumAlgorithm};
 
 pub use direct::STAGE_BYTES;
-pub use error::{BlobError, is_storage_full};
+pub use error::BlobError;
 pub use reader::{POOL_MAX_BUFFERS, READ_CHUNK_BYTES, READ_JOB_BYTES};
 pub use writer::{BlobWriter, COALESCE_BELOW_BYTES, WRITE_BATCH_BYTES, WRITEBACK_BYTES};
 

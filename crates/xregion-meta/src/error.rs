@@ -62,9 +62,7 @@ impl MetaError {
     /// [`MetaError::Storage`].
     pub(crate) fn storage(message: String, io: Option<&std::io::Error>) -> Self {
         match io {
-            Some(e) if matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded) => {
-                MetaError::StorageFull(message)
-            }
+            Some(e) if xregion_types::is_storage_full(e) => MetaError::StorageFull(message),
             _ => MetaError::Storage(message),
         }
     }

@@ -14,9 +14,9 @@
 //! Readers take the current `Arc<Database>` under a read lock only to begin a read transaction.
 //! The writer takes the database out of the slot (reads meanwhile fail at once rather than wait
 //! on a runtime thread), waits for those clones to go, drops the database, and opens it again;
-//! a read transaction still running keeps the file locked, so opening is retried for a while. If the reopen fails (the disk still refuses writes), the
-//! slot stays empty: reads and writes fail until a later group tries again (at most once per
-//! [`RETRY_EVERY`]).
+//! a read transaction still running keeps the file locked, so opening is retried for a while.
+//! If the reopen fails (the disk still refuses writes), the slot stays empty: reads and writes
+//! fail until a later group tries again (at most once per [`RETRY_EVERY`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};

@@ -15,6 +15,13 @@ pub use key::ObjectKey;
 pub use object::{BlobRef, BlobSegment, InlineRef, ObjectData, ReplicationStatus, VersionKind, VersionRecord, now_ms};
 pub use version_id::{VersionClock, VersionId};
 
+/// True for an I/O error that means the filesystem (or the user's quota on it) is full:
+/// `ENOSPC` or `EDQUOT`. The one definition the blob store, the metadata store and the use
+/// cases share, so they cannot disagree on what a full disk is.
+pub fn is_storage_full(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
+}
+
 /// Input that breaks a naming or format rule. Carries the AWS error code to report.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
