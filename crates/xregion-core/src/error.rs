@@ -106,6 +106,20 @@ pub enum CoreError {
     /// Storage failed underneath; the request changed nothing that is visible.
     #[error("internal error: {0}")]
     Internal(String),
+    /// Storage failed while the write was being made durable, at a point where it may have
+    /// happened anyway (`MetaError::OutcomeUnknown`). The client is told to retry, as S3 tells
+    /// it after a 500; what the write references (a body's blob) is kept, and the orphan
+    /// collection at the next start decides by what the metadata then holds.
+    #[error("write outcome unknown: {0}")]
+    OutcomeUnknown(String),
+}
+
+impl CoreError {
+    /// True if the write may have happened despite this error; every other error means it
+    /// changed nothing, so what it wrote for itself (a blob file) may be deleted.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, CoreError::OutcomeUnknown(_))
+    }
 }
 
 impl From<xregion_meta::MetaError> for CoreError {
@@ -128,6 +142,7 @@ impl From<xregion_meta::MetaError> for CoreError {
                 tracing::warn!(error = %m, "metadata write refused: disk full");
                 Self::StorageFull("the region's disk is full".into())
             }
+            M::OutcomeUnknown(m) => Self::OutcomeUnknown(m),
             other => Self::Internal(other.to_string()),
         }
     }

@@ -155,4 +155,18 @@ impl Region {
             }
         }
     }
+
+    /// After a write that wrote `files` for itself failed with `error`: deletes them, unless
+    /// the write may have happened anyway (its outcome is unknown). Then a version may
+    /// reference them, now or after the next open replays the metadata journal, so they stay;
+    /// the orphan collection at the next start deletes them if nothing does.
+    pub(crate) async fn abandon_blobs(&self, error: &CoreError, files: &[xregion_types::BlobSegment]) {
+        if error.outcome_unknown() {
+            if !files.is_empty() {
+                tracing::warn!(files = files.len(), error = %error, "kept the blob files of a write whose outcome is unknown");
+            }
+            return;
+        }
+        self.free_blobs(files).await;
+    }
 }

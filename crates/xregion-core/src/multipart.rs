@@ -100,8 +100,9 @@ impl Region {
             Ok(WriteOutcome::Done) => Ok(part),
             Ok(other) => Err(unexpected(&other)),
             Err(e) => {
-                self.free_blobs(std::slice::from_ref(&blob.segment)).await;
-                Err(e.into())
+                let e = CoreError::from(e);
+                self.abandon_blobs(&e, std::slice::from_ref(&blob.segment)).await;
+                Err(e)
             }
         }
     }

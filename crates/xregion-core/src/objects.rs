@@ -400,14 +400,16 @@ impl Region {
     }
 
     /// Verifies the digests of a stored body and commits it as a new version of `req.key`.
-    /// On any error its blob file (if any) is deleted and nothing is visible.
+    /// On an error its blob file (if any) is deleted and nothing is visible, unless the
+    /// outcome is unknown ([`CoreError::OutcomeUnknown`]): then the version may exist, and
+    /// the file stays for the orphan collection to judge.
     pub async fn commit_put(&self, req: PutRequest, body: StoredBody) -> CoreResult<PutResult> {
         let file = body.file().cloned();
         let result = self.commit_put_inner(req, body).await;
-        if result.is_err()
+        if let Err(e) = &result
             && let Some(segment) = file
         {
-            self.free_blobs(std::slice::from_ref(&segment)).await;
+            self.abandon_blobs(e, std::slice::from_ref(&segment)).await;
         }
         result
     }

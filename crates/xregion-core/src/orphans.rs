@@ -3,7 +3,9 @@
 //! A blob is written and fsynced before the metadata commit that references it, and deleted
 //! (without fsync) after the commit that stops referencing it. So a crash can leave a finished
 //! blob file that nothing references: the write's commit never happened, or the file's
-//! deletion was lost. Such a file is never visible through S3; it only takes space. The
+//! deletion was lost. A write whose commit failed with an unknown outcome also leaves its
+//! file here to decide ([`Region::abandon_blobs`]): whether the commit happened is known only
+//! once the next open has replayed the metadata journal. Such a file is never visible through S3; it only takes space. The
 //! server lists the blob files right after opening a region ([`Region::orphan_candidates`]),
 //! before it serves anything, and deletes the unreferenced ones in the background
 //! ([`Region::collect_orphan_blobs`]).
@@ -148,5 +150,83 @@ mod tests {
         let report = region.collect_orphan_blobs(candidates).unwrap();
         assert_eq!(report, OrphanReport { candidates: 3, deleted: 1, deleted_bytes: big.len() as u64 });
         assert_eq!(region.orphan_candidates().unwrap().0.len(), 2);
+    }
+
+    async fn read_current(region: &Region, key: &str) -> Vec<u8> {
+        let (_, record) = region.get_object("bkt", key, None).unwrap();
+        let data = record.object().unwrap().clone();
+        let mut read = Vec::new();
+        let mut stream = region.read_object(&data, 0, data.size);
+        while let Some(chunk) = stream.next().await {
+            read.extend_from_slice(&chunk.unwrap());
+        }
+        read
+    }
+
+    /// A write whose metadata outcome is unknown (here it did commit, as when a durable
+    /// commit's last sync fails after its header reached the disk) keeps the blob file it
+    /// wrote: a PUT, a replica and a part alike. Each reads back whole, and the orphan
+    /// collection after a restart keeps every one of them. Deleting the file on such an error
+    /// would leave a version whose bytes are gone.
+    #[tokio::test]
+    async fn blobs_of_writes_whose_outcome_is_unknown_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = vec![3u8; INLINE_MAX + 1];
+        let len = big.len() as u64;
+        {
+            let region = Region::open("test-1", dir.path(), Arc::new(NoPeers)).unwrap();
+            region.create_bucket("bkt", None).await.unwrap();
+            region.set_versioning("bkt", xregion_types::VersioningState::Enabled).await.unwrap();
+
+            let stored = region.write_body(body(big.clone()), None, Some(len)).await.unwrap();
+            let req = PutRequest {
+                bucket: "bkt".into(),
+                key: "put".into(),
+                meta: ObjectMeta::default(),
+                content_md5: None,
+                checksum: None,
+                precondition: None,
+            };
+            region.meta().inject_outcome_unknown();
+            let e = region.commit_put(req, stored).await.unwrap_err();
+            assert!(e.outcome_unknown(), "{e:?}");
+
+            let clock = xregion_types::VersionClock::new();
+            let replica = crate::replica::ReplicaPut {
+                bucket: "bkt".into(),
+                key: "replica".into(),
+                meta: ObjectMeta::default(),
+                version_id: xregion_types::VersionId::generate(clock.next(), [1; 12]),
+                last_modified_ms: 1,
+                etag: hex::encode(xregion_blob::md5::digest(&big)),
+                part_sizes: Vec::new(),
+                checksum: None,
+                transfer_crc32c: None,
+            };
+            region.meta().inject_outcome_unknown();
+            let e = region.put_replica(replica, body(big.clone()), Some(len)).await.unwrap_err();
+            assert!(e.outcome_unknown(), "{e:?}");
+
+            let upload = region.create_upload("bkt", "mp", ObjectMeta::default(), None).await.unwrap();
+            let mut writer = region.blobs().writer(None).unwrap();
+            writer.write(Bytes::from(big.clone())).await.unwrap();
+            let part = writer.finish().await.unwrap();
+            let etag = part.etag().unwrap();
+            region.meta().inject_outcome_unknown();
+            let e = region.commit_part(&upload, 1, part, None).await.unwrap_err();
+            assert!(e.outcome_unknown(), "{e:?}");
+            region.complete_upload("bkt", "mp", &upload.upload_id, &[(1, etag)]).await.unwrap();
+
+            for key in ["put", "replica", "mp"] {
+                assert_eq!(read_current(&region, key).await, big, "{key}");
+            }
+        }
+        let region = Region::open("test-1", dir.path(), Arc::new(NoPeers)).unwrap();
+        let candidates = region.orphan_candidates().unwrap();
+        let report = region.collect_orphan_blobs(candidates).unwrap();
+        assert_eq!(report, OrphanReport { candidates: 3, deleted: 0, deleted_bytes: 0 });
+        for key in ["put", "replica", "mp"] {
+            assert_eq!(read_current(&region, key).await, big, "{key} after the orphan collection");
+        }
     }
 }

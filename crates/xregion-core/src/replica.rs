@@ -389,7 +389,7 @@ impl Region {
     }
 
     /// After a replica's metadata write: the blobs it freed are deleted; if it failed, so is
-    /// the file written for it.
+    /// the file written for it (unless the outcome is unknown, see [`Region::abandon_blobs`]).
     async fn finish_replica(
         &self,
         outcome: Result<WriteOutcome, xregion_meta::MetaError>,
@@ -402,8 +402,9 @@ impl Region {
             }
             Ok(other) => Err(unexpected(&other)),
             Err(e) => {
-                self.free_blobs(file).await;
-                Err(e.into())
+                let e = CoreError::from(e);
+                self.abandon_blobs(&e, file).await;
+                Err(e)
             }
         }
     }

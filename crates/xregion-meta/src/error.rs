@@ -52,7 +52,15 @@ pub enum MetaError {
     /// [`MetaError::Storage`], the group it was in committed nothing.
     #[error("metadata storage full: {0}")]
     StorageFull(String),
-    /// The writer thread is gone (store shut down or crashed).
+    /// Storage failed while the write was being made durable, at a point where it may have
+    /// reached the disk anyway: a durable redb commit that failed in its final sync, a journal
+    /// record that could not be cut back after a failed commit, a writer that panicked or
+    /// stopped mid-group. The write may be visible now, or after the next open, or never.
+    /// Callers must not undo what it would reference (a body's blob file): the orphan
+    /// collection at the next open decides by what the metadata then holds.
+    #[error("metadata write outcome unknown: {0}")]
+    OutcomeUnknown(String),
+    /// The writer thread is gone (store shut down or crashed); the write was never taken.
     #[error("metadata writer is gone")]
     WriterGone,
 }
@@ -67,9 +75,15 @@ impl MetaError {
         }
     }
 
-    /// True for either kind of storage failure (the writer drops the whole group on one).
+    /// True for any kind of storage failure (the writer drops the whole group on one).
     pub(crate) fn is_storage(&self) -> bool {
-        matches!(self, MetaError::Storage(_) | MetaError::StorageFull(_))
+        matches!(self, MetaError::Storage(_) | MetaError::StorageFull(_) | MetaError::OutcomeUnknown(_))
+    }
+
+    /// True if the write may have happened despite this error ([`MetaError::OutcomeUnknown`]);
+    /// every other error means it changed nothing.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, MetaError::OutcomeUnknown(_))
     }
 }
 
@@ -128,5 +142,8 @@ mod tests {
         assert!(matches!(MetaError::from(other), MetaError::Storage(_)));
         assert!(matches!(MetaError::from(redb::StorageError::PreviousIo), MetaError::Storage(_)));
         assert!(MetaError::StorageFull(String::new()).is_storage());
+        assert!(MetaError::OutcomeUnknown(String::new()).is_storage());
+        assert!(MetaError::OutcomeUnknown(String::new()).outcome_unknown());
+        assert!(!MetaError::Storage(String::new()).outcome_unknown());
     }
 }

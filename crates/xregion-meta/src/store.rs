@@ -24,7 +24,7 @@ use crate::schema::{
     SCHEMA_VERSION, SCHEMA_VERSION_1, UPLOAD_INDEX, UPLOADS, VERSIONS,
 };
 use crate::slot::{DbSlot, open_database};
-use crate::writer::{self, Ops, Reply, Request, Stats, WTables};
+use crate::writer::{self, Faults, Ops, Reply, Request, Stats, WTables};
 use crate::{buckets, objects, queue};
 
 /// Memory redb may use for its page cache and write buffer. redb's default (1 GiB) is sized
@@ -48,6 +48,9 @@ struct Inner {
     stats: Arc<Stats>,
     /// The handoff of committed replication tasks (`fresh.rs`).
     fresh: Arc<FreshHub>,
+    /// Faults tests may arm in the writer.
+    #[cfg_attr(not(any(test, feature = "fault-injection")), allow(dead_code))]
+    faults: Arc<Faults>,
     /// Queue to the writer thread; taken on drop so the thread ends.
     requests: Option<Sender<Request>>,
     writer: Option<JoinHandle<()>>,
@@ -87,12 +90,16 @@ impl MetaStore {
         let writer_stats = Arc::clone(&stats);
         let fresh = Arc::new(FreshHub::default());
         let writer_fresh = Arc::clone(&fresh);
+        let faults = Arc::new(Faults::default());
+        let writer_faults = Arc::clone(&faults);
         let writer = std::thread::Builder::new()
             .name("xregion-meta-writer".into())
-            .spawn(move || writer::run(writer_db, journal, clock, max_stamp, rx, writer_stats, writer_fresh))
+            .spawn(move || {
+                writer::run(writer_db, journal, clock, max_stamp, rx, writer_stats, writer_fresh, writer_faults)
+            })
             .map_err(|e| MetaError::Storage(format!("cannot spawn metadata writer: {e}")))?;
         tracing::debug!(path = %path.display(), max_stamp, "metadata store open");
-        Ok(MetaStore { inner: Arc::new(Inner { db, stats, fresh, requests: Some(tx), writer: Some(writer) }) })
+        Ok(MetaStore { inner: Arc::new(Inner { db, stats, fresh, faults, requests: Some(tx), writer: Some(writer) }) })
     }
 
     /// The database, for tests that look at stored rows directly.
@@ -328,7 +335,7 @@ impl MetaStore {
     pub async fn write(&self, op: WriteOp) -> Result<WriteOutcome, MetaError> {
         let (tx, rx) = oneshot::channel();
         self.enqueue(Request { ops: Ops::One(op), reply: Reply::Async(tx) })?;
-        rx.await.map_err(|_| MetaError::WriterGone)?
+        rx.await.map_err(|_| stopped())?
     }
 
     /// Several [`MetaStore::write`]s in one round trip to the writer: the ops are applied in
@@ -344,9 +351,12 @@ impl MetaStore {
         let n = ops.len();
         let (tx, rx) = oneshot::channel();
         self.enqueue(Request { ops: Ops::Many(ops), reply: Reply::AsyncMany(tx) })?;
-        let results = rx.await.map_err(|_| MetaError::WriterGone)?;
+        let results = rx.await.map_err(|_| stopped())?;
         if results.len() != n {
-            return Err(MetaError::Storage(format!("the metadata writer answered {} of {n} ops", results.len())));
+            return Err(MetaError::OutcomeUnknown(format!(
+                "the metadata writer answered {} of {n} ops",
+                results.len()
+            )));
         }
         Ok(results)
     }
@@ -356,7 +366,16 @@ impl MetaStore {
     pub fn write_blocking(&self, op: WriteOp) -> Result<WriteOutcome, MetaError> {
         let (tx, rx) = sync_channel(1);
         self.enqueue(Request { ops: Ops::One(op), reply: Reply::Blocking(tx) })?;
-        rx.recv().map_err(|_| MetaError::WriterGone)?
+        rx.recv().map_err(|_| stopped())?
+    }
+
+    /// Fault injection: the next group the writer takes commits and is then reported as
+    /// [`MetaError::OutcomeUnknown`] to every op in it, as when a durable commit's final sync
+    /// fails after its header reached the disk. For tests of what callers do with such an
+    /// error (the `fault-injection` feature; nothing else arms it).
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub fn inject_outcome_unknown(&self) {
+        self.inner.faults.unknown_after_commit.store(true, Ordering::Relaxed);
     }
 
     /// Counters of the writer thread since open.
@@ -379,6 +398,12 @@ impl MetaStore {
         let requests = self.inner.requests.as_ref().ok_or(MetaError::WriterGone)?;
         requests.send(request).map_err(|_| MetaError::WriterGone)
     }
+}
+
+/// The error of a write whose request reached the writer but whose answer never came back:
+/// the writer stopped (it panicked outside a group's guard), maybe after committing it.
+fn stopped() -> MetaError {
+    MetaError::OutcomeUnknown("the metadata writer stopped before answering".into())
 }
 
 /// Counters of the writer thread (group commit) since open, for metrics. Times are

@@ -1267,6 +1267,7 @@ fn writes_resume_after_an_io_error_once_the_disk_takes_writes_again() {
             }
         });
         let failed = failed.expect("a write past the file-size limit fails");
+        let failed_key = format!("k{:04}", acknowledged.len());
         eprintln!("failed after {} writes: {failed}", acknowledged.len());
         // The limit goes, as space would come back; the store takes writes again by itself.
         rustix::process::setrlimit(rustix::process::Resource::Fsize, unlimited).unwrap();
@@ -1283,6 +1284,10 @@ fn writes_resume_after_an_io_error_once_the_disk_takes_writes_again() {
         let store = reopen(&path);
         for key in &acknowledged {
             assert!(store.get_version(b.id, key, None).unwrap().is_some(), "{key} after reopen");
+        }
+        // An error that does not say the outcome is unknown means the write changed nothing.
+        if !failed.outcome_unknown() {
+            assert_eq!(store.get_version(b.id, &failed_key, None).unwrap(), None, "{failed_key} failed with {failed}");
         }
         std::process::exit(0);
     }
@@ -1467,6 +1472,31 @@ fn reopen_keeps_data_and_clock_order() {
 
 fn reopen(path: &Path) -> MetaStore {
     MetaStore::open(path).unwrap()
+}
+
+/// A write reported as [`MetaError::OutcomeUnknown`] may have happened (here it did, as when a
+/// durable commit's last sync fails after its header reached the disk): it is visible, it
+/// survives a reopen, and the store takes the next write as usual. Callers must therefore not
+/// undo what such a write references (`xregion-core` keeps the body's blob).
+#[test]
+fn a_write_whose_outcome_is_unknown_may_have_happened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.redb");
+    let store = MetaStore::open(&path).unwrap();
+    let b = bucket(&store, "unk", VersioningState::Enabled);
+    store.inject_outcome_unknown();
+    let e = err(&store, put_op("unk", "k", "e1"));
+    assert!(e.outcome_unknown(), "{e:?}");
+    let stored = store.get_version(b.id, "k", None).unwrap().expect("the write happened");
+    assert_eq!(etag_of(&stored), "e1");
+    // Only one group is affected: the next write is answered as usual.
+    let (next, _) = put(&store, "unk", "k", "e2");
+    assert!(next.stamp > stored.stamp);
+    drop(store);
+    let store = reopen(&path);
+    let versions = all_versions(&store, b.id);
+    assert_eq!(versions.len(), 2, "{versions:?}");
+    assert_eq!(store.get_version(b.id, "k", Some(&stored.version_id)).unwrap(), Some(stored));
 }
 
 #[test]

@@ -18,7 +18,7 @@
 use std::ops::Bound;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::time::Instant;
 
@@ -88,7 +88,7 @@ pub(crate) enum Reply {
 impl Reply {
     /// Sends the request's results, taking as many as it had ops.
     fn send(self, results: &mut impl Iterator<Item = Result<WriteOutcome, MetaError>>) {
-        let lost = || Err(MetaError::Storage("the metadata writer lost a result".into()));
+        let lost = || Err(MetaError::OutcomeUnknown("the metadata writer lost a result".into()));
         // A caller that went away (dropped future) simply does not hear the result.
         match self {
             Reply::Async(tx) => drop(tx.send(results.next().unwrap_or_else(lost))),
@@ -105,7 +105,7 @@ pub(crate) struct Stats {
     pub(crate) groups: AtomicU64,
     /// Ops received.
     pub(crate) ops: AtomicU64,
-    /// Groups that failed as a whole (nothing committed).
+    /// Groups that failed as a whole (nothing committed, or the outcome unknown).
     pub(crate) failed_groups: AtomicU64,
     /// Microseconds spent committing groups (from taking a group's requests to having its
     /// results, before the replies go out): how busy the region's serial write path was.
@@ -118,7 +118,18 @@ pub(crate) struct Stats {
     pub(crate) checkpoint_us: AtomicU64,
 }
 
+/// Faults a test can arm (`MetaStore::inject_outcome_unknown`), to check what callers do
+/// with an error after which a write may still have happened. Unarmed, each costs the writer
+/// one atomic load per group.
+#[derive(Debug, Default)]
+pub(crate) struct Faults {
+    /// The next group commits, and is then reported as [`MetaError::OutcomeUnknown`], as a
+    /// durable commit whose final sync failed after its header reached the disk would be.
+    pub(crate) unknown_after_commit: AtomicBool,
+}
+
 /// Runs the writer loop until every sender is dropped.
+#[allow(clippy::too_many_arguments)] // each is one piece of shared state, named at the call
 pub(crate) fn run(
     db: Arc<DbSlot>,
     journal: Journal,
@@ -127,6 +138,7 @@ pub(crate) fn run(
     rx: Receiver<Request>,
     stats: Arc<Stats>,
     fresh: Arc<FreshHub>,
+    faults: Arc<Faults>,
 ) {
     let mut writer = Writer {
         db,
@@ -135,6 +147,7 @@ pub(crate) fn run(
         persisted_max_stamp,
         stats,
         fresh,
+        faults,
         timing: GroupTiming::default(),
         last_reopen: None,
     };
@@ -170,7 +183,8 @@ pub(crate) fn run(
             Ok(results) => results,
             Err(_) => {
                 tracing::error!(group_size, "metadata writer panicked; group aborted");
-                vec![Err(MetaError::Storage("metadata writer panicked; nothing committed".into())); group_size]
+                // It may have panicked after the commit: the outcome is unknown.
+                vec![Err(MetaError::OutcomeUnknown("metadata writer panicked while committing".into())); group_size]
             }
         };
         let GroupTiming { apply_us, journal_us, commit_us, journal_bytes, checkpoint } = writer.timing;
@@ -239,6 +253,7 @@ struct Writer {
     stats: Arc<Stats>,
     /// Where committed replication tasks are handed over (see `fresh.rs`).
     fresh: Arc<FreshHub>,
+    faults: Arc<Faults>,
 }
 
 impl Writer {
@@ -251,7 +266,11 @@ impl Writer {
             Ok(results) => results,
             Err(e) => {
                 self.stats.failed_groups.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(group_size = n, error = %e, "metadata group failed; nothing committed");
+                if e.outcome_unknown() {
+                    tracing::error!(group_size = n, error = %e, "metadata group failed; it may or may not have committed");
+                } else {
+                    tracing::warn!(group_size = n, error = %e, "metadata group failed; nothing committed");
+                }
                 vec![Err(e); n]
             }
         }
@@ -302,27 +321,48 @@ impl Writer {
         self.timing.apply_us = started.elapsed().as_micros() as u64;
         let mut committing = Instant::now();
         if checkpoint {
-            txn.commit()?;
+            // A durable commit that fails may still have reached the disk (its last sync
+            // failed after the header was written): the outcome is unknown, not "nothing".
+            txn.commit().map_err(|e| {
+                MetaError::OutcomeUnknown(format!(
+                    "a durable commit failed and may or may not have reached the disk: {e}"
+                ))
+            })?;
             self.journal.restart(self.journal.epoch + 1);
         } else if redo.is_empty() {
             // Nothing changed (every op failed validation): nothing to make durable.
             txn.commit()?;
         } else {
             // On error the transaction is dropped: nothing of the group is committed.
-            let before = self.journal.append(&redo)?;
+            let before = self.journal.append(&redo).map_err(|e| self.unless_cut(e))?;
             self.timing.journal_bytes = self.journal.len() - before;
             self.timing.journal_us = committing.elapsed().as_micros() as u64;
             committing = Instant::now();
             if let Err(e) = txn.commit() {
                 self.journal.cut(before);
-                return Err(e.into());
+                return Err(self.unless_cut(e.into()));
             }
         }
         self.timing.commit_us = committing.elapsed().as_micros() as u64;
         self.timing.checkpoint = checkpoint;
         self.persisted_max_stamp = group_max_stamp;
         self.fresh.send(fresh);
+        if self.faults.unknown_after_commit.swap(false, Ordering::Relaxed) {
+            return Err(MetaError::OutcomeUnknown("injected: the group committed but is reported as failed".into()));
+        }
         Ok(results)
+    }
+
+    /// The error of a group whose journal record was written, or half written, and whose
+    /// commit then failed: the record was cut back (nothing of the group survives a replay),
+    /// unless cutting failed too. Then the record may be replayed at the next open, and the
+    /// group's outcome is unknown.
+    fn unless_cut(&self, e: MetaError) -> MetaError {
+        if self.journal.broken {
+            MetaError::OutcomeUnknown(format!("{e}; its journal record could not be cut back and may be replayed"))
+        } else {
+            e
+        }
     }
 
     /// A write transaction; if redb refuses it because an earlier write failed for an I/O
@@ -735,6 +775,7 @@ mod tests {
             persisted_max_stamp: max,
             stats: Arc::default(),
             fresh: Arc::default(),
+            faults: Arc::default(),
             timing: GroupTiming::default(),
         };
         (dir, writer)

@@ -136,6 +136,12 @@ pub fn to_s3(e: CoreError) -> S3Error {
             tracing::error!(error = %m, "internal error");
             with(C::InternalError, "We encountered an internal error. Please try again.".into())
         }
+        CoreError::OutcomeUnknown(m) => {
+            // S3's answer when a write may or may not have happened: 500, and the client
+            // retries (a retried PUT makes one more version, as on S3; replicas are idempotent).
+            tracing::error!(error = %m, "write failed; it may or may not have taken effect");
+            with(C::InternalError, "We encountered an internal error. Please try again.".into())
+        }
         other => {
             tracing::error!(error = %other, "unmapped error");
             with(C::InternalError, "We encountered an internal error. Please try again.".into())
