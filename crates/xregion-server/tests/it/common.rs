@@ -518,6 +518,23 @@ pub fn unquote(etag: &str) -> &str {
 
 /// Every entry of a one-page versions listing as (key, version id, is_latest,
 /// is_delete_marker), in listing order (see [`merge_versions`]).
+/// Object keys that are valid in S3 but need escaping in a URL, an XML listing or a header.
+pub const KEYS_THAT_NEED_ESCAPING: [&str; 13] = [
+    "unicode/日本語/файл-é.txt",
+    "with space/and  two",
+    "percent%20literal%",
+    "plus+sign+",
+    "line\nbreak",
+    "tab\tchar",
+    "question?mark#hash&amp=",
+    "quotes'\"<xml>&",
+    "/leading-slash",
+    "trailing-slash/",
+    "double//slash",
+    "emoji-🦀",
+    "~tilde*star(paren)",
+];
+
 pub async fn all_versions(client: &Client, bucket: &str) -> Vec<(String, String, bool, bool)> {
     let out = client.list_object_versions().bucket(bucket).send().await.expect("list versions");
     assert_eq!(out.is_truncated(), Some(false), "test listings fit one page");
