@@ -56,11 +56,11 @@ impl S3Target {
         }
     }
 
-    /// The region owning `bucket`. Unreachable peers are transient; a bucket no region has is
-    /// `DstBucketNotFound` (CON-7).
-    async fn locate(&self, region: &Region, bucket: &str) -> Result<String, ReplicationError> {
+    /// The region owning `bucket`, and whether that came from the cache (and may be stale).
+    /// Unreachable peers are transient; a bucket no region has is `DstBucketNotFound` (CON-7).
+    async fn locate(&self, region: &Region, bucket: &str) -> Result<(String, bool), ReplicationError> {
         if let Some(found) = lock(&self.locations).get(bucket) {
-            return Ok(found.clone());
+            return Ok((found.clone(), true));
         }
         let owner = match region.locate_bucket(bucket).await {
             Ok(BucketLocation::Local(_)) => region.name().to_owned(),
@@ -76,11 +76,35 @@ impl S3Target {
             Err(e) => return Err(ReplicationError::unavailable(format!("locating bucket {bucket}: {e}"))),
         };
         lock(&self.locations).insert(bucket.to_owned(), owner.clone());
-        Ok(owner)
+        Ok((owner, false))
     }
 
     fn forget_location(&self, bucket: &str) {
         lock(&self.locations).remove(bucket);
+    }
+
+    /// After an answer from `bucket`'s owner: a transient error may mean the bucket moved, so
+    /// its owner is looked up again next time. So may `DstBucketNotFound` from an owner that
+    /// came from the cache (the bucket was deleted there and created again in another
+    /// region): that answer is made transient, and the next attempt, which looks the bucket up
+    /// afresh, fails the task for good only if no region has it (CON-7).
+    fn after_answer(
+        &self,
+        bucket: &str,
+        cached: bool,
+        answer: Result<(), ReplicationError>,
+    ) -> Result<(), ReplicationError> {
+        match answer {
+            Err(e) if e.kind() != crate::ErrorKind::Permanent => {
+                self.forget_location(bucket);
+                Err(e)
+            }
+            Err(e) if cached && e.reason() == Some("DstBucketNotFound") => {
+                self.forget_location(bucket);
+                Err(ReplicationError::retryable(format!("{e}; looking the bucket up again")))
+            }
+            other => other,
+        }
     }
 
     fn client(&self, region: &str) -> Result<Client, ReplicationError> {
@@ -112,18 +136,14 @@ impl S3Target {
     }
 
     async fn send_one(&self, region: &Region, r: &Replica) -> Result<(), ReplicationError> {
-        let owner = self.locate(region, &r.destination_bucket).await?;
+        let (owner, cached) = self.locate(region, &r.destination_bucket).await?;
         let client = self.client(&owner)?;
         let result = match r.kind {
             TaskKind::Object => put_object(&client, region, r).await,
             TaskKind::DeleteMarker => put_delete_marker(&client, r).await,
             TaskKind::Tags => put_tags(&client, r).await,
         };
-        if result.as_ref().is_err_and(|e| e.kind() != crate::ErrorKind::Permanent) {
-            // The bucket may have moved (or the cached owner was wrong): look it up again.
-            self.forget_location(&r.destination_bucket);
-        }
-        result
+        self.after_answer(&r.destination_bucket, cached, result)
     }
 }
 
@@ -137,18 +157,16 @@ impl S3Target {
         if let Some(first) = small.first() {
             let bucket = &replicas[*first].destination_bucket;
             let answers = match self.locate(region, bucket).await {
-                Ok(owner) => match self.endpoints.get(&owner) {
+                Ok((owner, cached)) => match self.endpoints.get(&owner) {
                     Some(endpoint) => {
                         let batch: Vec<&Replica> = small.iter().map(|i| &replicas[*i]).collect();
-                        self.batch.send(region, &owner, endpoint, &batch).await
+                        let answers = self.batch.send(region, &owner, endpoint, &batch).await;
+                        answers.into_iter().map(|a| self.after_answer(bucket, cached, a)).collect()
                     }
                     None => vec![Err(no_endpoint(&owner)); small.len()],
                 },
                 Err(e) => vec![Err(e); small.len()],
             };
-            if answers.iter().any(|a| a.as_ref().is_err_and(|e| e.kind() != crate::ErrorKind::Permanent)) {
-                self.forget_location(bucket);
-            }
             for (i, answer) in small.into_iter().zip(answers) {
                 results[i] = Some(answer);
             }

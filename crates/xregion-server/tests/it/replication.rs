@@ -397,6 +397,44 @@ async fn con7_unversioned_destination_fails_the_version() {
     expect_error(dc.head_object().bucket(&dst).key("k").send().await, 404, None);
 }
 
+/// CON-7, destination resolution: a destination bucket deleted in its region and created again
+/// in another is found there, by the batch path and the streamed path alike, although the
+/// source had its old region cached; only a bucket no region has fails the version.
+#[tokio::test]
+async fn con7_a_destination_bucket_that_moved_region_is_found_again() {
+    let regions = TestRegion::start_many(&["us-east-1", "eu-west-1", "ap-south-1"]);
+    let (sc, bc, cc) = (regions[0].client(), regions[1].client(), regions[2].client());
+    let src = create_versioned_bucket(&sc, "moved-src").await;
+    let dst = create_versioned_bucket(&bc, "moved-dst").await;
+    configure(&sc, &src, &dst, false).await;
+    let first = put(&sc, &src, "before", b"x").await.version_id().expect("vid").to_owned();
+    wait_completed(&sc, &src, "before", &first).await;
+
+    // Move the bucket: empty it and delete it in eu-west-1, create it in ap-south-1.
+    bc.delete_object().bucket(&dst).key("before").version_id(&first).send().await.expect("delete replica");
+    bc.delete_bucket().bucket(&dst).send().await.expect("delete destination");
+    cc.create_bucket().bucket(&dst).send().await.expect("create destination again");
+    set_versioning(&cc, &dst, aws_sdk_s3::types::BucketVersioningStatus::Enabled).await;
+    let large = vec![b'l'; 100 * 1024];
+    let small_vid = put(&sc, &src, "small", b"after").await.version_id().expect("vid").to_owned();
+    let large_vid = put(&sc, &src, "large", &large).await.version_id().expect("vid").to_owned();
+    wait_completed(&sc, &src, "small", &small_vid).await;
+    wait_completed(&sc, &src, "large", &large_vid).await;
+    assert_eq!(get_body(&cc, &dst, "small", Some(&small_vid)).await, b"after");
+    assert_eq!(get_body(&cc, &dst, "large", Some(&large_vid)).await, large);
+
+    // Gone from every region: the version fails with DstBucketNotFound.
+    for (key, vid) in [("small", &small_vid), ("large", &large_vid)] {
+        cc.delete_object().bucket(&dst).key(key).version_id(vid).send().await.expect("delete replica");
+    }
+    cc.delete_bucket().bucket(&dst).send().await.expect("delete destination");
+    let gone = put(&sc, &src, "gone", b"nowhere").await.version_id().expect("vid").to_owned();
+    eventually("FAILED", || async {
+        (status(&sc, &src, "gone", &gone).await.as_deref() == Some("FAILED")).then_some(())
+    })
+    .await;
+}
+
 /// The replica protocol on the wire (docs/replication.md): idempotent by version id, ordered
 /// by the source's creation stamp (STS-15), verifying the ETag, refused on an unversioned
 /// bucket; without the header a client cannot choose a version id (design invariant 5).
