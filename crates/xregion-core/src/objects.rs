@@ -142,12 +142,13 @@ impl ObjectMeta {
         }
     }
 
-    /// The object data for a new version made of `blob`.
+    /// The object data for a new version made of `blob`. Without a Content-Type it gets S3's
+    /// default, as on S3, so that a copy or a replica of it has the same one.
     pub fn into_data(self, size: u64, etag: String, blob: BlobRef, checksum: Option<ChecksumValue>) -> ObjectData {
         ObjectData {
             size,
             etag,
-            content_type: self.content_type,
+            content_type: Some(self.content_type.unwrap_or_else(|| xregion_types::DEFAULT_CONTENT_TYPE.to_owned())),
             content_encoding: self.content_encoding,
             content_disposition: self.content_disposition,
             content_language: self.content_language,

@@ -12,7 +12,10 @@ pub mod version_id;
 pub use bucket::{BucketName, BucketRecord, VersioningState};
 pub use checksum::{ChecksumAlgorithm, ChecksumValue};
 pub use key::ObjectKey;
-pub use object::{BlobRef, BlobSegment, InlineRef, ObjectData, ReplicationStatus, VersionKind, VersionRecord, now_ms};
+pub use object::{
+    BlobRef, BlobSegment, DEFAULT_CONTENT_TYPE, InlineRef, ObjectData, ReplicationStatus, VersionKind, VersionRecord,
+    now_ms,
+};
 pub use version_id::{VersionClock, VersionId};
 
 /// True for an I/O error that means the filesystem (or the user's quota on it) is full:

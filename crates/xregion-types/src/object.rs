@@ -63,6 +63,10 @@ pub enum VersionKind {
     DeleteMarker,
 }
 
+/// The Content-Type S3 gives an object uploaded without one (PutObject, CreateMultipartUpload,
+/// CopyObject with `REPLACE`), and serves for it.
+pub const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
+
 /// Data and metadata of an object version.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ObjectData {

@@ -81,6 +81,48 @@ async fn object_put_get_head_with_metadata_and_standard_headers() {
     expect_error(res, 404, Some("NoSuchBucket"));
 }
 
+/// An object uploaded without a Content-Type is served with S3's default, `binary/octet-stream`,
+/// whether it came by PutObject or by a multipart upload, and a copy keeps it.
+#[tokio::test]
+async fn objects_without_content_type_get_s3s_default() {
+    let region = TestRegion::start("us-east-1", &[]);
+    let s3 = region.client();
+    let bucket = create_bucket(&s3, "ctype").await;
+    // A raw PUT: the SDK would send a Content-Type of its own.
+    let put = region.signed("PUT", &format!("/{bucket}/plain"), &[], b"no type").await;
+    assert_eq!(put.status, 200);
+    let upload = s3.create_multipart_upload().bucket(&bucket).key("multi").send().await.expect("create upload");
+    let id = upload.upload_id().expect("upload id");
+    let part = s3
+        .upload_part()
+        .bucket(&bucket)
+        .key("multi")
+        .upload_id(id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"one part"))
+        .send()
+        .await
+        .expect("part");
+    let parts = aws_sdk_s3::types::CompletedMultipartUpload::builder()
+        .parts(aws_sdk_s3::types::CompletedPart::builder().part_number(1).e_tag(part.e_tag().expect("etag")).build())
+        .build();
+    s3.complete_multipart_upload()
+        .bucket(&bucket)
+        .key("multi")
+        .upload_id(id)
+        .multipart_upload(parts)
+        .send()
+        .await
+        .expect("complete");
+    s3.copy_object().bucket(&bucket).key("copy").copy_source(format!("{bucket}/plain")).send().await.expect("copy");
+    for key in ["plain", "multi", "copy"] {
+        let head = s3.head_object().bucket(&bucket).key(key).send().await.expect("head");
+        assert_eq!(head.content_type(), Some("binary/octet-stream"), "{key}");
+        let get = s3.get_object().bucket(&bucket).key(key).send().await.expect("get");
+        assert_eq!(get.content_type(), Some("binary/octet-stream"), "{key}");
+    }
+}
+
 #[tokio::test]
 async fn object_ranges() {
     let region = TestRegion::start("us-east-1", &[]);

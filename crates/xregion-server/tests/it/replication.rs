@@ -316,6 +316,113 @@ async fn eli10_keys_that_need_escaping_replicate_by_every_path() {
     }
 }
 
+/// ELI-10, STS-13: what a version's checksum says travels with it, as the destination reports
+/// it in checksum mode: full-object checksums of several algorithms by both replica paths, a
+/// multipart object's composite checksum, an empty object, and a console-style folder marker.
+#[tokio::test]
+async fn sts13_checksums_empty_objects_and_folder_markers_replicate() {
+    use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode};
+
+    let (_regions, sc, dc, src, dst) = pair("sums", false).await;
+    let mut versions = Vec::new();
+    let large = vec![b'c'; 300 * 1024];
+    for (key, body, algorithm) in [
+        ("small-sha256", b"small".to_vec(), Some(ChecksumAlgorithm::Sha256)),
+        ("large-crc32c", large.clone(), Some(ChecksumAlgorithm::Crc32C)),
+        ("small-sha1", b"sha one".to_vec(), Some(ChecksumAlgorithm::Sha1)),
+        ("large-crc32", large.clone(), Some(ChecksumAlgorithm::Crc32)),
+        ("empty", Vec::new(), None),
+    ] {
+        let out = sc
+            .put_object()
+            .bucket(&src)
+            .key(key)
+            .set_checksum_algorithm(algorithm)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("put {key}: {:?}", DebugSdkError(&e)));
+        versions.push((key.to_owned(), out.version_id().expect("vid").to_owned()));
+    }
+    let folder = sc
+        .put_object()
+        .bucket(&src)
+        .key("photos/")
+        .content_type("application/x-directory")
+        .body(ByteStream::from_static(b""))
+        .send()
+        .await
+        .expect("folder marker");
+    versions.push(("photos/".to_owned(), folder.version_id().expect("vid").to_owned()));
+    let create = sc
+        .create_multipart_upload()
+        .bucket(&src)
+        .key("multipart-sha256")
+        .checksum_algorithm(ChecksumAlgorithm::Sha256)
+        .send()
+        .await
+        .expect("create upload");
+    let upload_id = create.upload_id().expect("upload id");
+    let mut parts = Vec::new();
+    for (n, body) in [(1, vec![b'p'; 5 * 1024 * 1024]), (2, b"tail".to_vec())] {
+        let out = sc
+            .upload_part()
+            .bucket(&src)
+            .key("multipart-sha256")
+            .upload_id(upload_id)
+            .part_number(n)
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("part {n}: {:?}", DebugSdkError(&e)));
+        parts.push(
+            CompletedPart::builder()
+                .part_number(n)
+                .e_tag(out.e_tag().expect("etag"))
+                .checksum_sha256(out.checksum_sha256().expect("part checksum"))
+                .build(),
+        );
+    }
+    let done = sc
+        .complete_multipart_upload()
+        .bucket(&src)
+        .key("multipart-sha256")
+        .upload_id(upload_id)
+        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("complete: {:?}", DebugSdkError(&e)));
+    versions.push(("multipart-sha256".to_owned(), done.version_id().expect("vid").to_owned()));
+
+    for (key, vid) in &versions {
+        wait_completed(&sc, &src, key, vid).await;
+        let head = |c: &Client| {
+            c.head_object().bucket(if std::ptr::eq(c, &sc) { &src } else { &dst }).key(key).version_id(vid)
+        };
+        let s = head(&sc).checksum_mode(ChecksumMode::Enabled).send().await.expect("head source");
+        let d = head(&dc).checksum_mode(ChecksumMode::Enabled).send().await.expect("head replica");
+        let sums = |h: &aws_sdk_s3::operation::head_object::HeadObjectOutput| {
+            [
+                h.checksum_crc32().map(str::to_owned),
+                h.checksum_crc32_c().map(str::to_owned),
+                h.checksum_crc64_nvme().map(str::to_owned),
+                h.checksum_sha1().map(str::to_owned),
+                h.checksum_sha256().map(str::to_owned),
+                h.checksum_type().map(|t| t.as_str().to_owned()),
+            ]
+        };
+        assert!(sums(&s).iter().take(5).any(Option::is_some), "{key}: the source has a checksum");
+        assert_eq!(sums(&d), sums(&s), "{key}");
+        assert_eq!(d.e_tag(), s.e_tag(), "{key}");
+        assert_eq!(d.content_length(), s.content_length(), "{key}");
+        assert_eq!(d.content_type(), s.content_type(), "{key}");
+        assert_eq!(d.replication_status().map(|s| s.as_str()), Some("REPLICA"), "{key}");
+    }
+    assert_eq!(get_body(&dc, &dst, "empty", None).await, b"");
+    assert_eq!(get_body(&dc, &dst, "large-crc32c", None).await, large);
+}
+
 /// STS-5, invariant 3: a stopped destination leaves versions PENDING (the source still takes
 /// writes); after it restarts, they all complete and nothing is lost.
 #[tokio::test]
