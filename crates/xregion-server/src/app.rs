@@ -263,6 +263,7 @@ impl hyper::service::Service<http::Request<Incoming>> for Edge {
         Box::pin(async move {
             let request_id = hex::encode_upper(rand::random::<[u8; 8]>());
             let local_only = req.headers().contains_key(crate::peers::LOCAL_ONLY_HEADER);
+            let close_after = expects_continue_without_body(req.headers());
             let scraped = match &scrape {
                 Some(scrape) => scrape.answer(&req, &request_id).await,
                 None => None,
@@ -305,9 +306,28 @@ impl hyper::service::Service<http::Request<Incoming>> for Edge {
                 h.insert("x-amz-id-2", v);
             }
             h.insert(http::header::SERVER, http::HeaderValue::from_static("xregion"));
+            if close_after {
+                h.insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+            }
             Ok(resp)
         })
     }
+}
+
+/// A request with `Expect: 100-continue` and an empty body. hyper answers it without a
+/// `100 Continue` (there is no body to ask for), which HTTP allows, but botocore (the AWS CLI,
+/// boto3) then keeps expecting the final status it saw in place of the 100 for every later
+/// request on that connection: the next response's status line is read as a header, its
+/// length is lost, and the client waits for its read timeout (60 s in the CLI) on each one.
+/// `aws s3 sync` of a tree with an empty file stalled so. Closing such a connection after
+/// the answer resets botocore's state; it costs one reconnect per empty upload.
+fn expects_continue_without_body(headers: &http::HeaderMap) -> bool {
+    let expects = headers
+        .get(http::header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"));
+    let empty = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).map(str::trim) == Some("0");
+    expects && empty
 }
 
 /// SDKs send `Content-Encoding: gzip` and `Content-Encoding: aws-chunked` as two header lines;

@@ -151,6 +151,11 @@ impl TestRegion {
         &self.name
     }
 
+    /// The loopback port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// `http://127.0.0.1:PORT`.
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
@@ -347,6 +352,28 @@ pub async fn signed_request_at(
     secret_key: &str,
     time: SystemTime,
 ) -> RawResponse {
+    let signature = signature_headers(region, method, url, headers, body, access_key, secret_key, time);
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut req = client.request(method, url).body(body.to_vec());
+    for (name, value) in headers.iter().copied().chain(signature.iter().map(|(n, v)| (n.as_str(), v.as_str()))) {
+        req = req.header(name, value);
+    }
+    RawResponse::read(req.send().await.expect("send signed request")).await
+}
+
+/// The headers SigV4 adds to a request (`authorization`, `x-amz-date`,
+/// `x-amz-content-sha256`), for tests that write requests by hand.
+#[allow(clippy::too_many_arguments)]
+pub fn signature_headers(
+    region: &str,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    access_key: &str,
+    secret_key: &str,
+    time: SystemTime,
+) -> Vec<(String, String)> {
     use aws_sigv4::http_request::{
         PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
         UriPathNormalizationMode, sign,
@@ -371,15 +398,7 @@ pub async fn signed_request_at(
     let signable = SignableRequest::new(method, url, headers.iter().copied(), SignableBody::Bytes(body))
         .expect("signable request");
     let (instructions, _signature) = sign(signable, &params).expect("sign").into_parts();
-    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-    let mut req = client.request(method, url).body(body.to_vec());
-    for (name, value) in headers {
-        req = req.header(*name, *value);
-    }
-    for (name, value) in instructions.headers() {
-        req = req.header(name, value);
-    }
-    RawResponse::read(req.send().await.expect("send signed request")).await
+    instructions.headers().map(|(n, v)| (n.to_owned(), v.to_owned())).collect()
 }
 
 /// HTTP status of an SDK error (from the raw response).

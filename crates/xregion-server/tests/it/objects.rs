@@ -123,6 +123,66 @@ async fn objects_without_content_type_get_s3s_default() {
     }
 }
 
+/// An empty upload with `Expect: 100-continue` (what the AWS CLI and boto3 send for an empty
+/// file) is answered with `Connection: close`, and the connection is closed: hyper sends no
+/// `100 Continue` for an empty body, and botocore then misreads every later response on that
+/// connection, each one stalling for its read timeout (see `expects_continue_without_body` in
+/// `app.rs`). A body that is sent gets its `100 Continue` and keeps the connection.
+#[tokio::test]
+async fn empty_upload_expecting_continue_closes_the_connection() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let region = TestRegion::start("us-east-1", &[]);
+    let bucket = create_bucket(&region.client(), "expect").await;
+    let head = |key: &str, body: &[u8]| {
+        let url = format!("{}/{bucket}/{key}", region.endpoint());
+        let length = body.len().to_string();
+        let own = [("expect", "100-continue"), ("content-length", length.as_str())];
+        let signed = signature_headers(
+            "us-east-1",
+            "PUT",
+            &url,
+            &own,
+            body,
+            ACCESS_KEY,
+            SECRET_KEY,
+            std::time::SystemTime::now(),
+        );
+        let mut text = format!("PUT /{bucket}/{key} HTTP/1.1\r\nhost: 127.0.0.1:{}\r\n", region.port());
+        for (name, value) in own.iter().map(|(n, v)| (n.to_string(), v.to_string())).chain(signed) {
+            text.push_str(&format!("{name}: {value}\r\n"));
+        }
+        text + "\r\n"
+    };
+    let guard = std::time::Duration::from_secs(20);
+    let connect = || tokio::net::TcpStream::connect(("127.0.0.1", region.port()));
+
+    let mut empty = connect().await.expect("connect");
+    empty.write_all(head("empty", b"").as_bytes()).await.expect("send");
+    let mut answer = Vec::new();
+    tokio::time::timeout(guard, empty.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the connection after answering")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer).to_lowercase();
+    assert!(answer.starts_with("http/1.1 200 ok\r\n"), "{answer}");
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+
+    let mut full = connect().await.expect("connect");
+    full.write_all(head("full", b"bytes").as_bytes()).await.expect("send head");
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(guard, full.read(&mut buf)).await.expect("an interim answer").expect("read");
+    assert_eq!(String::from_utf8_lossy(&buf[..n]).to_lowercase(), "http/1.1 100 continue\r\n\r\n");
+    full.write_all(b"bytes").await.expect("send body");
+    let n = tokio::time::timeout(guard, full.read(&mut buf)).await.expect("the final answer").expect("read");
+    let answer = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+    assert!(answer.starts_with("http/1.1 200 ok\r\n") && !answer.contains("connection: close"), "{answer}");
+
+    let s3 = region.client();
+    assert_eq!(get_body(&s3, &bucket, "empty", None).await, b"");
+    assert_eq!(get_body(&s3, &bucket, "full", None).await, b"bytes");
+}
+
 #[tokio::test]
 async fn object_ranges() {
     let region = TestRegion::start("us-east-1", &[]);
