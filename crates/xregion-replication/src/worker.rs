@@ -835,6 +835,8 @@ async fn execute(
                 Ok(Some(None))
             }
             Err(e) if e.kind() == ErrorKind::Permanent => {
+                // The reason is kept with the task; what the destination said only here.
+                tracing::warn!(key = %replica.key, destination = %replica.destination_bucket, error = %e, "destination refused a replica");
                 Ok(Some(Some(e.reason().unwrap_or("DstPutObjectNotPermitted"))))
             }
             Err(e) => Err(e),
