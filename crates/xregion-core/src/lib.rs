@@ -97,7 +97,7 @@ impl Region {
     ) -> CoreResult<Self> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| CoreError::Internal(format!("create data dir {}: {e}", data_dir.display())))?;
-        let meta = MetaStore::open(&data_dir.join("meta.redb"))?;
+        let meta = MetaStore::open_tagged(&data_dir.join("meta.redb"), options.stamp_tag)?;
         let blobs = BlobStore::open(&data_dir.join("blobs"))?;
         let replication_wake = Arc::new(tokio::sync::Notify::new());
         Ok(Self {

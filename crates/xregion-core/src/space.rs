@@ -16,6 +16,10 @@ use crate::{CoreError, CoreResult, Region};
 pub struct RegionOptions {
     /// Free space to keep on the data directory's filesystem; `None`: [`default_reserve`].
     pub min_free_bytes: Option<u64>,
+    /// The region's stamp tag among the regions of its deployment
+    /// ([`xregion_types::stamp_tag`]): version ids generated here never equal another
+    /// region's, which replication needs (CON-3).
+    pub stamp_tag: u8,
 }
 
 /// The default reserve: a twentieth of the filesystem, at least 64 MiB and at most 1 GiB.
@@ -86,7 +90,7 @@ mod tests {
     #[tokio::test]
     async fn body_writes_below_the_reserve_are_refused_and_store_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let options = RegionOptions { min_free_bytes: Some(u64::MAX / 2) };
+        let options = RegionOptions { min_free_bytes: Some(u64::MAX / 2), ..RegionOptions::default() };
         let region = Region::open_with("test-1", dir.path(), Arc::new(NoPeers), options).unwrap();
         let err = region.write_body(body(b"data"), None, Some(4)).await.unwrap_err();
         assert!(matches!(err, CoreError::StorageFull(_)), "{err:?}");

@@ -77,12 +77,19 @@ impl MetaStore {
     /// Opens (or creates) the redb file at `path`, creates missing tables, seeds the version
     /// clock from the stored maximum stamp and spawns the writer thread.
     pub fn open(path: &Path) -> Result<MetaStore, MetaError> {
+        Self::open_tagged(path, 0)
+    }
+
+    /// [`MetaStore::open`] with the region's stamp tag: every version id this store generates
+    /// carries a stamp equal to `stamp_tag` modulo [`xregion_types::STAMP_TAGS`], so that no
+    /// other region of the deployment generates the same one (see [`VersionClock`]).
+    pub fn open_tagged(path: &Path, stamp_tag: u8) -> Result<MetaStore, MetaError> {
         let db = open_database(path)?;
         // Replay first: the journal holds acknowledged groups redb may not have durably.
         let (journal, _) = crate::journal::recover(&db, &crate::journal::path_for(path))?;
         let max_stamp = init_tables(&db)?;
         let db = Arc::new(DbSlot::new(path, db));
-        let clock = VersionClock::new();
+        let clock = VersionClock::with_tag(stamp_tag);
         clock.observe(max_stamp);
         let (tx, rx) = channel();
         let writer_db = Arc::clone(&db);

@@ -47,7 +47,8 @@ impl RunningRegion {
 pub fn start_region_on(cfg: &RegionConfig, listener: TcpListener) -> anyhow::Result<RunningRegion> {
     let addr = listener.local_addr()?;
     let peers = HttpPeers::new(cfg.peers.clone(), cfg.access_key.clone(), cfg.secret_key.clone());
-    let options = RegionOptions { min_free_bytes: cfg.min_free_bytes };
+    let stamp_tag = xregion_types::stamp_tag(&cfg.region, cfg.peers.keys().map(String::as_str));
+    let options = RegionOptions { min_free_bytes: cfg.min_free_bytes, stamp_tag };
     let region = Region::open_with(&cfg.region, &cfg.data_dir, Arc::new(peers), options)
         .with_context(|| format!("opening region {} at {}", cfg.region, cfg.data_dir.display()))?;
     spawn_orphan_collection(&region);

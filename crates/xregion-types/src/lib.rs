@@ -16,7 +16,7 @@ pub use object::{
     BlobRef, BlobSegment, DEFAULT_CONTENT_TYPE, InlineRef, ObjectData, ReplicationStatus, VersionKind, VersionRecord,
     now_ms,
 };
-pub use version_id::{VersionClock, VersionId};
+pub use version_id::{STAMP_TAGS, VersionClock, VersionId, stamp_tag};
 
 /// True for an I/O error that means the filesystem (or the user's quota on it) is full:
 /// `ENOSPC` or `EDQUOT`. The one definition the blob store, the metadata store and the use
