@@ -48,6 +48,8 @@ pub fn start_region_on(cfg: &RegionConfig, listener: TcpListener) -> anyhow::Res
     let addr = listener.local_addr()?;
     let peers = HttpPeers::new(cfg.peers.clone(), cfg.access_key.clone(), cfg.secret_key.clone());
     let stamp_tag = xregion_types::stamp_tag(&cfg.region, cfg.peers.keys().map(String::as_str));
+    // Distinct on every region only if each lists all the others (docs/replication.md).
+    tracing::info!(region = %cfg.region, stamp_tag, peers = ?cfg.peers.keys().collect::<Vec<_>>(), "version stamp tag");
     let options = RegionOptions { min_free_bytes: cfg.min_free_bytes, stamp_tag };
     let region = Region::open_with(&cfg.region, &cfg.data_dir, Arc::new(peers), options)
         .with_context(|| format!("opening region {} at {}", cfg.region, cfg.data_dir.display()))?;

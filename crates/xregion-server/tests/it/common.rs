@@ -352,7 +352,8 @@ pub async fn signed_request_at(
     secret_key: &str,
     time: SystemTime,
 ) -> RawResponse {
-    let signature = signature_headers(region, method, url, headers, body, access_key, secret_key, time);
+    let signer = Signer { region, access_key, secret_key, time };
+    let signature = signature_headers(&signer, method, url, headers, body);
     let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
     let mut req = client.request(method, url).body(body.to_vec());
     for (name, value) in headers.iter().copied().chain(signature.iter().map(|(n, v)| (n.as_str(), v.as_str()))) {
@@ -361,19 +362,31 @@ pub async fn signed_request_at(
     RawResponse::read(req.send().await.expect("send signed request")).await
 }
 
+/// Who signs a request, for which region, and when.
+pub struct Signer<'a> {
+    pub region: &'a str,
+    pub access_key: &'a str,
+    pub secret_key: &'a str,
+    pub time: SystemTime,
+}
+
+impl Signer<'static> {
+    /// The root credential, for `region`, now.
+    pub fn root(region: &'static str) -> Self {
+        Signer { region, access_key: ACCESS_KEY, secret_key: SECRET_KEY, time: SystemTime::now() }
+    }
+}
+
 /// The headers SigV4 adds to a request (`authorization`, `x-amz-date`,
 /// `x-amz-content-sha256`), for tests that write requests by hand.
-#[allow(clippy::too_many_arguments)]
 pub fn signature_headers(
-    region: &str,
+    signer: &Signer<'_>,
     method: &str,
     url: &str,
     headers: &[(&str, &str)],
     body: &[u8],
-    access_key: &str,
-    secret_key: &str,
-    time: SystemTime,
 ) -> Vec<(String, String)> {
+    let Signer { region, access_key, secret_key, time } = *signer;
     use aws_sigv4::http_request::{
         PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
         UriPathNormalizationMode, sign,
