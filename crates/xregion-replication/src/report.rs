@@ -48,6 +48,19 @@ pub struct ReplicationReport {
     /// region whose available bytes reach the reserve refuses object writes and replicas with
     /// `507 InsufficientStorage`). `None` if the filesystem could not be asked.
     pub disk: Option<DiskStatus>,
+    /// This region's version stamp tag and the peers seen answering with the same one (the
+    /// server fills it in; `None` from [`build`]). A peer in `shared_with` can generate the
+    /// same version stamps as this region: each region must list all the others as peers.
+    pub stamp_tag: Option<StampTagReport>,
+}
+
+/// A region's version stamp tag (`xregion_types::stamp_tag`) and the peers that share it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StampTagReport {
+    /// This region's tag.
+    pub tag: u8,
+    /// Peers that answered with the same tag (should be empty).
+    pub shared_with: Vec<String>,
 }
 
 /// Pending work and recorded failures of one source bucket towards one destination bucket.
@@ -243,6 +256,7 @@ pub fn build(region: &Region, status: &WorkerStatus) -> Result<ReplicationReport
         },
         metadata_writer: meta.writer_stats(),
         disk: region.disk_status().ok(),
+        stamp_tag: None,
     })
 }
 
@@ -351,6 +365,14 @@ impl ReplicationReport {
             ] {
                 family(&format!("xregion_disk_{name}"), "gauge", help, vec![(String::new(), value.to_string())]);
             }
+        }
+        if let Some(tags) = &self.stamp_tag {
+            family(
+                "xregion_stamp_tag_shared_with_peers",
+                "gauge",
+                "Peers answering with this region's version stamp tag (should be 0: list every region as a peer on each).",
+                vec![(String::new(), tags.shared_with.len().to_string())],
+            );
         }
         let name = "xregion_replication_lag_seconds";
         let _ = writeln!(

@@ -15,12 +15,13 @@ use tokio::sync::watch;
 use xregion_core::buckets::BucketLocation;
 use xregion_core::{Region, RegionOptions};
 use xregion_identity::{Credential, Identity, RootOnly};
+use xregion_replication::report::StampTagReport;
 use xregion_replication::{S3Target, StatusReader, WorkerConfig, WorkerHandle};
 use xregion_s3api::admin::{AdminReport, AdminReports};
 use xregion_s3api::error::ERROR_FIELDS_HEADER;
 
 use crate::config::RegionConfig;
-use crate::peers::HttpPeers;
+use crate::peers::{HttpPeers, STAMP_TAG_HEADER, StampTagCheck};
 
 /// A region that is serving. Dropping it does not stop it; call [`RunningRegion::shutdown`].
 pub struct RunningRegion {
@@ -46,18 +47,22 @@ impl RunningRegion {
 /// Opens the region's storage and starts serving on an already bound listener.
 pub fn start_region_on(cfg: &RegionConfig, listener: TcpListener) -> anyhow::Result<RunningRegion> {
     let addr = listener.local_addr()?;
-    let peers = HttpPeers::new(cfg.peers.clone(), cfg.access_key.clone(), cfg.secret_key.clone());
     let stamp_tag = xregion_types::stamp_tag(&cfg.region, cfg.peers.keys().map(String::as_str));
-    // Distinct on every region only if each lists all the others (docs/replication.md).
+    // Distinct on every region only if each lists all the others (docs/replication.md); the
+    // peers' answers are checked (`StampTagCheck`), first by a probe right after start.
     tracing::info!(region = %cfg.region, stamp_tag, peers = ?cfg.peers.keys().collect::<Vec<_>>(), "version stamp tag");
+    let tags = Arc::new(StampTagCheck::new(stamp_tag));
+    let peers =
+        Arc::new(HttpPeers::new(cfg.peers.clone(), cfg.access_key.clone(), cfg.secret_key.clone(), Arc::clone(&tags)));
     let options = RegionOptions { min_free_bytes: cfg.min_free_bytes, stamp_tag };
-    let region = Region::open_with(&cfg.region, &cfg.data_dir, Arc::new(peers), options)
+    let region = Region::open_with(&cfg.region, &cfg.data_dir, peers.clone(), options)
         .with_context(|| format!("opening region {} at {}", cfg.region, cfg.data_dir.display()))?;
     spawn_orphan_collection(&region);
     let identity =
         Identity::with_root(Credential { access_key: cfg.access_key.clone(), secret_key: cfg.secret_key.clone() });
     let replication = start_replication(cfg, addr, &region);
-    let reports = Arc::new(Reports { region: region.clone(), status: replication.status_reader() });
+    let reports =
+        Arc::new(Reports { region: region.clone(), status: replication.status_reader(), tags: Arc::clone(&tags) });
     let region_handle = region.clone();
     let reports_handle: Arc<dyn AdminReports> = reports.clone();
     let service = xregion_s3api::build_service(region, identity, Arc::new(RootOnly), cfg.domains.clone(), reports);
@@ -67,9 +72,11 @@ pub fn start_region_on(cfg: &RegionConfig, listener: TcpListener) -> anyhow::Res
         s3: service,
         redirects: Arc::new(Redirects { region: region_handle, endpoints: cfg.peers.clone() }),
         scrape: cfg.metrics_token.clone().map(|token| Arc::new(Scrape { token, reports: reports_handle })),
+        stamp_tag: http::HeaderValue::from(u16::from(stamp_tag)),
     };
     let task = tokio::spawn(accept_loop(listener, edge, stop_rx, name.clone()));
     tracing::info!(region = %name, %addr, "region listening");
+    tokio::spawn(async move { peers.probe_stamp_tags().await });
     Ok(RunningRegion { name, addr, stop, task, replication })
 }
 
@@ -110,16 +117,19 @@ fn start_replication(cfg: &RegionConfig, addr: SocketAddr, region: &Region) -> W
 struct Reports {
     region: Region,
     status: StatusReader,
+    tags: Arc<StampTagCheck>,
 }
 
 impl AdminReports for Reports {
     fn render(&self, report: AdminReport) -> BoxFuture<'_, Result<String, String>> {
         let (region, status) = (self.region.clone(), self.status.get());
+        let stamp_tag = StampTagReport { tag: self.tags.own(), shared_with: self.tags.shared_with() };
         Box::pin(async move {
-            let built = tokio::task::spawn_blocking(move || xregion_replication::report::build(&region, &status))
+            let mut built = tokio::task::spawn_blocking(move || xregion_replication::report::build(&region, &status))
                 .await
                 .map_err(|e| format!("report task failed: {e}"))?
                 .map_err(|e| format!("reading the outbox: {e}"))?;
+            built.stamp_tag = Some(stamp_tag);
             Ok(match report {
                 AdminReport::ReplicationJson => built.to_json(),
                 AdminReport::Metrics => built.to_prometheus(),
@@ -178,6 +188,8 @@ struct Edge {
     redirects: Arc<Redirects>,
     /// Bearer-token access to the reports, if configured.
     scrape: Option<Arc<Scrape>>,
+    /// This region's version stamp tag, sent to peers with every answer to them.
+    stamp_tag: http::HeaderValue,
 }
 
 /// `GET /_xregion/metrics` and `/_xregion/replication` with `Authorization: Bearer <token>`:
@@ -263,6 +275,7 @@ impl hyper::service::Service<http::Request<Incoming>> for Edge {
         let s3 = self.s3.clone();
         let redirects = Arc::clone(&self.redirects);
         let scrape = self.scrape.clone();
+        let stamp_tag = self.stamp_tag.clone();
         Box::pin(async move {
             let request_id = hex::encode_upper(rand::random::<[u8; 8]>());
             let local_only = req.headers().contains_key(crate::peers::LOCAL_ONLY_HEADER);
@@ -311,6 +324,9 @@ impl hyper::service::Service<http::Request<Incoming>> for Edge {
             h.insert(http::header::SERVER, http::HeaderValue::from_static("xregion"));
             if close_after {
                 h.insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+            }
+            if local_only {
+                h.insert(STAMP_TAG_HEADER, stamp_tag);
             }
             Ok(resp)
         })

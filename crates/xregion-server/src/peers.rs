@@ -24,6 +24,57 @@ use xregion_types::VersioningState;
 /// Header that asks a region to answer bucket lookups from local state only.
 pub const LOCAL_ONLY_HEADER: &str = "x-xregion-local-only";
 
+/// Header with which a region answers peer requests: its version stamp tag
+/// (`xregion_types::stamp_tag`), so that two regions with the same tag notice.
+pub const STAMP_TAG_HEADER: &str = "x-xregion-stamp-tag";
+
+/// This region's stamp tag and the peers seen answering with the same one. Two regions with
+/// one tag can generate the same version stamp, and a replica colliding with another version
+/// at its stamp is refused for good. Tags differ when every region lists all the others as
+/// peers; this catches deployments where they do not.
+#[derive(Debug)]
+pub struct StampTagCheck {
+    own: u8,
+    shared: std::sync::Mutex<std::collections::BTreeSet<String>>,
+}
+
+impl StampTagCheck {
+    /// The check for a region whose tag is `own`.
+    pub fn new(own: u8) -> Self {
+        Self { own, shared: std::sync::Mutex::default() }
+    }
+
+    /// This region's tag.
+    pub fn own(&self) -> u8 {
+        self.own
+    }
+
+    /// Peers seen with this region's tag, by name.
+    pub fn shared_with(&self) -> Vec<String> {
+        self.shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().cloned().collect()
+    }
+
+    /// Notes the tag a peer answered with (its `x-xregion-stamp-tag`, if any); warns the first
+    /// time a peer has this region's tag.
+    fn observe(&self, peer: &str, header: Option<&http::HeaderValue>) {
+        let Some(tag) = header.and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u8>().ok()) else {
+            return;
+        };
+        if tag != self.own {
+            return;
+        }
+        let mut shared = self.shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if shared.insert(peer.to_owned()) {
+            tracing::warn!(
+                peer,
+                stamp_tag = tag,
+                "a peer region has this region's version stamp tag, so both can generate the same version \
+                 ids and replicas between them can be refused: list every region as a peer on each"
+            );
+        }
+    }
+}
+
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Asks the other regions of the deployment over HTTP.
@@ -31,15 +82,30 @@ pub struct HttpPeers {
     peers: BTreeMap<String, String>,
     credential: Credential,
     client: Client<HttpConnector, Empty<Bytes>>,
+    tags: std::sync::Arc<StampTagCheck>,
 }
 
 impl HttpPeers {
-    /// Peers by region name → endpoint, signing with the deployment's root credential.
-    pub fn new(peers: BTreeMap<String, String>, access_key: String, secret_key: String) -> Self {
+    /// Peers by region name → endpoint, signing with the deployment's root credential; every
+    /// answer's stamp tag is checked against `tags`.
+    pub fn new(
+        peers: BTreeMap<String, String>,
+        access_key: String,
+        secret_key: String,
+        tags: std::sync::Arc<StampTagCheck>,
+    ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new()).build(connector);
-        Self { peers, credential: Credential { access_key, secret_key }, client }
+        Self { peers, credential: Credential { access_key, secret_key }, client, tags }
+    }
+
+    /// Asks every peer once (`HEAD /`), only to learn their stamp tags; errors are ignored
+    /// (a peer that is down is checked on the next exchange).
+    pub async fn probe_stamp_tags(&self) {
+        let probes: FuturesUnordered<_> =
+            self.peers.iter().map(|(region, endpoint)| self.send("HEAD", region, endpoint, "/")).collect();
+        let _: Vec<_> = probes.collect().await;
     }
 
     /// Sends a signed, body-less request to a peer region, asking for an answer from its local
@@ -66,10 +132,12 @@ impl HttpPeers {
         );
         sign_request(&mut req, &self.credential, region)
             .map_err(|e| CoreError::Internal(format!("peer signing: {e}")))?;
-        tokio::time::timeout(LOOKUP_TIMEOUT, self.client.request(req))
+        let resp = tokio::time::timeout(LOOKUP_TIMEOUT, self.client.request(req))
             .await
             .map_err(|_| CoreError::Unavailable(format!("region {region} did not answer in time")))?
-            .map_err(|e| CoreError::Unavailable(format!("region {region} is unreachable: {e}")))
+            .map_err(|e| CoreError::Unavailable(format!("region {region} is unreachable: {e}")))?;
+        self.tags.observe(region, resp.headers().get(STAMP_TAG_HEADER));
+        Ok(resp)
     }
 
     /// `HEAD /{bucket}`: the region owning `bucket` if this peer has it.
@@ -273,8 +341,28 @@ mod tests {
     const NOT_HERE: &str = "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n";
 
     fn peers(list: &[(&str, &str)]) -> HttpPeers {
+        peers_tagged(list, 0)
+    }
+
+    fn peers_tagged(list: &[(&str, &str)], tag: u8) -> HttpPeers {
         let map = list.iter().map(|(r, e)| ((*r).to_owned(), (*e).to_owned())).collect();
-        HttpPeers::new(map, "AK".into(), "SK".into())
+        HttpPeers::new(map, "AK".into(), "SK".into(), std::sync::Arc::new(StampTagCheck::new(tag)))
+    }
+
+    /// A peer answering with this region's stamp tag is noted (CON-3: the two could generate
+    /// the same version ids); other tags, and answers without one, are not.
+    #[tokio::test]
+    async fn a_peer_with_the_same_stamp_tag_is_noted() {
+        const TAGGED: &str = "HTTP/1.1 404 Not Found\r\nx-xregion-stamp-tag: 3\r\ncontent-length: 0\r\n\r\n";
+        let (tagged, untagged) = (fake_peer(TAGGED).await, fake_peer(NOT_HERE).await);
+        let list = [("eu-west-1", tagged.as_str()), ("us-west-2", untagged.as_str())];
+        let same = peers_tagged(&list, 3);
+        same.probe_stamp_tags().await;
+        assert_eq!(same.locate_bucket("b").await.expect("lookup"), None);
+        assert_eq!(same.tags.shared_with(), ["eu-west-1"]);
+        let other = peers_tagged(&list, 2);
+        other.probe_stamp_tags().await;
+        assert!(other.tags.shared_with().is_empty());
     }
 
     /// An unreachable peer (sorted first) does not hide the peer that owns the bucket.

@@ -59,6 +59,12 @@ impl TestRegion {
     /// Starts one region per name, each knowing all the others as peers. Ports are chosen
     /// first (peers must be known at start); a lost race for a port is retried.
     pub fn start_many(names: &[&str]) -> Vec<Self> {
+        Self::start_many_with_extra_peers(names, &[])
+    }
+
+    /// [`TestRegion::start_many`], where region `extra[i].0` also lists the peer `extra[i].1`
+    /// (name, endpoint): a deployment whose regions do not all list the same names.
+    pub fn start_many_with_extra_peers(names: &[&str], extra: &[(&str, (&str, &str))]) -> Vec<Self> {
         let mut last_error = String::new();
         for _attempt in 0..3 {
             let ports: Vec<u16> = names.iter().map(|_| free_port()).collect();
@@ -67,7 +73,9 @@ impl TestRegion {
             let mut regions = Vec::new();
             let mut failed = false;
             for (name, port) in names.iter().zip(&ports) {
-                let peers = endpoints.iter().filter(|(n, _)| n != name).cloned().collect();
+                let mut peers: Vec<(String, String)> = endpoints.iter().filter(|(n, _)| n != name).cloned().collect();
+                let more = extra.iter().filter(|(owner, _)| owner == name);
+                peers.extend(more.map(|(_, (n, e))| ((*n).to_owned(), (*e).to_owned())));
                 let data = tempfile::Builder::new().prefix("xregion-it-").tempdir().expect("temp dir");
                 let mut region =
                     Self { name: (*name).to_owned(), port: *port, peers, data, child: None, extra_args: Vec::new() };

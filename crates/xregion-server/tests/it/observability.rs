@@ -102,3 +102,30 @@ async fn inv6_metrics_token_admits_scrapers() {
     assert_eq!((wrong.status, wrong.error_code().as_deref()), (403, Some("AccessDenied")));
     assert_eq!(report(&region).await["pending_operations"], 0, "SigV4 still works");
 }
+
+/// CON-3, `docs/replication.md`: regions that list each other's names get distinct version
+/// stamp tags, and the report says which tag a region has. Where one region lists a name the
+/// other does not, both can end with the same tag; the first peer exchange reveals it, in the
+/// report and the metrics.
+#[tokio::test]
+async fn con3_regions_report_stamp_tags_shared_with_a_peer() {
+    // Both list each other only: tags 0 (eu-west-1) and 1 (us-east-1).
+    let regions = TestRegion::start_many(&["us-east-1", "eu-west-1"]);
+    let c = regions[0].client();
+    c.list_buckets().send().await.expect("list buckets asks the peer");
+    let (r0, r1) = (report(&regions[0]).await, report(&regions[1]).await);
+    assert_eq!((&r0["stamp_tag"]["tag"], &r1["stamp_tag"]["tag"]), (&1.into(), &0.into()));
+    assert_eq!(r0["stamp_tag"]["shared_with"], serde_json::json!([]));
+
+    // eu-west-1 also lists ap-south-1, which sorts first: it takes tag 1, like us-east-1.
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let extra = [("eu-west-1", ("ap-south-1", nowhere.as_str()))];
+    let regions = TestRegion::start_many_with_extra_peers(&["us-east-1", "eu-west-1"], &extra);
+    regions[0].client().list_buckets().send().await.expect("list buckets asks the peer");
+    let r0 = report(&regions[0]).await;
+    assert_eq!(r0["stamp_tag"]["tag"], 1);
+    assert_eq!(r0["stamp_tag"]["shared_with"], serde_json::json!(["eu-west-1"]));
+    let metrics = regions[0].signed("GET", "/_xregion/metrics", &[], b"").await;
+    let text = String::from_utf8_lossy(&metrics.body);
+    assert!(text.contains("xregion_stamp_tag_shared_with_peers{region=\"us-east-1\"} 1"), "{text}");
+}
