@@ -492,6 +492,26 @@ impl Region {
         }
     }
 
+    /// The version a copy reads ([`Self::get_object`]). A source bucket that is not here but in
+    /// another region is [`CoreError::CopySourceInOtherRegion`], not `NoSuchBucket`: the bucket
+    /// exists, and the caller should hear where.
+    pub async fn copy_source(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> CoreResult<(BucketRecord, VersionRecord)> {
+        match self.get_object(bucket, key, version) {
+            Err(CoreError::NoSuchBucket) => match self.locate_bucket(bucket).await {
+                Ok(crate::buckets::BucketLocation::Remote(region)) => {
+                    Err(CoreError::CopySourceInOtherRegion { bucket: bucket.to_owned(), region })
+                }
+                _ => Err(CoreError::NoSuchBucket),
+            },
+            other => other,
+        }
+    }
+
     /// DeleteObject with or without a version id (VER-15, VER-16).
     pub async fn delete_object(&self, bucket: &str, key: &str, version: Option<&str>) -> CoreResult<DeleteResult> {
         let b = self.bucket(bucket)?;
@@ -576,7 +596,7 @@ impl Region {
         tags: Option<Vec<(String, String)>>,
         checksum: Option<ChecksumAlgorithm>,
     ) -> CoreResult<(VersionRecord, PutResult)> {
-        let (_, src) = self.get_object(source.0, source.1, source.2)?;
+        let (_, src) = self.copy_source(source.0, source.1, source.2).await?;
         let Some(data) = src.object() else {
             return Err(CoreError::Internal("copy source resolved to a delete marker".into()));
         };

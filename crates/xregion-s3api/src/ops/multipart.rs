@@ -121,7 +121,7 @@ pub(crate) async fn upload_part_copy(
         input.copy_source_sse_customer_key.as_deref(),
         input.copy_source_sse_customer_key_md5.as_deref(),
     )?;
-    let (src_bucket, src) = r.get_object(&sb, &sk, sv.as_deref()).s3()?;
+    let (src_bucket, src) = r.copy_source(&sb, &sk, sv.as_deref()).await.s3()?;
     let Some(data) = src.object() else {
         return Err(to_s3(CoreError::NoSuchKey { delete_marker: None }));
     };
