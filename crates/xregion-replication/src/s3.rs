@@ -255,7 +255,7 @@ async fn put_object(client: &Client, region: &Region, r: &Replica) -> Result<(),
         .content_length(i64::try_from(data.size).unwrap_or(i64::MAX))
         // The SDK would add a Content-Type of its own to a body without one; S3's default is
         // what the source serves for such a version, so the replica gets that.
-        .content_type(data.content_type.clone().unwrap_or_else(|| xregion_types::DEFAULT_CONTENT_TYPE.to_owned()))
+        .content_type(data.content_type_or_default())
         .set_content_encoding(data.content_encoding.clone())
         .set_content_disposition(data.content_disposition.clone())
         .set_content_language(data.content_language.clone())

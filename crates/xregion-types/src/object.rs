@@ -108,6 +108,13 @@ impl ObjectData {
     pub fn is_inline(&self) -> bool {
         self.inline.is_some()
     }
+
+    /// The Content-Type the version has for clients and replicas: the stored one, or
+    /// [`DEFAULT_CONTENT_TYPE`] for versions stored without one (before xregion stored the
+    /// default at ingest).
+    pub fn content_type_or_default(&self) -> &str {
+        self.content_type.as_deref().unwrap_or(DEFAULT_CONTENT_TYPE)
+    }
 }
 
 /// The inline bytes of a small object: one row of the metadata store's `inline_data` table,

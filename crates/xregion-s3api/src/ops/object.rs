@@ -174,12 +174,6 @@ pub(crate) fn write_precondition(
     }
 }
 
-/// The Content-Type a GET/HEAD reports: the stored one, or S3's default for versions stored
-/// without one (before xregion stored the default at ingest).
-fn served_content_type(data: &xregion_types::ObjectData) -> String {
-    data.content_type.clone().unwrap_or_else(|| xregion_types::DEFAULT_CONTENT_TYPE.to_owned())
-}
-
 fn read_conditions(
     if_match: Option<&ETagCondition>,
     if_none_match: Option<&ETagCondition>,
@@ -266,7 +260,7 @@ pub(crate) async fn get_object(r: &Region, req: S3Request<GetObjectInput>) -> S3
         accept_ranges: Some("bytes".to_owned()),
         content_length: Some(i64::try_from(end - start).unwrap_or(i64::MAX)),
         content_range: range.as_ref().map(|r| format!("bytes {}-{}/{}", r.start, r.end.saturating_sub(1), data.size)),
-        content_type: input.response_content_type.or_else(|| Some(served_content_type(data))),
+        content_type: input.response_content_type.or_else(|| Some(data.content_type_or_default().to_owned())),
         content_encoding: input.response_content_encoding.or_else(|| data.content_encoding.clone()),
         content_disposition: input.response_content_disposition.or_else(|| data.content_disposition.clone()),
         content_language: input.response_content_language.or_else(|| data.content_language.clone()),
@@ -319,7 +313,7 @@ pub(crate) async fn head_object(r: &Region, req: S3Request<HeadObjectInput>) -> 
         accept_ranges: Some("bytes".to_owned()),
         content_length: Some(i64::try_from(end - start).unwrap_or(i64::MAX)),
         content_range: range.as_ref().map(|r| format!("bytes {}-{}/{}", r.start, r.end.saturating_sub(1), data.size)),
-        content_type: input.response_content_type.or_else(|| Some(served_content_type(data))),
+        content_type: input.response_content_type.or_else(|| Some(data.content_type_or_default().to_owned())),
         content_encoding: input.response_content_encoding.or_else(|| data.content_encoding.clone()),
         content_disposition: input.response_content_disposition.or_else(|| data.content_disposition.clone()),
         content_language: input.response_content_language.or_else(|| data.content_language.clone()),
