@@ -5,10 +5,10 @@
 //! blob file that nothing references: the write's commit never happened, or the file's
 //! deletion was lost. A write whose commit failed with an unknown outcome also leaves its
 //! file here to decide ([`Region::abandon_blobs`]): whether the commit happened is known only
-//! once the next open has replayed the metadata journal. Such a file is never visible through S3; it only takes space. The
-//! server lists the blob files right after opening a region ([`Region::orphan_candidates`]),
-//! before it serves anything, and deletes the unreferenced ones in the background
-//! ([`Region::collect_orphan_blobs`]).
+//! once the next open has replayed the metadata journal. Such a file is never visible
+//! through S3; it only takes space. The server lists the blob files right after opening a
+//! region ([`Region::orphan_candidates`]), before it serves anything, and deletes the
+//! unreferenced ones in the background ([`Region::collect_orphan_blobs`]).
 //!
 //! # Why it cannot delete a blob that is, or will be, referenced
 //! Every candidate was written by an earlier process: the list is taken before this region

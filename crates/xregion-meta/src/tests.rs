@@ -1177,6 +1177,16 @@ fn layout_1_outbox_index_is_migrated_on_open() {
     assert_eq!(txn.open_table(OUTBOX_INDEX).unwrap().len().unwrap(), 0, "no stale layout-1 rows left");
 }
 
+/// Runs the test `name` of this binary in a child process with `var` set to `dir` (the test
+/// sees the variable and plays the child's part), and waits for it.
+fn run_as_child(name: &str, var: &str, dir: &Path) -> std::process::Output {
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture"])
+        .env(var, dir)
+        .output()
+        .unwrap()
+}
+
 /// Crash consistency of the redo journal: a child process acknowledges writes committed to
 /// redb without durability (journal only) and aborts, so redb never makes them durable; the
 /// reopened store replays the journal and has every acknowledged write, with its tasks.
@@ -1195,11 +1205,8 @@ fn acknowledged_writes_survive_an_abort_through_the_journal() {
         std::process::abort();
     }
     let dir = tempfile::tempdir().unwrap();
-    let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "tests::acknowledged_writes_survive_an_abort_through_the_journal", "--nocapture"])
-        .env(CHILD, dir.path())
-        .status()
-        .unwrap();
+    let status =
+        run_as_child("tests::acknowledged_writes_survive_an_abort_through_the_journal", CHILD, dir.path()).status;
     assert!(!status.success(), "the child must abort");
     let journal = crate::journal::path_for(&dir.path().join("meta.redb"));
     let journaled = std::fs::metadata(&journal).unwrap().len();
@@ -1292,11 +1299,8 @@ fn writes_resume_after_an_io_error_once_the_disk_takes_writes_again() {
         std::process::exit(0);
     }
     let dir = tempfile::tempdir().unwrap();
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "tests::writes_resume_after_an_io_error_once_the_disk_takes_writes_again", "--nocapture"])
-        .env(CHILD, dir.path())
-        .output()
-        .unwrap();
+    let output =
+        run_as_child("tests::writes_resume_after_an_io_error_once_the_disk_takes_writes_again", CHILD, dir.path());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "child failed: {}\n{stderr}", output.status);
 }
