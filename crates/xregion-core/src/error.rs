@@ -99,15 +99,6 @@ pub enum CoreError {
     /// Another region needed for the answer cannot be reached; retry later.
     #[error("{0}")]
     Unavailable(String),
-    /// A copy (CopyObject, UploadPartCopy) whose source bucket lives in another region of the
-    /// deployment. S3 copies across regions; xregion does not yet.
-    #[error("copying from bucket {bucket} in region {region} is not supported")]
-    CopySourceInOtherRegion {
-        /// The source bucket.
-        bucket: String,
-        /// The region that has it.
-        region: String,
-    },
     /// The region's disk is full (or below its reserve, see `RegionOptions::min_free_bytes`):
     /// the write was refused and changed nothing. Deletes still work and free space.
     #[error("{0}")]

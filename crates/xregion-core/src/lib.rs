@@ -11,6 +11,7 @@
 
 pub mod buckets;
 pub mod conditions;
+pub mod copy;
 mod error;
 pub mod multipart;
 pub mod objects;
@@ -33,7 +34,8 @@ pub use space::{DiskStatus, RegionOptions, default_reserve};
 pub use xregion_blob::BlobInfo;
 pub use xregion_meta as meta;
 
-/// Finds which region of the deployment owns a bucket, by asking the other regions.
+/// Finds which region of the deployment owns a bucket, by asking the other regions, and reads
+/// from them what a request here needs (a copy source).
 /// Implemented by the server (over HTTP, with the S3 API); tests may use a fixed map.
 pub trait PeerDirectory: Send + Sync + 'static {
     /// The region that owns `bucket` among the peers, or `None` if no peer has it.
@@ -47,6 +49,19 @@ pub trait PeerDirectory: Send + Sync + 'static {
     /// region). A peer that cannot be asked is left out (and logged); the default has none.
     fn list_buckets(&self) -> BoxFuture<'_, Vec<buckets::ListedBucket>> {
         Box::pin(async { Vec::new() })
+    }
+
+    /// Reads a version of an object from `region`, the peer that owns its bucket: a copy
+    /// source in another region ([`copy`]). Errors are the source's (`NoSuchKey`,
+    /// `NoSuchVersion`, a delete marker, `InvalidRange`) or `Unavailable`. The default has no
+    /// peers to read from.
+    fn read_object<'a>(
+        &'a self,
+        region: &'a str,
+        read: copy::RemoteRead<'a>,
+    ) -> BoxFuture<'a, CoreResult<copy::RemoteObject>> {
+        let _ = read;
+        Box::pin(async move { Err(CoreError::Unavailable(format!("region {region} cannot be read from here"))) })
     }
 }
 

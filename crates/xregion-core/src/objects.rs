@@ -15,7 +15,6 @@ use xregion_types::{
 };
 
 use crate::buckets::unexpected;
-use crate::conditions::ReadConditions;
 use crate::{CoreError, CoreResult, Region};
 
 /// Boxed error of a request body stream.
@@ -492,26 +491,6 @@ impl Region {
         }
     }
 
-    /// The version a copy reads ([`Self::get_object`]). A source bucket that is not here but in
-    /// another region is [`CoreError::CopySourceInOtherRegion`], not `NoSuchBucket`: the bucket
-    /// exists, and the caller should hear where.
-    pub async fn copy_source(
-        &self,
-        bucket: &str,
-        key: &str,
-        version: Option<&str>,
-    ) -> CoreResult<(BucketRecord, VersionRecord)> {
-        match self.get_object(bucket, key, version) {
-            Err(CoreError::NoSuchBucket) => match self.locate_bucket(bucket).await {
-                Ok(crate::buckets::BucketLocation::Remote(region)) => {
-                    Err(CoreError::CopySourceInOtherRegion { bucket: bucket.to_owned(), region })
-                }
-                _ => Err(CoreError::NoSuchBucket),
-            },
-            other => other,
-        }
-    }
-
     /// DeleteObject with or without a version id (VER-15, VER-16).
     pub async fn delete_object(&self, bucket: &str, key: &str, version: Option<&str>) -> CoreResult<DeleteResult> {
         let b = self.bucket(bucket)?;
@@ -585,41 +564,6 @@ impl Region {
             other => Err(unexpected(&other)),
         }
     }
-
-    /// CopyObject: streams the source version's bytes into a new version of the target key.
-    pub async fn copy_object(
-        &self,
-        source: (&str, &str, Option<&str>),
-        conditions: &ReadConditions,
-        target: (&str, &str),
-        meta: Option<ObjectMeta>,
-        tags: Option<Vec<(String, String)>>,
-        checksum: Option<ChecksumAlgorithm>,
-    ) -> CoreResult<(VersionRecord, PutResult)> {
-        let (_, src) = self.copy_source(source.0, source.1, source.2).await?;
-        let Some(data) = src.object() else {
-            return Err(CoreError::Internal("copy source resolved to a delete marker".into()));
-        };
-        conditions.check(&data.etag, src.last_modified_ms)?;
-        self.bucket(target.0)?;
-        let mut new_meta = meta.unwrap_or_else(|| ObjectMeta::from_data(data));
-        if let Some(tags) = tags {
-            new_meta.tags = tags;
-        }
-        let algorithm = checksum.or(data.checksum.as_ref().map(|c| c.algorithm)).or(Some(DEFAULT_CHECKSUM));
-        let body = self.read_object(data, 0, data.size).map(|r| r.map_err(BodyError::from)).boxed();
-        let stored = self.write_body(body, algorithm, Some(data.size)).await?;
-        let req = PutRequest {
-            bucket: target.0.to_owned(),
-            key: target.1.to_owned(),
-            meta: new_meta,
-            content_md5: None,
-            checksum: algorithm.map(|a| ChecksumClaim { algorithm: a, expected: None }),
-            precondition: None,
-        };
-        let put = self.commit_put(req, stored).await?;
-        Ok((src, put))
-    }
 }
 
 /// Parses a client's `versionId` for a bucket: on an unversioned bucket only `null` is valid
@@ -679,6 +623,7 @@ mod tests {
 
     use super::*;
     use crate::NoPeers;
+    use crate::conditions::ReadConditions;
 
     /// A body of `len` bytes in chunks of `chunk` bytes.
     fn body(bytes: &[u8], chunk: usize) -> Body<'static> {
@@ -792,7 +737,14 @@ mod tests {
         let bytes = pattern(100);
         put(&region, "src", &bytes, 10).await;
         let (_, copy) = region
-            .copy_object(("bkt", "src", None), &ReadConditions::default(), ("bkt", "dst"), None, None, None)
+            .copy_object(
+                crate::copy::CopySourceRef { bucket: "bkt", key: "src", version: None },
+                &ReadConditions::default(),
+                ("bkt", "dst"),
+                None,
+                None,
+                None,
+            )
             .await
             .unwrap();
         region.delete_object("bkt", "src", None).await.unwrap();

@@ -122,19 +122,6 @@ pub fn to_s3(e: CoreError) -> S3Error {
             err.set_status_code(StatusCode::SERVICE_UNAVAILABLE);
             err
         }
-        CoreError::CopySourceInOtherRegion { bucket, region } => {
-            // S3 copies across regions; until xregion does, say where the source is rather
-            // than that it does not exist.
-            let mut err = with(
-                C::NotImplemented,
-                format!(
-                    "Copying from bucket {bucket}, which is in region {region}, is not supported yet: read the \
-                     object from {region}'s endpoint and write it here, or replicate it."
-                ),
-            );
-            err.set_status_code(StatusCode::NOT_IMPLEMENTED);
-            err
-        }
         CoreError::StorageFull(m) => {
             // No S3 code exists for this (AWS never fills up). 507 Insufficient Storage is the
             // HTTP status for it, and SDKs do not retry it, so the caller hears at once.

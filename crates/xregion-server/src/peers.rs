@@ -2,7 +2,8 @@
 //! peer, answered from the peer's local state only (`x-xregion-local-only: 1`, so peers
 //! never ask each other in a loop). The answer is the `x-amz-bucket-region` header. A
 //! destination bucket's versioning state (VAL-3) is then a signed `GET /X?versioning` to the
-//! region that owns it.
+//! region that owns it. A copy source in another region is read from its region with a signed
+//! GET (`read.rs`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -16,10 +17,13 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use xregion_core::buckets::ListedBucket;
+use xregion_core::copy::{RemoteObject, RemoteRead};
 use xregion_core::{CoreError, CoreResult, PeerDirectory};
 use xregion_identity::Credential;
 use xregion_identity::sigv4::sign_request;
 use xregion_types::VersioningState;
+
+mod read;
 
 /// Header that asks a region to answer bucket lookups from local state only.
 pub const LOCAL_ONLY_HEADER: &str = "x-xregion-local-only";
@@ -117,14 +121,30 @@ impl HttpPeers {
         endpoint: &str,
         path_and_query: &str,
     ) -> CoreResult<http::Response<hyper::body::Incoming>> {
+        self.send_with(method, region, endpoint, path_and_query, &[], LOOKUP_TIMEOUT).await
+    }
+
+    /// [`Self::send`] with more headers, waiting up to `timeout` for the answer's head.
+    async fn send_with(
+        &self,
+        method: &str,
+        region: &str,
+        endpoint: &str,
+        path_and_query: &str,
+        headers: &[(&str, String)],
+        timeout: Duration,
+    ) -> CoreResult<http::Response<hyper::body::Incoming>> {
         let url = format!("{endpoint}{path_and_query}");
-        let mut req = http::Request::builder()
+        let mut builder = http::Request::builder()
             .method(method)
             .uri(&url)
             .header(LOCAL_ONLY_HEADER, "1")
-            .header("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| CoreError::Internal(format!("peer request: {e}")))?;
+            .header("x-amz-content-sha256", "UNSIGNED-PAYLOAD");
+        for (name, value) in headers {
+            builder = builder.header(*name, value);
+        }
+        let mut req =
+            builder.body(Empty::<Bytes>::new()).map_err(|e| CoreError::Internal(format!("peer request: {e}")))?;
         let host = req.uri().authority().map(|a| a.to_string()).unwrap_or_default();
         req.headers_mut().insert(
             http::header::HOST,
@@ -132,7 +152,7 @@ impl HttpPeers {
         );
         sign_request(&mut req, &self.credential, region)
             .map_err(|e| CoreError::Internal(format!("peer signing: {e}")))?;
-        let resp = tokio::time::timeout(LOOKUP_TIMEOUT, self.client.request(req))
+        let resp = tokio::time::timeout(timeout, self.client.request(req))
             .await
             .map_err(|_| CoreError::Unavailable(format!("region {region} did not answer in time")))?
             .map_err(|e| CoreError::Unavailable(format!("region {region} is unreachable: {e}")))?;
@@ -262,6 +282,10 @@ impl PeerDirectory for HttpPeers {
                 None => Ok(None),
             }
         })
+    }
+
+    fn read_object<'a>(&'a self, region: &'a str, read: RemoteRead<'a>) -> BoxFuture<'a, CoreResult<RemoteObject>> {
+        Box::pin(self.read_remote(region, read))
     }
 
     fn list_buckets(&self) -> BoxFuture<'_, Vec<ListedBucket>> {

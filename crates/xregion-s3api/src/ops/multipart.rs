@@ -2,15 +2,17 @@
 
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
-use xregion_core::objects::BodyError;
-use xregion_core::{CoreError, Region};
+use xregion_core::Region;
+use xregion_core::copy::CopySourceRef;
 use xregion_meta::ListUploadsQuery;
 
-use super::object::{body_of, checked_put_len, checksum_request, claimed_value, copy_source};
+use super::object::{
+    body_of, checked_put_len, checksum_request, claimed_value, copy_error, copy_source, read_conditions,
+};
 use super::unsupported::{check_customer_key, write_features_of};
 use super::write_version_header;
 use crate::convert::{self, ChecksumFields, etag, parse_tagging_header, ts};
-use crate::error::{IntoS3, to_s3};
+use crate::error::IntoS3;
 
 pub(crate) async fn create_multipart_upload(
     r: &Region,
@@ -121,31 +123,30 @@ pub(crate) async fn upload_part_copy(
         input.copy_source_sse_customer_key.as_deref(),
         input.copy_source_sse_customer_key_md5.as_deref(),
     )?;
-    let (src_bucket, src) = r.copy_source(&sb, &sk, sv.as_deref()).await.s3()?;
-    let Some(data) = src.object() else {
-        return Err(to_s3(CoreError::NoSuchKey { delete_marker: None }));
-    };
-    let (start, end) = match &input.copy_source_range {
-        None => (0, data.size),
-        Some(s) => parse_copy_range(s, data.size)?,
-    };
-    let stream = r.read_object(data, start, end);
-    let body = futures::StreamExt::boxed(futures::StreamExt::map(stream, |r| r.map_err(BodyError::from)));
-    let blob = r.write_blob(body, upload.checksum_algorithm, Some(end - start)).await.s3()?;
-    let part = r.commit_part(&upload, part_number, blob, None).await.s3()?;
+    let range = input.copy_source_range.as_deref().map(parse_copy_range).transpose()?;
+    let conditions = read_conditions(
+        input.copy_source_if_match.as_ref(),
+        input.copy_source_if_none_match.as_ref(),
+        input.copy_source_if_modified_since.as_ref(),
+        input.copy_source_if_unmodified_since.as_ref(),
+    );
+    let source = CopySourceRef { bucket: &sb, key: &sk, version: sv.as_deref() };
+    let (source_version, part) =
+        r.copy_part(&upload, part_number, source, range, &conditions).await.map_err(copy_error)?;
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(etag(&part.etag)),
             last_modified: Some(ts(part.last_modified_ms)),
             ..Default::default()
         }),
-        copy_source_version_id: super::read_version_header(src_bucket.versioning, &src.version_id),
+        copy_source_version_id: source_version.map(|v| v.as_str().to_owned()),
         ..Default::default()
     }))
 }
 
-/// `x-amz-copy-source-range: bytes=first-last` (inclusive, both required).
-fn parse_copy_range(s: &str, size: u64) -> S3Result<(u64, u64)> {
+/// `x-amz-copy-source-range: bytes=first-last` (inclusive, both required): `(first, last)`.
+/// Whether it lies inside the source is checked when the source is read (`InvalidRange`).
+fn parse_copy_range(s: &str) -> S3Result<(u64, u64)> {
     let bad = || {
         s3_error!(
             InvalidArgument,
@@ -155,10 +156,10 @@ fn parse_copy_range(s: &str, size: u64) -> S3Result<(u64, u64)> {
     let (a, b) = s.strip_prefix("bytes=").and_then(|r| r.split_once('-')).ok_or_else(bad)?;
     let first: u64 = a.parse().map_err(|_| bad())?;
     let last: u64 = b.parse().map_err(|_| bad())?;
-    if first > last || last >= size {
+    if first > last {
         return Err(s3_error!(InvalidRange, "The requested range is not satisfiable"));
     }
-    Ok((first, last + 1))
+    Ok((first, last))
 }
 
 pub(crate) async fn complete_multipart_upload(

@@ -5,6 +5,7 @@ use http::{HeaderMap, StatusCode};
 use s3s::dto::*;
 use s3s::{S3Error, S3Request, S3Response, S3Result, s3_error};
 use xregion_core::conditions::ReadConditions;
+use xregion_core::copy::CopySourceRef;
 use xregion_core::objects::{Body, ChecksumClaim, DEFAULT_CHECKSUM, PutRequest};
 use xregion_core::{CoreError, Region};
 use xregion_meta::Precondition;
@@ -174,7 +175,7 @@ pub(crate) fn write_precondition(
     }
 }
 
-fn read_conditions(
+pub(crate) fn read_conditions(
     if_match: Option<&ETagCondition>,
     if_none_match: Option<&ETagCondition>,
     if_modified_since: Option<&Timestamp>,
@@ -340,6 +341,15 @@ pub(crate) async fn head_object(r: &Region, req: S3Request<HeadObjectInput>) -> 
     Ok(S3Response::new(out))
 }
 
+/// The S3 error of a failed copy: a failed copy-source precondition is 412 even when it is
+/// If-None-Match.
+pub(crate) fn copy_error(e: CoreError) -> S3Error {
+    match e {
+        CoreError::NotModified => to_s3(CoreError::PreconditionFailed),
+        other => to_s3(other),
+    }
+}
+
 /// Splits a CopySource into (bucket, key, version).
 pub(crate) fn copy_source(src: &CopySource) -> S3Result<(String, String, Option<String>)> {
     match src {
@@ -388,15 +398,11 @@ pub(crate) async fn copy_object(r: &Region, req: S3Request<CopyObjectInput>) -> 
         input.copy_source_if_unmodified_since.as_ref(),
     );
     let algorithm = input.checksum_algorithm.as_ref().and_then(convert::checksum_alg);
-    let (src, put) = r
-        .copy_object((&sb, &sk, sv.as_deref()), &conditions, (&input.bucket, &input.key), meta, tags, algorithm)
+    let source = CopySourceRef { bucket: &sb, key: &sk, version: sv.as_deref() };
+    let (source_version, put) = r
+        .copy_object(source, &conditions, (&input.bucket, &input.key), meta, tags, algorithm)
         .await
-        .map_err(|e| match e {
-            // A failed copy-source precondition is 412 even when it is If-None-Match.
-            CoreError::NotModified => to_s3(CoreError::PreconditionFailed),
-            other => to_s3(other),
-        })?;
-    let src_bucket = r.bucket(&sb).s3()?;
+        .map_err(copy_error)?;
     let data = put.record.object().cloned().unwrap_or_default();
     let cs = ChecksumFields::of(data.checksum.as_ref());
     let out = CopyObjectOutput {
@@ -410,7 +416,7 @@ pub(crate) async fn copy_object(r: &Region, req: S3Request<CopyObjectInput>) -> 
             checksum_sha256: cs.sha256,
             checksum_type: cs.checksum_type,
         }),
-        copy_source_version_id: read_version_header(src_bucket.versioning, &src.version_id),
+        copy_source_version_id: source_version.map(|v| v.as_str().to_owned()),
         version_id: write_version_header(put.versioning, &put.record.version_id),
         ..Default::default()
     };

@@ -7,6 +7,7 @@ mod boto3;
 mod buckets;
 mod checksums;
 mod common;
+mod copy_across_regions;
 mod crash;
 mod dev_mode;
 mod disk_full;

@@ -396,37 +396,6 @@ async fn copy_object_directives_versions_and_copy_to_self() {
     expect_error(res, 404, Some("NoSuchKey"));
 }
 
-/// A copy whose source bucket is in another region of the deployment is refused with
-/// `501 NotImplemented` naming that region (S3 copies across regions; xregion does not yet),
-/// not with `NoSuchBucket`, which would say the bucket does not exist. A source bucket no
-/// region has is still `NoSuchBucket`. Nothing is written.
-#[tokio::test]
-async fn copy_from_a_bucket_in_another_region_says_where_it_is() {
-    let regions = TestRegion::start_many(&["us-east-1", "eu-west-1"]);
-    let (us, eu) = (regions[0].client(), regions[1].client());
-    let here = create_bucket(&us, "copy-here").await;
-    let there = create_bucket(&eu, "copy-there").await;
-    put(&eu, &there, "k", b"far away").await;
-    let res = us.copy_object().bucket(&here).key("k").copy_source(format!("{there}/k")).send().await;
-    let err = expect_error(res, 501, Some("NotImplemented"));
-    let message = err.message().unwrap_or_default().to_owned();
-    assert!(message.contains("eu-west-1"), "{message}");
-    let upload = us.create_multipart_upload().bucket(&here).key("mp").send().await.expect("create upload");
-    let res = us
-        .upload_part_copy()
-        .bucket(&here)
-        .key("mp")
-        .upload_id(upload.upload_id().expect("upload id"))
-        .part_number(1)
-        .copy_source(format!("{there}/k"))
-        .send()
-        .await;
-    expect_error(res, 501, Some("NotImplemented"));
-    let res = us.copy_object().bucket(&here).key("k").copy_source("no-such-bucket-anywhere/k").send().await;
-    expect_error(res, 404, Some("NoSuchBucket"));
-    expect_error(us.head_object().bucket(&here).key("k").send().await, 404, None);
-}
-
 #[tokio::test]
 async fn delete_object_and_delete_objects_quiet_and_verbose() {
     let region = TestRegion::start("us-east-1", &[]);
