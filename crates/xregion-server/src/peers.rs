@@ -104,11 +104,13 @@ impl HttpPeers {
         Self { peers, credential: Credential { access_key, secret_key }, client, tags }
     }
 
-    /// Asks every peer once (`HEAD /`), only to learn their stamp tags; errors are ignored
-    /// (a peer that is down is checked on the next exchange).
+    /// Asks every peer once, only to learn their stamp tags; errors are ignored (a peer that
+    /// is down is checked on the next exchange). The question is a ListBuckets of the peer's
+    /// own buckets, an S3 request it answers without complaint (a `HEAD /` made every peer log
+    /// an `ERROR` for an unknown operation at each start).
     pub async fn probe_stamp_tags(&self) {
         let probes: FuturesUnordered<_> =
-            self.peers.iter().map(|(region, endpoint)| self.send("HEAD", region, endpoint, "/")).collect();
+            self.peers.iter().map(|(region, endpoint)| self.buckets_of(region, endpoint)).collect();
         let _: Vec<_> = probes.collect().await;
     }
 
