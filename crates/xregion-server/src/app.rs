@@ -21,7 +21,7 @@ use xregion_s3api::admin::{AdminReport, AdminReports};
 use xregion_s3api::error::ERROR_FIELDS_HEADER;
 
 use crate::config::RegionConfig;
-use crate::peers::{HttpPeers, STAMP_TAG_HEADER, StampTagCheck};
+use crate::peers::{HttpPeers, ReadRequest, STAMP_TAG_HEADER, StampTagCheck};
 
 /// A region that is serving. Dropping it does not stop it; call [`RunningRegion::shutdown`].
 pub struct RunningRegion {
@@ -70,7 +70,12 @@ pub fn start_region_on(cfg: &RegionConfig, listener: TcpListener) -> anyhow::Res
     let name = cfg.region.clone();
     let edge = Edge {
         s3: service,
-        redirects: Arc::new(Redirects { region: region_handle, endpoints: cfg.peers.clone() }),
+        redirects: Arc::new(Redirects {
+            region: region_handle,
+            endpoints: cfg.peers.clone(),
+            peers: Arc::clone(&peers),
+            host: xregion_s3api::RegionHost::new(cfg.domains.clone()),
+        }),
         scrape: cfg.metrics_token.clone().map(|token| Arc::new(Scrape { token, reports: reports_handle })),
         stamp_tag: http::HeaderValue::from(u16::from(stamp_tag)),
     };
@@ -180,8 +185,9 @@ async fn accept_loop(listener: TcpListener, edge: Edge, mut stop: watch::Receive
 }
 
 /// The edge of the HTTP stack: gives every response a request id (`x-amz-request-id`) and
-/// puts it into error XML bodies, which s3s leaves without one; turns `NoSuchBucket` for a
-/// bucket that lives in another region into S3's `301 PermanentRedirect`.
+/// puts it into error XML bodies, which s3s leaves without one; answers `NoSuchBucket` for a
+/// bucket that lives in another region with that region's answer to a read, or with S3's
+/// `301 PermanentRedirect`.
 #[derive(Clone)]
 struct Edge {
     s3: S3Service,
@@ -225,23 +231,30 @@ impl Scrape {
     }
 }
 
-/// Where buckets of other regions live, for [`Redirects::redirect`].
+/// Where buckets of other regions live, for [`Redirects::reroute`].
 struct Redirects {
     region: Region,
     /// Region name → endpoint (the configured peers).
     endpoints: std::collections::BTreeMap<String, String>,
+    /// The peers, to forward reads to (`peers/forward.rs`).
+    peers: Arc<HttpPeers>,
+    /// Tells virtual-hosted requests from path-style ones.
+    host: xregion_s3api::RegionHost,
 }
 
 impl Redirects {
     /// S3 answers a request sent to the wrong region's endpoint with `301 PermanentRedirect`,
     /// the bucket's region in `x-amz-bucket-region` and its endpoint in the body. Every
     /// operation that names a bucket ends in `NoSuchBucket` when the bucket is not here, so
-    /// that answer is checked against the peers (only then: the error path) and rewritten.
+    /// that answer is checked against the peers (only then: the error path) and rewritten:
+    /// a read (`read`, GET or HEAD but HeadBucket) is forwarded to the bucket's region and
+    /// its answer returned (`peers/forward.rs` says why), anything else is redirected.
     /// Lookups from peers (`x-xregion-local-only`) are answered from local state, as asked.
-    async fn redirect(
+    async fn reroute(
         &self,
         error_xml: &[u8],
         fields: &[(String, String)],
+        read: Option<&ReadRequest>,
         request_id: &str,
     ) -> Option<http::Response<s3s::Body>> {
         let text = std::str::from_utf8(error_xml).ok()?;
@@ -252,6 +265,28 @@ impl Redirects {
         let BucketLocation::Remote(owner) = self.region.locate_bucket(bucket).await.ok()? else {
             return None;
         };
+        if let Some(read) = read {
+            let virtual_host = read
+                .host()
+                .and_then(|h| s3s::host::S3Host::parse_host_header(&self.host, h).ok())
+                .is_some_and(|v| v.bucket().is_some());
+            if let Some(path) = read.owner_path(bucket, virtual_host) {
+                return Some(match self.peers.forward_read(&owner, read, &path).await {
+                    Ok(resp) => resp.map(s3s::Body::from),
+                    Err(e) => {
+                        tracing::warn!(bucket, region = %owner, error = %e, "a read could not be forwarded");
+                        let message = format!("Please reduce your request rate or retry: {e}");
+                        error_response(
+                            http::StatusCode::SERVICE_UNAVAILABLE,
+                            "ServiceUnavailable",
+                            &message,
+                            &[],
+                            request_id,
+                        )
+                    }
+                });
+            }
+        }
         let endpoint = self.endpoints.get(&owner).map(String::as_str).unwrap_or_default();
         let host = endpoint.split_once("://").map_or(endpoint, |(_, rest)| rest).trim_end_matches('/');
         let message = "The bucket you are attempting to access must be addressed using the specified endpoint. Please send all future requests to this endpoint.";
@@ -284,6 +319,7 @@ impl hyper::service::Service<http::Request<Incoming>> for Edge {
                 Some(scrape) => scrape.answer(&req, &request_id).await,
                 None => None,
             };
+            let read = if local_only { None } else { ReadRequest::of(&req) };
             let mut req = req.map(s3s::Body::from);
             merge_content_encoding(req.headers_mut());
             let response = match scraped {
@@ -306,9 +342,9 @@ impl hyper::service::Service<http::Request<Incoming>> for Edge {
             if resp.status() == http::StatusCode::NOT_FOUND
                 && !local_only
                 && let Some(bytes) = resp.body().bytes()
-                && let Some(redirect) = redirects.redirect(&bytes, &fields, &request_id).await
+                && let Some(rerouted) = redirects.reroute(&bytes, &fields, read.as_ref(), &request_id).await
             {
-                resp = redirect;
+                resp = rerouted;
             } else if resp.status().as_u16() >= 400
                 && let Some(bytes) = resp.body().bytes()
                 && let Some(fixed) = complete_error_body(&bytes, &request_id, &fields)

@@ -23,7 +23,10 @@ use xregion_identity::Credential;
 use xregion_identity::sigv4::sign_request;
 use xregion_types::VersioningState;
 
+mod forward;
 mod read;
+
+pub use forward::ReadRequest;
 
 /// Header that asks a region to answer bucket lookups from local state only.
 pub const LOCAL_ONLY_HEADER: &str = "x-xregion-local-only";

@@ -611,3 +611,38 @@ pub fn merge_versions(
         .sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()).then(b.2.cmp(&a.2)).then(b.4.cmp(&a.4)).then(b.1.cmp(&a.1)));
     entries.into_iter().map(|(k, v, l, d, _)| (k, v, l, d)).collect()
 }
+
+/// Whether the AWS CLI can run here. Without it a test that needs it is skipped with a message,
+/// except under `CI=true` (`.ci/run` installs it), where its absence fails the test.
+pub fn aws_cli_available(test: &str) -> bool {
+    if Command::new("aws").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        return true;
+    }
+    let msg = format!("{test} needs the AWS CLI (`pip install awscli`)");
+    assert!(!std::env::var("CI").is_ok_and(|v| v == "true"), "{msg}: not available, and CI=true requires it");
+    eprintln!("SKIPPED: {msg}");
+    false
+}
+
+/// Runs a bash script (`-euo pipefail`) of AWS CLI commands in `dir` with the deployment's
+/// root credential, as after the three `export` lines `xregion dev` prints, and no other
+/// configuration; panics with its output if it fails. Returns its stdout.
+pub fn run_aws_cli(script: &str, dir: &std::path::Path, default_region: &str) -> String {
+    let output = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", script])
+        .current_dir(dir)
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_DEFAULT_REGION", default_region)
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_PAGER", "")
+        .output()
+        .expect("run bash");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the AWS CLI script failed ({}):\n{stdout}\n{stderr}", output.status);
+    stdout
+}

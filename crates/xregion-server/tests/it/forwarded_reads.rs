@@ -1,0 +1,110 @@
+//! Reads of a bucket in another region, sent to any region: answered with the owner's answer
+//! (`peers/forward.rs`), so that clients with one `--endpoint-url` can read every bucket of the
+//! deployment, and `aws s3 cp`/`sync` can copy from a bucket of another region. Writes and
+//! HeadBucket keep S3's `301 PermanentRedirect` (tests/it/buckets.rs).
+
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn reads_of_a_bucket_in_another_region_get_the_owners_answer() {
+    let regions = TestRegion::start_many(&["us-east-1", "eu-west-1"]);
+    let (us, eu) = (regions[0].client(), regions[1].client());
+    let there = create_versioned_bucket(&eu, "read-there").await;
+    let key = "dir/a b+é.txt";
+    let v1 = eu
+        .put_object()
+        .bucket(&there)
+        .key(key)
+        .body(ByteStream::from_static(b"0123456789"))
+        .content_type("text/plain")
+        .metadata("m", "1")
+        .tagging("t=1")
+        .send()
+        .await
+        .expect("put v1")
+        .version_id
+        .expect("v1");
+    put(&eu, &there, key, b"second").await;
+
+    // GetObject with a range and a version, HeadObject, conditional reads.
+    let out = us.get_object().bucket(&there).key(key).version_id(&v1).range("bytes=2-4").send().await;
+    let out = out.expect("ranged GET of an old version through the other region");
+    assert_eq!(out.content_range(), Some("bytes 2-4/10"));
+    assert_eq!(out.version_id(), Some(v1.as_str()));
+    assert_eq!(out.body.collect().await.expect("body").into_bytes().as_ref(), b"234");
+    let head = us.head_object().bucket(&there).key(key).send().await.expect("HEAD through the other region");
+    assert_eq!(head.content_length(), Some(6));
+    let etag = head.e_tag().expect("etag").to_owned();
+    let res = us.get_object().bucket(&there).key(key).if_none_match(&etag).send().await;
+    expect_error(res, 304, None);
+    let head = us.head_object().bucket(&there).key(key).version_id(&v1).send().await.expect("HEAD v1");
+    assert_eq!(head.metadata().and_then(|m| m.get("m")).map(String::as_str), Some("1"));
+    assert_eq!(head.content_type(), Some("text/plain"));
+
+    // Listings and tags.
+    let listed = us.list_objects_v2().bucket(&there).prefix("dir/").send().await.expect("list");
+    assert_eq!(listed.contents().iter().filter_map(|o| o.key()).collect::<Vec<_>>(), vec![key]);
+    assert_eq!(all_versions(&us, &there).await, all_versions(&eu, &there).await);
+    let tags = us.get_object_tagging().bucket(&there).key(key).version_id(&v1).send().await.expect("tags");
+    assert_eq!(tags.tag_set().iter().map(|t| (t.key(), t.value())).collect::<Vec<_>>(), vec![("t", "1")]);
+    let versioning = us.get_bucket_versioning().bucket(&there).send().await.expect("versioning");
+    assert_eq!(versioning.status().map(|s| s.as_str()), Some("Enabled"));
+
+    // The owner's errors, as they are.
+    expect_error(us.get_object().bucket(&there).key("missing").send().await, 404, Some("NoSuchKey"));
+    expect_error(us.head_object().bucket(&there).key("missing").send().await, 404, None);
+
+    // A presigned URL made for the region the client talks to, and a virtual-hosted request.
+    let config = PresigningConfig::expires_in(std::time::Duration::from_secs(300)).expect("presigning config");
+    let presigned = us.get_object().bucket(&there).key(key).presigned(config).await.expect("presign");
+    let resp = http_client(None).get(presigned.uri()).send().await.expect("presigned GET");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.bytes().await.expect("body").as_ref(), b"second");
+    let raw = regions[0].signed_virtual_host(&there, "GET", "/dir/a%20b%2B%C3%A9.txt", b"").await;
+    assert_eq!((raw.status, raw.body.as_ref()), (200, b"second".as_slice()), "{}", raw.text());
+
+    // Writes still go to the owner.
+    let res = us.put_object().bucket(&there).key("w").body(ByteStream::from_static(b"x")).send().await;
+    expect_error(res, 301, Some("PermanentRedirect"));
+}
+
+/// Restoring from the backup region with the AWS CLI, through the endpoint of the region
+/// restored to: `aws s3 sync` and `aws s3 cp` from a bucket of the other region (they list
+/// and HEAD the source there, then copy across regions).
+#[test]
+fn aws_cli_copies_from_a_bucket_in_another_region() {
+    if !aws_cli_available("the cross-region AWS CLI test") {
+        return;
+    }
+    let regions = TestRegion::start_many(&["us-east-1", "eu-west-1"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tree = dir.path().join("tree");
+    let big: Vec<u8> = (0..9 * 1024 * 1024 + 7).map(|i| (i * 13 % 251) as u8).collect();
+    for (name, bytes) in [("a.txt", b"alpha".to_vec()), ("sub/b c.txt", b"beta".to_vec()), ("big.bin", big.clone())] {
+        let path = tree.join(name);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, bytes).expect("write");
+    }
+    let (us, eu) = (regions[0].endpoint(), regions[1].endpoint());
+    let script = format!(
+        r#"
+        aws --endpoint-url {eu} --region eu-west-1 s3 mb s3://backup-eu
+        aws --endpoint-url {eu} --region eu-west-1 s3 sync tree s3://backup-eu/
+        aws --endpoint-url {us} s3 mb s3://restored-us
+        aws --endpoint-url {us} s3 sync s3://backup-eu s3://restored-us
+        aws --endpoint-url {us} s3 cp s3://backup-eu/big.bin s3://restored-us/copy/big.bin
+        aws --endpoint-url {us} s3 sync s3://restored-us restored
+        aws --endpoint-url {us} s3 cp s3://backup-eu/sub/ one --recursive
+        "#
+    );
+    run_aws_cli(&script, dir.path(), "us-east-1");
+    let read = |p: &str| std::fs::read(dir.path().join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+    assert_eq!(read("restored/a.txt"), b"alpha");
+    assert_eq!(read("restored/sub/b c.txt"), b"beta");
+    assert!(read("restored/big.bin") == big, "big.bin differs after the cross-region sync");
+    assert!(read("restored/copy/big.bin") == big, "big.bin differs after the cross-region cp");
+    assert_eq!(read("one/b c.txt"), b"beta");
+}
