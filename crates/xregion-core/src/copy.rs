@@ -225,7 +225,8 @@ impl Region {
         if let Some(tags) = tags {
             new_meta.tags = tags;
         }
-        let stored = self.write_body(src.body, Some(algorithm), Some(len)).await?;
+        let stored =
+            self.write_body(src.body, Some(algorithm), Some(len)).await.map_err(|e| reading_failed(e, &from_region))?;
         let req = PutRequest {
             bucket: target.0.to_owned(),
             key: target.1.to_owned(),
@@ -258,8 +259,11 @@ impl Region {
         let src = self.open_copy_source(source, range, conditions, false).await?;
         let content_md5 = src.expected_md5();
         let version_header = src.version_header.clone();
-        let len = src.len();
-        let blob = self.write_blob(src.body, upload.checksum_algorithm, Some(len)).await?;
+        let (len, from_region) = (src.len(), src.from_region.clone());
+        let blob = self
+            .write_blob(src.body, upload.checksum_algorithm, Some(len))
+            .await
+            .map_err(|e| reading_failed(e, &from_region))?;
         if let Some(expected) = content_md5
             && blob.md5.map(|m| xregion_blob::checksum::to_base64(&m)).as_deref() != Some(expected.as_str())
         {
@@ -271,6 +275,23 @@ impl Region {
         }
         let part = self.commit_part(upload, part_number, blob, None).await?;
         Ok((version_header, part))
+    }
+}
+
+/// A copy whose source stopped or broke while it was read: not the client's fault (as the
+/// same errors of a request body are), but the source region's (`Unavailable`, try again) or
+/// this region's storage.
+fn reading_failed(e: CoreError, from_region: &Option<String>) -> CoreError {
+    match (e, from_region) {
+        (CoreError::Body(e), Some(region)) => {
+            CoreError::Unavailable(format!("reading the copy source from {region}: {e}"))
+        }
+        (CoreError::IncompleteBody(m), Some(region)) => {
+            CoreError::Unavailable(format!("the copy source read from {region} ended early: {m}"))
+        }
+        (CoreError::Body(e), None) => CoreError::Internal(format!("reading the copy source: {e}")),
+        (CoreError::IncompleteBody(m), None) => CoreError::Internal(format!("reading the copy source: {m}")),
+        (e, _) => e,
     }
 }
 
@@ -297,6 +318,8 @@ mod tests {
     /// A peer region `far-1` that owns bucket `far` and answers reads with
     /// `bytes`, claiming ETag `etag`.
     struct FarRegion {
+        /// The body stops half-way.
+        short: bool,
         bytes: Vec<u8>,
         etag: String,
         checksum: Option<ChecksumValue>,
@@ -320,7 +343,8 @@ mod tests {
                     Some((first, last)) if last < size => (first, last + 1),
                     Some(_) => return Err(CoreError::InvalidRange),
                 };
-                let chunk = Bytes::copy_from_slice(&self.bytes[start as usize..end as usize]);
+                let end_sent = if self.short { start + (end - start) / 2 } else { end };
+                let chunk = Bytes::copy_from_slice(&self.bytes[start as usize..end_sent as usize]);
                 let meta = ObjectMeta {
                     tags: if read.tags { vec![("k".into(), "v".into())] } else { Vec::new() },
                     ..ObjectMeta::default()
@@ -370,14 +394,15 @@ mod tests {
     async fn bytes_from_another_region_are_checked_against_the_source() {
         for len in [10, 200_000] {
             let bytes = big(len);
-            let (_dir, r) = region(FarRegion { etag: md5_hex(&bytes), bytes: bytes.clone(), checksum: None }).await;
+            let (_dir, r) =
+                region(FarRegion { short: false, etag: md5_hex(&bytes), bytes: bytes.clone(), checksum: None }).await;
             let (version, put) =
                 r.copy_object(far("a"), &ReadConditions::default(), ("here", "a"), None, None, None).await.unwrap();
             assert_eq!(version.map(|v| v.as_str().to_owned()).as_deref(), Some("null"));
             let data = put.record.object().unwrap();
             assert_eq!((data.size, data.etag.as_str(), data.tags.len()), (len as u64, md5_hex(&bytes).as_str(), 1));
 
-            let (_dir, r) = region(FarRegion { etag: md5_hex(b"other"), bytes, checksum: None }).await;
+            let (_dir, r) = region(FarRegion { short: false, etag: md5_hex(b"other"), bytes, checksum: None }).await;
             let err = r.copy_object(far("a"), &ReadConditions::default(), ("here", "b"), None, None, None).await;
             assert!(matches!(&err, Err(CoreError::Internal(m)) if m.contains("far-1")), "{err:?}");
             assert!(matches!(r.get_object("here", "b", None), Err(CoreError::NoSuchKey { .. })));
@@ -398,11 +423,13 @@ mod tests {
             full_object: true,
         };
         let bad = ChecksumValue { value: "AAAAAA==".into(), ..good.clone() };
-        let (_dir, r) = region(FarRegion { etag: "abc-2".into(), bytes: bytes.clone(), checksum: Some(good) }).await;
+        let (_dir, r) =
+            region(FarRegion { short: false, etag: "abc-2".into(), bytes: bytes.clone(), checksum: Some(good) }).await;
         let (_, put) =
             r.copy_object(far("a"), &ReadConditions::default(), ("here", "a"), None, None, None).await.unwrap();
         assert_eq!(put.record.object().unwrap().etag, md5_hex(&bytes));
-        let (_dir, r) = region(FarRegion { etag: "abc-2".into(), bytes: bytes.clone(), checksum: Some(bad) }).await;
+        let (_dir, r) =
+            region(FarRegion { short: false, etag: "abc-2".into(), bytes: bytes.clone(), checksum: Some(bad) }).await;
         let err = r.copy_object(far("a"), &ReadConditions::default(), ("here", "a"), None, None, None).await;
         assert!(matches!(err, Err(CoreError::Internal(_))), "{err:?}");
         // Another algorithm asked for: nothing to compare with, the copy is made.
@@ -410,7 +437,8 @@ mod tests {
             .await
             .unwrap();
 
-        let (_dir, r) = region(FarRegion { etag: md5_hex(b"other"), bytes: bytes.clone(), checksum: None }).await;
+        let (_dir, r) =
+            region(FarRegion { short: false, etag: md5_hex(b"other"), bytes: bytes.clone(), checksum: None }).await;
         let upload = r.create_upload("here", "mp", ObjectMeta::default(), None).await.unwrap();
         let conditions = ReadConditions::default();
         let err = r.copy_part(&upload, 1, far("a"), None, &conditions).await;
@@ -422,12 +450,29 @@ mod tests {
         assert!(matches!(err, Err(CoreError::InvalidRange)), "{err:?}");
     }
 
+    /// A source region that stops sending half-way is `Unavailable` (retry), not the client's
+    /// `IncompleteBody`, and nothing is stored.
+    #[tokio::test]
+    async fn a_source_that_stops_early_is_unavailable() {
+        for len in [100, 200_000] {
+            let bytes = big(len);
+            let (_dir, r) = region(FarRegion { short: true, etag: md5_hex(&bytes), bytes, checksum: None }).await;
+            let err = r.copy_object(far("a"), &ReadConditions::default(), ("here", "a"), None, None, None).await;
+            assert!(matches!(&err, Err(CoreError::Unavailable(m)) if m.contains("far-1")), "{err:?}");
+            let upload = r.create_upload("here", "mp", ObjectMeta::default(), None).await.unwrap();
+            let err = r.copy_part(&upload, 1, far("a"), None, &ReadConditions::default()).await;
+            assert!(matches!(&err, Err(CoreError::Unavailable(_))), "{err:?}");
+            assert!(matches!(r.get_object("here", "a", None), Err(CoreError::NoSuchKey { .. })));
+            assert_eq!(files(r.blobs().dir()), 0);
+        }
+    }
+
     /// `x-amz-copy-source-if-*` are judged on what the other region answered.
     #[tokio::test]
     async fn conditions_are_judged_on_the_remote_version() {
         let bytes = big(10);
         let etag = md5_hex(&bytes);
-        let (_dir, r) = region(FarRegion { etag: etag.clone(), bytes, checksum: None }).await;
+        let (_dir, r) = region(FarRegion { short: false, etag: etag.clone(), bytes, checksum: None }).await;
         let mismatch = ReadConditions { if_match: Some(EtagMatch::List(vec!["\"x\"".into()])), ..Default::default() };
         let err = r.copy_object(far("a"), &mismatch, ("here", "a"), None, None, None).await;
         assert!(matches!(err, Err(CoreError::PreconditionFailed)), "{err:?}");
