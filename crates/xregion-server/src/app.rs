@@ -13,7 +13,7 @@ use s3s::service::S3Service;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use xregion_core::buckets::BucketLocation;
-use xregion_core::{Region, RegionOptions};
+use xregion_core::{CoreError, Region, RegionOptions};
 use xregion_identity::{Credential, Identity, RootOnly};
 use xregion_replication::report::StampTagReport;
 use xregion_replication::{S3Target, StatusReader, WorkerConfig, WorkerHandle};
@@ -262,8 +262,16 @@ impl Redirects {
             return None;
         }
         let bucket = fields.iter().find(|(k, _)| k == "BucketName").map(|(_, v)| v.as_str())?;
-        let BucketLocation::Remote(owner) = self.region.locate_bucket(bucket).await.ok()? else {
-            return None;
+        let owner = match self.region.locate_bucket(bucket).await {
+            Ok(BucketLocation::Remote(owner)) => owner,
+            Ok(BucketLocation::Local(_)) | Err(CoreError::NoSuchBucket) => return None,
+            // A region that might own the bucket cannot be asked: "no such bucket" could be
+            // wrong, so the client is told to retry rather than that the bucket is gone.
+            Err(e) => {
+                let message = format!("Please reduce your request rate or retry: {e}");
+                let status = http::StatusCode::SERVICE_UNAVAILABLE;
+                return Some(error_response(status, "ServiceUnavailable", &message, &[], request_id));
+            }
         };
         if let Some(read) = read {
             let virtual_host = read

@@ -69,6 +69,16 @@ async fn reads_of_a_bucket_in_another_region_get_the_owners_answer() {
     // Writes still go to the owner.
     let res = us.put_object().bucket(&there).key("w").body(ByteStream::from_static(b"x")).send().await;
     expect_error(res, 301, Some("PermanentRedirect"));
+
+    // With the owner down, the bucket is not said to be missing: retry later.
+    let mut regions = regions;
+    regions[1].kill();
+    expect_error(us.get_object().bucket(&there).key(key).send().await, 503, Some("ServiceUnavailable"));
+    let res = us.put_object().bucket(&there).key("w").body(ByteStream::from_static(b"x")).send().await;
+    expect_error(res, 503, Some("ServiceUnavailable"));
+    expect_error(us.head_bucket().bucket(&there).send().await, 503, None);
+    regions[1].restart();
+    assert_eq!(get_body(&us, &there, key, None).await, b"second");
 }
 
 /// Restoring from the backup region with the AWS CLI, through the endpoint of the region
