@@ -9,6 +9,7 @@
 //! deleted after it; inline bytes are freed inside it.
 #![warn(missing_docs)]
 
+pub mod batch_replication;
 pub mod buckets;
 pub mod conditions;
 pub mod copy;

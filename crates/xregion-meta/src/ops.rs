@@ -211,6 +211,26 @@ pub enum WriteOp {
         /// Outbox sequence numbers, each with its failure reason if it failed.
         tasks: Vec<(u64, Option<String>)>,
     },
+    /// Batch replication (BAT-1, BAT-3): queues `outbox` for an existing version or delete
+    /// marker whose status (as it reads, settled) is one of `statuses`, and marks it `Pending`
+    /// (an object version also records the plan's targets, ELI-12). Versions with tasks in
+    /// flight (`Pending`), with another status, or gone, and empty plans, are left alone.
+    /// `clear_failures`: rows of the failure table this re-replication supersedes (BAT-1c),
+    /// removed in the same transaction. Outcome: `Queued`.
+    ReplicateVersion {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// The version or delete marker.
+        version_id: VersionId,
+        /// The statuses that may be replicated again.
+        statuses: Vec<ReplicationStatus>,
+        /// Replication tasks (re-planned if the configuration changed, CON-5).
+        outbox: Outbox,
+        /// Failure-table rows (task sequence numbers) to remove if the version is queued.
+        clear_failures: Vec<u64>,
+    },
     /// Records a new multipart upload. `Err(NoSuchBucket)` if `record.bucket_id` is gone.
     CreateUpload {
         /// The upload (its id must be new).
@@ -298,6 +318,8 @@ pub enum WriteOutcome {
         /// Per task, in the op's order: false if it was already gone (finished before).
         finished: Vec<bool>,
     },
+    /// `ReplicateVersion`: whether tasks were queued for the version.
+    Queued(bool),
     /// The upload was recorded.
     Upload(UploadRecord),
     /// Blobs that became unreferenced (`PutPart`, `AbortUpload`, `DeleteBucket`).

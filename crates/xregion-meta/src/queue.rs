@@ -138,6 +138,43 @@ pub(crate) fn finish_many(t: &mut WTables<'_>, tasks: Vec<(u64, Option<String>)>
     Ok(WriteOutcome::TasksFinished { finished })
 }
 
+/// `ReplicateVersion` (batch replication, BAT-1/BAT-3): see the op. The status is judged as
+/// it reads (settled), so `Completed` means "every task finished", and a version with tasks
+/// still in the outbox is never queued twice.
+pub(crate) fn replicate_again(
+    t: &mut WTables<'_>,
+    bucket: &str,
+    key: &str,
+    version_id: &VersionId,
+    statuses: &[ReplicationStatus],
+    outbox: crate::ops::Outbox,
+    clear_failures: &[u64],
+) -> Result<WriteOutcome, MetaError> {
+    let bucket = crate::buckets::by_name(t, bucket)?;
+    let crate::ops::Plan { tasks, targets } = outbox.resolve(bucket.replication.as_deref())?;
+    let Some(mut record) = find_version(&t.versions, &t.nulls, bucket.id, key, version_id)? else {
+        return Ok(WriteOutcome::Queued(false));
+    };
+    settle(&t.outbox_index, bucket.id, key, &mut record)?;
+    let in_flight = matches!(record.replication, ReplicationStatus::Pending | ReplicationStatus::ReplicaPending);
+    if tasks.is_empty() || in_flight || !statuses.contains(&record.replication) {
+        return Ok(WriteOutcome::Queued(false));
+    }
+
+    // Validation done: write.
+    record.replication = ReplicationStatus::Pending;
+    if record.object().is_some() {
+        record.replication_targets = targets;
+    }
+    t.replace_version(bucket.id, key, &record)?;
+    for &seq in clear_failures {
+        t.del_failure(seq)?;
+    }
+    let version = record.object().is_some().then_some(&record);
+    t.push_outbox(bucket.id, key, Some(&record.version_id), version, tasks)?;
+    Ok(WriteOutcome::Queued(true))
+}
+
 /// Removes outbox row `seq` (a completed task; success is not written, see [`settle`]).
 /// False if it was already gone.
 fn remove(t: &mut WTables<'_>, seq: u64) -> Result<bool, MetaError> {

@@ -883,6 +883,71 @@ fn finish_tasks_is_complete_and_fail_task_in_order() {
     assert_eq!(store.list_failures(None, 10).unwrap().len(), 1);
 }
 
+/// BAT-1/BAT-3: `ReplicateVersion` queues tasks for an existing version or delete marker
+/// whose status (as it reads) is asked for, marks it `Pending`, and removes the failures it
+/// supersedes; a version with tasks in flight, another status or an empty plan is left alone.
+#[test]
+fn bat1_replicate_version_queues_existing_versions_once() {
+    use ReplicationStatus::{Completed, Failed, Pending};
+    let (_dir, store) = open();
+    let b = bucket(&store, "batch", VersioningState::Enabled);
+    let (old, _) = put(&store, "batch", "k", "e");
+    assert_eq!(old.replication, ReplicationStatus::None);
+    let marker = match w(
+        &store,
+        WriteOp::DeleteObject { bucket: "batch".into(), key: "k".into(), outbox: crate::Outbox::default() },
+    ) {
+        WriteOutcome::Deleted { marker: Some(m), .. } => m,
+        other => panic!("unexpected {other:?}"),
+    };
+    let again = |id: &VersionId, statuses: &[ReplicationStatus], tasks: &[&str], clear: Vec<u64>| {
+        let op = WriteOp::ReplicateVersion {
+            bucket: "batch".into(),
+            key: "k".into(),
+            version_id: id.clone(),
+            statuses: statuses.to_vec(),
+            outbox: tasks.iter().map(|t| t.as_bytes().to_vec()).collect::<Vec<_>>().into(),
+            clear_failures: clear,
+        };
+        match w(&store, op) {
+            WriteOutcome::Queued(queued) => queued,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    let none = [ReplicationStatus::None];
+    assert!(!again(&old.version_id, &none, &[], vec![]), "an empty plan queues nothing");
+    assert!(!again(&old.version_id, &[Failed], &["eu"], vec![]), "another status");
+    assert!(again(&old.version_id, &none, &["eu"], vec![]));
+    assert!(again(&marker.version_id, &none, &["eu"], vec![]), "a delete marker");
+    assert_eq!(status(&store, b.id, "k", &old.version_id), Pending);
+    assert!(!again(&old.version_id, &[ReplicationStatus::None, Pending], &["eu"], vec![]), "in flight");
+    let queued = store.list_outbox(None, 10).unwrap();
+    assert_eq!(queued.len(), 2);
+    assert_eq!(queued[0].version_id.as_ref(), Some(&old.version_id));
+    assert_eq!(queued[1].version_id.as_ref(), Some(&marker.version_id));
+
+    // It fails; re-driving it removes the failure; then it completes.
+    let fail = vec![(queued[0].seq, Some("DstBucketUnversioned".to_owned())), (queued[1].seq, None)];
+    w(&store, WriteOp::FinishTasks { tasks: fail });
+    assert_eq!(status(&store, b.id, "k", &old.version_id), Failed);
+    assert_eq!(status(&store, b.id, "k", &marker.version_id), Completed);
+    assert_eq!(store.list_failures(None, 10).unwrap().len(), 1);
+    assert!(again(&old.version_id, &[Failed], &["eu"], vec![queued[0].seq]));
+    assert_eq!(status(&store, b.id, "k", &old.version_id), Pending);
+    assert!(store.list_failures(None, 10).unwrap().is_empty());
+    let seq = store.list_outbox(None, 10).unwrap()[0].seq;
+    w(&store, WriteOp::CompleteTask { seq });
+    assert_eq!(status(&store, b.id, "k", &old.version_id), Completed);
+    assert_eq!(
+        store.get_version(b.id, "k", Some(&old.version_id)).unwrap().unwrap().replication_targets,
+        Vec::<String>::new()
+    );
+    // A completed version is sent again only when asked for (back-filling a destination).
+    assert!(!again(&old.version_id, &[ReplicationStatus::None, Failed], &["eu"], vec![]));
+    assert!(again(&old.version_id, &[Completed], &["eu"], vec![]));
+    drop(store);
+}
+
 /// STS-4/STS-7: completing a version's last task does not rewrite the version (the row keeps
 /// `Pending`, so finishing is two deletes); every read path settles it to `Completed`: the
 /// version itself, the current version, `ListObjects` and `ListObjectVersions`. The null

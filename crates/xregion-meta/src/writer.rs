@@ -429,6 +429,9 @@ fn apply(t: &mut WTables<'_>, clock: &VersionClock, op: WriteOp) -> Result<Write
         WriteOp::CompleteTask { seq } => queue::complete(t, seq),
         WriteOp::FailTask { seq, reason } => queue::fail(t, seq, reason),
         WriteOp::FinishTasks { tasks } => queue::finish_many(t, tasks),
+        WriteOp::ReplicateVersion { bucket, key, version_id, statuses, outbox, clear_failures } => {
+            queue::replicate_again(t, &bucket, &key, &version_id, &statuses, outbox, &clear_failures)
+        }
         WriteOp::CreateUpload { record } => multipart::create(t, record),
         WriteOp::PutPart { upload_id, part } => multipart::put_part(t, &upload_id, part),
         WriteOp::CompleteUpload { upload_id, data, used_parts, precondition, outbox } => {
@@ -713,6 +716,13 @@ impl<'t> WTables<'t> {
             &failed.entry.seq,
             &encode(failed)?.as_slice(),
         )?;
+        Ok(())
+    }
+
+    /// Removes a failure-table row (a failure superseded by a batch re-replication).
+    pub(crate) fn del_failure(&mut self, seq: u64) -> Result<(), MetaError> {
+        self.dirty = true;
+        journal::remove(&mut self.failures, &mut self.redo, TableId::Failures, &seq)?;
         Ok(())
     }
 

@@ -7,6 +7,11 @@
 //!   What the reports contain is computed outside this crate, behind [`AdminReports`].
 //! * `POST /_xregion/replicate/<bucket>`: a batch of replica writes
 //!   (`ops::replica_batch`), each entry authorized like its single-object replica write.
+//! * `POST /_xregion/batch-replication/<bucket>[?statuses=NONE,FAILED,COMPLETED]`: batch
+//!   replication of the bucket's existing versions with those statuses (all three without the
+//!   parameter, as S3 Batch Replication without a status filter, BAT-3), answered with a JSON
+//!   summary (`xregion_core::batch_replication`). Authorized as `s3:InitiateReplication` on
+//!   the bucket (BAT-5).
 //!
 //! All are SigV4-signed like any S3 request (`curl --aws-sigv4 "aws:amz:<region>:s3"`).
 //! `_xregion` can never be a bucket name (it has an underscore), so the paths cannot shadow a
@@ -24,6 +29,7 @@ use s3s::{Body, S3Request, S3Response, S3Result, s3_error};
 use xregion_identity::{Authorizer, Decision, Identity, Resource};
 
 use xregion_core::Region;
+use xregion_types::ReplicationStatus;
 
 use crate::RegionHost;
 use crate::ops::replica::ReplicaAuth;
@@ -39,24 +45,55 @@ pub const REPORT_ACTION: &str = "xregion:GetReplicationReport";
 /// Path prefix of the batch replica writes (`/_xregion/replicate/<bucket>`).
 const REPLICATE_PREFIX: &str = "/_xregion/replicate/";
 
+/// Path prefix of batch replication (`/_xregion/batch-replication/<bucket>`).
+const BATCH_PREFIX: &str = "/_xregion/batch-replication/";
+
+/// IAM-style action checked for a batch replication (BAT-5).
+pub const BATCH_ACTION: &str = "s3:InitiateReplication";
+
 /// What a `/_xregion/...` request asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Endpoint {
     Report(AdminReport),
     Replicate(String),
+    Batch(String),
 }
 
 impl Endpoint {
     fn of(method: &Method, path: &str) -> Option<Self> {
+        let bucket = |prefix: &str| path.strip_prefix(prefix).filter(|b| !b.is_empty() && !b.contains('/'));
         match *method {
             Method::GET => AdminReport::from_path(path).map(Self::Report),
-            Method::POST => path
-                .strip_prefix(REPLICATE_PREFIX)
-                .filter(|b| !b.is_empty() && !b.contains('/'))
-                .map(|b| Self::Replicate(b.to_owned())),
+            Method::POST => match (bucket(REPLICATE_PREFIX), bucket(BATCH_PREFIX)) {
+                (Some(b), _) => Some(Self::Replicate(b.to_owned())),
+                (_, Some(b)) => Some(Self::Batch(b.to_owned())),
+                _ => None,
+            },
             _ => None,
         }
     }
+}
+
+/// The statuses a batch replication takes (`statuses=NONE,FAILED,COMPLETED`; all three when
+/// the parameter is absent, BAT-3).
+fn batch_statuses(query: Option<&str>) -> S3Result<Vec<ReplicationStatus>> {
+    let listed = query
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|p| p.strip_prefix("statuses="))
+        .map(|v| urlencoding::decode(v).map(|v| v.into_owned()).unwrap_or_default());
+    let Some(listed) = listed else {
+        return Ok(vec![ReplicationStatus::None, ReplicationStatus::Failed, ReplicationStatus::Completed]);
+    };
+    listed
+        .split(',')
+        .map(|s| match s.trim().to_ascii_uppercase().as_str() {
+            "NONE" => Ok(ReplicationStatus::None),
+            "FAILED" => Ok(ReplicationStatus::Failed),
+            "COMPLETED" => Ok(ReplicationStatus::Completed),
+            other => Err(s3_error!(InvalidArgument, "statuses takes NONE, FAILED and COMPLETED, not {:?}", other)),
+        })
+        .collect()
 }
 
 /// Which report is asked for.
@@ -137,6 +174,13 @@ impl S3Route for XregionRoute {
                     Decision::Deny(why) => Err(s3_error!(AccessDenied, "Access Denied: {}", why)),
                 }
             }
+            Some(Endpoint::Batch(bucket)) => {
+                let principal = req.credentials.as_ref().and_then(|c| self.identity.principal(&c.access_key));
+                match self.authorizer.authorize(principal, BATCH_ACTION, &Resource::Bucket(bucket)) {
+                    Decision::Allow => Ok(()),
+                    Decision::Deny(why) => Err(s3_error!(AccessDenied, "Access Denied: {}", why)),
+                }
+            }
             // Each entry is authorized on its own object (s3:ReplicateObject / ReplicateDelete).
             Some(Endpoint::Replicate(_)) if req.credentials.is_some() => Ok(()),
             _ => Err(s3_error!(AccessDenied, "Access Denied")),
@@ -155,8 +199,33 @@ impl S3Route for XregionRoute {
             Some(Endpoint::Replicate(bucket)) => {
                 crate::ops::replica_batch::replicate_batch(&self.region, &self.replica_auth, &bucket, req).await
             }
+            Some(Endpoint::Batch(bucket)) => {
+                let statuses = batch_statuses(req.uri.query())?;
+                let summary = self.region.replicate_existing(&bucket, &statuses).await.map_err(crate::error::to_s3)?;
+                let statuses: Vec<String> = statuses.iter().map(|s| format!("\"{}\"", status_name(s))).collect();
+                let body = format!(
+                    "{{\"bucket\":\"{bucket}\",\"statuses\":[{}],\"versions_examined\":{},\"versions_queued\":{},\"failures_cleared\":{}}}\n",
+                    statuses.join(","),
+                    summary.versions_examined,
+                    summary.versions_queued,
+                    summary.failures_cleared
+                );
+                let mut resp = S3Response::with_status(Body::from(body), StatusCode::OK);
+                resp.headers
+                    .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+                Ok(resp)
+            }
             None => Err(s3_error!(NoSuchKey, "No such xregion endpoint.")),
         }
+    }
+}
+
+/// The batch-replication name of a status.
+fn status_name(s: &ReplicationStatus) -> &'static str {
+    match s {
+        ReplicationStatus::Failed => "FAILED",
+        ReplicationStatus::Completed => "COMPLETED",
+        _ => "NONE",
     }
 }
 
@@ -189,5 +258,17 @@ mod tests {
         assert_eq!(Endpoint::of(&Method::POST, "/_xregion/replicate/b/k"), None);
         assert_eq!(Endpoint::of(&Method::GET, "/_xregion/replicate/b1"), None);
         assert_eq!(Endpoint::of(&Method::POST, "/_xregion/metrics"), None);
+        assert_eq!(Endpoint::of(&Method::POST, "/_xregion/batch-replication/b1"), Some(Endpoint::Batch("b1".into())));
+        assert_eq!(Endpoint::of(&Method::POST, "/_xregion/batch-replication/"), None);
+        assert_eq!(Endpoint::of(&Method::GET, "/_xregion/batch-replication/b1"), None);
+    }
+
+    #[test]
+    fn batch_statuses_are_parsed() {
+        use ReplicationStatus::{Completed, Failed, None};
+        assert_eq!(batch_statuses(Option::None).unwrap(), vec![None, Failed, Completed]);
+        assert_eq!(batch_statuses(Some("x=1&statuses=failed%2CNONE")).unwrap(), vec![Failed, None]);
+        assert!(batch_statuses(Some("statuses=PENDING")).is_err());
+        assert!(batch_statuses(Some("statuses=")).is_err());
     }
 }

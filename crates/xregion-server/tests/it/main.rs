@@ -3,6 +3,7 @@
 //! versioning tests cite the rules of `shared/spec/s3-replication.md` §1 (VER-n).
 
 mod auth;
+mod batch_replication;
 mod boto3;
 mod buckets;
 mod checksums;
