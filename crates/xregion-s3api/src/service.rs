@@ -200,6 +200,19 @@ impl S3 for Api {
         ops::object::get_object(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+        let cx = ErrorContext {
+            method: req.method.clone(),
+            bucket: Some(req.input.bucket.clone()),
+            key: Some(req.input.key.clone()),
+            version_id: req.input.version_id.clone(),
+        };
+        ops::attributes::get_object_attributes(&self.region, req).await.map_err(|e| cx.annotate(e))
+    }
+
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
         let cx = ErrorContext {
             method: req.method.clone(),

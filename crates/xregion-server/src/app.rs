@@ -328,6 +328,7 @@ impl hyper::service::Service<http::Request<Incoming>> for Edge {
                 None => None,
             };
             let read = if local_only { None } else { ReadRequest::of(&req) };
+            let attributes = asks_object_attributes(&req);
             let mut req = req.map(s3s::Body::from);
             merge_content_encoding(req.headers_mut());
             let response = match scraped {
@@ -356,6 +357,14 @@ impl hyper::service::Service<http::Request<Incoming>> for Edge {
             } else if resp.status().as_u16() >= 400
                 && let Some(bytes) = resp.body().bytes()
                 && let Some(fixed) = complete_error_body(&bytes, &request_id, &fields)
+            {
+                resp.headers_mut().remove(http::header::CONTENT_LENGTH);
+                *resp.body_mut() = s3s::Body::from(fixed);
+            }
+            if attributes
+                && resp.status() == http::StatusCode::OK
+                && let Some(bytes) = resp.body().bytes()
+                && let Some(fixed) = unquote_attributes_etag(&bytes)
             {
                 resp.headers_mut().remove(http::header::CONTENT_LENGTH);
                 *resp.body_mut() = s3s::Body::from(fixed);
@@ -391,6 +400,22 @@ fn expects_continue_without_body(headers: &http::HeaderMap) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"));
     let empty = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).map(str::trim) == Some("0");
     expects && empty
+}
+
+/// A GetObjectAttributes request (`GET …?attributes`).
+fn asks_object_attributes<B>(req: &http::Request<B>) -> bool {
+    req.method() == http::Method::GET
+        && req.uri().query().is_some_and(|q| q.split('&').any(|p| p == "attributes" || p.starts_with("attributes=")))
+}
+
+/// S3 answers GetObjectAttributes with the ETag unquoted (`<ETag>abc</ETag>`), unlike every
+/// header and listing; s3s writes every `ETag` element quoted. The XML of that one answer is
+/// mended here, as the SDKs hand the value to callers as it is.
+fn unquote_attributes_etag(xml: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(xml).ok()?;
+    let (before, rest) = text.split_once("<ETag>\"")?;
+    let (value, after) = rest.split_once("\"</ETag>")?;
+    Some(format!("{before}<ETag>{value}</ETag>{after}"))
 }
 
 /// SDKs send `Content-Encoding: gzip` and `Content-Encoding: aws-chunked` as two header lines;
@@ -478,7 +503,26 @@ fn complete_error_body(body: &[u8], request_id: &str, fields: &[(String, String)
 
 #[cfg(test)]
 mod tests {
-    use super::{complete_error_body, merge_content_encoding, parse_fields};
+    use super::{
+        asks_object_attributes, complete_error_body, merge_content_encoding, parse_fields, unquote_attributes_etag,
+    };
+
+    #[test]
+    fn object_attributes_answers_get_an_unquoted_etag() {
+        let get = |uri: &str| http::Request::get(uri).body(()).unwrap();
+        assert!(asks_object_attributes(&get("/b/k?attributes")));
+        assert!(asks_object_attributes(&get("/b/k?versionId=v&attributes=")));
+        assert!(!asks_object_attributes(&get("/b/k?attributes-x")));
+        assert!(!asks_object_attributes(&http::Request::put("/b/k?attributes").body(()).unwrap()));
+        let xml =
+            b"<GetObjectAttributesOutput><ETag>\"abc\"</ETag><ObjectSize>3</ObjectSize></GetObjectAttributesOutput>";
+        let fixed = unquote_attributes_etag(xml).unwrap();
+        assert_eq!(
+            fixed,
+            "<GetObjectAttributesOutput><ETag>abc</ETag><ObjectSize>3</ObjectSize></GetObjectAttributesOutput>"
+        );
+        assert!(unquote_attributes_etag(fixed.as_bytes()).is_none());
+    }
 
     #[test]
     fn error_xml_gets_request_id_message_and_fields() {

@@ -1,5 +1,6 @@
 //! One file per area; each function is DTO → core call → DTO.
 
+pub(crate) mod attributes;
 pub(crate) mod bucket;
 pub(crate) mod list;
 pub(crate) mod multipart;

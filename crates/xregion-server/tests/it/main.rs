@@ -2,6 +2,7 @@
 //! `aws-sdk-s3`, hand-signed raw requests, and boto3. One test binary (see style.md §3);
 //! versioning tests cite the rules of `shared/spec/s3-replication.md` §1 (VER-n).
 
+mod attributes;
 mod auth;
 mod batch_replication;
 mod boto3;

@@ -1,0 +1,104 @@
+//! GetObjectAttributes: ETag (unquoted, as S3 sends it here), checksum, size, storage class and
+//! a multipart object's part count, for the current or a named version; delete markers and
+//! missing keys answer as HEAD does (VER-12, VER-13); any region answers for every bucket.
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ObjectAttributes};
+
+use crate::common::*;
+
+const ALL: [ObjectAttributes; 5] = [
+    ObjectAttributes::Etag,
+    ObjectAttributes::Checksum,
+    ObjectAttributes::ObjectParts,
+    ObjectAttributes::ObjectSize,
+    ObjectAttributes::StorageClass,
+];
+
+#[tokio::test]
+async fn get_object_attributes_of_versions_and_multipart_objects() {
+    let regions = TestRegion::start_many(&["us-east-1", "eu-west-1"]);
+    let (s3, eu) = (regions[0].client(), regions[1].client());
+    let bucket = create_versioned_bucket(&s3, "attrs").await;
+    let v1 = put(&s3, &bucket, "k", b"hello").await.version_id.expect("v1");
+    put(&s3, &bucket, "k", b"hello, world").await;
+
+    let attrs = |version: Option<&str>, which: &[ObjectAttributes]| {
+        s3.get_object_attributes()
+            .bucket(&bucket)
+            .key("k")
+            .set_version_id(version.map(str::to_owned))
+            .set_object_attributes(Some(which.to_vec()))
+            .send()
+    };
+    let out = attrs(Some(&v1), &ALL).await.expect("attributes of v1");
+    assert_eq!(out.e_tag(), Some(md5_hex(b"hello").as_str()), "unquoted, as on S3");
+    assert_eq!(out.object_size(), Some(5));
+    assert_eq!(out.storage_class().map(|s| s.as_str()), Some("STANDARD"));
+    assert_eq!(out.version_id(), Some(v1.as_str()));
+    assert!(out.last_modified().is_some());
+    // The SDK sends a CRC32 with every upload.
+    let checksum = out.checksum().expect("the upload's checksum");
+    assert!(checksum.checksum_crc32().is_some(), "{checksum:?}");
+    assert_eq!(checksum.checksum_type().map(|t| t.as_str()), Some("FULL_OBJECT"));
+    assert!(out.object_parts().is_none(), "a single-part object has no parts");
+    let out = attrs(None, &[ObjectAttributes::ObjectSize]).await.expect("only the size");
+    assert_eq!((out.object_size(), out.e_tag(), out.checksum()), (Some(12), None, None));
+
+    // A multipart object: its part count, and its composite checksum.
+    let upload = s3
+        .create_multipart_upload()
+        .bucket(&bucket)
+        .key("mp")
+        .checksum_algorithm(ChecksumAlgorithm::Crc32)
+        .send()
+        .await
+        .expect("create upload");
+    let id = upload.upload_id().expect("upload id");
+    let mut parts = Vec::new();
+    for (n, body) in [(1, vec![b'a'; 5 * 1024 * 1024]), (2, b"tail".to_vec())] {
+        let part = s3
+            .upload_part()
+            .bucket(&bucket)
+            .key("mp")
+            .upload_id(id)
+            .part_number(n)
+            .checksum_algorithm(ChecksumAlgorithm::Crc32)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .expect("part");
+        let done = CompletedPart::builder().part_number(n).e_tag(part.e_tag().expect("etag"));
+        parts.push(done.set_checksum_crc32(part.checksum_crc32().map(str::to_owned)).build());
+    }
+    let completed = CompletedMultipartUpload::builder().set_parts(Some(parts)).build();
+    let done = s3.complete_multipart_upload().bucket(&bucket).key("mp").upload_id(id).multipart_upload(completed);
+    let done = done.send().await.expect("complete");
+    let out = s3
+        .get_object_attributes()
+        .bucket(&bucket)
+        .key("mp")
+        .set_object_attributes(Some(ALL.to_vec()))
+        .send()
+        .await
+        .expect("attributes of a multipart object");
+    assert_eq!(out.e_tag(), done.e_tag().map(unquote));
+    assert_eq!(out.object_parts().and_then(|p| p.total_parts_count()), Some(2));
+    assert_eq!(out.object_size(), Some(5 * 1024 * 1024 + 4));
+    assert!(out.checksum().and_then(|c| c.checksum_crc32()).is_some(), "{:?}", out.checksum());
+
+    // Through the other region (a forwarded read): the same answer.
+    let far = eu.get_object_attributes().bucket(&bucket).key("mp").set_object_attributes(Some(ALL.to_vec()));
+    let far = far.send().await.expect("attributes through eu-west-1");
+    assert_eq!((far.e_tag(), far.object_parts()), (out.e_tag(), out.object_parts()));
+
+    // Missing keys, delete markers, unknown attributes.
+    let res = s3.get_object_attributes().bucket(&bucket).key("nope").object_attributes(ObjectAttributes::Etag);
+    expect_error(res.send().await, 404, Some("NoSuchKey"));
+    let marker = s3.delete_object().bucket(&bucket).key("k").send().await.expect("delete").version_id.expect("dm");
+    let err = expect_error(attrs(None, &[ObjectAttributes::Etag]).await, 404, Some("NoSuchKey"));
+    assert_eq!(header_of(&err, "x-amz-delete-marker"), Some("true"));
+    expect_error(attrs(Some(&marker), &[ObjectAttributes::Etag]).await, 405, Some("MethodNotAllowed"));
+    let bad = ObjectAttributes::from("Color");
+    expect_error(attrs(Some(&v1), &[bad]).await, 400, Some("InvalidArgument"));
+}
