@@ -30,7 +30,15 @@ pub(crate) async fn get_object_attributes(
         input.sse_customer_key.as_deref(),
         input.sse_customer_key_md5.as_deref(),
     )?;
-    let asked: Vec<&str> = input.object_attributes.iter().map(|a| a.as_str().trim()).collect();
+    // One header, a comma-separated list: botocore joins the names with "," and s3s splits on
+    // ", " only.
+    let asked: Vec<&str> = input
+        .object_attributes
+        .iter()
+        .flat_map(|a| a.as_str().split(','))
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .collect();
     if asked.is_empty() {
         return Err(s3_error!(InvalidArgument, "x-amz-object-attributes must name at least one attribute"));
     }
