@@ -4,7 +4,8 @@
 //! the versions that exist, chosen by their replication status (BAT-3): `NONE` (written before
 //! the configuration, or never eligible), `FAILED` (to retry after the cause is fixed: the
 //! failure records they leave are removed, BAT-1c), `COMPLETED` (to back-fill a new
-//! destination). Each chosen version or delete marker is planned under the bucket's current
+//! destination), `REPLICA` (replicas of this bucket, to pass them on down a chain: A→B, then
+//! B→C for what A sent before C existed, BAT-1d; they stay replicas). Each chosen version or delete marker is planned under the bucket's current
 //! configuration and current tags, as the rules stand now, and its tasks are committed to the
 //! outbox with the version marked `PENDING`, one transaction per version; the replication
 //! worker then sends them exactly as it sends live work (same retries, statuses, failure
@@ -13,8 +14,9 @@
 //!
 //! Differences from S3 Batch Operations, on purpose for a first version: the batch is one
 //! request that queues and returns (the replication report shows the progress; there is no job
-//! object, priority or CSV completion report, BAT-6/BAT-7), and replicas (`REPLICA`, BAT-1d)
-//! are not taken.
+//! object, priority or CSV completion report, BAT-6/BAT-7), and replicas are taken only when
+//! `REPLICA` is asked for (a batch without a status list takes NONE, FAILED and COMPLETED: in a
+//! two-way pair, sending replicas back to where they came from would only be repeated work).
 
 use std::collections::HashMap;
 
@@ -49,14 +51,16 @@ impl Region {
     /// configuration selects now (BAT-1..BAT-4). The bucket must have a replication
     /// configuration (`ReplicationConfigurationNotFound`).
     pub async fn replicate_existing(&self, bucket: &str, statuses: &[ReplicationStatus]) -> CoreResult<BatchSummary> {
-        use ReplicationStatus::{Completed, Failed};
+        use ReplicationStatus::{Completed, Failed, Replica, ReplicaFailed};
         let b = self.bucket(bucket)?;
         if b.replication.is_none() {
             return Err(CoreError::ReplicationConfigurationNotFound);
         }
-        if let Some(other) = statuses.iter().find(|s| !matches!(s, ReplicationStatus::None | Failed | Completed)) {
+        if let Some(other) =
+            statuses.iter().find(|s| !matches!(s, ReplicationStatus::None | Failed | Completed | Replica))
+        {
             return Err(CoreError::InvalidArgument(format!(
-                "a batch replication takes versions by status NONE, FAILED or COMPLETED, not {other:?}"
+                "a batch replication takes versions by status NONE, FAILED, COMPLETED or REPLICA, not {other:?}"
             )));
         }
         let failures = if statuses.contains(&Failed) { self.failures_by_version(b.id)? } else { HashMap::new() };
@@ -70,9 +74,15 @@ impl Region {
             entries.sort_by(|a, b| a.key.cmp(&b.key).then(a.record.stamp.cmp(&b.record.stamp)));
             let mut writes = Vec::new();
             for entry in entries {
-                if !statuses.contains(&entry.record.replication) {
+                let status = match entry.record.replication {
+                    ReplicaFailed => Replica,
+                    ref other => other.clone(),
+                };
+                if !statuses.contains(&status) {
                     continue;
                 }
+                // BAT-4: unlike live replication (ELI-13), a batch replicates replicas too, under
+                // the rules that select originals.
                 let outbox = match entry.record.object() {
                     Some(data) => self.plan_tasks(bucket, &entry.key, &data.tags, TaskKind::Object, false)?,
                     None => self.plan_tasks(bucket, &entry.key, &[], TaskKind::DeleteMarker, false)?,

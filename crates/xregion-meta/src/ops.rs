@@ -213,8 +213,9 @@ pub enum WriteOp {
     },
     /// Batch replication (BAT-1, BAT-3): queues `outbox` for an existing version or delete
     /// marker whose status (as it reads, settled) is one of `statuses`, and marks it `Pending`
-    /// (an object version also records the plan's targets, ELI-12). Versions with tasks in
-    /// flight (`Pending`), with another status, or gone, and empty plans, are left alone.
+    /// (an object version also records the plan's targets, ELI-12); a replica (`Replica` asked
+    /// for; also one whose last sync failed) becomes `ReplicaPending` (BAT-1d). Versions with
+    /// tasks in flight, with another status, or gone, and empty plans, are left alone.
     /// `clear_failures`: rows of the failure table this re-replication supersedes (BAT-1c),
     /// removed in the same transaction. Outcome: `Queued`.
     ReplicateVersion {

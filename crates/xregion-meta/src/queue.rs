@@ -157,14 +157,24 @@ pub(crate) fn replicate_again(
     };
     settle(&t.outbox_index, bucket.id, key, &mut record)?;
     let in_flight = matches!(record.replication, ReplicationStatus::Pending | ReplicationStatus::ReplicaPending);
-    if tasks.is_empty() || in_flight || !statuses.contains(&record.replication) {
+    // BAT-3: `Replica` asks for every replica, whether its last sync failed or not.
+    let asked = match record.replication {
+        ReplicationStatus::ReplicaFailed => statuses.contains(&ReplicationStatus::Replica),
+        ref status => statuses.contains(status),
+    };
+    if tasks.is_empty() || in_flight || !asked {
         return Ok(WriteOutcome::Queued(false));
     }
 
-    // Validation done: write.
-    record.replication = ReplicationStatus::Pending;
-    if record.object().is_some() {
-        record.replication_targets = targets;
+    // Validation done: write. A replica stays a replica (BAT-1d, STS-10): it reads PENDING
+    // while its tasks run, then REPLICA again (or ReplicaFailed).
+    if record.replication.is_replica() {
+        record.replication = ReplicationStatus::ReplicaPending;
+    } else {
+        record.replication = ReplicationStatus::Pending;
+        if record.object().is_some() {
+            record.replication_targets = targets;
+        }
     }
     t.replace_version(bucket.id, key, &record)?;
     for &seq in clear_failures {

@@ -945,7 +945,38 @@ fn bat1_replicate_version_queues_existing_versions_once() {
     // A completed version is sent again only when asked for (back-filling a destination).
     assert!(!again(&old.version_id, &[ReplicationStatus::None, Failed], &["eu"], vec![]));
     assert!(again(&old.version_id, &[Completed], &["eu"], vec![]));
-    drop(store);
+
+    // BAT-1d: a replica is taken only when `Replica` is asked for, and stays a replica.
+    let mut replica = old.clone();
+    replica.replication = ReplicationStatus::Replica;
+    let op = WriteOp::PutVersion {
+        bucket: "batch".into(),
+        key: "r".into(),
+        data: data("e"),
+        inline: None,
+        replica: Some(replica),
+        precondition: None,
+        outbox: Vec::new().into(),
+    };
+    w(&store, op);
+    let replicate = |statuses: &[ReplicationStatus]| {
+        let op = WriteOp::ReplicateVersion {
+            bucket: "batch".into(),
+            key: "r".into(),
+            version_id: old.version_id.clone(),
+            statuses: statuses.to_vec(),
+            outbox: vec![b"c".to_vec()].into(),
+            clear_failures: Vec::new(),
+        };
+        w(&store, op) == WriteOutcome::Queued(true)
+    };
+    assert!(!replicate(&[ReplicationStatus::None, Failed, Completed]));
+    assert!(replicate(&[ReplicationStatus::Replica]));
+    assert_eq!(status(&store, b.id, "r", &old.version_id), ReplicationStatus::ReplicaPending);
+    let seq = store.list_outbox(None, 10).unwrap().last().unwrap().seq;
+    w(&store, WriteOp::FinishTasks { tasks: vec![(seq, Some("DstBucketNotFound".into()))] });
+    assert_eq!(status(&store, b.id, "r", &old.version_id), ReplicationStatus::ReplicaFailed);
+    assert!(replicate(&[ReplicationStatus::Replica]), "a replica whose last sync failed is a replica");
 }
 
 /// STS-4/STS-7: completing a version's last task does not rewrite the version (the row keeps

@@ -7,9 +7,9 @@
 //!   What the reports contain is computed outside this crate, behind [`AdminReports`].
 //! * `POST /_xregion/replicate/<bucket>`: a batch of replica writes
 //!   (`ops::replica_batch`), each entry authorized like its single-object replica write.
-//! * `POST /_xregion/batch-replication/<bucket>[?statuses=NONE,FAILED,COMPLETED]`: batch
-//!   replication of the bucket's existing versions with those statuses (all three without the
-//!   parameter, as S3 Batch Replication without a status filter, BAT-3), answered with a JSON
+//! * `POST /_xregion/batch-replication/<bucket>[?statuses=NONE,FAILED,COMPLETED,REPLICA]`:
+//!   batch replication of the bucket's existing versions with those statuses (all but REPLICA
+//!   without the parameter, BAT-3), answered with a JSON
 //!   summary (`xregion_core::batch_replication`). Authorized as `s3:InitiateReplication` on
 //!   the bucket (BAT-5).
 //!
@@ -91,7 +91,10 @@ fn batch_statuses(query: Option<&str>) -> S3Result<Vec<ReplicationStatus>> {
             "NONE" => Ok(ReplicationStatus::None),
             "FAILED" => Ok(ReplicationStatus::Failed),
             "COMPLETED" => Ok(ReplicationStatus::Completed),
-            other => Err(s3_error!(InvalidArgument, "statuses takes NONE, FAILED and COMPLETED, not {:?}", other)),
+            "REPLICA" => Ok(ReplicationStatus::Replica),
+            other => {
+                Err(s3_error!(InvalidArgument, "statuses takes NONE, FAILED, COMPLETED and REPLICA, not {:?}", other))
+            }
         })
         .collect()
 }
@@ -225,6 +228,7 @@ fn status_name(s: &ReplicationStatus) -> &'static str {
     match s {
         ReplicationStatus::Failed => "FAILED",
         ReplicationStatus::Completed => "COMPLETED",
+        ReplicationStatus::Replica => "REPLICA",
         _ => "NONE",
     }
 }
@@ -269,6 +273,7 @@ mod tests {
         assert_eq!(batch_statuses(Option::None).unwrap(), vec![None, Failed, Completed]);
         assert_eq!(batch_statuses(Some("x=1&statuses=failed%2CNONE")).unwrap(), vec![Failed, None]);
         assert!(batch_statuses(Some("statuses=PENDING")).is_err());
+        assert_eq!(batch_statuses(Some("statuses=REPLICA")).unwrap(), vec![ReplicationStatus::Replica]);
         assert!(batch_statuses(Some("statuses=")).is_err());
     }
 }

@@ -106,3 +106,36 @@ async fn bat1c_failed_versions_are_retried_and_their_failures_cleared() {
     assert_eq!(get_body(&dc, &dst, "k", Some(&id)).await, b"payload");
     assert_eq!(failed_operations(&regions[0], &dst).await, 0);
 }
+
+/// BAT-1d, BAT-4: a chain A→B, then B→C. Live replication never passes A's versions on from B
+/// (ELI-13); a batch asked for REPLICA does, with the same ids, and they stay replicas in B.
+#[tokio::test]
+async fn bat1d_replicas_are_passed_down_a_chain_on_request() {
+    let regions = TestRegion::start_many(&["us-east-1", "eu-west-1", "ap-south-1"]);
+    let (ac, bc, cc) = (regions[0].client(), regions[1].client(), regions[2].client());
+    let a = create_versioned_bucket(&ac, "chain-a").await;
+    let b = create_versioned_bucket(&bc, "chain-b").await;
+    let c = create_versioned_bucket(&cc, "chain-c").await;
+    configure(&ac, &a, &b, true).await;
+    put(&ac, &a, "k", b"one").await;
+    put(&ac, &a, "k", b"two").await;
+    ac.delete_object().bucket(&a).key("k").send().await.expect("delete marker");
+    let versions = wait_same_versions(&ac, &a, &bc, &b).await;
+    configure(&bc, &b, &c, true).await;
+
+    let summary = batch(&regions[1], &b, None).await;
+    assert_eq!(summary["versions_queued"].as_u64(), Some(0), "replicas only when asked for: {summary}");
+    let summary = batch(&regions[1], &b, Some("REPLICA")).await;
+    assert_eq!(summary["versions_queued"].as_u64(), Some(3), "{summary}");
+    assert_eq!(wait_same_versions(&bc, &b, &cc, &c).await, versions);
+    for (key, id, _, marker) in &versions {
+        if !marker {
+            eventually("the replica to read REPLICA again", || async {
+                (status(&bc, &b, key, id).await.as_deref() == Some("REPLICA")).then_some(())
+            })
+            .await;
+            assert_eq!(status(&cc, &c, key, id).await.as_deref(), Some("REPLICA"));
+        }
+    }
+    assert_eq!(all_versions(&ac, &a).await, versions, "nothing went back to A");
+}
