@@ -821,6 +821,21 @@ fn put_with_tasks(store: &MetaStore, bucket: &str, key: &str, tasks: &[&str]) ->
     }
 }
 
+/// Writes `source` (its id and stamp) as a replica (status REPLICA) of `key` in `bucket`.
+fn replica_of(source: &VersionRecord, bucket: &str, key: &str) -> WriteOp {
+    let mut replica = source.clone();
+    replica.replication = ReplicationStatus::Replica;
+    WriteOp::PutVersion {
+        bucket: bucket.into(),
+        key: key.into(),
+        data: data("e"),
+        inline: None,
+        replica: Some(replica),
+        precondition: None,
+        outbox: Vec::new().into(),
+    }
+}
+
 fn status(store: &MetaStore, bucket_id: u64, key: &str, id: &VersionId) -> ReplicationStatus {
     store.get_version(bucket_id, key, Some(id)).unwrap().unwrap().replication
 }
@@ -947,18 +962,7 @@ fn bat1_replicate_version_queues_existing_versions_once() {
     assert!(again(&old.version_id, &[Completed], &["eu"], vec![]));
 
     // BAT-1d: a replica is taken only when `Replica` is asked for, and stays a replica.
-    let mut replica = old.clone();
-    replica.replication = ReplicationStatus::Replica;
-    let op = WriteOp::PutVersion {
-        bucket: "batch".into(),
-        key: "r".into(),
-        data: data("e"),
-        inline: None,
-        replica: Some(replica),
-        precondition: None,
-        outbox: Vec::new().into(),
-    };
-    w(&store, op);
+    w(&store, replica_of(&old, "batch", "r"));
     let replicate = |statuses: &[ReplicationStatus]| {
         let op = WriteOp::ReplicateVersion {
             bucket: "batch".into(),
@@ -1039,18 +1043,7 @@ fn sts4_completed_is_read_from_the_outbox_not_written() {
     assert_eq!(status(&store, n.id, "k", &VersionId::Null), Completed);
 
     // A replica whose tag change is synced back (STS-10) reads REPLICA once it is applied.
-    let mut replica = v.clone();
-    replica.replication = Replica;
-    let op = WriteOp::PutVersion {
-        bucket: "nulls".into(),
-        key: "r".into(),
-        data: data("e"),
-        inline: None,
-        replica: Some(replica),
-        precondition: None,
-        outbox: Vec::new().into(),
-    };
-    w(&store, op);
+    w(&store, replica_of(&v, "nulls", "r"));
     let op = WriteOp::SetObjectTags {
         bucket: "nulls".into(),
         key: "r".into(),
