@@ -21,7 +21,7 @@ use xregion_s3api::admin::{AdminReport, AdminReports};
 use xregion_s3api::error::ERROR_FIELDS_HEADER;
 
 use crate::config::RegionConfig;
-use crate::peers::{HttpPeers, ReadRequest, STAMP_TAG_HEADER, StampTagCheck};
+use crate::peers::{ForwardRequest, HttpPeers, STAMP_TAG_HEADER, StampTagCheck};
 
 /// A region that is serving. Dropping it does not stop it; call [`RunningRegion::shutdown`].
 pub struct RunningRegion {
@@ -186,8 +186,8 @@ async fn accept_loop(listener: TcpListener, edge: Edge, mut stop: watch::Receive
 
 /// The edge of the HTTP stack: gives every response a request id (`x-amz-request-id`) and
 /// puts it into error XML bodies, which s3s leaves without one; answers `NoSuchBucket` for a
-/// bucket that lives in another region with that region's answer to a read, or with S3's
-/// `301 PermanentRedirect`.
+/// bucket that lives in another region with that region's answer to the request, or with
+/// S3's `301 PermanentRedirect`.
 #[derive(Clone)]
 struct Edge {
     s3: S3Service,
@@ -247,14 +247,15 @@ impl Redirects {
     /// the bucket's region in `x-amz-bucket-region` and its endpoint in the body. Every
     /// operation that names a bucket ends in `NoSuchBucket` when the bucket is not here, so
     /// that answer is checked against the peers (only then: the error path) and rewritten:
-    /// a read (`read`, GET or HEAD but HeadBucket) is forwarded to the bucket's region and
-    /// its answer returned (`peers/forward.rs` says why), anything else is redirected.
+    /// a request that can be passed on whole (`forward`: reads, object requests without a
+    /// body or with a small one; `peers/forward.rs` says which and why) is forwarded to the
+    /// bucket's region and its answer returned, anything else is redirected.
     /// Lookups from peers (`x-xregion-local-only`) are answered from local state, as asked.
     async fn reroute(
         &self,
         error_xml: &[u8],
         fields: &[(String, String)],
-        read: Option<&ReadRequest>,
+        forward: Option<&ForwardRequest>,
         request_id: &str,
     ) -> Option<http::Response<s3s::Body>> {
         let text = std::str::from_utf8(error_xml).ok()?;
@@ -273,16 +274,16 @@ impl Redirects {
                 return Some(error_response(status, "ServiceUnavailable", &message, &[], request_id));
             }
         };
-        if let Some(read) = read {
-            let virtual_host = read
+        if let Some(forward) = forward {
+            let virtual_host = forward
                 .host()
                 .and_then(|h| s3s::host::S3Host::parse_host_header(&self.host, h).ok())
                 .is_some_and(|v| v.bucket().is_some());
-            if let Some(path) = read.owner_path(bucket, virtual_host) {
-                return Some(match self.peers.forward_read(&owner, read, &path).await {
+            if let Some(path) = forward.owner_path(bucket, virtual_host) {
+                return Some(match self.peers.forward(&owner, forward, &path).await {
                     Ok(resp) => resp.map(s3s::Body::from),
                     Err(e) => {
-                        tracing::warn!(bucket, region = %owner, error = %e, "a read could not be forwarded");
+                        tracing::warn!(bucket, region = %owner, error = %e, "a request could not be forwarded");
                         let message = format!("Please reduce your request rate or retry: {e}");
                         error_response(
                             http::StatusCode::SERVICE_UNAVAILABLE,
@@ -327,9 +328,11 @@ impl hyper::service::Service<http::Request<Incoming>> for Edge {
                 Some(scrape) => scrape.answer(&req, &request_id).await,
                 None => None,
             };
-            let read = if local_only { None } else { ReadRequest::of(&req) };
             let attributes = asks_object_attributes(&req);
-            let mut req = req.map(s3s::Body::from);
+            let (mut req, forward) = match local_only {
+                true => (req.map(s3s::Body::from), None),
+                false => ForwardRequest::capture(req).await,
+            };
             merge_content_encoding(req.headers_mut());
             let response = match scraped {
                 Some(resp) => Ok(resp),
@@ -351,7 +354,7 @@ impl hyper::service::Service<http::Request<Incoming>> for Edge {
             if resp.status() == http::StatusCode::NOT_FOUND
                 && !local_only
                 && let Some(bytes) = resp.body().bytes()
-                && let Some(rerouted) = redirects.reroute(&bytes, &fields, read.as_ref(), &request_id).await
+                && let Some(rerouted) = redirects.reroute(&bytes, &fields, forward.as_ref(), &request_id).await
             {
                 resp = rerouted;
             } else if resp.status().as_u16() >= 400

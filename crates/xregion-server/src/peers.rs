@@ -3,7 +3,8 @@
 //! never ask each other in a loop). The answer is the `x-amz-bucket-region` header. A
 //! destination bucket's versioning state (VAL-3) is then a signed `GET /X?versioning` to the
 //! region that owns it. A copy source in another region is read from its region with a signed
-//! GET (`read.rs`).
+//! GET (`read.rs`); requests for a bucket of another region are forwarded there when they can
+//! be (`forward.rs`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use bytes::Bytes;
 use futures::StreamExt as _;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
-use http_body_util::{BodyExt as _, Empty};
+use http_body_util::{BodyExt as _, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -26,7 +27,7 @@ use xregion_types::VersioningState;
 mod forward;
 mod read;
 
-pub use forward::ReadRequest;
+pub use forward::ForwardRequest;
 
 /// Header that asks a region to answer bucket lookups from local state only.
 pub const LOCAL_ONLY_HEADER: &str = "x-xregion-local-only";
@@ -88,7 +89,7 @@ const LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct HttpPeers {
     peers: BTreeMap<String, String>,
     credential: Credential,
-    client: Client<HttpConnector, Empty<Bytes>>,
+    client: Client<HttpConnector, Full<Bytes>>,
     tags: std::sync::Arc<StampTagCheck>,
 }
 
@@ -126,17 +127,20 @@ impl HttpPeers {
         endpoint: &str,
         path_and_query: &str,
     ) -> CoreResult<http::Response<hyper::body::Incoming>> {
-        self.send_with(method, region, endpoint, path_and_query, &[], LOOKUP_TIMEOUT).await
+        self.send_body(method, region, endpoint, path_and_query, &[], Bytes::new(), LOOKUP_TIMEOUT).await
     }
 
-    /// [`Self::send`] with more headers, waiting up to `timeout` for the answer's head.
-    async fn send_with(
+    /// [`Self::send`] with more headers and a body (sent unsigned, `UNSIGNED-PAYLOAD`),
+    /// waiting up to `timeout` for the answer's head.
+    #[allow(clippy::too_many_arguments, reason = "one request's parts; a struct would only rename them")]
+    async fn send_body(
         &self,
         method: &str,
         region: &str,
         endpoint: &str,
         path_and_query: &str,
         headers: &[(&str, String)],
+        body: Bytes,
         timeout: Duration,
     ) -> CoreResult<http::Response<hyper::body::Incoming>> {
         let url = format!("{endpoint}{path_and_query}");
@@ -148,8 +152,7 @@ impl HttpPeers {
         for (name, value) in headers {
             builder = builder.header(*name, value);
         }
-        let mut req =
-            builder.body(Empty::<Bytes>::new()).map_err(|e| CoreError::Internal(format!("peer request: {e}")))?;
+        let mut req = builder.body(Full::new(body)).map_err(|e| CoreError::Internal(format!("peer request: {e}")))?;
         let host = req.uri().authority().map(|a| a.to_string()).unwrap_or_default();
         req.headers_mut().insert(
             http::header::HOST,

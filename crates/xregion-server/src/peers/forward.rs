@@ -1,29 +1,43 @@
-//! Reads of a bucket that lives in another region, answered by asking that region.
+//! Requests for a bucket that lives in another region, answered by asking that region.
 //!
 //! S3 answers any request sent to the wrong region's endpoint with `301 PermanentRedirect`,
 //! and AWS clients follow it by switching to the bucket's regional endpoint. A client with a
 //! custom endpoint (`--endpoint-url`, as every xregion client has) cannot: botocore re-signs
 //! for the new region but sends to the same endpoint again and gives up. That made
 //! `aws s3 cp s3://backup-eu/k s3://primary-us/k` and `aws s3 sync` between buckets of two
-//! regions impossible: the CLI lists or HEADs the source through the endpoint it writes to.
+//! regions impossible: the CLI lists or HEADs the source, and copies into the target, through
+//! one endpoint.
 //!
-//! So a region answers reads (GET and HEAD, except HeadBucket) of another region's bucket
-//! itself: it forwards the request, signed with the deployment's credential and marked
-//! local-only, to the bucket's region and streams the answer back unchanged. The client's
-//! request was authenticated and authorized here first (it reached the operation and found
-//! no bucket). Writes still get the `301`, as on S3; HeadBucket too, so that clients and
-//! peers learn where a bucket lives from it.
+//! So a region answers such requests itself when it can pass them on whole: it forwards the
+//! request, signed with the deployment's credential and marked local-only, to the bucket's
+//! region and streams the answer back unchanged. The client's request was authenticated and
+//! authorized here first (it reached the operation and found no bucket). What is forwarded:
+//!
+//! * reads: GET, and HEAD except HeadBucket;
+//! * object requests without a body: CopyObject, UploadPartCopy, DeleteObject,
+//!   CreateMultipartUpload, AbortMultipartUpload;
+//! * small XML bodies, kept whole while s3s reads them ([`ForwardRequest::capture`]):
+//!   CompleteMultipartUpload, Put/DeleteObjectTagging, DeleteObjects.
+//!
+//! Everything else gets the `301`, as on S3: uploads (PutObject, UploadPart), whose bodies are
+//! streamed and may be signed chunk by chunk for this region (`aws-chunked`), bucket
+//! configuration, and HeadBucket, from which clients and peers learn where a bucket lives.
 
+use bytes::Bytes;
+use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use xregion_core::{CoreError, CoreResult};
 
 use super::{HttpPeers, STAMP_TAG_HEADER};
 
-/// How long the bucket's region may take to start answering a forwarded read.
+/// How long the bucket's region may take to start answering a forwarded request.
 const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// Largest body kept to forward (a CompleteMultipartUpload of 10 000 parts is about 1 MB).
+const MAX_KEPT_BODY: u64 = 2 * 1024 * 1024;
+
 /// Request headers not forwarded: the client's signature and framing (the forwarded request
-/// is signed anew, has no body, and travels on its own connection).
+/// is signed anew and travels on its own connection).
 const NOT_FORWARDED: [&str; 13] = [
     "host",
     "authorization",
@@ -57,36 +71,62 @@ const PRESIGN_PARAMS: [&str; 10] = [
 /// Answer headers not passed back: connection-level ones, and the peer's stamp tag.
 const NOT_RETURNED: [&str; 5] = ["connection", "keep-alive", "transfer-encoding", "upgrade", STAMP_TAG_HEADER];
 
-/// A client's GET or HEAD, kept while s3s handles it, in case it must be forwarded.
+/// A client's request, kept while s3s handles it, in case it must be forwarded.
 #[derive(Debug, Clone)]
-pub struct ReadRequest {
+pub struct ForwardRequest {
     method: http::Method,
     uri: http::Uri,
     headers: http::HeaderMap,
+    /// The whole body (empty for requests without one).
+    body: Bytes,
 }
 
-impl ReadRequest {
-    /// The request's method, URI and headers, if it is a GET or HEAD.
-    pub fn of<B>(req: &http::Request<B>) -> Option<Self> {
-        let method = req.method();
-        (method == http::Method::GET || method == http::Method::HEAD).then(|| Self {
-            method: method.clone(),
-            uri: req.uri().clone(),
-            headers: req.headers().clone(),
-        })
+impl ForwardRequest {
+    /// The request as s3s gets it, and what is kept of it to forward, if it may be forwarded
+    /// at all. A small subresource body (see the module docs) is read whole first; a body
+    /// that cannot be read is the client's `400`, answered by s3s from what was read.
+    pub async fn capture(req: http::Request<Incoming>) -> (http::Request<s3s::Body>, Option<Self>) {
+        fn kept(parts: &http::request::Parts, body: Bytes) -> ForwardRequest {
+            ForwardRequest {
+                method: parts.method.clone(),
+                uri: parts.uri.clone(),
+                headers: parts.headers.clone(),
+                body,
+            }
+        }
+        match body_kind(&req) {
+            BodyKind::None => {
+                let (parts, body) = req.into_parts();
+                let forward = kept(&parts, Bytes::new());
+                (http::Request::from_parts(parts, s3s::Body::from(body)), Some(forward))
+            }
+            BodyKind::Small => {
+                let (parts, body) = req.into_parts();
+                match body.collect().await {
+                    Ok(collected) => {
+                        let bytes = collected.to_bytes();
+                        let forward = kept(&parts, bytes.clone());
+                        (http::Request::from_parts(parts, s3s::Body::from(bytes)), Some(forward))
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "reading a request body failed");
+                        (http::Request::from_parts(parts, s3s::Body::empty()), None)
+                    }
+                }
+            }
+            BodyKind::Streamed => (req.map(s3s::Body::from), None),
+        }
     }
 
     /// The path and query to send to the bucket's region: path style, without presigning
     /// parameters. `virtual_host` tells whether the client named the bucket in its Host.
-    /// `None` for HeadBucket, which keeps its redirect.
+    /// `None` for a request that keeps its redirect (HeadBucket, bucket writes but
+    /// DeleteObjects).
     pub fn owner_path(&self, bucket: &str, virtual_host: bool) -> Option<String> {
         let path = self.uri.path();
         let path = if virtual_host { format!("/{bucket}{path}") } else { path.to_owned() };
         let bucket_level =
             path.strip_prefix('/').and_then(|p| p.strip_prefix(bucket)).is_some_and(|rest| matches!(rest, "" | "/"));
-        if self.method == http::Method::HEAD && bucket_level {
-            return None;
-        }
         let query: Vec<&str> = self
             .uri
             .query()
@@ -94,6 +134,21 @@ impl ReadRequest {
             .split('&')
             .filter(|p| !p.is_empty() && !PRESIGN_PARAMS.contains(&p.split_once('=').map_or(*p, |(name, _)| name)))
             .collect();
+        let forwarded = match self.method {
+            http::Method::GET => true,
+            http::Method::HEAD => !bucket_level,
+            // DeleteObjects is the one bucket-level write forwarded (`aws s3 rm --recursive`).
+            http::Method::POST if bucket_level => param(&query, "delete"),
+            // An upload (PutObject, UploadPart) never, also an empty one: uploads go to the
+            // bucket's region whatever their size. Copies and tags do.
+            http::Method::PUT => {
+                !bucket_level && (self.headers.contains_key("x-amz-copy-source") || param(&query, "tagging"))
+            }
+            _ => !bucket_level,
+        };
+        if !forwarded {
+            return None;
+        }
         Some(if query.is_empty() { path } else { format!("{path}?{}", query.join("&")) })
     }
 
@@ -103,25 +158,80 @@ impl ReadRequest {
     }
 }
 
+/// True if the query has the parameter `name` (with or without a value).
+fn param(query: &[&str], name: &str) -> bool {
+    query.iter().any(|p| *p == name || p.strip_prefix(name).is_some_and(|rest| rest.starts_with('=')))
+}
+
+/// How a request's body can be kept for forwarding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyKind {
+    /// No body: GET, HEAD, and writes with neither a length above 0 nor chunked framing.
+    None,
+    /// A small XML body of a subresource request, read whole to keep a copy.
+    Small,
+    /// Anything else: passed to s3s as a stream and never forwarded.
+    Streamed,
+}
+
+fn body_kind<B>(req: &http::Request<B>) -> BodyKind {
+    let h = req.headers();
+    let length =
+        h.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+    let chunked = h.contains_key(http::header::TRANSFER_ENCODING);
+    if req.method() == http::Method::GET || req.method() == http::Method::HEAD {
+        return BodyKind::None;
+    }
+    if !chunked && length.unwrap_or(0) == 0 {
+        return BodyKind::None;
+    }
+    // Signed chunk by chunk for this region, or streamed: cannot be passed on as received.
+    let streaming =
+        h.get("x-amz-content-sha256").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("STREAMING-"))
+            || h.get(http::header::CONTENT_ENCODING)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("aws-chunked"));
+    let query = req.uri().query().unwrap_or_default();
+    let param = |name: &str| query.split('&').any(|p| p == name || p.starts_with(&format!("{name}=")));
+    let subresource = match *req.method() {
+        http::Method::POST => param("uploadId") || param("delete"),
+        http::Method::PUT => param("tagging"),
+        _ => false,
+    };
+    match (subresource, streaming, chunked, length) {
+        (true, false, false, Some(len)) if len <= MAX_KEPT_BODY => BodyKind::Small,
+        _ => BodyKind::Streamed,
+    }
+}
+
 impl HttpPeers {
-    /// Sends a client's read to `region` at `path_and_query` and returns the answer to pass
-    /// back: its status, headers (less connection-level ones) and streamed body.
-    pub async fn forward_read(
+    /// Sends a client's request to `region` at `path_and_query` and returns the answer to
+    /// pass back: its status, headers (less connection-level ones) and streamed body.
+    pub async fn forward(
         &self,
         region: &str,
-        read: &ReadRequest,
+        req: &ForwardRequest,
         path_and_query: &str,
     ) -> CoreResult<http::Response<Incoming>> {
         let endpoint =
             self.peers.get(region).ok_or_else(|| CoreError::Unavailable(format!("unknown region {region}")))?;
-        let headers: Vec<(&str, String)> = read
+        let headers: Vec<(&str, String)> = req
             .headers
             .iter()
             .filter(|(name, _)| !NOT_FORWARDED.contains(&name.as_str()) && name.as_str() != super::LOCAL_ONLY_HEADER)
             .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?.to_owned())))
             .collect();
-        let mut resp =
-            self.send_with(read.method.as_str(), region, endpoint, path_and_query, &headers, FORWARD_TIMEOUT).await?;
+        let mut resp = self
+            .send_body(
+                req.method.as_str(),
+                region,
+                endpoint,
+                path_and_query,
+                &headers,
+                req.body.clone(),
+                FORWARD_TIMEOUT,
+            )
+            .await?;
         for name in NOT_RETURNED {
             resp.headers_mut().remove(name);
         }
@@ -133,46 +243,79 @@ impl HttpPeers {
 mod tests {
     use super::*;
 
-    fn read(method: &str, uri: &str) -> ReadRequest {
-        let req = http::Request::builder().method(method).uri(uri).body(()).unwrap();
-        ReadRequest::of(&req).unwrap()
+    fn request(method: &str, uri: &str, headers: &[(&str, &str)]) -> http::Request<()> {
+        let mut req = http::Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.body(()).unwrap()
     }
 
-    #[test]
-    fn only_reads_are_kept() {
-        for method in ["PUT", "POST", "DELETE"] {
-            let req = http::Request::builder().method(method).uri("/b/k").body(()).unwrap();
-            assert!(ReadRequest::of(&req).is_none(), "{method}");
+    fn kept(method: &str, uri: &str) -> ForwardRequest {
+        let req = request(method, uri, &[]);
+        ForwardRequest {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            headers: req.headers().clone(),
+            body: Bytes::new(),
         }
     }
 
     #[test]
+    fn bodies_are_kept_only_when_small_and_plain() {
+        let kind = |method: &str, uri: &str, headers: &[(&str, &str)]| body_kind(&request(method, uri, headers));
+        assert_eq!(kind("GET", "/b/k", &[]), BodyKind::None);
+        assert_eq!(kind("PUT", "/b/k", &[("x-amz-copy-source", "/a/k"), ("content-length", "0")]), BodyKind::None);
+        assert_eq!(kind("DELETE", "/b/k", &[]), BodyKind::None);
+        assert_eq!(kind("PUT", "/b/k", &[("content-length", "5")]), BodyKind::Streamed, "PutObject");
+        assert_eq!(kind("POST", "/b/k?uploadId=u", &[("content-length", "300")]), BodyKind::Small);
+        assert_eq!(kind("POST", "/b?delete", &[("content-length", "300")]), BodyKind::Small);
+        assert_eq!(kind("PUT", "/b/k?tagging", &[("content-length", "300")]), BodyKind::Small);
+        let huge = (MAX_KEPT_BODY + 1).to_string();
+        assert_eq!(kind("POST", "/b/k?uploadId=u", &[("content-length", &huge)]), BodyKind::Streamed);
+        let signed_chunks = [("content-length", "300"), ("x-amz-content-sha256", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD")];
+        assert_eq!(kind("PUT", "/b/k?tagging", &signed_chunks), BodyKind::Streamed);
+        assert_eq!(kind("PUT", "/b/k?tagging", &[("transfer-encoding", "chunked")]), BodyKind::Streamed);
+    }
+
+    #[test]
     fn paths_become_path_style_without_presigning() {
-        assert_eq!(read("GET", "/b/k%20x?versionId=1").owner_path("b", false).as_deref(), Some("/b/k%20x?versionId=1"));
-        assert_eq!(read("GET", "/k%20x").owner_path("b", true).as_deref(), Some("/b/k%20x"));
-        assert_eq!(read("GET", "/b/b/k").owner_path("b", true).as_deref(), Some("/b/b/b/k"));
+        assert_eq!(kept("GET", "/b/k%20x?versionId=1").owner_path("b", false).as_deref(), Some("/b/k%20x?versionId=1"));
+        assert_eq!(kept("GET", "/k%20x").owner_path("b", true).as_deref(), Some("/b/k%20x"));
+        assert_eq!(kept("GET", "/b/b/k").owner_path("b", true).as_deref(), Some("/b/b/b/k"));
         let presigned = "/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=a&X-Amz-Date=d&X-Amz-Expires=60&X-Amz-SignedHeaders=host&X-Amz-Signature=s&response-content-type=text%2Fplain";
         assert_eq!(
-            read("GET", presigned).owner_path("b", false).as_deref(),
+            kept("GET", presigned).owner_path("b", false).as_deref(),
             Some("/b/k?response-content-type=text%2Fplain")
         );
         let v2 = "/b/k?AWSAccessKeyId=a&Expires=1&Signature=s";
-        assert_eq!(read("HEAD", v2).owner_path("b", false).as_deref(), Some("/b/k"));
+        assert_eq!(kept("HEAD", v2).owner_path("b", false).as_deref(), Some("/b/k"));
         assert_eq!(
-            read("GET", "/b?list-type=2&prefix=a%2F").owner_path("b", false).as_deref(),
+            kept("GET", "/b?list-type=2&prefix=a%2F").owner_path("b", false).as_deref(),
             Some("/b?list-type=2&prefix=a%2F")
         );
     }
 
     #[test]
-    fn head_bucket_keeps_its_redirect() {
-        assert_eq!(read("HEAD", "/b").owner_path("b", false), None);
-        assert_eq!(read("HEAD", "/b/").owner_path("b", false), None);
-        assert_eq!(read("HEAD", "/").owner_path("b", true), None);
-        assert!(read("HEAD", "/b/k").owner_path("b", false).is_some());
-        assert!(read("GET", "/b").owner_path("b", false).is_some());
-        assert!(read("HEAD", "/bb").owner_path("bb", false).is_none());
-        assert!(read("HEAD", "/bb").owner_path("b", false).is_some());
-        assert!(read("HEAD", "/bb/x").owner_path("b", true).is_some());
+    fn bucket_requests_keep_their_redirect_but_reads_and_deletes() {
+        assert_eq!(kept("HEAD", "/b").owner_path("b", false), None);
+        assert_eq!(kept("HEAD", "/b/").owner_path("b", false), None);
+        assert_eq!(kept("HEAD", "/").owner_path("b", true), None);
+        assert!(kept("HEAD", "/b/k").owner_path("b", false).is_some());
+        assert!(kept("GET", "/b").owner_path("b", false).is_some());
+        assert!(kept("HEAD", "/bb").owner_path("bb", false).is_none());
+        assert!(kept("HEAD", "/bb").owner_path("b", false).is_some());
+        assert!(kept("HEAD", "/bb/x").owner_path("b", true).is_some());
+        assert_eq!(kept("DELETE", "/b").owner_path("b", false), None, "DeleteBucket");
+        assert_eq!(kept("PUT", "/b?versioning").owner_path("b", false), None);
+        assert!(kept("POST", "/b?delete").owner_path("b", false).is_some(), "DeleteObjects");
+        assert_eq!(kept("PUT", "/b/k").owner_path("b", false), None, "PutObject, also an empty one");
+        assert_eq!(kept("PUT", "/b/k?partNumber=1&uploadId=u").owner_path("b", false), None, "UploadPart");
+        assert!(kept("PUT", "/b/k?tagging").owner_path("b", false).is_some());
+        let mut copy = kept("PUT", "/b/k");
+        copy.headers.insert("x-amz-copy-source", http::HeaderValue::from_static("/a/k"));
+        assert!(copy.owner_path("b", false).is_some(), "CopyObject");
+        assert!(kept("DELETE", "/b/k?versionId=v").owner_path("b", false).is_some());
+        assert!(kept("POST", "/b/k?uploads").owner_path("b", false).is_some());
     }
 }

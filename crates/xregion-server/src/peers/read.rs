@@ -37,7 +37,9 @@ impl HttpPeers {
             Some((first, last)) => headers.push(("range", format!("bytes={first}-{last}"))),
             None => headers.push(("x-amz-checksum-mode", "ENABLED".to_owned())),
         }
-        let resp = self.send_with("GET", region, endpoint, &format!("{path}{query}"), &headers, READ_TIMEOUT).await?;
+        let path_and_query = format!("{path}{query}");
+        let resp =
+            self.send_body("GET", region, endpoint, &path_and_query, &headers, Bytes::new(), READ_TIMEOUT).await?;
         let status = resp.status();
         if !status.is_success() {
             let h = resp.headers().clone();
@@ -50,7 +52,7 @@ impl HttpPeers {
         if read.tags && head.tag_count > 0 {
             let version = head.version_id.as_ref().map_or("null", VersionId::as_str);
             let tagging = format!("{path}?tagging&versionId={}", urlencoding::encode(version));
-            let tags = self.send_with("GET", region, endpoint, &tagging, &[], READ_TIMEOUT).await?;
+            let tags = self.send_body("GET", region, endpoint, &tagging, &[], Bytes::new(), READ_TIMEOUT).await?;
             let status = tags.status();
             let h = tags.headers().clone();
             let body = read_body(region, tags).await?;

@@ -238,7 +238,7 @@ async fn two_regions_share_one_bucket_namespace() {
     let err = expect_error(s3_us.put_object().bucket(&eu_bucket).key("k").send().await, 301, Some("PermanentRedirect"));
     assert_eq!(header_of(&err, "x-amz-bucket-region"), Some("eu-west-1"));
     expect_error(s3_eu.delete_bucket().bucket(&us_bucket).send().await, 301, Some("PermanentRedirect"));
-    // Reads are answered with the owner's answer (forwarded: tests/it/forwarded_reads.rs).
+    // Reads are answered with the owner's answer (forwarded: tests/it/forwarded.rs).
     let listed = s3_us.list_objects_v2().bucket(&eu_bucket).send().await.expect("list through the wrong region");
     assert_eq!(listed.key_count(), Some(0));
     let raw = us.signed("GET", &format!("/{eu_bucket}/k"), &[], b"").await;

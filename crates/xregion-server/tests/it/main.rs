@@ -13,7 +13,7 @@ mod copy_across_regions;
 mod crash;
 mod dev_mode;
 mod disk_full;
-mod forwarded_reads;
+mod forwarded;
 mod listing;
 mod multipart;
 mod objects;

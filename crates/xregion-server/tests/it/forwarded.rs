@@ -1,7 +1,8 @@
-//! Reads of a bucket in another region, sent to any region: answered with the owner's answer
-//! (`peers/forward.rs`), so that clients with one `--endpoint-url` can read every bucket of the
-//! deployment, and `aws s3 cp`/`sync` can copy from a bucket of another region. Writes and
-//! HeadBucket keep S3's `301 PermanentRedirect` (tests/it/buckets.rs).
+//! Requests for a bucket in another region, sent to any region: reads, and object requests
+//! without a body or with a small XML one, are answered with the owner's answer
+//! (`peers/forward.rs`), so that clients with one `--endpoint-url` can reach every bucket of
+//! the deployment and `aws s3 cp`/`sync` can copy between buckets of two regions. Uploads,
+//! bucket configuration and HeadBucket keep S3's `301 PermanentRedirect` (tests/it/buckets.rs).
 
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
@@ -66,7 +67,7 @@ async fn reads_of_a_bucket_in_another_region_get_the_owners_answer() {
     let raw = regions[0].signed_virtual_host(&there, "GET", "/dir/a%20b%2B%C3%A9.txt", b"").await;
     assert_eq!((raw.status, raw.body.as_ref()), (200, b"second".as_slice()), "{}", raw.text());
 
-    // Writes still go to the owner.
+    // Uploads still go to the owner.
     let res = us.put_object().bucket(&there).key("w").body(ByteStream::from_static(b"x")).send().await;
     expect_error(res, 301, Some("PermanentRedirect"));
 
@@ -81,9 +82,90 @@ async fn reads_of_a_bucket_in_another_region_get_the_owners_answer() {
     assert_eq!(get_body(&us, &there, key, None).await, b"second");
 }
 
+/// Object writes without an upload body, sent to the region that does not have the bucket:
+/// copies into it (also multipart, by UploadPartCopy), tags, deletes one by one and in bulk.
+/// Uploads (PutObject, UploadPart) and bucket configuration keep their redirect.
+#[tokio::test]
+async fn object_writes_without_an_upload_reach_the_owner() {
+    let regions = TestRegion::start_many(&["us-east-1", "eu-west-1"]);
+    let (us, eu) = (regions[0].client(), regions[1].client());
+    let here = create_bucket(&us, "fw-here").await;
+    let there = create_versioned_bucket(&eu, "fw-there").await;
+    let big: Vec<u8> = (0..6 * 1024 * 1024).map(|i| (i % 249) as u8).collect();
+    put(&us, &here, "big", &big).await;
+    put(&us, &here, "small", b"small").await;
+
+    // CopyObject into the other region's bucket, through this region.
+    let out = us.copy_object().bucket(&there).key("copied").copy_source(format!("{here}/small")).send().await;
+    let out = out.expect("copy into a bucket of the other region");
+    assert!(out.version_id().is_some(), "the owner's versioned answer");
+    assert_eq!(get_body(&eu, &there, "copied", None).await, b"small");
+
+    // A multipart copy: create, copy the parts by range, complete (a small XML body).
+    let upload = us.create_multipart_upload().bucket(&there).key("mp").send().await.expect("create upload");
+    let id = upload.upload_id().expect("upload id");
+    let split = 5 * 1024 * 1024;
+    let mut parts = Vec::new();
+    for (n, range) in [(1, format!("bytes=0-{}", split - 1)), (2, format!("bytes={split}-{}", big.len() - 1))] {
+        let part = us
+            .upload_part_copy()
+            .bucket(&there)
+            .key("mp")
+            .upload_id(id)
+            .part_number(n)
+            .copy_source(format!("{here}/big"))
+            .copy_source_range(range)
+            .send()
+            .await
+            .expect("part copy");
+        let etag = part.copy_part_result().and_then(|r| r.e_tag()).expect("part etag").to_owned();
+        parts.push(aws_sdk_s3::types::CompletedPart::builder().part_number(n).e_tag(etag).build());
+    }
+    let res =
+        us.upload_part().bucket(&there).key("mp").upload_id(id).part_number(3).body(ByteStream::from_static(b"x"));
+    expect_error(res.send().await, 301, Some("PermanentRedirect"));
+    let done = aws_sdk_s3::types::CompletedMultipartUpload::builder().set_parts(Some(parts)).build();
+    let res = us.complete_multipart_upload().bucket(&there).key("mp").upload_id(id).multipart_upload(done).send().await;
+    res.expect("complete through the other region");
+    assert!(get_body(&eu, &there, "mp", None).await == big, "the multipart copy differs");
+
+    // Tags, and deletes.
+    let tagging = aws_sdk_s3::types::Tagging::builder()
+        .tag_set(aws_sdk_s3::types::Tag::builder().key("t").value("v").build().expect("tag"))
+        .build()
+        .expect("tagging");
+    us.put_object_tagging().bucket(&there).key("copied").tagging(tagging).send().await.expect("tag");
+    let tags = eu.get_object_tagging().bucket(&there).key("copied").send().await.expect("tags");
+    assert_eq!(tags.tag_set().len(), 1);
+    let deleted = us.delete_object().bucket(&there).key("copied").send().await.expect("delete");
+    assert_eq!(deleted.delete_marker(), Some(true));
+    let ids = aws_sdk_s3::types::Delete::builder()
+        .objects(aws_sdk_s3::types::ObjectIdentifier::builder().key("mp").build().expect("id"))
+        .build()
+        .expect("delete list");
+    let out = us.delete_objects().bucket(&there).delete(ids).send().await.expect("DeleteObjects");
+    assert_eq!(out.deleted().len(), 1, "{out:?}");
+    expect_error(eu.head_object().bucket(&there).key("mp").send().await, 404, None);
+
+    // Bucket configuration keeps its redirect.
+    let res = us
+        .put_bucket_versioning()
+        .bucket(&there)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Suspended)
+                .build(),
+        )
+        .send()
+        .await;
+    expect_error(res, 301, Some("PermanentRedirect"));
+    expect_error(us.delete_bucket().bucket(&there).send().await, 301, Some("PermanentRedirect"));
+}
+
 /// Restoring from the backup region with the AWS CLI, through the endpoint of the region
 /// restored to: `aws s3 sync` and `aws s3 cp` from a bucket of the other region (they list
-/// and HEAD the source there, then copy across regions).
+/// and HEAD the source there, then copy across regions); then syncing back into, and removing
+/// from, the other region's bucket through that same endpoint.
 #[test]
 fn aws_cli_copies_from_a_bucket_in_another_region() {
     if !aws_cli_available("the cross-region AWS CLI test") {
@@ -108,6 +190,9 @@ fn aws_cli_copies_from_a_bucket_in_another_region() {
         aws --endpoint-url {us} s3 cp s3://backup-eu/big.bin s3://restored-us/copy/big.bin
         aws --endpoint-url {us} s3 sync s3://restored-us restored
         aws --endpoint-url {us} s3 cp s3://backup-eu/sub/ one --recursive
+        aws --endpoint-url {us} s3 sync s3://restored-us s3://backup-eu/again/
+        aws --endpoint-url {us} s3 rm s3://backup-eu/sub/ --recursive
+        aws --endpoint-url {eu} --region eu-west-1 s3 sync s3://backup-eu again-local
         "#
     );
     run_aws_cli(&script, dir.path(), "us-east-1");
@@ -117,4 +202,9 @@ fn aws_cli_copies_from_a_bucket_in_another_region() {
     assert!(read("restored/big.bin") == big, "big.bin differs after the cross-region sync");
     assert!(read("restored/copy/big.bin") == big, "big.bin differs after the cross-region cp");
     assert_eq!(read("one/b c.txt"), b"beta");
+    // And back the other way, through the same endpoint: copies into, and deletes in, the
+    // other region's bucket.
+    assert!(read("again-local/again/big.bin") == big, "big.bin differs after the sync back");
+    assert_eq!(read("again-local/again/sub/b c.txt"), b"beta");
+    assert!(!dir.path().join("again-local/sub").exists(), "sub/ was removed through the other region");
 }
