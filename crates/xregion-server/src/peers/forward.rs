@@ -30,8 +30,13 @@ use xregion_core::{CoreError, CoreResult};
 
 use super::{HttpPeers, STAMP_TAG_HEADER};
 
-/// How long the bucket's region may take to start answering a forwarded request.
-const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long the bucket's region may take to start answering a forwarded read.
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How long it may take to answer a forwarded write. A copy answers only when its bytes are
+/// stored, which for a large object takes minutes; giving up first would tell the client to
+/// retry a copy that is still under way (and then done twice).
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Largest body kept to forward (a CompleteMultipartUpload of 10 000 parts is about 1 MB).
 const MAX_KEPT_BODY: u64 = 2 * 1024 * 1024;
@@ -221,17 +226,11 @@ impl HttpPeers {
             .filter(|(name, _)| !NOT_FORWARDED.contains(&name.as_str()) && name.as_str() != super::LOCAL_ONLY_HEADER)
             .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?.to_owned())))
             .collect();
-        let mut resp = self
-            .send_body(
-                req.method.as_str(),
-                region,
-                endpoint,
-                path_and_query,
-                &headers,
-                req.body.clone(),
-                FORWARD_TIMEOUT,
-            )
-            .await?;
+        let read = req.method == http::Method::GET || req.method == http::Method::HEAD;
+        let timeout = if read { READ_TIMEOUT } else { WRITE_TIMEOUT };
+        let body = req.body.clone();
+        let mut resp =
+            self.send_body(req.method.as_str(), region, endpoint, path_and_query, &headers, body, timeout).await?;
         for name in NOT_RETURNED {
             resp.headers_mut().remove(name);
         }
