@@ -198,6 +198,7 @@ mod tests {
                 meta: ObjectMeta::default(),
                 version_id: xregion_types::VersionId::generate(clock.next(), [1; 12]),
                 last_modified_ms: 1,
+                stamp: None,
                 etag: hex::encode(xregion_blob::md5::digest(&big)),
                 part_sizes: Vec::new(),
                 checksum: None,

@@ -62,6 +62,9 @@ pub struct ReplicaPut {
     pub version_id: VersionId,
     /// The source Last-Modified, unix ms (STS-12).
     pub last_modified_ms: i64,
+    /// The source version's creation stamp, needed only for the `null` version (whose id does
+    /// not carry one: a version from before versioning, sent by a batch replication).
+    pub stamp: Option<u64>,
     /// The source ETag without quotes (STS-13); verified when it is a plain MD5.
     pub etag: String,
     /// Part sizes of a multipart source (kept for `partNumber` reads).
@@ -196,11 +199,20 @@ impl Region {
         Ok(b)
     }
 
-    /// The stamp of a replicated version id; a `null` or foreign id cannot be ordered.
-    fn replica_stamp(version_id: &VersionId) -> CoreResult<u64> {
-        version_id.stamp().ok_or_else(|| {
-            CoreError::InvalidArgument(format!("replica version id {version_id} does not carry a creation stamp"))
-        })
+    /// The stamp of a replicated version: the one its id carries, or for the `null` version
+    /// the one the source sent with it (`x-xregion-source-stamp`). A foreign id, or a `null`
+    /// one without a stamp, cannot be ordered.
+    fn replica_stamp(version_id: &VersionId, sent: Option<u64>) -> CoreResult<u64> {
+        match (version_id.stamp(), sent) {
+            (Some(own), Some(sent)) if own != sent => Err(CoreError::InvalidArgument(format!(
+                "replica version id {version_id} carries stamp {own}, not the {sent} sent with it"
+            ))),
+            (Some(own), _) => Ok(own),
+            (None, Some(sent)) if version_id.is_null() => Ok(sent),
+            _ => Err(CoreError::InvalidArgument(format!(
+                "replica version id {version_id} does not carry a creation stamp"
+            ))),
+        }
     }
 
     /// Writes a replica version (IMPL-2): streams `body` into a blob (hashing MD5 and the
@@ -250,8 +262,9 @@ impl Region {
                     let body = futures::stream::iter([Ok::<_, crate::objects::BodyError>(bytes)]).boxed();
                     self.prepare_replica_put(b, put, body, Some(len)).await
                 }
+                // A `null` marker, which needs its stamp sent, never travels in a batch.
                 ReplicaItem::DeleteMarker { key, version_id, last_modified_ms } => {
-                    Self::prepare_marker_replica(b, &key, version_id, last_modified_ms)
+                    Self::prepare_marker_replica(b, &key, version_id, last_modified_ms, None)
                 }
             }
         }))
@@ -300,7 +313,7 @@ impl Region {
         same_bucket(b, &req.bucket)?;
         ObjectKey::parse(&req.key)?;
         req.meta.validate()?;
-        let stamp = Self::replica_stamp(&req.version_id)?;
+        let stamp = Self::replica_stamp(&req.version_id, req.stamp)?;
         // A replay of a body that is stored inline needs no read here: the metadata write
         // keeps the stored version as it is (`put_replica` in xregion-meta) and commits
         // nothing. A larger body is checked first, so that a replay writes no blob file.
@@ -364,9 +377,10 @@ impl Region {
         key: &str,
         version_id: VersionId,
         last_modified_ms: i64,
+        stamp: Option<u64>,
     ) -> CoreResult<Prepared> {
         ObjectKey::parse(key)?;
-        let stamp = Self::replica_stamp(&version_id)?;
+        let stamp = Self::replica_stamp(&version_id, stamp)?;
         let record = VersionRecord {
             version_id,
             stamp,
@@ -411,15 +425,17 @@ impl Region {
 
     /// Writes a replicated delete marker (DEL-6): the source marker's id and timestamp, status
     /// `REPLICA`; current only if it is the key's newest version (CON-4). Idempotent.
+    /// `stamp`: the marker's creation stamp, needed only for a `null` marker.
     pub async fn delete_marker_replica(
         &self,
         bucket: &str,
         key: &str,
         version_id: VersionId,
         last_modified_ms: i64,
+        stamp: Option<u64>,
     ) -> CoreResult<VersionRecord> {
         let b = self.replica_bucket(bucket)?;
-        self.delete_marker_replica_into(&b, key, version_id, last_modified_ms).await
+        self.delete_marker_replica_into(&b, key, version_id, last_modified_ms, stamp).await
     }
 
     /// [`Self::delete_marker_replica`] into `b`, a record [`Self::replica_bucket`] returned.
@@ -429,8 +445,9 @@ impl Region {
         key: &str,
         version_id: VersionId,
         last_modified_ms: i64,
+        stamp: Option<u64>,
     ) -> CoreResult<VersionRecord> {
-        match Self::prepare_marker_replica(b, key, version_id, last_modified_ms)? {
+        match Self::prepare_marker_replica(b, key, version_id, last_modified_ms, stamp)? {
             Prepared::Write { op, file } => self.finish_replica(self.meta().write(op).await, &file).await,
             Prepared::Stored(record) => Ok(record),
         }
@@ -576,6 +593,20 @@ mod tests {
         futures::stream::iter(vec![Ok(Bytes::from_static(bytes))]).boxed()
     }
 
+    /// A replica is ordered by the stamp its id carries; the `null` version only by the one
+    /// sent with it, which must agree with the id's when both are there.
+    #[test]
+    fn replica_stamps() {
+        let clock = xregion_types::VersionClock::new();
+        let stamp = clock.next();
+        let id = VersionId::generate(stamp, [7; 12]);
+        assert_eq!(Region::replica_stamp(&id, None).unwrap(), stamp);
+        assert_eq!(Region::replica_stamp(&id, Some(stamp)).unwrap(), stamp);
+        assert!(Region::replica_stamp(&id, Some(stamp + 1)).is_err());
+        assert_eq!(Region::replica_stamp(&VersionId::Null, Some(42)).unwrap(), 42);
+        assert!(Region::replica_stamp(&VersionId::Null, None).is_err());
+    }
+
     /// `src` → `dst` in one region, whole bucket, delete markers on.
     async fn configured() -> (tempfile::TempDir, Region) {
         let dir = tempfile::tempdir().unwrap();
@@ -660,6 +691,7 @@ mod tests {
             meta: ObjectMeta::default(),
             version_id: id.clone(),
             last_modified_ms: 1_234,
+            stamp: None,
             etag: "8d777f385d3dfec8815d20f7496026dc".into(), // md5("data")
             part_sizes: Vec::new(),
             checksum: None,
@@ -737,6 +769,7 @@ mod tests {
             meta: ObjectMeta::default(),
             version_id: id.clone(),
             last_modified_ms: 1,
+            stamp: None,
             etag: etag.into(),
             part_sizes: Vec::new(),
             checksum: None,

@@ -70,6 +70,8 @@ impl BatchEntry {
             meta: o.meta.clone(),
             version_id: self.version_id()?,
             last_modified_ms: self.last_modified_ms,
+            // A `null` version, which needs its stamp sent, never travels in a batch.
+            stamp: None,
             etag: o.etag.clone(),
             part_sizes: o.part_sizes.clone(),
             checksum,

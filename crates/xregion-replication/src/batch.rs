@@ -40,6 +40,12 @@ pub(crate) struct BatchClient {
 /// version of at most [`replica_batch::BATCH_OBJECT_MAX`] bytes. Tag changes and larger
 /// objects go one by one.
 pub(crate) fn batchable(kind: TaskKind, version: &VersionRecord) -> bool {
+    // The `null` version goes alone, with its stamp in `x-xregion-source-stamp`: batch
+    // entries have no room for it, and their binary layout stays as peers of an older
+    // version read it.
+    if version.version_id.is_null() {
+        return false;
+    }
     match kind {
         TaskKind::DeleteMarker => true,
         TaskKind::Object => version.object().is_some_and(|d| d.size <= replica_batch::BATCH_OBJECT_MAX),

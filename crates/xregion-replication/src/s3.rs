@@ -204,11 +204,17 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// The replica headers common to every request: the marker and the source version.
 fn replica_headers(v: &VersionRecord) -> Vec<(&'static str, String)> {
-    vec![
+    let mut headers = vec![
         ("x-xregion-replica", "1".to_owned()),
         ("x-xregion-source-version-id", v.version_id.as_str().to_owned()),
         ("x-xregion-source-last-modified", v.last_modified_ms.to_string()),
-    ]
+    ];
+    // The `null` version's id carries no stamp to order it by (batch replication of a
+    // version from before versioning).
+    if v.version_id.is_null() {
+        headers.push(("x-xregion-source-stamp", v.stamp.to_string()));
+    }
+    headers
 }
 
 fn object_headers(v: &VersionRecord, data: &ObjectData) -> Vec<(&'static str, String)> {

@@ -23,6 +23,9 @@ pub const REPLICA_HEADER: &str = "x-xregion-replica";
 pub const SOURCE_VERSION_ID: &str = "x-xregion-source-version-id";
 /// The source Last-Modified in unix milliseconds (STS-12).
 pub const SOURCE_LAST_MODIFIED: &str = "x-xregion-source-last-modified";
+/// The source version's creation stamp, sent with the `null` version only (its id carries
+/// none).
+pub const SOURCE_STAMP: &str = "x-xregion-source-stamp";
 /// The source ETag (STS-13).
 pub const SOURCE_ETAG: &str = "x-xregion-source-etag";
 /// Comma-separated part sizes of a multipart source.
@@ -76,9 +79,18 @@ fn millis(headers: &HeaderMap, name: &str) -> S3Result<i64> {
     header(headers, name)?.parse::<i64>().map_err(|_| s3_error!(InvalidArgument, "invalid {}", name))
 }
 
-fn source_version(headers: &HeaderMap) -> S3Result<(VersionId, i64)> {
+/// The source version id, Last-Modified and (for the `null` version) creation stamp.
+fn source_version(headers: &HeaderMap) -> S3Result<(VersionId, i64, Option<u64>)> {
     let version_id = VersionId::parse(header(headers, SOURCE_VERSION_ID)?).s3()?;
-    Ok((version_id, millis(headers, SOURCE_LAST_MODIFIED)?))
+    let stamp = match headers.contains_key(SOURCE_STAMP) {
+        true => Some(
+            header(headers, SOURCE_STAMP)?
+                .parse::<u64>()
+                .map_err(|_| s3_error!(InvalidArgument, "invalid {}", SOURCE_STAMP))?,
+        ),
+        false => None,
+    };
+    Ok((version_id, millis(headers, SOURCE_LAST_MODIFIED)?, stamp))
 }
 
 pub(crate) async fn put_object(
@@ -88,7 +100,7 @@ pub(crate) async fn put_object(
 ) -> S3Result<S3Response<PutObjectOutput>> {
     auth.check(&req, "s3:ReplicateObject", &req.input.bucket, &req.input.key)?;
     let S3Request { input, headers, .. } = req;
-    let (version_id, last_modified_ms) = source_version(&headers)?;
+    let (version_id, last_modified_ms, stamp) = source_version(&headers)?;
     let mut meta = convert::object_meta_of!(input);
     if let Some(t) = &input.tagging {
         meta.tags = parse_tagging_header(t)?;
@@ -111,6 +123,7 @@ pub(crate) async fn put_object(
         meta,
         version_id,
         last_modified_ms,
+        stamp,
         etag: header(&headers, SOURCE_ETAG)?.trim_matches('"').to_owned(),
         part_sizes,
         checksum,
@@ -137,9 +150,9 @@ pub(crate) async fn delete_object(
     if req.input.version_id.is_some() {
         return Err(s3_error!(InvalidRequest, "a replicated delete marker never names a versionId"));
     }
-    let (version_id, last_modified_ms) = source_version(&req.headers)?;
+    let (version_id, last_modified_ms, stamp) = source_version(&req.headers)?;
     let input = req.input;
-    let record = r.delete_marker_replica(&input.bucket, &input.key, version_id, last_modified_ms).await.s3()?;
+    let record = r.delete_marker_replica(&input.bucket, &input.key, version_id, last_modified_ms, stamp).await.s3()?;
     let out = DeleteObjectOutput {
         delete_marker: Some(true),
         version_id: Some(record.version_id.as_str().to_owned()),

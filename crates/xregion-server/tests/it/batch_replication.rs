@@ -32,9 +32,12 @@ async fn failed_operations(region: &TestRegion, dst: &str) -> u64 {
 async fn bat1_existing_versions_and_delete_markers_are_replicated_on_demand() {
     let regions = TestRegion::start_many(&["us-east-1", "eu-west-1"]);
     let (sc, dc) = (regions[0].client(), regions[1].client());
-    let src = create_versioned_bucket(&sc, "batch-src").await;
+    let src = create_bucket(&sc, "batch-src").await;
     let dst = create_versioned_bucket(&dc, "batch-dst").await;
-    // Written before any configuration: never replicated live (ELI-1).
+    // Written before any configuration: never replicated live (ELI-1). The first before
+    // versioning too: the null version.
+    put(&sc, &src, "pre", b"from before versioning").await;
+    set_versioning(&sc, &src, BucketVersioningStatus::Enabled).await;
     let old1 = put(&sc, &src, "a", b"one").await.version_id.expect("vid");
     let old2 = put(&sc, &src, "a", b"two").await.version_id.expect("vid");
     put(&sc, &src, "gone", b"x").await;
@@ -53,11 +56,13 @@ async fn bat1_existing_versions_and_delete_markers_are_replicated_on_demand() {
     assert_eq!((resp.status, resp.error_code().as_deref()), (400, Some("InvalidArgument")));
     assert_eq!(regions[0].anonymous("POST", &format!("/_xregion/batch-replication/{src}")).await.status, 403);
 
-    // BAT-3 NONE: the four versions and markers written before; the live one is COMPLETED.
+    // BAT-3 NONE: the five versions and markers written before; the live one is COMPLETED.
     let summary = batch(&regions[0], &src, Some("NONE")).await;
-    assert_eq!((summary["versions_examined"].as_u64(), summary["versions_queued"].as_u64()), (Some(5), Some(4)));
+    assert_eq!((summary["versions_examined"].as_u64(), summary["versions_queued"].as_u64()), (Some(6), Some(5)));
     let versions = wait_same_versions(&sc, &src, &dc, &dst).await;
-    assert_eq!(versions.len(), 5, "{versions:?}");
+    assert_eq!(versions.len(), 6, "{versions:?}");
+    wait_completed(&sc, &src, "pre", "null").await;
+    assert_eq!(get_body(&dc, &dst, "pre", Some("null")).await, b"from before versioning");
     for id in [&old1, &old2] {
         wait_completed(&sc, &src, "a", id).await;
         assert_eq!(status(&dc, &dst, "a", id).await.as_deref(), Some("REPLICA"));
@@ -68,7 +73,7 @@ async fn bat1_existing_versions_and_delete_markers_are_replicated_on_demand() {
     let summary = batch(&regions[0], &src, Some("NONE,FAILED")).await;
     assert_eq!(summary["versions_queued"].as_u64(), Some(0));
     let summary = batch(&regions[0], &src, None).await;
-    assert_eq!(summary["versions_queued"].as_u64(), Some(5), "{summary}");
+    assert_eq!(summary["versions_queued"].as_u64(), Some(6), "{summary}");
     eventually("the back-fill to finish", || async {
         let all = all_versions(&sc, &src).await;
         let mut done = true;
