@@ -35,7 +35,7 @@ const PAGE: usize = 1000;
 const IN_FLIGHT: usize = 64;
 
 /// What a batch replication did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BatchSummary {
     /// Versions and delete markers of the bucket looked at.
     pub versions_examined: u64,

@@ -74,8 +74,8 @@ impl Endpoint {
     }
 }
 
-/// The statuses a batch replication takes (`statuses=NONE,FAILED,COMPLETED`; all three when
-/// the parameter is absent, BAT-3).
+/// The statuses a batch replication takes (`statuses=NONE,FAILED,COMPLETED,REPLICA`; the
+/// first three when the parameter is absent, BAT-3).
 fn batch_statuses(query: Option<&str>) -> S3Result<Vec<ReplicationStatus>> {
     let listed = query
         .unwrap_or_default()
@@ -169,21 +169,15 @@ impl S3Route for XregionRoute {
     }
 
     async fn check_access(&self, req: &mut S3Request<Body>) -> S3Result<()> {
+        let principal = req.credentials.as_ref().and_then(|c| self.identity.principal(&c.access_key));
+        let authorize = |action: &str, resource: &Resource| match self.authorizer.authorize(principal, action, resource)
+        {
+            Decision::Allow => Ok(()),
+            Decision::Deny(why) => Err(s3_error!(AccessDenied, "Access Denied: {}", why)),
+        };
         match Endpoint::of(&req.method, req.uri.path()) {
-            Some(Endpoint::Report(_)) => {
-                let principal = req.credentials.as_ref().and_then(|c| self.identity.principal(&c.access_key));
-                match self.authorizer.authorize(principal, REPORT_ACTION, &Resource::Service) {
-                    Decision::Allow => Ok(()),
-                    Decision::Deny(why) => Err(s3_error!(AccessDenied, "Access Denied: {}", why)),
-                }
-            }
-            Some(Endpoint::Batch(bucket)) => {
-                let principal = req.credentials.as_ref().and_then(|c| self.identity.principal(&c.access_key));
-                match self.authorizer.authorize(principal, BATCH_ACTION, &Resource::Bucket(bucket)) {
-                    Decision::Allow => Ok(()),
-                    Decision::Deny(why) => Err(s3_error!(AccessDenied, "Access Denied: {}", why)),
-                }
-            }
+            Some(Endpoint::Report(_)) => authorize(REPORT_ACTION, &Resource::Service),
+            Some(Endpoint::Batch(bucket)) => authorize(BATCH_ACTION, &Resource::Bucket(bucket)),
             // Each entry is authorized on its own object (s3:ReplicateObject / ReplicateDelete).
             Some(Endpoint::Replicate(_)) if req.credentials.is_some() => Ok(()),
             _ => Err(s3_error!(AccessDenied, "Access Denied")),
