@@ -88,8 +88,9 @@ pub struct ForwardRequest {
 
 impl ForwardRequest {
     /// The request as s3s gets it, and what is kept of it to forward, if it may be forwarded
-    /// at all. A small subresource body (see the module docs) is read whole first; a body
-    /// that cannot be read is the client's `400`, answered by s3s from what was read.
+    /// at all. A small subresource body (see the module docs) is read whole first (s3s would
+    /// read it whole too, to check its hash). If it cannot be read (the client went away),
+    /// s3s gets an empty body and refuses the request as malformed; nothing is forwarded.
     pub async fn capture(req: http::Request<Incoming>) -> (http::Request<s3s::Body>, Option<Self>) {
         fn kept(parts: &http::request::Parts, body: Bytes) -> ForwardRequest {
             ForwardRequest {
