@@ -234,13 +234,16 @@ impl HttpPeers {
     }
 }
 
+/// The text of the first `<name>` element of `xml`, trimmed (our own peers' XML: no
+/// attributes on the elements read, values read as they are).
+fn element(xml: &str, name: &str) -> Option<String> {
+    let (_, rest) = xml.split_once(&format!("<{name}>"))?;
+    rest.split_once(&format!("</{name}>")).map(|(v, _)| v.trim().to_owned())
+}
+
 /// The buckets of a `ListAllMyBucketsResult` answer (our own peers' XML: bucket names need no
 /// unescaping, dates are RFC 3339). Entries that do not parse are left out.
 fn parse_bucket_list(xml: &str, region: &str) -> Vec<ListedBucket> {
-    let element = |s: &str, name: &str| -> Option<String> {
-        let (_, rest) = s.split_once(&format!("<{name}>"))?;
-        rest.split_once(&format!("</{name}>")).map(|(v, _)| v.trim().to_owned())
-    };
     xml.split("<Bucket>")
         .skip(1)
         .filter_map(|b| {

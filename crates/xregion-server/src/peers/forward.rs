@@ -197,11 +197,10 @@ fn body_kind<B>(req: &http::Request<B>) -> BodyKind {
             || h.get(http::header::CONTENT_ENCODING)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.contains("aws-chunked"));
-    let query = req.uri().query().unwrap_or_default();
-    let param = |name: &str| query.split('&').any(|p| p == name || p.starts_with(&format!("{name}=")));
+    let query: Vec<&str> = req.uri().query().unwrap_or_default().split('&').collect();
     let subresource = match *req.method() {
-        http::Method::POST => param("uploadId") || param("delete"),
-        http::Method::PUT => param("tagging"),
+        http::Method::POST => param(&query, "uploadId") || param(&query, "delete"),
+        http::Method::PUT => param(&query, "tagging"),
         _ => false,
     };
     match (subresource, streaming, chunked, length) {

@@ -15,7 +15,7 @@ use xregion_core::objects::{Body, BodyError, ObjectMeta};
 use xregion_core::{CoreError, CoreResult};
 use xregion_types::{ChecksumAlgorithm, ChecksumValue, InvalidInput, VersionId};
 
-use super::{HttpPeers, read_body};
+use super::{HttpPeers, element, read_body};
 
 /// How long a peer may take to start answering an object read (its head). Longer than a
 /// lookup's: the peer may be busy, and the copy's client is waiting for bytes anyway.
@@ -105,11 +105,8 @@ impl ObjectHead {
             .transpose()?;
         let etag = required("etag")?.trim_matches('"').to_owned();
         let last_modified = required("last-modified")?;
-        let last_modified_ms = httpdate::parse_http_date(&last_modified)
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .and_then(|d| i64::try_from(d.as_millis()).ok())
-            .ok_or_else(|| format!("Last-Modified {last_modified:?}"))?;
+        let last_modified_ms =
+            http_date_ms(&last_modified).ok_or_else(|| format!("Last-Modified {last_modified:?}"))?;
         let length: u64 =
             required("content-length")?.parse().map_err(|_| "a Content-Length that is not a number".to_owned())?;
         let (range, size) = match text("content-range") {
@@ -156,6 +153,12 @@ impl ObjectHead {
     }
 }
 
+/// An HTTP date (`Last-Modified`) as unix milliseconds.
+fn http_date_ms(date: &str) -> Option<i64> {
+    let since_epoch = httpdate::parse_http_date(date).ok()?.duration_since(UNIX_EPOCH).ok()?;
+    i64::try_from(since_epoch.as_millis()).ok()
+}
+
 /// `bytes first-last/total`.
 fn parse_content_range(s: &str) -> Option<(u64, u64, u64)> {
     let (span, total) = s.trim().strip_prefix("bytes ")?.split_once('/')?;
@@ -177,13 +180,8 @@ fn parse_tagging(xml: &[u8]) -> Result<Vec<(String, String)>, String> {
 /// anything else says the source could not be read now.
 fn read_error(region: &str, status: http::StatusCode, h: &http::HeaderMap, body: &[u8]) -> CoreError {
     let xml = String::from_utf8_lossy(body);
-    let element = |name: &str| {
-        xml.split_once(&format!("<{name}>"))
-            .and_then(|(_, rest)| rest.split_once(&format!("</{name}>")))
-            .map(|(v, _)| v.trim().to_owned())
-    };
-    let code = element("Code").unwrap_or_default();
-    let message = element("Message").unwrap_or_else(|| status.to_string());
+    let code = element(&xml, "Code").unwrap_or_default();
+    let message = element(&xml, "Message").unwrap_or_else(|| status.to_string());
     let header = |name: &str| h.get(name).and_then(|v| v.to_str().ok());
     let marker = || header("x-amz-version-id").and_then(|v| VersionId::parse(v).ok());
     let is_marker = header("x-amz-delete-marker") == Some("true");
@@ -194,11 +192,7 @@ fn read_error(region: &str, status: http::StatusCode, h: &http::HeaderMap, body:
         (405, _) if is_marker => match marker() {
             Some(version_id) => CoreError::DeleteMarkerNotAllowed {
                 version_id,
-                last_modified_ms: header("last-modified")
-                    .and_then(|t| httpdate::parse_http_date(t).ok())
-                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                    .and_then(|d| i64::try_from(d.as_millis()).ok())
-                    .unwrap_or_default(),
+                last_modified_ms: header("last-modified").and_then(http_date_ms).unwrap_or_default(),
             },
             None => CoreError::Unavailable(format!("region {region} refused the read: {status} {code}")),
         },
