@@ -10,6 +10,7 @@ mod access;
 pub mod admin;
 mod convert;
 pub mod error;
+pub mod handoff;
 mod host;
 mod ops;
 mod service;

@@ -247,15 +247,16 @@ impl Redirects {
     /// the bucket's region in `x-amz-bucket-region` and its endpoint in the body. Every
     /// operation that names a bucket ends in `NoSuchBucket` when the bucket is not here, so
     /// that answer is checked against the peers (only then: the error path) and rewritten:
-    /// a request that can be passed on whole (`forward`: reads, object requests without a
-    /// body or with a small one; `peers/forward.rs` says which and why) is forwarded to the
-    /// bucket's region and its answer returned, anything else is redirected.
+    /// a request that can be passed on (`forward`: reads, object requests with no body, a
+    /// small one, or an upload's body handed back by its operation; `peers/forward.rs` says
+    /// which and why) is forwarded to the bucket's region and its answer returned, anything
+    /// else is redirected.
     /// Lookups from peers (`x-xregion-local-only`) are answered from local state, as asked.
     async fn reroute(
         &self,
         error_xml: &[u8],
         fields: &[(String, String)],
-        forward: Option<&ForwardRequest>,
+        forward: Option<ForwardRequest>,
         request_id: &str,
     ) -> Option<http::Response<s3s::Body>> {
         let text = std::str::from_utf8(error_xml).ok()?;
@@ -274,14 +275,22 @@ impl Redirects {
                 return Some(error_response(status, "ServiceUnavailable", &message, &[], request_id));
             }
         };
-        if let Some(forward) = forward {
+        if let Some(mut forward) = forward
+            && let Some(upload) = forward.prepare()
+        {
             let virtual_host = forward
                 .host()
                 .and_then(|h| s3s::host::S3Host::parse_host_header(&self.host, h).ok())
                 .is_some_and(|v| v.bucket().is_some());
             if let Some(path) = forward.owner_path(bucket, virtual_host) {
-                return Some(match self.peers.forward(&owner, forward, &path).await {
+                let failure = upload.as_ref().map(|u| u.failure.clone());
+                return Some(match self.peers.forward(&owner, &forward, &path, upload).await {
                     Ok(resp) => resp.map(s3s::Body::from),
+                    // The client's body failed (or did not match its checksum): its error, as
+                    // a local upload would answer it.
+                    Err(_) if let Some((status, code, message)) = failure.as_ref().and_then(|f| f.get()) => {
+                        error_response(status, &code, &message, &[], request_id)
+                    }
                     Err(e) => {
                         tracing::warn!(bucket, region = %owner, error = %e, "a request could not be forwarded");
                         let message = format!("Please reduce your request rate or retry: {e}");
@@ -354,7 +363,7 @@ impl hyper::service::Service<http::Request<Incoming>> for Edge {
             if resp.status() == http::StatusCode::NOT_FOUND
                 && !local_only
                 && let Some(bytes) = resp.body().bytes()
-                && let Some(rerouted) = redirects.reroute(&bytes, &fields, forward.as_ref(), &request_id).await
+                && let Some(rerouted) = redirects.reroute(&bytes, &fields, forward, &request_id).await
             {
                 resp = rerouted;
             } else if resp.status().as_u16() >= 400

@@ -85,11 +85,28 @@ impl StampTagCheck {
 
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// The body of a request to a peer: whole, or streamed (a forwarded upload).
+type PeerBody = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// A whole body for a peer request.
+fn whole(body: Bytes) -> PeerBody {
+    Full::new(body).map_err(|never| match never {}).boxed_unsync()
+}
+
+/// How long a peer may take to answer.
+enum Patience {
+    /// From the moment the request is sent.
+    Fixed(Duration),
+    /// From the moment its streamed body was sent whole (the receiver hears it then): a
+    /// client's upload may take longer than any answer should.
+    AfterBody(Duration, tokio::sync::oneshot::Receiver<()>),
+}
+
 /// Asks the other regions of the deployment over HTTP.
 pub struct HttpPeers {
     peers: BTreeMap<String, String>,
     credential: Credential,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpConnector, PeerBody>,
     tags: std::sync::Arc<StampTagCheck>,
 }
 
@@ -127,11 +144,12 @@ impl HttpPeers {
         endpoint: &str,
         path_and_query: &str,
     ) -> CoreResult<http::Response<hyper::body::Incoming>> {
-        self.send_body(method, region, endpoint, path_and_query, &[], Bytes::new(), LOOKUP_TIMEOUT).await
+        let patience = Patience::Fixed(LOOKUP_TIMEOUT);
+        self.send_body(method, region, endpoint, path_and_query, &[], whole(Bytes::new()), patience).await
     }
 
-    /// [`Self::send`] with more headers and a body (sent unsigned, `UNSIGNED-PAYLOAD`),
-    /// waiting up to `timeout` for the answer's head.
+    /// [`Self::send`] with more headers and a body (sent unsigned, `UNSIGNED-PAYLOAD`): a
+    /// whole one ([`whole`]) or a stream (a forwarded upload), waiting as `patience` says.
     #[allow(clippy::too_many_arguments, reason = "one request's parts; a struct would only rename them")]
     async fn send_body(
         &self,
@@ -140,8 +158,8 @@ impl HttpPeers {
         endpoint: &str,
         path_and_query: &str,
         headers: &[(&str, String)],
-        body: Bytes,
-        timeout: Duration,
+        body: PeerBody,
+        patience: Patience,
     ) -> CoreResult<http::Response<hyper::body::Incoming>> {
         let url = format!("{endpoint}{path_and_query}");
         let mut builder = http::Request::builder()
@@ -152,7 +170,7 @@ impl HttpPeers {
         for (name, value) in headers {
             builder = builder.header(*name, value);
         }
-        let mut req = builder.body(Full::new(body)).map_err(|e| CoreError::Internal(format!("peer request: {e}")))?;
+        let mut req = builder.body(body).map_err(|e| CoreError::Internal(format!("peer request: {e}")))?;
         let host = req.uri().authority().map(|a| a.to_string()).unwrap_or_default();
         req.headers_mut().insert(
             http::header::HOST,
@@ -160,10 +178,23 @@ impl HttpPeers {
         );
         sign_request(&mut req, &self.credential, region)
             .map_err(|e| CoreError::Internal(format!("peer signing: {e}")))?;
-        let resp = tokio::time::timeout(timeout, self.client.request(req))
-            .await
-            .map_err(|_| CoreError::Unavailable(format!("region {region} did not answer in time")))?
-            .map_err(|e| CoreError::Unavailable(format!("region {region} is unreachable: {e}")))?;
+        let late = || CoreError::Unavailable(format!("region {region} did not answer in time"));
+        let answer = self.client.request(req);
+        let resp = match patience {
+            Patience::Fixed(timeout) => tokio::time::timeout(timeout, answer).await.map_err(|_| late())?,
+            Patience::AfterBody(timeout, sent) => {
+                let deadline = async move {
+                    // A body that failed drops its sender: the request fails by itself then.
+                    let _ = sent.await;
+                    tokio::time::sleep(timeout).await;
+                };
+                tokio::select! {
+                    resp = answer => resp,
+                    () = deadline => return Err(late()),
+                }
+            }
+        }
+        .map_err(|e| CoreError::Unavailable(format!("region {region} is unreachable: {e}")))?;
         self.tags.observe(region, resp.headers().get(STAMP_TAG_HEADER));
         Ok(resp)
     }

@@ -7,12 +7,13 @@ use xregion_core::copy::CopySourceRef;
 use xregion_meta::ListUploadsQuery;
 
 use super::object::{
-    body_of, checked_put_len, checksum_request, claimed_value, copy_error, copy_source, read_conditions,
+    body_of, checked_put_len, checksum_request_of, claimed_value, copy_error, copy_source, read_conditions,
 };
 use super::unsupported::{check_customer_key, write_features_of};
 use super::write_version_header;
 use crate::convert::{self, ChecksumFields, etag, parse_tagging_header, ts};
 use crate::error::IntoS3;
+use crate::handoff::{Unsent, hand_off};
 
 pub(crate) async fn create_multipart_upload(
     r: &Region,
@@ -47,25 +48,28 @@ pub(crate) async fn create_multipart_upload(
 }
 
 pub(crate) async fn upload_part(r: &Region, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
-    let S3Request { input, headers, trailing_headers, .. } = req;
+    let S3Request { input, headers, trailing_headers, extensions, .. } = req;
     let part_number = Region::check_part_number(input.part_number).s3()?;
-    let upload = r.upload(&input.bucket, &input.key, &input.upload_id).s3()?;
+    let upload = match r.upload(&input.bucket, &input.key, &input.upload_id) {
+        Ok(upload) => upload,
+        Err(e) => {
+            // Perhaps an upload to another region's bucket: the edge may forward the part.
+            let cs = checksum_request_of!(&headers, input)?;
+            let unsent = Unsent {
+                headers: &headers,
+                body: input.body,
+                length: checked_put_len(&headers, input.content_length)?,
+                trailer: cs.trailer_of(trailing_headers),
+            };
+            return Err(hand_off(e, &extensions, unsent));
+        }
+    };
     check_customer_key(
         input.sse_customer_algorithm.as_deref(),
         input.sse_customer_key.as_deref(),
         input.sse_customer_key_md5.as_deref(),
     )?;
-    let mut cs = checksum_request(
-        &headers,
-        input.checksum_algorithm.as_ref(),
-        [
-            input.checksum_crc32.as_ref(),
-            input.checksum_crc32c.as_ref(),
-            input.checksum_crc64nvme.as_ref(),
-            input.checksum_sha1.as_ref(),
-            input.checksum_sha256.as_ref(),
-        ],
-    )?;
+    let mut cs = checksum_request_of!(&headers, input)?;
     match (upload.checksum_algorithm, cs.algorithm) {
         // A part checksum of another algorithm would make the composite checksum wrong.
         (Some(expected), Some(actual)) if expected != actual => {

@@ -15,6 +15,7 @@ use super::unsupported::{check_customer_key, write_features_of};
 use super::{read_version_header, write_version_header};
 use crate::convert::{self, ChecksumFields, etag, etag_match, parse_tagging_header, tags_from, tags_to, ts};
 use crate::error::{IntoS3, to_s3};
+use crate::handoff::{Unsent, hand_off};
 
 /// Wraps an s3s request body as a core body.
 pub(crate) fn body_of(blob: Option<StreamingBlob>) -> Body<'static> {
@@ -92,6 +93,34 @@ pub(crate) fn checksum_request(
     Ok(ChecksumRequest { algorithm: requested, header_value: None, trailer: None })
 }
 
+/// [`checksum_request`] of an upload's input (PutObject, UploadPart): the same five fields.
+macro_rules! checksum_request_of {
+    ($headers:expr, $input:expr) => {
+        $crate::ops::object::checksum_request(
+            $headers,
+            $input.checksum_algorithm.as_ref(),
+            [
+                $input.checksum_crc32.as_ref(),
+                $input.checksum_crc32c.as_ref(),
+                $input.checksum_crc64nvme.as_ref(),
+                $input.checksum_sha1.as_ref(),
+                $input.checksum_sha256.as_ref(),
+            ],
+        )
+    };
+}
+pub(crate) use checksum_request_of;
+
+impl ChecksumRequest {
+    /// A trailing checksum's algorithm and name, with the trailers to read it from.
+    pub(crate) fn trailer_of(
+        &self,
+        trailers: Option<s3s::TrailingHeaders>,
+    ) -> Option<(ChecksumAlgorithm, &'static str, Option<s3s::TrailingHeaders>)> {
+        Some((self.algorithm?, self.trailer?, trailers))
+    }
+}
+
 /// After the body was read: the value the client claims (header or trailer).
 pub(crate) fn claimed_value(c: &ChecksumRequest, trailers: Option<&s3s::TrailingHeaders>) -> Option<String> {
     if let Some(v) = &c.header_value {
@@ -102,8 +131,18 @@ pub(crate) fn claimed_value(c: &ChecksumRequest, trailers: Option<&s3s::Trailing
 }
 
 pub(crate) async fn put_object(r: &Region, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
-    let S3Request { input, headers, trailing_headers, .. } = req;
-    r.bucket(&input.bucket).s3()?;
+    let S3Request { input, headers, trailing_headers, extensions, .. } = req;
+    if let Err(e) = r.bucket(&input.bucket) {
+        // Perhaps another region's bucket: the edge may forward the upload (`handoff`).
+        let checksum = checksum_request_of!(&headers, input)?;
+        let unsent = Unsent {
+            headers: &headers,
+            body: input.body,
+            length: checked_put_len(&headers, input.content_length)?,
+            trailer: checksum.trailer_of(trailing_headers),
+        };
+        return Err(hand_off(e, &extensions, unsent));
+    }
     write_features_of!(input).check()?;
     let mut meta = convert::object_meta_of!(input);
     if let Some(t) = &input.tagging {
@@ -111,17 +150,7 @@ pub(crate) async fn put_object(r: &Region, req: S3Request<PutObjectInput>) -> S3
     }
     meta.validate().s3()?;
     let precondition = write_precondition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
-    let checksum = checksum_request(
-        &headers,
-        input.checksum_algorithm.as_ref(),
-        [
-            input.checksum_crc32.as_ref(),
-            input.checksum_crc32c.as_ref(),
-            input.checksum_crc64nvme.as_ref(),
-            input.checksum_sha1.as_ref(),
-            input.checksum_sha256.as_ref(),
-        ],
-    )?;
+    let checksum = checksum_request_of!(&headers, input)?;
     let stored = r
         .write_body(
             body_of(input.body),

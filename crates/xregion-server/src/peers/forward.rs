@@ -17,18 +17,25 @@
 //! * object requests without a body: CopyObject, UploadPartCopy, DeleteObject,
 //!   CreateMultipartUpload, AbortMultipartUpload;
 //! * small XML bodies, kept whole while s3s reads them ([`ForwardRequest::capture`]):
-//!   CompleteMultipartUpload, Put/DeleteObjectTagging, DeleteObjects.
+//!   CompleteMultipartUpload, Put/DeleteObjectTagging, DeleteObjects;
+//! * uploads (PutObject, UploadPart). Their bodies are streamed and, with `aws-chunked`
+//!   framing, signed chunk by chunk for this region, so they cannot be passed on as received:
+//!   the operation hands the decoded body back ([`xregion_s3api::handoff`]) and it is sent on
+//!   with a plain `Content-Length`, each chunk's signature checked here as it passes, a
+//!   trailing checksum checked before the last chunk leaves.
 //!
-//! Everything else gets the `301`, as on S3: uploads (PutObject, UploadPart), whose bodies are
-//! streamed and may be signed chunk by chunk for this region (`aws-chunked`), bucket
-//! configuration, and HeadBucket, from which clients and peers learn where a bucket lives.
+//! Everything else gets the `301`, as on S3: bucket configuration, and HeadBucket, from which
+//! clients and peers learn where a bucket lives.
 
 use bytes::Bytes;
+use futures::{StreamExt as _, TryStreamExt as _};
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use xregion_core::{CoreError, CoreResult};
+use xregion_s3api::handoff::{PendingUpload, UploadHandoff};
+use xregion_types::ChecksumAlgorithm;
 
-use super::{HttpPeers, STAMP_TAG_HEADER};
+use super::{HttpPeers, Patience, PeerBody, STAMP_TAG_HEADER, whole};
 
 /// How long the bucket's region may take to start answering a forwarded read.
 const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -73,6 +80,9 @@ const PRESIGN_PARAMS: [&str; 10] = [
     "Expires",
 ];
 
+/// Headers of an upload's framing, not forwarded with its decoded body.
+const UPLOAD_FRAMING: [&str; 3] = ["content-length", "x-amz-decoded-content-length", "x-amz-trailer"];
+
 /// Answer headers not passed back: connection-level ones, and the peer's stamp tag.
 const NOT_RETURNED: [&str; 5] = ["connection", "keep-alive", "transfer-encoding", "upgrade", STAMP_TAG_HEADER];
 
@@ -84,6 +94,8 @@ pub struct ForwardRequest {
     headers: http::HeaderMap,
     /// The whole body (empty for requests without one).
     body: Bytes,
+    /// For a streamed upload: where the operation leaves its body if the bucket is not here.
+    upload: Option<UploadHandoff>,
 }
 
 impl ForwardRequest {
@@ -98,6 +110,7 @@ impl ForwardRequest {
                 uri: parts.uri.clone(),
                 headers: parts.headers.clone(),
                 body,
+                upload: None,
             }
         }
         match body_kind(&req) {
@@ -119,6 +132,20 @@ impl ForwardRequest {
                         (http::Request::from_parts(parts, s3s::Body::empty()), None)
                     }
                 }
+            }
+            // Only the handoff is kept; the headers come back with the body, if at all.
+            BodyKind::Streamed if req.method() == http::Method::PUT => {
+                let handoff = UploadHandoff::default();
+                let (mut parts, body) = req.into_parts();
+                parts.extensions.insert(handoff.clone());
+                let forward = ForwardRequest {
+                    method: parts.method.clone(),
+                    uri: parts.uri.clone(),
+                    headers: http::HeaderMap::new(),
+                    body: Bytes::new(),
+                    upload: Some(handoff),
+                };
+                (http::Request::from_parts(parts, s3s::Body::from(body)), Some(forward))
             }
             BodyKind::Streamed => (req.map(s3s::Body::from), None),
         }
@@ -145,17 +172,26 @@ impl ForwardRequest {
             http::Method::HEAD => !bucket_level,
             // DeleteObjects is the one bucket-level write forwarded (`aws s3 rm --recursive`).
             http::Method::POST if bucket_level => param(&query, "delete"),
-            // An upload (PutObject, UploadPart) never, also an empty one: uploads go to the
-            // bucket's region whatever their size. Copies and tags do.
-            http::Method::PUT => {
-                !bucket_level && (self.headers.contains_key("x-amz-copy-source") || param(&query, "tagging"))
-            }
+            // Object writes: uploads, copies, tags, deletes, multipart requests.
             _ => !bucket_level,
         };
         if !forwarded {
             return None;
         }
         Some(if query.is_empty() { path } else { format!("{path}?{}", query.join("&")) })
+    }
+
+    /// What to forward with the request: for a streamed upload the body the operation handed
+    /// back (its headers become the request's), else nothing more. `None` if an upload's
+    /// operation handed back nothing: it did not get as far, and the request keeps its
+    /// redirect.
+    pub fn prepare(&mut self) -> Option<Option<PendingUpload>> {
+        let Some(handoff) = &self.upload else {
+            return Some(None);
+        };
+        let mut pending = handoff.take()?;
+        self.headers = std::mem::take(&mut pending.headers);
+        Some(Some(pending))
     }
 
     /// The Host the client sent.
@@ -212,29 +248,84 @@ fn body_kind<B>(req: &http::Request<B>) -> BodyKind {
 impl HttpPeers {
     /// Sends a client's request to `region` at `path_and_query` and returns the answer to
     /// pass back: its status, headers (less connection-level ones) and streamed body.
+    /// `upload` is a streamed upload's decoded body ([`ForwardRequest::prepare`]).
     pub async fn forward(
         &self,
         region: &str,
         req: &ForwardRequest,
         path_and_query: &str,
+        upload: Option<PendingUpload>,
     ) -> CoreResult<http::Response<Incoming>> {
         let endpoint =
             self.peers.get(region).ok_or_else(|| CoreError::Unavailable(format!("unknown region {region}")))?;
-        let headers: Vec<(&str, String)> = req
+        let mut headers: Vec<(&str, String)> = req
             .headers
             .iter()
             .filter(|(name, _)| !NOT_FORWARDED.contains(&name.as_str()) && name.as_str() != super::LOCAL_ONLY_HEADER)
+            .filter(|(name, _)| upload.is_none() || !UPLOAD_FRAMING.contains(&name.as_str()))
             .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?.to_owned())))
             .collect();
-        let read = req.method == http::Method::GET || req.method == http::Method::HEAD;
-        let timeout = if read { READ_TIMEOUT } else { WRITE_TIMEOUT };
-        let body = req.body.clone();
+        let Some(upload) = upload else {
+            let read = req.method == http::Method::GET || req.method == http::Method::HEAD;
+            let patience = Patience::Fixed(if read { READ_TIMEOUT } else { WRITE_TIMEOUT });
+            let body = whole(req.body.clone());
+            return self.answer(region, endpoint, &req.method, path_and_query, &headers, body, patience).await;
+        };
+        for_decoded_body(&mut headers, upload.length, upload.trailer_algorithm);
+        let (sent, sent_rx) = tokio::sync::oneshot::channel();
+        let mut sent = Some(sent);
+        let end = futures::stream::poll_fn(move |_| {
+            if let Some(sent) = sent.take() {
+                let _ = sent.send(());
+            }
+            std::task::Poll::Ready(None)
+        });
+        let frames = upload.body.chain(end).map_ok(hyper::body::Frame::data);
+        let body = http_body_util::StreamBody::new(frames).boxed_unsync();
+        let patience = Patience::AfterBody(WRITE_TIMEOUT, sent_rx);
+        self.answer(region, endpoint, &req.method, path_and_query, &headers, body, patience).await
+    }
+
+    /// Sends a forwarded request and passes its answer back, less what is not returned.
+    #[allow(clippy::too_many_arguments, reason = "one request's parts; a struct would only rename them")]
+    async fn answer(
+        &self,
+        region: &str,
+        endpoint: &str,
+        method: &http::Method,
+        path_and_query: &str,
+        headers: &[(&str, String)],
+        body: PeerBody,
+        patience: Patience,
+    ) -> CoreResult<http::Response<Incoming>> {
         let mut resp =
-            self.send_body(req.method.as_str(), region, endpoint, path_and_query, &headers, body, timeout).await?;
+            self.send_body(method.as_str(), region, endpoint, path_and_query, headers, body, patience).await?;
         for name in NOT_RETURNED {
             resp.headers_mut().remove(name);
         }
         Ok(resp)
+    }
+}
+
+/// An upload's headers for its decoded body: no `aws-chunked` coding, its decoded length, and
+/// the algorithm of a trailing checksum (`x-amz-checksum-algorithm`, which asks xregion to
+/// compute one; the value was checked here) so that the bucket's region stores it too. The
+/// framing headers ([`UPLOAD_FRAMING`]) are gone already.
+fn for_decoded_body(headers: &mut Vec<(&str, String)>, length: Option<u64>, trailer: Option<ChecksumAlgorithm>) {
+    headers.retain_mut(|(name, value)| {
+        if *name != "content-encoding" {
+            return true;
+        }
+        let codings: Vec<&str> =
+            value.split(',').map(str::trim).filter(|c| !c.eq_ignore_ascii_case("aws-chunked")).collect();
+        *value = codings.join(", ");
+        !value.is_empty()
+    });
+    if let Some(len) = length {
+        headers.push(("content-length", len.to_string()));
+    }
+    if let Some(alg) = trailer {
+        headers.push(("x-amz-checksum-algorithm", alg.as_str().to_owned()));
     }
 }
 
@@ -257,6 +348,7 @@ mod tests {
             uri: req.uri().clone(),
             headers: req.headers().clone(),
             body: Bytes::new(),
+            upload: None,
         }
     }
 
@@ -278,6 +370,26 @@ mod tests {
     }
 
     #[test]
+    fn an_upload_goes_on_without_its_framing() {
+        let sent = |headers: &[(&'static str, &str)], trailer| {
+            let mut headers: Vec<(&str, String)> = headers.iter().map(|(n, v)| (*n, (*v).to_owned())).collect();
+            for_decoded_body(&mut headers, Some(7), trailer);
+            headers
+        };
+        let own = [("content-encoding", "gzip, aws-chunked"), ("x-amz-meta-a", "1")];
+        assert_eq!(
+            sent(&own, Some(ChecksumAlgorithm::Crc32)),
+            [
+                ("content-encoding", "gzip".to_owned()),
+                ("x-amz-meta-a", "1".to_owned()),
+                ("content-length", "7".to_owned()),
+                ("x-amz-checksum-algorithm", "CRC32".to_owned())
+            ]
+        );
+        assert_eq!(sent(&[("content-encoding", "aws-chunked")], None), [("content-length", "7".to_owned())]);
+    }
+
+    #[test]
     fn paths_become_path_style_without_presigning() {
         assert_eq!(kept("GET", "/b/k%20x?versionId=1").owner_path("b", false).as_deref(), Some("/b/k%20x?versionId=1"));
         assert_eq!(kept("GET", "/k%20x").owner_path("b", true).as_deref(), Some("/b/k%20x"));
@@ -296,7 +408,7 @@ mod tests {
     }
 
     #[test]
-    fn bucket_requests_keep_their_redirect_but_reads_and_deletes() {
+    fn only_bucket_requests_keep_their_redirect_but_reads_and_deletes() {
         assert_eq!(kept("HEAD", "/b").owner_path("b", false), None);
         assert_eq!(kept("HEAD", "/b/").owner_path("b", false), None);
         assert_eq!(kept("HEAD", "/").owner_path("b", true), None);
@@ -308,12 +420,9 @@ mod tests {
         assert_eq!(kept("DELETE", "/b").owner_path("b", false), None, "DeleteBucket");
         assert_eq!(kept("PUT", "/b?versioning").owner_path("b", false), None);
         assert!(kept("POST", "/b?delete").owner_path("b", false).is_some(), "DeleteObjects");
-        assert_eq!(kept("PUT", "/b/k").owner_path("b", false), None, "PutObject, also an empty one");
-        assert_eq!(kept("PUT", "/b/k?partNumber=1&uploadId=u").owner_path("b", false), None, "UploadPart");
+        assert!(kept("PUT", "/b/k").owner_path("b", false).is_some(), "PutObject, CopyObject");
+        assert!(kept("PUT", "/b/k?partNumber=1&uploadId=u").owner_path("b", false).is_some(), "UploadPart");
         assert!(kept("PUT", "/b/k?tagging").owner_path("b", false).is_some());
-        let mut copy = kept("PUT", "/b/k");
-        copy.headers.insert("x-amz-copy-source", http::HeaderValue::from_static("/a/k"));
-        assert!(copy.owner_path("b", false).is_some(), "CopyObject");
         assert!(kept("DELETE", "/b/k?versionId=v").owner_path("b", false).is_some());
         assert!(kept("POST", "/b/k?uploads").owner_path("b", false).is_some());
     }

@@ -15,7 +15,7 @@ use xregion_core::objects::{Body, BodyError, ObjectMeta};
 use xregion_core::{CoreError, CoreResult};
 use xregion_types::{ChecksumAlgorithm, ChecksumValue, InvalidInput, VersionId};
 
-use super::{HttpPeers, element, read_body};
+use super::{HttpPeers, Patience, element, read_body, whole};
 
 /// How long a peer may take to start answering an object read (its head). Longer than a
 /// lookup's: the peer may be busy, and the copy's client is waiting for bytes anyway.
@@ -38,8 +38,17 @@ impl HttpPeers {
             None => headers.push(("x-amz-checksum-mode", "ENABLED".to_owned())),
         }
         let path_and_query = format!("{path}{query}");
-        let resp =
-            self.send_body("GET", region, endpoint, &path_and_query, &headers, Bytes::new(), READ_TIMEOUT).await?;
+        let resp = self
+            .send_body(
+                "GET",
+                region,
+                endpoint,
+                &path_and_query,
+                &headers,
+                whole(Bytes::new()),
+                Patience::Fixed(READ_TIMEOUT),
+            )
+            .await?;
         let status = resp.status();
         if !status.is_success() {
             let h = resp.headers().clone();
@@ -52,7 +61,9 @@ impl HttpPeers {
         if read.tags && head.tag_count > 0 {
             let version = head.version_id.as_ref().map_or("null", VersionId::as_str);
             let tagging = format!("{path}?tagging&versionId={}", urlencoding::encode(version));
-            let tags = self.send_body("GET", region, endpoint, &tagging, &[], Bytes::new(), READ_TIMEOUT).await?;
+            let tags = self
+                .send_body("GET", region, endpoint, &tagging, &[], whole(Bytes::new()), Patience::Fixed(READ_TIMEOUT))
+                .await?;
             let status = tags.status();
             let h = tags.headers().clone();
             let body = read_body(region, tags).await?;

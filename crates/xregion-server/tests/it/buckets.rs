@@ -233,9 +233,13 @@ async fn two_regions_share_one_bucket_namespace() {
         assert!(loc.location_constraint().is_none_or(|c| c.as_str().is_empty()), "{loc:?}");
     }
 
-    // Any write on the wrong region: 301 PermanentRedirect naming the owner's region and
-    // endpoint, as S3 answers at the wrong regional endpoint; nothing is written.
-    let err = expect_error(s3_us.put_object().bucket(&eu_bucket).key("k").send().await, 301, Some("PermanentRedirect"));
+    // A bucket's configuration on the wrong region: 301 PermanentRedirect naming the owner's
+    // region and endpoint, as S3 answers at the wrong regional endpoint; nothing is written.
+    let suspended = aws_sdk_s3::types::VersioningConfiguration::builder()
+        .status(aws_sdk_s3::types::BucketVersioningStatus::Suspended)
+        .build();
+    let res = s3_us.put_bucket_versioning().bucket(&eu_bucket).versioning_configuration(suspended).send().await;
+    let err = expect_error(res, 301, Some("PermanentRedirect"));
     assert_eq!(header_of(&err, "x-amz-bucket-region"), Some("eu-west-1"));
     expect_error(s3_eu.delete_bucket().bucket(&us_bucket).send().await, 301, Some("PermanentRedirect"));
     // Reads are answered with the owner's answer (forwarded: tests/it/forwarded.rs).
@@ -243,7 +247,8 @@ async fn two_regions_share_one_bucket_namespace() {
     assert_eq!(listed.key_count(), Some(0));
     let raw = us.signed("GET", &format!("/{eu_bucket}/k"), &[], b"").await;
     assert_eq!((raw.status, raw.error_code().as_deref()), (404, Some("NoSuchKey")));
-    let raw = us.signed("PUT", &format!("/{eu_bucket}/k"), &[], b"body").await;
+    let versioning = b"<VersioningConfiguration><Status>Suspended</Status></VersioningConfiguration>";
+    let raw = us.signed("PUT", &format!("/{eu_bucket}?versioning"), &[], versioning).await;
     assert_eq!((raw.status, raw.error_code().as_deref()), (301, Some("PermanentRedirect")));
     let body = String::from_utf8_lossy(&raw.body);
     let endpoint = eu.endpoint().trim_start_matches("http://").to_owned();

@@ -13,7 +13,7 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 /// The value S3 shows for `data` under `algorithm` (base64 of the big-endian digest).
-fn expected_checksum(algorithm: &ChecksumAlgorithm, data: &[u8]) -> String {
+pub(crate) fn expected_checksum(algorithm: &ChecksumAlgorithm, data: &[u8]) -> String {
     use crc_fast::CrcAlgorithm;
     use sha2::Digest as _;
     match algorithm {

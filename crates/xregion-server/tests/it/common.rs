@@ -394,10 +394,21 @@ pub fn signature_headers(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Vec<(String, String)> {
+    signature_headers_for(signer, method, url, headers, aws_sigv4::http_request::SignableBody::Bytes(body))
+}
+
+/// [`signature_headers`] for a body given by its payload hash, e.g. `SignableBody::Precomputed`
+/// with `STREAMING-UNSIGNED-PAYLOAD-TRAILER` for an `aws-chunked` body written by hand.
+pub fn signature_headers_for(
+    signer: &Signer<'_>,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: aws_sigv4::http_request::SignableBody<'_>,
+) -> Vec<(String, String)> {
     let Signer { region, access_key, secret_key, time } = *signer;
     use aws_sigv4::http_request::{
-        PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
-        UriPathNormalizationMode, sign,
+        PayloadChecksumKind, PercentEncodingMode, SignableRequest, SigningSettings, UriPathNormalizationMode, sign,
     };
     use aws_sigv4::sign::v4;
 
@@ -416,8 +427,7 @@ pub fn signature_headers(
         .build()
         .expect("signing params")
         .into();
-    let signable = SignableRequest::new(method, url, headers.iter().copied(), SignableBody::Bytes(body))
-        .expect("signable request");
+    let signable = SignableRequest::new(method, url, headers.iter().copied(), body).expect("signable request");
     let (instructions, _signature) = sign(signable, &params).expect("sign").into_parts();
     instructions.headers().map(|(n, v)| (n.to_owned(), v.to_owned())).collect()
 }
