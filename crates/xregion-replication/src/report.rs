@@ -52,6 +52,27 @@ pub struct ReplicationReport {
     /// server fills it in; `None` from [`build`]). A peer in `shared_with` can generate the
     /// same version stamps as this region: each region must list all the others as peers.
     pub stamp_tag: Option<StampTagReport>,
+    /// Requests for buckets of other regions that this region passed on to them, per region,
+    /// since start (the server fills it in; empty from [`build`]). Each forwarded byte crosses
+    /// between the sites twice: to the owner and back, or from the client and on.
+    pub forwarded: Vec<ForwardedReport>,
+}
+
+/// Requests forwarded to one peer region since start.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ForwardedReport {
+    /// The region the requests went to.
+    pub region: String,
+    /// Reads (GET, HEAD) forwarded.
+    pub reads: u64,
+    /// Writes forwarded (uploads, copies, deletes, tags, multipart requests).
+    pub writes: u64,
+    /// Bytes of upload bodies sent on.
+    pub upload_bytes: u64,
+    /// Requests the region was found to own but did not answer (it went away, was too slow,
+    /// or broke off); the client got `503`. A region that cannot be asked at all fails the
+    /// lookup before this, also with `503`, and shows in `destinations` and the log.
+    pub unavailable: u64,
 }
 
 /// A region's version stamp tag (`xregion_types::stamp_tag`) and the peers that share it.
@@ -257,6 +278,7 @@ pub fn build(region: &Region, status: &WorkerStatus) -> Result<ReplicationReport
         metadata_writer: meta.writer_stats(),
         disk: region.disk_status().ok(),
         stamp_tag: None,
+        forwarded: Vec::new(),
     })
 }
 
@@ -374,6 +396,31 @@ impl ReplicationReport {
                 vec![(String::new(), tags.shared_with.len().to_string())],
             );
         }
+        let to = |f: &ForwardedReport| format!(",to_region=\"{}\"", label(&f.region));
+        family(
+            "xregion_forwarded_requests_total",
+            "counter",
+            "Requests for buckets of other regions passed on to them.",
+            self.forwarded
+                .iter()
+                .flat_map(|f| {
+                    [(format!("{},kind=\"read\"", to(f)), f.reads), (format!("{},kind=\"write\"", to(f)), f.writes)]
+                })
+                .map(|(labels, n)| (labels, n.to_string()))
+                .collect(),
+        );
+        family(
+            "xregion_forwarded_upload_bytes_total",
+            "counter",
+            "Bytes of upload bodies passed on to other regions.",
+            self.forwarded.iter().map(|f| (to(f), f.upload_bytes.to_string())).collect(),
+        );
+        family(
+            "xregion_forwarded_unavailable_total",
+            "counter",
+            "Requests passed on to their bucket's region that it did not answer (answered 503).",
+            self.forwarded.iter().map(|f| (to(f), f.unavailable.to_string())).collect(),
+        );
         let name = "xregion_replication_lag_seconds";
         let _ = writeln!(
             out,
@@ -511,6 +558,22 @@ mod tests {
         assert_eq!(report.metadata_writer.ops, 6);
         assert_eq!(json["metadata_writer"]["ops"], 6);
         assert!(text.contains("xregion_metadata_writer_ops_total{region=\"test-1\"} 6"), "{text}");
+        assert!(!text.contains("xregion_forwarded_requests_total{"), "no peers, nothing forwarded: {text}");
+        // Forwarded requests, as the server fills them in.
+        let mut with_peers = report.clone();
+        let eu = ForwardedReport { region: "eu-west-1".into(), reads: 2, writes: 3, upload_bytes: 100, unavailable: 1 };
+        with_peers.forwarded = vec![eu];
+        let text = with_peers.to_prometheus();
+        for line in [
+            "xregion_forwarded_requests_total{region=\"test-1\",to_region=\"eu-west-1\",kind=\"read\"} 2",
+            "xregion_forwarded_requests_total{region=\"test-1\",to_region=\"eu-west-1\",kind=\"write\"} 3",
+            "xregion_forwarded_upload_bytes_total{region=\"test-1\",to_region=\"eu-west-1\"} 100",
+            "xregion_forwarded_unavailable_total{region=\"test-1\",to_region=\"eu-west-1\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        let json: serde_json::Value = serde_json::from_str(&with_peers.to_json()).unwrap();
+        assert_eq!(json["forwarded"][0]["upload_bytes"], 100);
         let groups = report.metadata_writer.groups;
         assert!(text.contains(&format!("xregion_metadata_writer_groups_total{{region=\"test-1\"}} {groups}")));
         assert!(text.contains("# TYPE xregion_metadata_writer_checkpoint_seconds_total counter"));

@@ -61,8 +61,12 @@ pub fn start_region_on(cfg: &RegionConfig, listener: TcpListener) -> anyhow::Res
     let identity =
         Identity::with_root(Credential { access_key: cfg.access_key.clone(), secret_key: cfg.secret_key.clone() });
     let replication = start_replication(cfg, addr, &region);
-    let reports =
-        Arc::new(Reports { region: region.clone(), status: replication.status_reader(), tags: Arc::clone(&tags) });
+    let reports = Arc::new(Reports {
+        region: region.clone(),
+        status: replication.status_reader(),
+        tags: Arc::clone(&tags),
+        peers: Arc::clone(&peers),
+    });
     let region_handle = region.clone();
     let reports_handle: Arc<dyn AdminReports> = reports.clone();
     let service = xregion_s3api::build_service(region, identity, Arc::new(RootOnly), cfg.domains.clone(), reports);
@@ -123,18 +127,21 @@ struct Reports {
     region: Region,
     status: StatusReader,
     tags: Arc<StampTagCheck>,
+    peers: Arc<HttpPeers>,
 }
 
 impl AdminReports for Reports {
     fn render(&self, report: AdminReport) -> BoxFuture<'_, Result<String, String>> {
         let (region, status) = (self.region.clone(), self.status.get());
         let stamp_tag = StampTagReport { tag: self.tags.own(), shared_with: self.tags.shared_with() };
+        let forwarded = self.peers.forwarded_report();
         Box::pin(async move {
             let mut built = tokio::task::spawn_blocking(move || xregion_replication::report::build(&region, &status))
                 .await
                 .map_err(|e| format!("report task failed: {e}"))?
                 .map_err(|e| format!("reading the outbox: {e}"))?;
             built.stamp_tag = Some(stamp_tag);
+            built.forwarded = forwarded;
             Ok(match report {
                 AdminReport::ReplicationJson => built.to_json(),
                 AdminReport::Metrics => built.to_prometheus(),

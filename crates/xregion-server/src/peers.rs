@@ -27,7 +27,7 @@ use xregion_types::VersioningState;
 mod forward;
 mod read;
 
-pub use forward::ForwardRequest;
+pub use forward::{ForwardCounters, ForwardRequest};
 
 /// Header that asks a region to answer bucket lookups from local state only.
 pub const LOCAL_ONLY_HEADER: &str = "x-xregion-local-only";
@@ -108,6 +108,8 @@ pub struct HttpPeers {
     credential: Credential,
     client: Client<HttpConnector, PeerBody>,
     tags: std::sync::Arc<StampTagCheck>,
+    /// Requests forwarded to each peer (`forward.rs`).
+    forwarded: ForwardCounters,
 }
 
 impl HttpPeers {
@@ -122,7 +124,13 @@ impl HttpPeers {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new()).build(connector);
-        Self { peers, credential: Credential { access_key, secret_key }, client, tags }
+        let forwarded = ForwardCounters::new(peers.keys());
+        Self { peers, credential: Credential { access_key, secret_key }, client, tags, forwarded }
+    }
+
+    /// Requests forwarded to each peer since start, for the operator report.
+    pub fn forwarded_report(&self) -> Vec<xregion_replication::report::ForwardedReport> {
+        self.forwarded.report()
     }
 
     /// Asks every peer once, only to learn their stamp tags; errors are ignored (a peer that

@@ -27,11 +27,16 @@
 //! Everything else gets the `301`, as on S3: bucket configuration, and HeadBucket, from which
 //! clients and peers learn where a bucket lives.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use bytes::Bytes;
 use futures::{StreamExt as _, TryStreamExt as _};
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use xregion_core::{CoreError, CoreResult};
+use xregion_replication::report::ForwardedReport;
 use xregion_s3api::handoff::{PendingUpload, UploadHandoff};
 use xregion_types::ChecksumAlgorithm;
 
@@ -85,6 +90,41 @@ const UPLOAD_FRAMING: [&str; 3] = ["content-length", "x-amz-decoded-content-leng
 
 /// Answer headers not passed back: connection-level ones, and the peer's stamp tag.
 const NOT_RETURNED: [&str; 5] = ["connection", "keep-alive", "transfer-encoding", "upgrade", STAMP_TAG_HEADER];
+
+/// Requests forwarded to each peer region since start ([`HttpPeers::forwarded_report`]).
+#[derive(Debug, Default)]
+pub struct ForwardCounters {
+    per_region: BTreeMap<String, Arc<Counts>>,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    reads: AtomicU64,
+    writes: AtomicU64,
+    upload_bytes: AtomicU64,
+    unavailable: AtomicU64,
+}
+
+impl ForwardCounters {
+    /// Counters for each of `regions` (the peers; requests only go to them).
+    pub fn new<'a>(regions: impl IntoIterator<Item = &'a String>) -> Self {
+        Self { per_region: regions.into_iter().map(|r| (r.clone(), Arc::default())).collect() }
+    }
+
+    /// The counts as reported, per region.
+    pub fn report(&self) -> Vec<ForwardedReport> {
+        self.per_region
+            .iter()
+            .map(|(region, c)| ForwardedReport {
+                region: region.clone(),
+                reads: c.reads.load(Ordering::Relaxed),
+                writes: c.writes.load(Ordering::Relaxed),
+                upload_bytes: c.upload_bytes.load(Ordering::Relaxed),
+                unavailable: c.unavailable.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+}
 
 /// A client's request, kept while s3s handles it, in case it must be forwarded.
 #[derive(Debug, Clone)]
@@ -256,8 +296,31 @@ impl HttpPeers {
         path_and_query: &str,
         upload: Option<PendingUpload>,
     ) -> CoreResult<http::Response<Incoming>> {
-        let endpoint =
-            self.peers.get(region).ok_or_else(|| CoreError::Unavailable(format!("unknown region {region}")))?;
+        let (Some(endpoint), Some(counts)) = (self.peers.get(region), self.forwarded.per_region.get(region)) else {
+            return Err(CoreError::Unavailable(format!("unknown region {region}")));
+        };
+        let read = req.method == http::Method::GET || req.method == http::Method::HEAD;
+        let counter = if read { &counts.reads } else { &counts.writes };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let failure = upload.as_ref().map(|u| u.failure.clone());
+        let answer = self.forward_to(endpoint, counts, region, req, path_and_query, upload).await;
+        // Not the region's fault when the client's own body failed.
+        if answer.is_err() && failure.is_none_or(|f| f.get().is_none()) {
+            counts.unavailable.fetch_add(1, Ordering::Relaxed);
+        }
+        answer
+    }
+
+    /// [`Self::forward`] to a known peer.
+    async fn forward_to(
+        &self,
+        endpoint: &str,
+        counts: &Arc<Counts>,
+        region: &str,
+        req: &ForwardRequest,
+        path_and_query: &str,
+        upload: Option<PendingUpload>,
+    ) -> CoreResult<http::Response<Incoming>> {
         let mut headers: Vec<(&str, String)> = req
             .headers
             .iter()
@@ -280,7 +343,11 @@ impl HttpPeers {
             }
             std::task::Poll::Ready(None)
         });
-        let frames = upload.body.chain(end).map_ok(hyper::body::Frame::data);
+        let counts = Arc::clone(counts);
+        let counted = upload.body.inspect_ok(move |b| {
+            counts.upload_bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
+        });
+        let frames = counted.chain(end).map_ok(hyper::body::Frame::data);
         let body = http_body_util::StreamBody::new(frames).boxed_unsync();
         let patience = Patience::AfterBody(WRITE_TIMEOUT, sent_rx);
         self.answer(region, endpoint, &req.method, path_and_query, &headers, body, patience).await
@@ -387,6 +454,21 @@ mod tests {
             ]
         );
         assert_eq!(sent(&[("content-encoding", "aws-chunked")], None), [("content-length", "7".to_owned())]);
+    }
+
+    #[tokio::test]
+    async fn forwarded_requests_are_counted_per_region() {
+        let peers = [("eu-west-1".to_owned(), "http://127.0.0.1:1".to_owned())].into_iter().collect();
+        let tags = Arc::new(super::super::StampTagCheck::new(0));
+        let peers = HttpPeers::new(peers, "AK".into(), "SK".into(), tags);
+        let err = peers.forward("eu-west-1", &kept("GET", "/b/k"), "/b/k", None).await;
+        assert!(matches!(err, Err(CoreError::Unavailable(_))), "{err:?}");
+        let err = peers.forward("eu-west-1", &kept("DELETE", "/b/k"), "/b/k", None).await;
+        assert!(matches!(err, Err(CoreError::Unavailable(_))), "{err:?}");
+        assert!(peers.forward("ap-south-1", &kept("GET", "/b/k"), "/b/k", None).await.is_err());
+        let report = peers.forwarded_report();
+        let counts: Vec<_> = report.iter().map(|f| (f.region.as_str(), f.reads, f.writes, f.unavailable)).collect();
+        assert_eq!(counts, [("eu-west-1", 1, 1, 2)], "an unknown region is not counted");
     }
 
     #[test]

@@ -258,6 +258,18 @@ async fn uploads_to_a_bucket_in_another_region_reach_the_owner() {
     let whole: Vec<u8> = first.iter().chain(data.iter()).copied().collect();
     assert!(get_body(&eu, &there, "mp", None).await == whole, "the multipart upload differs");
 
+    // The operator sees what crossed to the other region: at least every upload's bytes
+    // (the bad Content-MD5 one's too: it was sent on, and refused there).
+    let forwarded_to_eu = |r: &serde_json::Value| {
+        r["forwarded"].as_array().and_then(|a| a.iter().find(|f| f["region"] == "eu-west-1")).cloned()
+    };
+    let uploaded = (12 + 2 * data.len() + 1 + first.len() + data.len()) as u64;
+    let r = crate::observability::report(&regions[0]).await;
+    let eu_counts = forwarded_to_eu(&r).expect("eu-west-1 in the report");
+    assert!(eu_counts["upload_bytes"].as_u64().is_some_and(|b| b >= uploaded), "{eu_counts} < {uploaded}");
+    assert!(eu_counts["writes"].as_u64().is_some_and(|n| n >= 8), "{eu_counts}");
+    assert_eq!(eu_counts["unavailable"], 0);
+
     // Uploads never reach a region that is down; the client is told to retry.
     let mut regions = regions;
     regions[1].kill();

@@ -8,7 +8,7 @@ use crate::common::*;
 use crate::replication::{eventually, pair, wait_completed};
 
 /// The JSON report of a region.
-async fn report(region: &TestRegion) -> Value {
+pub(crate) async fn report(region: &TestRegion) -> Value {
     let resp = region.signed("GET", "/_xregion/replication", &[], b"").await;
     assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
     let content_type = resp.headers.get("content-type").and_then(|v| v.to_str().ok());
