@@ -24,10 +24,16 @@ pub(crate) fn boto3_or_skip(what: &str) -> bool {
 /// Runs `tests/python/<script>` with a fresh bucket name (from `bucket_stem`) against `region`
 /// and asserts that it succeeded and printed `passed_marker`.
 pub(crate) fn run_boto3_script(region: &TestRegion, script: &str, bucket_stem: &str, passed_marker: &str) {
+    run_boto3(region, script, &bucket_name(bucket_stem), passed_marker, &[]);
+}
+
+/// [`run_boto3_script`] on a given bucket, with more environment variables for the script.
+pub(crate) fn run_boto3(region: &TestRegion, script: &str, bucket: &str, passed_marker: &str, env: &[(&str, &str)]) {
     let path = format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
     let output = Command::new("python3")
         .arg(&path)
-        .arg(bucket_name(bucket_stem))
+        .arg(bucket)
+        .envs(env.iter().copied())
         .env("XREGION_ENDPOINT", region.endpoint())
         .env("XREGION_TEST_REGION", region.name())
         .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)

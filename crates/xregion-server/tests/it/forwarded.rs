@@ -277,6 +277,23 @@ async fn uploads_to_a_bucket_in_another_region_reach_the_owner() {
     expect_error(res, 503, Some("ServiceUnavailable"));
 }
 
+/// boto3's uploads (a checksummed put_object, upload_file's threaded multipart upload, a
+/// presigned PUT) into a bucket of another region through one endpoint
+/// (`tests/python/forwarded_uploads_boto3.py`).
+#[test]
+fn boto3_uploads_reach_a_bucket_in_another_region() {
+    if !crate::boto3::boto3_or_skip("the forwarded boto3 uploads test") {
+        return;
+    }
+    let regions = TestRegion::start_many(&["us-east-1", "eu-west-1"]);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let there = runtime.block_on(create_versioned_bucket(&regions[1].client(), "boto3-there"));
+    let owner = regions[1].endpoint();
+    let env = [("XREGION_OWNER_ENDPOINT", owner.as_str()), ("XREGION_OWNER_REGION", regions[1].name())];
+    let marker = "forwarded boto3 uploads passed";
+    crate::boto3::run_boto3(&regions[0], "forwarded_uploads_boto3.py", &there, marker, &env);
+}
+
 /// A trailing checksum arrives after the last byte, too late for the forwarded request's
 /// headers: the forwarding region checks it before it lets the last chunk go, so a wrong one
 /// is `BadDigest` and the owner stores nothing, as if the upload had been sent there.
