@@ -25,12 +25,6 @@ pub enum CoreError {
     /// Another region created the same bucket name at the same moment; try again.
     #[error("a conflicting operation is in progress against this resource")]
     OperationAborted,
-    /// The bucket lives in another region of the deployment.
-    #[error("the bucket is in region {region}")]
-    WrongRegion {
-        /// Region that owns the bucket.
-        region: String,
-    },
     /// CreateBucket named a location other than this region.
     #[error(
         "the {requested} location constraint is incompatible for the region specific endpoint this request was sent to"

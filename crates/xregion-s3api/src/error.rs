@@ -33,18 +33,6 @@ pub fn to_s3(e: CoreError) -> S3Error {
             C::OperationAborted,
             "A conflicting conditional operation is currently in progress against this resource. Try again.".into(),
         ),
-        CoreError::WrongRegion { region } => {
-            let mut err = with(
-                C::PermanentRedirect,
-                format!("The bucket you are attempting to access must be addressed using the endpoint of region {region}."),
-            );
-            let mut h = error_headers();
-            if let Ok(v) = HeaderValue::from_str(&region) {
-                h.insert("x-amz-bucket-region", v);
-            }
-            err.set_headers(h);
-            err
-        }
         CoreError::IllegalLocationConstraint { requested } => with(
             C::IllegalLocationConstraintException,
             format!("The {requested} location constraint is incompatible for the region specific endpoint this request was sent to."),

@@ -2,13 +2,12 @@
 
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
-use xregion_core::CoreError;
 use xregion_core::Region;
 use xregion_core::buckets::BucketLocation;
 use xregion_types::VersioningState;
 
 use crate::convert::{tags_from, tags_to, ts};
-use crate::error::{IntoS3, to_s3};
+use crate::error::IntoS3;
 
 /// ListBuckets: every bucket of the deployment with its region (`BucketRegion`), in name
 /// order, filtered by `prefix` and `bucket-region` and paged by `max-buckets` and
@@ -136,18 +135,12 @@ pub(crate) async fn create_bucket(
 /// Header a peer region sends to get an answer from local state only (no lookup loops).
 const LOCAL_ONLY_HEADER: &str = "x-xregion-local-only";
 
+/// HeadBucket answers for this region's buckets. One of another region ends in `NoSuchBucket`
+/// here, and the server's edge passes the request on to its region, whose answer carries its
+/// `x-amz-bucket-region` (peers ask with `x-xregion-local-only`, which the edge never forwards).
 pub(crate) async fn head_bucket(r: &Region, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
-    let location = if req.headers.contains_key(LOCAL_ONLY_HEADER) {
-        BucketLocation::Local(r.bucket(&req.input.bucket).s3()?)
-    } else {
-        r.locate_bucket(&req.input.bucket).await.s3()?
-    };
-    match location {
-        BucketLocation::Local(_) => {
-            Ok(S3Response::new(HeadBucketOutput { bucket_region: Some(r.name().to_owned()), ..Default::default() }))
-        }
-        BucketLocation::Remote(region) => Err(to_s3(CoreError::WrongRegion { region })),
-    }
+    r.bucket(&req.input.bucket).s3()?;
+    Ok(S3Response::new(HeadBucketOutput { bucket_region: Some(r.name().to_owned()), ..Default::default() }))
 }
 
 pub(crate) async fn get_bucket_location(

@@ -13,7 +13,9 @@
 //! region and streams the answer back unchanged. The client's request was authenticated and
 //! authorized here first (it reached the operation and found no bucket). What is forwarded:
 //!
-//! * reads: GET, and HEAD except HeadBucket;
+//! * reads: GET and HEAD, HeadBucket too: the owner's `200` carries `x-amz-bucket-region`,
+//!   as S3's `301` does, and clients with one endpoint (`aws s3api head-bucket`, boto3's
+//!   `head_bucket`) cannot follow the `301`;
 //! * object requests without a body: CopyObject, UploadPartCopy, DeleteObject,
 //!   CreateMultipartUpload, AbortMultipartUpload;
 //! * small XML bodies, kept whole while s3s reads them ([`ForwardRequest::capture`]):
@@ -24,8 +26,9 @@
 //!   with a plain `Content-Length`, each chunk's signature checked here as it passes, a
 //!   trailing checksum checked before the last chunk leaves.
 //!
-//! Everything else gets the `301`, as on S3: bucket configuration, and HeadBucket, from which
-//! clients and peers learn where a bucket lives.
+//! Everything else gets the `301`, as on S3: bucket configuration, which is set in the
+//! bucket's own region. Peers learn where a bucket lives from local-only HeadBuckets, which are
+//! never forwarded.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -193,8 +196,7 @@ impl ForwardRequest {
 
     /// The path and query to send to the bucket's region: path style, without presigning
     /// parameters. `virtual_host` tells whether the client named the bucket in its Host.
-    /// `None` for a request that keeps its redirect (HeadBucket, bucket writes but
-    /// DeleteObjects).
+    /// `None` for a request that keeps its redirect (bucket writes but DeleteObjects).
     pub fn owner_path(&self, bucket: &str, virtual_host: bool) -> Option<String> {
         let path = self.uri.path();
         let path = if virtual_host { format!("/{bucket}{path}") } else { path.to_owned() };
@@ -208,8 +210,7 @@ impl ForwardRequest {
             .filter(|p| !p.is_empty() && !PRESIGN_PARAMS.contains(&p.split_once('=').map_or(*p, |(name, _)| name)))
             .collect();
         let forwarded = match self.method {
-            http::Method::GET => true,
-            http::Method::HEAD => !bucket_level,
+            http::Method::GET | http::Method::HEAD => true,
             // DeleteObjects is the one bucket-level write forwarded (`aws s3 rm --recursive`).
             http::Method::POST if bucket_level => param(&query, "delete"),
             // Object writes: uploads, copies, tags, deletes, multipart requests.
@@ -490,15 +491,15 @@ mod tests {
     }
 
     #[test]
-    fn only_bucket_requests_keep_their_redirect_but_reads_and_deletes() {
-        assert_eq!(kept("HEAD", "/b").owner_path("b", false), None);
-        assert_eq!(kept("HEAD", "/b/").owner_path("b", false), None);
-        assert_eq!(kept("HEAD", "/").owner_path("b", true), None);
+    fn only_bucket_configuration_keeps_its_redirect() {
+        assert!(kept("HEAD", "/b").owner_path("b", false).is_some(), "HeadBucket");
+        assert!(kept("HEAD", "/").owner_path("b", true).is_some(), "HeadBucket, virtual-hosted");
         assert!(kept("HEAD", "/b/k").owner_path("b", false).is_some());
         assert!(kept("GET", "/b").owner_path("b", false).is_some());
-        assert!(kept("HEAD", "/bb").owner_path("bb", false).is_none());
-        assert!(kept("HEAD", "/bb").owner_path("b", false).is_some());
-        assert!(kept("HEAD", "/bb/x").owner_path("b", true).is_some());
+        // A bucket is told from a key by the whole name, not a prefix of it.
+        assert!(kept("PUT", "/bb?cors").owner_path("bb", false).is_none());
+        assert!(kept("PUT", "/bb?cors").owner_path("b", false).is_some());
+        assert!(kept("PUT", "/bb/x?cors").owner_path("b", true).is_some());
         assert_eq!(kept("DELETE", "/b").owner_path("b", false), None, "DeleteBucket");
         assert_eq!(kept("PUT", "/b?versioning").owner_path("b", false), None);
         assert!(kept("POST", "/b?delete").owner_path("b", false).is_some(), "DeleteObjects");

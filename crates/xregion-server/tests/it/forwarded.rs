@@ -1,8 +1,8 @@
 //! Requests for a bucket in another region, sent to any region: reads, object requests and
 //! uploads are answered with the owner's answer (`peers/forward.rs`), so that clients with one
 //! `--endpoint-url` can reach every bucket of the deployment and `aws s3 cp`/`sync` can copy
-//! between buckets of two regions. Bucket configuration and HeadBucket keep S3's
-//! `301 PermanentRedirect` (tests/it/buckets.rs).
+//! between buckets of two regions. Bucket configuration keeps S3's `301 PermanentRedirect`
+//! (tests/it/buckets.rs).
 
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
