@@ -7,13 +7,13 @@ use xregion_core::copy::CopySourceRef;
 use xregion_meta::ListUploadsQuery;
 
 use super::object::{
-    body_of, checked_put_len, checksum_request_of, claimed_value, copy_error, copy_source, read_conditions,
+    body_of, checked_put_len, checksum_request_of, claimed_value, copy_error, copy_source, hand_off_upload,
+    read_conditions,
 };
 use super::unsupported::{check_customer_key, write_features_of};
 use super::write_version_header;
 use crate::convert::{self, ChecksumFields, etag, parse_tagging_header, ts};
 use crate::error::IntoS3;
-use crate::handoff::{Unsent, hand_off};
 
 pub(crate) async fn create_multipart_upload(
     r: &Region,
@@ -48,22 +48,13 @@ pub(crate) async fn create_multipart_upload(
 }
 
 pub(crate) async fn upload_part(r: &Region, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
-    let S3Request { input, headers, trailing_headers, extensions, .. } = req;
-    let part_number = Region::check_part_number(input.part_number).s3()?;
-    let upload = match r.upload(&input.bucket, &input.key, &input.upload_id) {
+    let part_number = Region::check_part_number(req.input.part_number).s3()?;
+    let upload = match r.upload(&req.input.bucket, &req.input.key, &req.input.upload_id) {
         Ok(upload) => upload,
-        Err(e) => {
-            // Perhaps an upload to another region's bucket: the edge may forward the part.
-            let cs = checksum_request_of!(&headers, input)?;
-            let unsent = Unsent {
-                headers: &headers,
-                body: input.body,
-                length: checked_put_len(&headers, input.content_length)?,
-                trailer: cs.trailer_of(trailing_headers),
-            };
-            return Err(hand_off(e, &extensions, unsent));
-        }
+        // Perhaps an upload to another region's bucket: the edge may forward the part.
+        Err(e) => return Err(hand_off_upload!(e, req)),
     };
+    let S3Request { input, headers, trailing_headers, .. } = req;
     check_customer_key(
         input.sse_customer_algorithm.as_deref(),
         input.sse_customer_key.as_deref(),

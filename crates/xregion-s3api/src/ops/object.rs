@@ -15,7 +15,6 @@ use super::unsupported::{check_customer_key, write_features_of};
 use super::{read_version_header, write_version_header};
 use crate::convert::{self, ChecksumFields, etag, etag_match, parse_tagging_header, tags_from, tags_to, ts};
 use crate::error::{IntoS3, to_s3};
-use crate::handoff::{Unsent, hand_off};
 
 /// Wraps an s3s request body as a core body.
 pub(crate) fn body_of(blob: Option<StreamingBlob>) -> Body<'static> {
@@ -111,6 +110,22 @@ macro_rules! checksum_request_of {
 }
 pub(crate) use checksum_request_of;
 
+/// For an upload (PutObject, UploadPart) that found no bucket here: hands its body to the edge,
+/// which may forward it to the bucket's region ([`crate::handoff`]), and evaluates to the error.
+macro_rules! hand_off_upload {
+    ($err:expr, $req:ident) => {{
+        let checksum = $crate::ops::object::checksum_request_of!(&$req.headers, $req.input)?;
+        let unsent = $crate::handoff::Unsent {
+            headers: &$req.headers,
+            body: $req.input.body,
+            length: $crate::ops::object::checked_put_len(&$req.headers, $req.input.content_length)?,
+            trailer: checksum.trailer_of($req.trailing_headers),
+        };
+        $crate::handoff::hand_off($err, &$req.extensions, unsent)
+    }};
+}
+pub(crate) use hand_off_upload;
+
 impl ChecksumRequest {
     /// A trailing checksum's algorithm and name, with the trailers to read it from.
     pub(crate) fn trailer_of(
@@ -131,18 +146,11 @@ pub(crate) fn claimed_value(c: &ChecksumRequest, trailers: Option<&s3s::Trailing
 }
 
 pub(crate) async fn put_object(r: &Region, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
-    let S3Request { input, headers, trailing_headers, extensions, .. } = req;
-    if let Err(e) = r.bucket(&input.bucket) {
-        // Perhaps another region's bucket: the edge may forward the upload (`handoff`).
-        let checksum = checksum_request_of!(&headers, input)?;
-        let unsent = Unsent {
-            headers: &headers,
-            body: input.body,
-            length: checked_put_len(&headers, input.content_length)?,
-            trailer: checksum.trailer_of(trailing_headers),
-        };
-        return Err(hand_off(e, &extensions, unsent));
+    if let Err(e) = r.bucket(&req.input.bucket) {
+        // Perhaps another region's bucket: the edge may forward the upload.
+        return Err(hand_off_upload!(e, req));
     }
+    let S3Request { input, headers, trailing_headers, .. } = req;
     write_features_of!(input).check()?;
     let mut meta = convert::object_meta_of!(input);
     if let Some(t) = &input.tagging {
