@@ -21,7 +21,7 @@ use xregion_s3api::admin::{AdminReport, AdminReports};
 use xregion_s3api::error::ERROR_FIELDS_HEADER;
 
 use crate::config::RegionConfig;
-use crate::peers::{ForwardRequest, HttpPeers, STAMP_TAG_HEADER, StampTagCheck};
+use crate::peers::{ForwardError, ForwardRequest, HttpPeers, STAMP_TAG_HEADER, StampTagCheck};
 
 /// A region that is serving. Dropping it does not stop it; call [`RunningRegion::shutdown`].
 pub struct RunningRegion {
@@ -290,15 +290,12 @@ impl Redirects {
                 .and_then(|h| s3s::host::S3Host::parse_host_header(&self.host, h).ok())
                 .is_some_and(|v| v.bucket().is_some());
             if let Some(path) = forward.owner_path(bucket, virtual_host) {
-                let failure = upload.as_ref().map(|u| u.failure.clone());
                 return Some(match self.peers.forward(&owner, &forward, &path, upload).await {
                     Ok(resp) => resp.map(s3s::Body::from),
-                    // The client's body failed (or did not match its checksum): its error, as
-                    // a local upload would answer it.
-                    Err(_) if let Some((status, code, message)) = failure.as_ref().and_then(|f| f.get()) => {
+                    Err(ForwardError::Body { status, code, message }) => {
                         error_response(status, &code, &message, &[], request_id)
                     }
-                    Err(e) => {
+                    Err(ForwardError::Region(e)) => {
                         tracing::warn!(bucket, region = %owner, error = %e, "a request could not be forwarded");
                         let message = format!("Please reduce your request rate or retry: {e}");
                         error_response(

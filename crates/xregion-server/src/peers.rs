@@ -27,7 +27,7 @@ use xregion_types::VersioningState;
 mod forward;
 mod read;
 
-pub use forward::{ForwardCounters, ForwardRequest};
+pub use forward::{ForwardCounters, ForwardError, ForwardRequest};
 
 /// Header that asks a region to answer bucket lookups from local state only.
 pub const LOCAL_ONLY_HEADER: &str = "x-xregion-local-only";

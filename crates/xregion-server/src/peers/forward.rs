@@ -94,6 +94,23 @@ const UPLOAD_FRAMING: [&str; 3] = ["content-length", "x-amz-decoded-content-leng
 /// Answer headers not passed back: connection-level ones, and the peer's stamp tag.
 const NOT_RETURNED: [&str; 5] = ["connection", "keep-alive", "transfer-encoding", "upgrade", STAMP_TAG_HEADER];
 
+/// Why a request was not answered by the bucket's region.
+#[derive(Debug)]
+pub enum ForwardError {
+    /// The client's upload body failed, or did not match its checksum: the S3 error a local
+    /// upload would have answered.
+    Body {
+        /// HTTP status.
+        status: http::StatusCode,
+        /// S3 error code.
+        code: String,
+        /// Message.
+        message: String,
+    },
+    /// The bucket's region could not be reached, or did not answer in time.
+    Region(CoreError),
+}
+
 /// Requests forwarded to each peer region since start ([`HttpPeers::forwarded_report`]).
 #[derive(Debug, Default)]
 pub struct ForwardCounters {
@@ -235,6 +252,11 @@ impl ForwardRequest {
         Some(Some(pending))
     }
 
+    /// A read (GET, HEAD), which may be answered sooner than a write and is counted apart.
+    fn is_read(&self) -> bool {
+        self.method == http::Method::GET || self.method == http::Method::HEAD
+    }
+
     /// The Host the client sent.
     pub fn host(&self) -> Option<&str> {
         self.headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).or_else(|| self.uri.host())
@@ -296,20 +318,23 @@ impl HttpPeers {
         req: &ForwardRequest,
         path_and_query: &str,
         upload: Option<PendingUpload>,
-    ) -> CoreResult<http::Response<Incoming>> {
+    ) -> Result<http::Response<Incoming>, ForwardError> {
         let (Some(endpoint), Some(counts)) = (self.peers.get(region), self.forwarded.per_region.get(region)) else {
-            return Err(CoreError::Unavailable(format!("unknown region {region}")));
+            return Err(ForwardError::Region(CoreError::Unavailable(format!("unknown region {region}"))));
         };
-        let read = req.method == http::Method::GET || req.method == http::Method::HEAD;
-        let counter = if read { &counts.reads } else { &counts.writes };
+        let counter = if req.is_read() { &counts.reads } else { &counts.writes };
         counter.fetch_add(1, Ordering::Relaxed);
         let failure = upload.as_ref().map(|u| u.failure.clone());
-        let answer = self.forward_to(endpoint, counts, region, req, path_and_query, upload).await;
+        let e = match self.forward_to(endpoint, counts, region, req, path_and_query, upload).await {
+            Ok(resp) => return Ok(resp),
+            Err(e) => e,
+        };
         // Not the region's fault when the client's own body failed.
-        if answer.is_err() && failure.is_none_or(|f| f.get().is_none()) {
-            counts.unavailable.fetch_add(1, Ordering::Relaxed);
+        if let Some((status, code, message)) = failure.and_then(|f| f.get()) {
+            return Err(ForwardError::Body { status, code, message });
         }
-        answer
+        counts.unavailable.fetch_add(1, Ordering::Relaxed);
+        Err(ForwardError::Region(e))
     }
 
     /// [`Self::forward`] to a known peer.
@@ -330,8 +355,7 @@ impl HttpPeers {
             .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?.to_owned())))
             .collect();
         let Some(upload) = upload else {
-            let read = req.method == http::Method::GET || req.method == http::Method::HEAD;
-            let patience = Patience::Fixed(if read { READ_TIMEOUT } else { WRITE_TIMEOUT });
+            let patience = Patience::Fixed(if req.is_read() { READ_TIMEOUT } else { WRITE_TIMEOUT });
             let body = whole(req.body.clone());
             return self.answer(region, endpoint, &req.method, path_and_query, &headers, body, patience).await;
         };
@@ -463,9 +487,9 @@ mod tests {
         let tags = Arc::new(super::super::StampTagCheck::new(0));
         let peers = HttpPeers::new(peers, "AK".into(), "SK".into(), tags);
         let err = peers.forward("eu-west-1", &kept("GET", "/b/k"), "/b/k", None).await;
-        assert!(matches!(err, Err(CoreError::Unavailable(_))), "{err:?}");
+        assert!(matches!(err, Err(ForwardError::Region(CoreError::Unavailable(_)))), "{err:?}");
         let err = peers.forward("eu-west-1", &kept("DELETE", "/b/k"), "/b/k", None).await;
-        assert!(matches!(err, Err(CoreError::Unavailable(_))), "{err:?}");
+        assert!(matches!(err, Err(ForwardError::Region(CoreError::Unavailable(_)))), "{err:?}");
         assert!(peers.forward("ap-south-1", &kept("GET", "/b/k"), "/b/k", None).await.is_err());
         let report = peers.forwarded_report();
         let counts: Vec<_> = report.iter().map(|f| (f.region.as_str(), f.reads, f.writes, f.unavailable)).collect();
