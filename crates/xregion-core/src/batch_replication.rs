@@ -21,9 +21,9 @@
 use std::collections::HashMap;
 
 use futures::StreamExt as _;
-use xregion_meta::{ListVersionsQuery, WriteOp, WriteOutcome};
+use xregion_meta::{ListVersionsQuery, Outbox, WriteOp, WriteOutcome};
 use xregion_types::replication::TaskKind;
-use xregion_types::{ReplicationStatus, VersionId};
+use xregion_types::{ReplicationStatus, VersionId, VersionRecord};
 
 use crate::buckets::unexpected;
 use crate::{CoreError, CoreResult, Region};
@@ -33,6 +33,9 @@ const PAGE: usize = 1000;
 
 /// Version writes in flight at once (they share group commits).
 const IN_FLIGHT: usize = 64;
+
+/// Failure records by (key, version id): `(task sequence number, reason)` each.
+pub(crate) type FailuresByVersion = HashMap<(String, VersionId), Vec<(u64, String)>>;
 
 /// What a batch replication did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -83,15 +86,13 @@ impl Region {
                 }
                 // BAT-4: unlike live replication (ELI-13), a batch replicates replicas too, under
                 // the rules that select originals.
-                let outbox = match entry.record.object() {
-                    Some(data) => self.plan_tasks(bucket, &entry.key, &data.tags, TaskKind::Object, false)?,
-                    None => self.plan_tasks(bucket, &entry.key, &[], TaskKind::DeleteMarker, false)?,
-                };
+                let outbox = self.plan_existing(bucket, &entry.key, &entry.record)?;
                 if outbox.is_empty() {
                     continue;
                 }
                 let version = (entry.key.clone(), entry.record.version_id.clone());
-                let clear_failures = failures.get(&version).cloned().unwrap_or_default();
+                let clear_failures = failures.get(&version).map(|f| f.iter().map(|(seq, _)| *seq).collect());
+                let clear_failures = clear_failures.unwrap_or_default();
                 let op = WriteOp::ReplicateVersion {
                     bucket: bucket.to_owned(),
                     key: entry.key,
@@ -102,29 +103,19 @@ impl Region {
                 };
                 writes.push(op);
             }
-            let outcomes: Vec<_> = futures::stream::iter(writes.into_iter().map(|op| {
-                let cleared = match &op {
+            let cleared: Vec<u64> = writes
+                .iter()
+                .map(|op| match op {
                     WriteOp::ReplicateVersion { clear_failures, .. } => clear_failures.len() as u64,
                     _ => 0,
-                };
-                async move { (self.meta().write(op).await, cleared) }
-            }))
-            .buffered(IN_FLIGHT)
-            .collect()
-            .await;
-            let mut queued = 0;
-            for (outcome, cleared) in outcomes {
-                match outcome? {
-                    WriteOutcome::Queued(true) => {
-                        queued += 1;
-                        summary.failures_cleared += cleared;
-                    }
-                    WriteOutcome::Queued(false) => {}
-                    other => return Err(unexpected(&other)),
+                })
+                .collect();
+            for (queued, cleared) in self.queue_versions(writes).await?.into_iter().zip(cleared) {
+                if queued {
+                    summary.versions_queued += 1;
+                    summary.failures_cleared += cleared;
                 }
             }
-            summary.versions_queued += queued;
-            self.tasks_committed(usize::try_from(queued).unwrap_or(usize::MAX));
             if !page.is_truncated {
                 return Ok(summary);
             }
@@ -133,9 +124,39 @@ impl Region {
         }
     }
 
-    /// The failure records of a bucket's versions, by (key, version id) (BAT-1c).
-    fn failures_by_version(&self, bucket_id: u64) -> CoreResult<HashMap<(String, VersionId), Vec<u64>>> {
-        let mut by_version: HashMap<(String, VersionId), Vec<u64>> = HashMap::new();
+    /// The tasks an existing version or delete marker gets under the configuration and its
+    /// tags as they stand now. BAT-4: unlike live replication (ELI-13), replicas too, under
+    /// the rules that select originals.
+    pub(crate) fn plan_existing(&self, bucket: &str, key: &str, record: &VersionRecord) -> CoreResult<Outbox> {
+        match record.object() {
+            Some(data) => self.plan_tasks(bucket, key, &data.tags, TaskKind::Object, false),
+            None => self.plan_tasks(bucket, key, &[], TaskKind::DeleteMarker, false),
+        }
+    }
+
+    /// Commits `ReplicateVersion` ops, [`IN_FLIGHT`] at a time (they share group commits), and
+    /// wakes the worker; per op, whether it queued tasks.
+    pub(crate) async fn queue_versions(&self, writes: Vec<WriteOp>) -> CoreResult<Vec<bool>> {
+        let outcomes: Vec<_> = futures::stream::iter(writes.into_iter().map(|op| self.meta().write(op)))
+            .buffered(IN_FLIGHT)
+            .collect()
+            .await;
+        let mut queued = Vec::with_capacity(outcomes.len());
+        for outcome in outcomes {
+            match outcome? {
+                WriteOutcome::Queued(q) => queued.push(q),
+                other => return Err(unexpected(&other)),
+            }
+        }
+        self.tasks_committed(queued.iter().filter(|q| **q).count());
+        Ok(queued)
+    }
+
+    /// The failure records of a bucket's versions, by (key, version id): each failed task's
+    /// sequence number and reason (IAM-8), in failure order (BAT-1c, BAT-7). One scan of the
+    /// failure table, which holds only permanent failures.
+    pub(crate) fn failures_by_version(&self, bucket_id: u64) -> CoreResult<FailuresByVersion> {
+        let mut by_version = FailuresByVersion::new();
         let mut after = None;
         loop {
             let page = self.meta().list_failures(after, PAGE)?;
@@ -143,7 +164,7 @@ impl Region {
             after = Some(last.entry.seq);
             for failed in page {
                 if let (true, Some(version)) = (failed.entry.bucket_id == bucket_id, failed.entry.version_id) {
-                    by_version.entry((failed.entry.key, version)).or_default().push(failed.entry.seq);
+                    by_version.entry((failed.entry.key, version)).or_default().push((failed.entry.seq, failed.reason));
                 }
             }
         }

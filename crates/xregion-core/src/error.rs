@@ -80,6 +80,12 @@ pub enum CoreError {
     /// The bucket has no replication configuration (CFG-2).
     #[error("the replication configuration was not found")]
     ReplicationConfigurationNotFound,
+    /// No batch replication job has this id (S3 Control `NotFoundException`).
+    #[error("the job {0} does not exist")]
+    NoSuchJob(String),
+    /// The job's status does not allow the change (S3 Control `JobStatusException`).
+    #[error("{0}")]
+    JobStatus(String),
     /// A malformed or unsupported request value.
     #[error("{0}")]
     InvalidArgument(String),

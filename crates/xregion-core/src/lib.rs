@@ -14,6 +14,7 @@ pub mod buckets;
 pub mod conditions;
 pub mod copy;
 mod error;
+pub mod jobs;
 pub mod multipart;
 pub mod objects;
 pub mod orphans;
@@ -96,6 +97,8 @@ struct Inner {
     /// Woken after every commit that queued replication tasks (the replication worker waits
     /// on it; a stored permit means a wake-up is never lost).
     replication_wake: Arc<tokio::sync::Notify>,
+    /// Batch replication jobs: their lock and the runner's wake-up (`jobs.rs`).
+    jobs: jobs::JobsState,
 }
 
 impl Region {
@@ -125,8 +128,14 @@ impl Region {
                 peers,
                 options,
                 replication_wake,
+                jobs: jobs::JobsState::default(),
             }),
         })
+    }
+
+    /// The batch replication jobs' lock and wake-up.
+    pub(crate) fn jobs_state(&self) -> &jobs::JobsState {
+        &self.inner.jobs
     }
 
     /// The region name, e.g. `us-east-1`.

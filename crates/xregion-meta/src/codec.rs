@@ -18,6 +18,7 @@
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use xregion_types::job::{JobRecord, JobTask};
 use xregion_types::{BucketRecord, VersionRecord};
 
 use crate::error::MetaError;
@@ -48,6 +49,8 @@ impl Stored for BucketRecord {}
 impl Stored for PartRecord {}
 impl Stored for OutboxEntry {}
 impl Stored for FailedTask {}
+impl Stored for JobRecord {}
+impl Stored for JobTask {}
 
 impl Stored for VersionRecord {
     fn decode_v1(body: &[u8]) -> Result<Self, MetaError> {
@@ -379,6 +382,22 @@ mod tests {
         "0105",
         "01",
     );
+
+    /// Job task rows (format 3, the first with jobs): `03` ‖ key `01 6b` ‖ `VersionId::Null`
+    /// `00` ‖ `TaskOutcome::Failed` `02` with code `01 43`, status 404 as varint `94 03`,
+    /// message `01 6d`.
+    #[test]
+    fn golden_job_task() {
+        use xregion_types::job::TaskOutcome;
+        let task = JobTask {
+            key: "k".into(),
+            version_id: xregion_types::VersionId::Null,
+            outcome: TaskOutcome::Failed { code: "C".into(), http_status: 404, message: "m".into() },
+        };
+        let bytes = encode(&task).unwrap();
+        assert_eq!(hex(&bytes), "03016b000201439403016d");
+        assert_eq!(decode::<JobTask>(&bytes).unwrap(), task);
+    }
 
     #[test]
     fn rejects_unknown_format_and_garbage() {

@@ -77,6 +77,8 @@ pub(crate) enum TableId {
     OutboxIndex = 11,
     Failures = 12,
     InlineData = 13,
+    Jobs = 14,
+    JobTasks = 15,
 }
 
 /// One effect of a group: `key` set to `value`, or removed.
@@ -222,6 +224,8 @@ fn apply(t: &mut WTables<'_>, redo: &[Redo]) -> Result<(), MetaError> {
             x if x == TableId::OutboxIndex as u8 => set(&mut t.outbox_index, key, value),
             x if x == TableId::Failures as u8 => set(&mut t.failures, key, value),
             x if x == TableId::InlineData as u8 => set(&mut t.inline_data, key, value),
+            x if x == TableId::Jobs as u8 => set(&mut t.jobs, key, value),
+            x if x == TableId::JobTasks as u8 => set(&mut t.job_tasks, key, value),
             other => Err(MetaError::Corrupt(format!("journal names unknown table {other}"))),
         }));
         // redb's `from_bytes` panics on bytes of the wrong shape (a checksummed record of ours

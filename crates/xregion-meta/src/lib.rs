@@ -60,6 +60,7 @@ mod buckets;
 mod codec;
 mod error;
 mod fresh;
+mod jobs;
 mod journal;
 mod keys;
 pub mod listing;

@@ -1,6 +1,7 @@
 //! The write vocabulary: every mutation of the store is one [`WriteOp`] applied by the writer
 //! thread, answered by one [`WriteOutcome`].
 
+use xregion_types::job::{JobRecord, JobTask};
 use xregion_types::{
     BlobSegment, BucketName, BucketRecord, ObjectData, ReplicationStatus, VersionId, VersionRecord, VersioningState,
 };
@@ -263,6 +264,22 @@ pub enum WriteOp {
         /// Upload id.
         upload_id: String,
     },
+    /// Stores a new batch replication job under the next job sequence number (`record.seq` is
+    /// ignored). Outcome: `Job` with the stored record.
+    CreateJob {
+        /// The job.
+        record: JobRecord,
+    },
+    /// Replaces a job's record and stores task rows (`(task number, task)`, each replacing the
+    /// same number), in one transaction: a manifest page with the listing position after it,
+    /// or outcomes with the counts that include them. `Err(Corrupt)` if the job is unknown.
+    /// Outcome: `Done`.
+    UpdateJob {
+        /// The job (by `seq`).
+        record: JobRecord,
+        /// Task rows to store.
+        tasks: Vec<(u64, JobTask)>,
+    },
 }
 
 /// A conditional-write precondition, evaluated against the key's current version (VER-11).
@@ -321,6 +338,8 @@ pub enum WriteOutcome {
     },
     /// `ReplicateVersion`: whether tasks were queued for the version.
     Queued(bool),
+    /// `CreateJob`: the job as stored.
+    Job(JobRecord),
     /// The upload was recorded.
     Upload(UploadRecord),
     /// Blobs that became unreferenced (`PutPart`, `AbortUpload`, `DeleteBucket`).

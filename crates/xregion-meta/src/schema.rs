@@ -35,6 +35,12 @@ pub(crate) const FAILURES: TableDefinition<u64, &[u8]> = TableDefinition::new("r
 /// version that references it (`ObjectData::inline`) and removed with it.
 pub(crate) const INLINE_DATA: TableDefinition<u64, &[u8]> = TableDefinition::new("inline_data");
 
+/// Job sequence number → `JobRecord` (batch replication jobs, BAT-2..BAT-7). Few rows: looked
+/// up by job id with a scan.
+pub(crate) const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");
+/// `job_seq(8) ‖ task_number(8)` (big-endian) → `JobTask`: a job's manifest and outcomes.
+pub(crate) const JOB_TASKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("job_tasks");
+
 /// `META` key: layout version of this database.
 pub(crate) const META_SCHEMA: &str = "schema_version";
 /// `META` key: the next bucket id to hand out.
@@ -49,6 +55,9 @@ pub(crate) const META_JOURNAL_EPOCH: &str = "journal_epoch";
 
 /// `META` key: the next `inline_data` id (ids are never reused).
 pub(crate) const META_NEXT_INLINE_ID: &str = "next_inline_id";
+
+/// `META` key: the next job sequence number.
+pub(crate) const META_NEXT_JOB_SEQ: &str = "next_job_seq";
 
 /// The layout version written by this code. 2: `outbox_index` keys lead with the stamp
 /// (layout 1 files are migrated on open, see `store::init_tables`).

@@ -262,6 +262,24 @@ impl MetaStore {
         self.scan_seq(FAILURES, after_seq, limit)
     }
 
+    /// Every batch replication job, oldest first (BAT-6).
+    pub fn list_jobs(&self) -> Result<Vec<xregion_types::job::JobRecord>, MetaError> {
+        let txn = self.read()?;
+        crate::jobs::all(&txn.open_table(crate::schema::JOBS)?)
+    }
+
+    /// Task rows of the job with sequence number `job_seq`, numbered `from` and up, at most
+    /// `limit`, in order.
+    pub fn job_tasks(
+        &self,
+        job_seq: u64,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, xregion_types::job::JobTask)>, MetaError> {
+        let txn = self.read()?;
+        crate::jobs::tasks(&txn.open_table(crate::schema::JOB_TASKS)?, job_seq, from, limit)
+    }
+
     /// Records of a seq-keyed table with `seq > after_seq` (all if `None`), in seq order, at
     /// most `limit`: the one range scan behind the outbox and failure listings.
     fn scan_seq<T: crate::codec::Stored>(

@@ -1912,3 +1912,68 @@ fn writer_counts_how_each_group_was_made_durable() {
     assert_eq!(after.journal_syncs, stats.journal_syncs);
     assert_eq!(after.failed_groups, 0);
 }
+
+fn job_record(id: &str) -> xregion_types::job::JobRecord {
+    use xregion_types::job::{JobFilter, JobRecord, JobSpec};
+    let spec = JobSpec {
+        account_id: "000000000000".into(),
+        bucket: "src".into(),
+        filter: JobFilter::default(),
+        report: None,
+        manifest_output: None,
+        priority: 10,
+        role_arn: "arn:aws:iam::000000000000:role/batch".into(),
+        description: None,
+        confirmation_required: false,
+        client_token: id.into(),
+    };
+    JobRecord::new(id.into(), spec, 1)
+}
+
+/// BAT-6: jobs get their own never-reused sequence numbers; a job's record and its task rows
+/// are written together and survive a reopen; task rows read back per job, in order, from a
+/// given number.
+#[test]
+fn bat6_jobs_and_their_tasks_survive_reopen() {
+    use xregion_types::job::{JobStatus, JobTask, TaskOutcome};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.redb");
+    let task = |key: &str, outcome: TaskOutcome| JobTask { key: key.into(), version_id: VersionId::Null, outcome };
+    {
+        let store = MetaStore::open(&path).unwrap();
+        let WriteOutcome::Job(first) = w(&store, WriteOp::CreateJob { record: job_record("a") }) else { panic!() };
+        let WriteOutcome::Job(mut second) = w(&store, WriteOp::CreateJob { record: job_record("b") }) else { panic!() };
+        assert_eq!((first.seq, second.seq), (1, 2));
+        second.status = JobStatus::Active;
+        second.total_tasks = 3;
+        let tasks = (0..3).map(|n| (n, task(&format!("k{n}"), TaskOutcome::Open))).collect();
+        assert_eq!(w(&store, WriteOp::UpdateJob { record: second.clone(), tasks }), WriteOutcome::Done);
+        // The first job's rows stay apart from the second's.
+        let rows = vec![(0, task("other", TaskOutcome::Succeeded))];
+        w(&store, WriteOp::UpdateJob { record: first, tasks: rows });
+        // Unknown jobs are not created by an update.
+        let mut ghost = second.clone();
+        ghost.seq = 99;
+        assert!(matches!(
+            store.write_blocking(WriteOp::UpdateJob { record: ghost, tasks: Vec::new() }),
+            Err(MetaError::Corrupt(_))
+        ));
+        // An outcome replaces its row.
+        second.succeeded = 1;
+        second.settled_upto = 1;
+        let failed = TaskOutcome::Failed { code: "DstBucketNotFound".into(), http_status: 404, message: "gone".into() };
+        w(&store, WriteOp::UpdateJob { record: second, tasks: vec![(1, task("k1", failed))] });
+    }
+    let store = reopen(&path);
+    let jobs = store.list_jobs().unwrap();
+    assert_eq!(jobs.iter().map(|j| (j.id.as_str(), j.seq)).collect::<Vec<_>>(), [("a", 1), ("b", 2)]);
+    assert_eq!((jobs[1].status, jobs[1].succeeded, jobs[1].settled_upto), (JobStatus::Active, 1, 1));
+    let rows = store.job_tasks(2, 0, 10).unwrap();
+    assert_eq!(rows.iter().map(|(n, t)| (*n, t.key.as_str())).collect::<Vec<_>>(), [(0, "k0"), (1, "k1"), (2, "k2")]);
+    assert!(matches!(rows[1].1.outcome, TaskOutcome::Failed { http_status: 404, .. }));
+    assert_eq!(store.job_tasks(2, 2, 10).unwrap().len(), 1);
+    assert_eq!(store.job_tasks(2, 0, 2).unwrap().len(), 2);
+    assert_eq!(store.job_tasks(1, 0, 10).unwrap().len(), 1);
+    let WriteOutcome::Job(third) = w(&store, WriteOp::CreateJob { record: job_record("c") }) else { panic!() };
+    assert_eq!(third.seq, 3, "job numbers are never reused");
+}

@@ -35,11 +35,11 @@ use crate::multipart::{PartRecord, UploadRecord};
 use crate::ops::{WriteOp, WriteOutcome};
 use crate::queue::{FailedTask, OutboxEntry};
 use crate::schema::{
-    BUCKET_IDS, BUCKETS, FAILURES, HEADS, INLINE_DATA, META, META_JOURNAL_EPOCH, META_MAX_STAMP, META_NEXT_INLINE_ID,
-    META_NEXT_OUTBOX_SEQ, NULLS, OUTBOX, OUTBOX_INDEX, PARTS, UPLOAD_INDEX, UPLOADS, VERSIONS,
+    BUCKET_IDS, BUCKETS, FAILURES, HEADS, INLINE_DATA, JOB_TASKS, JOBS, META, META_JOURNAL_EPOCH, META_MAX_STAMP,
+    META_NEXT_INLINE_ID, META_NEXT_OUTBOX_SEQ, NULLS, OUTBOX, OUTBOX_INDEX, PARTS, UPLOAD_INDEX, UPLOADS, VERSIONS,
 };
 use crate::slot::{self, DbSlot};
-use crate::{buckets, multipart, objects, queue};
+use crate::{buckets, jobs, multipart, objects, queue};
 
 /// Most ops committed in one transaction (a group may pass it by the last request's ops).
 pub(crate) const MAX_GROUP: usize = 256;
@@ -438,6 +438,8 @@ fn apply(t: &mut WTables<'_>, clock: &VersionClock, op: WriteOp) -> Result<Write
             multipart::complete(t, clock, &upload_id, data, &used_parts, precondition.as_ref(), outbox)
         }
         WriteOp::AbortUpload { upload_id } => multipart::abort(t, &upload_id).map(WriteOutcome::Freed),
+        WriteOp::CreateJob { record } => jobs::create(t, record),
+        WriteOp::UpdateJob { record, tasks } => jobs::update(t, &record, &tasks),
     }
 }
 
@@ -457,6 +459,8 @@ pub(crate) struct WTables<'t> {
     pub(crate) outbox_index: Table<'t, &'static [u8], ()>,
     pub(crate) failures: Table<'t, u64, &'static [u8]>,
     pub(crate) inline_data: Table<'t, u64, &'static [u8]>,
+    pub(crate) jobs: Table<'t, u64, &'static [u8]>,
+    pub(crate) job_tasks: Table<'t, &'static [u8], &'static [u8]>,
     /// Every insert and remove of this group, in order: the journal record (see `journal.rs`).
     pub(crate) redo: Vec<Redo>,
     /// `META` counters advanced in this group, with their next value (at most a few).
@@ -487,6 +491,8 @@ impl<'t> WTables<'t> {
             outbox_index: txn.open_table(OUTBOX_INDEX)?,
             failures: txn.open_table(FAILURES)?,
             inline_data: txn.open_table(INLINE_DATA)?,
+            jobs: txn.open_table(JOBS)?,
+            job_tasks: txn.open_table(JOB_TASKS)?,
             redo: Vec::new(),
             counters: Vec::new(),
             fresh: None,
@@ -515,6 +521,12 @@ impl<'t> WTables<'t> {
         self.counters[at].1 =
             value.checked_add(1).ok_or_else(|| MetaError::Corrupt(format!("counter {name} overflow")))?;
         Ok(value)
+    }
+
+    /// Marks the current op as having started writing (for writes made outside these methods,
+    /// through `journal::insert`/`remove` on a table field).
+    pub(crate) fn mark_dirty(&mut self) {
+        self.dirty = true;
     }
 
     /// Writes the counters this group advanced (see [`Self::take_counter`]).

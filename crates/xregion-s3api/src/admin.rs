@@ -13,6 +13,10 @@
 //!   summary (`xregion_core::batch_replication`). Authorized as `s3:InitiateReplication` on
 //!   the bucket (BAT-5).
 //!
+//! * The S3 Control job operations of batch replication (`/v20180820/jobs...` with an
+//!   `x-amz-account-id` header: CreateJob, DescribeJob, ListJobs, UpdateJobStatus,
+//!   UpdateJobPriority; `crate::control`), each authorized as its `s3:` action on the service.
+//!
 //! All are SigV4-signed like any S3 request (`curl --aws-sigv4 "aws:amz:<region>:s3"`).
 //! `_xregion` can never be a bucket name (it has an underscore), so the paths cannot shadow a
 //! bucket; in a virtual-hosted-style request they are object keys.
@@ -32,6 +36,7 @@ use xregion_core::Region;
 use xregion_types::ReplicationStatus;
 
 use crate::RegionHost;
+use crate::control::api::ControlOp;
 use crate::ops::replica::ReplicaAuth;
 
 /// The path prefix of the operator endpoints (a name no bucket can have).
@@ -165,7 +170,9 @@ impl S3Route for XregionRoute {
             .and_then(|h| h.to_str().ok())
             .and_then(|h| self.host.parse_host_header(h).ok().map(|vh| vh.bucket().is_some()))
             .unwrap_or(false);
-        !vhost_bucket && Endpoint::of(method, uri.path()).is_some()
+        // S3 Control requests come to `<account>.<host>`, which may look like a bucket host.
+        ControlOp::of(method, uri.path(), headers).is_some()
+            || (!vhost_bucket && Endpoint::of(method, uri.path()).is_some())
     }
 
     async fn check_access(&self, req: &mut S3Request<Body>) -> S3Result<()> {
@@ -175,6 +182,9 @@ impl S3Route for XregionRoute {
             Decision::Allow => Ok(()),
             Decision::Deny(why) => Err(s3_error!(AccessDenied, "Access Denied: {}", why)),
         };
+        if let Some(op) = ControlOp::of(&req.method, req.uri.path(), &req.headers) {
+            return authorize(op.action(), &Resource::Service);
+        }
         match Endpoint::of(&req.method, req.uri.path()) {
             Some(Endpoint::Report(_)) => authorize(REPORT_ACTION, &Resource::Service),
             Some(Endpoint::Batch(bucket)) => authorize(BATCH_ACTION, &Resource::Bucket(bucket)),
@@ -185,6 +195,9 @@ impl S3Route for XregionRoute {
     }
 
     async fn call(&self, req: S3Request<Body>) -> S3Result<S3Response<Body>> {
+        if let Some(op) = ControlOp::of(&req.method, req.uri.path(), &req.headers) {
+            return crate::control::api::call(&self.region, op, req).await;
+        }
         match Endpoint::of(&req.method, req.uri.path()) {
             Some(Endpoint::Report(report)) => {
                 let body = self.reports.render(report).await.map_err(|e| s3_error!(InternalError, "{}", e))?;

@@ -94,6 +94,16 @@ pub fn to_s3(e: CoreError) -> S3Error {
         CoreError::InvalidRange => with(C::InvalidRange, "The requested range is not satisfiable".into()),
         CoreError::InvalidBucketState(m) => with(C::InvalidBucketState, m),
         CoreError::InvalidArgument(m) => with(C::InvalidArgument, m),
+        CoreError::NoSuchJob(id) => {
+            let mut err = with(C::Custom("NotFoundException".into()), format!("The job {id} does not exist."));
+            err.set_status_code(StatusCode::NOT_FOUND);
+            err
+        }
+        CoreError::JobStatus(m) => {
+            let mut err = with(C::Custom("JobStatusException".into()), m);
+            err.set_status_code(StatusCode::CONFLICT);
+            err
+        }
         CoreError::ReplicationConfigurationNotFound => {
             let mut err =
                 with(C::ReplicationConfigurationNotFoundError, "The replication configuration was not found".into());

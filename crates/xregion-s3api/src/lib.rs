@@ -8,6 +8,7 @@
 
 mod access;
 pub mod admin;
+mod control;
 mod convert;
 pub mod error;
 pub mod handoff;

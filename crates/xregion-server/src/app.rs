@@ -32,14 +32,19 @@ pub struct RunningRegion {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
     replication: WorkerHandle,
+    /// The batch replication job runner (`xregion_core::jobs`); its state is all on disk.
+    jobs: tokio::task::JoinHandle<()>,
 }
 
 impl RunningRegion {
     /// Stops accepting, lets in-flight requests finish (bounded), stops the replication
-    /// worker (its backlog stays in the outbox), and waits.
+    /// worker (its backlog stays in the outbox) and the job runner (jobs resume from disk at
+    /// the next start), and waits.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+        self.jobs.abort();
+        let _ = self.jobs.await;
         self.replication.shutdown().await;
     }
 }
@@ -61,6 +66,10 @@ pub fn start_region_on(cfg: &RegionConfig, listener: TcpListener) -> anyhow::Res
     let identity =
         Identity::with_root(Credential { access_key: cfg.access_key.clone(), secret_key: cfg.secret_key.clone() });
     let replication = start_replication(cfg, addr, &region);
+    let jobs = tokio::spawn({
+        let region = region.clone();
+        async move { region.run_jobs().await }
+    });
     let reports = Arc::new(Reports {
         region: region.clone(),
         status: replication.status_reader(),
@@ -86,7 +95,7 @@ pub fn start_region_on(cfg: &RegionConfig, listener: TcpListener) -> anyhow::Res
     let task = tokio::spawn(accept_loop(listener, edge, stop_rx, name.clone()));
     tracing::info!(region = %name, %addr, "region listening");
     tokio::spawn(async move { peers.probe_stamp_tags().await });
-    Ok(RunningRegion { name, addr, stop, task, replication })
+    Ok(RunningRegion { name, addr, stop, task, replication, jobs })
 }
 
 /// Deletes blob files a crash left without metadata (see `xregion_core::orphans`): lists the

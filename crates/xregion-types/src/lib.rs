@@ -4,6 +4,7 @@
 
 pub mod bucket;
 pub mod checksum;
+pub mod job;
 pub mod key;
 pub mod object;
 pub mod replication;

@@ -36,6 +36,7 @@ pub(crate) fn run_boto3(region: &TestRegion, script: &str, bucket: &str, passed_
         .envs(env.iter().copied())
         .env("XREGION_ENDPOINT", region.endpoint())
         .env("XREGION_TEST_REGION", region.name())
+        .env("PYTHONPATH", localhost_resolver())
         .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
         .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
         .env_remove("AWS_PROFILE")

@@ -634,6 +634,13 @@ pub fn aws_cli_available(test: &str) -> bool {
     false
 }
 
+/// A directory for `PYTHONPATH` whose `sitecustomize.py` resolves names under `.localhost` to
+/// loopback, as systemd-resolved does (RFC 6761) and this machine's C library may not: S3
+/// Control clients send to `<account id>.<endpoint host>`.
+pub fn localhost_resolver() -> String {
+    format!("{}/tests/python/localhost_resolver", env!("CARGO_MANIFEST_DIR"))
+}
+
 /// Runs a bash script (`-euo pipefail`) of AWS CLI commands in `dir` with the deployment's
 /// root credential, as after the three `export` lines `xregion dev` prints, and no other
 /// configuration; panics with its output if it fails. Returns its stdout.
@@ -649,6 +656,7 @@ pub fn run_aws_cli(script: &str, dir: &std::path::Path, default_region: &str) ->
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .env("AWS_PAGER", "")
+        .env("PYTHONPATH", localhost_resolver())
         .output()
         .expect("run bash");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();

@@ -4,6 +4,7 @@
 
 mod attributes;
 mod auth;
+mod batch_jobs;
 mod batch_replication;
 mod boto3;
 mod buckets;

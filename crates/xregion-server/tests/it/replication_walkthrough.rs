@@ -9,14 +9,14 @@
 use crate::common::*;
 
 /// The ```sh blocks of the README's `## Replication` section, in order: the walkthrough, the
-/// restore from the backup region, and a batch replication.
+/// restore from the backup region, a batch replication, and a batch replication job.
 fn readme_walkthrough() -> String {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).expect("README.md");
     let section = readme.split("\n## Replication\n").nth(1).expect("README has a `## Replication` section");
     let section = section.split("\n## ").next().unwrap_or(section);
     let blocks: Vec<&str> =
         section.split("```sh\n").skip(1).map(|block| block.split("\n```").next().expect("closed code block")).collect();
-    assert_eq!(blocks.len(), 3, "the walkthrough, the restore and the batch replication");
+    assert_eq!(blocks.len(), 4, "the walkthrough, the restore, the batch replication and the job");
     blocks.join("\n")
 }
 
@@ -28,7 +28,9 @@ fn readme_replication_walkthrough_runs_with_the_aws_cli() {
     let regions = TestRegion::start_many(&["us-east-1", "eu-west-1"]);
     let script = readme_walkthrough()
         .replace("http://127.0.0.1:9000", &regions[0].endpoint())
-        .replace("http://127.0.0.1:9001", &regions[1].endpoint());
+        .replace("http://127.0.0.1:9001", &regions[1].endpoint())
+        // S3 Control (`<account>.localhost`, resolved by the harness, see `run_aws_cli`).
+        .replace("http://localhost:9000", &format!("http://localhost:{}", regions[0].port()));
     assert!(script.contains("put-bucket-replication"), "unexpected walkthrough:\n{script}");
     let dir = tempfile::tempdir().expect("temp dir");
     let stdout = run_aws_cli(&script, dir.path(), regions[0].name());
@@ -43,7 +45,14 @@ fn readme_replication_walkthrough_runs_with_the_aws_cli() {
     // The restore: the old version copied back from the backup region, read on the source.
     assert!(stdout.contains("a picture of a cat\n"), "the restored cat: {stdout}");
     // The batch replication: every version of `photos` was replicated live already.
-    assert!(stdout.ends_with("\"versions_queued\":0,\"failures_cleared\":0}\n"), "the batch replication: {stdout}");
+    assert!(stdout.contains("\"versions_queued\":0,\"failures_cleared\":0}\n"), "the batch replication: {stdout}");
+    // The job: Complete, every task succeeded, one report row per COMPLETED version of
+    // `photos`: the first version and the delete marker, and the restored version unless its
+    // replication was still running when the job listed the bucket.
+    assert!(stdout.contains("\"Complete\""), "the job's status: {stdout}");
+    assert!(stdout.contains("\"NumberOfTasksFailed\": 0"), "the job's progress: {stdout}");
+    let rows = stdout.lines().filter(|l| l.starts_with("photos,cat.jpg,") && l.ends_with(",succeeded,200,,Successful"));
+    assert!((2..=3).contains(&rows.count()), "the completion report: {stdout}");
 
     // The same facts through the SDK.
     let rt = tokio::runtime::Runtime::new().expect("runtime");

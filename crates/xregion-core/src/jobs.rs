@@ -1,0 +1,781 @@
+//! Batch replication jobs (S3 Batch Operations' `S3ReplicateObject`, BAT-2..BAT-8).
+//!
+//! `CreateJob` stores a [`JobRecord`]; [`Region::run_jobs`] (one background task per region)
+//! then drives every job through its lifecycle (BAT-6), one bounded step at a time, each step
+//! one transaction that stores the job's record together with the task rows it produced:
+//!
+//! * `New` → `Preparing`: the manifest is generated (BAT-2) by listing the source bucket's
+//!   versions and delete markers, a page per step, keeping those the filter takes; each page's
+//!   tasks are stored with the listing position after them, so a restart resumes the listing
+//!   where the last stored page ended. With `EnableManifestOutput` the manifest is written as a
+//!   CSV object once complete. Then `Suspended` (if `ConfirmationRequired`, until
+//!   `UpdateJobStatus Ready`) or straight on.
+//! * `Ready` → `Active`: tasks are queued a page per step, exactly as the `/_xregion`
+//!   batch replication queues versions (`WriteOp::ReplicateVersion`, planned under the
+//!   configuration and tags as they stand now); the replication worker sends them as live work.
+//!   Queuing a page again after a crash is harmless: a version with tasks in flight is never
+//!   queued twice.
+//! * Still `Active`, the tasks are *settled* in order: a task's outcome is known once no task
+//!   of its version is left in the outbox. The version then reads `COMPLETED` (or `REPLICA`):
+//!   the task succeeded; `FAILED` (`REPLICA` with a failed sync): it failed, with the recorded
+//!   failure reason (IAM-8) as its error code. Outcomes and counts are stored together. A
+//!   destination that is down keeps the job `Active`, as it keeps versions `PENDING`.
+//! * Once at least 1000 tasks are settled, more than half of them failed fails the job
+//!   (BAT-6). Every task settled: `Completing`; then the completion report (BAT-7) is written
+//!   and the job is `Complete` (`Cancelled` after a cancel, `Failed` after a failure).
+//!
+//! All changes to a job (the runner's steps and the user's `UpdateJobStatus`) happen under one
+//! lock, so neither overwrites the other's.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt as _;
+use xregion_meta::{WriteOp, WriteOutcome};
+use xregion_types::job::{JobFilter, JobRecord, JobSpec, JobStatus, JobTask, TaskOutcome};
+use xregion_types::{BucketRecord, ReplicationStatus, VersionRecord, now_ms};
+
+use crate::batch_replication::FailuresByVersion;
+use crate::buckets::{BucketLocation, unexpected};
+use crate::objects::{ObjectMeta, PutRequest};
+use crate::{CoreError, CoreResult, Region};
+
+/// Versions listed, tasks queued or tasks settled per step.
+const PAGE: usize = 1000;
+/// Settled tasks after which the failure rate is judged (BAT-6).
+const FAILURE_THRESHOLD_TASKS: u64 = 1000;
+/// How often the runner looks at jobs waiting for their tasks to settle.
+const SETTLE_POLL: Duration = Duration::from_millis(200);
+/// `ReportSchema` of the completion report (BAT-7).
+const REPORT_SCHEMA: &str = "Bucket, Key, VersionId, TaskStatus, ErrorCode, HTTPStatusCode, ResultMessage";
+
+/// The shared state of the job runner: one lock for every change to a job, and the runner's
+/// wake-up.
+#[derive(Default)]
+pub(crate) struct JobsState {
+    lock: tokio::sync::Mutex<()>,
+    wake: tokio::sync::Notify,
+}
+
+/// What one runner step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Progress was made; step again.
+    Progress,
+    /// Waiting for replication (tasks not settled yet).
+    Waiting,
+    /// Nothing to do (terminal, or waiting for confirmation).
+    Idle,
+}
+
+impl Region {
+    /// S3 Control `CreateJob` (BAT-2): validates and stores a new job, or returns the job a
+    /// previous request with the same `ClientRequestToken` created.
+    pub async fn create_job(&self, spec: JobSpec) -> CoreResult<JobRecord> {
+        let _guard = self.jobs_state().lock.lock().await;
+        if let Some(existing) = self.meta().list_jobs()?.into_iter().find(|j| j.spec.client_token == spec.client_token)
+        {
+            return Ok(existing);
+        }
+        // S3 Control jobs run in the source bucket's region (BAT-2); NoSuchBucket would read
+        // as a request to reroute, so a bucket elsewhere is named, not redirected to.
+        let bucket = match self.locate_bucket(&spec.bucket).await? {
+            BucketLocation::Local(bucket) => bucket,
+            BucketLocation::Remote(owner) => {
+                return Err(invalid_request(format!(
+                    "The source bucket {} is in region {owner}: create the job there.",
+                    spec.bucket
+                )));
+            }
+        };
+        if bucket.replication.is_none() {
+            return Err(CoreError::ReplicationConfigurationNotFound);
+        }
+        if let Some(report) = &spec.report {
+            self.local_bucket_for(&report.bucket, "completion report")?;
+        }
+        if let Some(output) = &spec.manifest_output {
+            self.local_bucket_for(&output.bucket, "manifest output")?;
+        }
+        let record = JobRecord::new(new_job_id(), spec, now_ms());
+        let stored = match self.meta().write(WriteOp::CreateJob { record }).await? {
+            WriteOutcome::Job(stored) => stored,
+            other => return Err(unexpected(&other)),
+        };
+        self.jobs_state().wake.notify_one();
+        Ok(stored)
+    }
+
+    /// S3 Control `DescribeJob`.
+    pub fn job(&self, id: &str) -> CoreResult<JobRecord> {
+        self.meta().list_jobs()?.into_iter().find(|j| j.id == id).ok_or_else(|| CoreError::NoSuchJob(id.to_owned()))
+    }
+
+    /// S3 Control `ListJobs`: jobs whose status is one of `statuses` (all if empty), newest
+    /// first.
+    pub fn jobs(&self, statuses: &[JobStatus]) -> CoreResult<Vec<JobRecord>> {
+        let mut jobs: Vec<JobRecord> = self
+            .meta()
+            .list_jobs()?
+            .into_iter()
+            .filter(|j| statuses.is_empty() || statuses.contains(&j.status))
+            .collect();
+        jobs.reverse();
+        Ok(jobs)
+    }
+
+    /// S3 Control `UpdateJobStatus`: `Ready` confirms a `Suspended` job; `Cancelled` cancels
+    /// a job that has not finished (one that is queuing or settling tasks writes its report
+    /// first, as `Cancelling`). Anything else is a `JobStatusException`.
+    pub async fn update_job_status(
+        &self,
+        id: &str,
+        requested: JobStatus,
+        reason: Option<String>,
+    ) -> CoreResult<JobRecord> {
+        let _guard = self.jobs_state().lock.lock().await;
+        let mut job = self.job(id)?;
+        let next = match (requested, job.status) {
+            (JobStatus::Ready, JobStatus::Suspended) => JobStatus::Ready,
+            (JobStatus::Cancelled, s) if s.is_terminal() || matches!(s, JobStatus::Cancelling) => {
+                return Err(CoreError::JobStatus(format!("The job is {} and cannot be cancelled.", s.as_str())));
+            }
+            (JobStatus::Cancelled, JobStatus::Active | JobStatus::Completing | JobStatus::Failing) => {
+                JobStatus::Cancelling
+            }
+            (JobStatus::Cancelled, _) => JobStatus::Cancelled,
+            (JobStatus::Ready, s) => {
+                return Err(CoreError::JobStatus(format!(
+                    "Only a Suspended job can be set Ready; this job is {}.",
+                    s.as_str()
+                )));
+            }
+            (other, _) => {
+                return Err(CoreError::InvalidArgument(format!(
+                    "requestedJobStatus must be Ready or Cancelled, not {}",
+                    other.as_str()
+                )));
+            }
+        };
+        job.status = next;
+        job.status_update_reason = reason;
+        if next.is_terminal() {
+            job.terminated_ms = Some(now_ms());
+        }
+        self.store_job(&job, Vec::new()).await?;
+        self.jobs_state().wake.notify_one();
+        Ok(job)
+    }
+
+    /// S3 Control `UpdateJobPriority`.
+    pub async fn update_job_priority(&self, id: &str, priority: i32) -> CoreResult<JobRecord> {
+        if priority < 0 {
+            return Err(CoreError::InvalidArgument("Priority must be 0 or more".into()));
+        }
+        let _guard = self.jobs_state().lock.lock().await;
+        let mut job = self.job(id)?;
+        job.spec.priority = priority;
+        self.store_job(&job, Vec::new()).await?;
+        Ok(job)
+    }
+
+    /// Runs the jobs of this region until the process ends: steps every runnable job in
+    /// priority order (higher first, BAT-8: several jobs on one bucket run side by side), and
+    /// sleeps when none made progress, until a job is created or changed or, while one waits
+    /// for replication, for a short poll. Errors are logged and retried (a job is never
+    /// dropped because a step failed).
+    pub async fn run_jobs(&self) {
+        loop {
+            let waited = match self.step_all_jobs().await {
+                Ok(Step::Progress) => continue,
+                Ok(Step::Waiting) => SETTLE_POLL,
+                Ok(Step::Idle) => Duration::from_secs(60),
+                Err(e) => {
+                    tracing::warn!(error = %e, "batch replication job step failed; retrying");
+                    Duration::from_secs(1)
+                }
+            };
+            let _ = tokio::time::timeout(waited, self.jobs_state().wake.notified()).await;
+        }
+    }
+
+    /// One step of every job that can move; the most hopeful outcome of them.
+    async fn step_all_jobs(&self) -> CoreResult<Step> {
+        let mut jobs = self.meta().list_jobs()?;
+        jobs.retain(|j| !j.status.is_terminal() && j.status != JobStatus::Suspended);
+        jobs.sort_by(|a, b| b.spec.priority.cmp(&a.spec.priority).then(a.seq.cmp(&b.seq)));
+        let mut overall = Step::Idle;
+        for job in jobs {
+            let step = self.step_job(&job.id).await?;
+            overall = match (overall, step) {
+                (Step::Progress, _) | (_, Step::Progress) => Step::Progress,
+                (Step::Waiting, _) | (_, Step::Waiting) => Step::Waiting,
+                _ => Step::Idle,
+            };
+        }
+        Ok(overall)
+    }
+
+    /// Moves one job one step (see the module docs), under the job lock.
+    async fn step_job(&self, id: &str) -> CoreResult<Step> {
+        let _guard = self.jobs_state().lock.lock().await;
+        let mut job = self.job(id)?;
+        match job.status {
+            JobStatus::New => {
+                job.status = JobStatus::Preparing;
+                self.store_job(&job, Vec::new()).await?;
+                Ok(Step::Progress)
+            }
+            JobStatus::Preparing | JobStatus::Active => {
+                let bucket = match self.bucket(&job.spec.bucket) {
+                    Ok(bucket) => bucket,
+                    Err(CoreError::NoSuchBucket) => {
+                        return self.fail_job(job, "NoSuchBucket", "The source bucket was deleted.").await;
+                    }
+                    Err(e) => return Err(e),
+                };
+                match job.status {
+                    JobStatus::Preparing => self.prepare_page(job, &bucket).await,
+                    _ if job.queued_upto < job.total_tasks => self.queue_page(job, &bucket).await,
+                    _ => self.settle_page(job, &bucket).await,
+                }
+            }
+            JobStatus::Ready => {
+                job.status = JobStatus::Active;
+                job.active_since_ms = Some(now_ms());
+                self.store_job(&job, Vec::new()).await?;
+                Ok(Step::Progress)
+            }
+            JobStatus::Completing | JobStatus::Cancelling | JobStatus::Failing => {
+                let mut status = match job.status {
+                    JobStatus::Completing => JobStatus::Complete,
+                    JobStatus::Cancelling => JobStatus::Cancelled,
+                    _ => JobStatus::Failed,
+                };
+                // A report bucket deleted meanwhile: the job ends without its report, failed.
+                match self.write_report(&mut job).await {
+                    Ok(()) => {}
+                    Err(CoreError::NoSuchBucket) => {
+                        let reason = "The completion report could not be written: its bucket was deleted.";
+                        job.failure_reasons.push(("ReportBucketNotFound".into(), reason.into()));
+                        status = JobStatus::Failed;
+                    }
+                    Err(e) => return Err(e),
+                }
+                job.status = status;
+                job.terminated_ms = Some(now_ms());
+                self.store_job(&job, Vec::new()).await?;
+                Ok(Step::Progress)
+            }
+            JobStatus::Suspended | JobStatus::Complete | JobStatus::Cancelled | JobStatus::Failed => Ok(Step::Idle),
+        }
+    }
+
+    /// `Preparing`: one page of the version listing into the manifest.
+    async fn prepare_page(&self, mut job: JobRecord, bucket: &BucketRecord) -> CoreResult<Step> {
+        let mut query = xregion_meta::ListVersionsQuery { max_keys: PAGE, ..Default::default() };
+        if let Some((key, version)) = &job.scan_after {
+            query.key_marker = Some(key.clone());
+            query.version_id_marker = Some(version.clone());
+        }
+        let page = self.meta().list_versions(bucket.id, &query)?;
+        let mut entries = page.entries;
+        // Oldest first within a key, so that a delete marker is queued after the versions it hides.
+        entries.sort_by(|a, b| a.key.cmp(&b.key).then(a.record.stamp.cmp(&b.record.stamp)));
+        let mut tasks = Vec::new();
+        for entry in entries {
+            if !self.manifest_takes(&job.spec, &entry.key, &entry.record)? {
+                continue;
+            }
+            let task = JobTask { key: entry.key, version_id: entry.record.version_id, outcome: TaskOutcome::Open };
+            tasks.push((job.total_tasks, task));
+            job.total_tasks += 1;
+        }
+        if page.is_truncated {
+            job.scan_after = page.next_key_marker.zip(page.next_version_id_marker);
+            self.store_job(&job, tasks).await?;
+            return Ok(Step::Progress);
+        }
+        // The manifest is complete: store its last page before writing it out.
+        job.scan_after = None;
+        self.store_job(&job, tasks).await?;
+        if job.spec.manifest_output.is_some() {
+            self.write_manifest(&mut job).await?;
+        }
+        if job.spec.confirmation_required {
+            job.status = JobStatus::Suspended;
+            job.suspended_ms = Some(now_ms());
+        } else {
+            job.status = JobStatus::Active;
+            job.active_since_ms = Some(now_ms());
+        }
+        self.store_job(&job, Vec::new()).await?;
+        Ok(Step::Progress)
+    }
+
+    /// Whether the generated manifest takes this version (BAT-2's `Filter`, BAT-3).
+    fn manifest_takes(&self, spec: &JobSpec, key: &str, record: &VersionRecord) -> CoreResult<bool> {
+        let f = &spec.filter;
+        if !filter_takes(f, key, record) {
+            return Ok(false);
+        }
+        if f.eligible_for_replication {
+            return Ok(!self.plan_existing(&spec.bucket, key, record)?.is_empty());
+        }
+        Ok(true)
+    }
+
+    /// `Active`: queues the next page of tasks for replication.
+    async fn queue_page(&self, mut job: JobRecord, b: &BucketRecord) -> CoreResult<Step> {
+        let bucket = &job.spec.bucket;
+        let statuses = job_statuses(&job.spec.filter);
+        let rows = self.meta().job_tasks(job.seq, job.queued_upto, PAGE)?;
+        let wanted: Vec<_> = rows.iter().map(|(_, t)| (b.id, t.key.as_str(), &t.version_id)).collect();
+        let versions = self.meta().get_versions(wanted)?;
+        let mut decided = Vec::new();
+        let mut writes = Vec::new();
+        let mut failures = LazyFailures::default();
+        for ((number, task), version) in rows.iter().zip(versions) {
+            let Some(record) = version else {
+                let gone = failed("NoSuchVersion", 404, "The version no longer exists.");
+                decided.push((*number, JobTask { outcome: gone, ..task.clone() }));
+                continue;
+            };
+            let outbox = self.plan_existing(bucket, &task.key, &record)?;
+            if outbox.is_empty() {
+                let message = "No rule of the bucket's replication configuration selects this version.";
+                decided.push((*number, JobTask { outcome: failed("InvalidRequest", 400, message), ..task.clone() }));
+                continue;
+            }
+            let clear_failures = match record.replication {
+                ReplicationStatus::Failed | ReplicationStatus::ReplicaFailed => {
+                    let failures = failures.get_or(self, b.id)?;
+                    let of_version = failures.get(&(task.key.clone(), record.version_id.clone()));
+                    of_version.map(|f| f.iter().map(|(seq, _)| *seq).collect()).unwrap_or_default()
+                }
+                _ => Vec::new(),
+            };
+            writes.push(WriteOp::ReplicateVersion {
+                bucket: bucket.clone(),
+                key: task.key.clone(),
+                version_id: record.version_id,
+                statuses: statuses.clone(),
+                outbox,
+                clear_failures,
+            });
+        }
+        self.queue_versions(writes).await?;
+        job.queued_upto += rows.len() as u64;
+        self.store_job(&job, decided).await?;
+        Ok(Step::Progress)
+    }
+
+    /// `Active`, everything queued: records the outcome of the tasks whose versions have
+    /// settled, in order, up to the first that has not.
+    async fn settle_page(&self, mut job: JobRecord, b: &BucketRecord) -> CoreResult<Step> {
+        if job.settled_upto >= job.total_tasks {
+            job.status = JobStatus::Completing;
+            self.store_job(&job, Vec::new()).await?;
+            return Ok(Step::Progress);
+        }
+        let rows = self.meta().job_tasks(job.seq, job.settled_upto, PAGE)?;
+        let wanted: Vec<_> = rows.iter().map(|(_, t)| (b.id, t.key.as_str(), &t.version_id)).collect();
+        let versions = self.meta().get_versions(wanted)?;
+        let mut settled = Vec::new();
+        let mut failures = LazyFailures::default();
+        for ((number, task), version) in rows.into_iter().zip(versions) {
+            let outcome = match (&task.outcome, version) {
+                (TaskOutcome::Failed { .. } | TaskOutcome::Succeeded, _) => task.outcome.clone(),
+                (TaskOutcome::Open, None) => failed("NoSuchVersion", 404, "The version no longer exists."),
+                (TaskOutcome::Open, Some(record)) => match record.replication {
+                    ReplicationStatus::Pending | ReplicationStatus::ReplicaPending => break,
+                    ReplicationStatus::Completed | ReplicationStatus::Replica => TaskOutcome::Succeeded,
+                    ReplicationStatus::Failed | ReplicationStatus::ReplicaFailed => {
+                        let failures = failures.get_or(self, b.id)?;
+                        let of_version = failures.get(&(task.key.clone(), record.version_id.clone()));
+                        let reason = of_version.and_then(|f| f.first()).map(|(_, reason)| reason.clone());
+                        let reason = reason.unwrap_or_else(|| "ReplicationFailed".to_owned());
+                        let message = format!("Replication failed: {reason}");
+                        failed(&reason, failure_http_status(&reason), &message)
+                    }
+                    ReplicationStatus::None => {
+                        failed("InvalidRequest", 400, "The version was not replicated: no rule selected it.")
+                    }
+                },
+            };
+            match outcome {
+                TaskOutcome::Succeeded => job.succeeded += 1,
+                TaskOutcome::Failed { .. } => job.failed += 1,
+                TaskOutcome::Open => {}
+            }
+            settled.push((number, JobTask { outcome, ..task }));
+        }
+        if settled.is_empty() {
+            return Ok(Step::Waiting);
+        }
+        job.settled_upto += settled.len() as u64;
+        let done = job.succeeded + job.failed;
+        if done >= FAILURE_THRESHOLD_TASKS && job.failed * 2 > done {
+            job.status = JobStatus::Failing;
+            let reason = format!("{} of {} tasks failed, more than half (BAT-6).", job.failed, done);
+            job.failure_reasons.push(("TaskFailureRateExceeded".into(), reason));
+        }
+        self.store_job(&job, settled).await?;
+        Ok(Step::Progress)
+    }
+
+    /// Fails a job for a job-level reason (its report is still written).
+    async fn fail_job(&self, mut job: JobRecord, code: &str, reason: &str) -> CoreResult<Step> {
+        job.failure_reasons.push((code.to_owned(), reason.to_owned()));
+        job.status = JobStatus::Failing;
+        self.store_job(&job, Vec::new()).await?;
+        Ok(Step::Progress)
+    }
+
+    /// The completion report (BAT-7): result CSVs for succeeded and failed tasks (only the
+    /// failed ones with `FailedTasksOnly`) and the `manifest.json` that lists them, under
+    /// `<prefix>/job-<id>/`.
+    async fn write_report(&self, job: &mut JobRecord) -> CoreResult<()> {
+        let Some(report) = job.spec.report.clone() else { return Ok(()) };
+        let base = job_prefix(report.prefix.as_deref(), &job.id);
+        let (mut succeeded, mut failed_rows) = (String::new(), String::new());
+        self.for_each_task(job, |task| {
+            let (target, status, http, code, message) = match &task.outcome {
+                TaskOutcome::Succeeded => (&mut succeeded, "succeeded", 200, "", "Successful"),
+                TaskOutcome::Failed { code, http_status, message } => {
+                    (&mut failed_rows, "failed", *http_status, code.as_str(), message.as_str())
+                }
+                // Cancelled or failed before the task ran.
+                TaskOutcome::Open => return,
+            };
+            if report.failed_only && status == "succeeded" {
+                return;
+            }
+            // The data columns are in the order of AWS's own reports: status, HTTP status,
+            // error code, message (their `ReportSchema` line names the middle two the other
+            // way round).
+            target.push_str(&format!(
+                "{},{},{},{},{},{},{}\n",
+                csv_field(&job.spec.bucket),
+                csv_field(&urlencoding::encode(&task.key)),
+                csv_field(task.version_id.as_str()),
+                status,
+                http,
+                csv_field(code),
+                csv_field(message)
+            ));
+        })?;
+        let mut results = Vec::new();
+        let mut keys = Vec::new();
+        for (status, body) in [("succeeded", succeeded), ("failed", failed_rows)] {
+            if body.is_empty() {
+                continue;
+            }
+            let key = format!("{base}results/{status}.csv");
+            let etag = self.put_small_object(&report.bucket, &key, "text/csv", body.into_bytes()).await?;
+            results.push(serde_json::json!({
+                "TaskExecutionStatus": status,
+                "Bucket": report.bucket,
+                "MD5Checksum": etag,
+                "Key": key,
+            }));
+            keys.push(key);
+        }
+        let manifest = serde_json::json!({
+            "Format": "Report_CSV_20180820",
+            "ReportCreationDate": iso_time(now_ms()),
+            "Results": results,
+            "ReportSchema": REPORT_SCHEMA,
+        });
+        let key = format!("{base}manifest.json");
+        let body = serde_json::to_vec_pretty(&manifest).map_err(|e| CoreError::Internal(e.to_string()))?;
+        self.put_small_object(&report.bucket, &key, "application/json", body).await?;
+        keys.push(key);
+        job.report_keys = keys;
+        Ok(())
+    }
+
+    /// With `EnableManifestOutput`: the generated manifest as a CSV object
+    /// (`Bucket,Key,VersionId`, keys URL-encoded) under `<prefix>/job-<id>/manifest.csv`.
+    async fn write_manifest(&self, job: &mut JobRecord) -> CoreResult<()> {
+        let Some(output) = job.spec.manifest_output.clone() else { return Ok(()) };
+        let mut body = String::new();
+        self.for_each_task(job, |task| {
+            body.push_str(&format!(
+                "{},{},{}\n",
+                csv_field(&job.spec.bucket),
+                csv_field(&urlencoding::encode(&task.key)),
+                csv_field(task.version_id.as_str())
+            ));
+        })?;
+        let key = format!("{}manifest.csv", job_prefix(output.prefix.as_deref(), &job.id));
+        self.put_small_object(&output.bucket, &key, "text/csv", body.into_bytes()).await?;
+        Ok(())
+    }
+
+    /// Writes an object the region produces itself (a report); returns its ETag.
+    async fn put_small_object(&self, bucket: &str, key: &str, content_type: &str, body: Vec<u8>) -> CoreResult<String> {
+        let len = body.len() as u64;
+        let stream =
+            futures::stream::once(async move { Ok::<_, crate::objects::BodyError>(Bytes::from(body)) }).boxed();
+        let stored = self.write_body(stream, None, Some(len)).await?;
+        let meta = ObjectMeta { content_type: Some(content_type.to_owned()), ..ObjectMeta::default() };
+        let req = PutRequest {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            meta,
+            content_md5: None,
+            checksum: None,
+            precondition: None,
+        };
+        Ok(self.commit_put(req, stored).await?.record.object().map(|d| d.etag.clone()).unwrap_or_default())
+    }
+
+    /// Stores the job and task rows in one transaction.
+    async fn store_job(&self, job: &JobRecord, tasks: Vec<(u64, JobTask)>) -> CoreResult<()> {
+        match self.meta().write(WriteOp::UpdateJob { record: job.clone(), tasks }).await? {
+            WriteOutcome::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// A bucket of this region that a job writes to.
+    fn local_bucket_for(&self, name: &str, what: &str) -> CoreResult<()> {
+        match self.bucket(name) {
+            Ok(_) => Ok(()),
+            Err(CoreError::NoSuchBucket) => Err(invalid_request(format!(
+                "The {what} bucket {name} must be a bucket of this region ({}).",
+                self.name()
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Calls `f` with every task of the job, in manifest order, a page at a time.
+    fn for_each_task(&self, job: &JobRecord, mut f: impl FnMut(&JobTask)) -> CoreResult<()> {
+        let mut from = 0;
+        loop {
+            let rows = self.meta().job_tasks(job.seq, from, PAGE)?;
+            let Some((last, _)) = rows.last() else { return Ok(()) };
+            from = last + 1;
+            rows.iter().for_each(|(_, task)| f(task));
+        }
+    }
+}
+
+/// A bucket's failure records, read once a page needs them.
+#[derive(Default)]
+struct LazyFailures(Option<FailuresByVersion>);
+
+impl LazyFailures {
+    fn get_or(&mut self, region: &Region, bucket_id: u64) -> CoreResult<&FailuresByVersion> {
+        if self.0.is_none() {
+            self.0 = Some(region.failures_by_version(bucket_id)?);
+        }
+        Ok(self.0.get_or_insert_default())
+    }
+}
+
+/// Whether the filter's own conditions (not eligibility) take a version.
+fn filter_takes(f: &JobFilter, key: &str, record: &VersionRecord) -> bool {
+    let status = match &record.replication {
+        ReplicationStatus::ReplicaFailed | ReplicationStatus::ReplicaPending => ReplicationStatus::Replica,
+        other => other.clone(),
+    };
+    if !job_statuses(f).contains(&status) {
+        return false;
+    }
+    if f.created_after_ms.is_some_and(|after| record.last_modified_ms <= after)
+        || f.created_before_ms.is_some_and(|before| record.last_modified_ms >= before)
+    {
+        return false;
+    }
+    // `KeyNameConstraint`: any of its patterns matching is enough; none given takes every key.
+    let any_key = f.match_any_prefix.is_empty() && f.match_any_suffix.is_empty() && f.match_any_substring.is_empty();
+    let key_matches = any_key
+        || f.match_any_prefix.iter().any(|p| key.starts_with(p.as_str()))
+        || f.match_any_suffix.iter().any(|s| key.ends_with(s.as_str()))
+        || f.match_any_substring.iter().any(|s| key.contains(s.as_str()));
+    if !key_matches {
+        return false;
+    }
+    let sized = f.size_greater_than.is_some() || f.size_less_than.is_some() || !f.storage_classes.is_empty();
+    match record.object() {
+        // A delete marker has no size or storage class: only filters without them take it.
+        None => !sized,
+        Some(data) => {
+            f.size_greater_than.is_none_or(|min| data.size > min)
+                && f.size_less_than.is_none_or(|max| data.size < max)
+                && (f.storage_classes.is_empty() || f.storage_classes.contains(&data.storage_class))
+        }
+    }
+}
+
+/// The statuses a job takes: its filter's, or every one batch replication can take (BAT-3:
+/// without a status filter everything eligible is attempted, replicas included, BAT-4).
+fn job_statuses(f: &JobFilter) -> Vec<ReplicationStatus> {
+    if f.statuses.is_empty() {
+        use ReplicationStatus::{Completed, Failed, None, Replica};
+        vec![None, Failed, Completed, Replica]
+    } else {
+        f.statuses.clone()
+    }
+}
+
+fn invalid_request(message: String) -> CoreError {
+    CoreError::Invalid(xregion_types::InvalidInput::new("InvalidRequest", message))
+}
+
+fn failed(code: &str, http_status: u16, message: &str) -> TaskOutcome {
+    TaskOutcome::Failed { code: code.to_owned(), http_status, message: message.to_owned() }
+}
+
+/// The HTTP status a replication failure reason (IAM-8) goes with in a report.
+fn failure_http_status(reason: &str) -> u16 {
+    match reason {
+        "DstBucketNotFound" | "SrcObjectNotFound" | "DstObjectNotFound" => 404,
+        r if r.contains("Permission") || r.contains("AccessDenied") || r.contains("NotPermitted") => 403,
+        r if r.starts_with("Dst") || r.starts_with("Src") => 400,
+        _ => 500,
+    }
+}
+
+/// `<prefix>/job-<id>/` (no leading slash; the prefix's own trailing slash is not doubled).
+fn job_prefix(prefix: Option<&str>, id: &str) -> String {
+    match prefix.map(|p| p.trim_end_matches('/')).filter(|p| !p.is_empty()) {
+        Some(p) => format!("{p}/job-{id}/"),
+        None => format!("job-{id}/"),
+    }
+}
+
+/// A CSV field, quoted when it holds a comma, quote or line break (RFC 4180).
+fn csv_field(value: &str) -> String {
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_owned()
+    }
+}
+
+/// ISO-8601 UTC with milliseconds, as in `ReportCreationDate`.
+fn iso_time(ms: i64) -> String {
+    let time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        time.year(),
+        u8::from(time.month()),
+        time.day(),
+        time.hour(),
+        time.minute(),
+        time.second(),
+        time.millisecond()
+    )
+}
+
+/// A random job id in the UUID form S3 uses.
+fn new_job_id() -> String {
+    let b: [u8; 16] = rand::random();
+    let h = hex::encode(b);
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(size: Option<u64>, status: ReplicationStatus, modified_ms: i64) -> VersionRecord {
+        use xregion_types::{ObjectData, VersionId, VersionKind};
+        let kind = match size {
+            Some(size) => VersionKind::Object(Box::new(ObjectData {
+                size,
+                storage_class: "STANDARD".into(),
+                ..ObjectData::default()
+            })),
+            None => VersionKind::DeleteMarker,
+        };
+        VersionRecord {
+            version_id: VersionId::Null,
+            stamp: 1,
+            last_modified_ms: modified_ms,
+            kind,
+            replication: status,
+            replication_targets: Vec::new(),
+            tags_changed_ms: None,
+        }
+    }
+
+    /// BAT-2/BAT-3: each filter field narrows the manifest; none given takes every version
+    /// batch replication can take, replicas included, never PENDING ones.
+    #[test]
+    fn bat2_filters() {
+        use ReplicationStatus::{Completed, Failed, None, Pending, Replica, ReplicaFailed};
+        let any = JobFilter::default();
+        let object = version(Some(10), None, 1000);
+        for status in [None, Failed, Completed, Replica, ReplicaFailed] {
+            assert!(filter_takes(&any, "k", &version(Some(1), status.clone(), 1)), "{status:?}");
+        }
+        assert!(!filter_takes(&any, "k", &version(Some(1), Pending, 1)));
+        let failed_only = JobFilter { statuses: vec![Failed], ..JobFilter::default() };
+        assert!(!filter_takes(&failed_only, "k", &object));
+        assert!(filter_takes(&failed_only, "k", &version(Some(1), Failed, 1)));
+
+        let keys = JobFilter {
+            match_any_prefix: vec!["docs/".into()],
+            match_any_suffix: vec![".jpg".into()],
+            match_any_substring: vec!["2026".into()],
+            ..JobFilter::default()
+        };
+        for key in ["docs/a", "x.jpg", "report-2026.txt"] {
+            assert!(filter_takes(&keys, key, &object), "{key}");
+        }
+        assert!(!filter_takes(&keys, "other/a.png", &object));
+
+        let dates = JobFilter { created_after_ms: Some(500), created_before_ms: Some(2000), ..JobFilter::default() };
+        assert!(filter_takes(&dates, "k", &object));
+        assert!(!filter_takes(&dates, "k", &version(Some(10), None, 500)));
+        assert!(!filter_takes(&dates, "k", &version(Some(10), None, 2000)));
+
+        let sizes = JobFilter { size_greater_than: Some(9), size_less_than: Some(11), ..JobFilter::default() };
+        assert!(filter_takes(&sizes, "k", &object));
+        assert!(!filter_takes(&sizes, "k", &version(Some(11), None, 1)));
+        assert!(!filter_takes(&sizes, "k", &version(Option::None, None, 1)), "a delete marker has no size");
+        assert!(filter_takes(&any, "k", &version(Option::None, None, 1)), "delete markers are taken otherwise");
+        let classes = JobFilter { storage_classes: vec!["GLACIER".into()], ..JobFilter::default() };
+        assert!(!filter_takes(&classes, "k", &object));
+        let classes = JobFilter { storage_classes: vec!["STANDARD".into()], ..JobFilter::default() };
+        assert!(filter_takes(&classes, "k", &object));
+    }
+
+    #[test]
+    fn failure_reasons_have_an_http_status() {
+        assert_eq!(failure_http_status("DstBucketNotFound"), 404);
+        assert_eq!(failure_http_status("DstBucketUnversioned"), 400);
+        assert_eq!(failure_http_status("DstPutObjectNotPermitted"), 403);
+        assert_eq!(failure_http_status("Something"), 500);
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_only_when_needed() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+
+    #[test]
+    fn job_prefixes() {
+        assert_eq!(job_prefix(None, "x"), "job-x/");
+        assert_eq!(job_prefix(Some(""), "x"), "job-x/");
+        assert_eq!(job_prefix(Some("reports/"), "x"), "reports/job-x/");
+        assert_eq!(job_prefix(Some("reports"), "x"), "reports/job-x/");
+    }
+
+    #[test]
+    fn job_ids_look_like_uuids() {
+        let id = new_job_id();
+        assert_eq!(id.len(), 36);
+        assert_eq!(id.matches('-').count(), 4);
+        assert_ne!(id, new_job_id());
+        assert_eq!(iso_time(1_765_097_551_123), "2025-12-07T08:52:31.123Z");
+    }
+}

@@ -1,0 +1,123 @@
+"""Batch replication as an S3 Batch Operations job, driven by boto3's own s3control client.
+
+Usage: batch_jobs_boto3.py SOURCE_BUCKET, with XREGION_ENDPOINT (the source region, of the
+form http://127.0.0.1:PORT), XREGION_TEST_REGION, XREGION_DEST_ENDPOINT, XREGION_DEST_REGION,
+XREGION_DEST_BUCKET and XREGION_REPORT_BUCKET in the environment. SOURCE_BUCKET has a
+replication configuration to the destination bucket and versions written before it (ELI-1:
+never replicated live). The script creates a job replicating them (`NONE`), follows it to
+Complete with DescribeJob and ListJobs, checks the completion report and the replicas, and
+prints a marker when all passed.
+
+S3 Control clients put the account id in front of the endpoint's host name
+(`123456789012.localhost`); the test harness resolves names under `.localhost` to loopback
+(`localhost_resolver/sitecustomize.py`, on PYTHONPATH).
+"""
+
+import csv
+import io
+import json
+import os
+import sys
+import time
+import urllib.parse
+
+import boto3
+
+ACCOUNT = "123456789012"
+
+source_bucket = sys.argv[1]
+region = os.environ["XREGION_TEST_REGION"]
+endpoint = os.environ["XREGION_ENDPOINT"]
+port = urllib.parse.urlparse(endpoint).port
+s3 = boto3.client("s3", endpoint_url=endpoint, region_name=region)
+dest = boto3.client("s3", endpoint_url=os.environ["XREGION_DEST_ENDPOINT"],
+                    region_name=os.environ["XREGION_DEST_REGION"])
+dest_bucket = os.environ["XREGION_DEST_BUCKET"]
+report_bucket = os.environ["XREGION_REPORT_BUCKET"]
+control = boto3.client("s3control", endpoint_url=f"http://localhost:{port}", region_name=region)
+
+before = s3.list_object_versions(Bucket=source_bucket)["Versions"]
+assert len(before) == 3, before
+for v in before:
+    head = s3.head_object(Bucket=source_bucket, Key=v["Key"], VersionId=v["VersionId"])
+    assert "ReplicationStatus" not in head, head
+
+job_id = control.create_job(
+    AccountId=ACCOUNT,
+    ConfirmationRequired=False,
+    Operation={"S3ReplicateObject": {}},
+    Report={"Bucket": f"arn:aws:s3:::{report_bucket}", "Format": "Report_CSV_20180820", "Enabled": True,
+            "Prefix": "batch", "ReportScope": "AllTasks"},
+    ClientRequestToken="boto3-job-1",
+    Priority=5,
+    RoleArn=f"arn:aws:iam::{ACCOUNT}:role/batch-replication",
+    Description="replicate what was there before",
+    ManifestGenerator={"S3JobManifestGenerator": {
+        "SourceBucket": f"arn:aws:s3:::{source_bucket}",
+        "EnableManifestOutput": False,
+        "Filter": {"EligibleForReplication": True, "ObjectReplicationStatuses": ["NONE"]},
+    }},
+)["JobId"]
+
+deadline = time.time() + 60
+while True:
+    job = control.describe_job(AccountId=ACCOUNT, JobId=job_id)["Job"]
+    if job["Status"] in ("Complete", "Failed", "Cancelled"):
+        break
+    assert time.time() < deadline, job
+    time.sleep(0.2)
+assert job["Status"] == "Complete", job
+assert job["JobArn"] == f"arn:aws:s3:{region}:{ACCOUNT}:job/{job_id}", job["JobArn"]
+assert job["Description"] == "replicate what was there before"
+assert job["Priority"] == 5
+assert "S3ReplicateObject" in job["Operation"], job["Operation"]
+progress = job["ProgressSummary"]
+assert (progress["TotalNumberOfTasks"], progress["NumberOfTasksSucceeded"], progress["NumberOfTasksFailed"]) \
+    == (3, 3, 0), progress
+assert job["ManifestGenerator"]["S3JobManifestGenerator"]["SourceBucket"] == f"arn:aws:s3:::{source_bucket}"
+assert job["Report"]["Enabled"] and job["Report"]["Bucket"] == f"arn:aws:s3:::{report_bucket}", job["Report"]
+assert job["CreationTime"] <= job["TerminationDate"], job
+
+listed = control.list_jobs(AccountId=ACCOUNT, JobStatuses=["Complete"])["Jobs"]
+assert [j["JobId"] for j in listed] == [job_id], listed
+assert listed[0]["Operation"] == "S3ReplicateObject", listed
+assert control.list_jobs(AccountId=ACCOUNT, JobStatuses=["Active"])["Jobs"] == []
+
+# The same token is the same job (BAT-2); a finished job cannot be cancelled.
+again = control.create_job(
+    AccountId=ACCOUNT, ConfirmationRequired=False, Operation={"S3ReplicateObject": {}},
+    Report={"Enabled": False}, ClientRequestToken="boto3-job-1", Priority=5,
+    RoleArn=f"arn:aws:iam::{ACCOUNT}:role/batch-replication",
+    ManifestGenerator={"S3JobManifestGenerator": {"SourceBucket": f"arn:aws:s3:::{source_bucket}",
+                                                  "EnableManifestOutput": False}})["JobId"]
+assert again == job_id, (again, job_id)
+try:
+    control.update_job_status(AccountId=ACCOUNT, JobId=job_id, RequestedJobStatus="Cancelled")
+    raise AssertionError("a Complete job was cancelled")
+except control.exceptions.JobStatusException:
+    pass
+try:
+    control.describe_job(AccountId=ACCOUNT, JobId="00000000-0000-0000-0000-000000000000")
+    raise AssertionError("an unknown job was described")
+except control.exceptions.NotFoundException:
+    pass
+
+# Every version reached the destination with the same id and bytes.
+for v in before:
+    head = s3.head_object(Bucket=source_bucket, Key=v["Key"], VersionId=v["VersionId"])
+    assert head["ReplicationStatus"] == "COMPLETED", head
+    replica = dest.get_object(Bucket=dest_bucket, Key=v["Key"], VersionId=v["VersionId"])
+    assert replica["ReplicationStatus"] == "REPLICA", replica
+    original = s3.get_object(Bucket=source_bucket, Key=v["Key"], VersionId=v["VersionId"])["Body"].read()
+    assert replica["Body"].read() == original
+
+# The completion report (BAT-7).
+manifest = json.loads(s3.get_object(Bucket=report_bucket, Key=f"batch/job-{job_id}/manifest.json")["Body"].read())
+assert manifest["Format"] == "Report_CSV_20180820", manifest
+[result] = manifest["Results"]
+assert result["TaskExecutionStatus"] == "succeeded", result
+rows = list(csv.reader(io.StringIO(s3.get_object(Bucket=report_bucket, Key=result["Key"])["Body"].read().decode())))
+assert sorted((urllib.parse.unquote(r[1]), r[2], r[3]) for r in rows) == \
+    sorted((v["Key"], v["VersionId"], "succeeded") for v in before), rows
+
+print("batch jobs boto3 test passed")
