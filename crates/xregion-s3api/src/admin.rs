@@ -195,6 +195,20 @@ impl S3Route for XregionRoute {
     }
 
     async fn call(&self, req: S3Request<Body>) -> S3Result<S3Response<Body>> {
+        // s3s logs every error a custom route returns at ERROR level. A client's mistake (an
+        // unknown job, a bad request) is no fault of the server: it is answered here with the
+        // error document s3s would have written (the edge adds the request id), and only
+        // server-side failures go back to s3s as errors.
+        match self.serve(req).await {
+            Err(e) if status_of(&e).is_client_error() => Ok(client_error(&e)),
+            other => other,
+        }
+    }
+}
+
+impl XregionRoute {
+    /// Serves one request of the route (see the module docs).
+    async fn serve(&self, req: S3Request<Body>) -> S3Result<S3Response<Body>> {
         if let Some(op) = ControlOp::of(&req.method, req.uri.path(), &req.headers) {
             return crate::control::api::call(&self.region, op, req).await;
         }
@@ -228,6 +242,28 @@ impl S3Route for XregionRoute {
             None => Err(s3_error!(NoSuchKey, "No such xregion endpoint.")),
         }
     }
+}
+
+/// The status an error answers with: its own, else its code's (as s3s would choose).
+fn status_of(e: &s3s::S3Error) -> StatusCode {
+    e.status_code().or_else(|| e.code().status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// A client error as an S3 error response: status, `<Error>` with code and message, and the
+/// error's own headers (the fields the edge adds to the document).
+fn client_error(e: &s3s::S3Error) -> S3Response<Body> {
+    let status = status_of(e);
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message></Error>",
+        quick_xml::escape::escape(e.code().as_str()),
+        quick_xml::escape::escape(e.message().unwrap_or_default())
+    );
+    let mut resp = S3Response::with_status(Body::from(body), status);
+    if let Some(headers) = e.headers() {
+        resp.headers.extend(headers.clone());
+    }
+    resp.headers.insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/xml"));
+    resp
 }
 
 /// The batch-replication name of a status.
