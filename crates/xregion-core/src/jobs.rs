@@ -32,8 +32,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt as _;
 use xregion_meta::{WriteOp, WriteOutcome};
-use xregion_types::job::{JobFilter, JobRecord, JobSpec, JobStatus, JobTask, TaskOutcome};
-use xregion_types::{BucketRecord, ReplicationStatus, VersionRecord, now_ms};
+use xregion_types::job::{CsvManifest, JobFilter, JobRecord, JobSpec, JobStatus, JobTask, TaskOutcome};
+use xregion_types::{BucketRecord, ReplicationStatus, VersionId, VersionRecord, now_ms};
 
 use crate::batch_replication::FailuresByVersion;
 use crate::buckets::{BucketLocation, unexpected};
@@ -71,11 +71,20 @@ enum Step {
 impl Region {
     /// S3 Control `CreateJob` (BAT-2): validates and stores a new job, or returns the job a
     /// previous request with the same `ClientRequestToken` created.
-    pub async fn create_job(&self, spec: JobSpec) -> CoreResult<JobRecord> {
+    pub async fn create_job(&self, mut spec: JobSpec) -> CoreResult<JobRecord> {
         let _guard = self.jobs_state().lock.lock().await;
         if let Some(existing) = self.meta().list_jobs()?.into_iter().find(|j| j.spec.client_token == spec.client_token)
         {
             return Ok(existing);
+        }
+        if let Some(manifest) = &mut spec.manifest {
+            // The manifest is checked now (it exists here, its ETag is the one given) and pinned
+            // to the version checked; its first row names the bucket the job replicates.
+            let data = self.manifest_object(manifest)?;
+            let head = self.read_range(&data, 0, data.size.min(MANIFEST_CHUNK)).await?;
+            let first = head.split(|b| *b == b'\n').find(|line| !line.iter().all(u8::is_ascii_whitespace));
+            let row = first.map(|line| parse_manifest_row(line, manifest.with_version_ids)).transpose()?;
+            spec.bucket = row.ok_or_else(|| invalid_request("The manifest has no rows.".into()))?.bucket;
         }
         // S3 Control jobs run in the source bucket's region (BAT-2); NoSuchBucket would read
         // as a request to reroute, so a bucket elsewhere is named, not redirected to.
@@ -235,6 +244,7 @@ impl Region {
                     Err(e) => return Err(e),
                 };
                 match job.status {
+                    JobStatus::Preparing if job.spec.manifest.is_some() => self.prepare_csv_page(job, &bucket).await,
                     JobStatus::Preparing => self.prepare_page(job, &bucket).await,
                     _ if job.queued_upto < job.total_tasks => self.queue_page(job, &bucket).await,
                     _ => self.settle_page(job, &bucket).await,
@@ -299,6 +309,109 @@ impl Region {
         // The manifest is complete: store its last page before writing it out.
         job.scan_after = None;
         self.store_job(&job, tasks).await?;
+        self.end_preparing(job).await?;
+        Ok(Step::Progress)
+    }
+
+    /// `Preparing` with a CSV manifest: the next chunk of its rows into the job's tasks.
+    async fn prepare_csv_page(&self, mut job: JobRecord, bucket: &BucketRecord) -> CoreResult<Step> {
+        let Some(mut manifest) = job.spec.manifest.clone() else {
+            return Err(CoreError::Internal("a CSV step for a job without a CSV manifest".into()));
+        };
+        let data = match self.manifest_object(&mut manifest) {
+            Ok(data) => data,
+            Err(CoreError::Invalid(e)) => return self.fail_job(job, "ManifestNotReadable", &e.message).await,
+            Err(e) => return Err(e),
+        };
+        let start = job.manifest_offset;
+        let end = data.size.min(start.saturating_add(MANIFEST_CHUNK));
+        let chunk = self.read_range(&data, start, end).await?;
+        // Whole lines only, unless this chunk ends the object.
+        let used = match (end == data.size, chunk.iter().rposition(|b| *b == b'\n')) {
+            (true, _) => chunk.len(),
+            (false, Some(newline)) => newline + 1,
+            (false, None) => {
+                let reason = format!("A manifest row is longer than {MANIFEST_CHUNK} bytes.");
+                return self.fail_job(job, "ManifestRowTooLong", &reason).await;
+            }
+        };
+        let lines: Vec<&[u8]> = chunk[..used].split(|b| *b == b'\n').collect();
+        let mut tasks = Vec::new();
+        for line in lines.into_iter().filter(|l| !l.iter().all(u8::is_ascii_whitespace)) {
+            let task = match parse_manifest_row(line, manifest.with_version_ids) {
+                Ok(row) if row.bucket != bucket.name.as_str() => JobTask {
+                    key: row.key,
+                    version_id: row.version_id.unwrap_or(VersionId::Null),
+                    outcome: failed(
+                        "InvalidRequest",
+                        400,
+                        &format!("The row names bucket {}; this job replicates {}.", row.bucket, bucket.name),
+                    ),
+                },
+                Ok(row) => match row.version_id {
+                    Some(version_id) => JobTask { key: row.key, version_id, outcome: TaskOutcome::Open },
+                    // Without a version id, the current version (or delete marker) as it is now.
+                    None => match self.meta().get_version(bucket.id, &row.key, None)? {
+                        Some(current) => {
+                            JobTask { key: row.key, version_id: current.version_id, outcome: TaskOutcome::Open }
+                        }
+                        None => JobTask {
+                            key: row.key,
+                            version_id: VersionId::Null,
+                            outcome: failed("NoSuchKey", 404, "The key has no version."),
+                        },
+                    },
+                },
+                Err(e) => JobTask {
+                    key: String::from_utf8_lossy(line).into_owned(),
+                    version_id: VersionId::Null,
+                    outcome: failed("InvalidRequest", 400, &e.to_string()),
+                },
+            };
+            tasks.push((job.total_tasks, task));
+            job.total_tasks += 1;
+        }
+        job.manifest_offset = start + used as u64;
+        let done = job.manifest_offset >= data.size;
+        self.store_job(&job, tasks).await?;
+        if done {
+            self.end_preparing(job).await?;
+        }
+        Ok(Step::Progress)
+    }
+
+    /// The manifest object's data, checked against the job's ETag.
+    fn manifest_object(&self, manifest: &mut CsvManifest) -> CoreResult<xregion_types::ObjectData> {
+        let unreadable =
+            |why: &str| invalid_request(format!("The manifest s3://{}/{} {why}.", manifest.bucket, manifest.key));
+        let bucket = match self.bucket(&manifest.bucket) {
+            Ok(bucket) => bucket,
+            Err(CoreError::NoSuchBucket) => return Err(unreadable("is not in a bucket of this region")),
+            Err(e) => return Err(e),
+        };
+        let version = manifest.version_id.as_deref().map(VersionId::parse).transpose()?;
+        let record = self.meta().get_version(bucket.id, &manifest.key, version.as_ref())?;
+        let Some(record) = record else { return Err(unreadable("does not exist")) };
+        let Some(data) = record.object() else { return Err(unreadable("is a delete marker")) };
+        if data.etag != manifest.etag {
+            return Err(unreadable(&format!("has ETag {}, not {}", data.etag, manifest.etag)));
+        }
+        manifest.version_id = Some(record.version_id.as_str().to_owned());
+        Ok(data.clone())
+    }
+
+    /// Bytes `start..end` of an object version, in memory.
+    async fn read_range(&self, data: &xregion_types::ObjectData, start: u64, end: u64) -> CoreResult<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut stream = self.read_object(data, start, end);
+        while let Some(chunk) = stream.next().await {
+            out.extend_from_slice(&chunk.map_err(|e| CoreError::Internal(format!("reading the manifest: {e}")))?);
+        }
+        Ok(out)
+    }
+
+    /// The manifest is complete: `Suspended` for confirmation, or `Active`.
+    async fn end_preparing(&self, mut job: JobRecord) -> CoreResult<()> {
         if job.spec.manifest_output.is_some() {
             self.write_manifest(&mut job).await?;
         }
@@ -309,8 +422,7 @@ impl Region {
             job.status = JobStatus::Active;
             job.active_since_ms = Some(now_ms());
         }
-        self.store_job(&job, Vec::new()).await?;
-        Ok(Step::Progress)
+        self.store_job(&job, Vec::new()).await
     }
 
     /// Whether the generated manifest takes this version (BAT-2's `Filter`, BAT-3).
@@ -336,6 +448,9 @@ impl Region {
         let mut writes = Vec::new();
         let mut failures = LazyFailures::default();
         for ((number, task), version) in rows.iter().zip(versions) {
+            if task.outcome != TaskOutcome::Open {
+                continue; // Failed while the manifest was read.
+            }
             let Some(record) = version else {
                 let gone = failed("NoSuchVersion", 404, "The version no longer exists.");
                 decided.push((*number, JobTask { outcome: gone, ..task.clone() }));
@@ -622,6 +737,59 @@ fn job_statuses(f: &JobFilter) -> Vec<ReplicationStatus> {
     }
 }
 
+/// Bytes of a CSV manifest read per step (a row is at most about 3 KiB: a bucket name, a
+/// URL-encoded key of up to 1024 bytes, a version id).
+const MANIFEST_CHUNK: u64 = 256 * 1024;
+
+/// One row of a CSV manifest.
+#[derive(Debug, PartialEq, Eq)]
+struct ManifestRow {
+    bucket: String,
+    key: String,
+    version_id: Option<VersionId>,
+}
+
+/// Parses a manifest row: `Bucket,Key[,VersionId]` (RFC 4180 quoting allowed), the key
+/// URL-encoded as S3 writes manifests. An empty version id means the current version.
+fn parse_manifest_row(line: &[u8], with_version_ids: bool) -> CoreResult<ManifestRow> {
+    let bad = |why: &str| invalid_request(format!("Manifest row {:?}: {why}.", String::from_utf8_lossy(line)));
+    let line = std::str::from_utf8(line).map_err(|_| bad("not UTF-8"))?.trim_end_matches('\r');
+    let fields = csv_fields(line).ok_or_else(|| bad("unbalanced quotes"))?;
+    let (bucket, key, version) = match (fields.as_slice(), with_version_ids) {
+        ([bucket, key], false) | ([bucket, key], true) => (bucket, key, None),
+        ([bucket, key, version], true) => (bucket, key, Some(version)),
+        _ => return Err(bad("wrong number of fields")),
+    };
+    let key = urlencoding::decode(key).map_err(|_| bad("the key is not URL-encoded UTF-8"))?.into_owned();
+    if bucket.is_empty() || key.is_empty() {
+        return Err(bad("empty bucket or key"));
+    }
+    let version_id = version.filter(|v| !v.is_empty()).map(|v| VersionId::parse(v)).transpose()?;
+    Ok(ManifestRow { bucket: bucket.clone(), key, version_id })
+}
+
+/// The fields of a CSV line (RFC 4180: fields in double quotes may hold commas and doubled
+/// quotes); `None` for unbalanced quotes.
+fn csv_fields(line: &str) -> Option<Vec<String>> {
+    let mut fields = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        let field = fields.last_mut()?;
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            ('"', true) => quoted = false,
+            ('"', false) if field.is_empty() => quoted = true,
+            (',', false) => fields.push(String::new()),
+            (c, _) => field.push(c),
+        }
+    }
+    (!quoted).then_some(fields)
+}
+
 fn invalid_request(message: String) -> CoreError {
     CoreError::Invalid(xregion_types::InvalidInput::new("InvalidRequest", message))
 }
@@ -745,6 +913,29 @@ mod tests {
         assert!(!filter_takes(&classes, "k", &object));
         let classes = JobFilter { storage_classes: vec!["STANDARD".into()], ..JobFilter::default() };
         assert!(filter_takes(&classes, "k", &object));
+    }
+
+    /// BAT-2 CSV manifests: `Bucket,Key[,VersionId]`, keys URL-encoded, RFC 4180 quoting.
+    #[test]
+    fn bat2_manifest_rows() {
+        let id = VersionId::generate(7, [1; 12]);
+        let row = |line: &str, versions: bool| parse_manifest_row(line.as_bytes(), versions);
+        let plain = row("b1,dir%2Fa%20b.txt", false).unwrap();
+        assert_eq!((plain.bucket.as_str(), plain.key.as_str(), plain.version_id), ("b1", "dir/a b.txt", None));
+        let versioned = row(&format!("b1,k,{}\r", id.as_str()), true).unwrap();
+        assert_eq!(versioned.version_id, Some(id.clone()));
+        assert_eq!(row("b1,k,", true).unwrap().version_id, None, "an empty version id: the current version");
+        assert_eq!(row("b1,k", true).unwrap().version_id, None);
+        assert_eq!(row("\"b1\",\"a,\"\"b\"", false).unwrap().key, "a,\"b");
+        assert_eq!(row("b1,null", false).unwrap().key, "null");
+        assert_eq!(row("b1,k,null", true).unwrap().version_id, Some(VersionId::Null));
+        for bad in ["b1", "b1,k,v", ",k", "b1,", "b1,\"k", "b1,%ff"] {
+            assert!(row(bad, true).is_err() || row(bad, false).is_err(), "{bad}");
+        }
+        assert!(row("b1,k,extra", false).is_err(), "three fields without VersionId in the spec");
+        assert!(row("b1,k,not-an-id", true).is_err());
+        assert_eq!(csv_fields("a,,b"), Some(vec!["a".into(), String::new(), "b".into()]));
+        assert_eq!(csv_fields("\"open"), None);
     }
 
     #[test]

@@ -1918,6 +1918,7 @@ fn job_record(id: &str) -> xregion_types::job::JobRecord {
     let spec = JobSpec {
         account_id: "000000000000".into(),
         bucket: "src".into(),
+        manifest: None,
         filter: JobFilter::default(),
         report: None,
         manifest_output: None,

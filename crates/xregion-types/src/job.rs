@@ -13,9 +13,12 @@ use crate::{ReplicationStatus, VersionId};
 pub struct JobSpec {
     /// The `x-amz-account-id` the job was created under (echoed in its ARN).
     pub account_id: String,
-    /// Source bucket (`ManifestGenerator.S3JobManifestGenerator.SourceBucket`, by name).
+    /// Source bucket: `SourceBucket` of a generated manifest; for a CSV manifest the bucket
+    /// its rows name, empty until `Region::create_job` has read the manifest's first row.
     pub bucket: String,
-    /// Which versions the generated manifest takes.
+    /// `Manifest`: a CSV manifest given by the user; `None` for a generated one.
+    pub manifest: Option<CsvManifest>,
+    /// Which versions the generated manifest takes (unused with a CSV manifest).
     pub filter: JobFilter,
     /// `Report`, when enabled.
     pub report: Option<JobReportSpec>,
@@ -32,6 +35,24 @@ pub struct JobSpec {
     pub confirmation_required: bool,
     /// `ClientRequestToken`: a second `CreateJob` with the same token returns the same job.
     pub client_token: String,
+}
+
+/// A user's manifest (`Manifest`, format `S3BatchOperations_CSV_20180820`, BAT-2): a CSV
+/// object of this region whose rows are `Bucket,Key` or `Bucket,Key,VersionId`, keys
+/// URL-encoded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CsvManifest {
+    /// Bucket of the manifest object (`Location.ObjectArn`).
+    pub bucket: String,
+    /// Key of the manifest object.
+    pub key: String,
+    /// `Location.ObjectVersionId`; set by `Region::create_job` to the version it checked, so
+    /// a later overwrite of the object does not change the job's manifest.
+    pub version_id: Option<String>,
+    /// `Location.ETag` (without quotes): must be the manifest object's.
+    pub etag: String,
+    /// `Spec.Fields` has `VersionId` (third column).
+    pub with_version_ids: bool,
 }
 
 /// `S3JobManifestGenerator.Filter` (BAT-2), plus `EnableManifestOutput`'s eligibility.
@@ -180,6 +201,8 @@ pub struct JobRecord {
     pub failed: u64,
     /// `Preparing`: the version listing resumes after this (key, version id).
     pub scan_after: Option<(String, VersionId)>,
+    /// `Preparing` with a CSV manifest: bytes of the manifest object read so far.
+    pub manifest_offset: u64,
     /// `Active`: tasks before this number are queued.
     pub queued_upto: u64,
     /// `Active`: tasks before this number have their outcome.
@@ -206,6 +229,7 @@ impl JobRecord {
             succeeded: 0,
             failed: 0,
             scan_after: None,
+            manifest_offset: 0,
             queued_upto: 0,
             settled_upto: 0,
             report_keys: Vec::new(),

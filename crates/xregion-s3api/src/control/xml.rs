@@ -13,7 +13,7 @@ use quick_xml::escape::{escape, resolve_xml_entity};
 use quick_xml::events::{BytesRef, BytesStart, Event};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use xregion_types::job::{JobFilter, JobRecord, JobReportSpec, JobSpec, JobStatus, ManifestOutput};
+use xregion_types::job::{CsvManifest, JobFilter, JobRecord, JobReportSpec, JobSpec, JobStatus, ManifestOutput};
 use xregion_types::{BucketName, ReplicationStatus};
 
 /// XML namespace of the API's request and response documents.
@@ -28,6 +28,8 @@ pub(crate) const NOT_IMPLEMENTED: &str = "NotImplemented";
 
 /// The only `Report.Format` (`JobReportFormat`).
 const REPORT_FORMAT: &str = "Report_CSV_20180820";
+/// The user-supplied manifest format this store reads (`JobManifestFormat`).
+const CSV_MANIFEST_FORMAT: &str = "S3BatchOperations_CSV_20180820";
 /// The only `ManifestOutputLocation.ManifestFormat` (`GeneratedManifestFormat`).
 const MANIFEST_FORMAT: &str = "S3InventoryReport_CSV_20211130";
 /// The one supported operation: its `JobOperation` member and its `OperationName`.
@@ -91,18 +93,16 @@ pub(crate) fn parse_create_job(body: &[u8], account_id: &str) -> Result<JobSpec,
         return Err(ControlError::malformed(format!("The root element must be CreateJobRequest, not {}", root.name)));
     }
     check_operation(root.required("Operation")?)?;
-    let generator = match (root.child("Manifest")?, root.child("ManifestGenerator")?) {
-        (None, Some(generator)) => parse_generator(generator)?,
-        (Some(_), None) => {
-            return Err(ControlError::not_implemented(
-                "A Manifest is not supported: only a ManifestGenerator (S3JobManifestGenerator) can select \
-                 the objects of a job",
-            ));
+    let (generator, manifest) = match (root.child("Manifest")?, root.child("ManifestGenerator")?) {
+        (None, Some(generator)) => (parse_generator(generator)?, None),
+        (Some(manifest), None) => {
+            let none = Generator { bucket: String::new(), filter: JobFilter::default(), manifest_output: None };
+            (none, Some(parse_manifest(manifest)?))
         }
         (Some(_), Some(_)) => {
             return Err(ControlError::invalid("Specify either a Manifest or a ManifestGenerator, not both"));
         }
-        (None, None) => return Err(ControlError::invalid("A ManifestGenerator is required")),
+        (None, None) => return Err(ControlError::invalid("A Manifest or a ManifestGenerator is required")),
     };
     let report = parse_report(root.required("Report")?)?;
     let priority = parse_i64(root.required("Priority")?)?;
@@ -113,6 +113,7 @@ pub(crate) fn parse_create_job(body: &[u8], account_id: &str) -> Result<JobSpec,
     Ok(JobSpec {
         account_id: account_id.to_owned(),
         bucket: generator.bucket,
+        manifest,
         filter: generator.filter,
         report,
         manifest_output: generator.manifest_output,
@@ -139,6 +140,48 @@ fn check_operation(operation: &Element) -> Result<(), ControlError> {
             "Operation must name exactly one operation: only S3ReplicateObject (batch replication) is supported",
         )),
     }
+}
+
+/// Parses `Manifest` (shape `JobManifest`): a CSV manifest (`S3BatchOperations_CSV_20180820`)
+/// with the fields `Bucket, Key` or `Bucket, Key, VersionId`; an inventory report manifest is
+/// [`NOT_IMPLEMENTED`].
+fn parse_manifest(manifest: &Element) -> Result<CsvManifest, ControlError> {
+    let spec = manifest.required("Spec")?;
+    let format = spec.required_text("Format", usize::MAX)?;
+    if format != CSV_MANIFEST_FORMAT {
+        return Err(ControlError::not_implemented(format!(
+            "Manifest Format {format} is not supported: the only format is {CSV_MANIFEST_FORMAT}"
+        )));
+    }
+    let fields: Vec<&str> = member_texts(spec.child("Fields")?).map(str::trim).collect();
+    let with_version_ids = match fields.as_slice() {
+        ["Bucket", "Key"] => false,
+        ["Bucket", "Key", "VersionId"] => true,
+        other => {
+            return Err(ControlError::invalid(format!(
+                "Manifest Fields must be Bucket, Key or Bucket, Key, VersionId, not {}",
+                other.join(", ")
+            )));
+        }
+    };
+    let location = manifest.required("Location")?;
+    let arn = location.required_text("ObjectArn", 2000)?;
+    let (bucket, key) = arn
+        .split_once(":s3:::")
+        .filter(|(head, _)| head.starts_with("arn:"))
+        .and_then(|(_, path)| path.split_once('/'))
+        .filter(|(_, key)| !key.is_empty())
+        .ok_or_else(|| {
+            ControlError::invalid(format!("Manifest ObjectArn must be like arn:aws:s3:::bucket/key, not {arn}"))
+        })?;
+    let bucket = BucketName::parse(bucket).map_err(|e| ControlError::invalid(format!("ObjectArn: {}", e.message)))?;
+    Ok(CsvManifest {
+        bucket: bucket.as_str().to_owned(),
+        key: key.to_owned(),
+        version_id: location.optional_text("ObjectVersionId", 2000)?.map(str::to_owned),
+        etag: location.required_text("ETag", 1024)?.trim_matches('"').to_owned(),
+        with_version_ids,
+    })
 }
 
 /// What `ManifestGenerator` asks for.
@@ -465,6 +508,9 @@ fn describe_job_at(job: &JobRecord, region: &str, now_ms: i64) -> String {
             w.opt_text("Description", spec.description.as_deref());
             w.text("JobArn", &format!("arn:aws:s3:{region}:{}:job/{}", spec.account_id, job.id));
             w.text("Status", job.status.as_str());
+            if let Some(manifest) = &spec.manifest {
+                csv_manifest(w, manifest);
+            }
             w.element("Operation", |w| w.empty(OPERATION));
             w.text("Priority", &spec.priority.to_string());
             progress_summary(w, job, now_ms);
@@ -489,7 +535,9 @@ fn describe_job_at(job: &JobRecord, region: &str, now_ms: i64) -> String {
                     w.text("SuspendedCause", AWAITING_CONFIRMATION);
                 }
             }
-            manifest_generator(w, spec);
+            if spec.manifest.is_none() {
+                manifest_generator(w, spec);
+            }
         });
     })
 }
@@ -535,6 +583,27 @@ pub(crate) fn render_update_job_priority(job: &JobRecord) -> String {
         w.text("JobId", &job.id);
         w.text("Priority", &job.spec.priority.to_string());
     })
+}
+
+/// Writes `Manifest` (shape `JobManifest`) of a CSV manifest.
+fn csv_manifest(w: &mut Writer, manifest: &CsvManifest) {
+    w.element("Manifest", |w| {
+        w.element("Spec", |w| {
+            w.text("Format", CSV_MANIFEST_FORMAT);
+            w.element("Fields", |w| {
+                w.text(MEMBER, "Bucket");
+                w.text(MEMBER, "Key");
+                if manifest.with_version_ids {
+                    w.text(MEMBER, "VersionId");
+                }
+            });
+        });
+        w.element("Location", |w| {
+            w.text("ObjectArn", &format!("arn:aws:s3:::{}/{}", manifest.bucket, manifest.key));
+            w.opt_text("ObjectVersionId", manifest.version_id.as_deref());
+            w.text("ETag", &manifest.etag);
+        });
+    });
 }
 
 /// Writes `ProgressSummary` (shape `JobProgressSummary`).
@@ -758,6 +827,7 @@ mod tests {
         JobSpec {
             account_id: ACCOUNT.into(),
             bucket: "src".into(),
+            manifest: None,
             filter: JobFilter {
                 eligible_for_replication: true,
                 created_after_ms: Some(1_796_634_000_000),
@@ -784,6 +854,7 @@ mod tests {
         JobSpec {
             account_id: ACCOUNT.into(),
             bucket: "src".into(),
+            manifest: None,
             filter: JobFilter::default(),
             report: None,
             manifest_output: None,
@@ -811,6 +882,7 @@ mod tests {
             succeeded: 8,
             failed: 2,
             scan_after: None,
+            manifest_offset: 0,
             queued_upto: 10,
             settled_upto: 10,
             report_keys: Vec::new(),
@@ -1009,9 +1081,35 @@ mod tests {
     #[test]
     fn manifest_rules() {
         let generator = fragment(MINIMAL, "ManifestGenerator");
-        let manifest = "<Manifest><Spec><Format>S3BatchOperations_CSV_20180820</Format></Spec>\
-                        <Location><ObjectArn>arn:aws:s3:::b/m.csv</ObjectArn><ETag>e</ETag></Location></Manifest>";
-        assert_error(&edited(generator, manifest), NOT_IMPLEMENTED, "only a ManifestGenerator");
+        let manifest = "<Manifest><Spec><Format>S3BatchOperations_CSV_20180820</Format><Fields><member>Bucket\
+                        </member><member>Key</member><member>VersionId</member></Fields></Spec><Location>\
+                        <ObjectArn>arn:aws:s3:::mb1/dir/m.csv</ObjectArn><ETag>\"e1\"</ETag></Location></Manifest>";
+        // A CSV manifest: its location, ETag (unquoted) and whether rows carry version ids.
+        let spec = parse(&edited(generator, manifest)).unwrap();
+        let expected = CsvManifest {
+            bucket: "mb1".into(),
+            key: "dir/m.csv".into(),
+            version_id: None,
+            etag: "e1".into(),
+            with_version_ids: true,
+        };
+        assert_eq!((spec.manifest.as_ref(), spec.bucket.as_str()), (Some(&expected), ""));
+        let two_fields = manifest.replace("<member>VersionId</member>", "");
+        assert!(!parse(&edited(generator, &two_fields)).unwrap().manifest.unwrap().with_version_ids);
+        let versioned = manifest.replace("</ObjectArn>", "</ObjectArn><ObjectVersionId>v1</ObjectVersionId>");
+        assert_eq!(parse(&edited(generator, &versioned)).unwrap().manifest.unwrap().version_id.as_deref(), Some("v1"));
+        // DescribeJob echoes it.
+        let described = describe_job_at(&record(spec), "us-east-1", 0);
+        assert!(described.contains("<ObjectArn>arn:aws:s3:::mb1/dir/m.csv</ObjectArn>"), "{described}");
+        assert!(!described.contains("ManifestGenerator"), "{described}");
+        let inventory = manifest.replace("S3BatchOperations_CSV_20180820", "S3InventoryReport_CSV_20161130");
+        assert_error(&edited(generator, &inventory), NOT_IMPLEMENTED, "S3InventoryReport_CSV_20161130");
+        let keys_only = manifest.replace("<member>Bucket</member>", "");
+        assert_error(&edited(generator, &keys_only), INVALID_REQUEST, "Fields");
+        let object_arn = manifest.replace("arn:aws:s3:::mb1/dir/m.csv", "arn:aws:s3:::mb1");
+        assert_error(&edited(generator, &object_arn), INVALID_REQUEST, "ObjectArn");
+        let no_etag = manifest.replace("<ETag>\"e1\"</ETag>", "");
+        assert_error(&edited(generator, &no_etag), INVALID_REQUEST, "ETag");
         assert_error(&edited(generator, &format!("{manifest}{generator}")), INVALID_REQUEST, "not both");
         assert_error(&edited(generator, ""), INVALID_REQUEST, "ManifestGenerator");
         assert_error(&edited(generator, "<ManifestGenerator/>"), INVALID_REQUEST, "S3JobManifestGenerator");

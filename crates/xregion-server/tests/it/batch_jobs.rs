@@ -246,3 +246,64 @@ async fn bat2_boto3_s3control_runs_a_batch_replication_job() {
     ];
     crate::boto3::run_boto3(&regions[0], "batch_jobs_boto3.py", &src, "batch jobs boto3 test passed", &env);
 }
+
+/// A `CreateJobRequest` whose manifest is a user's CSV object (`Bucket,Key,VersionId`).
+fn csv_job_xml(token: &str, manifest_bucket: &str, manifest_key: &str, etag: &str, report_bucket: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><CreateJobRequest xmlns="{NS}"><ConfirmationRequired>false</ConfirmationRequired><Operation><S3ReplicateObject/></Operation><Report><Bucket>arn:aws:s3:::{report_bucket}</Bucket><Format>Report_CSV_20180820</Format><Enabled>true</Enabled><ReportScope>AllTasks</ReportScope></Report><ClientRequestToken>{token}</ClientRequestToken><Manifest><Spec><Format>S3BatchOperations_CSV_20180820</Format><Fields><member>Bucket</member><member>Key</member><member>VersionId</member></Fields></Spec><Location><ObjectArn>arn:aws:s3:::{manifest_bucket}/{manifest_key}</ObjectArn><ETag>"{etag}"</ETag></Location></Manifest><Priority>1</Priority><RoleArn>arn:aws:iam::{ACCOUNT}:role/batch</RoleArn></CreateJobRequest>"#
+    )
+}
+
+/// BAT-2 with a user's CSV manifest: exactly the rows listed are replicated (a row without a
+/// version id: the current version); rows that cannot be are failed tasks with their reason;
+/// a manifest whose ETag is not the one given is refused at CreateJob.
+#[tokio::test]
+async fn bat2_a_csv_manifest_replicates_exactly_its_rows() {
+    let regions = TestRegion::start_many(&["us-east-1", "eu-west-1"]);
+    let (sc, dc) = (regions[0].client(), regions[1].client());
+    let src = create_versioned_bucket(&sc, "jobcsv-src").await;
+    let dst = create_versioned_bucket(&dc, "jobcsv-dst").await;
+    let reports = create_bucket(&sc, "jobcsv-reports").await;
+    let a1 = put(&sc, &src, "dir/a b", b"one").await.version_id.expect("vid");
+    let a2 = put(&sc, &src, "dir/a b", b"two").await.version_id.expect("vid");
+    let c1 = put(&sc, &src, "c", b"see").await.version_id.expect("vid");
+    let c2 = put(&sc, &src, "c", b"sea").await.version_id.expect("vid");
+    let unlisted = put(&sc, &src, "unlisted", b"x").await.version_id.expect("vid");
+    configure(&sc, &src, &dst, true).await;
+    let manifest = format!(
+        "{src},dir%2Fa%20b,{a1}\n{src},c,\n{reports},elsewhere,\n{src},missing,\n{src},dir%2Fa%20b,not-a-version\n"
+    );
+    let etag = put(&sc, &reports, "manifests/m.csv", manifest.as_bytes()).await.e_tag.expect("etag");
+    let etag = unquote(&etag).to_owned();
+
+    let wrong = csv_job_xml("csv-0", &reports, "manifests/m.csv", "0123", &reports);
+    let resp = control(&regions[0], "POST", "", wrong.as_bytes()).await;
+    assert_eq!((resp.status, resp.error_code().as_deref()), (400, Some("InvalidRequest")), "{}", resp.text());
+    assert!(resp.text().contains("ETag"), "{}", resp.text());
+    let missing = csv_job_xml("csv-1", &reports, "manifests/none.csv", &etag, &reports);
+    let resp = control(&regions[0], "POST", "", missing.as_bytes()).await;
+    assert_eq!((resp.status, resp.error_code().as_deref()), (400, Some("InvalidRequest")), "{}", resp.text());
+
+    let id = create_job(&regions[0], &csv_job_xml("csv-2", &reports, "manifests/m.csv", &etag, &reports)).await;
+    // The manifest is pinned at CreateJob: overwriting it changes nothing.
+    put(&sc, &reports, "manifests/m.csv", b"overwritten").await;
+    let done = wait_status(&regions[0], &id, "Complete").await;
+    assert_eq!(number(&done, "TotalNumberOfTasks"), 5, "{done}");
+    assert_eq!((number(&done, "NumberOfTasksSucceeded"), number(&done, "NumberOfTasksFailed")), (2, 3), "{done}");
+    assert!(done.contains("<ObjectArn>arn:aws:s3:::"), "DescribeJob echoes the manifest: {done}");
+    assert_eq!(status(&sc, &src, "dir/a b", &a1).await.as_deref(), Some("COMPLETED"));
+    assert_eq!(status(&sc, &src, "c", &c2).await.as_deref(), Some("COMPLETED"), "the current version");
+    for (key, id) in [("dir/a b", &a2), ("c", &c1), ("unlisted", &unlisted)] {
+        assert_eq!(status(&sc, &src, key, id).await, None, "{key} {id} was not in the manifest");
+    }
+    assert_eq!(get_body(&dc, &dst, "c", Some(&c2)).await, b"sea");
+
+    let failed =
+        String::from_utf8(get_body(&sc, &reports, &format!("job-{id}/results/failed.csv"), None).await).expect("utf-8");
+    let codes: Vec<&str> = failed.lines().filter_map(|l| l.split(',').nth(5)).collect();
+    assert_eq!(codes, ["InvalidRequest", "NoSuchKey", "InvalidRequest"], "{failed}");
+    let succeeded = String::from_utf8(get_body(&sc, &reports, &format!("job-{id}/results/succeeded.csv"), None).await)
+        .expect("utf-8");
+    assert_eq!(succeeded.lines().count(), 2, "{succeeded}");
+    assert!(succeeded.contains(&format!("{src},dir%2Fa%20b,{a1},succeeded")), "{succeeded}");
+}
