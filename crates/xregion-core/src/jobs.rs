@@ -46,6 +46,8 @@ const PAGE: usize = 1000;
 const FAILURE_THRESHOLD_TASKS: u64 = 1000;
 /// How often the runner looks at jobs waiting for their tasks to settle.
 const SETTLE_POLL: Duration = Duration::from_millis(200);
+/// Rows per CSV file of a report or manifest output (about 15 MB of report rows).
+const ROWS_PER_FILE: usize = 100_000;
 /// `ReportSchema` of the completion report (BAT-7).
 const REPORT_SCHEMA: &str = "Bucket, Key, VersionId, TaskStatus, ErrorCode, HTTPStatusCode, ResultMessage";
 
@@ -548,53 +550,53 @@ impl Region {
     }
 
     /// The completion report (BAT-7): result CSVs for succeeded and failed tasks (only the
-    /// failed ones with `FailedTasksOnly`) and the `manifest.json` that lists them, under
-    /// `<prefix>/job-<id>/`.
+    /// failed ones with `FailedTasksOnly`), [`ROWS_PER_FILE`] rows a file, and the
+    /// `manifest.json` that lists them, under `<prefix>/job-<id>/`.
     async fn write_report(&self, job: &mut JobRecord) -> CoreResult<()> {
         let Some(report) = job.spec.report.clone() else { return Ok(()) };
         let base = job_prefix(report.prefix.as_deref(), &job.id);
-        let (mut succeeded, mut failed_rows) = (String::new(), String::new());
-        self.for_each_task(job, |task| {
-            let (target, status, http, code, message) = match &task.outcome {
-                TaskOutcome::Succeeded => (&mut succeeded, "succeeded", 200, "", "Successful"),
-                TaskOutcome::Failed { code, http_status, message } => {
-                    (&mut failed_rows, "failed", *http_status, code.as_str(), message.as_str())
-                }
-                // Cancelled or failed before the task ran.
-                TaskOutcome::Open => return,
-            };
-            if report.failed_only && status == "succeeded" {
-                return;
+        let mut succeeded = CsvFiles::new(&report.bucket, format!("{base}results/succeeded"));
+        let mut failed_rows = CsvFiles::new(&report.bucket, format!("{base}results/failed"));
+        let bucket = job.spec.bucket.clone();
+        for page in self.task_pages(job) {
+            for task in page? {
+                let (target, status, http, code, message) = match &task.outcome {
+                    TaskOutcome::Succeeded if report.failed_only => continue,
+                    TaskOutcome::Succeeded => (&mut succeeded, "succeeded", 200, "", "Successful"),
+                    TaskOutcome::Failed { code, http_status, message } => {
+                        (&mut failed_rows, "failed", *http_status, code.as_str(), message.as_str())
+                    }
+                    // Cancelled or failed before the task ran.
+                    TaskOutcome::Open => continue,
+                };
+                // The data columns are in the order of AWS's own reports: status, HTTP status,
+                // error code, message (their `ReportSchema` line names the middle two the
+                // other way round).
+                let row = format!(
+                    "{},{},{},{},{},{},{}\n",
+                    csv_field(&bucket),
+                    csv_field(&urlencoding::encode(&task.key)),
+                    csv_field(task.version_id.as_str()),
+                    status,
+                    http,
+                    csv_field(code),
+                    csv_field(message)
+                );
+                target.push(self, &row).await?;
             }
-            // The data columns are in the order of AWS's own reports: status, HTTP status,
-            // error code, message (their `ReportSchema` line names the middle two the other
-            // way round).
-            target.push_str(&format!(
-                "{},{},{},{},{},{},{}\n",
-                csv_field(&job.spec.bucket),
-                csv_field(&urlencoding::encode(&task.key)),
-                csv_field(task.version_id.as_str()),
-                status,
-                http,
-                csv_field(code),
-                csv_field(message)
-            ));
-        })?;
+        }
         let mut results = Vec::new();
         let mut keys = Vec::new();
-        for (status, body) in [("succeeded", succeeded), ("failed", failed_rows)] {
-            if body.is_empty() {
-                continue;
+        for (status, files) in [("succeeded", succeeded), ("failed", failed_rows)] {
+            for (key, etag) in files.finish(self).await? {
+                results.push(serde_json::json!({
+                    "TaskExecutionStatus": status,
+                    "Bucket": report.bucket,
+                    "MD5Checksum": etag,
+                    "Key": key,
+                }));
+                keys.push(key);
             }
-            let key = format!("{base}results/{status}.csv");
-            let etag = self.put_small_object(&report.bucket, &key, "text/csv", body.into_bytes()).await?;
-            results.push(serde_json::json!({
-                "TaskExecutionStatus": status,
-                "Bucket": report.bucket,
-                "MD5Checksum": etag,
-                "Key": key,
-            }));
-            keys.push(key);
         }
         let manifest = serde_json::json!({
             "Format": "Report_CSV_20180820",
@@ -610,21 +612,26 @@ impl Region {
         Ok(())
     }
 
-    /// With `EnableManifestOutput`: the generated manifest as a CSV object
-    /// (`Bucket,Key,VersionId`, keys URL-encoded) under `<prefix>/job-<id>/manifest.csv`.
+    /// With `EnableManifestOutput`: the generated manifest as CSV objects
+    /// (`Bucket,Key,VersionId`, keys URL-encoded, [`ROWS_PER_FILE`] rows a file) named
+    /// `<prefix>/job-<id>/manifest-<n>.csv`.
     async fn write_manifest(&self, job: &mut JobRecord) -> CoreResult<()> {
         let Some(output) = job.spec.manifest_output.clone() else { return Ok(()) };
-        let mut body = String::new();
-        self.for_each_task(job, |task| {
-            body.push_str(&format!(
-                "{},{},{}\n",
-                csv_field(&job.spec.bucket),
-                csv_field(&urlencoding::encode(&task.key)),
-                csv_field(task.version_id.as_str())
-            ));
-        })?;
-        let key = format!("{}manifest.csv", job_prefix(output.prefix.as_deref(), &job.id));
-        self.put_small_object(&output.bucket, &key, "text/csv", body.into_bytes()).await?;
+        let mut files =
+            CsvFiles::new(&output.bucket, format!("{}manifest", job_prefix(output.prefix.as_deref(), &job.id)));
+        let bucket = job.spec.bucket.clone();
+        for page in self.task_pages(job) {
+            for task in page? {
+                let row = format!(
+                    "{},{},{}\n",
+                    csv_field(&bucket),
+                    csv_field(&urlencoding::encode(&task.key)),
+                    csv_field(task.version_id.as_str())
+                );
+                files.push(self, &row).await?;
+            }
+        }
+        files.finish(self).await?;
         Ok(())
     }
 
@@ -666,15 +673,70 @@ impl Region {
         }
     }
 
-    /// Calls `f` with every task of the job, in manifest order, a page at a time.
-    fn for_each_task(&self, job: &JobRecord, mut f: impl FnMut(&JobTask)) -> CoreResult<()> {
-        let mut from = 0;
-        loop {
-            let rows = self.meta().job_tasks(job.seq, from, PAGE)?;
-            let Some((last, _)) = rows.last() else { return Ok(()) };
-            from = last + 1;
-            rows.iter().for_each(|(_, task)| f(task));
+    /// The job's tasks in manifest order, a page per item.
+    fn task_pages<'a>(&'a self, job: &'a JobRecord) -> impl Iterator<Item = CoreResult<Vec<JobTask>>> + Send + 'a {
+        let mut from = Some(0);
+        std::iter::from_fn(move || {
+            let rows = match self.meta().job_tasks(job.seq, from?, PAGE) {
+                Ok(rows) => rows,
+                Err(e) => {
+                    from = None;
+                    return Some(Err(e.into()));
+                }
+            };
+            from = rows.last().map(|(last, _)| last + 1);
+            from.map(|_| Ok(rows.into_iter().map(|(_, task)| task).collect()))
+        })
+    }
+}
+
+/// Rows of a CSV the region writes (a report, a manifest): at most [`ROWS_PER_FILE`] rows a
+/// file, so a job of any size is written with bounded memory. Files are `<stem>-<n>.csv`,
+/// `n` from 1; no rows, no file.
+struct CsvFiles {
+    bucket: String,
+    stem: String,
+    body: String,
+    rows: usize,
+    /// Rows per file.
+    limit: usize,
+    written: Vec<(String, String)>,
+}
+
+impl CsvFiles {
+    fn new(bucket: &str, stem: String) -> Self {
+        Self::with_limit(bucket, stem, ROWS_PER_FILE)
+    }
+
+    fn with_limit(bucket: &str, stem: String, limit: usize) -> Self {
+        Self { bucket: bucket.to_owned(), stem, body: String::new(), rows: 0, limit, written: Vec::new() }
+    }
+
+    async fn push(&mut self, region: &Region, row: &str) -> CoreResult<()> {
+        self.body.push_str(row);
+        self.rows += 1;
+        if self.rows >= self.limit {
+            self.flush(region).await?;
         }
+        Ok(())
+    }
+
+    async fn flush(&mut self, region: &Region) -> CoreResult<()> {
+        if self.rows == 0 {
+            return Ok(());
+        }
+        let key = format!("{}-{}.csv", self.stem, self.written.len() + 1);
+        let body = std::mem::take(&mut self.body).into_bytes();
+        let etag = region.put_small_object(&self.bucket, &key, "text/csv", body).await?;
+        self.rows = 0;
+        self.written.push((key, etag));
+        Ok(())
+    }
+
+    /// Writes the last file; every file's key and ETag.
+    async fn finish(mut self, region: &Region) -> CoreResult<Vec<(String, String)>> {
+        self.flush(region).await?;
+        Ok(self.written)
     }
 }
 
@@ -936,6 +998,28 @@ mod tests {
         assert!(row("b1,k,not-an-id", true).is_err());
         assert_eq!(csv_fields("a,,b"), Some(vec!["a".into(), String::new(), "b".into()]));
         assert_eq!(csv_fields("\"open"), None);
+    }
+
+    /// Reports and manifests are written a bounded number of rows per file, `<stem>-<n>.csv`.
+    #[tokio::test]
+    async fn csv_files_split_at_their_row_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let region = Region::open("test-1", dir.path(), std::sync::Arc::new(crate::NoPeers)).unwrap();
+        region.create_bucket("out", None).await.unwrap();
+        let mut files = CsvFiles::with_limit("out", "r/results/ok".into(), 2);
+        for n in 0..5 {
+            files.push(&region, &format!("row{n}\n")).await.unwrap();
+        }
+        let written = files.finish(&region).await.unwrap();
+        let keys: Vec<&str> = written.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["r/results/ok-1.csv", "r/results/ok-2.csv", "r/results/ok-3.csv"]);
+        let (b, record) = region.get_object("out", "r/results/ok-3.csv", None).unwrap();
+        assert_eq!(b.name.as_str(), "out");
+        let data = record.object().unwrap();
+        assert_eq!(region.read_range(data, 0, data.size).await.unwrap(), b"row4\n");
+        assert_eq!(written[2].1, data.etag, "each file is listed with its ETag");
+        let empty = CsvFiles::with_limit("out", "r/none".into(), 2).finish(&region).await.unwrap();
+        assert!(empty.is_empty(), "no rows, no file");
     }
 
     #[test]

@@ -180,7 +180,7 @@ async fn bat6_failed_tasks_are_reported_and_a_job_survives_a_restart() {
     let id = create_job(&regions[0], &create_job_xml("fail-1", &src, "", Some(&reports), false)).await;
     let done = wait_status(&regions[0], &id, "Complete").await;
     assert_eq!((number(&done, "NumberOfTasksSucceeded"), number(&done, "NumberOfTasksFailed")), (0, 1), "{done}");
-    let csv = String::from_utf8(get_body(&sc, &reports, &format!("reports/job-{id}/results/failed.csv"), None).await)
+    let csv = String::from_utf8(get_body(&sc, &reports, &format!("reports/job-{id}/results/failed-1.csv"), None).await)
         .expect("utf-8");
     assert_eq!(
         csv.trim_end(),
@@ -298,12 +298,13 @@ async fn bat2_a_csv_manifest_replicates_exactly_its_rows() {
     }
     assert_eq!(get_body(&dc, &dst, "c", Some(&c2)).await, b"sea");
 
-    let failed =
-        String::from_utf8(get_body(&sc, &reports, &format!("job-{id}/results/failed.csv"), None).await).expect("utf-8");
+    let failed = String::from_utf8(get_body(&sc, &reports, &format!("job-{id}/results/failed-1.csv"), None).await)
+        .expect("utf-8");
     let codes: Vec<&str> = failed.lines().filter_map(|l| l.split(',').nth(5)).collect();
     assert_eq!(codes, ["InvalidRequest", "NoSuchKey", "InvalidRequest"], "{failed}");
-    let succeeded = String::from_utf8(get_body(&sc, &reports, &format!("job-{id}/results/succeeded.csv"), None).await)
-        .expect("utf-8");
+    let succeeded =
+        String::from_utf8(get_body(&sc, &reports, &format!("job-{id}/results/succeeded-1.csv"), None).await)
+            .expect("utf-8");
     assert_eq!(succeeded.lines().count(), 2, "{succeeded}");
     assert!(succeeded.contains(&format!("{src},dir%2Fa%20b,{a1},succeeded")), "{succeeded}");
 }

@@ -54,7 +54,9 @@ job_id = control.create_job(
     Description="replicate what was there before",
     ManifestGenerator={"S3JobManifestGenerator": {
         "SourceBucket": f"arn:aws:s3:::{source_bucket}",
-        "EnableManifestOutput": False,
+        "EnableManifestOutput": True,
+        "ManifestOutputLocation": {"Bucket": f"arn:aws:s3:::{report_bucket}", "ManifestPrefix": "manifests",
+                                   "ManifestFormat": "S3InventoryReport_CSV_20211130"},
         "Filter": {"EligibleForReplication": True, "ObjectReplicationStatuses": ["NONE"]},
     }},
 )["JobId"]
@@ -119,5 +121,10 @@ assert result["TaskExecutionStatus"] == "succeeded", result
 rows = list(csv.reader(io.StringIO(s3.get_object(Bucket=report_bucket, Key=result["Key"])["Body"].read().decode())))
 assert sorted((urllib.parse.unquote(r[1]), r[2], r[3]) for r in rows) == \
     sorted((v["Key"], v["VersionId"], "succeeded") for v in before), rows
+
+# The generated manifest, written out (EnableManifestOutput).
+generated = s3.get_object(Bucket=report_bucket, Key=f"manifests/job-{job_id}/manifest-1.csv")["Body"].read().decode()
+assert sorted(tuple(r) for r in csv.reader(io.StringIO(generated))) == \
+    sorted((source_bucket, urllib.parse.quote(v["Key"], safe=""), v["VersionId"]) for v in before), generated
 
 print("batch jobs boto3 test passed")
