@@ -1022,6 +1022,116 @@ mod tests {
         assert!(empty.is_empty(), "no rows, no file");
     }
 
+    fn spec(token: &str, report: Option<&str>) -> JobSpec {
+        JobSpec {
+            account_id: "123456789012".into(),
+            bucket: "src".into(),
+            manifest: None,
+            filter: JobFilter::default(),
+            report: report.map(|b| xregion_types::job::JobReportSpec {
+                bucket: b.into(),
+                prefix: None,
+                failed_only: false,
+            }),
+            manifest_output: None,
+            priority: 1,
+            role_arn: "arn:aws:iam::123456789012:role/r".into(),
+            description: None,
+            confirmation_required: false,
+            client_token: token.into(),
+        }
+    }
+
+    /// Steps a job until it stops making progress; its status then.
+    async fn run(region: &Region, id: &str) -> (Step, JobStatus) {
+        loop {
+            let step = region.step_job(id).await.unwrap();
+            if step != Step::Progress {
+                return (step, region.job(id).unwrap().status);
+            }
+        }
+    }
+
+    /// Finishes every task in the outbox as the replication worker would on success.
+    async fn complete_all(region: &Region) {
+        for entry in region.meta().list_outbox(None, 1000).unwrap() {
+            region.meta().write(WriteOp::CompleteTask { seq: entry.seq }).await.unwrap();
+        }
+    }
+
+    /// BAT-6 step by step, without a worker: the job queues its tasks, waits while they are in
+    /// the outbox (a destination that is down), and completes with one outcome per task once
+    /// they are finished; a cancel while tasks wait ends it with a report of what settled.
+    #[tokio::test]
+    async fn bat6_a_job_waits_for_its_tasks_and_a_cancel_stops_it() {
+        use crate::replica::tests::{configured, put};
+        let (_dir, region) = configured().await;
+        region.create_bucket("out", None).await.unwrap();
+        for key in ["a", "b"] {
+            put(&region, "src", key).await;
+        }
+        complete_all(&region).await;
+
+        let job = region.create_job(spec("t1", Some("out"))).await.unwrap();
+        assert_eq!(region.create_job(spec("t1", None)).await.unwrap().id, job.id, "same token, same job");
+        assert_eq!(run(&region, &job.id).await, (Step::Waiting, JobStatus::Active));
+        let waiting = region.job(&job.id).unwrap();
+        assert_eq!((waiting.total_tasks, waiting.queued_upto, waiting.settled_upto), (2, 2, 0));
+        assert_eq!(region.meta().outbox_len().unwrap(), 2, "both versions queued again (COMPLETED back-fill)");
+        complete_all(&region).await;
+        assert_eq!(run(&region, &job.id).await, (Step::Idle, JobStatus::Complete));
+        let done = region.job(&job.id).unwrap();
+        assert_eq!((done.succeeded, done.failed), (2, 0));
+        let prefix = format!("job-{}/", job.id);
+        assert_eq!(done.report_keys, [format!("{prefix}results/succeeded-1.csv"), format!("{prefix}manifest.json")]);
+
+        // Cancelled while its tasks wait: Cancelling writes the report (nothing settled, so
+        // no results file), then Cancelled; the queued tasks still run.
+        let job = region.create_job(spec("t2", Some("out"))).await.unwrap();
+        assert_eq!(run(&region, &job.id).await, (Step::Waiting, JobStatus::Active));
+        let cancelled = region.update_job_status(&job.id, JobStatus::Cancelled, Some("enough".into())).await.unwrap();
+        assert_eq!(cancelled.status, JobStatus::Cancelling);
+        assert_eq!(run(&region, &job.id).await, (Step::Idle, JobStatus::Cancelled));
+        let job = region.job(&job.id).unwrap();
+        assert_eq!(job.report_keys, [format!("job-{}/manifest.json", job.id)]);
+        assert_eq!(job.status_update_reason.as_deref(), Some("enough"));
+        assert!(region.update_job_status(&job.id, JobStatus::Cancelled, None).await.is_err());
+        assert_eq!(region.meta().outbox_len().unwrap(), 2);
+    }
+
+    /// A CSV manifest in an unversioned bucket overwritten before the job read it: the
+    /// version the job pinned is gone, so the job fails, saying why.
+    #[tokio::test]
+    async fn bat2_an_overwritten_unversioned_manifest_fails_the_job() {
+        use crate::replica::tests::{configured, put};
+        let (_dir, region) = configured().await;
+        region.create_bucket("lists", None).await.unwrap();
+        let a = put(&region, "src", "a").await;
+        let list = format!("src,a,{}\n", a.version_id.as_str());
+        let etag = region.put_small_object("lists", "m.csv", "text/csv", list.into_bytes()).await.unwrap();
+        let manifest = CsvManifest {
+            bucket: "lists".into(),
+            key: "m.csv".into(),
+            version_id: None,
+            etag: etag.clone(),
+            with_version_ids: true,
+        };
+        let wrong = CsvManifest { etag: "0".repeat(32), ..manifest.clone() };
+        let err = region.create_job(JobSpec { manifest: Some(wrong), bucket: String::new(), ..spec("w", None) }).await;
+        assert!(matches!(err, Err(CoreError::Invalid(ref e)) if e.message.contains("ETag")), "{err:?}");
+        let job = JobSpec { manifest: Some(manifest), bucket: String::new(), ..spec("m", None) };
+        let job = region.create_job(job).await.unwrap();
+        assert_eq!(
+            (job.spec.bucket.as_str(), job.spec.manifest.as_ref().unwrap().version_id.as_deref()),
+            ("src", Some("null"))
+        );
+        region.put_small_object("lists", "m.csv", "text/csv", b"src,a,\n".to_vec()).await.unwrap();
+        assert_eq!(run(&region, &job.id).await, (Step::Idle, JobStatus::Failed));
+        let failed = region.job(&job.id).unwrap();
+        assert_eq!(failed.failure_reasons[0].0, "ManifestNotReadable", "{failed:?}");
+        assert_eq!(failed.total_tasks, 0);
+    }
+
     #[test]
     fn failure_reasons_have_an_http_status() {
         assert_eq!(failure_http_status("DstBucketNotFound"), 404);

@@ -578,7 +578,7 @@ fn same_bucket(b: &BucketRecord, bucket: &str) -> CoreResult<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
 
     use bytes::Bytes;
@@ -608,7 +608,7 @@ mod tests {
     }
 
     /// `src` → `dst` in one region, whole bucket, delete markers on.
-    async fn configured() -> (tempfile::TempDir, Region) {
+    pub(crate) async fn configured() -> (tempfile::TempDir, Region) {
         let dir = tempfile::tempdir().unwrap();
         let region = Region::open("test-1", dir.path(), Arc::new(NoPeers)).unwrap();
         for name in ["src", "dst"] {
@@ -641,7 +641,7 @@ mod tests {
         (dir, region)
     }
 
-    async fn put(region: &Region, bucket: &str, key: &str) -> VersionRecord {
+    pub(crate) async fn put(region: &Region, bucket: &str, key: &str) -> VersionRecord {
         let blob = region.write_body(body(b"data"), None, None).await.unwrap();
         let req = PutRequest {
             bucket: bucket.into(),

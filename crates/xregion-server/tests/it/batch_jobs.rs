@@ -273,20 +273,22 @@ async fn bat2_a_csv_manifest_replicates_exactly_its_rows() {
     let manifest = format!(
         "{src},dir%2Fa%20b,{a1}\n{src},c,\n{reports},elsewhere,\n{src},missing,\n{src},dir%2Fa%20b,not-a-version\n"
     );
-    let etag = put(&sc, &reports, "manifests/m.csv", manifest.as_bytes()).await.e_tag.expect("etag");
+    // In a versioned bucket, so that the job's pinned version outlives an overwrite.
+    let manifests = create_versioned_bucket(&sc, "jobcsv-manifests").await;
+    let etag = put(&sc, &manifests, "m.csv", manifest.as_bytes()).await.e_tag.expect("etag");
     let etag = unquote(&etag).to_owned();
 
-    let wrong = csv_job_xml("csv-0", &reports, "manifests/m.csv", "0123", &reports);
+    let wrong = csv_job_xml("csv-0", &manifests, "m.csv", "0123", &reports);
     let resp = control(&regions[0], "POST", "", wrong.as_bytes()).await;
     assert_eq!((resp.status, resp.error_code().as_deref()), (400, Some("InvalidRequest")), "{}", resp.text());
     assert!(resp.text().contains("ETag"), "{}", resp.text());
-    let missing = csv_job_xml("csv-1", &reports, "manifests/none.csv", &etag, &reports);
+    let missing = csv_job_xml("csv-1", &manifests, "none.csv", &etag, &reports);
     let resp = control(&regions[0], "POST", "", missing.as_bytes()).await;
     assert_eq!((resp.status, resp.error_code().as_deref()), (400, Some("InvalidRequest")), "{}", resp.text());
 
-    let id = create_job(&regions[0], &csv_job_xml("csv-2", &reports, "manifests/m.csv", &etag, &reports)).await;
-    // The manifest is pinned at CreateJob: overwriting it changes nothing.
-    put(&sc, &reports, "manifests/m.csv", b"overwritten").await;
+    let id = create_job(&regions[0], &csv_job_xml("csv-2", &manifests, "m.csv", &etag, &reports)).await;
+    // The manifest is pinned at CreateJob to the version read: a new version changes nothing.
+    put(&sc, &manifests, "m.csv", b"overwritten").await;
     let done = wait_status(&regions[0], &id, "Complete").await;
     assert_eq!(number(&done, "TotalNumberOfTasks"), 5, "{done}");
     assert_eq!((number(&done, "NumberOfTasksSucceeded"), number(&done, "NumberOfTasksFailed")), (2, 3), "{done}");
