@@ -805,15 +805,18 @@ const MANIFEST_CHUNK: u64 = 256 * 1024;
 
 /// One row of a CSV manifest.
 #[derive(Debug, PartialEq, Eq)]
-struct ManifestRow {
-    bucket: String,
-    key: String,
-    version_id: Option<VersionId>,
+pub struct ManifestRow {
+    /// Bucket name as written.
+    pub bucket: String,
+    /// Key, URL-decoded.
+    pub key: String,
+    /// Version id; `None` for the current version.
+    pub version_id: Option<VersionId>,
 }
 
 /// Parses a manifest row: `Bucket,Key[,VersionId]` (RFC 4180 quoting allowed), the key
 /// URL-encoded as S3 writes manifests. An empty version id means the current version.
-fn parse_manifest_row(line: &[u8], with_version_ids: bool) -> CoreResult<ManifestRow> {
+pub fn parse_manifest_row(line: &[u8], with_version_ids: bool) -> CoreResult<ManifestRow> {
     let bad = |why: &str| invalid_request(format!("Manifest row {:?}: {why}.", String::from_utf8_lossy(line)));
     let line = std::str::from_utf8(line).map_err(|_| bad("not UTF-8"))?.trim_end_matches('\r');
     let fields = csv_fields(line).ok_or_else(|| bad("unbalanced quotes"))?;

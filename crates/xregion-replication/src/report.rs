@@ -56,6 +56,41 @@ pub struct ReplicationReport {
     /// since start (the server fills it in; empty from [`build`]). Each forwarded byte crosses
     /// between the sites twice: to the owner and back, or from the client and on.
     pub forwarded: Vec<ForwardedReport>,
+    /// Batch replication jobs that have not finished (S3 Control, BAT-6), oldest first, and
+    /// how many jobs there are in each status.
+    pub jobs: JobsReport,
+}
+
+/// Batch replication jobs of the region (`xregion_core::jobs`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct JobsReport {
+    /// Jobs per status (`Active`, `Complete`, …), every job the region keeps.
+    pub by_status: BTreeMap<String, u64>,
+    /// The jobs not yet `Complete`, `Cancelled` or `Failed`.
+    pub unfinished: Vec<JobReport>,
+}
+
+/// One unfinished batch replication job.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobReport {
+    /// Job id (as `DescribeJob` takes it).
+    pub id: String,
+    /// Source bucket.
+    pub bucket: String,
+    /// Status (`Preparing`, `Suspended`, `Active`, …).
+    pub status: String,
+    /// Priority.
+    pub priority: i32,
+    /// Tasks in the manifest so far.
+    pub total_tasks: u64,
+    /// Tasks queued for replication.
+    pub queued_tasks: u64,
+    /// Tasks that succeeded.
+    pub succeeded_tasks: u64,
+    /// Tasks that failed.
+    pub failed_tasks: u64,
+    /// Creation time, unix milliseconds.
+    pub created_ms: i64,
 }
 
 /// Requests forwarded to one peer region since start.
@@ -279,7 +314,30 @@ pub fn build(region: &Region, status: &WorkerStatus) -> Result<ReplicationReport
         disk: region.disk_status().ok(),
         stamp_tag: None,
         forwarded: Vec::new(),
+        jobs: jobs_report(meta.list_jobs()?),
     })
+}
+
+/// Counts jobs by status and lists the unfinished ones.
+fn jobs_report(jobs: Vec<xregion_types::job::JobRecord>) -> JobsReport {
+    let mut report = JobsReport::default();
+    for job in jobs {
+        *report.by_status.entry(job.status.as_str().to_owned()).or_default() += 1;
+        if !job.status.is_terminal() {
+            report.unfinished.push(JobReport {
+                id: job.id,
+                bucket: job.spec.bucket,
+                status: job.status.as_str().to_owned(),
+                priority: job.spec.priority,
+                total_tasks: job.total_tasks,
+                queued_tasks: job.queued_upto,
+                succeeded_tasks: job.succeeded,
+                failed_tasks: job.failed,
+                created_ms: job.created_ms,
+            });
+        }
+    }
+    report
 }
 
 impl ReplicationReport {
@@ -420,6 +478,24 @@ impl ReplicationReport {
             "counter",
             "Requests passed on to their bucket's region that it did not answer (answered 503).",
             self.forwarded.iter().map(|f| (to(f), f.unavailable.to_string())).collect(),
+        );
+        family(
+            "xregion_batch_jobs",
+            "gauge",
+            "Batch replication jobs (S3 Control) kept by the region, per status.",
+            self.jobs
+                .by_status
+                .iter()
+                .map(|(status, n)| (format!(",status=\"{}\"", label(status)), n.to_string()))
+                .collect(),
+        );
+        let remaining: u64 =
+            self.jobs.unfinished.iter().map(|j| j.total_tasks.saturating_sub(j.succeeded_tasks + j.failed_tasks)).sum();
+        family(
+            "xregion_batch_job_tasks_remaining",
+            "gauge",
+            "Tasks of unfinished batch replication jobs without an outcome yet.",
+            vec![(String::new(), remaining.to_string())],
         );
         let name = "xregion_replication_lag_seconds";
         let _ = writeln!(

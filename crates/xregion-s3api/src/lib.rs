@@ -24,6 +24,13 @@ use xregion_identity::{Authorizer, Identity};
 
 pub use host::RegionHost;
 
+/// The S3 Control `CreateJob` body parser, for the fuzz target (`fuzz/fuzz_targets/create_job.rs`):
+/// the job it asks for, or the AWS error code and message.
+#[doc(hidden)]
+pub fn parse_create_job_request(body: &[u8], account_id: &str) -> Result<xregion_types::job::JobSpec, String> {
+    control::xml::parse_create_job(body, account_id).map_err(|e| e.to_string())
+}
+
 /// Builds the S3 service of one region.
 /// `domains` are the base domains for virtual-hosted-style addressing (`bucket.domain`);
 /// path-style always works.

@@ -105,6 +105,10 @@ fn print_banner(data: &Path, addrs: &[(String, SocketAddr)], ak: &str, sk: &str)
     out.push_str(&format!(
         "\nReplication backlog, failures and lag of a region (JSON; /_xregion/metrics for Prometheus):\n  curl -sS -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' --aws-sigv4 'aws:amz:{first}:s3' --user \"$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY\" http://{first_addr}/_xregion/replication\n"
     ));
+    out.push_str(&format!(
+        "\nBatch replication jobs (S3 Control; any 12-digit account id; the name <account>.localhost must resolve to 127.0.0.1, see README):\n  aws --endpoint-url http://localhost:{} s3control list-jobs --account-id 123456789012\n",
+        first_addr.port()
+    ));
     out.push_str("\nPress Ctrl-C to stop.\n");
     println!("{out}");
 }

@@ -197,6 +197,16 @@ async fn bat6_failed_tasks_are_reported_and_a_job_survives_a_restart() {
     let id = create_job(&regions[0], &create_job_xml("retry-1", &src, filter, Some(&reports), false)).await;
     let active = wait_status(&regions[0], &id, "Active").await;
     assert_eq!(number(&active, "TotalNumberOfTasks"), 1, "{active}");
+    // The operator report shows the job waiting, with its tasks (invariant 6).
+    let report: Value =
+        serde_json::from_slice(&regions[0].signed("GET", "/_xregion/replication", &[], b"").await.body).expect("JSON");
+    let unfinished = &report["jobs"]["unfinished"];
+    assert_eq!((unfinished[0]["id"].as_str(), unfinished[0]["status"].as_str()), (Some(id.as_str()), Some("Active")));
+    assert_eq!(unfinished[0]["queued_tasks"].as_u64(), Some(1), "{report}");
+    assert_eq!(report["jobs"]["by_status"]["Complete"].as_u64(), Some(1), "{report}");
+    let metrics = regions[0].signed("GET", "/_xregion/metrics", &[], b"").await.text();
+    assert!(metrics.contains("xregion_batch_jobs{region=\"us-east-1\",status=\"Active\"} 1"), "{metrics}");
+    assert!(metrics.contains("xregion_batch_job_tasks_remaining{region=\"us-east-1\"} 1"), "{metrics}");
     regions[0].restart();
     let (status_now, _) = describe(&regions[0], &id).await;
     assert_eq!(status_now, "Active", "the job is on disk and still waits for its task");
