@@ -251,6 +251,33 @@ impl S3Client {
         self.get_with(bucket, key, |_| {}).await
     }
 
+    /// `POST path_and_query` with a small document body and extra headers (S3 Control
+    /// `CreateJob`, `/_xregion/batch-replication`); the whole answer body.
+    pub async fn post_document(
+        &self,
+        path_and_query: &str,
+        body: &str,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<Bytes> {
+        let body = Bytes::from(body.to_owned());
+        let len = body.len().to_string();
+        let mut headers = vec![("content-length", len.as_str())];
+        headers.extend_from_slice(extra);
+        let req =
+            self.signed_with(Method::POST, path_and_query, RepeatBody::new(body.clone(), body.len() as u64), &headers)?;
+        let resp = self.send(req).await?;
+        let body = resp.into_body().collect().await.with_context(|| format!("POST {path_and_query}: reading body"))?;
+        Ok(body.to_bytes())
+    }
+
+    /// `GET path_and_query` with extra headers, the whole body.
+    pub async fn get_document_with(&self, path_and_query: &str, extra: &[(&str, &str)]) -> anyhow::Result<Bytes> {
+        let req = self.signed_with(Method::GET, path_and_query, RepeatBody::empty(), extra)?;
+        let resp = self.send(req).await?;
+        let body = resp.into_body().collect().await.with_context(|| format!("GET {path_and_query}: reading body"))?;
+        Ok(body.to_bytes())
+    }
+
     /// `GET path_and_query`, the whole body (small documents such as `/_xregion/replication`).
     pub async fn get_document(&self, path_and_query: &str) -> anyhow::Result<Bytes> {
         let req = self.signed(Method::GET, path_and_query, RepeatBody::empty())?;

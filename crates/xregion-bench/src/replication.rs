@@ -97,6 +97,9 @@ enum Phase {
     Full1m,
     /// Backlog drain with the destination down, and the source's memory.
     Backlog,
+    /// Existing versions replicated by an S3 Control batch replication job, against the same
+    /// queued by `/_xregion/batch-replication` (not run unless asked for: `--phases jobs`).
+    Jobs,
 }
 
 impl Phase {
@@ -396,6 +399,21 @@ struct Report {
     backlog: Option<Backlog>,
     /// The phases run.
     phases: Vec<Phase>,
+    /// `None` when the phase was left out.
+    jobs: Option<JobsResult>,
+}
+
+/// Existing versions replicated on request, two ways.
+struct JobsResult {
+    objects: u64,
+    /// `/_xregion/batch-replication`: request to every replica readable.
+    batch_secs: f64,
+    /// A batch replication job: `CreateJob` to every replica readable, and to `Complete`
+    /// (with its completion report written).
+    job_replicated_secs: f64,
+    job_complete_secs: f64,
+    /// Highest source RSS during the job (source restarted before it).
+    rss_max: u64,
 }
 
 async fn phases(pair: &mut Pair, args: &ReplArgs) -> anyhow::Result<Report> {
@@ -467,8 +485,14 @@ async fn phases(pair: &mut Pair, args: &ReplArgs) -> anyhow::Result<Report> {
     } else {
         None
     };
+    let jobs = if args.phases.contains(&Phase::Jobs) {
+        Some(jobs_phase(pair, &pattern, n, args.concurrency).await?)
+    } else {
+        None
+    };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     Ok(Report {
+        jobs,
         quick: args.quick,
         cores,
         lag_sample: args.lag_sample,
@@ -852,6 +876,88 @@ async fn backlog_phase(pair: &mut Pair, pattern: &Bytes, n: u64, concurrency: us
     })
 }
 
+/// Buckets of the jobs phase: versions written before their replication configuration.
+const JOB_SRC: &str = "job-src";
+const BATCH_SRC: &str = "batch-src";
+
+/// `n` 4 KiB versions in each of two buckets without replication; then both get the same
+/// configuration (to [`DST`]) and their versions are replicated on request: one bucket's
+/// through `/_xregion/batch-replication` (the baseline), the other's by a batch replication
+/// job (S3 Control `CreateJob`, generated manifest, completion report). Times until every
+/// replica is readable on the destination, and until the job is `Complete`.
+async fn jobs_phase(pair: &mut Pair, pattern: &Bytes, n: u64, concurrency: usize) -> anyhow::Result<JobsResult> {
+    const ACCOUNT: &str = "123456789012";
+    pair.restart_src()?;
+    if pair.dst.is_none() {
+        pair.start_dst()?;
+    }
+    let (sc, dc) = (pair.sc.clone(), pair.dc.clone());
+    let versioning = "<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Status>Enabled</Status></VersioningConfiguration>";
+    let per_worker = n.div_ceil(concurrency as u64);
+    let mut written = Vec::new();
+    for bucket in [BATCH_SRC, JOB_SRC] {
+        sc.create_bucket(bucket).await.with_context(|| format!("creating {bucket}"))?;
+        sc.put_document(&format!("/{bucket}?versioning"), versioning).await?;
+        let far = Duration::from_secs(86_400);
+        let (_, w, _) = ingest(&sc, None, bucket, bucket, pattern, 4 * KIB, concurrency, far, per_worker).await?;
+        let rule = format!(
+            "<ReplicationConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+             <Role>arn:aws:iam::{ACCOUNT}:role/bench</Role><Rule><ID>all</ID><Priority>1</Priority>\
+             <Status>Enabled</Status><Filter><Prefix></Prefix></Filter>\
+             <DeleteMarkerReplication><Status>Disabled</Status></DeleteMarkerReplication>\
+             <Destination><Bucket>arn:aws:s3:::{DST}</Bucket></Destination></Rule></ReplicationConfiguration>"
+        );
+        sc.put_document(&format!("/{bucket}?replication"), &rule).await.context("configuring replication")?;
+        written.push(Arc::new(w.into_iter().map(|(k, v, _)| (k, v)).collect::<Vec<_>>()));
+    }
+    let objects = written[0].len() as u64;
+    eprintln!("  jobs: {objects} versions in each of {BATCH_SRC} and {JOB_SRC}");
+
+    let t0 = Instant::now();
+    sc.post_document(&format!("/_xregion/batch-replication/{BATCH_SRC}?statuses=NONE"), "", &[]).await?;
+    let batch_secs = (sweep(&dc, written[0].clone()).await? - t0).as_secs_f64();
+    eprintln!("  jobs: /_xregion/batch-replication replicated them in {batch_secs:.1} s");
+
+    let pid = pair.src.as_ref().map(Server::pid).context("no source")?;
+    let rss = RssSampler::start(pid);
+    let create = format!(
+        "<CreateJobRequest xmlns=\"http://awss3control.amazonaws.com/doc/2018-08-20/\">\
+         <ConfirmationRequired>false</ConfirmationRequired><Operation><S3ReplicateObject/></Operation>\
+         <Report><Bucket>arn:aws:s3:::{JOB_SRC}</Bucket><Format>Report_CSV_20180820</Format><Enabled>true</Enabled>\
+         <Prefix>reports</Prefix><ReportScope>AllTasks</ReportScope></Report>\
+         <ClientRequestToken>bench</ClientRequestToken><Priority>1</Priority>\
+         <RoleArn>arn:aws:iam::{ACCOUNT}:role/bench</RoleArn><ManifestGenerator><S3JobManifestGenerator>\
+         <SourceBucket>arn:aws:s3:::{JOB_SRC}</SourceBucket><EnableManifestOutput>false</EnableManifestOutput>\
+         <Filter><ObjectReplicationStatuses><member>NONE</member></ObjectReplicationStatuses></Filter>\
+         </S3JobManifestGenerator></ManifestGenerator></CreateJobRequest>"
+    );
+    let account = [("x-amz-account-id", ACCOUNT)];
+    let t0 = Instant::now();
+    let created = sc.post_document("/v20180820/jobs", &create, &account).await?;
+    let created = String::from_utf8_lossy(&created).into_owned();
+    let id = element(&created, "JobId").with_context(|| format!("CreateJob answered {created}"))?;
+    let job_replicated_secs = (sweep(&dc, written[1].clone()).await? - t0).as_secs_f64();
+    let job_complete_secs = loop {
+        let described = sc.get_document_with(&format!("/v20180820/jobs/{id}"), &account).await?;
+        let described = String::from_utf8_lossy(&described).into_owned();
+        match element(&described, "Status").as_deref() {
+            Some("Complete") => break t0.elapsed().as_secs_f64(),
+            Some("Failed" | "Cancelled") => bail!("the job ended {described}"),
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    let rss_max = rss.overall_max();
+    drop(rss);
+    eprintln!("  jobs: the job replicated them in {job_replicated_secs:.1} s, Complete after {job_complete_secs:.1} s");
+    Ok(JobsResult { objects, batch_secs, job_replicated_secs, job_complete_secs, rss_max })
+}
+
+/// The text of the first `<name>` element of a small XML document.
+fn element(xml: &str, name: &str) -> Option<String> {
+    let (_, rest) = xml.split_once(&format!("<{name}>"))?;
+    Some(rest.split_once(&format!("</{name}>"))?.0.to_owned())
+}
+
 /// The top-level `"pending_operations": N` of the replication report.
 fn pending_operations(json: &str) -> Option<u64> {
     let (_, rest) = json.split_once("\"pending_operations\":")?;
@@ -978,6 +1084,22 @@ impl Report {
             );
         } else {
             let _ = writeln!(out);
+        }
+        if let Some(j) = &self.jobs {
+            let _ = writeln!(
+                out,
+                "jobs: {} existing 4 KiB versions replicated on request: `/_xregion/batch-replication` {:.1} s \
+                 ({:.0} obj/s); a batch replication job {:.1} s to the last replica ({:.0} obj/s, {:.2} × the \
+                 baseline's time), Complete with its report after {:.1} s; source RSS max {:.0} MiB during the job\n",
+                j.objects,
+                j.batch_secs,
+                j.objects as f64 / j.batch_secs.max(1e-9),
+                j.job_replicated_secs,
+                j.objects as f64 / j.job_replicated_secs.max(1e-9),
+                j.job_replicated_secs / j.batch_secs.max(1e-9),
+                j.job_complete_secs,
+                j.rss_max as f64 / stats::MIB
+            );
         }
         let _ = writeln!(out, "| target | measured | result |");
         let _ = writeln!(out, "|---|---|---|");
