@@ -86,6 +86,10 @@ pub enum CoreError {
     /// The job's status does not allow the change (S3 Control `JobStatusException`).
     #[error("{0}")]
     JobStatus(String),
+    /// A `CreateJob` reused a `ClientRequestToken` with other parameters (S3 Control
+    /// `IdempotencyException`).
+    #[error("{0}")]
+    Idempotency(String),
     /// A malformed or unsupported request value.
     #[error("{0}")]
     InvalidArgument(String),

@@ -77,6 +77,22 @@ impl Region {
         let _guard = self.jobs_state().lock.lock().await;
         if let Some(existing) = self.meta().list_jobs()?.into_iter().find(|j| j.spec.client_token == spec.client_token)
         {
+            // The same request again (a client's retry) is the same job; other parameters with
+            // the same token are refused, as on AWS. What CreateJob filled in (a CSV
+            // manifest's bucket and pinned version) is not the client's to repeat.
+            let mut asked = existing.spec.clone();
+            if let (Some(stored), Some(given)) = (&mut asked.manifest, &spec.manifest) {
+                stored.version_id.clone_from(&given.version_id);
+            }
+            if spec.manifest.is_some() {
+                asked.bucket.clone_from(&spec.bucket);
+            }
+            if asked != spec {
+                return Err(CoreError::Idempotency(format!(
+                    "The ClientRequestToken {} was used for job {} with other parameters.",
+                    spec.client_token, existing.id
+                )));
+            }
             return Ok(existing);
         }
         if let Some(manifest) = &mut spec.manifest {
@@ -1076,7 +1092,9 @@ mod tests {
         complete_all(&region).await;
 
         let job = region.create_job(spec("t1", Some("out"))).await.unwrap();
-        assert_eq!(region.create_job(spec("t1", None)).await.unwrap().id, job.id, "same token, same job");
+        assert_eq!(region.create_job(spec("t1", Some("out"))).await.unwrap().id, job.id, "same token, same job");
+        let other = region.create_job(spec("t1", None)).await;
+        assert!(matches!(other, Err(CoreError::Idempotency(_))), "same token, other parameters: {other:?}");
         assert_eq!(run(&region, &job.id).await, (Step::Waiting, JobStatus::Active));
         let waiting = region.job(&job.id).unwrap();
         assert_eq!((waiting.total_tasks, waiting.queued_upto, waiting.settled_upto), (2, 2, 0));
@@ -1123,7 +1141,9 @@ mod tests {
         let err = region.create_job(JobSpec { manifest: Some(wrong), bucket: String::new(), ..spec("w", None) }).await;
         assert!(matches!(err, Err(CoreError::Invalid(ref e)) if e.message.contains("ETag")), "{err:?}");
         let job = JobSpec { manifest: Some(manifest), bucket: String::new(), ..spec("m", None) };
+        let retried = job.clone();
         let job = region.create_job(job).await.unwrap();
+        assert_eq!(region.create_job(retried).await.unwrap().id, job.id, "a retry of a CSV job is the same job");
         assert_eq!(
             (job.spec.bucket.as_str(), job.spec.manifest.as_ref().unwrap().version_id.as_deref()),
             ("src", Some("null"))

@@ -99,6 +99,11 @@ pub fn to_s3(e: CoreError) -> S3Error {
             err.set_status_code(StatusCode::NOT_FOUND);
             err
         }
+        CoreError::Idempotency(m) => {
+            let mut err = with(C::Custom("IdempotencyException".into()), m);
+            err.set_status_code(StatusCode::CONFLICT);
+            err
+        }
         CoreError::JobStatus(m) => {
             let mut err = with(C::Custom("JobStatusException".into()), m);
             err.set_status_code(StatusCode::CONFLICT);

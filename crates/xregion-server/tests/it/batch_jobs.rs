@@ -230,6 +230,20 @@ async fn bat6_failed_tasks_are_reported_and_a_job_survives_a_restart() {
     assert_eq!(xml_element(&text, "StatusUpdateReason").as_deref(), Some("no"));
     let resp = control(&regions[0], "POST", &format!("/{id}/status?requestedJobStatus=Ready"), b"").await;
     assert_eq!((resp.status, resp.error_code().as_deref()), (409, Some("JobStatusException")));
+
+    // ListJobs pages, newest first: three jobs, two a page.
+    let ids = |xml: &str| -> Vec<String> {
+        xml.split("<JobId>").skip(1).filter_map(|s| s.split_once("</JobId>")).map(|(id, _)| id.to_owned()).collect()
+    };
+    let first = control(&regions[0], "GET", "?maxResults=2", b"").await.text();
+    let token = xml_element(&first, "NextToken").expect("NextToken");
+    assert_eq!(ids(&first).len(), 2, "{first}");
+    assert_eq!(ids(&first)[0], id, "newest first: {first}");
+    let rest = control(&regions[0], "GET", &format!("?maxResults=2&nextToken={token}"), b"").await.text();
+    assert_eq!(ids(&rest).len(), 1, "{rest}");
+    assert!(xml_element(&rest, "NextToken").is_none(), "{rest}");
+    let resp = control(&regions[0], "GET", "?maxResults=0", b"").await;
+    assert_eq!(resp.status, 400);
 }
 
 /// The same through boto3's own `s3control` client (`tests/python/batch_jobs_boto3.py`).

@@ -42,7 +42,7 @@ for v in before:
     head = s3.head_object(Bucket=source_bucket, Key=v["Key"], VersionId=v["VersionId"])
     assert "ReplicationStatus" not in head, head
 
-job_id = control.create_job(
+request = dict(
     AccountId=ACCOUNT,
     ConfirmationRequired=False,
     Operation={"S3ReplicateObject": {}},
@@ -59,7 +59,8 @@ job_id = control.create_job(
                                    "ManifestFormat": "S3InventoryReport_CSV_20211130"},
         "Filter": {"EligibleForReplication": True, "ObjectReplicationStatuses": ["NONE"]},
     }},
-)["JobId"]
+)
+job_id = control.create_job(**request)["JobId"]
 
 deadline = time.time() + 60
 while True:
@@ -85,14 +86,14 @@ assert [j["JobId"] for j in listed] == [job_id], listed
 assert listed[0]["Operation"] == "S3ReplicateObject", listed
 assert control.list_jobs(AccountId=ACCOUNT, JobStatuses=["Active"])["Jobs"] == []
 
-# The same token is the same job (BAT-2); a finished job cannot be cancelled.
-again = control.create_job(
-    AccountId=ACCOUNT, ConfirmationRequired=False, Operation={"S3ReplicateObject": {}},
-    Report={"Enabled": False}, ClientRequestToken="boto3-job-1", Priority=5,
-    RoleArn=f"arn:aws:iam::{ACCOUNT}:role/batch-replication",
-    ManifestGenerator={"S3JobManifestGenerator": {"SourceBucket": f"arn:aws:s3:::{source_bucket}",
-                                                  "EnableManifestOutput": False}})["JobId"]
-assert again == job_id, (again, job_id)
+# The same request again is the same job (BAT-2); the token with other parameters is
+# refused; a finished job cannot be cancelled.
+assert control.create_job(**request)["JobId"] == job_id
+try:
+    control.create_job(**dict(request, Priority=6))
+    raise AssertionError("a token was reused with other parameters")
+except control.exceptions.IdempotencyException:
+    pass
 try:
     control.update_job_status(AccountId=ACCOUNT, JobId=job_id, RequestedJobStatus="Cancelled")
     raise AssertionError("a Complete job was cancelled")
