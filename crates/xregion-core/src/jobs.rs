@@ -27,7 +27,8 @@
 //! All changes to a job (the runner's steps and the user's `UpdateJobStatus`) happen under one
 //! lock, so neither overwrites the other's.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt as _;
@@ -44,6 +45,8 @@ use crate::{CoreError, CoreResult, Region};
 const PAGE: usize = 1000;
 /// Settled tasks after which the failure rate is judged (BAT-6).
 const FAILURE_THRESHOLD_TASKS: u64 = 1000;
+/// How long a job whose step failed is left alone before it is tried again.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// How often the runner looks at jobs waiting for their tasks to settle.
 const SETTLE_POLL: Duration = Duration::from_millis(200);
 /// Rows per CSV file of a report or manifest output (about 15 MB of report rows).
@@ -212,28 +215,43 @@ impl Region {
     /// for replication, for a short poll. Errors are logged and retried (a job is never
     /// dropped because a step failed).
     pub async fn run_jobs(&self) {
+        // A job whose step failed is left alone for a second (the others go on), so one
+        // broken job neither starves the rest nor fills the log.
+        let mut retry_after: HashMap<String, Instant> = HashMap::new();
         loop {
-            let waited = match self.step_all_jobs().await {
+            let waited = match self.step_all_jobs(&mut retry_after).await {
                 Ok(Step::Progress) => continue,
                 Ok(Step::Waiting) => SETTLE_POLL,
+                Ok(Step::Idle) if !retry_after.is_empty() => RETRY_AFTER,
                 Ok(Step::Idle) => Duration::from_secs(60),
                 Err(e) => {
-                    tracing::warn!(error = %e, "batch replication job step failed; retrying");
-                    Duration::from_secs(1)
+                    tracing::warn!(error = %e, "batch replication jobs cannot be listed; retrying");
+                    RETRY_AFTER
                 }
             };
             let _ = tokio::time::timeout(waited, self.jobs_state().wake.notified()).await;
         }
     }
 
-    /// One step of every job that can move; the most hopeful outcome of them.
-    async fn step_all_jobs(&self) -> CoreResult<Step> {
+    /// One step of every job that can move (except those in `retry_after` until their time);
+    /// the most hopeful outcome of them.
+    async fn step_all_jobs(&self, retry_after: &mut HashMap<String, Instant>) -> CoreResult<Step> {
         let mut jobs = self.meta().list_jobs()?;
         jobs.retain(|j| !j.status.is_terminal() && j.status != JobStatus::Suspended);
         jobs.sort_by(|a, b| b.spec.priority.cmp(&a.spec.priority).then(a.seq.cmp(&b.seq)));
+        let now = Instant::now();
+        retry_after.retain(|id, at| *at > now && jobs.iter().any(|j| &j.id == id));
+        jobs.retain(|j| !retry_after.contains_key(&j.id));
         let mut overall = Step::Idle;
-        for job in jobs {
-            let step = self.step_job(&job.id).await?;
+        for job in &jobs {
+            let step = match self.step_job(&job.id).await {
+                Ok(step) => step,
+                Err(e) => {
+                    tracing::warn!(job = %job.id, status = job.status.as_str(), error = %e, "batch replication job step failed; retrying");
+                    retry_after.insert(job.id.clone(), Instant::now() + RETRY_AFTER);
+                    Step::Idle
+                }
+            };
             overall = match (overall, step) {
                 (Step::Progress, _) | (_, Step::Progress) => Step::Progress,
                 (Step::Waiting, _) | (_, Step::Waiting) => Step::Waiting,
@@ -1118,6 +1136,30 @@ mod tests {
         assert_eq!(job.status_update_reason.as_deref(), Some("enough"));
         assert!(region.update_job_status(&job.id, JobStatus::Cancelled, None).await.is_err());
         assert_eq!(region.meta().outbox_len().unwrap(), 2);
+    }
+
+    /// A job whose step fails is set aside for a while; the others still move.
+    #[tokio::test]
+    async fn a_failing_job_does_not_stop_the_others() {
+        use crate::replica::tests::{configured, put};
+        let (_dir, region) = configured().await;
+        put(&region, "src", "a").await;
+        let first = region.create_job(JobSpec { priority: 2, ..spec("first", None) }).await.unwrap();
+        let second = region.create_job(spec("second", None)).await.unwrap();
+        let mut retry_after = HashMap::new();
+        // The first job's step (it runs first: higher priority) meets a write that fails.
+        region.meta().inject_outcome_unknown();
+        assert_eq!(region.step_all_jobs(&mut retry_after).await.unwrap(), Step::Progress);
+        assert!(retry_after.contains_key(&first.id) && !retry_after.contains_key(&second.id));
+        let stepped = region.job(&second.id).unwrap().status;
+        assert_ne!(stepped, JobStatus::New, "the second job moved on");
+        // Until its time, the first is left alone while the second goes on.
+        let before = region.job(&first.id).unwrap();
+        region.step_all_jobs(&mut retry_after).await.unwrap();
+        assert_eq!(region.job(&first.id).unwrap(), before);
+        // Then it runs to its end (no task: the one version is PENDING, which no job takes).
+        retry_after.clear();
+        assert_eq!(run(&region, &first.id).await.1, JobStatus::Complete);
     }
 
     /// A CSV manifest in an unversioned bucket overwritten before the job read it: the
