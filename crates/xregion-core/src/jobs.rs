@@ -45,6 +45,8 @@ use crate::{CoreError, CoreResult, Region};
 const PAGE: usize = 1000;
 /// Settled tasks after which the failure rate is judged (BAT-6).
 const FAILURE_THRESHOLD_TASKS: u64 = 1000;
+/// How long a finished job is kept (DescribeJob, ListJobs) before it is forgotten, as on AWS.
+const JOB_RETENTION_MS: i64 = 90 * 24 * 3600 * 1000;
 /// How long a job whose step failed is left alone before it is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// How often the runner looks at jobs waiting for their tasks to settle.
@@ -236,6 +238,7 @@ impl Region {
     /// One step of every job that can move (except those in `retry_after` until their time);
     /// the most hopeful outcome of them.
     async fn step_all_jobs(&self, retry_after: &mut HashMap<String, Instant>) -> CoreResult<Step> {
+        let forgot = self.forget_jobs_ended_before(now_ms().saturating_sub(JOB_RETENTION_MS)).await?;
         let mut jobs = self.meta().list_jobs()?;
         jobs.retain(|j| !j.status.is_terminal() && j.status != JobStatus::Suspended);
         jobs.sort_by(|a, b| b.spec.priority.cmp(&a.spec.priority).then(a.seq.cmp(&b.seq)));
@@ -258,7 +261,29 @@ impl Region {
                 _ => Step::Idle,
             };
         }
-        Ok(overall)
+        Ok(if forgot { Step::Progress } else { overall })
+    }
+
+    /// Forgets jobs that ended (`Complete`, `Cancelled`, `Failed`) before `cutoff_ms`: their
+    /// task rows a few pages per call, then the record (AWS keeps a job 90 days). True if
+    /// rows are left to forget. Reports the jobs wrote are objects, and stay.
+    async fn forget_jobs_ended_before(&self, cutoff_ms: i64) -> CoreResult<bool> {
+        let expired = self
+            .meta()
+            .list_jobs()?
+            .into_iter()
+            .filter(|j| j.status.is_terminal() && j.terminated_ms.is_some_and(|t| t < cutoff_ms));
+        for job in expired {
+            let _guard = self.jobs_state().lock.lock().await;
+            match self.meta().write(WriteOp::ForgetJob { seq: job.seq, limit: 10 * PAGE }).await? {
+                WriteOutcome::Forgot(true) => {
+                    tracing::info!(job = %job.id, "forgot a batch replication job past its retention")
+                }
+                WriteOutcome::Forgot(false) => return Ok(true),
+                other => return Err(unexpected(&other)),
+            }
+        }
+        Ok(false)
     }
 
     /// Moves one job one step (see the module docs), under the job lock.
@@ -1160,6 +1185,29 @@ mod tests {
         // Then it runs to its end (no task: the one version is PENDING, which no job takes).
         retry_after.clear();
         assert_eq!(run(&region, &first.id).await.1, JobStatus::Complete);
+    }
+
+    /// Finished jobs past their retention are forgotten, rows and record; others stay.
+    #[tokio::test]
+    async fn finished_jobs_are_forgotten_after_their_retention() {
+        use crate::replica::tests::{configured, put};
+        let (_dir, region) = configured().await;
+        put(&region, "src", "a").await;
+        complete_all(&region).await;
+        let done = region.create_job(spec("done", None)).await.unwrap();
+        run(&region, &done.id).await;
+        complete_all(&region).await;
+        assert_eq!(run(&region, &done.id).await.1, JobStatus::Complete);
+        assert_eq!(region.meta().job_tasks(done.seq, 0, 10).unwrap().len(), 1);
+        let waiting = region.create_job(JobSpec { confirmation_required: true, ..spec("waits", None) }).await.unwrap();
+        assert_eq!(run(&region, &waiting.id).await.1, JobStatus::Suspended);
+        // Within the retention nothing goes; past it only the finished job does.
+        assert!(!region.forget_jobs_ended_before(0).await.unwrap());
+        assert!(region.job(&done.id).is_ok());
+        assert!(!region.forget_jobs_ended_before(i64::MAX).await.unwrap());
+        assert!(matches!(region.job(&done.id), Err(CoreError::NoSuchJob(_))));
+        assert!(region.meta().job_tasks(done.seq, 0, 10).unwrap().is_empty());
+        assert_eq!(region.job(&waiting.id).unwrap().status, JobStatus::Suspended);
     }
 
     /// A CSV manifest in an unversioned bucket overwritten before the job read it: the

@@ -55,6 +55,32 @@ fn put(t: &mut WTables<'_>, record: &JobRecord) -> Result<(), MetaError> {
     journal::insert(&mut t.jobs, &mut t.redo, TableId::Jobs, &record.seq, &bytes.as_slice())
 }
 
+/// `ForgetJob`: removes up to `limit` task rows of the job, and its record once none is
+/// left. Outcome: `Forgot(true)` when the job is gone.
+pub(crate) fn forget(t: &mut WTables<'_>, job_seq: u64, limit: usize) -> Result<WriteOutcome, MetaError> {
+    let keys: Vec<[u8; 16]> = {
+        let (start, end) = (task_key(job_seq, 0), task_key(job_seq, u64::MAX));
+        let mut keys = Vec::new();
+        for item in t.job_tasks.range(start.as_slice()..=end.as_slice())?.take(limit) {
+            let (key, _) = item?;
+            let key = <[u8; 16]>::try_from(key.value())
+                .map_err(|_| MetaError::Corrupt("job task key of the wrong length".into()))?;
+            keys.push(key);
+        }
+        keys
+    };
+    for key in &keys {
+        t.mark_dirty();
+        journal::remove(&mut t.job_tasks, &mut t.redo, TableId::JobTasks, &key.as_slice())?;
+    }
+    if keys.len() < limit {
+        t.mark_dirty();
+        journal::remove(&mut t.jobs, &mut t.redo, TableId::Jobs, &job_seq)?;
+        return Ok(WriteOutcome::Forgot(true));
+    }
+    Ok(WriteOutcome::Forgot(false))
+}
+
 /// Task rows of job `job_seq` numbered `from` and up, at most `limit`, in order.
 pub(crate) fn tasks(
     table: &impl redb::ReadableTable<&'static [u8], &'static [u8]>,

@@ -280,6 +280,14 @@ pub enum WriteOp {
         /// Task rows to store.
         tasks: Vec<(u64, JobTask)>,
     },
+    /// Removes up to `limit` task rows of a job, and the job's record once it has none left
+    /// (a finished job past its retention). Outcome: `Forgot(true)` when the job is gone.
+    ForgetJob {
+        /// The job's sequence number.
+        seq: u64,
+        /// Most task rows removed in this transaction.
+        limit: usize,
+    },
 }
 
 /// A conditional-write precondition, evaluated against the key's current version (VER-11).
@@ -340,6 +348,8 @@ pub enum WriteOutcome {
     Queued(bool),
     /// `CreateJob`: the job as stored.
     Job(JobRecord),
+    /// `ForgetJob`: whether the job is gone (false: task rows remain).
+    Forgot(bool),
     /// The upload was recorded.
     Upload(UploadRecord),
     /// Blobs that became unreferenced (`PutPart`, `AbortUpload`, `DeleteBucket`).

@@ -1977,4 +1977,16 @@ fn bat6_jobs_and_their_tasks_survive_reopen() {
     assert_eq!(store.job_tasks(1, 0, 10).unwrap().len(), 1);
     let WriteOutcome::Job(third) = w(&store, WriteOp::CreateJob { record: job_record("c") }) else { panic!() };
     assert_eq!(third.seq, 3, "job numbers are never reused");
+
+    // Forgetting a job removes its rows a page at a time, then the job; others are untouched.
+    assert_eq!(w(&store, WriteOp::ForgetJob { seq: 2, limit: 2 }), WriteOutcome::Forgot(false));
+    assert_eq!(store.job_tasks(2, 0, 10).unwrap().len(), 1);
+    assert_eq!(w(&store, WriteOp::ForgetJob { seq: 2, limit: 2 }), WriteOutcome::Forgot(true));
+    assert_eq!(store.job_tasks(2, 0, 10).unwrap().len(), 0);
+    let left: Vec<u64> = store.list_jobs().unwrap().iter().map(|j| j.seq).collect();
+    assert_eq!(left, [1, 3]);
+    assert_eq!(store.job_tasks(1, 0, 10).unwrap().len(), 1);
+    drop(store);
+    let store = reopen(&path);
+    assert_eq!(store.list_jobs().unwrap().len(), 2, "the removal is durable");
 }

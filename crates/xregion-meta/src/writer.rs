@@ -440,6 +440,7 @@ fn apply(t: &mut WTables<'_>, clock: &VersionClock, op: WriteOp) -> Result<Write
         WriteOp::AbortUpload { upload_id } => multipart::abort(t, &upload_id).map(WriteOutcome::Freed),
         WriteOp::CreateJob { record } => jobs::create(t, record),
         WriteOp::UpdateJob { record, tasks } => jobs::update(t, &record, &tasks),
+        WriteOp::ForgetJob { seq, limit } => jobs::forget(t, seq, limit),
     }
 }
 
