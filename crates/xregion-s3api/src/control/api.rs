@@ -15,6 +15,8 @@ use xregion_types::job::{JobRecord, JobStatus};
 use super::xml::{self, ControlError};
 use crate::error::to_s3;
 
+/// The path every S3 Control operation is under.
+const CONTROL_PREFIX: &str = "/v20180820/";
 /// The path every job operation is under.
 const JOBS_PATH: &str = "/v20180820/jobs";
 /// The account header S3 Control requires.
@@ -37,6 +39,9 @@ pub(crate) enum ControlOp {
     UpdateJobStatus(String),
     /// `POST /v20180820/jobs/<id>/priority`.
     UpdateJobPriority(String),
+    /// Any other S3 Control request (job tagging, access points, Storage Lens, …): answered
+    /// `501 NotImplemented`, not taken for an object of a bucket named `v20180820`.
+    Unsupported(String),
 }
 
 impl ControlOp {
@@ -46,7 +51,13 @@ impl ControlOp {
         if !headers.contains_key(ACCOUNT_HEADER) {
             return None;
         }
-        let rest = path.strip_prefix(JOBS_PATH)?;
+        let unsupported = || Some(Self::Unsupported(format!("{method} {path}")));
+        let Some(rest) = path.strip_prefix(JOBS_PATH) else {
+            return path.starts_with(CONTROL_PREFIX).then(unsupported).flatten();
+        };
+        if !rest.is_empty() && !rest.starts_with('/') {
+            return unsupported();
+        }
         let parts: Vec<&str> = rest.split('/').skip(1).collect();
         match (method, rest.is_empty(), parts.as_slice()) {
             (&Method::POST, true, _) => Some(Self::CreateJob),
@@ -56,7 +67,7 @@ impl ControlOp {
             (&Method::POST, false, [id, "priority"]) if !id.is_empty() => {
                 Some(Self::UpdateJobPriority((*id).to_owned()))
             }
-            _ => None,
+            _ => unsupported(),
         }
     }
 
@@ -68,6 +79,8 @@ impl ControlOp {
             Self::DescribeJob(_) => "s3:DescribeJob",
             Self::UpdateJobStatus(_) => "s3:UpdateJobStatus",
             Self::UpdateJobPriority(_) => "s3:UpdateJobPriority",
+            // Refused for any principal allowed to reach the API; the answer is the same.
+            Self::Unsupported(_) => "s3:ListJobs",
         }
     }
 }
@@ -140,6 +153,13 @@ pub(crate) async fn call(region: &Region, op: ControlOp, mut req: S3Request<Body
             let reason = param(&query, "statusUpdateReason").map(str::to_owned);
             let job = region.update_job_status(&id, requested, reason).await.map_err(to_s3)?;
             xml::render_update_job_status(&job)
+        }
+        ControlOp::Unsupported(what) => {
+            let message = format!(
+                "The S3 Control operation {what} is not supported: xregion serves the batch replication \
+                 job operations (CreateJob, DescribeJob, ListJobs, UpdateJobStatus, UpdateJobPriority)."
+            );
+            return Err(control_error(ControlError::new("NotImplemented", message)));
         }
         ControlOp::UpdateJobPriority(id) => {
             visible_job(region, &id, &account)?;
@@ -231,11 +251,15 @@ mod tests {
         assert_eq!(of(Method::GET, "/v20180820/jobs/abc"), Some(ControlOp::DescribeJob("abc".into())));
         assert_eq!(of(Method::POST, "/v20180820/jobs/abc/status"), Some(ControlOp::UpdateJobStatus("abc".into())));
         assert_eq!(of(Method::POST, "/v20180820/jobs/abc/priority"), Some(ControlOp::UpdateJobPriority("abc".into())));
-        assert_eq!(of(Method::GET, "/v20180820/jobs/abc/status"), None);
-        assert_eq!(of(Method::DELETE, "/v20180820/jobs/abc"), None);
-        assert_eq!(of(Method::GET, "/v20180820/jobsx"), None);
-        assert_eq!(of(Method::GET, "/v20180820/jobs/"), None);
+        let unsupported = |m: Method, p: &str| matches!(of(m, p), Some(ControlOp::Unsupported(_)));
+        assert!(unsupported(Method::GET, "/v20180820/jobs/abc/status"));
+        assert!(unsupported(Method::DELETE, "/v20180820/jobs/abc"));
+        assert!(unsupported(Method::GET, "/v20180820/jobs/abc/tagging"));
+        assert!(unsupported(Method::GET, "/v20180820/jobsx"));
+        assert!(unsupported(Method::GET, "/v20180820/jobs/"));
+        assert!(unsupported(Method::GET, "/v20180820/accesspoint"));
         assert_eq!(of(Method::GET, "/bucket/v20180820/jobs"), None);
+        assert_eq!(of(Method::GET, "/v20180820"), None);
         // Without the account header it is an object path like any other.
         assert_eq!(ControlOp::of(&Method::GET, "/v20180820/jobs", &headers(false)), None);
     }
