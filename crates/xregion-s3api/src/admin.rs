@@ -200,7 +200,11 @@ impl S3Route for XregionRoute {
         // error document s3s would have written (the edge adds the request id), and only
         // server-side failures go back to s3s as errors.
         match self.serve(req).await {
-            Err(e) if status_of(&e).is_client_error() => Ok(client_error(&e)),
+            // `501 NotImplemented` too: a request for what xregion does not do (s3s still logs
+            // every 5xx answer once).
+            Err(e) if status_of(&e).is_client_error() || status_of(&e) == StatusCode::NOT_IMPLEMENTED => {
+                Ok(client_error(&e))
+            }
             other => other,
         }
     }
