@@ -49,8 +49,10 @@ const FAILURE_THRESHOLD_TASKS: u64 = 1000;
 const JOB_RETENTION_MS: i64 = 90 * 24 * 3600 * 1000;
 /// How long a job whose step failed is left alone before it is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
-/// How often the runner looks at jobs waiting for their tasks to settle.
+/// How often the runner looks at jobs waiting for their tasks to settle, at first.
 const SETTLE_POLL: Duration = Duration::from_millis(200);
+/// The longest wait between those looks, reached when nothing settles for a while.
+const SETTLE_POLL_MAX: Duration = Duration::from_secs(5);
 /// Rows per CSV file of a report or manifest output (about 15 MB of report rows).
 const ROWS_PER_FILE: usize = 100_000;
 /// `ReportSchema` of the completion report (BAT-7).
@@ -220,10 +222,21 @@ impl Region {
         // A job whose step failed is left alone for a second (the others go on), so one
         // broken job neither starves the rest nor fills the log.
         let mut retry_after: HashMap<String, Instant> = HashMap::new();
+        // Jobs waiting for replication are looked at every SETTLE_POLL at first, less often
+        // the longer nothing settles (a destination that stays down), up to SETTLE_POLL_MAX.
+        let mut settle_poll = SETTLE_POLL;
         loop {
-            let waited = match self.step_all_jobs(&mut retry_after).await {
+            let step = self.step_all_jobs(&mut retry_after).await;
+            if !matches!(step, Ok(Step::Waiting)) {
+                settle_poll = SETTLE_POLL;
+            }
+            let waited = match step {
                 Ok(Step::Progress) => continue,
-                Ok(Step::Waiting) => SETTLE_POLL,
+                Ok(Step::Waiting) => {
+                    let waited = settle_poll;
+                    settle_poll = (settle_poll * 2).min(SETTLE_POLL_MAX);
+                    waited
+                }
                 Ok(Step::Idle) if !retry_after.is_empty() => RETRY_AFTER,
                 Ok(Step::Idle) => Duration::from_secs(60),
                 Err(e) => {
