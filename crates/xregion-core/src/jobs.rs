@@ -251,8 +251,8 @@ impl Region {
     /// One step of every job that can move (except those in `retry_after` until their time);
     /// the most hopeful outcome of them.
     async fn step_all_jobs(&self, retry_after: &mut HashMap<String, Instant>) -> CoreResult<Step> {
-        let forgot = self.forget_jobs_ended_before(now_ms().saturating_sub(JOB_RETENTION_MS)).await?;
         let mut jobs = self.meta().list_jobs()?;
+        let forgot = self.forget_jobs_ended_before(&jobs, now_ms().saturating_sub(JOB_RETENTION_MS)).await?;
         jobs.retain(|j| !j.status.is_terminal() && j.status != JobStatus::Suspended);
         jobs.sort_by(|a, b| b.spec.priority.cmp(&a.spec.priority).then(a.seq.cmp(&b.seq)));
         let now = Instant::now();
@@ -277,15 +277,11 @@ impl Region {
         Ok(if forgot { Step::Progress } else { overall })
     }
 
-    /// Forgets jobs that ended (`Complete`, `Cancelled`, `Failed`) before `cutoff_ms`: their
+    /// Forgets those of `jobs` (the stored ones, as just listed) that ended (`Complete`, `Cancelled`, `Failed`) before `cutoff_ms`: their
     /// task rows a few pages per call, then the record (AWS keeps a job 90 days). True if
     /// rows are left to forget. Reports the jobs wrote are objects, and stay.
-    async fn forget_jobs_ended_before(&self, cutoff_ms: i64) -> CoreResult<bool> {
-        let expired = self
-            .meta()
-            .list_jobs()?
-            .into_iter()
-            .filter(|j| j.status.is_terminal() && j.terminated_ms.is_some_and(|t| t < cutoff_ms));
+    async fn forget_jobs_ended_before(&self, jobs: &[JobRecord], cutoff_ms: i64) -> CoreResult<bool> {
+        let expired = jobs.iter().filter(|j| j.status.is_terminal() && j.terminated_ms.is_some_and(|t| t < cutoff_ms));
         for job in expired {
             let _guard = self.jobs_state().lock.lock().await;
             match self.meta().write(WriteOp::ForgetJob { seq: job.seq, limit: 10 * PAGE }).await? {
@@ -1215,9 +1211,10 @@ mod tests {
         let waiting = region.create_job(JobSpec { confirmation_required: true, ..spec("waits", None) }).await.unwrap();
         assert_eq!(run(&region, &waiting.id).await.1, JobStatus::Suspended);
         // Within the retention nothing goes; past it only the finished job does.
-        assert!(!region.forget_jobs_ended_before(0).await.unwrap());
+        let jobs = region.meta().list_jobs().unwrap();
+        assert!(!region.forget_jobs_ended_before(&jobs, 0).await.unwrap());
         assert!(region.job(&done.id).is_ok());
-        assert!(!region.forget_jobs_ended_before(i64::MAX).await.unwrap());
+        assert!(!region.forget_jobs_ended_before(&jobs, i64::MAX).await.unwrap());
         assert!(matches!(region.job(&done.id), Err(CoreError::NoSuchJob(_))));
         assert!(region.meta().job_tasks(done.seq, 0, 10).unwrap().is_empty());
         assert_eq!(region.job(&waiting.id).unwrap().status, JobStatus::Suspended);
