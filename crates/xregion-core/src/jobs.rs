@@ -277,9 +277,10 @@ impl Region {
         Ok(if forgot { Step::Progress } else { overall })
     }
 
-    /// Forgets those of `jobs` (the stored ones, as just listed) that ended (`Complete`, `Cancelled`, `Failed`) before `cutoff_ms`: their
-    /// task rows a few pages per call, then the record (AWS keeps a job 90 days). True if
-    /// rows are left to forget. Reports the jobs wrote are objects, and stay.
+    /// Forgets those of `jobs` (the stored ones, as just listed) that ended (`Complete`,
+    /// `Cancelled`, `Failed`) before `cutoff_ms`: their task rows a few pages per call, then
+    /// the record (AWS keeps a job 90 days). True if rows are left to forget. Reports the
+    /// jobs wrote are objects, and stay.
     async fn forget_jobs_ended_before(&self, jobs: &[JobRecord], cutoff_ms: i64) -> CoreResult<bool> {
         let expired = jobs.iter().filter(|j| j.status.is_terminal() && j.terminated_ms.is_some_and(|t| t < cutoff_ms));
         for job in expired {
