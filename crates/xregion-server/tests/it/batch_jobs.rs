@@ -13,18 +13,35 @@ use crate::replication::{configure, eventually, status, wait_same_versions};
 const ACCOUNT: &str = "123456789012";
 const NS: &str = "http://awss3control.amazonaws.com/doc/2018-08-20/";
 
+/// A `CreateJobRequest` for batch replication: its report element and how it selects versions
+/// (a `ManifestGenerator` or a `Manifest`).
+fn job_request_xml(token: &str, confirm: bool, report: &str, selection: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><CreateJobRequest xmlns="{NS}"><AccountId>{ACCOUNT}</AccountId><ConfirmationRequired>{confirm}</ConfirmationRequired><Operation><S3ReplicateObject/></Operation>{report}<ClientRequestToken>{token}</ClientRequestToken><Priority>10</Priority><RoleArn>arn:aws:iam::{ACCOUNT}:role/batch</RoleArn>{selection}</CreateJobRequest>"#
+    )
+}
+
+/// A report of all tasks into `bucket`, under `prefix` if given.
+fn report_xml(bucket: &str, prefix: Option<&str>) -> String {
+    let prefix = prefix.map(|p| format!("<Prefix>{p}</Prefix>")).unwrap_or_default();
+    format!(
+        "<Report><Bucket>arn:aws:s3:::{bucket}</Bucket><Format>Report_CSV_20180820</Format><Enabled>true</Enabled>\
+         {prefix}<ReportScope>AllTasks</ReportScope></Report>"
+    )
+}
+
 /// A `CreateJobRequest` for batch replication of `bucket` with a generated manifest.
 fn create_job_xml(token: &str, bucket: &str, filter: &str, report_bucket: Option<&str>, confirm: bool) -> String {
     let report = match report_bucket {
-        Some(b) => format!(
-            "<Report><Bucket>arn:aws:s3:::{b}</Bucket><Format>Report_CSV_20180820</Format><Enabled>true</Enabled>\
-             <Prefix>reports</Prefix><ReportScope>AllTasks</ReportScope></Report>"
-        ),
+        Some(b) => report_xml(b, Some("reports")),
         None => "<Report><Enabled>false</Enabled></Report>".to_owned(),
     };
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?><CreateJobRequest xmlns="{NS}"><AccountId>{ACCOUNT}</AccountId><ConfirmationRequired>{confirm}</ConfirmationRequired><Operation><S3ReplicateObject/></Operation>{report}<ClientRequestToken>{token}</ClientRequestToken><Priority>10</Priority><RoleArn>arn:aws:iam::{ACCOUNT}:role/batch</RoleArn><ManifestGenerator><S3JobManifestGenerator><SourceBucket>arn:aws:s3:::{bucket}</SourceBucket><EnableManifestOutput>false</EnableManifestOutput><Filter>{filter}</Filter></S3JobManifestGenerator></ManifestGenerator></CreateJobRequest>"#
-    )
+    let generator = format!(
+        "<ManifestGenerator><S3JobManifestGenerator><SourceBucket>arn:aws:s3:::{bucket}</SourceBucket>\
+         <EnableManifestOutput>false</EnableManifestOutput><Filter>{filter}</Filter></S3JobManifestGenerator>\
+         </ManifestGenerator>"
+    );
+    job_request_xml(token, confirm, &report, &generator)
 }
 
 async fn control(region: &TestRegion, method: &str, path: &str, body: &[u8]) -> RawResponse {
@@ -276,9 +293,13 @@ async fn bat2_boto3_s3control_runs_a_batch_replication_job() {
 
 /// A `CreateJobRequest` whose manifest is a user's CSV object (`Bucket,Key,VersionId`).
 fn csv_job_xml(token: &str, manifest_bucket: &str, manifest_key: &str, etag: &str, report_bucket: &str) -> String {
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?><CreateJobRequest xmlns="{NS}"><ConfirmationRequired>false</ConfirmationRequired><Operation><S3ReplicateObject/></Operation><Report><Bucket>arn:aws:s3:::{report_bucket}</Bucket><Format>Report_CSV_20180820</Format><Enabled>true</Enabled><ReportScope>AllTasks</ReportScope></Report><ClientRequestToken>{token}</ClientRequestToken><Manifest><Spec><Format>S3BatchOperations_CSV_20180820</Format><Fields><member>Bucket</member><member>Key</member><member>VersionId</member></Fields></Spec><Location><ObjectArn>arn:aws:s3:::{manifest_bucket}/{manifest_key}</ObjectArn><ETag>"{etag}"</ETag></Location></Manifest><Priority>1</Priority><RoleArn>arn:aws:iam::{ACCOUNT}:role/batch</RoleArn></CreateJobRequest>"#
-    )
+    let manifest = format!(
+        "<Manifest><Spec><Format>S3BatchOperations_CSV_20180820</Format><Fields><member>Bucket</member>\
+         <member>Key</member><member>VersionId</member></Fields></Spec><Location>\
+         <ObjectArn>arn:aws:s3:::{manifest_bucket}/{manifest_key}</ObjectArn><ETag>\"{etag}\"</ETag></Location>\
+         </Manifest>"
+    );
+    job_request_xml(token, false, &report_xml(report_bucket, None), &manifest)
 }
 
 /// BAT-2 with a user's CSV manifest: exactly the rows listed are replicated (a row without a
