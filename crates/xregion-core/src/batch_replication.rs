@@ -34,6 +34,16 @@ const PAGE: usize = 1000;
 /// Version writes in flight at once (they share group commits).
 const IN_FLIGHT: usize = 64;
 
+/// The status a batch (or a job's filter) judges a version by (BAT-3): a replica whose last
+/// sync failed is a `REPLICA` to send again; every other status reads as it is (`PENDING` and
+/// a replica's pending sync match no batch status: versions with tasks in flight are left).
+pub(crate) fn batch_status(status: &ReplicationStatus) -> ReplicationStatus {
+    match status {
+        ReplicationStatus::ReplicaFailed => ReplicationStatus::Replica,
+        other => other.clone(),
+    }
+}
+
 /// Failure records by (key, version id): `(task sequence number, reason)` each.
 pub(crate) type FailuresByVersion = HashMap<(String, VersionId), Vec<(u64, String)>>;
 
@@ -54,7 +64,7 @@ impl Region {
     /// configuration selects now (BAT-1..BAT-4). The bucket must have a replication
     /// configuration (`ReplicationConfigurationNotFound`).
     pub async fn replicate_existing(&self, bucket: &str, statuses: &[ReplicationStatus]) -> CoreResult<BatchSummary> {
-        use ReplicationStatus::{Completed, Failed, Replica, ReplicaFailed};
+        use ReplicationStatus::{Completed, Failed, Replica};
         let b = self.bucket(bucket)?;
         if b.replication.is_none() {
             return Err(CoreError::ReplicationConfigurationNotFound);
@@ -77,11 +87,7 @@ impl Region {
             entries.sort_by(|a, b| a.key.cmp(&b.key).then(a.record.stamp.cmp(&b.record.stamp)));
             let mut writes = Vec::new();
             for entry in entries {
-                let status = match entry.record.replication {
-                    ReplicaFailed => Replica,
-                    ref other => other.clone(),
-                };
-                if !statuses.contains(&status) {
+                if !statuses.contains(&batch_status(&entry.record.replication)) {
                     continue;
                 }
                 // BAT-4: unlike live replication (ELI-13), a batch replicates replicas too, under

@@ -36,7 +36,7 @@ use xregion_meta::{WriteOp, WriteOutcome};
 use xregion_types::job::{CsvManifest, JobFilter, JobRecord, JobSpec, JobStatus, JobTask, TaskOutcome};
 use xregion_types::{BucketRecord, ReplicationStatus, VersionId, VersionRecord, now_ms};
 
-use crate::batch_replication::FailuresByVersion;
+use crate::batch_replication::{FailuresByVersion, batch_status};
 use crate::buckets::{BucketLocation, unexpected};
 use crate::objects::{ObjectMeta, PutRequest};
 use crate::{CoreError, CoreResult, Region};
@@ -824,11 +824,7 @@ impl LazyFailures {
 
 /// Whether the filter's own conditions (not eligibility) take a version.
 fn filter_takes(f: &JobFilter, key: &str, record: &VersionRecord) -> bool {
-    let status = match &record.replication {
-        ReplicationStatus::ReplicaFailed | ReplicationStatus::ReplicaPending => ReplicationStatus::Replica,
-        other => other.clone(),
-    };
-    if !job_statuses(f).contains(&status) {
+    if !job_statuses(f).contains(&batch_status(&record.replication)) {
         return false;
     }
     if f.created_after_ms.is_some_and(|after| record.last_modified_ms <= after)
@@ -1018,6 +1014,7 @@ mod tests {
             assert!(filter_takes(&any, "k", &version(Some(1), status.clone(), 1)), "{status:?}");
         }
         assert!(!filter_takes(&any, "k", &version(Some(1), Pending, 1)));
+        assert!(!filter_takes(&any, "k", &version(Some(1), ReplicationStatus::ReplicaPending, 1)), "in flight");
         let failed_only = JobFilter { statuses: vec![Failed], ..JobFilter::default() };
         assert!(!filter_takes(&failed_only, "k", &object));
         assert!(filter_takes(&failed_only, "k", &version(Some(1), Failed, 1)));
