@@ -20,6 +20,7 @@ mod multipart;
 mod objects;
 mod observability;
 mod replication;
+mod replication_chaos;
 mod replication_config;
 mod replication_rules_e2e;
 mod replication_walkthrough;
