@@ -90,6 +90,9 @@ pub enum CoreError {
     /// `IdempotencyException`).
     #[error("{0}")]
     Idempotency(String),
+    /// A job tag set of more than 50 tags (S3 Control `TooManyTagsException`).
+    #[error("{0}")]
+    TooManyTags(String),
     /// A malformed or unsupported request value.
     #[error("{0}")]
     InvalidArgument(String),

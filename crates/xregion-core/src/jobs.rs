@@ -33,7 +33,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::StreamExt as _;
 use xregion_meta::{WriteOp, WriteOutcome};
-use xregion_types::job::{CsvManifest, JobFilter, JobRecord, JobSpec, JobStatus, JobTask, TaskOutcome};
+use xregion_types::job::{
+    CsvManifest, JobFilter, JobRecord, JobSpec, JobStatus, JobTagsProblem, JobTask, MAX_JOB_TAGS, TaskOutcome,
+    check_job_tags,
+};
 use xregion_types::{BucketRecord, ReplicationStatus, VersionId, VersionRecord, now_ms};
 
 use crate::batch_replication::{FailuresByVersion, batch_status};
@@ -81,6 +84,7 @@ impl Region {
     /// S3 Control `CreateJob` (BAT-2): validates and stores a new job, or returns the job a
     /// previous request with the same `ClientRequestToken` created.
     pub async fn create_job(&self, mut spec: JobSpec) -> CoreResult<JobRecord> {
+        check_tags(&spec.tags)?;
         let _guard = self.jobs_state().lock.lock().await;
         if let Some(existing) = self.meta().list_jobs()?.into_iter().find(|j| j.spec.client_token == spec.client_token)
         {
@@ -208,7 +212,18 @@ impl Region {
         }
         let _guard = self.jobs_state().lock.lock().await;
         let mut job = self.job(id)?;
-        job.spec.priority = priority;
+        job.priority = priority;
+        self.store_job(&job, Vec::new()).await?;
+        Ok(job)
+    }
+
+    /// S3 Control `PutJobTagging` (and `DeleteJobTagging`, an empty set): replaces the job's
+    /// tags, whatever its status. At most 50 tags with distinct keys.
+    pub async fn put_job_tagging(&self, id: &str, tags: Vec<(String, String)>) -> CoreResult<JobRecord> {
+        check_tags(&tags)?;
+        let _guard = self.jobs_state().lock.lock().await;
+        let mut job = self.job(id)?;
+        job.tags = tags;
         self.store_job(&job, Vec::new()).await?;
         Ok(job)
     }
@@ -254,7 +269,7 @@ impl Region {
         let mut jobs = self.meta().list_jobs()?;
         let forgot = self.forget_jobs_ended_before(&jobs, now_ms().saturating_sub(JOB_RETENTION_MS)).await?;
         jobs.retain(|j| !j.status.is_terminal() && j.status != JobStatus::Suspended);
-        jobs.sort_by(|a, b| b.spec.priority.cmp(&a.spec.priority).then(a.seq.cmp(&b.seq)));
+        jobs.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.seq.cmp(&b.seq)));
         let now = Instant::now();
         retry_after.retain(|id, at| *at > now && jobs.iter().any(|j| &j.id == id));
         jobs.retain(|j| !retry_after.contains_key(&j.id));
@@ -920,6 +935,17 @@ fn csv_fields(line: &str) -> Option<Vec<String>> {
     (!quoted).then_some(fields)
 }
 
+/// A job's tag set as S3 checks it: more than 50 is `TooManyTagsException`, a bad key or value
+/// `InvalidRequest`.
+fn check_tags(tags: &[(String, String)]) -> CoreResult<()> {
+    check_job_tags(tags).map_err(|problem| match problem {
+        JobTagsProblem::TooMany(n) => {
+            CoreError::TooManyTags(format!("A job can have at most {MAX_JOB_TAGS} tags; {n} were given."))
+        }
+        JobTagsProblem::Invalid(message) => invalid_request(message),
+    })
+}
+
 fn invalid_request(message: String) -> CoreError {
     CoreError::Invalid(xregion_types::InvalidInput::new("InvalidRequest", message))
 }
@@ -1108,6 +1134,7 @@ mod tests {
             description: None,
             confirmation_required: false,
             client_token: token.into(),
+            tags: Vec::new(),
         }
     }
 
@@ -1168,6 +1195,45 @@ mod tests {
         assert_eq!(job.status_update_reason.as_deref(), Some("enough"));
         assert!(region.update_job_status(&job.id, JobStatus::Cancelled, None).await.is_err());
         assert_eq!(region.meta().outbox_len().unwrap(), 2);
+    }
+
+    /// Job tags (`CreateJob`'s `Tags`, `PutJobTagging`, `DeleteJobTagging`) and priority are the
+    /// job's current state; a retried `CreateJob` is compared with what was first asked, so it
+    /// still returns the job after either changed. Bad tag sets change nothing.
+    #[tokio::test]
+    async fn job_tags_and_priority_change_without_breaking_retries() {
+        use crate::replica::tests::configured;
+        let (_dir, region) = configured().await;
+        let tagged = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        };
+        let asked = JobSpec { tags: tagged(&[("team", "ops")]), ..spec("tags", None) };
+        let job = region.create_job(asked.clone()).await.unwrap();
+        assert_eq!(job.tags, tagged(&[("team", "ops")]));
+
+        let changed = region.put_job_tagging(&job.id, tagged(&[("a", "1"), ("b", "")])).await.unwrap();
+        assert_eq!(changed.tags, tagged(&[("a", "1"), ("b", "")]));
+        region.update_job_priority(&job.id, 9).await.unwrap();
+        let stored = region.job(&job.id).unwrap();
+        assert_eq!((stored.priority, stored.spec.priority), (9, 1));
+        assert_eq!(stored.tags, tagged(&[("a", "1"), ("b", "")]));
+        let retried = region.create_job(asked).await.unwrap();
+        assert_eq!((retried.id, retried.priority), (job.id.clone(), 9), "a retry returns the job as it is now");
+
+        let fifty_one: Vec<_> = (0..51).map(|i| (format!("k{i}"), String::new())).collect();
+        let too_many = region.put_job_tagging(&job.id, fifty_one.clone()).await;
+        assert!(matches!(too_many, Err(CoreError::TooManyTags(_))), "{too_many:?}");
+        let twice = region.put_job_tagging(&job.id, tagged(&[("k", "1"), ("k", "2")])).await;
+        assert!(matches!(&twice, Err(CoreError::Invalid(e)) if e.code == "InvalidRequest"), "{twice:?}");
+        let create = region.create_job(JobSpec { tags: fifty_one, ..spec("many", None) }).await;
+        assert!(matches!(create, Err(CoreError::TooManyTags(_))), "{create:?}");
+        assert_eq!(region.job(&job.id).unwrap().tags, tagged(&[("a", "1"), ("b", "")]));
+        assert_eq!(region.jobs(&[]).unwrap().len(), 1, "the refused CreateJob made no job");
+
+        region.put_job_tagging(&job.id, Vec::new()).await.unwrap();
+        assert!(region.job(&job.id).unwrap().tags.is_empty());
+        let missing = region.put_job_tagging("no-such-job", Vec::new()).await;
+        assert!(matches!(missing, Err(CoreError::NoSuchJob(_))), "{missing:?}");
     }
 
     /// A job whose step fails is set aside for a while; the others still move.

@@ -10,9 +10,12 @@
 //! * [`FORMAT_V2`]: `ObjectData` gained `inline: Option<InlineRef>` (small objects stored in
 //!   the `inline_data` table). Only `VersionRecord` and `UploadRecord` contain an
 //!   `ObjectData`; their v1 bytes decode through [`v1`] with `inline: None`.
-//! * [`FORMAT_V3`] (current): `VersionRecord` gained `replication_targets: Vec<String>` (where
+//! * [`FORMAT_V3`]: `VersionRecord` gained `replication_targets: Vec<String>` (where
 //!   a version's replicas are, for ELI-12) and `tags_changed_ms: Option<i64>` (last writer
 //!   wins for replicated tag changes, TWO-8). Its v2 bytes decode through [`v2`] with neither.
+//! * [`FORMAT_V4`] (current): `JobSpec` gained `tags` (as `CreateJob` asked), and `JobRecord`
+//!   the job's current `priority` and `tags` (`UpdateJobPriority`, `PutJobTagging`). Its v3
+//!   bytes decode through [`v3`]: no tags, the current priority the one stored in the spec.
 //!
 //! Every other stored type has the same shape in all formats.
 
@@ -29,8 +32,10 @@ use crate::queue::{FailedTask, OutboxEntry};
 pub(crate) const FORMAT_V1: u8 = 1;
 /// The second value format (read only).
 pub(crate) const FORMAT_V2: u8 = 2;
-/// The current value format.
+/// The third value format (read only).
 pub(crate) const FORMAT_V3: u8 = 3;
+/// The current value format.
+pub(crate) const FORMAT_V4: u8 = 4;
 
 /// A type stored with [`encode`]: knows how to read its format-1 bytes.
 pub(crate) trait Stored: DeserializeOwned {
@@ -43,13 +48,22 @@ pub(crate) trait Stored: DeserializeOwned {
     fn decode_v2(body: &[u8]) -> Result<Self, MetaError> {
         take_all(body)
     }
+
+    /// Decodes a format-3 body. The default is for types whose shape did not change.
+    fn decode_v3(body: &[u8]) -> Result<Self, MetaError> {
+        take_all(body)
+    }
 }
 
 impl Stored for BucketRecord {}
 impl Stored for PartRecord {}
 impl Stored for OutboxEntry {}
 impl Stored for FailedTask {}
-impl Stored for JobRecord {}
+impl Stored for JobRecord {
+    fn decode_v3(body: &[u8]) -> Result<Self, MetaError> {
+        take_all::<v3::JobRecord>(body).map(Into::into)
+    }
+}
 impl Stored for JobTask {}
 
 impl Stored for VersionRecord {
@@ -68,15 +82,16 @@ impl Stored for UploadRecord {
     }
 }
 
-/// Encodes a value: `FORMAT_V3 ‖ postcard(value)`.
+/// Encodes a value: `FORMAT_V4 ‖ postcard(value)`.
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, MetaError> {
-    postcard::to_extend(value, vec![FORMAT_V3]).map_err(|e| MetaError::Corrupt(format!("cannot encode value: {e}")))
+    postcard::to_extend(value, vec![FORMAT_V4]).map_err(|e| MetaError::Corrupt(format!("cannot encode value: {e}")))
 }
 
 /// Decodes a value written by [`encode`] (any supported format version).
 pub(crate) fn decode<T: Stored>(bytes: &[u8]) -> Result<T, MetaError> {
     match bytes.split_first() {
-        Some((&FORMAT_V3, body)) => take_all(body),
+        Some((&FORMAT_V4, body)) => take_all(body),
+        Some((&FORMAT_V3, body)) => T::decode_v3(body),
         Some((&FORMAT_V2, body)) => T::decode_v2(body),
         Some((&FORMAT_V1, body)) => T::decode_v1(body),
         Some((other, _)) => Err(MetaError::Corrupt(format!("unknown value format version {other}"))),
@@ -225,6 +240,92 @@ mod v2 {
     }
 }
 
+/// Frozen format-3 shapes of the job records (the first format with jobs). Never edit.
+mod v3 {
+    use serde::Deserialize;
+    use xregion_types::VersionId;
+    use xregion_types::job::{CsvManifest, JobFilter, JobReportSpec, JobStatus, ManifestOutput};
+
+    #[derive(Deserialize)]
+    pub(super) struct JobSpec {
+        account_id: String,
+        bucket: String,
+        manifest: Option<CsvManifest>,
+        filter: JobFilter,
+        report: Option<JobReportSpec>,
+        manifest_output: Option<ManifestOutput>,
+        priority: i32,
+        role_arn: String,
+        description: Option<String>,
+        confirmation_required: bool,
+        client_token: String,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct JobRecord {
+        seq: u64,
+        id: String,
+        spec: JobSpec,
+        status: JobStatus,
+        status_update_reason: Option<String>,
+        failure_reasons: Vec<(String, String)>,
+        created_ms: i64,
+        terminated_ms: Option<i64>,
+        suspended_ms: Option<i64>,
+        active_since_ms: Option<i64>,
+        total_tasks: u64,
+        succeeded: u64,
+        failed: u64,
+        scan_after: Option<(String, VersionId)>,
+        manifest_offset: u64,
+        queued_upto: u64,
+        settled_upto: u64,
+        report_keys: Vec<String>,
+    }
+
+    impl From<JobRecord> for xregion_types::job::JobRecord {
+        fn from(r: JobRecord) -> Self {
+            let s = r.spec;
+            Self {
+                seq: r.seq,
+                id: r.id,
+                // Format 3 kept the current priority in the spec, and no tags.
+                priority: s.priority,
+                tags: Vec::new(),
+                spec: xregion_types::job::JobSpec {
+                    account_id: s.account_id,
+                    bucket: s.bucket,
+                    manifest: s.manifest,
+                    filter: s.filter,
+                    report: s.report,
+                    manifest_output: s.manifest_output,
+                    priority: s.priority,
+                    role_arn: s.role_arn,
+                    description: s.description,
+                    confirmation_required: s.confirmation_required,
+                    client_token: s.client_token,
+                    tags: Vec::new(),
+                },
+                status: r.status,
+                status_update_reason: r.status_update_reason,
+                failure_reasons: r.failure_reasons,
+                created_ms: r.created_ms,
+                terminated_ms: r.terminated_ms,
+                suspended_ms: r.suspended_ms,
+                active_since_ms: r.active_since_ms,
+                total_tasks: r.total_tasks,
+                succeeded: r.succeeded,
+                failed: r.failed,
+                scan_after: r.scan_after,
+                manifest_offset: r.manifest_offset,
+                queued_upto: r.queued_upto,
+                settled_upto: r.settled_upto,
+                report_keys: r.report_keys,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,7 +374,7 @@ mod tests {
     #[test]
     fn golden_version_record() {
         let bytes = encode(&sample()).unwrap();
-        assert_eq!(hex(&bytes), golden_v3());
+        assert_eq!(hex(&bytes), golden_v4());
         assert_eq!(decode::<VersionRecord>(&bytes).unwrap(), sample());
     }
 
@@ -286,16 +387,23 @@ mod tests {
         let bytes = encode(&record).unwrap();
         // `02` two targets ‖ `01 62` "b" ‖ `02 63 64` "cd" ‖ `01 03` Some(-2), in place of
         // `00 00` (none, None).
-        let golden = golden_v3();
+        let golden = golden_v4();
         let expected = format!("{}0201620263640103", &golden[..golden.len() - 4]);
         assert_eq!(hex(&bytes), expected);
         assert_eq!(decode::<VersionRecord>(&bytes).unwrap(), record);
     }
 
-    /// Format 3: the format-2 bytes with format byte `03` and `00 00` (no targets, no tag
-    /// time) at the end.
-    fn golden_v3() -> String {
-        format!("03{}0000", &GOLDEN_V2[2..])
+    /// Format 4 (a version record is stored as in format 3): the format-2 bytes with format
+    /// byte `04` and `00 00` (no targets, no tag time) at the end.
+    fn golden_v4() -> String {
+        format!("04{}0000", &GOLDEN_V2[2..])
+    }
+
+    /// Values written by format 3 (before job tags) still decode.
+    #[test]
+    fn format_v3_records_still_decode() {
+        let v3 = unhex(&format!("03{}", &golden_v4()[2..]));
+        assert_eq!(decode::<VersionRecord>(&v3).unwrap(), sample());
     }
 
     /// Values written by format 2 (before replication targets) still decode, with none.
@@ -315,7 +423,7 @@ mod tests {
             d.inline = Some(InlineRef { id: 7 });
         }
         let bytes = encode(&record).unwrap();
-        let expected = golden_v3().replace("010262310501050001", "000105010701");
+        let expected = golden_v4().replace("010262310501050001", "000105010701");
         assert_eq!(hex(&bytes), expected);
         assert_eq!(decode::<VersionRecord>(&bytes).unwrap(), record);
     }
@@ -333,19 +441,20 @@ mod tests {
             template: ObjectData { content_type: Some("a".into()), ..ObjectData::default() },
             checksum_algorithm: Some(ChecksumAlgorithm::Crc32c),
         };
-        let v3 = encode(&upload).unwrap();
+        let v4 = encode(&upload).unwrap();
         // A format-1 upload is the same bytes without the template's trailing `inline` (`00`).
-        // Formats 2 and 3 store an upload alike.
-        let template_end = v3.len() - 3; // `00` inline ‖ `01 <alg>` checksum_algorithm
-        assert_eq!(v3[template_end], 0);
-        let mut v1 = v3.clone();
+        // Formats 2, 3 and 4 store an upload alike.
+        let template_end = v4.len() - 3; // `00` inline ‖ `01 <alg>` checksum_algorithm
+        assert_eq!(v4[template_end], 0);
+        let mut v1 = v4.clone();
         v1.remove(template_end);
         v1[0] = FORMAT_V1;
-        let mut v2 = v3.clone();
-        v2[0] = FORMAT_V2;
         assert_eq!(decode::<UploadRecord>(&v1).unwrap(), upload);
-        assert_eq!(decode::<UploadRecord>(&v2).unwrap(), upload);
-        assert_eq!(decode::<UploadRecord>(&v3).unwrap(), upload);
+        for format in [FORMAT_V2, FORMAT_V3, FORMAT_V4] {
+            let mut bytes = v4.clone();
+            bytes[0] = format;
+            assert_eq!(decode::<UploadRecord>(&bytes).unwrap(), upload);
+        }
     }
 
     /// Format 2, frozen: `02` format ‖ `01 20 …` VersionId::Id, 32 chars ‖ varint stamp ‖
@@ -383,7 +492,7 @@ mod tests {
         "01",
     );
 
-    /// Job task rows (format 3, the first with jobs): `03` ‖ key `01 6b` ‖ `VersionId::Null`
+    /// Job task rows (unchanged since format 3, the first with jobs): `04` ‖ key `01 6b` ‖ `VersionId::Null`
     /// `00` ‖ `TaskOutcome::Failed` `02` with code `01 43`, status 404 as varint `94 03`,
     /// message `01 6d`.
     #[test]
@@ -395,8 +504,56 @@ mod tests {
             outcome: TaskOutcome::Failed { code: "C".into(), http_status: 404, message: "m".into() },
         };
         let bytes = encode(&task).unwrap();
-        assert_eq!(hex(&bytes), "03016b000201439403016d");
+        assert_eq!(hex(&bytes), "04016b000201439403016d");
         assert_eq!(decode::<JobTask>(&bytes).unwrap(), task);
+        let mut v3 = bytes.clone();
+        v3[0] = FORMAT_V3;
+        assert_eq!(decode::<JobTask>(&v3).unwrap(), task);
+    }
+
+    /// A job record of format 3 (no tags; the priority only in the spec) decodes with no tags
+    /// and its spec's priority as the current one. Postcard writes a struct as its fields one
+    /// after the other, so the format-3 body is the same fields without the new ones.
+    #[test]
+    fn format_v3_job_records_still_decode() {
+        use xregion_types::job::{JobFilter, JobRecord, JobReportSpec, JobSpec, JobStatus};
+        let spec = JobSpec {
+            account_id: "123456789012".into(),
+            bucket: "src".into(),
+            manifest: None,
+            filter: JobFilter { eligible_for_replication: true, ..JobFilter::default() },
+            report: Some(JobReportSpec { bucket: "reports".into(), prefix: Some("p".into()), failed_only: true }),
+            manifest_output: None,
+            priority: 7,
+            role_arn: "arn:aws:iam::123456789012:role/batch".into(),
+            description: Some("back-fill".into()),
+            confirmation_required: false,
+            client_token: "token".into(),
+            tags: Vec::new(),
+        };
+        let mut record = JobRecord::new("job-1".into(), spec, 1_700_000_000_000);
+        record.seq = 4;
+        record.status = JobStatus::Active;
+        record.total_tasks = 10;
+        record.queued_upto = 6;
+        record.report_keys = vec!["r/a.csv".into()];
+        let s = &record.spec;
+        let spec_v3 = (
+            (&s.account_id, &s.bucket, &s.manifest, &s.filter, &s.report, &s.manifest_output),
+            (s.priority, &s.role_arn, &s.description, s.confirmation_required, &s.client_token),
+        );
+        let r = &record;
+        let record_v3 = (
+            (r.seq, &r.id, spec_v3, r.status, &r.status_update_reason, &r.failure_reasons, r.created_ms),
+            (r.terminated_ms, r.suspended_ms, r.active_since_ms, r.total_tasks, r.succeeded, r.failed),
+            (&r.scan_after, r.manifest_offset, r.queued_upto, r.settled_upto, &r.report_keys),
+        );
+        let v3 = postcard::to_extend(&record_v3, vec![FORMAT_V3]).unwrap();
+        assert_eq!(decode::<JobRecord>(&v3).unwrap(), record);
+        // The same record now: the spec's tags, then the current priority and tags, are new.
+        let v4 = encode(&record).unwrap();
+        assert_eq!(v4.len(), v3.len() + 3);
+        assert_eq!(decode::<JobRecord>(&v4).unwrap(), record);
     }
 
     #[test]

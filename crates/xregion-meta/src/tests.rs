@@ -1927,6 +1927,7 @@ fn job_record(id: &str) -> xregion_types::job::JobRecord {
         description: None,
         confirmation_required: false,
         client_token: id.into(),
+        tags: Vec::new(),
     };
     JobRecord::new(id.into(), spec, 1)
 }

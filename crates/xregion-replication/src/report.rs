@@ -328,7 +328,7 @@ fn jobs_report(jobs: Vec<xregion_types::job::JobRecord>) -> JobsReport {
                 id: job.id,
                 bucket: job.spec.bucket,
                 status: job.status.as_str().to_owned(),
-                priority: job.spec.priority,
+                priority: job.priority,
                 total_tasks: job.total_tasks,
                 queued_tasks: job.queued_upto,
                 succeeded_tasks: job.succeeded,

@@ -31,6 +31,13 @@ pub fn parse_create_job_request(body: &[u8], account_id: &str) -> Result<xregion
     control::xml::parse_create_job(body, account_id).map_err(|e| e.to_string())
 }
 
+/// The S3 Control `PutJobTagging` body parser, for the same fuzz target: the tag set, or the
+/// AWS error code and message.
+#[doc(hidden)]
+pub fn parse_put_job_tagging_request(body: &[u8]) -> Result<Vec<(String, String)>, String> {
+    control::xml::parse_put_job_tagging(body).map_err(|e| e.to_string())
+}
+
 /// Builds the S3 service of one region.
 /// `domains` are the base domains for virtual-hosted-style addressing (`bucket.domain`);
 /// path-style always works.

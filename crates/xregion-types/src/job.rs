@@ -25,7 +25,8 @@ pub struct JobSpec {
     /// `ManifestOutputLocation` when `EnableManifestOutput` is true: where the generated
     /// manifest is written.
     pub manifest_output: Option<ManifestOutput>,
-    /// `Priority` (higher runs first).
+    /// `Priority` as asked (higher runs first; the job's current one is
+    /// [`JobRecord::priority`]).
     pub priority: i32,
     /// `RoleArn` (recorded; the deployment's principal does the work).
     pub role_arn: String,
@@ -35,6 +36,8 @@ pub struct JobSpec {
     pub confirmation_required: bool,
     /// `ClientRequestToken`: a second `CreateJob` with the same token returns the same job.
     pub client_token: String,
+    /// `Tags` as asked (the job's current ones are [`JobRecord::tags`]).
+    pub tags: Vec<(String, String)>,
 }
 
 /// A user's manifest (`Manifest`, format `S3BatchOperations_CSV_20180820`, BAT-2): a CSV
@@ -177,8 +180,12 @@ pub struct JobRecord {
     pub seq: u64,
     /// The job id clients see (a UUID).
     pub id: String,
-    /// What was asked for.
+    /// What was asked for (as asked: a retried `CreateJob` is compared with it).
     pub spec: JobSpec,
+    /// Current priority (`UpdateJobPriority`).
+    pub priority: i32,
+    /// Current tags (`PutJobTagging`, `DeleteJobTagging`).
+    pub tags: Vec<(String, String)>,
     /// Where the job is.
     pub status: JobStatus,
     /// `StatusUpdateReason` of the last `UpdateJobStatus`.
@@ -217,6 +224,8 @@ impl JobRecord {
         Self {
             seq: 0,
             id,
+            priority: spec.priority,
+            tags: spec.tags.clone(),
             spec,
             status: JobStatus::New,
             status_update_reason: None,
@@ -265,4 +274,73 @@ pub enum TaskOutcome {
         /// Message.
         message: String,
     },
+}
+
+/// Most tags a job may have (`PutJobTagging`, `CreateJob`'s `Tags`).
+pub const MAX_JOB_TAGS: usize = 50;
+/// Longest job tag key, in characters.
+const MAX_JOB_TAG_KEY: usize = 128;
+/// Longest job tag value, in characters.
+const MAX_JOB_TAG_VALUE: usize = 256;
+
+/// Why a job's tag set is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobTagsProblem {
+    /// More than [`MAX_JOB_TAGS`] tags (`TooManyTagsException`).
+    TooMany(usize),
+    /// A key or value that is not allowed, or a key given twice; the message says which.
+    Invalid(String),
+}
+
+/// Checks a job's tag set as S3 does: at most 50 tags with distinct keys of 1 to 128
+/// characters and values of at most 256.
+pub fn check_job_tags(tags: &[(String, String)]) -> Result<(), JobTagsProblem> {
+    if tags.len() > MAX_JOB_TAGS {
+        return Err(JobTagsProblem::TooMany(tags.len()));
+    }
+    let mut keys = std::collections::HashSet::new();
+    for (key, value) in tags {
+        let key_len = key.chars().count();
+        if key_len == 0 || key_len > MAX_JOB_TAG_KEY {
+            return Err(JobTagsProblem::Invalid(format!(
+                "A tag key must be 1 to {MAX_JOB_TAG_KEY} characters long; {key:?} is {key_len}."
+            )));
+        }
+        if value.chars().count() > MAX_JOB_TAG_VALUE {
+            return Err(JobTagsProblem::Invalid(format!(
+                "The value of tag {key:?} is longer than {MAX_JOB_TAG_VALUE} characters."
+            )));
+        }
+        if !keys.insert(key.as_str()) {
+            return Err(JobTagsProblem::Invalid(format!("The tag key {key:?} is given more than once.")));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tag(k: &str, v: &str) -> (String, String) {
+        (k.to_owned(), v.to_owned())
+    }
+
+    #[test]
+    fn job_tags_are_checked_as_s3_does() {
+        assert_eq!(check_job_tags(&[]), Ok(()));
+        assert_eq!(check_job_tags(&[tag("team", ""), tag(&"k".repeat(128), &"é".repeat(256))]), Ok(()));
+        let fifty: Vec<_> = (0..50).map(|i| tag(&format!("k{i}"), "v")).collect();
+        assert_eq!(check_job_tags(&fifty), Ok(()));
+        let fifty_one: Vec<_> = (0..51).map(|i| tag(&format!("k{i}"), "v")).collect();
+        assert_eq!(check_job_tags(&fifty_one), Err(JobTagsProblem::TooMany(51)));
+        for bad in [
+            vec![tag("", "v")],
+            vec![tag(&"k".repeat(129), "v")],
+            vec![tag("k", &"v".repeat(257))],
+            vec![tag("k", "1"), tag("k", "2")],
+        ] {
+            assert!(matches!(check_job_tags(&bad), Err(JobTagsProblem::Invalid(_))), "{bad:?}");
+        }
+    }
 }

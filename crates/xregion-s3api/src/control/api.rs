@@ -39,7 +39,13 @@ pub(crate) enum ControlOp {
     UpdateJobStatus(String),
     /// `POST /v20180820/jobs/<id>/priority`.
     UpdateJobPriority(String),
-    /// Any other S3 Control request (job tagging, access points, Storage Lens, …): answered
+    /// `GET /v20180820/jobs/<id>/tagging`.
+    GetJobTagging(String),
+    /// `PUT /v20180820/jobs/<id>/tagging`.
+    PutJobTagging(String),
+    /// `DELETE /v20180820/jobs/<id>/tagging`.
+    DeleteJobTagging(String),
+    /// Any other S3 Control request (access points, Storage Lens, …): answered
     /// `501 NotImplemented`, not taken for an object of a bucket named `v20180820`.
     Unsupported(String),
 }
@@ -67,6 +73,11 @@ impl ControlOp {
             (&Method::POST, false, [id, "priority"]) if !id.is_empty() => {
                 Some(Self::UpdateJobPriority((*id).to_owned()))
             }
+            (&Method::GET, false, [id, "tagging"]) if !id.is_empty() => Some(Self::GetJobTagging((*id).to_owned())),
+            (&Method::PUT, false, [id, "tagging"]) if !id.is_empty() => Some(Self::PutJobTagging((*id).to_owned())),
+            (&Method::DELETE, false, [id, "tagging"]) if !id.is_empty() => {
+                Some(Self::DeleteJobTagging((*id).to_owned()))
+            }
             _ => unsupported(),
         }
     }
@@ -79,6 +90,9 @@ impl ControlOp {
             Self::DescribeJob(_) => "s3:DescribeJob",
             Self::UpdateJobStatus(_) => "s3:UpdateJobStatus",
             Self::UpdateJobPriority(_) => "s3:UpdateJobPriority",
+            Self::GetJobTagging(_) => "s3:GetJobTagging",
+            Self::PutJobTagging(_) => "s3:PutJobTagging",
+            Self::DeleteJobTagging(_) => "s3:DeleteJobTagging",
             // Refused for any principal allowed to reach the API; the answer is the same.
             Self::Unsupported(_) => "s3:ListJobs",
         }
@@ -91,11 +105,7 @@ pub(crate) async fn call(region: &Region, op: ControlOp, mut req: S3Request<Body
     let query = query_pairs(req.uri.query());
     let body = match op {
         ControlOp::CreateJob => {
-            let bytes = req
-                .input
-                .store_all_limited(MAX_BODY)
-                .await
-                .map_err(|e| control_error(ControlError::new("MalformedXML", format!("CreateJob body: {e}"))))?;
+            let bytes = read_body(&mut req, "CreateJob").await?;
             let spec = xml::parse_create_job(&bytes, &account).map_err(control_error)?;
             let job = region.create_job(spec).await.map_err(to_s3)?;
             xml::render_create_job(&job.id)
@@ -154,10 +164,24 @@ pub(crate) async fn call(region: &Region, op: ControlOp, mut req: S3Request<Body
             let job = region.update_job_status(&id, requested, reason).await.map_err(to_s3)?;
             xml::render_update_job_status(&job)
         }
+        ControlOp::GetJobTagging(id) => xml::render_get_job_tagging(&visible_job(region, &id, &account)?),
+        ControlOp::PutJobTagging(id) => {
+            visible_job(region, &id, &account)?;
+            let bytes = read_body(&mut req, "PutJobTagging").await?;
+            let tags = xml::parse_put_job_tagging(&bytes).map_err(control_error)?;
+            region.put_job_tagging(&id, tags).await.map_err(to_s3)?;
+            xml::render_empty("PutJobTaggingResult")
+        }
+        ControlOp::DeleteJobTagging(id) => {
+            visible_job(region, &id, &account)?;
+            region.put_job_tagging(&id, Vec::new()).await.map_err(to_s3)?;
+            xml::render_empty("DeleteJobTaggingResult")
+        }
         ControlOp::Unsupported(what) => {
             let message = format!(
                 "The S3 Control operation {what} is not supported: xregion serves the batch replication \
-                 job operations (CreateJob, DescribeJob, ListJobs, UpdateJobStatus, UpdateJobPriority)."
+                 job operations (CreateJob, DescribeJob, ListJobs, UpdateJobStatus, UpdateJobPriority, \
+                 GetJobTagging, PutJobTagging, DeleteJobTagging)."
             );
             return Err(control_error(ControlError::new("NotImplemented", message)));
         }
@@ -174,6 +198,12 @@ pub(crate) async fn call(region: &Region, op: ControlOp, mut req: S3Request<Body
     let mut resp = S3Response::with_status(Body::from(body), StatusCode::OK);
     resp.headers.insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/xml"));
     Ok(resp)
+}
+
+/// The request body, at most [`MAX_BODY`] bytes, of operation `what`.
+async fn read_body(req: &mut S3Request<Body>, what: &str) -> S3Result<bytes::Bytes> {
+    let body = req.input.store_all_limited(MAX_BODY).await;
+    body.map_err(|e| control_error(ControlError::new("MalformedXML", format!("{what} body: {e}"))))
 }
 
 /// The job `id` if it was created under `account` (else `NotFoundException`, as on AWS).
@@ -254,7 +284,10 @@ mod tests {
         let unsupported = |m: Method, p: &str| matches!(of(m, p), Some(ControlOp::Unsupported(_)));
         assert!(unsupported(Method::GET, "/v20180820/jobs/abc/status"));
         assert!(unsupported(Method::DELETE, "/v20180820/jobs/abc"));
-        assert!(unsupported(Method::GET, "/v20180820/jobs/abc/tagging"));
+        assert_eq!(of(Method::GET, "/v20180820/jobs/abc/tagging"), Some(ControlOp::GetJobTagging("abc".into())));
+        assert_eq!(of(Method::PUT, "/v20180820/jobs/abc/tagging"), Some(ControlOp::PutJobTagging("abc".into())));
+        assert_eq!(of(Method::DELETE, "/v20180820/jobs/abc/tagging"), Some(ControlOp::DeleteJobTagging("abc".into())));
+        assert!(unsupported(Method::POST, "/v20180820/jobs/abc/tagging"));
         assert!(unsupported(Method::GET, "/v20180820/jobsx"));
         assert!(unsupported(Method::GET, "/v20180820/jobs/"));
         assert!(unsupported(Method::GET, "/v20180820/accesspoint"));

@@ -1,9 +1,10 @@
 //! XML codec of the S3 Control batch-operations job API (version 2018-08-20, REST-XML),
 //! limited to batch replication: an `S3ReplicateObject` job whose manifest is generated
-//! (`ManifestGenerator`).
+//! (`ManifestGenerator`) or a CSV object (`Manifest`).
 //!
-//! Parses a `CreateJobRequest` body into a [`JobSpec`] and renders the bodies of the
-//! `CreateJob`, `DescribeJob`, `ListJobs`, `UpdateJobStatus` and `UpdateJobPriority` results.
+//! Parses a `CreateJobRequest` body into a [`JobSpec`] and a `PutJobTaggingRequest` into a tag
+//! set, and renders the bodies of the `CreateJob`, `DescribeJob`, `ListJobs`,
+//! `UpdateJobStatus`, `UpdateJobPriority` and job tagging results.
 //! Element names, their order and list members follow botocore's `s3control/2018-08-20` shapes:
 //! lists are wrapped, one `<member>` element per item. Nothing here does I/O; the only outside
 //! input is the clock, for the time a running job has been active.
@@ -83,10 +84,11 @@ impl ControlError {
 /// Parses a `CreateJobRequest` body (shape `CreateJobRequest`) into the job it asks for, under
 /// `account_id` (the `x-amz-account-id` header).
 ///
-/// Only an `S3ReplicateObject` operation over a `ManifestGenerator` is accepted; `Tags`,
-/// `ExpectedBucketOwner`, `ManifestEncryption` and `MatchAnyObjectEncryption` are ignored.
-/// Errors: [`MALFORMED_XML`] for a body that is not well-formed or a value that does not parse,
-/// [`NOT_IMPLEMENTED`] for a user-supplied `Manifest`, [`INVALID_REQUEST`] for anything else.
+/// Only an `S3ReplicateObject` operation is accepted, over a `ManifestGenerator` or a CSV
+/// `Manifest`; `ExpectedBucketOwner`, `ManifestEncryption` and `MatchAnyObjectEncryption` are
+/// ignored. Errors: [`MALFORMED_XML`] for a body that is not well-formed or a value that does
+/// not parse, [`NOT_IMPLEMENTED`] for an S3 Inventory manifest, [`INVALID_REQUEST`] for
+/// anything else.
 pub(crate) fn parse_create_job(body: &[u8], account_id: &str) -> Result<JobSpec, ControlError> {
     let root = Element::parse(body)?;
     if root.name != "CreateJobRequest" {
@@ -122,7 +124,33 @@ pub(crate) fn parse_create_job(body: &[u8], account_id: &str) -> Result<JobSpec,
         description: root.optional_text("Description", 256)?.map(str::to_owned),
         confirmation_required: root.child("ConfirmationRequired")?.map(parse_bool).transpose()?.unwrap_or(false),
         client_token: root.required_text("ClientRequestToken", 64)?.to_owned(),
+        tags: parse_tags(root.child("Tags")?)?,
     })
+}
+
+/// Parses a `PutJobTaggingRequest` body: the job's new tag set (possibly empty).
+pub(crate) fn parse_put_job_tagging(body: &[u8]) -> Result<Vec<(String, String)>, ControlError> {
+    let root = Element::parse(body)?;
+    if root.name != "PutJobTaggingRequest" {
+        return Err(ControlError::malformed(format!(
+            "The root element must be PutJobTaggingRequest, not {}",
+            root.name
+        )));
+    }
+    parse_tags(Some(root.required("Tags")?))
+}
+
+/// Parses a tag set (shape `S3TagSet`: `<member><Key>…</Key><Value>…</Value></member>`…);
+/// none when absent. Counts and lengths are checked by the job engine.
+fn parse_tags(tags: Option<&Element>) -> Result<Vec<(String, String)>, ControlError> {
+    let members = tags.into_iter().flat_map(|t| t.children.iter()).filter(|c| c.name == MEMBER);
+    members
+        .map(|tag| {
+            let key = tag.required("Key")?.text.clone();
+            let value = tag.child("Value")?.map(|v| v.text.clone()).unwrap_or_default();
+            Ok((key, value))
+        })
+        .collect()
 }
 
 /// Checks that `Operation` (shape `JobOperation`) names `S3ReplicateObject` and nothing else.
@@ -512,7 +540,7 @@ fn describe_job_at(job: &JobRecord, region: &str, now_ms: i64) -> String {
                 csv_manifest(w, manifest);
             }
             w.element("Operation", |w| w.empty(OPERATION));
-            w.text("Priority", &spec.priority.to_string());
+            w.text("Priority", &job.priority.to_string());
             progress_summary(w, job, now_ms);
             w.opt_text("StatusUpdateReason", job.status_update_reason.as_deref());
             if !job.failure_reasons.is_empty() {
@@ -557,7 +585,7 @@ fn list_jobs_at(jobs: &[JobRecord], next_token: Option<&str>, now_ms: i64) -> St
                     w.text("JobId", &job.id);
                     w.opt_text("Description", job.spec.description.as_deref());
                     w.text("Operation", OPERATION);
-                    w.text("Priority", &job.spec.priority.to_string());
+                    w.text("Priority", &job.priority.to_string());
                     w.text("Status", job.status.as_str());
                     w.text("CreationTime", &iso8601(job.created_ms));
                     w.opt_text("TerminationDate", job.terminated_ms.map(iso8601).as_deref());
@@ -581,8 +609,27 @@ pub(crate) fn render_update_job_status(job: &JobRecord) -> String {
 pub(crate) fn render_update_job_priority(job: &JobRecord) -> String {
     Writer::document("UpdateJobPriorityResult", |w| {
         w.text("JobId", &job.id);
-        w.text("Priority", &job.spec.priority.to_string());
+        w.text("Priority", &job.priority.to_string());
     })
+}
+
+/// Renders the `GetJobTagging` result (shape `GetJobTaggingResult`).
+pub(crate) fn render_get_job_tagging(job: &JobRecord) -> String {
+    Writer::document("GetJobTaggingResult", |w| {
+        w.element("Tags", |w| {
+            for (key, value) in &job.tags {
+                w.element(MEMBER, |w| {
+                    w.text("Key", key);
+                    w.text("Value", value);
+                });
+            }
+        });
+    })
+}
+
+/// Renders the empty result of `PutJobTagging` or `DeleteJobTagging` (`root`).
+pub(crate) fn render_empty(root: &str) -> String {
+    Writer::document(root, |_| {})
 }
 
 /// Writes `Manifest` (shape `JobManifest`) of a CSV manifest.
@@ -847,6 +894,7 @@ mod tests {
             description: Some("d <&>".into()),
             confirmation_required: true,
             client_token: "tok-1".into(),
+            tags: vec![("k".into(), "v".into())],
         }
     }
 
@@ -863,6 +911,7 @@ mod tests {
             description: None,
             confirmation_required: false,
             client_token: "tok".into(),
+            tags: Vec::new(),
         }
     }
 
@@ -870,6 +919,8 @@ mod tests {
         JobRecord {
             seq: 7,
             id: "5b1b6f4e-8a3c-4a5e-9c1d-2f8e7a6b5c4d".into(),
+            priority: spec.priority,
+            tags: spec.tags.clone(),
             spec,
             status: JobStatus::Complete,
             status_update_reason: Some("confirmed <by> ops".into()),
@@ -1224,12 +1275,46 @@ mod tests {
         assert_error(&description(&"d".repeat(257)), INVALID_REQUEST, "Description");
         assert_error(&description(""), INVALID_REQUEST, "Description");
         assert_eq!(parse(&description(&"d".repeat(256))).unwrap().description, Some("d".repeat(256)));
-        // Tags are ignored; ConfirmationRequired=false is the default.
+        // ConfirmationRequired=false is the default; tags are kept in order, a missing value
+        // is empty.
         let body = edited(
             "<Priority>",
-            "<ConfirmationRequired>false</ConfirmationRequired><Tags><member><Key>k</Key><Value>v</Value></member></Tags><Priority>",
+            "<ConfirmationRequired>false</ConfirmationRequired><Tags><member><Key>k</Key><Value>v</Value></member>\
+             <member><Key>team</Key></member></Tags><Priority>",
         );
-        assert_eq!(parse(&body).unwrap(), minimal_spec());
+        let tags = vec![("k".to_owned(), "v".to_owned()), ("team".to_owned(), String::new())];
+        assert_eq!(parse(&body).unwrap(), JobSpec { tags, ..minimal_spec() });
+        assert_error(
+            &edited("<Priority>", "<Tags><member><Value>v</Value></member></Tags><Priority>"),
+            INVALID_REQUEST,
+            "Key",
+        );
+    }
+
+    /// `PutJobTaggingRequest` bodies as botocore writes them, and the `GetJobTagging` result.
+    #[test]
+    fn job_tagging_bodies() {
+        let body = format!(
+            "<PutJobTaggingRequest xmlns=\"{NAMESPACE}\"><Tags><member><Key>a &amp; b</Key><Value>1</Value></member>\
+             <member><Key>c</Key><Value></Value></member></Tags></PutJobTaggingRequest>"
+        );
+        let tags = parse_put_job_tagging(body.as_bytes()).unwrap();
+        assert_eq!(tags, vec![("a & b".to_owned(), "1".to_owned()), ("c".to_owned(), String::new())]);
+        let empty = format!("<PutJobTaggingRequest xmlns=\"{NAMESPACE}\"><Tags/></PutJobTaggingRequest>");
+        assert_eq!(parse_put_job_tagging(empty.as_bytes()).unwrap(), Vec::new());
+        let wrong_root = parse_put_job_tagging(b"<Tagging><Tags/></Tagging>").unwrap_err();
+        assert_eq!(wrong_root.code, MALFORMED_XML);
+        let no_tags = parse_put_job_tagging(b"<PutJobTaggingRequest/>").unwrap_err();
+        assert_eq!(no_tags.code, INVALID_REQUEST);
+
+        let mut job = record(minimal_spec());
+        job.tags = tags;
+        let xml = render_get_job_tagging(&job);
+        assert!(xml.contains(
+            "<Tags><member><Key>a &amp; b</Key><Value>1</Value></member><member><Key>c</Key><Value></Value></member></Tags>"
+        ), "{xml}");
+        assert!(xml.starts_with("<?xml") && xml.contains("<GetJobTaggingResult"), "{xml}");
+        assert!(render_empty("PutJobTaggingResult").contains("<PutJobTaggingResult"));
     }
 
     #[test]
@@ -1446,6 +1531,7 @@ mod tests {
                 description: None,
                 confirmation_required: false,
                 client_token: minimal_spec().client_token,
+                tags: Vec::new(),
                 ..spec
             };
             assert_eq!(parse(&body).unwrap(), expected);

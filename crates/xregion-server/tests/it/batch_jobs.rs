@@ -113,8 +113,10 @@ async fn bat2_bat7_a_confirmed_job_replicates_what_its_filter_takes_and_reports_
     assert!(resp.text().contains("<RequestId>") && resp.header("x-amz-request-id").is_some(), "{}", resp.text());
     assert_eq!(regions[0].anonymous("GET", "/v20180820/jobs").await.status, 403);
     // Other S3 Control operations are refused as such, not taken for objects of a bucket.
-    let resp = control(&regions[0], "GET", "/00000000-0000-0000-0000-000000000000/tagging", b"").await;
+    let resp = control(&regions[0], "POST", "/00000000-0000-0000-0000-000000000000/tagging", b"").await;
     assert_eq!((resp.status, resp.error_code().as_deref()), (501, Some("NotImplemented")), "{}", resp.text());
+    let resp = control(&regions[0], "GET", "/00000000-0000-0000-0000-000000000000/tagging", b"").await;
+    assert_eq!((resp.status, resp.error_code().as_deref()), (404, Some("NotFoundException")), "{}", resp.text());
     let list = control(&regions[0], "GET", "", b"").await;
     assert_eq!(list.status, 200);
     assert!(xml_element(&list.text(), "JobId").is_none(), "no job was created: {}", list.text());

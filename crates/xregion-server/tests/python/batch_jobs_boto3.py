@@ -52,6 +52,7 @@ request = dict(
     Priority=5,
     RoleArn=f"arn:aws:iam::{ACCOUNT}:role/batch-replication",
     Description="replicate what was there before",
+    Tags=[{"Key": "team", "Value": "storage"}],
     ManifestGenerator={"S3JobManifestGenerator": {
         "SourceBucket": f"arn:aws:s3:::{source_bucket}",
         "EnableManifestOutput": True,
@@ -104,6 +105,31 @@ try:
     raise AssertionError("an unknown job was described")
 except control.exceptions.NotFoundException:
     pass
+
+# Job tags: as CreateJob gave them; PutJobTagging replaces them, DeleteJobTagging empties them.
+def job_tags():
+    return control.get_job_tagging(AccountId=ACCOUNT, JobId=job_id).get("Tags", [])
+
+
+assert job_tags() == [{"Key": "team", "Value": "storage"}], job_tags()
+new_tags = [{"Key": "a & b", "Value": "1"}, {"Key": "empty", "Value": ""}]
+control.put_job_tagging(AccountId=ACCOUNT, JobId=job_id, Tags=new_tags)
+assert job_tags() == new_tags, job_tags()
+try:
+    control.put_job_tagging(AccountId=ACCOUNT, JobId=job_id,
+                            Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(51)])
+    raise AssertionError("51 tags were taken")
+except control.exceptions.TooManyTagsException:
+    pass
+assert job_tags() == new_tags, job_tags()
+control.delete_job_tagging(AccountId=ACCOUNT, JobId=job_id)
+assert job_tags() == [], job_tags()
+
+# The priority can change, and a retried CreateJob (its parameters as first sent) is still
+# the same job.
+control.update_job_priority(AccountId=ACCOUNT, JobId=job_id, Priority=8)
+assert control.describe_job(AccountId=ACCOUNT, JobId=job_id)["Job"]["Priority"] == 8
+assert control.create_job(**request)["JobId"] == job_id
 
 # Every version reached the destination with the same id and bytes.
 for v in before:
