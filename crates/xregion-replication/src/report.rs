@@ -27,6 +27,11 @@ use crate::worker::{LAG_BUCKETS_MS, LagStats, WorkerStatus};
 /// Outbox rows read per page while building a report.
 const PAGE: usize = 1024;
 
+/// Replication Time Control's threshold (RTC-1: 15 minutes, the only value AWS takes): an
+/// operation still pending this long after it became eligible has missed it (EVT-3's
+/// `OperationMissedThreshold`, counted here rather than sent as an event, RTC-4).
+pub const RTC_THRESHOLD_MS: i64 = 15 * 60 * 1000;
+
 /// The whole report of one region.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReplicationReport {
@@ -36,7 +41,7 @@ pub struct ReplicationReport {
     pub generated_ms: i64,
     /// Tasks in the outbox (all destinations).
     pub pending_operations: u64,
-    /// Per (source bucket, destination bucket) with pending work or recorded failures.
+    /// Per (source bucket, destination bucket, rule) with pending work or recorded failures.
     pub queues: Vec<QueueReport>,
     /// The worker since start, per destination bucket.
     pub destinations: Vec<DestinationReport>,
@@ -119,21 +124,28 @@ pub struct StampTagReport {
     pub shared_with: Vec<String>,
 }
 
-/// Pending work and recorded failures of one source bucket towards one destination bucket.
+/// Pending work and recorded failures of one source bucket towards one destination bucket
+/// under one rule: the four series of S3's replication metrics (MET-1, MET-3: operations and
+/// bytes pending, latency, failed operations) and RTC's threshold (RTC-4).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct QueueReport {
     /// Source bucket (`#<id>` if it was deleted meanwhile).
     pub source_bucket: String,
     /// Destination bucket.
     pub destination_bucket: String,
+    /// The rule that sent the operations there (PRI-1: the winning rule for the destination).
+    pub rule_id: String,
     /// Operations waiting (new versions, delete markers, tag changes).
     pub pending_operations: u64,
     /// Bytes of the object versions waiting.
     pub pending_bytes: u64,
-    /// Last-modified time of the oldest pending version, unix milliseconds.
+    /// When the oldest pending operation became eligible, unix milliseconds: the version's
+    /// last-modified time, or for a tag change the time of the change.
     pub oldest_pending_ms: Option<i64>,
-    /// Its age when the report was made, seconds.
+    /// Its age when the report was made, seconds (S3's `ReplicationLatency` for the rule).
     pub oldest_pending_age_seconds: Option<f64>,
+    /// Pending operations that became eligible more than [`RTC_THRESHOLD_MS`] ago.
+    pub operations_over_threshold: u64,
     /// Operations that failed for good (kept in the failure table).
     pub failed_operations: u64,
     /// The reason of the latest of those failures (IAM-8 code).
@@ -216,8 +228,12 @@ impl LagReport {
 /// Builds the report: scans the outbox and the failure table of `region` (blocking reads; call
 /// from a blocking thread) and adds the worker's `status`.
 pub fn build(region: &Region, status: &WorkerStatus) -> Result<ReplicationReport, MetaError> {
+    build_at(region, status, xregion_types::now_ms())
+}
+
+/// [`build`] with the clock read: ages are measured to `now` (unix milliseconds).
+fn build_at(region: &Region, status: &WorkerStatus, now: i64) -> Result<ReplicationReport, MetaError> {
     let meta = region.meta();
-    let now = xregion_types::now_ms();
     let mut names: BTreeMap<u64, String> = BTreeMap::new();
     let mut name_of = |id: u64| -> Result<String, MetaError> {
         if let Some(n) = names.get(&id) {
@@ -227,7 +243,7 @@ pub fn build(region: &Region, status: &WorkerStatus) -> Result<ReplicationReport
         names.insert(id, n.clone());
         Ok(n)
     };
-    let mut queues: BTreeMap<(String, String), QueueReport> = BTreeMap::new();
+    let mut queues: BTreeMap<(String, String, String), QueueReport> = BTreeMap::new();
     let mut pending = 0;
     let mut after = None;
     loop {
@@ -237,26 +253,28 @@ pub fn build(region: &Region, status: &WorkerStatus) -> Result<ReplicationReport
             after = Some(entry.seq);
             pending += 1;
             // An undecodable task is failed by the worker; it still counts as pending here.
-            let (kind, dest) = match decode_task(&entry.task) {
-                Ok(t) => (Some(t.kind), t.destination_bucket),
-                Err(_) => (None, "?".to_owned()),
+            let (kind, dest, rule) = match decode_task(&entry.task) {
+                Ok(t) => (Some(t.kind), t.destination_bucket, t.rule_id),
+                Err(_) => (None, "?".to_owned(), "?".to_owned()),
             };
-            let source = name_of(entry.bucket_id)?;
-            let q = queues.entry((source.clone(), dest.clone())).or_insert_with(|| QueueReport {
-                source_bucket: source,
-                destination_bucket: dest,
-                ..QueueReport::default()
-            });
+            let q = queue_of(&mut queues, name_of(entry.bucket_id)?, dest, rule);
             q.pending_operations += 1;
             let Some(id) = &entry.version_id else { continue };
             let Some(version) = meta.get_version(entry.bucket_id, &entry.key, Some(id))? else { continue };
             if let (Some(TaskKind::Object), VersionKind::Object(data)) = (kind, &version.kind) {
                 q.pending_bytes += data.size;
             }
-            let t = version.last_modified_ms;
-            if q.oldest_pending_ms.is_none_or(|o| t < o) {
-                q.oldest_pending_ms = Some(t);
-                q.oldest_pending_age_seconds = Some((now - t).max(0) as f64 / 1000.0);
+            // A tag change is eligible when it was made, not when its version was written.
+            let eligible = match kind {
+                Some(TaskKind::Tags) => version.tags_changed_ms.unwrap_or(version.last_modified_ms),
+                _ => version.last_modified_ms,
+            };
+            if now - eligible > RTC_THRESHOLD_MS {
+                q.operations_over_threshold += 1;
+            }
+            if q.oldest_pending_ms.is_none_or(|o| eligible < o) {
+                q.oldest_pending_ms = Some(eligible);
+                q.oldest_pending_age_seconds = Some((now - eligible).max(0) as f64 / 1000.0);
             }
         }
         if !full {
@@ -269,13 +287,10 @@ pub fn build(region: &Region, status: &WorkerStatus) -> Result<ReplicationReport
         let full = rows.len() == PAGE;
         for failure in rows {
             after = Some(failure.entry.seq);
-            let dest = decode_task(&failure.entry.task).map(|t| t.destination_bucket).unwrap_or_else(|_| "?".into());
-            let source = name_of(failure.entry.bucket_id)?;
-            let q = queues.entry((source.clone(), dest.clone())).or_insert_with(|| QueueReport {
-                source_bucket: source,
-                destination_bucket: dest,
-                ..QueueReport::default()
-            });
+            let (dest, rule) = decode_task(&failure.entry.task)
+                .map(|t| (t.destination_bucket, t.rule_id))
+                .unwrap_or_else(|_| ("?".into(), "?".into()));
+            let q = queue_of(&mut queues, name_of(failure.entry.bucket_id)?, dest, rule);
             q.failed_operations += 1;
             q.last_failure_reason = Some(failure.reason);
         }
@@ -315,6 +330,22 @@ pub fn build(region: &Region, status: &WorkerStatus) -> Result<ReplicationReport
         stamp_tag: None,
         forwarded: Vec::new(),
         jobs: jobs_report(meta.list_jobs()?),
+    })
+}
+
+/// The report of (source, destination, rule), added empty if new.
+fn queue_of(
+    queues: &mut BTreeMap<(String, String, String), QueueReport>,
+    source_bucket: String,
+    destination_bucket: String,
+    rule_id: String,
+) -> &mut QueueReport {
+    let key = (source_bucket.clone(), destination_bucket.clone(), rule_id.clone());
+    queues.entry(key).or_insert_with(|| QueueReport {
+        source_bucket,
+        destination_bucket,
+        rule_id,
+        ..QueueReport::default()
     })
 }
 
@@ -363,9 +394,10 @@ impl ReplicationReport {
         };
         let queue = |q: &QueueReport| {
             format!(
-                ",source_bucket=\"{}\",destination_bucket=\"{}\"",
+                ",source_bucket=\"{}\",destination_bucket=\"{}\",rule_id=\"{}\"",
                 label(&q.source_bucket),
-                label(&q.destination_bucket)
+                label(&q.destination_bucket),
+                label(&q.rule_id)
             )
         };
         family(
@@ -385,6 +417,12 @@ impl ReplicationReport {
             "gauge",
             "Age of the oldest version waiting to be replicated (0 when none waits).",
             self.queues.iter().map(|q| (queue(q), q.oldest_pending_age_seconds.unwrap_or(0.0).to_string())).collect(),
+        );
+        family(
+            "xregion_replication_operations_over_threshold",
+            "gauge",
+            "Operations still waiting 15 minutes after they became eligible (RTC's OperationMissedThreshold).",
+            self.queues.iter().map(|q| (queue(q), q.operations_over_threshold.to_string())).collect(),
         );
         family(
             "xregion_replication_failed_operations",
@@ -561,14 +599,14 @@ mod tests {
     #[test]
     fn lag_buckets_are_upper_bounds() {
         let mut lag = LagStats::default();
-        for ms in [0, 10, 11, 300_000, 300_001] {
+        for ms in [0, 10, 11, 900_000, 900_001] {
             lag.record(ms);
         }
-        assert_eq!((lag.count, lag.sum_ms, lag.max_ms), (5, 600_022, 300_001));
+        assert_eq!((lag.count, lag.sum_ms, lag.max_ms), (5, 1_800_022, 900_001));
         assert_eq!(lag.buckets[0], 2, "0 and 10 ms are <= 10 ms");
         assert_eq!(lag.buckets[1], 1, "11 ms is <= 25 ms");
-        assert_eq!(lag.buckets[LAG_BUCKETS_MS.len() - 1], 1);
-        assert_eq!(lag.buckets[LAG_BUCKETS_MS.len()], 1, "beyond the last bound");
+        assert_eq!(lag.buckets[LAG_BUCKETS_MS.len() - 1], 1, "15 minutes is within RTC's threshold");
+        assert_eq!(lag.buckets[LAG_BUCKETS_MS.len()], 1, "beyond the last bound: after the threshold");
     }
 
     /// Invariant 6: pending operations and bytes, oldest pending version and failures per
@@ -599,6 +637,7 @@ mod tests {
         };
         let report = build(&region, &status).unwrap();
         assert_eq!(report.pending_operations, 3);
+        assert!(report.queues.iter().all(|q| q.rule_id == "r" && q.operations_over_threshold == 0));
         let q: Vec<_> = report
             .queues
             .iter()
@@ -614,11 +653,10 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
         assert_eq!(json["queues"][1]["pending_bytes"], 100);
         let text = report.to_prometheus();
-        let line =
-            "xregion_replication_pending_bytes{region=\"test-1\",source_bucket=\"src\",destination_bucket=\"d2\"} 100";
+        let line = "xregion_replication_pending_bytes{region=\"test-1\",source_bucket=\"src\",destination_bucket=\"d2\",rule_id=\"r\"} 100";
         assert!(text.contains(line), "{text}");
         assert!(text.contains(
-            "xregion_replication_failed_operations{region=\"test-1\",source_bucket=\"src\",destination_bucket=\"d1\"} 1"
+            "xregion_replication_failed_operations{region=\"test-1\",source_bucket=\"src\",destination_bucket=\"d1\",rule_id=\"r\"} 1"
         ));
         assert!(text.contains(
             "xregion_replication_lag_seconds_bucket{region=\"test-1\",destination_bucket=\"d1\",le=\"0.05\"} 1"
@@ -660,6 +698,60 @@ mod tests {
         assert_eq!(json["disk"]["reserve_bytes"], disk.reserve_bytes);
         assert!(text.contains(&format!("xregion_disk_reserve_bytes{{region=\"test-1\"}} {}", disk.reserve_bytes)));
         assert!(text.contains("# TYPE xregion_disk_available_bytes gauge"), "{text}");
+    }
+
+    /// RTC-4, MET-1: operations are counted per rule, and those pending for more than 15
+    /// minutes since they became eligible are over RTC's threshold; a tag change becomes
+    /// eligible when it is made, not when its version was written.
+    #[tokio::test]
+    async fn rtc4_operations_over_the_threshold_are_counted_per_rule() {
+        let dir = tempfile::tempdir().unwrap();
+        let region = Region::open("test-1", dir.path(), Arc::new(NoPeers)).unwrap();
+        let name = BucketName::parse("src").unwrap();
+        region.meta().write(WriteOp::CreateBucket { name, created_ms: 0 }).await.unwrap();
+        let op = WriteOp::SetVersioning { name: "src".into(), state: VersioningState::Enabled };
+        region.meta().write(op).await.unwrap();
+        let rule = |kind, rule_id: &str| {
+            let task =
+                ReplicationTask { kind, rule_id: rule_id.into(), destination_bucket: "d".into(), storage_class: None };
+            encode_task(&task)
+        };
+        put(&region, "a", 1, vec![rule(TaskKind::Object, "first")]).await;
+        put(&region, "b", 1, vec![rule(TaskKind::Object, "second")]).await;
+        let written = xregion_types::now_ms();
+        let status = WorkerStatus::default();
+
+        let soon = build_at(&region, &status, written + RTC_THRESHOLD_MS - 1000).unwrap();
+        let per_rule: Vec<_> = soon
+            .queues
+            .iter()
+            .map(|q| (q.rule_id.as_str(), q.pending_operations, q.operations_over_threshold))
+            .collect();
+        assert_eq!(per_rule, vec![("first", 1, 0), ("second", 1, 0)]);
+        let late = build_at(&region, &status, written + RTC_THRESHOLD_MS + 1000).unwrap();
+        assert!(late.queues.iter().all(|q| q.operations_over_threshold == 1), "{:?}", late.queues);
+        let text = late.to_prometheus();
+        let line = "xregion_replication_operations_over_threshold{region=\"test-1\",source_bucket=\"src\",\
+                    destination_bucket=\"d\",rule_id=\"second\"} 1";
+        assert!(text.contains(line), "{text}");
+
+        // A tag change, much later than its version was written, is as old as the change.
+        let entry = region.meta().list_outbox(None, 1).unwrap().remove(0);
+        let version = region.meta().get_version(entry.bucket_id, "a", None).unwrap().expect("version a");
+        let changed_ms = written + 2 * RTC_THRESHOLD_MS;
+        let op = WriteOp::SetObjectTags {
+            bucket: "src".into(),
+            key: "a".into(),
+            version_id: Some(version.version_id.clone()),
+            tags: vec![("k".into(), "v".into())],
+            replicated_ms: Some(changed_ms),
+            outbox: vec![rule(TaskKind::Tags, "first")].into(),
+        };
+        region.meta().write(op).await.unwrap();
+        let report = build_at(&region, &status, changed_ms + 1000).unwrap();
+        let first = report.queues.iter().find(|q| q.rule_id == "first").unwrap();
+        assert_eq!((first.pending_operations, first.operations_over_threshold), (2, 1), "{first:?}");
+        assert_eq!(first.oldest_pending_ms, Some(version.last_modified_ms));
     }
 
     #[test]

@@ -98,8 +98,9 @@ pub struct WorkerStatus {
 }
 
 /// Upper bounds (milliseconds) of the replication lag histogram buckets; a last, unbounded
-/// bucket follows (Prometheus `le="+Inf"`).
-pub const LAG_BUCKETS_MS: [u64; 10] = [10, 25, 50, 100, 250, 500, 1_000, 5_000, 30_000, 300_000];
+/// bucket follows (Prometheus `le="+Inf"`). 15 minutes is Replication Time Control's
+/// threshold (RTC-1): the count above it is EVT-4's `OperationReplicatedAfterThreshold`.
+pub const LAG_BUCKETS_MS: [u64; 11] = [10, 25, 50, 100, 250, 500, 1_000, 5_000, 30_000, 300_000, 900_000];
 
 /// Replication lag of the versions and delete markers replicated since start: their
 /// last-modified time on the source → the destination's acknowledgement (tag changes are not

@@ -35,8 +35,9 @@ async fn inv6_backlog_bytes_age_and_lag_are_reported() {
     assert_eq!(r["pending_operations"], 4);
     let q = &r["queues"][0];
     assert_eq!((q["source_bucket"].as_str(), q["destination_bucket"].as_str()), (Some(&*src), Some(&*dst)));
-    assert_eq!(q["pending_operations"], 4);
+    assert_eq!((q["rule_id"].as_str(), q["pending_operations"].as_u64()), (Some("everything"), Some(4)));
     assert_eq!(q["pending_bytes"], 5030, "the delete marker has no bytes");
+    assert_eq!(q["operations_over_threshold"], 0, "RTC-4: nothing has waited 15 minutes");
     assert!(q["oldest_pending_age_seconds"].as_f64().is_some_and(|age| age >= 0.0), "{q}");
     // The worker has tried and found the destination unreachable.
     eventually("the destination reported unreachable", || async {
@@ -49,7 +50,8 @@ async fn inv6_backlog_bytes_age_and_lag_are_reported() {
     let metrics = regions[0].signed("GET", "/_xregion/metrics", &[], b"").await;
     assert_eq!(metrics.status, 200);
     let text = String::from_utf8_lossy(&metrics.body);
-    let labels = format!("region=\"us-east-1\",source_bucket=\"{src}\",destination_bucket=\"{dst}\"");
+    let labels =
+        format!("region=\"us-east-1\",source_bucket=\"{src}\",destination_bucket=\"{dst}\",rule_id=\"everything\"");
     assert!(text.contains(&format!("xregion_replication_pending_operations{{{labels}}} 4")), "{text}");
     assert!(text.contains(&format!("xregion_replication_pending_bytes{{{labels}}} 5030")), "{text}");
 
