@@ -582,6 +582,18 @@ mod tests {
         })
     }
 
+    /// A region with a versioned bucket `src` (no replication configuration: the tests write
+    /// its outbox rows themselves).
+    async fn source_region() -> (tempfile::TempDir, Region) {
+        let dir = tempfile::tempdir().unwrap();
+        let region = Region::open("test-1", dir.path(), Arc::new(NoPeers)).unwrap();
+        let name = BucketName::parse("src").unwrap();
+        region.meta().write(WriteOp::CreateBucket { name, created_ms: 0 }).await.unwrap();
+        let op = WriteOp::SetVersioning { name: "src".into(), state: VersioningState::Enabled };
+        region.meta().write(op).await.unwrap();
+        (dir, region)
+    }
+
     async fn put(region: &Region, key: &str, size: u64, outbox: Vec<Vec<u8>>) {
         let data = ObjectData { size, storage_class: "STANDARD".into(), ..ObjectData::default() };
         let op = WriteOp::PutVersion {
@@ -614,12 +626,7 @@ mod tests {
     /// carries the same figures.
     #[tokio::test]
     async fn inv6_report_counts_what_the_outbox_and_failure_table_hold() {
-        let dir = tempfile::tempdir().unwrap();
-        let region = Region::open("test-1", dir.path(), Arc::new(NoPeers)).unwrap();
-        let name = BucketName::parse("src").unwrap();
-        region.meta().write(WriteOp::CreateBucket { name, created_ms: 0 }).await.unwrap();
-        let op = WriteOp::SetVersioning { name: "src".into(), state: VersioningState::Enabled };
-        region.meta().write(op).await.unwrap();
+        let (_dir, region) = source_region().await;
         let before = xregion_types::now_ms();
         put(&region, "a", 100, vec![task(TaskKind::Object, "d1"), task(TaskKind::Object, "d2")]).await;
         put(&region, "b", 20, vec![task(TaskKind::Object, "d1")]).await;
@@ -705,12 +712,7 @@ mod tests {
     /// eligible when it is made, not when its version was written.
     #[tokio::test]
     async fn rtc4_operations_over_the_threshold_are_counted_per_rule() {
-        let dir = tempfile::tempdir().unwrap();
-        let region = Region::open("test-1", dir.path(), Arc::new(NoPeers)).unwrap();
-        let name = BucketName::parse("src").unwrap();
-        region.meta().write(WriteOp::CreateBucket { name, created_ms: 0 }).await.unwrap();
-        let op = WriteOp::SetVersioning { name: "src".into(), state: VersioningState::Enabled };
-        region.meta().write(op).await.unwrap();
+        let (_dir, region) = source_region().await;
         let rule = |kind, rule_id: &str| {
             let task =
                 ReplicationTask { kind, rule_id: rule_id.into(), destination_bucket: "d".into(), storage_class: None };
