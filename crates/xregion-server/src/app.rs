@@ -52,9 +52,11 @@ impl RunningRegion {
 /// Opens the region's storage and starts serving on an already bound listener.
 pub fn start_region_on(cfg: &RegionConfig, listener: TcpListener) -> anyhow::Result<RunningRegion> {
     let addr = listener.local_addr()?;
-    let stamp_tag = xregion_types::stamp_tag(&cfg.region, cfg.peers.keys().map(String::as_str));
-    // Distinct on every region only if each lists all the others (docs/replication.md); the
-    // peers' answers are checked (`StampTagCheck`), first by a probe right after start.
+    // Distinct on every region only if each lists all the others, or the operator set them
+    // (docs/replication.md); the peers' answers are checked (`StampTagCheck`), first by a
+    // probe right after start.
+    let stamp_tag =
+        cfg.stamp_tag.unwrap_or_else(|| xregion_types::stamp_tag(&cfg.region, cfg.peers.keys().map(String::as_str)));
     tracing::info!(region = %cfg.region, stamp_tag, peers = ?cfg.peers.keys().collect::<Vec<_>>(), "version stamp tag");
     let tags = Arc::new(StampTagCheck::new(stamp_tag));
     let peers =

@@ -37,6 +37,12 @@ pub struct RegionConfig {
     /// have room. Unset: 5 % of the filesystem, at least 64 MiB and at most 1 GiB.
     #[serde(default)]
     pub min_free_bytes: Option<u64>,
+    /// The region's version stamp tag (0 to 15), instead of its position among the region
+    /// names it knows (`xregion_types::stamp_tag`). For deployments whose regions do not all
+    /// list the same peers: each region that writes into a bucket another one also writes into
+    /// (two-way replication, two sources to one destination) needs its own tag.
+    #[serde(default)]
+    pub stamp_tag: Option<u8>,
 }
 
 /// Base domains used when none are configured.
@@ -66,6 +72,8 @@ pub struct PartialConfig {
     pub metrics_token: Option<String>,
     /// See [`RegionConfig::min_free_bytes`].
     pub min_free_bytes: Option<u64>,
+    /// See [`RegionConfig::stamp_tag`].
+    pub stamp_tag: Option<u8>,
 }
 
 impl PartialConfig {
@@ -93,6 +101,7 @@ impl PartialConfig {
             },
             metrics_token: over.metrics_token.or(self.metrics_token),
             min_free_bytes: over.min_free_bytes.or(self.min_free_bytes),
+            stamp_tag: over.stamp_tag.or(self.stamp_tag),
         }
     }
 
@@ -101,6 +110,11 @@ impl PartialConfig {
         let missing =
             |f: &str| anyhow::anyhow!("missing configuration: {f} (set it in the file, flag or XREGION_ env)");
         let region = self.region.ok_or_else(|| missing("region"))?;
+        if let Some(tag) = self.stamp_tag
+            && u64::from(tag) >= xregion_types::STAMP_TAGS
+        {
+            anyhow::bail!("stamp_tag must be from 0 to {}, not {tag}", xregion_types::STAMP_TAGS - 1);
+        }
         let mut peers = self.peers.unwrap_or_default();
         peers.remove(&region);
         Ok(RegionConfig {
@@ -113,6 +127,7 @@ impl PartialConfig {
             peers,
             metrics_token: self.metrics_token.filter(|t| !t.is_empty()),
             min_free_bytes: self.min_free_bytes,
+            stamp_tag: self.stamp_tag,
         })
     }
 }
@@ -156,5 +171,25 @@ eu-west-1 = "http://127.0.0.1:9001"
         assert!(PartialConfig::default().finish().is_err());
         assert!(toml::from_str::<PartialConfig>("bogus = 1").is_err());
         assert!(parse_peer("a=ftp://x").is_err());
+        assert_eq!(cfg.stamp_tag, None);
+    }
+
+    #[test]
+    fn stamp_tag_is_checked() {
+        let base = PartialConfig {
+            region: Some("r".into()),
+            listen: Some("127.0.0.1:9000".parse().unwrap()),
+            data_dir: Some("/tmp/x".into()),
+            access_key: Some("AK".into()),
+            secret_key: Some("SK".into()),
+            ..Default::default()
+        };
+        let file: PartialConfig = toml::from_str("stamp_tag = 3").unwrap();
+        assert_eq!(base.clone().overlay(file).finish().unwrap().stamp_tag, Some(3));
+        let over = PartialConfig { stamp_tag: Some(15), ..Default::default() };
+        assert_eq!(base.clone().overlay(over).finish().unwrap().stamp_tag, Some(15));
+        let too_big = PartialConfig { stamp_tag: Some(16), ..Default::default() };
+        let err = base.overlay(too_big).finish().unwrap_err().to_string();
+        assert!(err.contains("stamp_tag must be from 0 to 15"), "{err}");
     }
 }

@@ -60,6 +60,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             peers: endpoints.iter().filter(|(r, _)| *r != name).map(|(r, e)| (r.clone(), e.clone())).collect(),
             metrics_token: None,
             min_free_bytes: None,
+            stamp_tag: None,
         };
         running.push(app::start_region(&cfg).await?);
     }

@@ -63,6 +63,10 @@ struct ServeArgs {
     /// Free bytes to keep on the data directory's filesystem (default: 5 % of it, 64 MiB to 1 GiB).
     #[arg(long, env = "XREGION_MIN_FREE_BYTES")]
     min_free_bytes: Option<u64>,
+    /// Version stamp tag, 0 to 15 (default: the region's position among the sorted names of
+    /// itself and its peers); see docs/replication.md.
+    #[arg(long, env = "XREGION_STAMP_TAG")]
+    stamp_tag: Option<u8>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -98,6 +102,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         peers: (!args.peers.is_empty()).then(|| args.peers.into_iter().collect()),
         metrics_token: args.metrics_token,
         min_free_bytes: args.min_free_bytes,
+        stamp_tag: args.stamp_tag,
     };
     let cfg = file.overlay(flags).finish()?;
     let running = app::start_region(&cfg).await?;

@@ -63,21 +63,26 @@ impl StampTagCheck {
     }
 
     /// Notes the tag a peer answered with (its `x-xregion-stamp-tag`, if any); warns the first
-    /// time a peer has this region's tag.
+    /// time a peer has this region's tag, and forgets it once it answers with another (it was
+    /// restarted with other peers or its own `stamp_tag`).
     fn observe(&self, peer: &str, header: Option<&http::HeaderValue>) {
         let Some(tag) = header.and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u8>().ok()) else {
             return;
         };
+        let mut shared = self.shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if tag != self.own {
+            if shared.remove(peer) {
+                tracing::info!(peer, stamp_tag = tag, "the peer region no longer has this region's version stamp tag");
+            }
             return;
         }
-        let mut shared = self.shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if shared.insert(peer.to_owned()) {
             tracing::warn!(
                 peer,
                 stamp_tag = tag,
                 "a peer region has this region's version stamp tag, so both can generate the same version \
-                 ids and replicas between them can be refused: list every region as a peer on each"
+                 ids and replicas between them can be refused: list every region as a peer on each, or give \
+                 each its own stamp_tag"
             );
         }
     }

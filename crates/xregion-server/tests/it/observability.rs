@@ -108,7 +108,7 @@ async fn inv6_metrics_token_admits_scrapers() {
 /// CON-3, `docs/replication.md`: regions that list each other's names get distinct version
 /// stamp tags, and the report says which tag a region has. Where one region lists a name the
 /// other does not, both can end with the same tag; the first peer exchange reveals it, in the
-/// report and the metrics.
+/// report and the metrics, until the operator sets the tag (`--stamp-tag`).
 #[tokio::test]
 async fn con3_regions_report_stamp_tags_shared_with_a_peer() {
     // Both list each other only: tags 0 (eu-west-1) and 1 (us-east-1).
@@ -130,4 +130,28 @@ async fn con3_regions_report_stamp_tags_shared_with_a_peer() {
     let metrics = regions[0].signed("GET", "/_xregion/metrics", &[], b"").await;
     let text = String::from_utf8_lossy(&metrics.body);
     assert!(text.contains("xregion_stamp_tag_shared_with_peers{region=\"us-east-1\"} 1"), "{text}");
+
+    // The operator gives eu-west-1 its own tag: us-east-1 sees at the next exchange that it no
+    // longer shares its tag.
+    let mut regions = regions;
+    regions[1].set_extra_args(&["--stamp-tag", "7"]);
+    regions[1].restart();
+    assert_eq!(report(&regions[1]).await["stamp_tag"]["tag"], 7);
+    regions[0].client().list_buckets().send().await.expect("list buckets asks the peer");
+    assert_eq!(report(&regions[0]).await["stamp_tag"]["shared_with"], serde_json::json!([]));
+}
+
+/// A tag set by the operator (`--stamp-tag`) is the one every version stamp of the region
+/// carries (modulo 16).
+#[tokio::test]
+async fn con3_an_operator_set_stamp_tag_marks_every_version() {
+    let region = TestRegion::start_with("us-east-1", &[], &["--stamp-tag", "9"]);
+    assert_eq!(report(&region).await["stamp_tag"]["tag"], 9);
+    let c = region.client();
+    let bucket = create_versioned_bucket(&c, "tagged").await;
+    for _ in 0..20 {
+        let vid = put(&c, &bucket, "k", b"x").await.version_id().expect("version id").to_owned();
+        let stamp = xregion_types::VersionId::parse(&vid).expect("version id").stamp().expect("a stamp");
+        assert_eq!(stamp % xregion_types::STAMP_TAGS, 9, "{vid}");
+    }
 }
