@@ -103,8 +103,11 @@ fn print_banner(data: &Path, addrs: &[(String, SocketAddr)], ak: &str, sk: &str)
             "  aws --endpoint-url http://{second_addr} --region {second} s3api get-bucket-location --bucket my-bucket\n"
         ));
     }
+    let binary = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "xregion".into());
+    let endpoints: Vec<String> = addrs.iter().map(|(_, a)| format!("--endpoint http://{a}")).collect();
     out.push_str(&format!(
-        "\nReplication backlog, failures and lag of a region (JSON; /_xregion/metrics for Prometheus):\n  curl -sS -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' --aws-sigv4 'aws:amz:{first}:s3' --user \"$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY\" http://{first_addr}/_xregion/replication\n"
+        "\nReplication backlog, failures and lag of every region:\n  {binary} status {}\nThe same as JSON (/_xregion/metrics for Prometheus):\n  curl -sS -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' --aws-sigv4 'aws:amz:{first}:s3' --user \"$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY\" http://{first_addr}/_xregion/replication\n",
+        endpoints.join(" ")
     ));
     out.push_str(&format!(
         "\nBatch replication jobs (S3 Control; any 12-digit account id; the name <account>.localhost must resolve to 127.0.0.1, see README):\n  aws --endpoint-url http://localhost:{} s3control list-jobs --account-id 123456789012\n",

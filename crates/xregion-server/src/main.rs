@@ -3,11 +3,13 @@
 //!
 //! * `xregion serve --config region.toml` runs one region.
 //! * `xregion dev` runs several regions in one process on loopback, for development.
+//! * `xregion status` prints what running regions owe and how their replication is doing.
 
 mod app;
 mod config;
 mod dev;
 mod peers;
+mod status;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -29,6 +31,8 @@ enum Command {
     Serve(ServeArgs),
     /// Run several regions in one process on 127.0.0.1 (development).
     Dev(dev::DevArgs),
+    /// Print the replication backlog, failures, lag and jobs of running regions.
+    Status(status::StatusArgs),
 }
 
 #[derive(clap::Args)]
@@ -83,6 +87,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Serve(args) => serve(args).await,
             Command::Dev(args) => dev::run(args).await,
+            Command::Status(args) => status::run(args).await,
         }
     })
 }

@@ -125,6 +125,21 @@ async fn dev_three_regions_in_one_process_replicate_and_stop_cleanly() {
         .expect("run curl");
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && report.contains("\"pending_operations\": 0"), "{curl}: {report}");
+    // So does the printed `xregion status` line, for every region.
+    let status_line =
+        dev.banner.lines().find(|l| l.contains(" status --endpoint")).expect("an xregion status line in the banner");
+    let out = Command::new("bash")
+        .args(["-c", status_line.trim()])
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_DEFAULT_REGION", REGIONS[0])
+        .output()
+        .expect("run xregion status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{status_line}: {text}{}", String::from_utf8_lossy(&out.stderr));
+    for (region, endpoint) in REGIONS.iter().zip(&endpoints) {
+        assert!(text.contains(&format!("{region} ({endpoint})\n  backlog: 0 operations")), "{status_line}: {text}");
+    }
     let clients: Vec<_> =
         REGIONS.iter().zip(&endpoints).map(|(r, e)| sdk_client(e, r, ACCESS_KEY, SECRET_KEY)).collect();
 

@@ -155,3 +155,51 @@ async fn con3_an_operator_set_stamp_tag_marks_every_version() {
         assert_eq!(stamp % xregion_types::STAMP_TAGS, 9, "{vid}");
     }
 }
+
+/// Runs `xregion status` with `args` and the root credentials in the environment, as after
+/// `xregion dev`'s exports; its exit status, stdout and stderr.
+fn xregion_status(args: &[&str], secret_key: &str) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xregion"))
+        .arg("status")
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", secret_key)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("run xregion status");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+/// Invariant 6 from a terminal: `xregion status` prints each region's backlog per queue and
+/// rule, and a destination the worker cannot reach; a region it cannot read is an error
+/// (exit status 1) naming the region's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inv6_xregion_status_prints_backlog_and_unreachable_destinations() {
+    let (mut regions, sc, _dc, src, dst) = pair("status", true).await;
+    regions[1].kill();
+    for key in ["a", "b"] {
+        put(&sc, &src, key, &[b'x'; 2048]).await;
+    }
+    let endpoint = regions[0].endpoint();
+    let (ok, out, err) = eventually("xregion status shows the destination unreachable", || {
+        let endpoint = endpoint.clone();
+        async move {
+            let run = tokio::task::spawn_blocking(move || xregion_status(&["--endpoint", &endpoint], SECRET_KEY));
+            let (ok, out, err) = run.await.expect("status");
+            out.contains("unreachable").then_some((ok, out, err))
+        }
+    })
+    .await;
+    assert!(ok, "{out}{err}");
+    assert!(out.starts_with(&format!("us-east-1 ({endpoint})\n")), "{out}");
+    assert!(out.contains("  backlog: 2 operations, 4.0 KiB;"), "{out}");
+    assert!(out.contains(&format!("  {src} -> {dst} (rule everything): 2 pending, 4.0 KiB")), "{out}");
+    assert!(out.contains(&format!("  to {dst}: unreachable (")), "{out}");
+
+    let (ok, out, err) =
+        tokio::task::spawn_blocking(move || xregion_status(&["--endpoint", &endpoint], "wrong")).await.expect("status");
+    assert!(!ok && out.is_empty(), "{out}");
+    assert!(err.contains("answered 403 Forbidden SignatureDoesNotMatch"), "{err}");
+}
