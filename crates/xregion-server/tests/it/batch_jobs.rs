@@ -360,3 +360,82 @@ async fn bat2_a_csv_manifest_replicates_exactly_its_rows() {
     assert_eq!(succeeded.lines().count(), 2, "{succeeded}");
     assert!(succeeded.contains(&format!("{src},dir%2Fa%20b,{a1},succeeded")), "{succeeded}");
 }
+
+/// BAT-6 and design invariant 1 under chaos: a job back-filling 3000 versions while its
+/// source region (which runs the job) and its destination are SIGKILLed and restarted, again
+/// and again, ends `Complete` with every task succeeded once: the report lists each version
+/// exactly once and the destination holds exactly the source's versions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_a_job_survives_repeated_kills_and_reports_every_task_once() {
+    const WRITERS: usize = 6;
+    const PER_WRITER: usize = 500;
+    let mut regions = TestRegion::start_many(&["us-east-1", "eu-west-1"]);
+    let (sc, dc) = (regions[0].client(), regions[1].client());
+    let src = create_versioned_bucket(&sc, "jobc-src").await;
+    let dst = create_versioned_bucket(&dc, "jobc-dst").await;
+    let reports = create_bucket(&sc, "jobc-reports").await;
+    // Written before the configuration: never replicated live (ELI-1), so the job has them all.
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let (sc, src) = (sc.clone(), src.clone());
+        writers.push(tokio::spawn(async move {
+            let mut written = Vec::new();
+            for i in 0..PER_WRITER {
+                let key = format!("w{w}/k{}", i % 25);
+                let vid = put(&sc, &src, &key, format!("{w} {i}").as_bytes()).await.version_id.expect("vid");
+                written.push((key, vid));
+            }
+            written
+        }));
+    }
+    let mut written = std::collections::BTreeSet::new();
+    for writer in writers {
+        written.extend(writer.await.expect("writer"));
+    }
+    configure(&sc, &src, &dst, true).await;
+
+    // The destination is down when the job starts, so it is still running when the kills come:
+    // first of the source (the job's runner) alone, then of either.
+    regions[1].kill();
+    let filter = "<EligibleForReplication>true</EligibleForReplication>";
+    let id = create_job(&regions[0], &create_job_xml("chaos-1", &src, filter, Some(&reports), false)).await;
+    let mut seen = Vec::new();
+    for round in 0..10 {
+        let victim = if round < 3 { 0 } else { round % 2 };
+        if round == 3 {
+            regions[1].restart();
+        }
+        regions = kill_and_restart(regions, victim, 150, 600).await;
+        seen.push(describe(&regions[0], &id).await.0);
+    }
+    eprintln!("job status after each kill: {seen:?}");
+    assert!(seen.iter().any(|s| s == "Active"), "the kills found the job running: {seen:?}");
+    let done = wait_status(&regions[0], &id, "Complete").await;
+    let total = (WRITERS * PER_WRITER) as u64;
+    assert_eq!(number(&done, "TotalNumberOfTasks"), total, "{done}");
+    assert_eq!((number(&done, "NumberOfTasksSucceeded"), number(&done, "NumberOfTasksFailed")), (total, 0), "{done}");
+
+    let sc = regions[0].client();
+    let base = format!("reports/job-{id}/");
+    let manifest: Value =
+        serde_json::from_slice(&get_body(&sc, &reports, &format!("{base}manifest.json"), None).await).expect("JSON");
+    let results = manifest["Results"].as_array().expect("Results");
+    assert_eq!(results.len(), 1, "one results file of succeeded tasks: {manifest}");
+    let csv = String::from_utf8(get_body(&sc, &reports, results[0]["Key"].as_str().expect("Key"), None).await)
+        .expect("utf-8");
+    let mut reported = std::collections::BTreeSet::new();
+    for row in csv.lines() {
+        let fields: Vec<&str> = row.split(',').collect();
+        assert_eq!(fields[3..], ["succeeded", "200", "", "Successful"], "{row}");
+        let key = urlencoding::decode(fields[1]).expect("url-encoded key").into_owned();
+        assert!(reported.insert((key, fields[2].to_owned())), "reported twice: {row}");
+    }
+    assert_eq!(reported, written, "the report lists exactly the versions written");
+    let dc = regions[1].client();
+    let want = all_versions_paged(&sc, &src).await;
+    assert_eq!(want.len(), written.len());
+    eventually("the destination to hold exactly the source's versions", || async {
+        (all_versions_paged(&dc, &dst).await == want).then_some(())
+    })
+    .await;
+}

@@ -257,6 +257,27 @@ impl Drop for TestRegion {
     }
 }
 
+/// One round of chaos: waits a random time from `min_ms` to `min_ms + spread_ms`, SIGKILLs
+/// region `victim`, waits half as long, and restarts it (on a blocking thread, while the
+/// test's tasks go on); gives the regions back.
+pub async fn kill_and_restart(
+    mut regions: Vec<TestRegion>,
+    victim: usize,
+    min_ms: u64,
+    spread_ms: u32,
+) -> Vec<TestRegion> {
+    let pause = Duration::from_millis(min_ms + u64::from(rand::random::<u32>() % spread_ms));
+    tokio::task::spawn_blocking(move || {
+        std::thread::sleep(pause);
+        regions[victim].kill();
+        std::thread::sleep(pause / 2);
+        regions[victim].restart();
+        regions
+    })
+    .await
+    .expect("chaos round")
+}
+
 /// An SDK client for `endpoint` (path style), signing for `region`.
 pub fn sdk_client(endpoint: &str, region: &str, access_key: &str, secret_key: &str) -> Client {
     let config = aws_sdk_s3::Config::builder()
@@ -589,6 +610,32 @@ pub async fn all_versions(client: &Client, bucket: &str) -> Vec<(String, String,
     let out = client.list_object_versions().bucket(bucket).send().await.expect("list versions");
     assert_eq!(out.is_truncated(), Some(false), "test listings fit one page");
     merge_versions(&out)
+}
+
+/// Every page of a bucket's version listing (`None` if a request failed).
+pub async fn version_pages(
+    client: &Client,
+    bucket: &str,
+) -> Option<Vec<aws_sdk_s3::operation::list_object_versions::ListObjectVersionsOutput>> {
+    let mut pages = Vec::new();
+    let (mut key_marker, mut version_marker) = (None, None);
+    loop {
+        let req = client.list_object_versions().bucket(bucket);
+        let page = req.set_key_marker(key_marker).set_version_id_marker(version_marker).send().await.ok()?;
+        let more = page.is_truncated() == Some(true);
+        key_marker = page.next_key_marker().map(str::to_owned);
+        version_marker = page.next_version_id_marker().map(str::to_owned);
+        pages.push(page);
+        if !more {
+            return Some(pages);
+        }
+    }
+}
+
+/// [`all_versions`] over every page, for buckets of more than 1000 versions.
+pub async fn all_versions_paged(client: &Client, bucket: &str) -> Vec<(String, String, bool, bool)> {
+    let pages = version_pages(client, bucket).await.expect("list versions");
+    pages.iter().flat_map(merge_versions).collect()
 }
 
 /// Merges the `Version` and `DeleteMarker` lists of one page (the SDK splits them) back into

@@ -799,16 +799,7 @@ async fn chaos_repeated_kills_of_either_region_lose_nothing() {
     };
     for round in 0..8 {
         let victim = usize::from(round >= 4); // the destination four times, then the source
-        let pause = std::time::Duration::from_millis(300 + u64::from(rand::random::<u32>() % 900));
-        regions = tokio::task::spawn_blocking(move || {
-            std::thread::sleep(pause);
-            regions[victim].kill();
-            std::thread::sleep(pause / 2);
-            regions[victim].restart();
-            regions
-        })
-        .await
-        .expect("chaos round");
+        regions = kill_and_restart(regions, victim, 300, 900).await;
     }
     stop.store(true, Ordering::Relaxed);
     let acked = writer.await.expect("writer");

@@ -161,30 +161,10 @@ struct Listed {
     size: i64,
 }
 
-/// Every page of a bucket's version listing.
-async fn pages(
-    client: &Client,
-    bucket: &str,
-) -> Option<Vec<aws_sdk_s3::operation::list_object_versions::ListObjectVersionsOutput>> {
-    let mut pages = Vec::new();
-    let (mut key_marker, mut version_marker) = (None, None);
-    loop {
-        let req = client.list_object_versions().bucket(bucket);
-        let page = req.set_key_marker(key_marker).set_version_id_marker(version_marker).send().await.ok()?;
-        let more = page.is_truncated() == Some(true);
-        key_marker = page.next_key_marker().map(str::to_owned);
-        version_marker = page.next_version_id_marker().map(str::to_owned);
-        pages.push(page);
-        if !more {
-            return Some(pages);
-        }
-    }
-}
-
 /// Every version and marker of a bucket by (key, version id).
 async fn inventory(client: &Client, bucket: &str) -> Option<BTreeMap<(String, String), Listed>> {
     let mut all = BTreeMap::new();
-    for page in pages(client, bucket).await? {
+    for page in version_pages(client, bucket).await? {
         for v in page.versions() {
             let id = (v.key()?.to_owned(), v.version_id()?.to_owned());
             let etag = v.e_tag().unwrap_or_default().to_owned();
@@ -196,12 +176,6 @@ async fn inventory(client: &Client, bucket: &str) -> Option<BTreeMap<(String, St
         }
     }
     Some(all)
-}
-
-/// (key, version id, is latest, is a marker) in listing order, over every page.
-async fn listing(client: &Client, bucket: &str) -> Vec<(String, String, bool, bool)> {
-    let pages = pages(client, bucket).await.expect("list versions");
-    pages.iter().flat_map(merge_versions).collect()
 }
 
 /// Polls `probe` until it returns `Some`, or panics with `what` and the last probe's
@@ -256,16 +230,7 @@ async fn chaos_two_way_and_fan_out_across_three_regions_lose_nothing() {
     let rounds = std::env::var("XREGION_CHAOS_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(ROUNDS);
     for round in 0..rounds {
         let victim = round % 3;
-        let pause = Duration::from_millis(400 + u64::from(rand::random::<u32>() % 1200));
-        regions = tokio::task::spawn_blocking(move || {
-            std::thread::sleep(pause);
-            regions[victim].kill();
-            std::thread::sleep(pause / 2);
-            regions[victim].restart();
-            regions
-        })
-        .await
-        .expect("chaos round");
+        regions = kill_and_restart(regions, victim, 400, 1200).await;
     }
     stop.store(true, Ordering::Relaxed);
     let mut ledgers = Vec::new();
@@ -322,7 +287,7 @@ async fn chaos_two_way_and_fan_out_across_three_regions_lose_nothing() {
     let order = |all: Vec<(String, String, bool, bool)>| -> Vec<(String, String, bool, bool)> {
         all.into_iter().filter(|v| !touched.contains(v.0.as_str())).collect()
     };
-    assert_eq!(order(listing(&xc, &x).await), order(listing(&yc, &y).await), "listing order");
+    assert_eq!(order(all_versions_paged(&xc, &x).await), order(all_versions_paged(&yc, &y).await), "listing order");
 
     // Z gets X's own writes and nothing that only came to X as a replica.
     let from_y: HashSet<(String, String)> = ly.acked.iter().map(|(k, v, _)| (k.clone(), v.clone())).collect();
