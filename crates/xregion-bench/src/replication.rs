@@ -132,6 +132,7 @@ struct Pair {
 
 impl Pair {
     /// Stops the source (SIGTERM) and starts it again on the same port and data.
+    #[expect(clippy::disallowed_methods, reason = "the harness is synchronous: no runtime thread waits here")]
     fn restart_src(&mut self) -> anyhow::Result<()> {
         if let Some(old) = self.src.take() {
             old.stop()?;
@@ -161,6 +162,7 @@ impl Pair {
         Err(last.unwrap_or_else(|| anyhow::anyhow!("source did not restart")))
     }
 
+    #[expect(clippy::disallowed_methods, reason = "the harness is synchronous: no runtime thread waits here")]
     fn start_dst(&mut self) -> anyhow::Result<()> {
         let peers = [(SRC_REGION.to_owned(), self.src_endpoint.clone())];
         let listen = format!("127.0.0.1:{}", self.dst_port);

@@ -288,6 +288,7 @@ async fn write_errors_fail_the_writer_and_leave_nothing() {
 }
 
 #[tokio::test]
+#[expect(clippy::disallowed_methods, reason = "the test makes a torn temporary file on purpose")]
 async fn open_sweeps_temp_files_and_keeps_blobs() {
     let dir = tempfile::tempdir().unwrap();
     let blobs = dir.path().join("blobs");

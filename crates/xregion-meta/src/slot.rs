@@ -67,6 +67,7 @@ impl DbSlot {
     }
 
     /// Closes and reopens the database and replays the journal (see the module doc).
+    #[expect(clippy::disallowed_methods, reason = "runs on the metadata writer thread, never on a runtime thread")]
     pub(crate) fn reopen(&self) -> Result<Reopened, MetaError> {
         // Taken out under the lock, which is not held while the file is reopened: a read in
         // the meantime fails at once ("closed") instead of blocking a runtime thread.

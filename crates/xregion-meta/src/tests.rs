@@ -1323,6 +1323,7 @@ fn acknowledged_writes_survive_an_abort_through_the_journal() {
 /// must reopen it itself once the cause is gone, with every acknowledged write kept: a child
 /// process writes 64 KiB inline bodies until one fails, lifts the limit, and writes again.
 #[test]
+#[expect(clippy::disallowed_methods, reason = "a synchronous test thread, no runtime")]
 fn writes_resume_after_an_io_error_once_the_disk_takes_writes_again() {
     const CHILD: &str = "XREGION_TEST_IO_ERROR_CHILD_DIR";
     if let Some(dir) = std::env::var_os(CHILD) {

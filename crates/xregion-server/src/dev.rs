@@ -84,8 +84,21 @@ fn dev_credentials(dir: &Path) -> anyhow::Result<(String, String)> {
     }
     let access = format!("XR{}", hex::encode_upper(rand::random::<[u8; 9]>()));
     let secret = hex::encode(rand::random::<[u8; 20]>());
-    std::fs::write(&path, format!("{access}\n{secret}\n")).with_context(|| format!("writing {}", path.display()))?;
+    write_atomically(dir, &path, format!("{access}\n{secret}\n").as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok((access, secret))
+}
+
+/// Writes `path` (in `dir`) whole or not at all, durably: a temporary file, fsynced, renamed
+/// over it, then the directory fsynced. A crash cannot leave half a secret to be read back.
+fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 fn print_banner(data: &Path, addrs: &[(String, SocketAddr)], ak: &str, sk: &str) {

@@ -1,6 +1,10 @@
 //! End-to-end tests of xregion: real `xregion serve` processes on loopback, driven by
 //! `aws-sdk-s3`, hand-signed raw requests, and boto3. One test binary (see style.md §3);
 //! versioning tests cite the rules of `shared/spec/s3-replication.md` §1 (VER-n).
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the harness writes scratch files and waits for processes on blocking threads"
+)]
 
 mod attributes;
 mod auth;
