@@ -97,7 +97,7 @@ struct Inner {
     /// Woken after every commit that queued replication tasks (the replication worker waits
     /// on it; a stored permit means a wake-up is never lost).
     replication_wake: Arc<tokio::sync::Notify>,
-    /// Batch replication jobs: their lock and the runner's wake-up (`jobs.rs`).
+    /// Batch replication jobs: their lock and the runner's wake-up (`jobs/mod.rs`).
     jobs: jobs::JobsState,
 }
 
