@@ -135,8 +135,8 @@ impl Region {
     /// the rules that select originals.
     pub(crate) fn plan_existing(&self, bucket: &str, key: &str, record: &VersionRecord) -> CoreResult<Outbox> {
         match record.object() {
-            Some(data) => self.plan_tasks(bucket, key, &data.tags, TaskKind::Object, false),
-            None => self.plan_tasks(bucket, key, &[], TaskKind::DeleteMarker, false),
+            Some(data) => self.plan_batch_tasks(bucket, key, &data.tags, TaskKind::Object),
+            None => self.plan_batch_tasks(bucket, key, &[], TaskKind::DeleteMarker),
         }
     }
 

@@ -23,12 +23,14 @@ use crate::buckets::unexpected;
 use crate::objects::{Body, INLINE_MAX, ObjectMeta, PutResult, StoredBody, validate_tags};
 use crate::{CoreError, CoreResult, Region, replication_rules};
 
-/// Format byte of a stored task (first byte of `OutboxEntry::task`).
+/// Format byte of a stored task (first byte of `OutboxEntry::task`) before `batch` existed.
 const TASK_FORMAT_V1: u8 = 1;
+/// Format byte of a stored task: `ReplicationTask` with `batch`.
+const TASK_FORMAT_V2: u8 = 2;
 
 /// The stored form of a task: a format byte, then postcard.
 pub fn encode_task(task: &ReplicationTask) -> Vec<u8> {
-    match postcard::to_extend(task, vec![TASK_FORMAT_V1]) {
+    match postcard::to_extend(task, vec![TASK_FORMAT_V2]) {
         Ok(bytes) => bytes,
         // Serialising plain owned data into a Vec cannot fail.
         Err(e) => unreachable!("postcard encode of a replication task: {e}"),
@@ -38,11 +40,33 @@ pub fn encode_task(task: &ReplicationTask) -> Vec<u8> {
 /// Decodes a task written by [`encode_task`].
 pub fn decode_task(bytes: &[u8]) -> CoreResult<ReplicationTask> {
     match bytes.split_first() {
-        Some((&TASK_FORMAT_V1, body)) => postcard::from_bytes(body)
-            .map_err(|e| CoreError::Internal(format!("stored replication task is corrupt: {e}"))),
+        Some((&TASK_FORMAT_V2, body)) => postcard::from_bytes(body).map_err(corrupt_task),
+        // Written before batch tasks were marked: taken as live ones.
+        Some((&TASK_FORMAT_V1, body)) => {
+            postcard::from_bytes::<TaskV1>(body).map_err(corrupt_task).map(|t| ReplicationTask {
+                kind: t.kind,
+                rule_id: t.rule_id,
+                destination_bucket: t.destination_bucket,
+                storage_class: t.storage_class,
+                batch: false,
+            })
+        }
         Some((v, _)) => Err(CoreError::Internal(format!("stored replication task has unknown format {v}"))),
         None => Err(CoreError::Internal("stored replication task is empty".into())),
     }
+}
+
+/// A task as format 1 stored it (frozen: bytes on disk have this shape).
+#[derive(serde::Deserialize)]
+struct TaskV1 {
+    kind: TaskKind,
+    rule_id: String,
+    destination_bucket: String,
+    storage_class: Option<String>,
+}
+
+fn corrupt_task(e: postcard::Error) -> CoreError {
+    CoreError::Internal(format!("stored replication task is corrupt: {e}"))
 }
 
 /// Error message a destination gives when its versioning is not Enabled (ELI-21, CON-7); the
@@ -149,6 +173,25 @@ impl Region {
     ) -> CoreResult<Outbox> {
         let (key, tags) = (key.to_owned(), tags.to_vec());
         self.planned(bucket, move |config| replication_rules::plan(config, &key, &tags, kind, is_replica))
+    }
+
+    /// [`Self::plan_tasks`] for a version that already exists, queued by batch replication:
+    /// the tasks are marked `batch` (MET-2, RTC-2).
+    pub(crate) fn plan_batch_tasks(
+        &self,
+        bucket: &str,
+        key: &str,
+        tags: &[(String, String)],
+        kind: TaskKind,
+    ) -> CoreResult<Outbox> {
+        let (key, tags) = (key.to_owned(), tags.to_vec());
+        self.planned(bucket, move |config| {
+            let mut tasks = replication_rules::plan(config, &key, &tags, kind, false);
+            for task in &mut tasks {
+                task.batch = true;
+            }
+            tasks
+        })
     }
 
     /// The encoded tasks a tag change of a version gets, to the destinations it was planned
@@ -793,10 +836,18 @@ pub(crate) mod tests {
             rule_id: "r1".into(),
             destination_bucket: "dst".into(),
             storage_class: Some("STANDARD_IA".into()),
+            batch: true,
         };
-        assert_eq!(decode_task(&encode_task(&task)).unwrap(), task);
+        let bytes = encode_task(&task);
+        assert_eq!(bytes[0], TASK_FORMAT_V2);
+        assert_eq!(decode_task(&bytes).unwrap(), task);
         assert!(decode_task(&[]).is_err());
         assert!(decode_task(&[9, 1, 2]).is_err());
+        // Format 1 (before `batch`): the same fields without the last byte, a live task.
+        let mut v1 = bytes.clone();
+        v1[0] = TASK_FORMAT_V1;
+        assert_eq!(v1.pop(), Some(1), "`batch: true` is the last byte");
+        assert_eq!(decode_task(&v1).unwrap(), ReplicationTask { batch: false, ..task });
     }
 
     #[test]

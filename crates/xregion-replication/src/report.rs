@@ -139,12 +139,15 @@ pub struct QueueReport {
     pub pending_operations: u64,
     /// Bytes of the object versions waiting.
     pub pending_bytes: u64,
-    /// When the oldest pending operation became eligible, unix milliseconds: the version's
-    /// last-modified time, or for a tag change the time of the change.
+    /// Of the pending operations, those batch replication queued (versions that already
+    /// existed, BAT-1); the figures below leave them out, as S3's do (MET-2, RTC-2).
+    pub batch_operations: u64,
+    /// When the oldest pending live operation became eligible, unix milliseconds: the
+    /// version's last-modified time, or for a tag change the time of the change.
     pub oldest_pending_ms: Option<i64>,
     /// Its age when the report was made, seconds (S3's `ReplicationLatency` for the rule).
     pub oldest_pending_age_seconds: Option<f64>,
-    /// Pending operations that became eligible more than [`RTC_THRESHOLD_MS`] ago.
+    /// Pending live operations that became eligible more than [`RTC_THRESHOLD_MS`] ago.
     pub operations_over_threshold: u64,
     /// Operations that failed for good (kept in the failure table).
     pub failed_operations: u64,
@@ -253,9 +256,9 @@ fn build_at(region: &Region, status: &WorkerStatus, now: i64) -> Result<Replicat
             after = Some(entry.seq);
             pending += 1;
             // An undecodable task is failed by the worker; it still counts as pending here.
-            let (kind, dest, rule) = match decode_task(&entry.task) {
-                Ok(t) => (Some(t.kind), t.destination_bucket, t.rule_id),
-                Err(_) => (None, "?".to_owned(), "?".to_owned()),
+            let (kind, dest, rule, batch) = match decode_task(&entry.task) {
+                Ok(t) => (Some(t.kind), t.destination_bucket, t.rule_id, t.batch),
+                Err(_) => (None, "?".to_owned(), "?".to_owned(), false),
             };
             let q = queue_of(&mut queues, name_of(entry.bucket_id)?, dest, rule);
             q.pending_operations += 1;
@@ -263,6 +266,10 @@ fn build_at(region: &Region, status: &WorkerStatus, now: i64) -> Result<Replicat
             let Some(version) = meta.get_version(entry.bucket_id, &entry.key, Some(id))? else { continue };
             if let (Some(TaskKind::Object), VersionKind::Object(data)) = (kind, &version.kind) {
                 q.pending_bytes += data.size;
+            }
+            if batch {
+                q.batch_operations += 1;
+                continue;
             }
             // A tag change is eligible when it was made, not when its version was written.
             let eligible = match kind {
@@ -415,13 +422,19 @@ impl ReplicationReport {
         family(
             "xregion_replication_oldest_pending_age_seconds",
             "gauge",
-            "Age of the oldest version waiting to be replicated (0 when none waits).",
+            "Age of the oldest live operation waiting to be replicated (0 when none waits).",
             self.queues.iter().map(|q| (queue(q), q.oldest_pending_age_seconds.unwrap_or(0.0).to_string())).collect(),
+        );
+        family(
+            "xregion_replication_batch_pending_operations",
+            "gauge",
+            "Of the operations waiting, those batch replication queued (versions that already existed).",
+            self.queues.iter().map(|q| (queue(q), q.batch_operations.to_string())).collect(),
         );
         family(
             "xregion_replication_operations_over_threshold",
             "gauge",
-            "Operations still waiting 15 minutes after they became eligible (RTC's OperationMissedThreshold).",
+            "Live operations still waiting 15 minutes after they became eligible (RTC's OperationMissedThreshold).",
             self.queues.iter().map(|q| (queue(q), q.operations_over_threshold.to_string())).collect(),
         );
         family(
@@ -579,6 +592,7 @@ mod tests {
             rule_id: "r".into(),
             destination_bucket: dest.into(),
             storage_class: None,
+            batch: false,
         })
     }
 
@@ -714,12 +728,21 @@ mod tests {
     async fn rtc4_operations_over_the_threshold_are_counted_per_rule() {
         let (_dir, region) = source_region().await;
         let rule = |kind, rule_id: &str| {
-            let task =
-                ReplicationTask { kind, rule_id: rule_id.into(), destination_bucket: "d".into(), storage_class: None };
+            let task = ReplicationTask {
+                kind,
+                rule_id: rule_id.into(),
+                destination_bucket: "d".into(),
+                storage_class: None,
+                batch: false,
+            };
             encode_task(&task)
         };
         put(&region, "a", 1, vec![rule(TaskKind::Object, "first")]).await;
         put(&region, "b", 1, vec![rule(TaskKind::Object, "second")]).await;
+        // MET-2, RTC-2: an operation batch replication queued counts as pending, not for RTC.
+        let mut queued_by_batch = decode_task(&rule(TaskKind::Object, "second")).unwrap();
+        queued_by_batch.batch = true;
+        put(&region, "c", 1, vec![encode_task(&queued_by_batch)]).await;
         let written = xregion_types::now_ms();
         let status = WorkerStatus::default();
 
@@ -727,9 +750,9 @@ mod tests {
         let per_rule: Vec<_> = soon
             .queues
             .iter()
-            .map(|q| (q.rule_id.as_str(), q.pending_operations, q.operations_over_threshold))
+            .map(|q| (q.rule_id.as_str(), q.pending_operations, q.batch_operations, q.operations_over_threshold))
             .collect();
-        assert_eq!(per_rule, vec![("first", 1, 0), ("second", 1, 0)]);
+        assert_eq!(per_rule, vec![("first", 1, 0, 0), ("second", 2, 1, 0)]);
         let late = build_at(&region, &status, written + RTC_THRESHOLD_MS + 1000).unwrap();
         assert!(late.queues.iter().all(|q| q.operations_over_threshold == 1), "{:?}", late.queues);
         let text = late.to_prometheus();

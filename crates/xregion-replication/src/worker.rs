@@ -828,9 +828,10 @@ async fn execute(
     for ((i, replica), answer) in sent.iter().zip(&replicas).zip(answers) {
         outcomes[*i] = match answer {
             Ok(()) => {
-                // Lag is measured for new versions and delete markers: source last-modified →
-                // acknowledged.
-                if replica.kind != TaskKind::Tags {
+                // Lag is measured for new versions and delete markers that live replication
+                // sent: source last-modified → acknowledged. Batch replication sends versions
+                // that already existed, whose age says nothing of replication (MET-2).
+                if replica.kind != TaskKind::Tags && !items[*i].task.batch {
                     lags[*i] = Some(replica.version.last_modified_ms);
                 }
                 Ok(Some(None))
@@ -959,11 +960,17 @@ mod tests {
 
     /// [`put`] of an object of `size` bytes (metadata only: the fake target reads no bytes).
     async fn put_sized(region: &Region, key: &str, size: u64) -> VersionId {
+        put_task(region, key, size, false).await
+    }
+
+    /// [`put_sized`] whose task is a live one or, with `batch`, one batch replication queued.
+    async fn put_task(region: &Region, key: &str, size: u64, batch: bool) -> VersionId {
         let task = ReplicationTask {
             kind: TaskKind::Object,
             rule_id: "r".into(),
             destination_bucket: "dst".into(),
             storage_class: None,
+            batch,
         };
         let op = WriteOp::PutVersion {
             bucket: "src".into(),
@@ -1007,6 +1014,22 @@ mod tests {
                 replicas.iter().map(|_| Ok(())).collect()
             })
         }
+    }
+
+    /// MET-2: the lag histogram counts what live replication sent; a version batch
+    /// replication sent (one that already existed) completes without a lag sample.
+    #[tokio::test]
+    async fn met2_batch_tasks_complete_without_a_lag_sample() {
+        let (_dir, region) = region();
+        let _bucket_id = source_bucket(&region).await;
+        let handle = spawn(region.clone(), Arc::new(BatchRecorder::default()), config());
+        put_task(&region, "live", 1, false).await;
+        put_task(&region, "old", 1, true).await;
+        until("both completed", || handle.status().completed == 2).await;
+        let status = handle.status();
+        assert_eq!(status.lag.count, 1, "only the live task's lag: {status:?}");
+        assert_eq!(status.destinations[0].lag.count, 1);
+        handle.shutdown().await;
     }
 
     /// Invariant 3 (bounded memory): a batch job holds at most `batch_size` tasks and at most

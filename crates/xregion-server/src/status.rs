@@ -133,6 +133,9 @@ fn render(endpoint: &str, r: &Value) -> String {
             num(&q["pending_operations"]),
             bytes(num(&q["pending_bytes"]))
         );
+        if num(&q["batch_operations"]) > 0 {
+            let _ = write!(line, " ({} queued by batch replication)", num(&q["batch_operations"]));
+        }
         if let Some(age) = q["oldest_pending_age_seconds"].as_f64() {
             let _ = write!(line, ", oldest {}", seconds(age));
         }
@@ -280,7 +283,8 @@ mod tests {
             "pending_operations": 3,
             "queues": [{
                 "source_bucket": "prod", "destination_bucket": "backup", "rule_id": "all",
-                "pending_operations": 3, "pending_bytes": 5030, "oldest_pending_age_seconds": 1000.0,
+                "pending_operations": 3, "pending_bytes": 5030, "batch_operations": 1,
+                "oldest_pending_age_seconds": 1000.0,
                 "operations_over_threshold": 2, "failed_operations": 1, "last_failure_reason": "DstBucketUnversioned"
             }],
             "destinations": [{
@@ -304,7 +308,8 @@ mod tests {
         );
         assert_eq!(
             lines[2],
-            "  prod -> backup (rule all): 3 pending, 4.9 KiB, oldest 16 min 40 s, 1 failed (last: DstBucketUnversioned)"
+            "  prod -> backup (rule all): 3 pending, 4.9 KiB (1 queued by batch replication), oldest 16 min 40 s, \
+             1 failed (last: DstBucketUnversioned)"
         );
         assert_eq!(
             lines[3],

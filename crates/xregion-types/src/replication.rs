@@ -132,6 +132,10 @@ pub struct ReplicationTask {
     pub destination_bucket: String,
     /// Storage class override for the replica.
     pub storage_class: Option<String>,
+    /// Queued by batch replication (a job, or `/_xregion/batch-replication`) for a version
+    /// that already existed, not by the write that made it: outside live replication's
+    /// latency and Replication Time Control figures (MET-2, RTC-2).
+    pub batch: bool,
 }
 
 #[cfg(test)]

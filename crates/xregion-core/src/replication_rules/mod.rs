@@ -118,6 +118,7 @@ fn task(rule: &Rule, kind: TaskKind) -> ReplicationTask {
         rule_id: rule.id.clone(),
         destination_bucket: rule.destination.bucket.clone(),
         storage_class: rule.destination.storage_class.clone(),
+        batch: false,
     }
 }
 

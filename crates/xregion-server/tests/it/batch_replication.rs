@@ -84,6 +84,13 @@ async fn bat1_existing_versions_and_delete_markers_are_replicated_on_demand() {
     })
     .await;
     assert_eq!(all_versions(&dc, &dst).await, versions, "sent again, nothing doubled");
+    // MET-2: the lag histogram holds what live replication sent (the one live version), not
+    // the versions of before that batches sent; the worker counts them all as completed.
+    let report: Value =
+        serde_json::from_slice(&regions[0].signed("GET", "/_xregion/replication", &[], b"").await.body).expect("JSON");
+    let d = report["destinations"].as_array().and_then(|d| d.iter().find(|d| d["bucket"] == dst.as_str()).cloned());
+    let d = d.expect("the destination in the report");
+    assert_eq!((d["lag"]["count"].as_u64(), d["completed"].as_u64()), (Some(1), Some(12)), "{d}");
 }
 
 /// BAT-1c: a version that FAILED because the destination was not versioned is sent again by a
