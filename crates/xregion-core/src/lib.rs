@@ -14,6 +14,7 @@ pub mod buckets;
 pub mod conditions;
 pub mod copy;
 mod error;
+pub mod failures;
 pub mod jobs;
 pub mod multipart;
 pub mod objects;

@@ -5,6 +5,9 @@
 //!   invariant 6: every queue is observable). Authorized through the `Authorizer` hook as
 //!   `xregion:GetReplicationReport` on the service; anonymous requests get `403 AccessDenied`.
 //!   What the reports contain is computed outside this crate, behind [`AdminReports`].
+//! * `GET /_xregion/replication/failures[?bucket=B&after=SEQ&max-items=N]`: the permanent
+//!   replication failures, oldest first, as JSON (`xregion_core::failures`), authorized like
+//!   the reports.
 //! * `POST /_xregion/replicate/<bucket>`: a batch of replica writes
 //!   (`ops::replica_batch`), each entry authorized like its single-object replica write.
 //! * `POST /_xregion/batch-replication/<bucket>[?statuses=NONE,FAILED,COMPLETED,REPLICA]`:
@@ -53,6 +56,12 @@ const REPLICATE_PREFIX: &str = "/_xregion/replicate/";
 /// Path prefix of batch replication (`/_xregion/batch-replication/<bucket>`).
 const BATCH_PREFIX: &str = "/_xregion/batch-replication/";
 
+/// Path of the failure listing.
+const FAILURES_PATH: &str = "/_xregion/replication/failures";
+
+/// Most failures one listing answers (and the default).
+const MAX_FAILURES: usize = 1000;
+
 /// IAM-style action checked for a batch replication (BAT-5).
 pub const BATCH_ACTION: &str = "s3:InitiateReplication";
 
@@ -60,6 +69,7 @@ pub const BATCH_ACTION: &str = "s3:InitiateReplication";
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Endpoint {
     Report(AdminReport),
+    Failures,
     Replicate(String),
     Batch(String),
 }
@@ -68,6 +78,7 @@ impl Endpoint {
     fn of(method: &Method, path: &str) -> Option<Self> {
         let bucket = |prefix: &str| path.strip_prefix(prefix).filter(|b| !b.is_empty() && !b.contains('/'));
         match *method {
+            Method::GET if path == FAILURES_PATH => Some(Self::Failures),
             Method::GET => AdminReport::from_path(path).map(Self::Report),
             Method::POST => match (bucket(REPLICATE_PREFIX), bucket(BATCH_PREFIX)) {
                 (Some(b), _) => Some(Self::Replicate(b.to_owned())),
@@ -186,7 +197,7 @@ impl S3Route for XregionRoute {
             return authorize(op.action(), &Resource::Service);
         }
         match Endpoint::of(&req.method, req.uri.path()) {
-            Some(Endpoint::Report(_)) => authorize(REPORT_ACTION, &Resource::Service),
+            Some(Endpoint::Report(_) | Endpoint::Failures) => authorize(REPORT_ACTION, &Resource::Service),
             Some(Endpoint::Batch(bucket)) => authorize(BATCH_ACTION, &Resource::Bucket(bucket)),
             // Each entry is authorized on its own object (s3:ReplicateObject / ReplicateDelete).
             Some(Endpoint::Replicate(_)) if req.credentials.is_some() => Ok(()),
@@ -224,6 +235,13 @@ impl XregionRoute {
                 resp.headers.insert(hyper::header::CONTENT_TYPE, content_type);
                 Ok(resp)
             }
+            Some(Endpoint::Failures) => {
+                let body = failures_json(&self.region, req.uri.query())?;
+                let mut resp = S3Response::with_status(Body::from(body), StatusCode::OK);
+                resp.headers
+                    .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+                Ok(resp)
+            }
             Some(Endpoint::Replicate(bucket)) => {
                 crate::ops::replica_batch::replicate_batch(&self.region, &self.replica_auth, &bucket, req).await
             }
@@ -246,6 +264,49 @@ impl XregionRoute {
             None => Err(s3_error!(NoSuchKey, "No such xregion endpoint.")),
         }
     }
+}
+
+/// The failure listing for a query (`bucket`, `after`, `max-items`), as JSON:
+/// `{"failures": [...], "next_after": SEQ | null}`.
+fn failures_json(region: &Region, query: Option<&str>) -> S3Result<String> {
+    let params: Vec<(String, String)> = query
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|p| p.split_once('=').or(Some((p, ""))).filter(|(k, _)| !k.is_empty()))
+        .map(|(k, v)| (k.to_owned(), urlencoding::decode(v).map(|v| v.into_owned()).unwrap_or_default()))
+        .collect();
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let after = match param("after") {
+        Some(v) => Some(v.parse::<u64>().map_err(|_| s3_error!(InvalidArgument, "after must be a number"))?),
+        None => None,
+    };
+    let limit = match param("max-items") {
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_FAILURES).contains(n))
+            .ok_or_else(|| s3_error!(InvalidArgument, "max-items must be a number from 1 to {}", MAX_FAILURES))?,
+        None => MAX_FAILURES,
+    };
+    let (rows, next) = region.replication_failures(param("bucket"), after, limit).map_err(crate::error::to_s3)?;
+    let failures: Vec<serde_json::Value> = rows
+        .into_iter()
+        .map(|f| {
+            serde_json::json!({
+                "seq": f.seq,
+                "bucket": f.bucket,
+                "key": f.key,
+                "version_id": f.version_id,
+                "destination_bucket": f.destination_bucket,
+                "rule_id": f.rule_id,
+                "operation": f.operation,
+                "reason": f.reason,
+                "failed_ms": f.failed_ms,
+            })
+        })
+        .collect();
+    let body = serde_json::json!({ "failures": failures, "next_after": next });
+    serde_json::to_string_pretty(&body).map_err(|e| s3_error!(InternalError, "{}", e))
 }
 
 /// The status an error answers with: its own, else its code's (as s3s would choose).
@@ -309,6 +370,8 @@ mod tests {
         assert_eq!(Endpoint::of(&Method::POST, "/_xregion/replicate/b/k"), None);
         assert_eq!(Endpoint::of(&Method::GET, "/_xregion/replicate/b1"), None);
         assert_eq!(Endpoint::of(&Method::POST, "/_xregion/metrics"), None);
+        assert_eq!(Endpoint::of(&Method::GET, "/_xregion/replication/failures"), Some(Endpoint::Failures));
+        assert_eq!(Endpoint::of(&Method::POST, "/_xregion/replication/failures"), None);
         assert_eq!(Endpoint::of(&Method::POST, "/_xregion/batch-replication/b1"), Some(Endpoint::Batch("b1".into())));
         assert_eq!(Endpoint::of(&Method::POST, "/_xregion/batch-replication/"), None);
         assert_eq!(Endpoint::of(&Method::GET, "/_xregion/batch-replication/b1"), None);

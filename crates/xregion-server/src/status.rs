@@ -23,6 +23,8 @@ use xregion_identity::sigv4::sign_request;
 const TIMEOUT: Duration = Duration::from_secs(30);
 /// The report's path.
 const REPORT_PATH: &str = "/_xregion/replication";
+/// The failure listing's path.
+const FAILURES_PATH: &str = "/_xregion/replication/failures";
 
 /// `xregion status` arguments.
 #[derive(clap::Args)]
@@ -42,6 +44,10 @@ pub struct StatusArgs {
     /// Print each report as JSON, as the region sent it.
     #[arg(long)]
     json: bool,
+    /// Also list the versions whose replication failed for good (the first 1000 per region),
+    /// with the reason.
+    #[arg(long)]
+    failures: bool,
 }
 
 /// Runs `xregion status`: prints the report of every endpoint; exits with status 1 if one could
@@ -51,12 +57,23 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
     let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
     let mut failed = 0;
     for endpoint in &args.endpoints {
-        match fetch(&client, endpoint, &args.region, &credential).await {
+        match fetch(&client, endpoint, REPORT_PATH, &args.region, &credential).await {
             Ok(report) if args.json => println!("{}", serde_json::to_string_pretty(&report)?),
             Ok(report) => print!("{}", render(endpoint, &report)),
             Err(e) => {
                 failed += 1;
                 eprintln!("{endpoint}: {e:#}");
+                continue;
+            }
+        }
+        if args.failures {
+            match fetch(&client, endpoint, FAILURES_PATH, &args.region, &credential).await {
+                Ok(list) if args.json => println!("{}", serde_json::to_string_pretty(&list)?),
+                Ok(list) => print!("{}", render_failures(&list)),
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("{endpoint}: failures: {e:#}");
+                }
             }
         }
     }
@@ -67,14 +84,15 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads the report of the region at `endpoint`.
+/// Reads the JSON document at `path` of the region at `endpoint`.
 async fn fetch(
     client: &Client<HttpConnector, Full<Bytes>>,
     endpoint: &str,
+    path: &str,
     region: &str,
     credential: &Credential,
 ) -> anyhow::Result<Value> {
-    let url = format!("{}{REPORT_PATH}", endpoint.trim_end_matches('/'));
+    let url = format!("{}{path}", endpoint.trim_end_matches('/'));
     let mut req = http::Request::builder()
         .method("GET")
         .uri(&url)
@@ -193,6 +211,28 @@ fn render(endpoint: &str, r: &Value) -> String {
     out
 }
 
+/// The failure listing for a terminal: one line per failed version, oldest first.
+fn render_failures(list: &Value) -> String {
+    let mut out = String::new();
+    for f in list["failures"].as_array().map(Vec::as_slice).unwrap_or_default() {
+        let _ = writeln!(
+            out,
+            "  FAILED {}/{} {} ({}) -> {} (rule {}): {}",
+            text(&f["bucket"]),
+            text(&f["key"]),
+            text(&f["version_id"]),
+            text(&f["operation"]),
+            text(&f["destination_bucket"]),
+            text(&f["rule_id"]),
+            text(&f["reason"])
+        );
+    }
+    if !list["next_after"].is_null() {
+        let _ = writeln!(out, "  (more failures: GET {FAILURES_PATH}?after={})", list["next_after"]);
+    }
+    out
+}
+
 /// The bound under which 99 % of the lag histogram's counts fall (`≤ 50 ms`), if any count.
 fn p99(lag: &Value) -> Option<String> {
     let buckets = lag["histogram"].as_array()?;
@@ -273,6 +313,21 @@ mod tests {
         assert_eq!(seconds(200.0), "3 min 20 s");
         assert_eq!(seconds(7300.0), "2 h 1 min");
         assert_eq!(between("<Error><Code>AccessDenied</Code>", "<Code>", "</Code>"), Some("AccessDenied"));
+    }
+
+    #[test]
+    fn renders_failures() {
+        let list = serde_json::json!({
+            "failures": [{"seq": 4, "bucket": "prod", "key": "a b", "version_id": "v1", "operation": "object",
+                          "destination_bucket": "backup", "rule_id": "all", "reason": "DstBucketUnversioned",
+                          "failed_ms": 1}],
+            "next_after": 4
+        });
+        assert_eq!(
+            render_failures(&list),
+            "  FAILED prod/a b v1 (object) -> backup (rule all): DstBucketUnversioned\n  \
+             (more failures: GET /_xregion/replication/failures?after=4)\n"
+        );
     }
 
     /// A report as a region sends it (trimmed) reads as one summary line per thing.

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::common::*;
-use crate::replication::{eventually, pair, wait_completed};
+use crate::replication::{eventually, pair, status, wait_completed};
 
 /// The JSON report of a region.
 pub(crate) async fn report(region: &TestRegion) -> Value {
@@ -202,4 +202,72 @@ async fn inv6_xregion_status_prints_backlog_and_unreachable_destinations() {
         tokio::task::spawn_blocking(move || xregion_status(&["--endpoint", &endpoint], "wrong")).await.expect("status");
     assert!(!ok && out.is_empty(), "{out}");
     assert!(err.contains("answered 403 Forbidden SignatureDoesNotMatch"), "{err}");
+}
+
+/// STS-5, IAM-8, invariant 6: the versions that failed for good are listed one by one, with
+/// the destination, the rule, the reason and when, oldest first, by source bucket and in
+/// pages; only a principal allowed the report gets them.
+#[tokio::test]
+async fn sts5_permanent_failures_are_listed_with_their_reason() {
+    let (regions, sc, dc, src, dst) = pair("fails", true).await;
+    set_versioning(&dc, &dst, aws_sdk_s3::types::BucketVersioningStatus::Suspended).await;
+    let mut written = Vec::new();
+    for key in ["a", "b c"] {
+        let vid = put(&sc, &src, key, b"x").await.version_id.expect("vid");
+        eventually(&format!("{key} FAILED"), || async {
+            (status(&sc, &src, key, &vid).await.as_deref() == Some("FAILED")).then_some(())
+        })
+        .await;
+        written.push((key, vid));
+    }
+    let list = |query: &str| {
+        let path = format!("/_xregion/replication/failures{query}");
+        let region = &regions[0];
+        async move {
+            let resp = region.signed("GET", &path, &[], b"").await;
+            (resp.status, serde_json::from_slice::<Value>(&resp.body).unwrap_or(Value::Null), resp.error_code())
+        }
+    };
+    let (code, all, _) = list("").await;
+    assert_eq!(code, 200, "{all}");
+    let rows = all["failures"].as_array().expect("failures");
+    assert_eq!(rows.len(), 2, "{all}");
+    for (row, (key, vid)) in rows.iter().zip(&written) {
+        assert_eq!(row["bucket"], src.as_str());
+        assert_eq!(row["key"], *key);
+        assert_eq!(row["version_id"], vid.as_str());
+        assert_eq!(row["destination_bucket"], dst.as_str());
+        assert_eq!(row["rule_id"], "everything");
+        assert_eq!(row["operation"], "object");
+        assert_eq!(row["reason"], "DstBucketUnversioned");
+        assert!(row["failed_ms"].as_i64().is_some_and(|t| t > 0), "{row}");
+    }
+    assert_eq!(all["next_after"], Value::Null);
+
+    // In pages of one; by bucket.
+    let (_, first, _) = list("?max-items=1").await;
+    assert_eq!(first["failures"][0]["key"], "a");
+    let after = first["next_after"].as_u64().expect("a next page");
+    let (_, second, _) = list(&format!("?max-items=1&after={after}")).await;
+    assert_eq!(second["failures"][0]["key"], "b c", "{second}");
+    let other = create_versioned_bucket(&sc, "fails-other").await;
+    let (_, none, _) = list(&format!("?bucket={other}")).await;
+    assert_eq!(none["failures"], serde_json::json!([]), "{none}");
+    let (_, mine, _) = list(&format!("?bucket={src}")).await;
+    assert_eq!(mine["failures"].as_array().map(Vec::len), Some(2));
+    assert_eq!(list("?bucket=no-such-bucket-here").await.2.as_deref(), Some("NoSuchBucket"));
+    assert_eq!(list("?max-items=0").await.0, 400);
+    assert_eq!(regions[0].anonymous("GET", "/_xregion/replication/failures").await.status, 403);
+
+    // The same from a terminal.
+    let endpoint = regions[0].endpoint();
+    let (ok, out, err) =
+        tokio::task::spawn_blocking(move || xregion_status(&["--endpoint", &endpoint, "--failures"], SECRET_KEY))
+            .await
+            .expect("status");
+    assert!(ok, "{out}{err}");
+    for (key, vid) in &written {
+        let line = format!("  FAILED {src}/{key} {vid} (object) -> {dst} (rule everything): DstBucketUnversioned\n");
+        assert!(out.contains(&line), "{line} in {out}");
+    }
 }
