@@ -37,7 +37,7 @@ pub struct FailureRow {
 impl Region {
     /// Permanent replication failures after sequence number `after`, oldest first, at most
     /// `limit`, of source bucket `bucket` only if given; and the sequence number to continue
-    /// after when more may follow.
+    /// after when more may follow. Blocking reads: call from a blocking thread.
     pub fn replication_failures(
         &self,
         bucket: Option<&str>,
@@ -49,6 +49,7 @@ impl Region {
             None => None,
         };
         let mut rows = Vec::new();
+        let mut names = std::collections::HashMap::new();
         loop {
             let page = self.meta().list_failures(after, PAGE)?;
             let full = page.len() == PAGE;
@@ -61,10 +62,15 @@ impl Region {
                     Ok(task) => (task.destination_bucket, task.rule_id, operation_name(task.kind)),
                     Err(_) => ("?".to_owned(), "?".to_owned(), "?"),
                 };
-                let bucket = self
-                    .meta()
-                    .bucket_name(failed.entry.bucket_id)?
-                    .unwrap_or_else(|| format!("#{}", failed.entry.bucket_id));
+                let id = failed.entry.bucket_id;
+                let bucket = match names.get(&id) {
+                    Some(name) => String::clone(name),
+                    None => {
+                        let name = self.meta().bucket_name(id)?.unwrap_or_else(|| format!("#{id}"));
+                        names.insert(id, name.clone());
+                        name
+                    }
+                };
                 rows.push(FailureRow {
                     seq: failed.entry.seq,
                     bucket,

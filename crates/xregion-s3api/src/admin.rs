@@ -236,7 +236,11 @@ impl XregionRoute {
                 Ok(resp)
             }
             Some(Endpoint::Failures) => {
-                let body = failures_json(&self.region, req.uri.query())?;
+                // A scan of the failure table: off the runtime threads, as listings are.
+                let (region, query) = (self.region.clone(), req.uri.query().map(str::to_owned));
+                let body = tokio::task::spawn_blocking(move || failures_json(&region, query.as_deref()))
+                    .await
+                    .map_err(|e| s3_error!(InternalError, "failure listing task failed: {}", e))??;
                 let mut resp = S3Response::with_status(Body::from(body), StatusCode::OK);
                 resp.headers
                     .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));

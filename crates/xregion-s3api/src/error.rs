@@ -104,7 +104,11 @@ pub fn to_s3(e: CoreError) -> S3Error {
             err.set_status_code(StatusCode::CONFLICT);
             err
         }
-        CoreError::TooManyTags(m) => with(C::Custom("TooManyTagsException".into()), m),
+        CoreError::TooManyTags(m) => {
+            let mut err = with(C::Custom("TooManyTagsException".into()), m);
+            err.set_status_code(StatusCode::BAD_REQUEST);
+            err
+        }
         CoreError::JobStatus(m) => {
             let mut err = with(C::Custom("JobStatusException".into()), m);
             err.set_status_code(StatusCode::CONFLICT);

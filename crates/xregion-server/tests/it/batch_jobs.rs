@@ -117,6 +117,8 @@ async fn bat2_bat7_a_confirmed_job_replicates_what_its_filter_takes_and_reports_
     assert_eq!((resp.status, resp.error_code().as_deref()), (501, Some("NotImplemented")), "{}", resp.text());
     let resp = control(&regions[0], "GET", "/00000000-0000-0000-0000-000000000000/tagging", b"").await;
     assert_eq!((resp.status, resp.error_code().as_deref()), (404, Some("NotFoundException")), "{}", resp.text());
+    let tagging =
+        |tags: &str| format!("<PutJobTaggingRequest xmlns=\"{NS}\"><Tags>{tags}</Tags></PutJobTaggingRequest>");
     let list = control(&regions[0], "GET", "", b"").await;
     assert_eq!(list.status, 200);
     assert!(xml_element(&list.text(), "JobId").is_none(), "no job was created: {}", list.text());
@@ -129,6 +131,19 @@ async fn bat2_bat7_a_confirmed_job_replicates_what_its_filter_takes_and_reports_
     let id = create_job(&regions[0], &xml).await;
     // BAT-2: the same ClientRequestToken is the same job.
     assert_eq!(create_job(&regions[0], &xml).await, id);
+    // Job tags: replaced whole, read back; more than 50 is 400 TooManyTagsException.
+    let two = "<member><Key>team</Key><Value>ops</Value></member><member><Key>empty</Key><Value></Value></member>";
+    let resp = control(&regions[0], "PUT", &format!("/{id}/tagging"), tagging(two).as_bytes()).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let got = control(&regions[0], "GET", &format!("/{id}/tagging"), b"").await.text();
+    assert!(got.contains(&format!("<Tags>{two}</Tags>")), "{got}");
+    let many: String = (0..51).map(|i| format!("<member><Key>k{i}</Key><Value>v</Value></member>")).collect();
+    let resp = control(&regions[0], "PUT", &format!("/{id}/tagging"), tagging(&many).as_bytes()).await;
+    assert_eq!((resp.status, resp.error_code().as_deref()), (400, Some("TooManyTagsException")), "{}", resp.text());
+    let resp = control(&regions[0], "DELETE", &format!("/{id}/tagging"), b"").await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let got = control(&regions[0], "GET", &format!("/{id}/tagging"), b"").await.text();
+    assert!(xml_element(&got, "member").is_none(), "{got}");
     let suspended = wait_status(&regions[0], &id, "Suspended").await;
     assert_eq!(number(&suspended, "TotalNumberOfTasks"), 3, "{suspended}");
     assert_eq!(xml_element(&suspended, "SuspendedCause").as_deref(), Some("AwaitingConfirmation"));
