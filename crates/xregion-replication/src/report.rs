@@ -64,6 +64,10 @@ pub struct ReplicationReport {
     /// Batch replication jobs that have not finished (S3 Control, BAT-6), oldest first, and
     /// how many jobs there are in each status.
     pub jobs: JobsReport,
+    /// The other regions of the deployment, region name → endpoint, as this region is
+    /// configured (the server fills it in; empty from [`build`]); `xregion status --all`
+    /// follows them.
+    pub peers: BTreeMap<String, String>,
 }
 
 /// Batch replication jobs of the region (`xregion_core::jobs`).
@@ -337,6 +341,7 @@ fn build_at(region: &Region, status: &WorkerStatus, now: i64) -> Result<Replicat
         stamp_tag: None,
         forwarded: Vec::new(),
         jobs: jobs_report(meta.list_jobs()?),
+        peers: BTreeMap::new(),
     })
 }
 

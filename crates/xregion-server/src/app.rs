@@ -146,6 +146,7 @@ impl AdminReports for Reports {
         let (region, status) = (self.region.clone(), self.status.get());
         let stamp_tag = StampTagReport { tag: self.tags.own(), shared_with: self.tags.shared_with() };
         let forwarded = self.peers.forwarded_report();
+        let peers = self.peers.endpoints().clone();
         Box::pin(async move {
             let mut built = tokio::task::spawn_blocking(move || xregion_replication::report::build(&region, &status))
                 .await
@@ -153,6 +154,7 @@ impl AdminReports for Reports {
                 .map_err(|e| format!("reading the outbox: {e}"))?;
             built.stamp_tag = Some(stamp_tag);
             built.forwarded = forwarded;
+            built.peers = peers;
             Ok(match report {
                 AdminReport::ReplicationJson => built.to_json(),
                 AdminReport::Metrics => built.to_prometheus(),

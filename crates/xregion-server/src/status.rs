@@ -48,6 +48,10 @@ pub struct StatusArgs {
     /// with the reason.
     #[arg(long)]
     failures: bool,
+    /// Also report every region the given ones list as peers (at the endpoints they are
+    /// configured with, which must be reachable from here).
+    #[arg(long)]
+    all: bool,
 }
 
 /// Runs `xregion status`: prints the report of every endpoint; exits with status 1 if one could
@@ -56,10 +60,27 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
     let credential = Credential { access_key: args.access_key.clone(), secret_key: args.secret_key.clone() };
     let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
     let mut failed = 0;
-    for endpoint in &args.endpoints {
+    let mut endpoints = args.endpoints.clone();
+    let mut next = 0;
+    while let Some(endpoint) = endpoints.get(next).cloned() {
+        next += 1;
+        let endpoint = &endpoint;
         match fetch(&client, endpoint, REPORT_PATH, &args.region, &credential).await {
-            Ok(report) if args.json => println!("{}", serde_json::to_string_pretty(&report)?),
-            Ok(report) => print!("{}", render(endpoint, &report)),
+            Ok(report) => {
+                if args.all {
+                    let peers = report["peers"].as_object().map(|p| p.values().filter_map(Value::as_str));
+                    for peer in peers.into_iter().flatten() {
+                        if !endpoints.iter().any(|known| same_endpoint(known, peer)) {
+                            endpoints.push(peer.to_owned());
+                        }
+                    }
+                }
+                if args.json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    print!("{}", render(endpoint, &report));
+                }
+            }
             Err(e) => {
                 failed += 1;
                 eprintln!("{endpoint}: {e:#}");
@@ -82,6 +103,11 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// Whether two endpoints are the same (a trailing slash aside).
+fn same_endpoint(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
 }
 
 /// Reads the JSON document at `path` of the region at `endpoint`.

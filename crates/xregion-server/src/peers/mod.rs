@@ -133,6 +133,11 @@ impl HttpPeers {
         Self { peers, credential: Credential { access_key, secret_key }, client, tags, forwarded }
     }
 
+    /// The peer regions and their endpoints, as configured.
+    pub fn endpoints(&self) -> &BTreeMap<String, String> {
+        &self.peers
+    }
+
     /// Requests forwarded to each peer since start, for the operator report.
     pub fn forwarded_report(&self) -> Vec<xregion_replication::report::ForwardedReport> {
         self.forwarded.report()

@@ -140,6 +140,20 @@ async fn dev_three_regions_in_one_process_replicate_and_stop_cleanly() {
     for (region, endpoint) in REGIONS.iter().zip(&endpoints) {
         assert!(text.contains(&format!("{region} ({endpoint})\n  backlog: 0 operations")), "{status_line}: {text}");
     }
+    // With --all, one endpoint is enough: the others are its peers.
+    let first_only =
+        format!("{} --endpoint {} --all", status_line.trim().split(" --endpoint").next().unwrap_or(""), endpoints[0]);
+    let out = Command::new("bash")
+        .args(["-c", &first_only])
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .output()
+        .expect("run xregion status --all");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{first_only}: {text}{}", String::from_utf8_lossy(&out.stderr));
+    for (region, endpoint) in REGIONS.iter().zip(&endpoints) {
+        assert_eq!(text.matches(&format!("{region} ({endpoint})\n")).count(), 1, "{first_only}: {text}");
+    }
     let clients: Vec<_> =
         REGIONS.iter().zip(&endpoints).map(|(r, e)| sdk_client(e, r, ACCESS_KEY, SECRET_KEY)).collect();
 
