@@ -100,6 +100,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
     }
     if failed > 0 {
         // Each error is printed above; exit 1 without a second message (or a backtrace).
+        let _ = std::io::Write::flush(&mut std::io::stdout());
         std::process::exit(1);
     }
     Ok(())
