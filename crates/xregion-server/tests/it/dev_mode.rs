@@ -9,13 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::types::{
-    DeleteMarkerReplication, DeleteMarkerReplicationStatus, Destination, ReplicationRule, ReplicationRuleFilter,
-    ReplicationRuleStatus,
-};
+use aws_sdk_s3::types::ReplicationRule;
 
 use crate::common::*;
-use crate::replication::{put_rules, status, wait_completed};
+use crate::replication::{put_rules, status, wait_completed, whole_bucket_rule};
 
 const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-south-1"];
 
@@ -89,17 +86,7 @@ fn start_dev(data: &std::path::Path) -> Dev {
 }
 
 fn rule(id: &str, priority: i32, dst: &str) -> ReplicationRule {
-    ReplicationRule::builder()
-        .id(id)
-        .priority(priority)
-        .status(ReplicationRuleStatus::Enabled)
-        .filter(ReplicationRuleFilter::builder().prefix("").build())
-        .delete_marker_replication(
-            DeleteMarkerReplication::builder().status(DeleteMarkerReplicationStatus::Enabled).build(),
-        )
-        .destination(Destination::builder().bucket(format!("arn:aws:s3:::{dst}")).build().expect("destination"))
-        .build()
-        .expect("rule")
+    whole_bucket_rule(id, priority, dst, true).build().expect("rule")
 }
 
 #[tokio::test]

@@ -35,18 +35,26 @@ where
 
 /// A whole-bucket V2 rule `src` → `dst` (empty filter), delete-marker replication on or off.
 pub(crate) async fn configure(client: &Client, src: &str, dst: &str, delete_markers: bool) {
+    put_rules(client, src, vec![whole_bucket_rule("everything", 1, dst, delete_markers).build().expect("rule")]).await;
+}
+
+/// The builder of a whole-bucket V2 rule `id` to `dst` (empty filter), delete-marker
+/// replication on or off; callers may add to it.
+pub(crate) fn whole_bucket_rule(
+    id: &str,
+    priority: i32,
+    dst: &str,
+    delete_markers: bool,
+) -> aws_sdk_s3::types::builders::ReplicationRuleBuilder {
     let dmr =
         if delete_markers { DeleteMarkerReplicationStatus::Enabled } else { DeleteMarkerReplicationStatus::Disabled };
-    let rule = ReplicationRule::builder()
-        .id("everything")
-        .priority(1)
+    ReplicationRule::builder()
+        .id(id)
+        .priority(priority)
         .status(ReplicationRuleStatus::Enabled)
         .filter(ReplicationRuleFilter::builder().prefix("").build())
         .delete_marker_replication(DeleteMarkerReplication::builder().status(dmr).build())
         .destination(Destination::builder().bucket(format!("arn:aws:s3:::{dst}")).build().expect("destination"))
-        .build()
-        .expect("rule");
-    put_rules(client, src, vec![rule]).await;
 }
 
 /// PutBucketReplication with these rules (replaces the configuration, PRI-6).

@@ -22,13 +22,12 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    CompletedMultipartUpload, CompletedPart, DeleteMarkerReplication, DeleteMarkerReplicationStatus, Destination,
-    ReplicaModifications, ReplicaModificationsStatus, ReplicationRule, ReplicationRuleFilter, ReplicationRuleStatus,
+    CompletedMultipartUpload, CompletedPart, ReplicaModifications, ReplicaModificationsStatus, ReplicationRule,
     SourceSelectionCriteria, Tag, Tagging,
 };
 
 use crate::common::*;
-use crate::replication::put_rules;
+use crate::replication::{put_rules, whole_bucket_rule};
 
 /// How long the regions may take to settle after the last restart. Longer than the other
 /// tests' deadline: a destination that was down for a while is retried with back-off.
@@ -41,15 +40,7 @@ const ROUNDS: usize = 9;
 /// A whole-bucket rule to `dst` with delete-marker replication, and replica modification
 /// sync when `sync_replicas`.
 fn rule(id: &str, priority: i32, dst: &str, sync_replicas: bool) -> ReplicationRule {
-    let mut builder = ReplicationRule::builder()
-        .id(id)
-        .priority(priority)
-        .status(ReplicationRuleStatus::Enabled)
-        .filter(ReplicationRuleFilter::builder().prefix("").build())
-        .delete_marker_replication(
-            DeleteMarkerReplication::builder().status(DeleteMarkerReplicationStatus::Enabled).build(),
-        )
-        .destination(Destination::builder().bucket(format!("arn:aws:s3:::{dst}")).build().expect("destination"));
+    let mut builder = whole_bucket_rule(id, priority, dst, true);
     if sync_replicas {
         let rm = ReplicaModifications::builder().status(ReplicaModificationsStatus::Enabled).build().expect("rm");
         builder =
