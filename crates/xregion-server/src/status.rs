@@ -76,9 +76,9 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
                     }
                 }
                 if args.json {
-                    println!("{}", serde_json::to_string_pretty(&report)?);
+                    emit(&format!("{}\n", serde_json::to_string_pretty(&report)?));
                 } else {
-                    print!("{}", render(endpoint, &report));
+                    emit(&render(endpoint, &report));
                 }
             }
             Err(e) => {
@@ -89,8 +89,8 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
         }
         if args.failures {
             match fetch(&client, endpoint, FAILURES_PATH, &args.region, &credential).await {
-                Ok(list) if args.json => println!("{}", serde_json::to_string_pretty(&list)?),
-                Ok(list) => print!("{}", render_failures(&list)),
+                Ok(list) if args.json => emit(&format!("{}\n", serde_json::to_string_pretty(&list)?)),
+                Ok(list) => emit(&render_failures(&list)),
                 Err(e) => {
                     failed += 1;
                     eprintln!("{endpoint}: failures: {e:#}");
@@ -104,6 +104,20 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// Writes `text` to stdout. A reader that went away (`xregion status | head`) ends the command
+/// quietly, as it ends other Unix tools, instead of the panic `print!` would raise.
+fn emit(text: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("writing the report: {e}");
+        std::process::exit(1);
+    }
 }
 
 /// Whether two endpoints are the same (a trailing slash aside).

@@ -198,6 +198,26 @@ async fn inv6_xregion_status_prints_backlog_and_unreachable_destinations() {
     assert!(out.contains(&format!("  {src} -> {dst} (rule everything): 2 pending, 4.0 KiB")), "{out}");
     assert!(out.contains(&format!("  to {dst}: unreachable (")), "{out}");
 
+    // A reader that stops early (`| head`) ends the command quietly: 60 JSON reports are more
+    // than a pipe holds, so the writes after `head` exits fail with EPIPE.
+    let command = format!(
+        "set -o pipefail; {} status --json{} | head -c 100 > /dev/null",
+        env!("CARGO_BIN_EXE_xregion"),
+        format!(" --endpoint {endpoint}").repeat(60)
+    );
+    let piped = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("bash")
+            .args(["-c", &command])
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .output()
+            .expect("run xregion status | head")
+    })
+    .await
+    .expect("status | head");
+    let stderr = String::from_utf8_lossy(&piped.stderr);
+    assert!(piped.status.success() && !stderr.contains("panicked"), "{:?}: {stderr}", piped.status);
+
     let (ok, out, err) =
         tokio::task::spawn_blocking(move || xregion_status(&["--endpoint", &endpoint], "wrong")).await.expect("status");
     assert!(!ok && out.is_empty(), "{out}");
