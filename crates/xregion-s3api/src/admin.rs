@@ -39,7 +39,7 @@ use xregion_core::Region;
 use xregion_types::ReplicationStatus;
 
 use crate::RegionHost;
-use crate::control::api::ControlOp;
+use crate::control::api::{ControlOp, param, query_pairs};
 use crate::ops::replica::ReplicaAuth;
 
 /// The path prefix of the operator endpoints (a name no bucket can have).
@@ -273,18 +273,13 @@ impl XregionRoute {
 /// The failure listing for a query (`bucket`, `after`, `max-items`), as JSON:
 /// `{"failures": [...], "next_after": SEQ | null}`.
 fn failures_json(region: &Region, query: Option<&str>) -> S3Result<String> {
-    let params: Vec<(String, String)> = query
-        .unwrap_or_default()
-        .split('&')
-        .filter_map(|p| p.split_once('=').or(Some((p, ""))).filter(|(k, _)| !k.is_empty()))
-        .map(|(k, v)| (k.to_owned(), urlencoding::decode(v).map(|v| v.into_owned()).unwrap_or_default()))
-        .collect();
-    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    let after = match param("after") {
+    let params = query_pairs(query);
+    let given = |name: &str| param(&params, name);
+    let after = match given("after") {
         Some(v) => Some(v.parse::<u64>().map_err(|_| s3_error!(InvalidArgument, "after must be a number"))?),
         None => None,
     };
-    let limit = match param("max-items") {
+    let limit = match given("max-items") {
         Some(v) => v
             .parse::<usize>()
             .ok()
@@ -292,7 +287,7 @@ fn failures_json(region: &Region, query: Option<&str>) -> S3Result<String> {
             .ok_or_else(|| s3_error!(InvalidArgument, "max-items must be a number from 1 to {}", MAX_FAILURES))?,
         None => MAX_FAILURES,
     };
-    let (rows, next) = region.replication_failures(param("bucket"), after, limit).map_err(crate::error::to_s3)?;
+    let (rows, next) = region.replication_failures(given("bucket"), after, limit).map_err(crate::error::to_s3)?;
     let failures: Vec<serde_json::Value> = rows
         .into_iter()
         .map(|f| {
