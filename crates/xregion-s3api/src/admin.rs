@@ -93,12 +93,8 @@ impl Endpoint {
 /// The statuses a batch replication takes (`statuses=NONE,FAILED,COMPLETED,REPLICA`; the
 /// first three when the parameter is absent, BAT-3).
 fn batch_statuses(query: Option<&str>) -> S3Result<Vec<ReplicationStatus>> {
-    let listed = query
-        .unwrap_or_default()
-        .split('&')
-        .find_map(|p| p.strip_prefix("statuses="))
-        .map(|v| urlencoding::decode(v).map(|v| v.into_owned()).unwrap_or_default());
-    let Some(listed) = listed else {
+    let params = query_pairs(query);
+    let Some(listed) = param(&params, "statuses") else {
         return Ok(vec![ReplicationStatus::None, ReplicationStatus::Failed, ReplicationStatus::Completed]);
     };
     listed
