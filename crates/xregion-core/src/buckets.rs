@@ -31,7 +31,8 @@ pub struct ListedBucket {
 
 impl Region {
     /// CreateBucket. `location` is the LocationConstraint; absent means this region.
-    /// A name taken in another region is `BucketAlreadyExists`; here, `BucketAlreadyOwnedByYou`
+    /// A name taken in another region, or by an external replication target, is
+    /// `BucketAlreadyExists`; here, `BucketAlreadyOwnedByYou`
     /// (there is one account per deployment until identities arrive).
     pub async fn create_bucket(&self, name: &str, location: Option<&str>) -> CoreResult<BucketRecord> {
         let name = BucketName::parse(name)?;
@@ -42,6 +43,9 @@ impl Region {
         }
         if self.meta().get_bucket(name.as_str())?.is_some() {
             return Err(CoreError::BucketAlreadyOwnedByYou);
+        }
+        if self.peers().is_external_target(name.as_str()) {
+            return Err(CoreError::BucketAlreadyExists);
         }
         if self.peers().locate_bucket(name.as_str()).await?.is_some() {
             return Err(CoreError::BucketAlreadyExists);

@@ -48,6 +48,15 @@ pub trait PeerDirectory: Send + Sync + 'static {
     /// has it (VAL-3 for a destination in another region).
     fn bucket_versioning<'a>(&'a self, bucket: &'a str) -> BoxFuture<'a, CoreResult<Option<VersioningState>>>;
 
+    /// Whether `bucket` is a bucket of another S3 service that this region replicates to (an
+    /// external target, `docs/design/external-targets.md`): the deployment may not create a
+    /// bucket of that name, so a name in a replication rule means one place. The default
+    /// has none.
+    fn is_external_target(&self, bucket: &str) -> bool {
+        let _ = bucket;
+        false
+    }
+
     /// The buckets the peers own (ListBuckets lists the whole deployment, as S3 lists every
     /// region). A peer that cannot be asked is left out (and logged); the default has none.
     fn list_buckets(&self) -> BoxFuture<'_, Vec<buckets::ListedBucket>> {

@@ -19,6 +19,7 @@
 mod backoff;
 mod batch;
 mod error;
+mod external;
 pub mod report;
 mod s3;
 mod target;
@@ -26,6 +27,9 @@ mod worker;
 
 pub use backoff::Backoff;
 pub use error::{ErrorKind, ReplicationError};
+pub use external::{
+    ExternalTargetConfig, ExternalTargets, META_SOURCE_LAST_MODIFIED, META_SOURCE_REGION, META_SOURCE_VERSION_ID,
+};
 pub use s3::S3Target;
 pub use target::{Replica, ReplicationTarget};
 pub use worker::{

@@ -6,7 +6,7 @@
 //! the server passes (peers plus this region itself, for same-region replication).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
@@ -15,7 +15,7 @@ use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::primitives::{ByteStream, DateTime, DateTimeFormat};
+use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{StorageClass, Tag, Tagging};
 use futures::StreamExt;
 use futures::future::BoxFuture;
@@ -26,12 +26,38 @@ use xregion_types::replication::TaskKind;
 use xregion_types::{ObjectData, VersionRecord};
 
 use crate::batch::{BatchClient, batchable};
+use crate::external::ExternalTargets;
 use crate::{Replica, ReplicationError, ReplicationTarget};
 
+/// Sets a request's content headers to the source version's (ELI-10): `Content-Type`,
+/// `-Encoding`, `-Disposition`, `-Language`, `Cache-Control`, `Expires`. A macro because
+/// the SDK's request builders (PutObject, CreateMultipartUpload) share no trait.
+macro_rules! with_content_headers {
+    ($request:expr, $data:expr) => {{
+        let data: &xregion_types::ObjectData = $data;
+        let expires = data.expires.as_deref().and_then(|e| {
+            aws_sdk_s3::primitives::DateTime::from_str(e, aws_sdk_s3::primitives::DateTimeFormat::HttpDate).ok()
+        });
+        $request
+            // The SDK would add a Content-Type of its own to a body without one; S3's default
+            // is what the source serves for such a version, so the copy gets that.
+            .content_type(data.content_type_or_default())
+            .set_content_encoding(data.content_encoding.clone())
+            .set_content_disposition(data.content_disposition.clone())
+            .set_content_language(data.content_language.clone())
+            .set_cache_control(data.cache_control.clone())
+            .set_expires(expires)
+    }};
+}
+pub(crate) use with_content_headers;
+
 /// Connect timeout to a destination.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Time without progress before a request is abandoned (the task is retried).
-const READ_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Requests at once to an external target from one batch of the worker.
+const EXTERNAL_CONCURRENCY: usize = 16;
 
 /// Replicates to xregion regions (or any endpoint speaking the replica protocol).
 pub struct S3Target {
@@ -40,6 +66,7 @@ pub struct S3Target {
     batch: BatchClient,
     clients: Mutex<HashMap<String, Client>>,
     locations: Mutex<HashMap<String, String>>,
+    external: Arc<ExternalTargets>,
 }
 
 impl S3Target {
@@ -53,7 +80,15 @@ impl S3Target {
             batch: BatchClient::new(access_key, secret_key, CONNECT_TIMEOUT, READ_TIMEOUT),
             clients: Mutex::new(HashMap::new()),
             locations: Mutex::new(HashMap::new()),
+            external: Arc::new(ExternalTargets::default()),
         }
+    }
+
+    /// Sends to these buckets of other S3 services with the plain S3 API (`crate::external`)
+    /// instead of looking them up among the regions.
+    pub fn with_external(mut self, external: Arc<ExternalTargets>) -> Self {
+        self.external = external;
+        self
     }
 
     /// The region owning `bucket`, and whether that came from the cache (and may be stale).
@@ -114,28 +149,15 @@ impl S3Target {
         let Some(endpoint) = self.endpoints.get(region) else {
             return Err(no_endpoint(region));
         };
-        let config = aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(aws_sdk_s3::config::Region::new(region.to_owned()))
-            .endpoint_url(endpoint)
-            .credentials_provider(self.credentials.clone())
-            .force_path_style(true)
-            // The worker owns retries (back-off per task / destination).
-            .retry_config(RetryConfig::disabled())
-            .timeout_config(
-                TimeoutConfig::builder().connect_timeout(CONNECT_TIMEOUT).read_timeout(READ_TIMEOUT).build(),
-            )
-            // The replica carries the source's checksum in its own header; the SDK must not
-            // add one the source never had.
-            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-            .build();
-        let client = Client::from_conf(config);
+        let client = sdk_client(endpoint, region, &self.credentials, true);
         lock(&self.clients).insert(region.to_owned(), client.clone());
         Ok(client)
     }
 
     async fn send_one(&self, region: &Region, r: &Replica) -> Result<(), ReplicationError> {
+        if self.external.contains(&r.destination_bucket) {
+            return self.external.send(region, r).await;
+        }
         let (owner, cached) = self.locate(region, &r.destination_bucket).await?;
         let client = self.client(&owner)?;
         let result = match r.kind {
@@ -151,6 +173,12 @@ impl S3Target {
     /// Small versions and delete markers in one batch request (`crate::batch`), the rest
     /// (larger objects, tag changes) one by one.
     async fn send_all(&self, region: &Region, replicas: &[Replica]) -> Vec<Result<(), ReplicationError>> {
+        // One destination bucket per call. An external target takes no batches: its tasks go
+        // side by side (at most one per key, so their order does not matter).
+        if replicas.first().is_some_and(|r| self.external.contains(&r.destination_bucket)) {
+            let sends: Vec<_> = replicas.iter().map(|r| self.send_one(region, r)).collect();
+            return futures::stream::iter(sends).buffered(EXTERNAL_CONCURRENCY).collect().await;
+        }
         let mut results: Vec<Option<Result<(), ReplicationError>>> = vec![None; replicas.len()];
         let (small, large): (Vec<usize>, Vec<usize>) =
             (0..replicas.len()).partition(|i| batchable(replicas[*i].kind, &replicas[*i].version));
@@ -178,6 +206,25 @@ impl S3Target {
     }
 }
 
+/// An SDK client for one endpoint: no SDK retries (the worker owns them, with back-off per
+/// task and destination), the worker's timeouts, and no checksum the source never had.
+pub(crate) fn sdk_client(endpoint: &str, region: &str, credentials: &Credentials, path_style: bool) -> Client {
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new(region.to_owned()))
+        .endpoint_url(endpoint)
+        .credentials_provider(credentials.clone())
+        .force_path_style(path_style)
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(TimeoutConfig::builder().connect_timeout(CONNECT_TIMEOUT).read_timeout(READ_TIMEOUT).build())
+        // A copy carries the source's checksum in a header of its own; the SDK must not add
+        // one the source never had.
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        .build();
+    Client::from_conf(config)
+}
+
 /// A region without a configured endpoint: a configuration gap, fixed by a restart with the
 /// peer configured, so the task is kept.
 fn no_endpoint(region: &str) -> ReplicationError {
@@ -198,7 +245,7 @@ impl ReplicationTarget for S3Target {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -245,30 +292,17 @@ async fn put_object(client: &Client, region: &Region, r: &Replica) -> Result<(),
             .map_err(|e| ReplicationError::retryable(format!("reading the source version: {e}")))?;
         headers.push(("x-xregion-transfer-crc32c", crc));
     }
-    let stream = region.read_object(data, 0, data.size);
-    let frames = SyncStream(std::sync::Mutex::new(stream.map(|chunk| chunk.map(http_body::Frame::data))));
-    let body = ByteStream::from_body_1_x(http_body_util::StreamBody::new(frames));
-    let tagging = tagging_header(&data.tags);
+    let body = source_body(region, data, 0, data.size);
     let storage_class = r.storage_class.clone().unwrap_or_else(|| data.storage_class.clone());
-    let metadata: Option<HashMap<String, String>> =
-        (!data.user_metadata.is_empty()).then(|| data.user_metadata.iter().cloned().collect());
-    let expires = data.expires.as_deref().and_then(|e| DateTime::from_str(e, DateTimeFormat::HttpDate).ok());
-    let result = client
+    let request = client
         .put_object()
         .bucket(&r.destination_bucket)
         .key(&r.key)
         .body(body)
         .content_length(i64::try_from(data.size).unwrap_or(i64::MAX))
-        // The SDK would add a Content-Type of its own to a body without one; S3's default is
-        // what the source serves for such a version, so the replica gets that.
-        .content_type(data.content_type_or_default())
-        .set_content_encoding(data.content_encoding.clone())
-        .set_content_disposition(data.content_disposition.clone())
-        .set_content_language(data.content_language.clone())
-        .set_cache_control(data.cache_control.clone())
-        .set_expires(expires)
-        .set_metadata(metadata)
-        .set_tagging(tagging)
+        .set_metadata(user_metadata(data));
+    let result = with_content_headers!(request, data)
+        .set_tagging(tagging_header(&data.tags))
         .storage_class(StorageClass::from(storage_class.as_str()))
         .customize()
         .mutate_request(move |req| add_headers(req, &headers))
@@ -296,19 +330,7 @@ async fn put_tags(client: &Client, r: &Replica) -> Result<(), ReplicationError> 
     let Some(data) = r.version.object() else {
         return Err(ReplicationError::permanent("SrcObjectNotEligible", "tag task on a delete marker"));
     };
-    let mut tag_set = Vec::with_capacity(data.tags.len());
-    for (k, v) in &data.tags {
-        let tag = Tag::builder()
-            .key(k)
-            .value(v)
-            .build()
-            .map_err(|e| ReplicationError::permanent("SrcObjectNotEligible", format!("tag: {e}")))?;
-        tag_set.push(tag);
-    }
-    let tagging = Tagging::builder()
-        .set_tag_set(Some(tag_set))
-        .build()
-        .map_err(|e| ReplicationError::permanent("SrcObjectNotEligible", format!("tagging: {e}")))?;
+    let tagging = tag_set(data)?;
     let mut headers = replica_headers(&r.version);
     // TWO-8: the destination keeps whichever tag set is newer. TWO-6: it never sends the
     // change back here.
@@ -327,14 +349,44 @@ async fn put_tags(client: &Client, r: &Replica) -> Result<(), ReplicationError> 
     result.map(|_| ()).map_err(|e| classify(e, TaskKind::Tags))
 }
 
-fn add_headers(req: &mut aws_sdk_s3::config::http::HttpRequest, headers: &[(&'static str, String)]) {
+/// The source version's user metadata (`x-amz-meta-*`), if it has any.
+pub(crate) fn user_metadata(data: &ObjectData) -> Option<HashMap<String, String>> {
+    (!data.user_metadata.is_empty()).then(|| data.user_metadata.iter().cloned().collect())
+}
+
+/// The source version's tag set as a `Tagging` document.
+pub(crate) fn tag_set(data: &ObjectData) -> Result<Tagging, ReplicationError> {
+    let mut tag_set = Vec::with_capacity(data.tags.len());
+    for (k, v) in &data.tags {
+        let tag = Tag::builder()
+            .key(k)
+            .value(v)
+            .build()
+            .map_err(|e| ReplicationError::permanent("SrcObjectNotEligible", format!("tag: {e}")))?;
+        tag_set.push(tag);
+    }
+    Tagging::builder()
+        .set_tag_set(Some(tag_set))
+        .build()
+        .map_err(|e| ReplicationError::permanent("SrcObjectNotEligible", format!("tagging: {e}")))
+}
+
+/// Bytes `start..end` of a source version as a request body, streamed from its blobs (never
+/// buffered whole).
+pub(crate) fn source_body(region: &Region, data: &ObjectData, start: u64, end: u64) -> ByteStream {
+    let stream = region.read_object(data, start, end);
+    let frames = SyncStream(std::sync::Mutex::new(stream.map(|chunk| chunk.map(http_body::Frame::data))));
+    ByteStream::from_body_1_x(http_body_util::StreamBody::new(frames))
+}
+
+pub(crate) fn add_headers(req: &mut aws_sdk_s3::config::http::HttpRequest, headers: &[(&'static str, String)]) {
     for (name, value) in headers {
         req.headers_mut().insert(*name, value.clone());
     }
 }
 
 /// `x-amz-tagging`: URL-encoded `k=v&…`.
-fn tagging_header(tags: &[(String, String)]) -> Option<String> {
+pub(crate) fn tagging_header(tags: &[(String, String)]) -> Option<String> {
     if tags.is_empty() {
         return None;
     }
@@ -344,7 +396,7 @@ fn tagging_header(tags: &[(String, String)]) -> Option<String> {
 }
 
 /// Maps an SDK error to the scheduler's kinds and the IAM-8 reasons (IMPL-4, §9.4).
-fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
+pub(crate) fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
     err: SdkError<E, HttpResponse>,
     kind: TaskKind,
 ) -> ReplicationError {
@@ -384,7 +436,7 @@ pub(crate) fn classify_response(status: u16, code: &str, kind: TaskKind) -> Repl
 }
 
 /// Displays an error with its sources.
-struct DisplayErr<'a>(&'a dyn std::error::Error);
+pub(crate) struct DisplayErr<'a>(pub(crate) &'a dyn std::error::Error);
 
 impl std::fmt::Display for DisplayErr<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -23,6 +23,9 @@ pub struct Replica {
     pub version: VersionRecord,
     /// Storage class override of the rule (STS-14).
     pub storage_class: Option<String>,
+    /// Queued by batch replication (the version existed before; it may be older than what
+    /// the destination holds of the key), not by live replication.
+    pub batch: bool,
 }
 
 /// Writes replicas somewhere. Must be idempotent per (bucket, key, version id): the worker

@@ -819,6 +819,7 @@ async fn execute(
                     key: entry.key.clone(),
                     version,
                     storage_class: item.task.storage_class.clone(),
+                    batch: item.task.batch,
                 });
             }
         }

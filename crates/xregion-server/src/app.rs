@@ -16,7 +16,7 @@ use xregion_core::buckets::BucketLocation;
 use xregion_core::{CoreError, Region, RegionOptions};
 use xregion_identity::{Credential, Identity, RootOnly};
 use xregion_replication::report::StampTagReport;
-use xregion_replication::{S3Target, StatusReader, WorkerConfig, WorkerHandle};
+use xregion_replication::{ExternalTargets, S3Target, StatusReader, WorkerConfig, WorkerHandle};
 use xregion_s3api::admin::{AdminReport, AdminReports};
 use xregion_s3api::error::ERROR_FIELDS_HEADER;
 
@@ -59,15 +59,19 @@ pub fn start_region_on(cfg: &RegionConfig, listener: TcpListener) -> anyhow::Res
         cfg.stamp_tag.unwrap_or_else(|| xregion_types::stamp_tag(&cfg.region, cfg.peers.keys().map(String::as_str)));
     tracing::info!(region = %cfg.region, stamp_tag, peers = ?cfg.peers.keys().collect::<Vec<_>>(), "version stamp tag");
     let tags = Arc::new(StampTagCheck::new(stamp_tag));
-    let peers =
-        Arc::new(HttpPeers::new(cfg.peers.clone(), cfg.access_key.clone(), cfg.secret_key.clone(), Arc::clone(&tags)));
+    let external = Arc::new(ExternalTargets::new(cfg.targets.iter().cloned()));
+    let peers = Arc::new(
+        HttpPeers::new(cfg.peers.clone(), cfg.access_key.clone(), cfg.secret_key.clone(), Arc::clone(&tags))
+            .with_external(Arc::clone(&external)),
+    );
     let options = RegionOptions { min_free_bytes: cfg.min_free_bytes, stamp_tag };
     let region = Region::open_with(&cfg.region, &cfg.data_dir, peers.clone(), options)
         .with_context(|| format!("opening region {} at {}", cfg.region, cfg.data_dir.display()))?;
+    check_targets(&region, &external)?;
     spawn_orphan_collection(&region);
     let identity =
         Identity::with_root(Credential { access_key: cfg.access_key.clone(), secret_key: cfg.secret_key.clone() });
-    let replication = start_replication(cfg, addr, &region);
+    let replication = start_replication(cfg, addr, &region, external);
     let jobs = tokio::spawn({
         let region = region.clone();
         async move { region.run_jobs().await }
@@ -100,6 +104,23 @@ pub fn start_region_on(cfg: &RegionConfig, listener: TcpListener) -> anyhow::Res
     Ok(RunningRegion { name, addr, stop, task, replication, jobs })
 }
 
+/// A name in a replication rule must mean one place: a region refuses to start when one of
+/// its buckets has the name of an external target (the deployment refuses to create such a
+/// bucket once the target is configured, `Region::create_bucket`).
+fn check_targets(region: &Region, external: &ExternalTargets) -> anyhow::Result<()> {
+    for bucket in external.buckets() {
+        if region.bucket(bucket).is_ok() {
+            anyhow::bail!(
+                "bucket {bucket} of region {} is also configured as an external replication target ([[targets]]); \
+                 rename one of them",
+                region.name()
+            );
+        }
+        tracing::info!(region = %region.name(), bucket, endpoint = external.endpoint(bucket).unwrap_or_default(), "external replication target");
+    }
+    Ok(())
+}
+
 /// Deletes blob files a crash left without metadata (see `xregion_core::orphans`): lists the
 /// blob files now, before the region writes anything (call it before replication and the
 /// accept loop start), and deletes the unreferenced ones in the background.
@@ -120,7 +141,12 @@ fn spawn_orphan_collection(region: &Region) {
 
 /// Starts the replication worker: destinations are reached at the peers' endpoints (and at
 /// this region's own address for same-region replication), signed with the root credential.
-fn start_replication(cfg: &RegionConfig, addr: SocketAddr, region: &Region) -> WorkerHandle {
+fn start_replication(
+    cfg: &RegionConfig,
+    addr: SocketAddr,
+    region: &Region,
+    external: Arc<ExternalTargets>,
+) -> WorkerHandle {
     let mut endpoints = cfg.peers.clone();
     let own = match addr.ip() {
         ip if ip.is_unspecified() && ip.is_ipv4() => SocketAddr::from(([127, 0, 0, 1], addr.port())),
@@ -128,7 +154,7 @@ fn start_replication(cfg: &RegionConfig, addr: SocketAddr, region: &Region) -> W
         _ => addr,
     };
     endpoints.insert(cfg.region.clone(), format!("http://{own}"));
-    let target = S3Target::new(endpoints, &cfg.access_key, &cfg.secret_key);
+    let target = S3Target::new(endpoints, &cfg.access_key, &cfg.secret_key).with_external(external);
     xregion_replication::spawn(region.clone(), Arc::new(target), WorkerConfig::default())
 }
 

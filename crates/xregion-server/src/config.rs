@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use serde::Deserialize;
+use xregion_replication::ExternalTargetConfig;
 
 /// What one region needs to run.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegionConfig {
     /// Region name, e.g. `us-east-1`.
     pub region: String,
@@ -23,26 +23,95 @@ pub struct RegionConfig {
     /// Root secret key of the deployment.
     pub secret_key: String,
     /// Base domains for virtual-hosted-style requests (`bucket.<domain>`).
-    #[serde(default = "default_domains")]
     pub domains: Vec<String>,
     /// Other regions of the deployment: region name → endpoint URL (`http://host:port`).
-    #[serde(default)]
     pub peers: BTreeMap<String, String>,
     /// Bearer token that also admits `GET /_xregion/metrics` and `/_xregion/replication`
     /// (`Authorization: Bearer <token>`), for scrapers that cannot sign SigV4. Unset: SigV4 only.
-    #[serde(default)]
     pub metrics_token: Option<String>,
     /// Free space to keep on the data directory's filesystem: object writes are refused
     /// (`507 InsufficientStorage`) below it, so deletes and replication bookkeeping always
     /// have room. Unset: 5 % of the filesystem, at least 64 MiB and at most 1 GiB.
-    #[serde(default)]
     pub min_free_bytes: Option<u64>,
     /// The region's version stamp tag (0 to 15), instead of its position among the region
     /// names it knows (`xregion_types::stamp_tag`). For deployments whose regions do not all
     /// list the same peers: each region that writes into a bucket another one also writes into
     /// (two-way replication, two sources to one destination) needs its own tag.
-    #[serde(default)]
     pub stamp_tag: Option<u8>,
+    /// Buckets of other S3 services that this region's replication rules may name as
+    /// destinations (`[[targets]]`; `docs/replication.md`, *Backing up to another S3 service*).
+    pub targets: Vec<ExternalTargetConfig>,
+}
+
+/// One `[[targets]]` entry as written: a bucket of another S3 service. The secret comes from
+/// the file or from the environment variable `secret_key_env` names (so the file need not
+/// hold it).
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TargetEntry {
+    /// The bucket's name there; replication rules name it `arn:aws:s3:::<bucket>`.
+    pub bucket: String,
+    /// The service's endpoint URL, `https://…` or `http://…`.
+    pub endpoint: String,
+    /// The region to sign for (default `us-east-1`).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Access key of a principal there that may write the bucket.
+    pub access_key: String,
+    /// Its secret key.
+    #[serde(default)]
+    pub secret_key: Option<String>,
+    /// The environment variable holding the secret key instead.
+    #[serde(default)]
+    pub secret_key_env: Option<String>,
+    /// Path-style requests (`endpoint/bucket/key`; most self-hosted services want them)
+    /// instead of virtual-hosted ones (`bucket.endpoint/key`, AWS's default).
+    #[serde(default)]
+    pub path_style: bool,
+}
+
+impl std::fmt::Debug for TargetEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TargetEntry")
+            .field("bucket", &self.bucket)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key", &self.access_key)
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "<redacted>"))
+            .field("secret_key_env", &self.secret_key_env)
+            .field("path_style", &self.path_style)
+            .finish()
+    }
+}
+
+impl TargetEntry {
+    /// Checks the entry and reads its secret (from `env` when `secret_key_env` is set).
+    fn resolve(self, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<ExternalTargetConfig> {
+        let bucket = &self.bucket;
+        xregion_types::BucketName::parse(bucket).map_err(|e| anyhow::anyhow!("target bucket {bucket:?}: {e}"))?;
+        if !(self.endpoint.starts_with("http://") || self.endpoint.starts_with("https://")) {
+            anyhow::bail!("target {bucket}: endpoint must start with http:// or https://, got {:?}", self.endpoint);
+        }
+        let secret_key = match (self.secret_key, &self.secret_key_env) {
+            (Some(secret), None) => secret,
+            (None, Some(var)) => env(var).filter(|v| !v.is_empty()).ok_or_else(|| {
+                anyhow::anyhow!("target {bucket}: environment variable {var} (secret_key_env) is not set")
+            })?,
+            (Some(_), Some(_)) => anyhow::bail!("target {bucket}: set secret_key or secret_key_env, not both"),
+            (None, None) => anyhow::bail!("target {bucket}: secret_key or secret_key_env is required"),
+        };
+        if self.access_key.is_empty() {
+            anyhow::bail!("target {bucket}: access_key is empty");
+        }
+        Ok(ExternalTargetConfig {
+            region: self.region.filter(|r| !r.is_empty()).unwrap_or_else(|| "us-east-1".to_owned()),
+            endpoint: self.endpoint.trim_end_matches('/').to_owned(),
+            bucket: self.bucket,
+            access_key: self.access_key,
+            secret_key,
+            path_style: self.path_style,
+        })
+    }
 }
 
 /// Base domains used when none are configured.
@@ -74,6 +143,8 @@ pub struct PartialConfig {
     pub min_free_bytes: Option<u64>,
     /// See [`RegionConfig::stamp_tag`].
     pub stamp_tag: Option<u8>,
+    /// See [`RegionConfig::targets`] (from the file only).
+    pub targets: Option<Vec<TargetEntry>>,
 }
 
 impl PartialConfig {
@@ -102,11 +173,18 @@ impl PartialConfig {
             metrics_token: over.metrics_token.or(self.metrics_token),
             min_free_bytes: over.min_free_bytes.or(self.min_free_bytes),
             stamp_tag: over.stamp_tag.or(self.stamp_tag),
+            targets: over.targets.or(self.targets),
         }
     }
 
-    /// Checks that every required field is set.
+    /// Checks that every required field is set; target secrets named by variable come from
+    /// the process environment.
     pub fn finish(self) -> anyhow::Result<RegionConfig> {
+        self.finish_with_env(&|var| std::env::var(var).ok())
+    }
+
+    /// [`PartialConfig::finish`] reading variables with `env`.
+    pub fn finish_with_env(self, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<RegionConfig> {
         let missing =
             |f: &str| anyhow::anyhow!("missing configuration: {f} (set it in the file, flag or XREGION_ env)");
         let region = self.region.ok_or_else(|| missing("region"))?;
@@ -117,6 +195,14 @@ impl PartialConfig {
         }
         let mut peers = self.peers.unwrap_or_default();
         peers.remove(&region);
+        let mut targets = Vec::new();
+        for entry in self.targets.unwrap_or_default() {
+            let target = entry.resolve(env)?;
+            if targets.iter().any(|t: &ExternalTargetConfig| t.bucket == target.bucket) {
+                anyhow::bail!("target bucket {} is listed twice", target.bucket);
+            }
+            targets.push(target);
+        }
         Ok(RegionConfig {
             listen: self.listen.ok_or_else(|| missing("listen"))?,
             data_dir: self.data_dir.ok_or_else(|| missing("data_dir"))?,
@@ -128,6 +214,7 @@ impl PartialConfig {
             metrics_token: self.metrics_token.filter(|t| !t.is_empty()),
             min_free_bytes: self.min_free_bytes,
             stamp_tag: self.stamp_tag,
+            targets,
         })
     }
 }
@@ -172,6 +259,68 @@ eu-west-1 = "http://127.0.0.1:9001"
         assert!(toml::from_str::<PartialConfig>("bogus = 1").is_err());
         assert!(parse_peer("a=ftp://x").is_err());
         assert_eq!(cfg.stamp_tag, None);
+    }
+
+    #[test]
+    fn targets_are_read_and_checked() {
+        let base = || PartialConfig {
+            region: Some("r".into()),
+            listen: Some("127.0.0.1:9000".parse().unwrap()),
+            data_dir: Some("/tmp/x".into()),
+            access_key: Some("AK".into()),
+            secret_key: Some("SK".into()),
+            ..Default::default()
+        };
+        let env = |var: &str| (var == "BACKUP_SECRET").then(|| "from-env".to_owned());
+        let with = |toml_text: &str| {
+            let file: PartialConfig = toml::from_str(toml_text).expect("toml");
+            base().overlay(file).finish_with_env(&env)
+        };
+        let cfg = with(
+            r#"
+[[targets]]
+bucket = "acme-backup"
+endpoint = "https://s3.eu-central-1.amazonaws.com/"
+region = "eu-central-1"
+access_key = "AKIA1"
+secret_key = "in-file"
+
+[[targets]]
+bucket = "minio-copy"
+endpoint = "http://minio:9000"
+access_key = "AK2"
+secret_key_env = "BACKUP_SECRET"
+path_style = true
+"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.targets.len(), 2);
+        let (aws, minio) = (&cfg.targets[0], &cfg.targets[1]);
+        assert_eq!(
+            (aws.endpoint.as_str(), aws.region.as_str()),
+            ("https://s3.eu-central-1.amazonaws.com", "eu-central-1")
+        );
+        assert_eq!((aws.secret_key.as_str(), aws.path_style), ("in-file", false));
+        assert_eq!(
+            (minio.region.as_str(), minio.secret_key.as_str(), minio.path_style),
+            ("us-east-1", "from-env", true)
+        );
+        assert!(!format!("{cfg:?}").contains("in-file"), "secrets stay out of Debug");
+
+        let entry = |extra: &str| format!("[[targets]]\nbucket = \"b-1\"\naccess_key = \"AK\"\n{extra}\n");
+        let error = |text: &str| with(text).unwrap_err().to_string();
+        let ok = "endpoint = \"http://h\"\nsecret_key = \"s\"";
+        assert!(error(&entry("endpoint = \"ftp://h\"\nsecret_key = \"s\"")).contains("http:// or https://"));
+        assert!(error(&entry("endpoint = \"http://h\"")).contains("secret_key or secret_key_env is required"));
+        assert!(error(&entry("endpoint = \"http://h\"\nsecret_key_env = \"UNSET\"")).contains("UNSET"));
+        assert!(
+            error(&entry("endpoint = \"http://h\"\nsecret_key = \"s\"\nsecret_key_env = \"BACKUP_SECRET\""))
+                .contains("not both")
+        );
+        assert!(error(&format!("{}{}", entry(ok), entry(ok))).contains("listed twice"));
+        assert!(error(&entry(ok).replace("b-1", "Bad_Name")).contains("Bad_Name"));
+        assert!(toml::from_str::<PartialConfig>(&entry("endpoint = \"http://h\"\nbogus = 1")).is_err());
+        assert!(with(&entry(ok)).is_ok());
     }
 
     #[test]

@@ -61,6 +61,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             metrics_token: None,
             min_free_bytes: None,
             stamp_tag: None,
+            targets: Vec::new(),
         };
         running.push(app::start_region(&cfg).await?);
     }

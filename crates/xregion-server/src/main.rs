@@ -108,6 +108,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         metrics_token: args.metrics_token,
         min_free_bytes: args.min_free_bytes,
         stamp_tag: args.stamp_tag,
+        targets: None,
     };
     let cfg = file.overlay(flags).finish()?;
     let running = app::start_region(&cfg).await?;

@@ -22,6 +22,7 @@ use xregion_core::copy::{RemoteObject, RemoteRead};
 use xregion_core::{CoreError, CoreResult, PeerDirectory};
 use xregion_identity::Credential;
 use xregion_identity::sigv4::sign_request;
+use xregion_replication::ExternalTargets;
 use xregion_types::VersioningState;
 
 mod forward;
@@ -115,6 +116,9 @@ pub struct HttpPeers {
     tags: std::sync::Arc<StampTagCheck>,
     /// Requests forwarded to each peer (`forward.rs`).
     forwarded: ForwardCounters,
+    /// Buckets of other S3 services this region replicates to: asked for their versioning
+    /// (VAL-3), and names no bucket of the deployment may take.
+    external: std::sync::Arc<ExternalTargets>,
 }
 
 impl HttpPeers {
@@ -130,7 +134,14 @@ impl HttpPeers {
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new()).build(connector);
         let forwarded = ForwardCounters::new(peers.keys());
-        Self { peers, credential: Credential { access_key, secret_key }, client, tags, forwarded }
+        let external = std::sync::Arc::default();
+        Self { peers, credential: Credential { access_key, secret_key }, client, tags, forwarded, external }
+    }
+
+    /// The external targets of the region's configuration.
+    pub fn with_external(mut self, external: std::sync::Arc<ExternalTargets>) -> Self {
+        self.external = external;
+        self
     }
 
     /// The peer regions and their endpoints, as configured.
@@ -337,11 +348,18 @@ impl PeerDirectory for HttpPeers {
 
     fn bucket_versioning<'a>(&'a self, bucket: &'a str) -> BoxFuture<'a, CoreResult<Option<VersioningState>>> {
         Box::pin(async move {
+            if self.external.contains(bucket) {
+                return self.external.versioning(bucket).await;
+            }
             match self.locate_bucket(bucket).await? {
                 Some(region) => self.versioning(&region, bucket).await,
                 None => Ok(None),
             }
         })
+    }
+
+    fn is_external_target(&self, bucket: &str) -> bool {
+        self.external.contains(bucket)
     }
 
     fn read_object<'a>(&'a self, region: &'a str, read: RemoteRead<'a>) -> BoxFuture<'a, CoreResult<RemoteObject>> {

@@ -1,0 +1,346 @@
+//! Replication to a bucket of another S3 service (`[[targets]]`, docs/replication.md,
+//! *Backing up to another S3 service*). The other service here is a second xregion
+//! deployment that is not a peer: the source reaches it with the plain S3 API only, so the
+//! copies are the target's own versions, carrying the source version id as metadata.
+
+use std::path::Path;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{BucketVersioningStatus, CompletedMultipartUpload, CompletedPart, Tag, Tagging};
+
+use crate::common::*;
+use crate::replication::{DEADLINE, configure, eventually, wait_completed};
+
+/// The target's metadata entry naming the source version.
+const SOURCE_VERSION: &str = "xregion-source-version-id";
+
+/// A `[[targets]]` configuration file for `bucket` at `endpoint`.
+fn write_target_config(dir: &Path, bucket: &str, endpoint: &str, secret_key: &str) -> String {
+    let path = dir.join("region.toml");
+    let text = format!(
+        "[[targets]]\nbucket = \"{bucket}\"\nendpoint = \"{endpoint}\"\nregion = \"eu-central-1\"\n\
+         access_key = \"{ACCESS_KEY}\"\nsecret_key = \"{secret_key}\"\npath_style = true\n"
+    );
+    std::fs::write(&path, text).expect("write config");
+    path.to_string_lossy().into_owned()
+}
+
+/// A backup deployment (one region, no peers) with a versioned bucket, and a source region
+/// configured with that bucket as an external target.
+struct Setup {
+    backup: TestRegion,
+    source: TestRegion,
+    bc: Client,
+    sc: Client,
+    target: String,
+    _config: tempfile::TempDir,
+}
+
+async fn setup(stem: &str) -> Setup {
+    let backup = TestRegion::start("eu-central-1", &[]);
+    let bc = backup.client();
+    let target = create_versioned_bucket(&bc, &format!("{stem}-backup")).await;
+    let config = tempfile::tempdir().expect("temp dir");
+    let path = write_target_config(config.path(), &target, &backup.endpoint(), SECRET_KEY);
+    let source = TestRegion::start_with("us-east-1", &[], &["--config", &path]);
+    let sc = source.client();
+    Setup { backup, source, bc, sc, target, _config: config }
+}
+
+/// A two-part upload (`first` at least 5 MiB); the completion's output.
+async fn multipart_put(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    first: &[u8],
+    second: &[u8],
+) -> aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadOutput {
+    let create = client.create_multipart_upload().bucket(bucket).key(key).send().await.expect("create upload");
+    let upload_id = create.upload_id().expect("upload id");
+    let mut completed = Vec::new();
+    for (n, data) in [(1, first), (2, second)] {
+        let out = client
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(n)
+            .body(ByteStream::from(data.to_vec()))
+            .send()
+            .await
+            .expect("upload part");
+        completed.push(CompletedPart::builder().part_number(n).e_tag(out.e_tag().unwrap_or_default()).build());
+    }
+    client
+        .complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build())
+        .send()
+        .await
+        .expect("complete upload")
+}
+
+/// The target's versions of `key`, newest first: (version id, source version id, ETag);
+/// delete markers have no source version id and no ETag.
+async fn target_versions(bc: &Client, bucket: &str, key: &str) -> Vec<(String, Option<String>, Option<String>)> {
+    let listed = bc.list_object_versions().bucket(bucket).prefix(key).send().await.expect("list versions");
+    let mut all = Vec::new();
+    for v in listed.versions().iter().filter(|v| v.key() == Some(key)) {
+        let id = v.version_id().expect("version id").to_owned();
+        let head = bc.head_object().bucket(bucket).key(key).version_id(&id).send().await.expect("head copy");
+        let source = head.metadata().and_then(|m| m.get(SOURCE_VERSION)).cloned();
+        all.push((id, source, v.e_tag().map(|e| unquote(e).to_owned())));
+    }
+    for m in listed.delete_markers().iter().filter(|m| m.key() == Some(key)) {
+        all.push((m.version_id().expect("marker id").to_owned(), None, None));
+    }
+    all
+}
+
+/// The message of an error answer.
+fn message<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> String {
+    err.message().unwrap_or_default().to_owned()
+}
+
+async fn tags_of(client: &Client, bucket: &str, key: &str, version: &str) -> Vec<(String, String)> {
+    let out = client.get_object_tagging().bucket(bucket).key(key).version_id(version).send().await.expect("tags");
+    let mut tags: Vec<(String, String)> =
+        out.tag_set().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect();
+    tags.sort();
+    tags
+}
+
+/// Versions, metadata, tags, a multipart ETag, a delete marker and a tag change reach a bucket
+/// of another S3 service; the source reads COMPLETED; the target's name cannot be taken by a
+/// bucket of the deployment.
+#[tokio::test]
+async fn versions_markers_and_tag_changes_reach_another_s3_service() {
+    let s = setup("ext").await;
+    let (sc, bc) = (&s.sc, &s.bc);
+    // A name in a rule means one place.
+    let taken = sc.create_bucket().bucket(&s.target).send().await;
+    expect_error(taken, 409, Some("BucketAlreadyExists"));
+    let src = create_versioned_bucket(sc, "ext-src").await;
+    // Written before the configuration: left to batch replication (ELI-1).
+    let old = put(sc, &src, "old/k", b"before the rule").await.version_id.expect("version id");
+    configure(sc, &src, &s.target, true).await;
+    let newer = put(sc, &src, "old/k", b"after the rule").await.version_id.expect("version id");
+
+    let first = sc
+        .put_object()
+        .bucket(&src)
+        .key("docs/a.txt")
+        .body(ByteStream::from_static(b"first"))
+        .content_type("text/plain")
+        .cache_control("max-age=60")
+        .metadata("colour", "blue")
+        .tagging("team=storage")
+        .send()
+        .await
+        .expect("put first");
+    let second = put(sc, &src, "docs/a.txt", b"second").await;
+    let big_head = vec![b'x'; 5 * 1024 * 1024];
+    let big = multipart_put(sc, &src, "big", &big_head, b"tail").await;
+    let gone = put(sc, &src, "gone", b"soon deleted").await;
+    let marker = sc.delete_object().bucket(&src).key("gone").send().await.expect("delete");
+    let ids = |v: Option<&str>| v.expect("version id").to_owned();
+    let (first_id, second_id, big_id, gone_id) =
+        (ids(first.version_id()), ids(second.version_id()), ids(big.version_id()), ids(gone.version_id()));
+    for (key, id) in [("docs/a.txt", &first_id), ("docs/a.txt", &second_id), ("big", &big_id), ("gone", &gone_id)] {
+        wait_completed(sc, &src, key, id).await;
+    }
+    // A tag change on an older version reaches its copy, which is not the current one.
+    let tagging = Tagging::builder()
+        .tag_set(Tag::builder().key("team").value("backup").build().expect("tag"))
+        .build()
+        .expect("tagging");
+    sc.put_object_tagging()
+        .bucket(&src)
+        .key("docs/a.txt")
+        .version_id(&first_id)
+        .tagging(tagging)
+        .send()
+        .await
+        .expect("retag");
+
+    // One copy per source version, newest first, with the source's ETags.
+    let copies = target_versions(bc, &s.target, "docs/a.txt").await;
+    let sources: Vec<Option<&str>> = copies.iter().map(|c| c.1.as_deref()).collect();
+    assert_eq!(sources, [Some(second_id.as_str()), Some(first_id.as_str())]);
+    assert_eq!(copies[0].2.as_deref(), Some(md5_hex(b"second").as_str()));
+    assert_eq!(copies[1].2.as_deref(), Some(md5_hex(b"first").as_str()));
+    let first_copy = &copies[1].0;
+    assert_ne!(first_copy, &first_id, "the target names its own versions");
+    let head = bc.head_object().bucket(&s.target).key("docs/a.txt").version_id(first_copy).send().await.expect("head");
+    assert_eq!(head.content_type(), Some("text/plain"));
+    assert_eq!(head.cache_control(), Some("max-age=60"));
+    let metadata = head.metadata().cloned().unwrap_or_default();
+    assert_eq!(metadata.get("colour").map(String::as_str), Some("blue"));
+    assert_eq!(metadata.get("xregion-source-region").map(String::as_str), Some("us-east-1"));
+    assert!(metadata.contains_key("xregion-source-last-modified"), "{metadata:?}");
+    assert_eq!(get_body(bc, &s.target, "docs/a.txt", Some(first_copy)).await, b"first");
+    eventually("the tag change on the copy", || async {
+        let tags = tags_of(bc, &s.target, "docs/a.txt", first_copy).await;
+        (tags == [("team".to_owned(), "backup".to_owned())]).then_some(())
+    })
+    .await;
+    // STS-7: tag changes leave the status as it was.
+    wait_completed(sc, &src, "docs/a.txt", &first_id).await;
+
+    // The multipart version keeps its ETag and bytes.
+    let big_copies = target_versions(bc, &s.target, "big").await;
+    assert_eq!(big_copies.len(), 1, "{big_copies:?}");
+    assert_eq!(big_copies[0].1.as_deref(), Some(big_id.as_str()));
+    assert_eq!(big_copies[0].2.as_deref(), big.e_tag().map(unquote));
+    let mut whole = big_head.clone();
+    whole.extend_from_slice(b"tail");
+    assert_eq!(get_body(bc, &s.target, "big", None).await, whole);
+
+    // The delete marker became the target's own marker above the copy.
+    assert!(marker.delete_marker().unwrap_or_default());
+    let gone_copies = eventually("the delete marker on the target", || async {
+        let v = target_versions(bc, &s.target, "gone").await;
+        (v.len() == 2).then_some(v)
+    })
+    .await;
+    assert!(gone_copies.iter().any(|c| c.1.as_deref() == Some(gone_id.as_str())), "{gone_copies:?}");
+    let current = bc.head_object().bucket(&s.target).key("gone").send().await;
+    expect_error(current, 404, None);
+
+    // Batch replication back-fills the version from before the rule, under the newer copy,
+    // and sends nothing twice, however often it runs (statuses NONE, then COMPLETED).
+    wait_completed(sc, &src, "old/k", &newer).await;
+    for statuses in ["NONE", "COMPLETED"] {
+        let path = format!("/_xregion/batch-replication/{src}?statuses={statuses}");
+        let resp = s.source.signed("POST", &path, &[], b"").await;
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        drained(&s.source).await;
+    }
+    wait_completed(sc, &src, "old/k", &old).await;
+    let history = target_versions(bc, &s.target, "old/k").await;
+    let held: Vec<Option<&str>> = history.iter().map(|c| c.1.as_deref()).collect();
+    // Newest first: the newer version put back on top, the back-filled one, the first copy.
+    assert_eq!(held, [Some(newer.as_str()), Some(old.as_str()), Some(newer.as_str())], "{history:?}");
+    assert_eq!(get_body(bc, &s.target, "old/k", None).await, b"after the rule");
+    let again = target_versions(bc, &s.target, "docs/a.txt").await;
+    assert_eq!(
+        again.iter().map(|c| c.1.clone()).collect::<Vec<_>>(),
+        copies.iter().map(|c| c.1.clone()).collect::<Vec<_>>()
+    );
+    assert_eq!(target_versions(bc, &s.target, "big").await.len(), 1);
+    assert_eq!(target_versions(bc, &s.target, "gone").await.len(), 2);
+}
+
+/// Waits until the region's outbox is empty.
+async fn drained(region: &TestRegion) {
+    eventually("the outbox to drain", || async {
+        let resp = region.signed("GET", "/_xregion/replication", &[], b"").await;
+        let report: serde_json::Value = serde_json::from_slice(&resp.body).expect("report is JSON");
+        (report["pending_operations"].as_u64() == Some(0)).then_some(())
+    })
+    .await;
+}
+
+/// VAL-3 against another S3 service: its bucket must exist with versioning Enabled, asked
+/// with the target's own credentials; a target that cannot be reached is a 503.
+#[tokio::test]
+async fn val3_external_destination_is_checked_with_its_credentials() {
+    let backup = TestRegion::start("eu-central-1", &[]);
+    let bc = backup.client();
+    let unversioned = create_bucket(&bc, "ext-plain").await;
+    let versioned = create_versioned_bucket(&bc, "ext-good").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Four targets: unversioned, a bad secret, missing on the service, and a service down.
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let entries = [
+        (unversioned.as_str(), backup.endpoint(), SECRET_KEY),
+        (versioned.as_str(), backup.endpoint(), "not-the-secret"),
+        ("ext-missing-on-target", backup.endpoint(), SECRET_KEY),
+        ("ext-down", dead, SECRET_KEY),
+    ];
+    let mut text = String::new();
+    for (bucket, endpoint, secret) in &entries {
+        text.push_str(&format!(
+            "[[targets]]\nbucket = \"{bucket}\"\nendpoint = \"{endpoint}\"\naccess_key = \"{ACCESS_KEY}\"\n\
+             secret_key = \"{secret}\"\npath_style = true\n"
+        ));
+    }
+    let path = dir.path().join("region.toml");
+    std::fs::write(&path, text).expect("write config");
+    let source = TestRegion::start_with("us-east-1", &[], &["--config", &path.to_string_lossy()]);
+    let sc = source.client();
+    let src = create_versioned_bucket(&sc, "ext-val3").await;
+    let attempt = |dst: &str| {
+        let rule = crate::replication::whole_bucket_rule("r", 1, dst, false).build().expect("rule");
+        let config = aws_sdk_s3::types::ReplicationConfiguration::builder()
+            .role("arn:aws:iam::123456789012:role/replication")
+            .rules(rule)
+            .build()
+            .expect("config");
+        sc.put_bucket_replication().bucket(&src).replication_configuration(config).send()
+    };
+    let err = expect_error(attempt(&unversioned).await, 400, Some("InvalidRequest"));
+    assert_eq!(message(&err), "Destination bucket must have versioning enabled.");
+    let err = expect_error(attempt(&versioned).await, 400, Some("InvalidRequest"));
+    assert!(message(&err).contains("refused"), "{}", message(&err));
+    let err = expect_error(attempt("ext-missing-on-target").await, 400, Some("InvalidRequest"));
+    assert!(message(&err).contains("does not exist"), "{}", message(&err));
+    expect_error(attempt("ext-down").await, 503, None);
+    // Nothing was stored by the refusals.
+    let stored = sc.get_bucket_replication().bucket(&src).send().await;
+    expect_error(stored, 404, Some("ReplicationConfigurationNotFoundError"));
+    // Once the bucket is versioned, the same configuration is accepted.
+    set_versioning(&bc, &unversioned, BucketVersioningStatus::Enabled).await;
+    attempt(&unversioned).await.expect("accepted once versioned");
+}
+
+/// Faults: the target down (versions stay PENDING, then arrive), and the source SIGKILLed
+/// with a backlog; afterwards the target holds every acknowledged version exactly once.
+#[tokio::test]
+async fn target_outage_and_source_crash_lose_nothing_and_send_once() {
+    let mut s = setup("ext-fault").await;
+    let src = create_versioned_bucket(&s.sc, "ext-fault-src").await;
+    configure(&s.sc, &src, &s.target, true).await;
+    s.backup.kill();
+    let mut written = Vec::new();
+    for i in 0..40 {
+        let key = format!("k{}", i % 7);
+        let out = put(&s.sc, &src, &key, format!("body {i}").as_bytes()).await;
+        written.push((key, out.version_id().expect("version id").to_owned()));
+    }
+    let (key, id) = &written[0];
+    let pending = crate::replication::status(&s.sc, &src, key, id).await;
+    assert_eq!(pending.as_deref(), Some("PENDING"));
+    // The source crashes with the whole backlog queued, and the target comes back.
+    s.source.restart();
+    s.backup.restart();
+    s.sc = s.source.client();
+    for i in 40..60 {
+        let key = format!("k{}", i % 7);
+        let out = put(&s.sc, &src, &key, format!("body {i}").as_bytes()).await;
+        written.push((key, out.version_id().expect("version id").to_owned()));
+    }
+    // Kill the source again while the backlog drains.
+    s.source.restart();
+    s.sc = s.source.client();
+    for (key, id) in &written {
+        wait_completed(&s.sc, &src, key, id).await;
+    }
+    let bc = s.backup.client();
+    let mut on_target = Vec::new();
+    for i in 0..7 {
+        let key = format!("k{i}");
+        for (_, source, _) in target_versions(&bc, &s.target, &key).await {
+            on_target.push((key.clone(), source.expect("a copy, not a marker")));
+        }
+    }
+    on_target.sort();
+    let mut want = written.clone();
+    want.sort();
+    assert_eq!(on_target, want, "every acknowledged version once (deadline {DEADLINE:?})");
+}
