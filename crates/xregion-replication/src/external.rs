@@ -156,6 +156,13 @@ impl ExternalTargets {
                 Some(BucketVersioningStatus::Suspended) => VersioningState::Suspended,
                 _ => VersioningState::Unversioned,
             })),
+            // A `200` the SDK could not parse: some services (moto) name the document's root
+            // element otherwise, which the Rust SDK refuses and other SDKs accept. Its
+            // `Status` element is what S3 defines.
+            Err(SdkError::ServiceError(e)) if e.raw().status().is_success() => {
+                let body = e.raw().body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
+                Ok(Some(versioning_status(&body)))
+            }
             Err(e) => Err(target.check_error(&e)),
         }
     }
@@ -442,16 +449,28 @@ impl External {
             None => tracing::debug!(bucket, key = %replica.key, "external target's part ETags are not MD5s"),
         }
         let upload = CompletedMultipartUpload::builder().set_parts(Some(parts)).build();
-        self.client
+        let completed = self
+            .client
             .complete_multipart_upload()
             .bucket(bucket)
             .key(&replica.key)
             .upload_id(upload_id)
             .multipart_upload(upload)
             .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(e, TaskKind::Object))
+            .await;
+        match completed {
+            Ok(_) => Ok(()),
+            // A `200` without S3's `<Error>` body is a completed upload whatever the document
+            // is called (moto answers `CompleteMultipartUploadResponse`, which the Rust SDK
+            // refuses); S3's own failures in a `200` are `<Error>` documents.
+            Err(SdkError::ServiceError(e))
+                if e.raw().status().is_success()
+                    && !e.raw().body().bytes().is_some_and(|b| String::from_utf8_lossy(b).contains("<Error>")) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(classify(e, TaskKind::Object)),
+        }
     }
 
     /// DEL-6 as far as another service allows: a new delete marker of its own.
@@ -537,6 +556,16 @@ fn copy_of(metadata: Option<&HashMap<String, String>>, version_id: Option<&str>)
     Current::Copy { source: source.clone(), modified, version_id: version_id.map(str::to_owned) }
 }
 
+/// The `Status` of a `GetBucketVersioning` document (none: never versioned).
+fn versioning_status(xml: &str) -> VersioningState {
+    let status = xml.split_once("<Status>").and_then(|(_, rest)| rest.split_once("</Status>")).map(|(s, _)| s.trim());
+    match status {
+        Some("Enabled") => VersioningState::Enabled,
+        Some("Suspended") => VersioningState::Suspended,
+        _ => VersioningState::Unversioned,
+    }
+}
+
 /// `Content-MD5` for a single-part ETag (the hex MD5 of the bytes); none for another form.
 fn content_md5(etag: &str) -> Option<String> {
     use base64::Engine as _;
@@ -587,6 +616,17 @@ mod tests {
         let expected = format!("{}-2", hex::encode(md5::Md5::digest(&both)));
         assert_eq!(multipart_etag(&[a, b.clone()]).as_deref(), Some(expected.as_str()));
         assert_eq!(multipart_etag(&[b, "kms-etag".to_owned()]), None);
+    }
+
+    #[test]
+    fn versioning_status_whatever_the_root_element() {
+        let moto = r#"<?xml version="1.0"?><GetBucketVersioningResponse xmlns="x"><Status>Enabled</Status></GetBucketVersioningResponse>"#;
+        assert_eq!(versioning_status(moto), VersioningState::Enabled);
+        assert_eq!(
+            versioning_status("<VersioningConfiguration><Status>Suspended</Status></VersioningConfiguration>"),
+            VersioningState::Suspended
+        );
+        assert_eq!(versioning_status("<VersioningConfiguration/>"), VersioningState::Unversioned);
     }
 
     #[test]

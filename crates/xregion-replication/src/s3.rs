@@ -401,6 +401,11 @@ pub(crate) fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
     kind: TaskKind,
 ) -> ReplicationError {
     let (status, code) = match &err {
+        // A success the SDK could not read (a service whose answer differs from S3's): the
+        // task stays pending with the reason, as for an answer lost on the way.
+        SdkError::ServiceError(service) if service.raw().status().is_success() => {
+            return ReplicationError::retryable(format!("answer not understood: {}", DisplayErr(&err)));
+        }
         SdkError::ServiceError(service) => (service.raw().status().as_u16(), err.code().unwrap_or_default().to_owned()),
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             return ReplicationError::unavailable(format!("destination unreachable: {}", DisplayErr(&err)));

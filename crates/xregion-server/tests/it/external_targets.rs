@@ -18,11 +18,11 @@ use crate::replication::{DEADLINE, configure, eventually, wait_completed};
 const SOURCE_VERSION: &str = "xregion-source-version-id";
 
 /// A `[[targets]]` configuration file for `bucket` at `endpoint`.
-fn write_target_config(dir: &Path, bucket: &str, endpoint: &str, secret_key: &str) -> String {
+fn write_target_config(dir: &Path, bucket: &str, endpoint: &str, access_key: &str, secret_key: &str) -> String {
     let path = dir.join("region.toml");
     let text = format!(
         "[[targets]]\nbucket = \"{bucket}\"\nendpoint = \"{endpoint}\"\nregion = \"eu-central-1\"\n\
-         access_key = \"{ACCESS_KEY}\"\nsecret_key = \"{secret_key}\"\npath_style = true\n"
+         access_key = \"{access_key}\"\nsecret_key = \"{secret_key}\"\npath_style = true\n"
     );
     std::fs::write(&path, text).expect("write config");
     path.to_string_lossy().into_owned()
@@ -44,7 +44,7 @@ async fn setup(stem: &str) -> Setup {
     let bc = backup.client();
     let target = create_versioned_bucket(&bc, &format!("{stem}-backup")).await;
     let config = tempfile::tempdir().expect("temp dir");
-    let path = write_target_config(config.path(), &target, &backup.endpoint(), SECRET_KEY);
+    let path = write_target_config(config.path(), &target, &backup.endpoint(), ACCESS_KEY, SECRET_KEY);
     let source = TestRegion::start_with("us-east-1", &[], &["--config", &path]);
     let sc = source.client();
     Setup { backup, source, bc, sc, target, _config: config }
@@ -121,14 +121,84 @@ async fn tags_of(client: &Client, bucket: &str, key: &str, version: &str) -> Vec
 #[tokio::test]
 async fn versions_markers_and_tag_changes_reach_another_s3_service() {
     let s = setup("ext").await;
-    let (sc, bc) = (&s.sc, &s.bc);
+    round_trip(&s.source, &s.bc, &s.target).await;
+}
+
+/// The same against moto's S3 server, an implementation that is not xregion's.
+#[tokio::test]
+async fn versions_markers_and_tag_changes_reach_moto() {
+    let Some(moto) = Moto::start_or_skip() else {
+        return;
+    };
+    let mc = sdk_client(&moto.endpoint, "eu-central-1", "moto-access", "moto-secret");
+    let target = bucket_name("ext-moto");
+    let location = aws_sdk_s3::types::CreateBucketConfiguration::builder()
+        .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuCentral1)
+        .build();
+    mc.create_bucket().bucket(&target).create_bucket_configuration(location).send().await.expect("create on moto");
+    set_versioning(&mc, &target, BucketVersioningStatus::Enabled).await;
+    let config = tempfile::tempdir().expect("temp dir");
+    let path = write_target_config(config.path(), &target, &moto.endpoint, "moto-access", "moto-secret");
+    let source = TestRegion::start_with("us-east-1", &[], &["--config", &path]);
+    round_trip(&source, &mc, &target).await;
+}
+
+/// moto's S3 server (`python3 -m moto.server`) on a free loopback port, stopped on drop.
+struct Moto {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl Moto {
+    /// Starts it, or returns `None` (after saying why) when moto is not installed; under
+    /// `CI=true`, where `.ci/run` installs it, its absence fails the test.
+    fn start_or_skip() -> Option<Self> {
+        let available = std::process::Command::new("python3")
+            .args(["-c", "import moto.server, flask"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !available {
+            let msg = "needs python3 with moto's server (pip install 'moto[server]')";
+            assert!(!std::env::var("CI").is_ok_and(|v| v == "true"), "{msg}, and CI=true requires it");
+            eprintln!("SKIPPED: {msg}");
+            return None;
+        }
+        let port = free_port();
+        let child = std::process::Command::new("python3")
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn moto");
+        let moto = Self { child, endpoint: format!("http://127.0.0.1:{port}") };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "moto did not start on port {port}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Some(moto)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Drives `source` (configured with `target` as an external target) and checks the copies
+/// with `bc`, a client of the target's service.
+async fn round_trip(source: &TestRegion, bc: &Client, target: &str) {
+    let sc = &source.client();
     // A name in a rule means one place.
-    let taken = sc.create_bucket().bucket(&s.target).send().await;
+    let taken = sc.create_bucket().bucket(target).send().await;
     expect_error(taken, 409, Some("BucketAlreadyExists"));
     let src = create_versioned_bucket(sc, "ext-src").await;
     // Written before the configuration: left to batch replication (ELI-1).
     let old = put(sc, &src, "old/k", b"before the rule").await.version_id.expect("version id");
-    configure(sc, &src, &s.target, true).await;
+    configure(sc, &src, target, true).await;
     let newer = put(sc, &src, "old/k", b"after the rule").await.version_id.expect("version id");
 
     let first = sc
@@ -169,23 +239,23 @@ async fn versions_markers_and_tag_changes_reach_another_s3_service() {
         .expect("retag");
 
     // One copy per source version, newest first, with the source's ETags.
-    let copies = target_versions(bc, &s.target, "docs/a.txt").await;
+    let copies = target_versions(bc, target, "docs/a.txt").await;
     let sources: Vec<Option<&str>> = copies.iter().map(|c| c.1.as_deref()).collect();
     assert_eq!(sources, [Some(second_id.as_str()), Some(first_id.as_str())]);
     assert_eq!(copies[0].2.as_deref(), Some(md5_hex(b"second").as_str()));
     assert_eq!(copies[1].2.as_deref(), Some(md5_hex(b"first").as_str()));
     let first_copy = &copies[1].0;
     assert_ne!(first_copy, &first_id, "the target names its own versions");
-    let head = bc.head_object().bucket(&s.target).key("docs/a.txt").version_id(first_copy).send().await.expect("head");
+    let head = bc.head_object().bucket(target).key("docs/a.txt").version_id(first_copy).send().await.expect("head");
     assert_eq!(head.content_type(), Some("text/plain"));
     assert_eq!(head.cache_control(), Some("max-age=60"));
     let metadata = head.metadata().cloned().unwrap_or_default();
     assert_eq!(metadata.get("colour").map(String::as_str), Some("blue"));
     assert_eq!(metadata.get("xregion-source-region").map(String::as_str), Some("us-east-1"));
     assert!(metadata.contains_key("xregion-source-last-modified"), "{metadata:?}");
-    assert_eq!(get_body(bc, &s.target, "docs/a.txt", Some(first_copy)).await, b"first");
+    assert_eq!(get_body(bc, target, "docs/a.txt", Some(first_copy)).await, b"first");
     eventually("the tag change on the copy", || async {
-        let tags = tags_of(bc, &s.target, "docs/a.txt", first_copy).await;
+        let tags = tags_of(bc, target, "docs/a.txt", first_copy).await;
         (tags == [("team".to_owned(), "backup".to_owned())]).then_some(())
     })
     .await;
@@ -193,23 +263,23 @@ async fn versions_markers_and_tag_changes_reach_another_s3_service() {
     wait_completed(sc, &src, "docs/a.txt", &first_id).await;
 
     // The multipart version keeps its ETag and bytes.
-    let big_copies = target_versions(bc, &s.target, "big").await;
+    let big_copies = target_versions(bc, target, "big").await;
     assert_eq!(big_copies.len(), 1, "{big_copies:?}");
     assert_eq!(big_copies[0].1.as_deref(), Some(big_id.as_str()));
     assert_eq!(big_copies[0].2.as_deref(), big.e_tag().map(unquote));
     let mut whole = big_head.clone();
     whole.extend_from_slice(b"tail");
-    assert_eq!(get_body(bc, &s.target, "big", None).await, whole);
+    assert_eq!(get_body(bc, target, "big", None).await, whole);
 
     // The delete marker became the target's own marker above the copy.
     assert!(marker.delete_marker().unwrap_or_default());
     let gone_copies = eventually("the delete marker on the target", || async {
-        let v = target_versions(bc, &s.target, "gone").await;
+        let v = target_versions(bc, target, "gone").await;
         (v.len() == 2).then_some(v)
     })
     .await;
     assert!(gone_copies.iter().any(|c| c.1.as_deref() == Some(gone_id.as_str())), "{gone_copies:?}");
-    let current = bc.head_object().bucket(&s.target).key("gone").send().await;
+    let current = bc.head_object().bucket(target).key("gone").send().await;
     expect_error(current, 404, None);
 
     // Batch replication back-fills the version from before the rule, under the newer copy,
@@ -217,23 +287,23 @@ async fn versions_markers_and_tag_changes_reach_another_s3_service() {
     wait_completed(sc, &src, "old/k", &newer).await;
     for statuses in ["NONE", "COMPLETED"] {
         let path = format!("/_xregion/batch-replication/{src}?statuses={statuses}");
-        let resp = s.source.signed("POST", &path, &[], b"").await;
+        let resp = source.signed("POST", &path, &[], b"").await;
         assert_eq!(resp.status, 200, "{}", resp.text());
-        drained(&s.source).await;
+        drained(source).await;
     }
     wait_completed(sc, &src, "old/k", &old).await;
-    let history = target_versions(bc, &s.target, "old/k").await;
+    let history = target_versions(bc, target, "old/k").await;
     let held: Vec<Option<&str>> = history.iter().map(|c| c.1.as_deref()).collect();
     // Newest first: the newer version put back on top, the back-filled one, the first copy.
     assert_eq!(held, [Some(newer.as_str()), Some(old.as_str()), Some(newer.as_str())], "{history:?}");
-    assert_eq!(get_body(bc, &s.target, "old/k", None).await, b"after the rule");
-    let again = target_versions(bc, &s.target, "docs/a.txt").await;
+    assert_eq!(get_body(bc, target, "old/k", None).await, b"after the rule");
+    let again = target_versions(bc, target, "docs/a.txt").await;
     assert_eq!(
         again.iter().map(|c| c.1.clone()).collect::<Vec<_>>(),
         copies.iter().map(|c| c.1.clone()).collect::<Vec<_>>()
     );
-    assert_eq!(target_versions(bc, &s.target, "big").await.len(), 1);
-    assert_eq!(target_versions(bc, &s.target, "gone").await.len(), 2);
+    assert_eq!(target_versions(bc, target, "big").await.len(), 1);
+    assert_eq!(target_versions(bc, target, "gone").await.len(), 2);
 }
 
 /// Waits until the region's outbox is empty.
