@@ -137,9 +137,9 @@ impl ExternalTargets {
         self.targets.keys().map(String::as_str)
     }
 
-    /// The target's endpoint, if `bucket` is an external target's.
-    pub fn endpoint(&self, bucket: &str) -> Option<&str> {
-        self.targets.get(bucket).map(|t| t.config.endpoint.as_str())
+    /// The targets' endpoints, by bucket name.
+    pub fn endpoints(&self) -> BTreeMap<String, String> {
+        self.targets.iter().map(|(bucket, t)| (bucket.clone(), t.config.endpoint.clone())).collect()
     }
 
     /// VAL-3 for an external destination: the bucket's versioning state as the target reports

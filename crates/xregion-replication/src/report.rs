@@ -68,6 +68,10 @@ pub struct ReplicationReport {
     /// configured (the server fills it in; empty from [`build`]); `xregion status --all`
     /// follows them.
     pub peers: BTreeMap<String, String>,
+    /// Buckets of other S3 services this region replicates to (`[[targets]]`), bucket →
+    /// endpoint (the server fills it in; empty from [`build`]). Their queues and destinations
+    /// appear above like any other.
+    pub targets: BTreeMap<String, String>,
 }
 
 /// Batch replication jobs of the region (`xregion_core::jobs`).
@@ -342,6 +346,7 @@ fn build_at(region: &Region, status: &WorkerStatus, now: i64) -> Result<Replicat
         forwarded: Vec::new(),
         jobs: jobs_report(meta.list_jobs()?),
         peers: BTreeMap::new(),
+        targets: BTreeMap::new(),
     })
 }
 

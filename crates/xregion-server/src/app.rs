@@ -71,7 +71,7 @@ pub fn start_region_on(cfg: &RegionConfig, listener: TcpListener) -> anyhow::Res
     spawn_orphan_collection(&region);
     let identity =
         Identity::with_root(Credential { access_key: cfg.access_key.clone(), secret_key: cfg.secret_key.clone() });
-    let replication = start_replication(cfg, addr, &region, external);
+    let replication = start_replication(cfg, addr, &region, Arc::clone(&external));
     let jobs = tokio::spawn({
         let region = region.clone();
         async move { region.run_jobs().await }
@@ -81,6 +81,7 @@ pub fn start_region_on(cfg: &RegionConfig, listener: TcpListener) -> anyhow::Res
         status: replication.status_reader(),
         tags: Arc::clone(&tags),
         peers: Arc::clone(&peers),
+        targets: external.endpoints(),
     });
     let region_handle = region.clone();
     let reports_handle: Arc<dyn AdminReports> = reports.clone();
@@ -116,7 +117,9 @@ fn check_targets(region: &Region, external: &ExternalTargets) -> anyhow::Result<
                 region.name()
             );
         }
-        tracing::info!(region = %region.name(), bucket, endpoint = external.endpoint(bucket).unwrap_or_default(), "external replication target");
+    }
+    for (bucket, endpoint) in external.endpoints() {
+        tracing::info!(region = %region.name(), bucket, endpoint, "external replication target");
     }
     Ok(())
 }
@@ -165,6 +168,8 @@ struct Reports {
     status: StatusReader,
     tags: Arc<StampTagCheck>,
     peers: Arc<HttpPeers>,
+    /// External targets, bucket → endpoint.
+    targets: std::collections::BTreeMap<String, String>,
 }
 
 impl AdminReports for Reports {
@@ -173,6 +178,7 @@ impl AdminReports for Reports {
         let stamp_tag = StampTagReport { tag: self.tags.own(), shared_with: self.tags.shared_with() };
         let forwarded = self.peers.forwarded_report();
         let peers = self.peers.endpoints().clone();
+        let targets = self.targets.clone();
         Box::pin(async move {
             let mut built = tokio::task::spawn_blocking(move || xregion_replication::report::build(&region, &status))
                 .await
@@ -181,6 +187,7 @@ impl AdminReports for Reports {
             built.stamp_tag = Some(stamp_tag);
             built.forwarded = forwarded;
             built.peers = peers;
+            built.targets = targets;
             Ok(match report {
                 AdminReport::ReplicationJson => built.to_json(),
                 AdminReport::Metrics => built.to_prometheus(),

@@ -211,10 +211,14 @@ fn render(endpoint: &str, r: &Value) -> String {
             "reachable".to_owned()
         };
         let lag = &d["lag"];
+        let bucket = text(&d["bucket"]);
+        let place = match r["targets"][bucket.as_str()].as_str() {
+            Some(endpoint) => format!("{bucket} (S3 service at {endpoint})"),
+            None => bucket,
+        };
         let _ = writeln!(
             out,
-            "  to {}: {state}; since start {} replicated, {} failed, {} retries; lag mean {}, max {}, p99 {}",
-            text(&d["bucket"]),
+            "  to {place}: {state}; since start {} replicated, {} failed, {} retries; lag mean {}, max {}, p99 {}",
             num(&d["completed"]),
             num(&d["failed"]),
             num(&d["retries"]),
@@ -395,6 +399,10 @@ mod tests {
             "disk": {"available_bytes": 2u64 << 30, "total_bytes": 10u64 << 30, "reserve_bytes": 1u64 << 30},
             "stamp_tag": {"tag": 1, "shared_with": ["eu-west-1"]}
         });
+        let mut external = report.clone();
+        external["targets"] = serde_json::json!({"backup": "https://s3.example.com"});
+        let line = render("http://127.0.0.1:9000", &external).lines().nth(3).unwrap_or_default().to_owned();
+        assert!(line.starts_with("  to backup (S3 service at https://s3.example.com): unreachable"), "{line}");
         let text = render("http://127.0.0.1:9000", &report);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "us-east-1 (http://127.0.0.1:9000)");

@@ -349,6 +349,16 @@ impl PeerDirectory for HttpPeers {
     fn bucket_versioning<'a>(&'a self, bucket: &'a str) -> BoxFuture<'a, CoreResult<Option<VersioningState>>> {
         Box::pin(async move {
             if self.external.contains(bucket) {
+                // A name in a rule must mean one place; a peer that is down cannot say.
+                if let Ok(Some(region)) = self.locate_bucket(bucket).await {
+                    return Err(CoreError::Invalid(xregion_types::InvalidInput::new(
+                        "InvalidRequest",
+                        format!(
+                            "Destination bucket {bucket} is both an external target of this region and a bucket of \
+                             region {region}: rename one of them."
+                        ),
+                    )));
+                }
                 return self.external.versioning(bucket).await;
             }
             match self.locate_bucket(bucket).await? {

@@ -102,6 +102,16 @@ async fn target_versions(bc: &Client, bucket: &str, key: &str) -> Vec<(String, O
     all
 }
 
+/// A configuration with one whole-bucket rule to `dst`.
+fn to(dst: &str) -> aws_sdk_s3::types::ReplicationConfiguration {
+    let rule = crate::replication::whole_bucket_rule("r", 1, dst, false).build().expect("rule");
+    aws_sdk_s3::types::ReplicationConfiguration::builder()
+        .role("arn:aws:iam::123456789012:role/replication")
+        .rules(rule)
+        .build()
+        .expect("config")
+}
+
 /// The message of an error answer.
 fn message<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> String {
     err.message().unwrap_or_default().to_owned()
@@ -304,6 +314,10 @@ async fn round_trip(source: &TestRegion, bc: &Client, target: &str) {
     );
     assert_eq!(target_versions(bc, target, "big").await.len(), 1);
     assert_eq!(target_versions(bc, target, "gone").await.len(), 2);
+    // The report names the target as another service's bucket.
+    let resp = source.signed("GET", "/_xregion/replication", &[], b"").await;
+    let report: serde_json::Value = serde_json::from_slice(&resp.body).expect("report is JSON");
+    assert!(report["targets"][target].as_str().is_some_and(|e| e.starts_with("http://127.0.0.1:")), "{report}");
 }
 
 /// Waits until the region's outbox is empty.
@@ -345,15 +359,7 @@ async fn val3_external_destination_is_checked_with_its_credentials() {
     let source = TestRegion::start_with("us-east-1", &[], &["--config", &path.to_string_lossy()]);
     let sc = source.client();
     let src = create_versioned_bucket(&sc, "ext-val3").await;
-    let attempt = |dst: &str| {
-        let rule = crate::replication::whole_bucket_rule("r", 1, dst, false).build().expect("rule");
-        let config = aws_sdk_s3::types::ReplicationConfiguration::builder()
-            .role("arn:aws:iam::123456789012:role/replication")
-            .rules(rule)
-            .build()
-            .expect("config");
-        sc.put_bucket_replication().bucket(&src).replication_configuration(config).send()
-    };
+    let attempt = |dst: &str| sc.put_bucket_replication().bucket(&src).replication_configuration(to(dst)).send();
     let err = expect_error(attempt(&unversioned).await, 400, Some("InvalidRequest"));
     assert_eq!(message(&err), "Destination bucket must have versioning enabled.");
     let err = expect_error(attempt(&versioned).await, 400, Some("InvalidRequest"));
@@ -413,4 +419,26 @@ async fn target_outage_and_source_crash_lose_nothing_and_send_once() {
     let mut want = written.clone();
     want.sort();
     assert_eq!(on_target, want, "every acknowledged version once (deadline {DEADLINE:?})");
+}
+
+/// A target's name that a peer region also has as a bucket is ambiguous: refused at
+/// PutBucketReplication, naming both.
+#[tokio::test]
+async fn a_target_named_like_a_peers_bucket_is_refused() {
+    let mut regions = TestRegion::start_many(&["us-east-1", "eu-west-1"]);
+    let peer_bucket = create_versioned_bucket(&regions[1].client(), "ext-twice").await;
+    let config = tempfile::tempdir().expect("temp dir");
+    let endpoint = regions[1].endpoint();
+    let path = write_target_config(config.path(), &peer_bucket, &endpoint, ACCESS_KEY, SECRET_KEY);
+    regions[0].set_extra_args(&["--config", &path]);
+    regions[0].restart();
+    let sc = regions[0].client();
+    let src = create_versioned_bucket(&sc, "ext-twice-src").await;
+    let refused = sc.put_bucket_replication().bucket(&src).replication_configuration(to(&peer_bucket)).send().await;
+    let err = expect_error(refused, 400, Some("InvalidRequest"));
+    assert!(
+        message(&err).contains("both an external target of this region and a bucket of region eu-west-1"),
+        "{}",
+        message(&err)
+    );
 }
