@@ -207,14 +207,33 @@ impl S3Client {
 
     /// `HEAD /bucket/key?versionId=V`: whether that version exists (404 is `false`).
     pub async fn head_version(&self, bucket: &str, key: &str, version: &str) -> anyhow::Result<bool> {
+        Ok(self.head_version_header(bucket, key, version, "x-amz-version-id").await?.is_some())
+    }
+
+    /// `HEAD /bucket/key?versionId=V`: the version's `x-amz-replication-status`, `None` if it
+    /// has none or does not exist.
+    pub async fn replication_status(&self, bucket: &str, key: &str, version: &str) -> anyhow::Result<Option<String>> {
+        self.head_version_header(bucket, key, version, "x-amz-replication-status").await
+    }
+
+    /// `HEAD /bucket/key?versionId=V`: one header of the answer, `None` if the version does
+    /// not exist (404) or the header is absent.
+    async fn head_version_header(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: &str,
+        name: &str,
+    ) -> anyhow::Result<Option<String>> {
         let path = format!("/{bucket}/{key}?versionId={version}");
         let req = self.signed(Method::HEAD, &path, RepeatBody::empty())?;
         let resp = self.http.request(req).await.with_context(|| format!("HEAD {path}: request failed"))?;
         let status = resp.status();
+        let value = resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         resp.into_body().collect().await.with_context(|| format!("HEAD {path}: reading response"))?;
         match status.as_u16() {
-            200 => Ok(true),
-            404 => Ok(false),
+            200 => Ok(value),
+            404 => Ok(None),
             other => bail!("HEAD {path}: server answered {other}"),
         }
     }

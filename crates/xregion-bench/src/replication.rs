@@ -77,6 +77,12 @@ pub struct ReplArgs {
     /// Targets of phases left out are not checked.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = Phase::ALL)]
     phases: Vec<Phase>,
+    /// The destination is another S3 service: a second deployment that is not a peer, named
+    /// in the source's `[[targets]]`. Its copies have version ids of their own, so a version
+    /// counts as replicated once the source reads it `COMPLETED` (the target acknowledged it
+    /// and the source recorded that: a little later than readable there).
+    #[arg(long)]
+    external: bool,
     #[command(flatten)]
     server: server::ServerArgs,
     /// Keep the temporary directory.
@@ -128,6 +134,29 @@ struct Pair {
     dst: Option<Server>,
     sc: Arc<S3Client>,
     dc: Arc<S3Client>,
+    /// More `serve` arguments of the source and of the destination (peers, or a target).
+    src_args: Vec<String>,
+    dst_args: Vec<String>,
+    seen: Seen,
+}
+
+/// How the run sees that a version was replicated: readable on the destination under the
+/// source's version id (a peer region), or `COMPLETED` on the source (`--external`).
+#[derive(Clone)]
+struct Seen {
+    sc: Arc<S3Client>,
+    dc: Arc<S3Client>,
+    external: bool,
+}
+
+impl Seen {
+    async fn replicated(&self, key: &str, version: &str) -> anyhow::Result<bool> {
+        if self.external {
+            Ok(self.sc.replication_status(SRC, key, version).await?.as_deref() == Some("COMPLETED"))
+        } else {
+            self.dc.head_version(DST, key, version).await
+        }
+    }
 }
 
 impl Pair {
@@ -137,7 +166,6 @@ impl Pair {
         if let Some(old) = self.src.take() {
             old.stop()?;
         }
-        let peers = [(DST_REGION.to_owned(), format!("http://127.0.0.1:{}", self.dst_port))];
         let listen = self.src_endpoint.trim_start_matches("http://").to_owned();
         let mut last = None;
         for _ in 0..50 {
@@ -149,7 +177,7 @@ impl Pair {
                 &self.access_key,
                 &self.secret_key,
                 &listen,
-                &peers,
+                &self.src_args,
             ) {
                 Ok(s) => {
                     self.src = Some(s);
@@ -164,7 +192,6 @@ impl Pair {
 
     #[expect(clippy::disallowed_methods, reason = "the harness is synchronous: no runtime thread waits here")]
     fn start_dst(&mut self) -> anyhow::Result<()> {
-        let peers = [(SRC_REGION.to_owned(), self.src_endpoint.clone())];
         let listen = format!("127.0.0.1:{}", self.dst_port);
         let mut last = None;
         // The port was ours a moment ago; allow the OS a little time to release it.
@@ -177,7 +204,7 @@ impl Pair {
                 &self.access_key,
                 &self.secret_key,
                 &listen,
-                &peers,
+                &self.dst_args,
             ) {
                 Ok(s) => {
                     self.dst = Some(s);
@@ -211,6 +238,20 @@ pub fn run(args: ReplArgs) -> anyhow::Result<()> {
     let (src_port, dst_port) = (free_port()?, free_port()?);
     let src_endpoint = format!("http://127.0.0.1:{src_port}");
     let dst_endpoint = format!("http://127.0.0.1:{dst_port}");
+    let (src_args, dst_args) = if args.external {
+        // The destination deployment's bucket, reached with the plain S3 API.
+        let config = work.path().join("src.toml");
+        let text = format!(
+            "[[targets]]\nbucket = \"{DST}\"\nendpoint = \"{dst_endpoint}\"\nregion = \"{DST_REGION}\"\n\
+             access_key = \"{access_key}\"\nsecret_key = \"{secret_key}\"\npath_style = true\n"
+        );
+        #[expect(clippy::disallowed_methods, reason = "a scratch file of the run, read once at the source's start")]
+        std::fs::write(&config, text).context("writing the source's configuration")?;
+        (vec!["--config".to_owned(), config.to_string_lossy().into_owned()], Vec::new())
+    } else {
+        let peer = |region: &str, endpoint: &str| vec!["--peer".to_owned(), format!("{region}={endpoint}")];
+        (peer(DST_REGION, &dst_endpoint), peer(SRC_REGION, &src_endpoint))
+    };
     let src = Server::start_with(
         &bin,
         &work.path().join("src-data"),
@@ -219,10 +260,11 @@ pub fn run(args: ReplArgs) -> anyhow::Result<()> {
         &access_key,
         &secret_key,
         &format!("127.0.0.1:{src_port}"),
-        &[(DST_REGION.to_owned(), dst_endpoint.clone())],
+        &src_args,
     )?;
     let sc = Arc::new(S3Client::new(&src_endpoint, SRC_REGION, &access_key, &secret_key)?);
     let dc = Arc::new(S3Client::new(&dst_endpoint, DST_REGION, &access_key, &secret_key)?);
+    let seen = Seen { sc: sc.clone(), dc: dc.clone(), external: args.external };
     let mut pair = Pair {
         bin,
         work: work.path().to_path_buf(),
@@ -234,6 +276,9 @@ pub fn run(args: ReplArgs) -> anyhow::Result<()> {
         dst: None,
         sc,
         dc,
+        src_args,
+        dst_args,
+        seen,
     };
     pair.start_dst()?;
 
@@ -390,6 +435,8 @@ struct Backlog {
 
 struct Report {
     quick: bool,
+    /// The destination was another S3 service (`--external`).
+    external: bool,
     /// Cores of the machine.
     cores: f64,
     /// Full speed: one object in this many got a lag poller.
@@ -419,7 +466,7 @@ struct JobsResult {
 }
 
 async fn phases(pair: &mut Pair, args: &ReplArgs) -> anyhow::Result<Report> {
-    let (sc, dc) = (pair.sc.clone(), pair.dc.clone());
+    let (sc, dc, seen) = (pair.sc.clone(), pair.dc.clone(), pair.seen.clone());
     for (client, bucket) in [(&sc, SRC), (&sc, PLAIN), (&dc, DST)] {
         client.create_bucket(bucket).await.with_context(|| format!("creating {bucket}"))?;
         let doc = "<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Status>Enabled</Status></VersioningConfiguration>";
@@ -439,7 +486,7 @@ async fn phases(pair: &mut Pair, args: &ReplArgs) -> anyhow::Result<Report> {
     let pattern = Bytes::from(pattern);
     // A first replica end to end (connection set-up, bucket lookup) outside any timing.
     let vid = sc.put_version(SRC, "warmup", &pattern, 4 * KIB).await?;
-    wait_replica(&dc, "warmup", &vid, Instant::now()).await?;
+    wait_replica(&seen, "warmup", &vid, Instant::now()).await?;
 
     let steady = Duration::from_secs_f64(args.steady_secs.unwrap_or(if args.quick { 5.0 } else { 15.0 }).max(0.5));
     let full = Duration::from_secs_f64(args.full_secs.unwrap_or(if args.quick { 3.0 } else { 10.0 }).max(0.5));
@@ -447,7 +494,7 @@ async fn phases(pair: &mut Pair, args: &ReplArgs) -> anyhow::Result<Report> {
     let steady_sizes: &[(u64, u32)] =
         if args.phases.contains(&Phase::Steady) { &[(MIB, 20u32), (4 * KIB, 100)] } else { &[] };
     for &(size, rate) in steady_sizes {
-        let row = steady_phase(&sc, &dc, &pattern, size, rate, steady).await?;
+        let row = steady_phase(&sc, &seen, &pattern, size, rate, steady).await?;
         eprintln!(
             "  {}: lag p50 {} p99 {}",
             row.name,
@@ -463,7 +510,7 @@ async fn phases(pair: &mut Pair, args: &ReplArgs) -> anyhow::Result<Report> {
         let pids: Vec<u32> = [&pair.src, &pair.dst].into_iter().flatten().map(Server::pid).collect();
         let row = full_speed_phase(
             &sc,
-            (&dc, args.lag_sample),
+            (&seen, args.lag_sample),
             &pids,
             &pattern,
             size,
@@ -496,6 +543,7 @@ async fn phases(pair: &mut Pair, args: &ReplArgs) -> anyhow::Result<Report> {
     Ok(Report {
         jobs,
         quick: args.quick,
+        external: args.external,
         cores,
         lag_sample: args.lag_sample,
         rounds: args.rounds,
@@ -508,10 +556,10 @@ async fn phases(pair: &mut Pair, args: &ReplArgs) -> anyhow::Result<Report> {
 /// Polls the destination until the version is readable; returns the time since `acked`.
 /// The pause between polls is 1/20 of the time waited so far, between 1 ms and 100 ms (a 5 %
 /// resolution that keeps thousands of waiting pollers from flooding the destination).
-async fn wait_replica(dc: &S3Client, key: &str, version: &str, acked: Instant) -> anyhow::Result<Duration> {
+async fn wait_replica(seen: &Seen, key: &str, version: &str, acked: Instant) -> anyhow::Result<Duration> {
     loop {
         LAG_POLLS.fetch_add(1, Ordering::Relaxed);
-        if dc.head_version(DST, key, version).await? {
+        if seen.replicated(key, version).await? {
             return Ok(acked.elapsed());
         }
         let waited = acked.elapsed();
@@ -525,7 +573,7 @@ async fn wait_replica(dc: &S3Client, key: &str, version: &str, acked: Instant) -
 /// PUT at a fixed rate (open loop), every object's lag measured.
 async fn steady_phase(
     sc: &Arc<S3Client>,
-    dc: &Arc<S3Client>,
+    seen: &Seen,
     pattern: &Bytes,
     size: u64,
     rate: u32,
@@ -537,12 +585,12 @@ async fn steady_phase(
     let label = stats::fmt_size(size).replace(' ', "");
     for i in 0..count {
         tick.tick().await;
-        let (sc, dc, pattern) = (sc.clone(), dc.clone(), pattern.clone());
+        let (sc, seen, pattern) = (sc.clone(), seen.clone(), pattern.clone());
         let key = format!("steady/{label}/{i}");
         tasks.push(tokio::spawn(async move {
             let vid = sc.put_version(SRC, &key, &pattern, size).await?;
             let acked = Instant::now();
-            let lag = wait_replica(&dc, &key, &vid, acked).await?;
+            let lag = wait_replica(&seen, &key, &vid, acked).await?;
             anyhow::Ok((acked, acked + lag))
         }));
     }
@@ -589,7 +637,7 @@ fn span(times: impl Iterator<Item = Instant>) -> Duration {
 #[allow(clippy::type_complexity, clippy::too_many_arguments)]
 async fn ingest(
     sc: &Arc<S3Client>,
-    lag: Option<(&Arc<S3Client>, u64)>,
+    lag: Option<(&Seen, u64)>,
     bucket: &'static str,
     prefix: &str,
     pattern: &Bytes,
@@ -603,7 +651,7 @@ async fn ingest(
     let workers: Vec<_> = (0..concurrency)
         .map(|w| {
             let (sc, pattern, prefix) = (sc.clone(), pattern.clone(), prefix.to_owned());
-            let lag = lag.map(|(dc, n)| (dc.clone(), n));
+            let lag = lag.map(|(seen, n)| (seen.clone(), n));
             tokio::spawn(async move {
                 let (mut written, mut lat, mut pollers) = (Vec::new(), Vec::new(), Vec::new());
                 let mut i = 0u64;
@@ -614,12 +662,12 @@ async fn ingest(
                     let acked = Instant::now();
                     lat.push(acked - t0);
                     let last = acked >= deadline || i + 1 == max_per_worker;
-                    if let Some((dc, every)) = &lag
+                    if let Some((seen, every)) = &lag
                         && (i.is_multiple_of(*every) || last)
                     {
-                        let (dc, key, vid) = (dc.clone(), key.clone(), vid.clone());
+                        let (seen, key, vid) = (seen.clone(), key.clone(), vid.clone());
                         pollers.push(tokio::spawn(async move {
-                            let lag = wait_replica(&dc, &key, &vid, acked).await?;
+                            let lag = wait_replica(&seen, &key, &vid, acked).await?;
                             anyhow::Ok((acked, acked + lag))
                         }));
                     }
@@ -648,17 +696,17 @@ async fn ingest(
 
 /// Waits until every written version is readable on the destination (8 sweepers, each in
 /// write order); returns when the last one was seen.
-async fn sweep(dc: &Arc<S3Client>, written: Arc<Vec<(String, String)>>) -> anyhow::Result<Instant> {
+async fn sweep(seen: &Seen, written: Arc<Vec<(String, String)>>) -> anyhow::Result<Instant> {
     const SWEEPERS: usize = 8;
     let tasks: Vec<_> = (0..SWEEPERS)
         .map(|s| {
-            let (dc, written) = (dc.clone(), written.clone());
+            let (seen, written) = (seen.clone(), written.clone());
             tokio::spawn(async move {
                 let started = Instant::now();
                 let mut i = s;
                 while i < written.len() {
                     let (key, vid) = &written[i];
-                    if dc.head_version(DST, key, vid).await? {
+                    if seen.replicated(key, vid).await? {
                         i += SWEEPERS;
                         continue;
                     }
@@ -691,7 +739,7 @@ async fn sweep(dc: &Arc<S3Client>, written: Arc<Vec<(String, String)>>) -> anyho
 #[allow(clippy::too_many_arguments)]
 async fn full_speed_phase(
     sc: &Arc<S3Client>,
-    lag: (&Arc<S3Client>, u64),
+    lag: (&Seen, u64),
     server_pids: &[u32],
     pattern: &Bytes,
     size: u64,
@@ -699,7 +747,7 @@ async fn full_speed_phase(
     duration: Duration,
     rounds: usize,
 ) -> anyhow::Result<LagRow> {
-    let dc = lag.0;
+    let (seen, dc) = (lag.0, &lag.0.dc);
     let label = stats::fmt_size(size).replace(' ', "");
     // At most 4 GiB per run.
     let max = ((4 * 1024 * MIB) / size / concurrency as u64).max(1);
@@ -751,7 +799,7 @@ async fn full_speed_phase(
         // Every version must arrive; the sweep's end bounds the last replica if a sample
         // missed it.
         let ids: Vec<(String, String)> = written.iter().map(|w| (w.0.clone(), w.1.clone())).collect();
-        let swept = sweep(dc, Arc::new(ids)).await?;
+        let swept = sweep(seen, Arc::new(ids)).await?;
         let first_ack = written.iter().map(|w| w.2).min().unwrap_or_else(Instant::now);
         let last_ack = written.iter().map(|w| w.2).max().unwrap_or_else(Instant::now);
         let last_replica = events.iter().map(|e| e.1).max().unwrap_or(swept);
@@ -829,7 +877,7 @@ fn run_line(m: &Measured, w: &WriterSample) -> String {
 
 /// Destination stopped, `n` objects written, destination started: time to drain.
 async fn backlog_phase(pair: &mut Pair, pattern: &Bytes, n: u64, concurrency: usize) -> anyhow::Result<Backlog> {
-    let (sc, dc) = (pair.sc.clone(), pair.dc.clone());
+    let sc = pair.sc.clone();
     // A fresh source process: its memory is the backlog's, not what earlier phases left.
     pair.restart_src()?;
     let pid = pair.src.as_ref().map(Server::pid).context("no source")?;
@@ -858,7 +906,7 @@ async fn backlog_phase(pair: &mut Pair, pattern: &Bytes, n: u64, concurrency: us
     let t1 = Instant::now();
     let pids: Vec<u32> = [&pair.src, &pair.dst].into_iter().flatten().map(Server::pid).collect();
     let mark = CpuMark::now(&pids);
-    let done = sweep(&dc, Arc::new(ids)).await?;
+    let done = sweep(&pair.seen, Arc::new(ids)).await?;
     let drain_cpu = mark.spent(probe::clock_ticks()).procs;
     let drain_secs = (done - t1).as_secs_f64();
     let rss_drain = rss.take_phase_max();
@@ -893,7 +941,7 @@ async fn jobs_phase(pair: &mut Pair, pattern: &Bytes, n: u64, concurrency: usize
     if pair.dst.is_none() {
         pair.start_dst()?;
     }
-    let (sc, dc) = (pair.sc.clone(), pair.dc.clone());
+    let sc = pair.sc.clone();
     let versioning = "<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Status>Enabled</Status></VersioningConfiguration>";
     let per_worker = n.div_ceil(concurrency as u64);
     let mut written = Vec::new();
@@ -917,7 +965,7 @@ async fn jobs_phase(pair: &mut Pair, pattern: &Bytes, n: u64, concurrency: usize
 
     let t0 = Instant::now();
     sc.post_document(&format!("/_xregion/batch-replication/{BATCH_SRC}?statuses=NONE"), "", &[]).await?;
-    let batch_secs = (sweep(&dc, written[0].clone()).await? - t0).as_secs_f64();
+    let batch_secs = (sweep(&pair.seen, written[0].clone()).await? - t0).as_secs_f64();
     eprintln!("  jobs: /_xregion/batch-replication replicated them in {batch_secs:.1} s");
 
     let pid = pair.src.as_ref().map(Server::pid).context("no source")?;
@@ -938,7 +986,7 @@ async fn jobs_phase(pair: &mut Pair, pattern: &Bytes, n: u64, concurrency: usize
     let created = sc.post_document("/v20180820/jobs", &create, &account).await?;
     let created = String::from_utf8_lossy(&created).into_owned();
     let id = element(&created, "JobId").with_context(|| format!("CreateJob answered {created}"))?;
-    let job_replicated_secs = (sweep(&dc, written[1].clone()).await? - t0).as_secs_f64();
+    let job_replicated_secs = (sweep(&pair.seen, written[1].clone()).await? - t0).as_secs_f64();
     let job_complete_secs = loop {
         let described = sc.get_document_with(&format!("/v20180820/jobs/{id}"), &account).await?;
         let described = String::from_utf8_lossy(&described).into_owned();
@@ -971,7 +1019,8 @@ impl Report {
         use std::fmt::Write as _;
         let mut out = String::new();
         let mode = if self.quick { "quick" } else { "full" };
-        let _ = writeln!(out, "\n## xregion replication benchmark ({mode} run, {:.0} s)\n", took.as_secs_f64());
+        let to = if self.external { ", to another S3 service" } else { "" };
+        let _ = writeln!(out, "\n## xregion replication benchmark ({mode} run{to}, {:.0} s)\n", took.as_secs_f64());
         if Phase::ALL.iter().any(|p| !self.phases.contains(p)) {
             let run: Vec<String> = self.phases.iter().map(Phase::to_string).collect();
             let _ = writeln!(
@@ -1138,14 +1187,19 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "\nLag: PUT acknowledged → `HEAD ?versionId` 200 on the destination (polled every max(1 ms, \
+            "\nLag: PUT acknowledged → {} (polled every max(1 ms, \
              5 % of the time waited), at most every 100 ms; full speed samples 1 object in {} and each worker's \
              last). Repl. ÷ ingest: ingest window (first → last PUT acknowledged) ÷ replication window (first → \
              last replica readable); ≥ 1.0 (to two decimals) means replication kept pace. Full speed \
              alternates runs without and with replication ({} with, each between two without, every run as \
              long); PUT/s w/o repl. is the mean over the replicated runs of their two neighbours' rates, and \
              \"runs\" gives each replicated run's own ratio.",
-            self.lag_sample, self.rounds
+            match self.external {
+                true => "`HEAD ?versionId` on the source reads `COMPLETED` (the destination is another S3 service)",
+                false => "`HEAD ?versionId` 200 on the destination",
+            },
+            self.lag_sample,
+            self.rounds
         );
         out
     }

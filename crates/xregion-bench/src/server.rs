@@ -104,8 +104,8 @@ impl Server {
         Self::start_with(bin, data, log, region, access_key, secret_key, "127.0.0.1:0", &[])
     }
 
-    /// [`Server::start`] on a given listen address, with other regions as peers
-    /// (`region`, `http://host:port`). The log is appended to (a restart keeps the first run's).
+    /// [`Server::start`] on a given listen address, with more `serve` arguments (`--peer
+    /// REGION=URL`, `--config FILE`). The log is appended to (a restart keeps the first run's).
     #[allow(clippy::too_many_arguments)]
     pub fn start_with(
         bin: &Path,
@@ -115,7 +115,7 @@ impl Server {
         access_key: &str,
         secret_key: &str,
         listen: &str,
-        peers: &[(String, String)],
+        args: &[String],
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
         let log_file = std::fs::OpenOptions::new()
@@ -130,9 +130,7 @@ impl Server {
             "--secret-key",
             secret_key,
         ]);
-        for (peer, endpoint) in peers {
-            cmd.args(["--peer", &format!("{peer}={endpoint}")]);
-        }
+        cmd.args(args);
         let mut child = cmd
             .env("XREGION_LOG", std::env::var("XREGION_LOG").unwrap_or_else(|_| "warn".to_owned()))
             .stdin(Stdio::null())

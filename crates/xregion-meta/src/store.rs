@@ -245,6 +245,15 @@ impl MetaStore {
         Ok(txn.open_table(OUTBOX)?.len()?)
     }
 
+    /// The sequence number of the outbox's last task, `None` if it is empty. Sequence numbers
+    /// only grow, so a task above it was committed later.
+    pub fn last_outbox_seq(&self) -> Result<Option<u64>, MetaError> {
+        let txn = self.read()?;
+        let table = txn.open_table(OUTBOX)?;
+        let last = table.last()?;
+        Ok(last.map(|(seq, _)| seq.value()))
+    }
+
     /// Outbox entries with `seq > after_seq` (all if `None`), oldest first, at most `limit`.
     pub fn list_outbox(&self, after_seq: Option<u64>, limit: usize) -> Result<Vec<OutboxEntry>, MetaError> {
         self.scan_seq(OUTBOX, after_seq, limit)

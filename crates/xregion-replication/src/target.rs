@@ -26,6 +26,11 @@ pub struct Replica {
     /// Queued by batch replication (the version existed before; it may be older than what
     /// the destination holds of the key), not by live replication.
     pub batch: bool,
+    /// Certainly never sent before: the task was committed while this process ran (after the
+    /// worker started) and this is its first attempt. Otherwise an earlier attempt (of this
+    /// process, or of one that crashed) may have reached the destination without its answer
+    /// being recorded.
+    pub first_attempt: bool,
 }
 
 /// Writes replicas somewhere. Must be idempotent per (bucket, key, version id): the worker

@@ -196,9 +196,18 @@ impl StatusReader {
 pub fn spawn(region: Region, target: Arc<dyn ReplicationTarget>, config: WorkerConfig) -> WorkerHandle {
     let (stop, stop_rx) = watch::channel(false);
     let status = Arc::new(Mutex::new(WorkerStatus::default()));
+    // Tasks queued before this process started may have been sent by the one before it.
+    let started_after = match region.meta().last_outbox_seq() {
+        Ok(last) => last.unwrap_or(0),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the outbox's last task; every task counts as maybe sent");
+            u64::MAX
+        }
+    };
     let worker = Worker {
         wake: region.replication_wake(),
         fresh: region.meta().subscribe_fresh(config.fresh_capacity),
+        started_after,
         scan_due: true,
         region,
         target,
@@ -237,6 +246,9 @@ struct Queued {
     /// of the version is a later task of the key (ELI-12), ordered after this one; a retry
     /// reads the version again.
     version: Option<VersionRecord>,
+    /// Committed while this process ran (its sequence number is above the outbox's last one
+    /// at start): no earlier process can have sent it (see `Replica::first_attempt`).
+    new_here: bool,
 }
 
 impl Queued {
@@ -310,6 +322,8 @@ struct Worker {
     wake: Arc<Notify>,
     /// Tasks the metadata writer hands over as it commits them (see `load`).
     fresh: FreshTasks,
+    /// The outbox's last sequence number when the worker started (`u64::MAX` if unknown).
+    started_after: u64,
     /// The outbox must be read from the cursor: at start, after a task was not handed over,
     /// and on the periodic tick.
     scan_due: bool,
@@ -466,7 +480,7 @@ impl Worker {
             dest.overflow_from = Some(entry.seq);
             return;
         }
-        let mut q = queued(entry, task);
+        let mut q = queued(entry, task, self.started_after);
         if let Some(v) = version.filter(|_| q.task.kind == TaskKind::Object) {
             q.size(Some(v));
         }
@@ -506,7 +520,7 @@ impl Worker {
                         break 'scan;
                     }
                     if let Some(dest) = self.dests.get_mut(&name) {
-                        dest.queue.push_back(queued(entry, task));
+                        dest.queue.push_back(queued(entry, task, self.started_after));
                     }
                 }
                 if !full_batch {
@@ -752,10 +766,11 @@ fn spawn_job(
 /// A task entering the window. Whether it may share a batch job: a delete marker may, a tag
 /// change goes alone, an object task may if its version is small (looked up once, when the
 /// task enters the window: `Worker::size_new_tasks`).
-fn queued(entry: OutboxEntry, task: ReplicationTask) -> Queued {
+fn queued(entry: OutboxEntry, task: ReplicationTask, started_after: u64) -> Queued {
     let batchable = task.kind == TaskKind::DeleteMarker;
     let sized = task.kind != TaskKind::Object;
-    Queued { entry, task, attempts: 0, not_before: None, batchable, bytes: 0, sized, version: None }
+    let new_here = entry.seq > started_after;
+    Queued { entry, task, attempts: 0, not_before: None, batchable, bytes: 0, sized, version: None, new_here }
 }
 
 /// Runs a job: takes each source version read when its task was queued (or reads it now),
@@ -820,6 +835,7 @@ async fn execute(
                     version,
                     storage_class: item.task.storage_class.clone(),
                     batch: item.task.batch,
+                    first_attempt: item.new_here && item.attempts == 0,
                 });
             }
         }
@@ -921,12 +937,15 @@ mod tests {
     struct FakeTarget {
         behaviour: Mutex<HashMap<String, Behaviour>>,
         attempts: Mutex<Vec<(String, VersionId, Instant)>>,
+        /// Each attempt's key and `Replica::first_attempt`.
+        firsts: Mutex<Vec<(String, bool)>>,
     }
 
     impl ReplicationTarget for FakeTarget {
         fn send<'a>(&'a self, _region: &'a Region, r: &'a Replica) -> BoxFuture<'a, Result<(), ReplicationError>> {
             Box::pin(async move {
                 lock(&self.attempts).push((r.key.clone(), r.version.version_id.clone(), Instant::now()));
+                lock(&self.firsts).push((r.key.clone(), r.first_attempt));
                 let mut behaviour = lock(&self.behaviour);
                 match behaviour.get_mut(&r.key) {
                     Some(Behaviour::FailTimes(0)) | None => Ok(()),
@@ -1254,6 +1273,33 @@ mod tests {
             }
             handle.shutdown().await;
         }
+    }
+
+    /// `Replica::first_attempt` is true only for a task committed after the worker started, on
+    /// its first attempt: a task already in the outbox at start (as after a crash) or retried
+    /// may have reached the destination already.
+    #[tokio::test(start_paused = true)]
+    async fn only_new_tasks_on_their_first_attempt_are_first_attempts() {
+        let (_dir, region) = region();
+        let bucket_id = source_bucket(&region).await;
+        let old = put(&region, "old").await;
+        let target = failing("retried", 1);
+        let handle = spawn(region.clone(), target.clone(), config());
+        until("the old task", || status(&region, bucket_id, "old", &old) == ReplicationStatus::Completed).await;
+        let new = put(&region, "new").await;
+        let retried = put(&region, "retried").await;
+        until("the new tasks", || {
+            [("new", &new), ("retried", &retried)]
+                .iter()
+                .all(|(k, id)| status(&region, bucket_id, k, id) == ReplicationStatus::Completed)
+        })
+        .await;
+        let firsts = lock(&target.firsts).clone();
+        let of = |key: &str| firsts.iter().filter(|f| f.0 == key).map(|f| f.1).collect::<Vec<_>>();
+        assert_eq!(of("old"), [false]);
+        assert_eq!(of("new"), [true]);
+        assert_eq!(of("retried"), [true, false]);
+        handle.shutdown().await;
     }
 
     /// A backlog on disk longer than one scan slice (4 × `scan_batch` rows) is read slice

@@ -343,3 +343,110 @@ async fn chaos_two_way_and_fan_out_across_three_regions_lose_nothing() {
         iz.len()
     );
 }
+
+/// Backing up to another S3 service under chaos: the source (us-east-1) lists the bucket of
+/// a separate deployment (eu-central-1, not a peer) as an external target. One client writes
+/// the chaos workload (PUTs up to a 2-part upload, delete markers, deletes by id, tag
+/// changes) while the source and the target are SIGKILLed and restarted in turn. Then every
+/// acknowledged version is on the target exactly once (by its `xregion-source-version-id`),
+/// nothing is there twice, each key the deletes by id left alone has the source's current
+/// state there, and each copy carries its source version's tags.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_backup_to_another_s3_service_sends_each_version_once() {
+    let backup = TestRegion::start("eu-central-1", &[]);
+    let bc = backup.client();
+    let target = create_versioned_bucket(&bc, "chaos-backup").await;
+    let config = tempfile::tempdir().expect("temp dir");
+    let path = config.path().join("region.toml");
+    let text = format!(
+        "[[targets]]\nbucket = \"{target}\"\nendpoint = \"{}\"\naccess_key = \"{ACCESS_KEY}\"\n\
+         secret_key = \"{SECRET_KEY}\"\npath_style = true\n",
+        backup.endpoint()
+    );
+    std::fs::write(&path, text).expect("write config");
+    let source = TestRegion::start_with("us-east-1", &[], &["--config", &path.to_string_lossy()]);
+    let sc = source.client();
+    let src = create_versioned_bucket(&sc, "chaos-src").await;
+    put_rules(&sc, &src, vec![rule("backup", 1, &target, false)]).await;
+
+    let known: Known = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn(write(sc.clone(), src.clone(), "src", known, Arc::clone(&stop)));
+    let mut regions = vec![source, backup];
+    let rounds = std::env::var("XREGION_CHAOS_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(6);
+    for round in 0..rounds {
+        regions = kill_and_restart(regions, round % 2, 400, 1200).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let ledger = writer.await.expect("writer");
+    assert!(ledger.acked.len() > 20, "the writer got through: {}", ledger.acked.len());
+    let (sc, bc) = (regions[0].client(), regions[1].client());
+
+    // Every acknowledged version still on the source is sent (COMPLETED), tags included.
+    let versions: Vec<&(String, String, bool)> = ledger
+        .acked
+        .iter()
+        .filter(|(k, v, marker)| !marker && !ledger.deleted.contains(&(k.clone(), v.clone())))
+        .collect();
+    for (key, vid, _) in &versions {
+        settle(&format!("{key} {vid} COMPLETED"), || async {
+            let status = replication_status(&sc, &src, key, vid).await?;
+            (status == "COMPLETED").then_some(()).ok_or(status)
+        })
+        .await;
+    }
+    // The target's copies by source version: each at most once, every sent one there, with
+    // the source's tags.
+    let copies = settle("the copies' tags to settle", || async {
+        let listed = inventory(&bc, &target).await.ok_or("listing the target failed")?;
+        let mut copies: BTreeMap<String, (String, String)> = BTreeMap::new();
+        for ((key, id), entry) in &listed {
+            if entry.marker {
+                continue;
+            }
+            let head = bc.head_object().bucket(&target).key(key).version_id(id).send().await;
+            let head = head.map_err(|e| format!("head {key} {id}: {:?}", DebugSdkError(&e)))?;
+            let source = head.metadata().and_then(|m| m.get("xregion-source-version-id")).cloned();
+            let source = source.ok_or(format!("{key} {id} names no source version"))?;
+            if let Some(twice) = copies.insert(source.clone(), (key.clone(), id.clone())) {
+                panic!("source version {source} is on the target twice: {twice:?} and {id}");
+            }
+        }
+        for (key, vid, _) in &versions {
+            let (_, copy) = copies.get(vid).ok_or(format!("{key} {vid} is not on the target"))?;
+            let (want, got) = (tags(&sc, &src, key, vid).await?, tags(&bc, &target, key, copy).await?);
+            if want != got {
+                return Err(format!("{key} {vid}: tags {want:?} on the source, {got:?} on its copy"));
+            }
+        }
+        Ok(copies)
+    })
+    .await;
+    // Each key that no delete by id touched ends as on the source: the same current version,
+    // or a delete marker.
+    let touched: BTreeSet<&str> = ledger.deleted.iter().map(|(k, _)| k.as_str()).collect();
+    for key in (0..10).map(|i| format!("k{i}")).filter(|k| !touched.contains(k.as_str())) {
+        let current = |client: Client, bucket: String| {
+            let key = key.clone();
+            async move {
+                match client.head_object().bucket(&bucket).key(&key).send().await {
+                    Ok(head) => Some((head.version_id().map(str::to_owned), head.metadata().cloned())),
+                    Err(_) => None,
+                }
+            }
+        };
+        let on_source = current(sc.clone(), src.clone()).await.map(|(id, _)| id.unwrap_or_default());
+        let on_target = current(bc.clone(), target.clone())
+            .await
+            .map(|(_, m)| m.and_then(|m| m.get("xregion-source-version-id").cloned()).unwrap_or_default());
+        assert_eq!(on_source, on_target, "{key}: current version on the source, and the one its copy holds");
+    }
+    assert!(copies.len() >= versions.len());
+    eprintln!(
+        "chaos backup: {} acknowledged writes ({} versions kept), {} copies on the target, {} writes unanswered",
+        ledger.acked.len(),
+        versions.len(),
+        copies.len(),
+        ledger.unknown
+    );
+}
