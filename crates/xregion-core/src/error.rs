@@ -80,6 +80,9 @@ pub enum CoreError {
     /// The bucket has no replication configuration (CFG-2).
     #[error("the replication configuration was not found")]
     ReplicationConfigurationNotFound,
+    /// The bucket has no lifecycle configuration.
+    #[error("the lifecycle configuration does not exist")]
+    NoSuchLifecycleConfiguration,
     /// No batch replication job has this id (S3 Control `NotFoundException`).
     #[error("the job {0} does not exist")]
     NoSuchJob(String),

@@ -16,6 +16,7 @@ pub mod copy;
 mod error;
 pub mod failures;
 pub mod jobs;
+pub mod lifecycle;
 pub mod multipart;
 pub mod objects;
 pub mod orphans;
@@ -107,6 +108,8 @@ struct Inner {
     /// Woken after every commit that queued replication tasks (the replication worker waits
     /// on it; a stored permit means a wake-up is never lost).
     replication_wake: Arc<tokio::sync::Notify>,
+    /// Woken when a lifecycle configuration is put (the lifecycle runner waits on it).
+    lifecycle_wake: tokio::sync::Notify,
     /// Batch replication jobs: their lock and the runner's wake-up (`jobs/mod.rs`).
     jobs: jobs::JobsState,
 }
@@ -138,6 +141,7 @@ impl Region {
                 peers,
                 options,
                 replication_wake,
+                lifecycle_wake: tokio::sync::Notify::new(),
                 jobs: jobs::JobsState::default(),
             }),
         })
@@ -166,6 +170,11 @@ impl Region {
     /// The blob store.
     pub fn blobs(&self) -> &BlobStore {
         &self.inner.blobs
+    }
+
+    /// Wakes the lifecycle runner (`lifecycle::runner`).
+    pub(crate) fn lifecycle_wake(&self) -> &tokio::sync::Notify {
+        &self.inner.lifecycle_wake
     }
 
     /// The options the region was opened with.

@@ -503,7 +503,7 @@ impl Region {
         };
         let queued = outbox.len();
         let op = match &version {
-            None => WriteOp::DeleteObject { bucket: bucket.to_owned(), key: key.to_owned(), outbox },
+            None => WriteOp::DeleteObject { bucket: bucket.to_owned(), key: key.to_owned(), outbox, if_current: None },
             Some(v) => WriteOp::DeleteVersion { bucket: bucket.to_owned(), key: key.to_owned(), version_id: v.clone() },
         };
         let WriteOutcome::Deleted { removed, marker, freed } = self.meta().write(op).await? else {

@@ -20,6 +20,9 @@ pub struct RegionOptions {
     /// ([`xregion_types::stamp_tag`]): version ids generated here never equal another
     /// region's, which replication needs (CON-3).
     pub stamp_tag: u8,
+    /// The length of a lifecycle "day" in milliseconds; `None`: a real day
+    /// ([`xregion_types::lifecycle::DAY_MS`]). Shorter only to test lifecycle rules.
+    pub lifecycle_day_ms: Option<i64>,
 }
 
 /// The default reserve: a twentieth of the filesystem, at least 64 MiB and at most 1 GiB.

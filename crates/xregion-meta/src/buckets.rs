@@ -58,6 +58,7 @@ pub(crate) fn create(t: &mut WTables<'_>, name: BucketName, created_ms: i64) -> 
         versioning: VersioningState::Unversioned,
         tags: Vec::new(),
         replication: None,
+        lifecycle: None,
     };
     t.put_bucket(&record)?;
     Ok(WriteOutcome::Bucket(record))
@@ -130,6 +131,17 @@ pub(crate) fn set_tags(
 
 /// `PutBucketReplication` / `DeleteBucketReplication`. Checked inside the transaction so that
 /// it cannot race with a suspend (VAL-2, VER-4).
+pub(crate) fn set_lifecycle(
+    t: &mut WTables<'_>,
+    name: &str,
+    config: Option<Vec<u8>>,
+) -> Result<WriteOutcome, MetaError> {
+    let mut record = by_name(t, name)?;
+    record.lifecycle = config;
+    t.put_bucket(&record)?;
+    Ok(WriteOutcome::Bucket(record))
+}
+
 pub(crate) fn set_replication(
     t: &mut WTables<'_>,
     name: &str,

@@ -13,9 +13,11 @@
 //! * [`FORMAT_V3`]: `VersionRecord` gained `replication_targets: Vec<String>` (where
 //!   a version's replicas are, for ELI-12) and `tags_changed_ms: Option<i64>` (last writer
 //!   wins for replicated tag changes, TWO-8). Its v2 bytes decode through [`v2`] with neither.
-//! * [`FORMAT_V4`] (current): `JobSpec` gained `tags` (as `CreateJob` asked), and `JobRecord`
-//!   the job's current `priority` and `tags` (`UpdateJobPriority`, `PutJobTagging`). Its v3
-//!   bytes decode through [`v3`]: no tags, the current priority the one stored in the spec.
+//! * [`FORMAT_V4`]: `JobSpec` gained `tags` (as `CreateJob` asked), and `JobRecord` the job's
+//!   current `priority` and `tags` (`UpdateJobPriority`, `PutJobTagging`). Its v3 bytes decode
+//!   through [`v3`]: no tags, the current priority the one stored in the spec.
+//! * [`FORMAT_V5`] (current): `BucketRecord` gained `lifecycle: Option<Vec<u8>>` (the bucket's
+//!   lifecycle configuration). Its bytes of formats 1 to 4 decode through [`v4`], without one.
 //!
 //! Every other stored type has the same shape in all formats.
 
@@ -34,8 +36,10 @@ pub(crate) const FORMAT_V1: u8 = 1;
 pub(crate) const FORMAT_V2: u8 = 2;
 /// The third value format (read only).
 pub(crate) const FORMAT_V3: u8 = 3;
-/// The current value format.
+/// The fourth value format (read only).
 pub(crate) const FORMAT_V4: u8 = 4;
+/// The current value format.
+pub(crate) const FORMAT_V5: u8 = 5;
 
 /// A type stored with [`encode`]: knows how to read its format-1 bytes.
 pub(crate) trait Stored: DeserializeOwned {
@@ -53,9 +57,31 @@ pub(crate) trait Stored: DeserializeOwned {
     fn decode_v3(body: &[u8]) -> Result<Self, MetaError> {
         take_all(body)
     }
+
+    /// Decodes a format-4 body. The default is for types whose shape did not change.
+    fn decode_v4(body: &[u8]) -> Result<Self, MetaError> {
+        take_all(body)
+    }
 }
 
-impl Stored for BucketRecord {}
+/// A bucket record had one shape in formats 1 to 4.
+impl Stored for BucketRecord {
+    fn decode_v1(body: &[u8]) -> Result<Self, MetaError> {
+        Self::decode_v4(body)
+    }
+
+    fn decode_v2(body: &[u8]) -> Result<Self, MetaError> {
+        Self::decode_v4(body)
+    }
+
+    fn decode_v3(body: &[u8]) -> Result<Self, MetaError> {
+        Self::decode_v4(body)
+    }
+
+    fn decode_v4(body: &[u8]) -> Result<Self, MetaError> {
+        take_all::<v4::BucketRecord>(body).map(Into::into)
+    }
+}
 impl Stored for PartRecord {}
 impl Stored for OutboxEntry {}
 impl Stored for FailedTask {}
@@ -82,15 +108,16 @@ impl Stored for UploadRecord {
     }
 }
 
-/// Encodes a value: `FORMAT_V4 ‖ postcard(value)`.
+/// Encodes a value: `FORMAT_V5 ‖ postcard(value)`.
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, MetaError> {
-    postcard::to_extend(value, vec![FORMAT_V4]).map_err(|e| MetaError::Corrupt(format!("cannot encode value: {e}")))
+    postcard::to_extend(value, vec![FORMAT_V5]).map_err(|e| MetaError::Corrupt(format!("cannot encode value: {e}")))
 }
 
 /// Decodes a value written by [`encode`] (any supported format version).
 pub(crate) fn decode<T: Stored>(bytes: &[u8]) -> Result<T, MetaError> {
     match bytes.split_first() {
-        Some((&FORMAT_V4, body)) => take_all(body),
+        Some((&FORMAT_V5, body)) => take_all(body),
+        Some((&FORMAT_V4, body)) => T::decode_v4(body),
         Some((&FORMAT_V3, body)) => T::decode_v3(body),
         Some((&FORMAT_V2, body)) => T::decode_v2(body),
         Some((&FORMAT_V1, body)) => T::decode_v1(body),
@@ -326,6 +353,36 @@ mod v3 {
     }
 }
 
+/// The frozen shape of a bucket record in formats 1 to 4 (before lifecycle). Never edit.
+mod v4 {
+    use serde::Deserialize;
+    use xregion_types::{BucketName, VersioningState};
+
+    #[derive(Deserialize)]
+    pub(super) struct BucketRecord {
+        name: BucketName,
+        id: u64,
+        created_ms: i64,
+        versioning: VersioningState,
+        tags: Vec<(String, String)>,
+        replication: Option<Vec<u8>>,
+    }
+
+    impl From<BucketRecord> for xregion_types::BucketRecord {
+        fn from(b: BucketRecord) -> Self {
+            Self {
+                name: b.name,
+                id: b.id,
+                created_ms: b.created_ms,
+                versioning: b.versioning,
+                tags: b.tags,
+                replication: b.replication,
+                lifecycle: None,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,7 +431,7 @@ mod tests {
     #[test]
     fn golden_version_record() {
         let bytes = encode(&sample()).unwrap();
-        assert_eq!(hex(&bytes), golden_v4());
+        assert_eq!(hex(&bytes), golden_v5());
         assert_eq!(decode::<VersionRecord>(&bytes).unwrap(), sample());
     }
 
@@ -387,23 +444,53 @@ mod tests {
         let bytes = encode(&record).unwrap();
         // `02` two targets ‖ `01 62` "b" ‖ `02 63 64` "cd" ‖ `01 03` Some(-2), in place of
         // `00 00` (none, None).
-        let golden = golden_v4();
+        let golden = golden_v5();
         let expected = format!("{}0201620263640103", &golden[..golden.len() - 4]);
         assert_eq!(hex(&bytes), expected);
         assert_eq!(decode::<VersionRecord>(&bytes).unwrap(), record);
     }
 
-    /// Format 4 (a version record is stored as in format 3): the format-2 bytes with format
-    /// byte `04` and `00 00` (no targets, no tag time) at the end.
-    fn golden_v4() -> String {
-        format!("04{}0000", &GOLDEN_V2[2..])
+    /// Format 5 (a version record is stored as in formats 3 and 4): the format-2 bytes with
+    /// format byte `05` and `00 00` (no targets, no tag time) at the end.
+    fn golden_v5() -> String {
+        format!("05{}0000", &GOLDEN_V2[2..])
     }
 
-    /// Values written by format 3 (before job tags) still decode.
+    /// Values written by formats 3 and 4 (before job tags, before bucket lifecycle) still
+    /// decode.
     #[test]
-    fn format_v3_records_still_decode() {
-        let v3 = unhex(&format!("03{}", &golden_v4()[2..]));
-        assert_eq!(decode::<VersionRecord>(&v3).unwrap(), sample());
+    fn format_v3_and_v4_records_still_decode() {
+        for format in ["03", "04"] {
+            let old = unhex(&format!("{format}{}", &golden_v5()[2..]));
+            assert_eq!(decode::<VersionRecord>(&old).unwrap(), sample());
+        }
+    }
+
+    /// A bucket record: name, id, time, versioning, tags, replication, then (format 5) the
+    /// lifecycle configuration. Formats 1 to 4 stored it without the last field.
+    #[test]
+    fn bucket_records_of_every_format_decode() {
+        let record = BucketRecord {
+            name: xregion_types::BucketName::parse("abc").unwrap(),
+            id: 3,
+            created_ms: 1,
+            versioning: xregion_types::VersioningState::Enabled,
+            tags: vec![("k".into(), "v".into())],
+            replication: Some(vec![7]),
+            lifecycle: None,
+        };
+        let v5 = encode(&record).unwrap();
+        // `05` ‖ `03 "abc"` ‖ id `03` ‖ time `02` (zigzag 1) ‖ `01` Enabled ‖ one tag `01`,
+        // `01 6b` `01 76` ‖ replication `01` Some, `01 07` ‖ lifecycle `00` None.
+        assert_eq!(hex(&v5), "050361626303020101016b017601010700");
+        let with = BucketRecord { lifecycle: Some(vec![8, 9]), ..record.clone() };
+        assert_eq!(decode::<BucketRecord>(&encode(&with).unwrap()).unwrap(), with);
+        // The same bytes without the trailing `00` (no lifecycle), in every older format.
+        for format in [FORMAT_V1, FORMAT_V2, FORMAT_V3, FORMAT_V4] {
+            let mut old = v5[..v5.len() - 1].to_vec();
+            old[0] = format;
+            assert_eq!(decode::<BucketRecord>(&old).unwrap(), record);
+        }
     }
 
     /// Values written by format 2 (before replication targets) still decode, with none.
@@ -423,7 +510,7 @@ mod tests {
             d.inline = Some(InlineRef { id: 7 });
         }
         let bytes = encode(&record).unwrap();
-        let expected = golden_v4().replace("010262310501050001", "000105010701");
+        let expected = golden_v5().replace("010262310501050001", "000105010701");
         assert_eq!(hex(&bytes), expected);
         assert_eq!(decode::<VersionRecord>(&bytes).unwrap(), record);
     }
@@ -443,14 +530,14 @@ mod tests {
         };
         let v4 = encode(&upload).unwrap();
         // A format-1 upload is the same bytes without the template's trailing `inline` (`00`).
-        // Formats 2, 3 and 4 store an upload alike.
+        // Formats 2 to 5 store an upload alike.
         let template_end = v4.len() - 3; // `00` inline ‖ `01 <alg>` checksum_algorithm
         assert_eq!(v4[template_end], 0);
         let mut v1 = v4.clone();
         v1.remove(template_end);
         v1[0] = FORMAT_V1;
         assert_eq!(decode::<UploadRecord>(&v1).unwrap(), upload);
-        for format in [FORMAT_V2, FORMAT_V3, FORMAT_V4] {
+        for format in [FORMAT_V2, FORMAT_V3, FORMAT_V4, FORMAT_V5] {
             let mut bytes = v4.clone();
             bytes[0] = format;
             assert_eq!(decode::<UploadRecord>(&bytes).unwrap(), upload);
@@ -492,7 +579,7 @@ mod tests {
         "01",
     );
 
-    /// Job task rows (unchanged since format 3, the first with jobs): `04` ‖ key `01 6b` ‖ `VersionId::Null`
+    /// Job task rows (unchanged since format 3, the first with jobs): `05` ‖ key `01 6b` ‖ `VersionId::Null`
     /// `00` ‖ `TaskOutcome::Failed` `02` with code `01 43`, status 404 as varint `94 03`,
     /// message `01 6d`.
     #[test]
@@ -504,7 +591,7 @@ mod tests {
             outcome: TaskOutcome::Failed { code: "C".into(), http_status: 404, message: "m".into() },
         };
         let bytes = encode(&task).unwrap();
-        assert_eq!(hex(&bytes), "04016b000201439403016d");
+        assert_eq!(hex(&bytes), "05016b000201439403016d");
         assert_eq!(decode::<JobTask>(&bytes).unwrap(), task);
         let mut v3 = bytes.clone();
         v3[0] = FORMAT_V3;

@@ -367,7 +367,12 @@ mod tests {
             }
             Action::Delete(i) => {
                 let key = i.get(keys);
-                let op = WriteOp::DeleteObject { bucket: "model".into(), key: key.clone(), outbox: vec![].into() };
+                let op = WriteOp::DeleteObject {
+                    bucket: "model".into(),
+                    key: key.clone(),
+                    outbox: vec![].into(),
+                    if_current: None,
+                };
                 let Ok(WriteOutcome::Deleted { removed, marker, .. }) = store.write_blocking(op) else { panic!() };
                 let versions = model.entry(key.clone()).or_default();
                 if let Some(removed) = removed {

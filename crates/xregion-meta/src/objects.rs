@@ -306,12 +306,18 @@ pub(crate) fn delete_object(
     bucket: &str,
     key: &str,
     outbox: Outbox,
+    if_current: Option<&VersionId>,
 ) -> Result<WriteOutcome, MetaError> {
     let bucket = buckets::by_name(t, bucket)?;
     let outbox = outbox.resolve(bucket.replication.as_deref())?.tasks;
     check_key(key)?;
     let bucket_id = bucket.id;
     let newest = newest_version(&t.versions, bucket_id, key)?;
+    if let Some(expected) = if_current
+        && newest.as_ref().map(|v| &v.version_id) != Some(expected)
+    {
+        return Err(MetaError::PreconditionFailed);
+    }
     let existing_null = match bucket.versioning {
         VersioningState::Enabled => None,
         VersioningState::Suspended | VersioningState::Unversioned => {

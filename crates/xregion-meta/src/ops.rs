@@ -121,6 +121,13 @@ pub enum WriteOp {
         /// New configuration, `None` to delete it.
         config: Option<Vec<u8>>,
     },
+    /// Stores (or with `None` removes) a bucket's lifecycle configuration.
+    SetLifecycle {
+        /// Bucket name.
+        name: String,
+        /// New configuration, `None` to delete it.
+        config: Option<Vec<u8>>,
+    },
     /// Writes a new object version. The versioning state is read inside the transaction:
     /// Enabled → a new generated id (VER-8); Unversioned/Suspended → the `null` id, replacing
     /// an existing null version, object or delete marker (VER-9). The stored version is
@@ -157,6 +164,9 @@ pub enum WriteOp {
         key: String,
         /// Replication tasks for the delete marker, committed atomically with it.
         outbox: Outbox,
+        /// Only if the key's newest version is still this one (`PreconditionFailed` if not):
+        /// lifecycle expiration decided on it, and must not hide a version written since.
+        if_current: Option<VersionId>,
     },
     /// DELETE with versionId (VER-16). An unknown version is `Ok` with `removed: None`.
     DeleteVersion {

@@ -82,7 +82,10 @@ fn delete(
     bucket: &str,
     key: &str,
 ) -> (Option<VersionRecord>, Option<VersionRecord>, Vec<BlobSegment>) {
-    match w(store, WriteOp::DeleteObject { bucket: bucket.into(), key: key.into(), outbox: Vec::new().into() }) {
+    match w(
+        store,
+        WriteOp::DeleteObject { bucket: bucket.into(), key: key.into(), outbox: Vec::new().into(), if_current: None },
+    ) {
         WriteOutcome::Deleted { removed, marker, freed } => (removed, marker, freed),
         other => panic!("unexpected {other:?}"),
     }
@@ -116,6 +119,26 @@ fn all_versions(store: &MetaStore, bucket_id: u64) -> Vec<(String, VersionId, bo
 fn listed_keys(store: &MetaStore, bucket_id: u64) -> Vec<String> {
     let page = store.list_objects(bucket_id, &ListObjectsQuery { max_keys: 1000, ..Default::default() }).unwrap();
     page.objects.into_iter().map(|(k, _)| k).collect()
+}
+
+/// A delete marker made only while the key's newest version is the one named (lifecycle
+/// expiration decided on it): a version written since is never hidden, and nothing changes.
+#[test]
+fn delete_marker_if_current_refuses_when_a_newer_version_exists() {
+    let (_dir, store) = open();
+    let b = bucket(&store, "cond", VersioningState::Enabled);
+    let (v1, _) = put(&store, "cond", "k", "a");
+    let (v2, _) = put(&store, "cond", "k", "b");
+    let op = |id: &VersionId| WriteOp::DeleteObject {
+        bucket: "cond".into(),
+        key: "k".into(),
+        outbox: Vec::new().into(),
+        if_current: Some(id.clone()),
+    };
+    assert!(matches!(err(&store, op(&v1.version_id)), MetaError::PreconditionFailed));
+    assert_eq!(all_versions(&store, b.id).len(), 2);
+    let WriteOutcome::Deleted { marker: Some(marker), .. } = w(&store, op(&v2.version_id)) else { panic!("no marker") };
+    assert_eq!(all_versions(&store, b.id)[0].1, marker.version_id);
 }
 
 // ----- buckets ---------------------------------------------------------------------------
@@ -780,7 +803,12 @@ fn outbox_tasks_commit_with_their_version() {
     assert_eq!(record.replication, ReplicationStatus::Pending);
     let (_, marker, _) = match w(
         &store,
-        WriteOp::DeleteObject { bucket: "src".into(), key: "k".into(), outbox: vec![b"dm".to_vec()].into() },
+        WriteOp::DeleteObject {
+            bucket: "src".into(),
+            key: "k".into(),
+            outbox: vec![b"dm".to_vec()].into(),
+            if_current: None,
+        },
     ) {
         WriteOutcome::Deleted { removed, marker, freed } => (removed, marker, freed),
         other => panic!("{other:?}"),
@@ -910,7 +938,12 @@ fn bat1_replicate_version_queues_existing_versions_once() {
     assert_eq!(old.replication, ReplicationStatus::None);
     let marker = match w(
         &store,
-        WriteOp::DeleteObject { bucket: "batch".into(), key: "k".into(), outbox: crate::Outbox::default() },
+        WriteOp::DeleteObject {
+            bucket: "batch".into(),
+            key: "k".into(),
+            outbox: crate::Outbox::default(),
+            if_current: None,
+        },
     ) {
         WriteOutcome::Deleted { marker: Some(m), .. } => m,
         other => panic!("unexpected {other:?}"),
@@ -1841,7 +1874,12 @@ fn committed_tasks_are_handed_over_in_order_while_subscribed() {
     let v = put_with_tasks(&store, "src", "k", &["t1", "t2"]);
     let marker = match w(
         &store,
-        WriteOp::DeleteObject { bucket: "src".into(), key: "k".into(), outbox: vec![b"dm".to_vec()].into() },
+        WriteOp::DeleteObject {
+            bucket: "src".into(),
+            key: "k".into(),
+            outbox: vec![b"dm".to_vec()].into(),
+            if_current: None,
+        },
     ) {
         WriteOutcome::Deleted { marker, .. } => marker.unwrap(),
         other => panic!("{other:?}"),

@@ -414,6 +414,7 @@ fn apply(t: &mut WTables<'_>, clock: &VersionClock, op: WriteOp) -> Result<Write
         WriteOp::SetVersioning { name, state } => buckets::set_versioning(t, &name, state),
         WriteOp::SetBucketTags { name, tags } => buckets::set_tags(t, &name, tags),
         WriteOp::SetReplication { name, config } => buckets::set_replication(t, &name, config),
+        WriteOp::SetLifecycle { name, config } => buckets::set_lifecycle(t, &name, config),
         WriteOp::PutVersion { bucket, key, data, inline, replica, precondition, outbox } => {
             let bucket = buckets::by_name(t, &bucket)?;
             let body = objects::Body { data, inline };
@@ -421,7 +422,9 @@ fn apply(t: &mut WTables<'_>, clock: &VersionClock, op: WriteOp) -> Result<Write
                 objects::put_version(t, clock, &bucket, &key, body, replica, precondition.as_ref(), outbox)?;
             Ok(WriteOutcome::Version { record, freed })
         }
-        WriteOp::DeleteObject { bucket, key, outbox } => objects::delete_object(t, clock, &bucket, &key, outbox),
+        WriteOp::DeleteObject { bucket, key, outbox, if_current } => {
+            objects::delete_object(t, clock, &bucket, &key, outbox, if_current.as_ref())
+        }
         WriteOp::DeleteVersion { bucket, key, version_id } => objects::delete_version(t, &bucket, &key, &version_id),
         WriteOp::SetObjectTags { bucket, key, version_id, tags, replicated_ms, outbox } => {
             objects::set_tags(t, &bucket, &key, version_id.as_ref(), tags, replicated_ms, outbox)

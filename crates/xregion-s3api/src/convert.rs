@@ -17,6 +17,11 @@ pub(crate) fn unix_secs(t: &Timestamp) -> i64 {
     OffsetDateTime::from(t.clone()).unix_timestamp()
 }
 
+/// s3s timestamp → unix milliseconds.
+pub(crate) fn unix_ms(t: &Timestamp) -> i64 {
+    i64::try_from(OffsetDateTime::from(t.clone()).unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
 /// Unix milliseconds → an HTTP date (`Last-Modified` header).
 pub(crate) fn http_date(ms: i64) -> String {
     let mut out = Vec::new();

@@ -114,6 +114,11 @@ pub fn to_s3(e: CoreError) -> S3Error {
             err.set_status_code(StatusCode::CONFLICT);
             err
         }
+        CoreError::NoSuchLifecycleConfiguration => {
+            let mut err = with(C::NoSuchLifecycleConfiguration, "The lifecycle configuration does not exist".into());
+            err.set_status_code(StatusCode::NOT_FOUND);
+            err
+        }
         CoreError::ReplicationConfigurationNotFound => {
             let mut err =
                 with(C::ReplicationConfigurationNotFoundError, "The replication configuration was not found".into());
@@ -210,6 +215,11 @@ pub(crate) struct ErrorContext {
 }
 
 impl ErrorContext {
+    /// The context of a bucket-level request.
+    pub(crate) fn bucket(method: &http::Method, bucket: &str) -> Self {
+        Self { method: method.clone(), bucket: Some(bucket.to_owned()), key: None, version_id: None }
+    }
+
     pub(crate) fn annotate(&self, err: S3Error) -> S3Error {
         let key = self.key.as_deref().unwrap_or_default();
         match err.code() {
@@ -217,11 +227,13 @@ impl ErrorContext {
                 Some(b) => with_fields(err, &[("BucketName", b)]),
                 None => err,
             },
-            // CFG-2.
-            S3ErrorCode::ReplicationConfigurationNotFoundError => match &self.bucket {
-                Some(b) => with_fields(err, &[("BucketName", b)]),
-                None => err,
-            },
+            // CFG-2, and the same for lifecycle.
+            S3ErrorCode::ReplicationConfigurationNotFoundError | S3ErrorCode::NoSuchLifecycleConfiguration => {
+                match &self.bucket {
+                    Some(b) => with_fields(err, &[("BucketName", b)]),
+                    None => err,
+                }
+            }
             // VAL-16.
             S3ErrorCode::InvalidArgument if err.message() == Some(MSG_INVALID_ROLE) => {
                 with_fields(err, &[("ArgumentName", "Role")])

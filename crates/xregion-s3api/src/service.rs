@@ -177,6 +177,30 @@ impl S3 for Api {
         ops::replication::delete_bucket_replication(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
+    async fn put_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<PutBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
+        let cx = ErrorContext::bucket(&req.method, &req.input.bucket);
+        ops::lifecycle::put_bucket_lifecycle_configuration(&self.region, req).await.map_err(|e| cx.annotate(e))
+    }
+
+    async fn get_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<GetBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
+        let cx = ErrorContext::bucket(&req.method, &req.input.bucket);
+        ops::lifecycle::get_bucket_lifecycle_configuration(&self.region, req).await.map_err(|e| cx.annotate(e))
+    }
+
+    async fn delete_bucket_lifecycle(
+        &self,
+        req: S3Request<DeleteBucketLifecycleInput>,
+    ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
+        let cx = ErrorContext::bucket(&req.method, &req.input.bucket);
+        ops::lifecycle::delete_bucket_lifecycle(&self.region, req).await.map_err(|e| cx.annotate(e))
+    }
+
     async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
         let cx = ErrorContext {
             method: req.method.clone(),

@@ -34,6 +34,8 @@ pub struct RunningRegion {
     replication: WorkerHandle,
     /// The batch replication job runner (`xregion_core::jobs`); its state is all on disk.
     jobs: tokio::task::JoinHandle<()>,
+    /// The lifecycle runner (`xregion_core::lifecycle`); it keeps nothing between passes.
+    lifecycle: tokio::task::JoinHandle<()>,
 }
 
 impl RunningRegion {
@@ -45,6 +47,8 @@ impl RunningRegion {
         let _ = self.task.await;
         self.jobs.abort();
         let _ = self.jobs.await;
+        self.lifecycle.abort();
+        let _ = self.lifecycle.await;
         self.replication.shutdown().await;
     }
 }
@@ -64,7 +68,8 @@ pub fn start_region_on(cfg: &RegionConfig, listener: TcpListener) -> anyhow::Res
         HttpPeers::new(cfg.peers.clone(), cfg.access_key.clone(), cfg.secret_key.clone(), Arc::clone(&tags))
             .with_external(Arc::clone(&external)),
     );
-    let options = RegionOptions { min_free_bytes: cfg.min_free_bytes, stamp_tag };
+    let options =
+        RegionOptions { min_free_bytes: cfg.min_free_bytes, stamp_tag, lifecycle_day_ms: cfg.lifecycle_day_ms };
     let region = Region::open_with(&cfg.region, &cfg.data_dir, peers.clone(), options)
         .with_context(|| format!("opening region {} at {}", cfg.region, cfg.data_dir.display()))?;
     check_targets(&region, &external)?;
@@ -76,6 +81,7 @@ pub fn start_region_on(cfg: &RegionConfig, listener: TcpListener) -> anyhow::Res
         let region = region.clone();
         async move { region.run_jobs().await }
     });
+    let lifecycle = tokio::spawn(region.clone().run_lifecycle());
     let reports = Arc::new(Reports {
         region: region.clone(),
         status: replication.status_reader(),
@@ -102,7 +108,7 @@ pub fn start_region_on(cfg: &RegionConfig, listener: TcpListener) -> anyhow::Res
     let task = tokio::spawn(accept_loop(listener, edge, stop_rx, name.clone()));
     tracing::info!(region = %name, %addr, "region listening");
     tokio::spawn(async move { peers.probe_stamp_tags().await });
-    Ok(RunningRegion { name, addr, stop, task, replication, jobs })
+    Ok(RunningRegion { name, addr, stop, task, replication, jobs, lifecycle })
 }
 
 /// A name in a replication rule must mean one place: a region refuses to start when one of

@@ -38,6 +38,8 @@ pub struct RegionConfig {
     /// list the same peers: each region that writes into a bucket another one also writes into
     /// (two-way replication, two sources to one destination) needs its own tag.
     pub stamp_tag: Option<u8>,
+    /// Length of a lifecycle day in milliseconds, for tests only (`None`: a real day).
+    pub lifecycle_day_ms: Option<i64>,
     /// Buckets of other S3 services that this region's replication rules may name as
     /// destinations (`[[targets]]`; `docs/replication.md`, *Backing up to another S3 service*).
     pub targets: Vec<ExternalTargetConfig>,
@@ -145,6 +147,9 @@ pub struct PartialConfig {
     pub stamp_tag: Option<u8>,
     /// See [`RegionConfig::targets`] (from the file only).
     pub targets: Option<Vec<TargetEntry>>,
+    /// See [`RegionConfig::lifecycle_day_ms`] (not from the file).
+    #[serde(skip)]
+    pub lifecycle_day_ms: Option<i64>,
 }
 
 impl PartialConfig {
@@ -174,6 +179,7 @@ impl PartialConfig {
             min_free_bytes: over.min_free_bytes.or(self.min_free_bytes),
             stamp_tag: over.stamp_tag.or(self.stamp_tag),
             targets: over.targets.or(self.targets),
+            lifecycle_day_ms: over.lifecycle_day_ms.or(self.lifecycle_day_ms),
         }
     }
 
@@ -214,6 +220,7 @@ impl PartialConfig {
             metrics_token: self.metrics_token.filter(|t| !t.is_empty()),
             min_free_bytes: self.min_free_bytes,
             stamp_tag: self.stamp_tag,
+            lifecycle_day_ms: self.lifecycle_day_ms.filter(|d| *d > 0),
             targets,
         })
     }

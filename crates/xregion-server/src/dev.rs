@@ -62,6 +62,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             min_free_bytes: None,
             stamp_tag: None,
             targets: Vec::new(),
+            lifecycle_day_ms: None,
         };
         running.push(app::start_region(&cfg).await?);
     }

@@ -71,6 +71,9 @@ struct ServeArgs {
     /// itself and its peers); see docs/replication.md.
     #[arg(long, env = "XREGION_STAMP_TAG")]
     stamp_tag: Option<u8>,
+    /// Length of a lifecycle "day" in seconds, to test lifecycle rules without waiting days.
+    #[arg(long, env = "XREGION_LIFECYCLE_DAY_SECONDS", hide = true)]
+    lifecycle_day_seconds: Option<f64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -109,6 +112,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         min_free_bytes: args.min_free_bytes,
         stamp_tag: args.stamp_tag,
         targets: None,
+        lifecycle_day_ms: args.lifecycle_day_seconds.map(|s| (s * 1000.0).round() as i64),
     };
     let cfg = file.overlay(flags).finish()?;
     let running = app::start_region(&cfg).await?;

@@ -80,6 +80,8 @@ pub struct BucketRecord {
     pub tags: Vec<(String, String)>,
     /// Replication configuration, stored as the validated document (opaque to `meta`).
     pub replication: Option<Vec<u8>>,
+    /// Lifecycle configuration, stored as the validated document (opaque to `meta`).
+    pub lifecycle: Option<Vec<u8>>,
 }
 
 #[cfg(test)]

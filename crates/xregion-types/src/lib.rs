@@ -6,6 +6,7 @@ pub mod bucket;
 pub mod checksum;
 pub mod job;
 pub mod key;
+pub mod lifecycle;
 pub mod object;
 pub mod replication;
 pub mod version_id;

@@ -60,7 +60,8 @@ pub(crate) async fn delete_bucket_replication(
 }
 
 /// CFG-1: `Content-MD5` or an `x-amz-checksum-*` value (as a header or announced trailer).
-fn has_body_checksum(headers: &http::HeaderMap) -> bool {
+/// Lifecycle configurations need one too.
+pub(crate) fn has_body_checksum(headers: &http::HeaderMap) -> bool {
     headers.contains_key("content-md5")
         || headers.keys().any(|k| k.as_str().starts_with("x-amz-checksum-") && k.as_str() != "x-amz-checksum-type")
         || headers

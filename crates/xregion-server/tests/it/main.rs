@@ -20,6 +20,7 @@ mod dev_mode;
 mod disk_full;
 mod external_targets;
 mod forwarded;
+mod lifecycle;
 mod listing;
 mod multipart;
 mod objects;
