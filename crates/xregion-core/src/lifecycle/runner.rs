@@ -382,6 +382,60 @@ mod tests {
         assert!(decide(&config, "k", &[marker(2, 1_000), object(1, 0)], 1_000, D, &mut r).is_empty());
     }
 
+    proptest::proptest! {
+        /// Over any history of a key (objects and markers, newest first, times growing):
+        /// noncurrent expiration never touches the current version or a marker, keeps the
+        /// `keep` newest noncurrent object versions, and once everything is due removes
+        /// exactly the others; a current version is expired only when it is an object.
+        #[test]
+        fn noncurrent_expiration_keeps_what_it_must(
+            kinds in proptest::collection::vec(proptest::bool::weighted(0.8), 1..12),
+            gaps in proptest::collection::vec(0i64..3_000, 12),
+            keep in proptest::option::of(1u32..4),
+            now in 0i64..40_000,
+        ) {
+            // Oldest first, then reversed to the listing's newest-first order.
+            let mut at = 0;
+            let mut versions: Vec<VersionRecord> = kinds
+                .iter()
+                .enumerate()
+                .map(|(i, object_kind)| {
+                    at += gaps[i];
+                    let id = u64::try_from(i).unwrap_or(0) + 1;
+                    if *object_kind { object(id, at) } else { marker(id, at) }
+                })
+                .collect();
+            versions.reverse();
+            let config = rule(Some(Expiration::Days(1)), Some(NoncurrentExpiration { days: 1, newer_versions: keep }));
+            let mut report = LifecycleReport::default();
+            let actions = decide(&config, "k", &versions, now, D, &mut report);
+            let noncurrent_objects: Vec<&VersionId> =
+                versions.iter().skip(1).filter(|v| v.object().is_some()).map(|v| &v.version_id).collect();
+            let kept = keep.map_or(0, |k| k as usize).min(noncurrent_objects.len());
+            for action in &actions {
+                match action {
+                    Action::Expire(id) => {
+                        proptest::prop_assert_eq!(id, &versions[0].version_id);
+                        proptest::prop_assert!(versions[0].object().is_some());
+                    }
+                    Action::Remove(id, Removal::Noncurrent) => {
+                        proptest::prop_assert!(noncurrent_objects[kept..].contains(&id), "removed {id:?}");
+                    }
+                    Action::Remove(_, Removal::ExpiredMarker) => proptest::prop_assert!(false, "no marker rule"),
+                }
+            }
+            let everything_due = decide(&config, "k", &versions, i64::MAX / 2, D, &mut report);
+            let removed: Vec<&VersionId> = everything_due
+                .iter()
+                .filter_map(|a| match a {
+                    Action::Remove(id, _) => Some(id),
+                    Action::Expire(_) => None,
+                })
+                .collect();
+            proptest::prop_assert_eq!(removed, noncurrent_objects[kept..].to_vec());
+        }
+    }
+
     #[test]
     fn filters_and_disabled_rules_are_honoured() {
         let mut config = rule(Some(Expiration::Days(1)), None);
