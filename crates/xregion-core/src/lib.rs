@@ -110,6 +110,8 @@ struct Inner {
     replication_wake: Arc<tokio::sync::Notify>,
     /// Woken when a lifecycle configuration is put (the lifecycle runner waits on it).
     lifecycle_wake: tokio::sync::Notify,
+    /// What the lifecycle runner did since start.
+    lifecycle_stats: std::sync::Mutex<lifecycle::LifecycleStats>,
     /// Batch replication jobs: their lock and the runner's wake-up (`jobs/mod.rs`).
     jobs: jobs::JobsState,
 }
@@ -142,6 +144,7 @@ impl Region {
                 options,
                 replication_wake,
                 lifecycle_wake: tokio::sync::Notify::new(),
+                lifecycle_stats: std::sync::Mutex::default(),
                 jobs: jobs::JobsState::default(),
             }),
         })
@@ -170,6 +173,15 @@ impl Region {
     /// The blob store.
     pub fn blobs(&self) -> &BlobStore {
         &self.inner.blobs
+    }
+
+    /// What the lifecycle runner did since the region started.
+    pub fn lifecycle_stats(&self) -> lifecycle::LifecycleStats {
+        self.lifecycle_stats_mut().clone()
+    }
+
+    pub(crate) fn lifecycle_stats_mut(&self) -> std::sync::MutexGuard<'_, lifecycle::LifecycleStats> {
+        self.inner.lifecycle_stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Wakes the lifecycle runner (`lifecycle::runner`).

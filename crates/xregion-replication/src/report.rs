@@ -72,6 +72,8 @@ pub struct ReplicationReport {
     /// endpoint (the server fills it in; empty from [`build`]). Their queues and destinations
     /// appear above like any other.
     pub targets: BTreeMap<String, String>,
+    /// The lifecycle runner since start (`xregion_core::lifecycle`).
+    pub lifecycle: xregion_core::lifecycle::LifecycleStats,
 }
 
 /// Batch replication jobs of the region (`xregion_core::jobs`).
@@ -347,6 +349,7 @@ fn build_at(region: &Region, status: &WorkerStatus, now: i64) -> Result<Replicat
         jobs: jobs_report(meta.list_jobs()?),
         peers: BTreeMap::new(),
         targets: BTreeMap::new(),
+        lifecycle: region.lifecycle_stats(),
     })
 }
 
@@ -507,6 +510,27 @@ impl ReplicationReport {
                 family(&format!("xregion_disk_{name}"), "gauge", help, vec![(String::new(), value.to_string())]);
             }
         }
+        let life = &self.lifecycle;
+        family(
+            "xregion_lifecycle_actions_total",
+            "counter",
+            "Lifecycle actions taken since start, by kind.",
+            [
+                ("expired", life.totals.expired),
+                ("noncurrent_removed", life.totals.noncurrent_removed),
+                ("expired_delete_marker_removed", life.totals.markers_removed),
+                ("upload_aborted", life.totals.uploads_aborted),
+            ]
+            .into_iter()
+            .map(|(action, n)| (format!(",action=\"{action}\""), n.to_string()))
+            .collect(),
+        );
+        family(
+            "xregion_lifecycle_waiting_for_replication",
+            "gauge",
+            "Lifecycle actions the last pass put off because their version's replication is pending (STS-9).",
+            vec![(String::new(), life.last_pass.waiting_for_replication.to_string())],
+        );
         if let Some(tags) = &self.stamp_tag {
             family(
                 "xregion_stamp_tag_shared_with_peers",

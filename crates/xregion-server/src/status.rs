@@ -227,6 +227,29 @@ fn render(endpoint: &str, r: &Value) -> String {
             p99(lag).unwrap_or_else(|| "-".to_owned())
         );
     }
+    let life = &r["lifecycle"];
+    let totals = &life["totals"];
+    let acted = ["expired", "noncurrent_removed", "markers_removed", "uploads_aborted"]
+        .iter()
+        .map(|k| num(&totals[*k]))
+        .sum::<u64>();
+    let waiting = num(&life["last_pass"]["waiting_for_replication"]);
+    if acted + waiting > 0 || life["last_error"].is_string() {
+        let mut line = format!(
+            "  lifecycle since start: {} expired, {} noncurrent removed, {} delete markers removed, {} uploads aborted",
+            num(&totals["expired"]),
+            num(&totals["noncurrent_removed"]),
+            num(&totals["markers_removed"]),
+            num(&totals["uploads_aborted"])
+        );
+        if waiting > 0 {
+            let _ = write!(line, "; {waiting} waiting for replication");
+        }
+        if life["last_error"].is_string() {
+            let _ = write!(line, "; last pass failed: {}", text(&life["last_error"]));
+        }
+        let _ = writeln!(out, "{line}");
+    }
     for job in r["jobs"]["unfinished"].as_array().map(Vec::as_slice).unwrap_or_default() {
         let _ = writeln!(
             out,
@@ -421,6 +444,19 @@ mod tests {
              lag mean 7.7 ms, max 29.0 ms, p99 <= 50.0 ms"
         );
         assert_eq!(lines[4], "  job j1 on prod: Active, 5 of 10 tasks done (1 failed)");
+        let mut lifecycle = report.clone();
+        lifecycle["lifecycle"] = serde_json::json!({
+            "passes": 3, "totals": {"expired": 1, "noncurrent_removed": 4, "markers_removed": 0, "uploads_aborted": 2},
+            "last_pass": {"waiting_for_replication": 5}, "last_error": null
+        });
+        let text = render("http://127.0.0.1:9000", &lifecycle);
+        assert!(
+            text.contains(
+                "  lifecycle since start: 1 expired, 4 noncurrent removed, 0 delete markers removed, 2 uploads aborted; \
+                 5 waiting for replication\n"
+            ),
+            "{text}"
+        );
         assert_eq!(lines[5], "  disk: 2.0 GiB free of 10.0 GiB (object writes stop at 1.0 GiB free)");
         assert_eq!(lines[6], "  warning: version stamp tag shared with eu-west-1 (see stamp_tag)");
     }

@@ -20,7 +20,7 @@ use xregion_meta::{WriteOp, WriteOutcome};
 use xregion_types::InvalidInput;
 use xregion_types::lifecycle::{Expiration, LifecycleConfig, LifecycleFilter, LifecycleRule, NoncurrentExpiration};
 
-pub use runner::LifecycleReport;
+pub use runner::{LifecycleReport, LifecycleStats};
 
 use crate::buckets::unexpected;
 use crate::{CoreError, CoreResult, Region};

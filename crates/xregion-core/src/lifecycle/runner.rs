@@ -26,8 +26,8 @@ use crate::{CoreError, CoreResult, Region};
 /// Entries read per listing page.
 const PAGE: usize = 1000;
 
-/// What one pass did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What one pass did (or several, added up).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct LifecycleReport {
     /// Current versions expired (a delete marker added, or removed in an unversioned bucket).
     pub expired: u64,
@@ -39,6 +39,31 @@ pub struct LifecycleReport {
     pub uploads_aborted: u64,
     /// Actions put off because the version's replication is still pending (STS-9).
     pub waiting_for_replication: u64,
+}
+
+impl LifecycleReport {
+    fn add(&mut self, other: &Self) {
+        self.expired += other.expired;
+        self.noncurrent_removed += other.noncurrent_removed;
+        self.markers_removed += other.markers_removed;
+        self.uploads_aborted += other.uploads_aborted;
+        self.waiting_for_replication += other.waiting_for_replication;
+    }
+}
+
+/// The lifecycle runner since the region started, for the operator report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LifecycleStats {
+    /// Passes made.
+    pub passes: u64,
+    /// When the last pass ended, unix milliseconds.
+    pub last_pass_ms: Option<i64>,
+    /// What the last pass did (its `waiting_for_replication` is how many actions wait now).
+    pub last_pass: LifecycleReport,
+    /// The actions of every pass, added up.
+    pub totals: LifecycleReport,
+    /// Why the last pass stopped early, if it did (the next one starts over).
+    pub last_error: Option<String>,
 }
 
 /// One action decided for a key.
@@ -70,17 +95,36 @@ impl Region {
         let every = Duration::from_millis(u64::try_from(self.lifecycle_day_ms() / 24).unwrap_or(0))
             .clamp(Duration::from_millis(100), Duration::from_secs(3600));
         loop {
-            match self.lifecycle_pass(now_ms()).await {
-                Ok(report) if report != LifecycleReport::default() => {
+            let outcome = self.lifecycle_pass(now_ms()).await;
+            match &outcome {
+                Ok(report)
+                    if report.expired + report.noncurrent_removed + report.markers_removed + report.uploads_aborted
+                        > 0 =>
+                {
                     tracing::info!(region = %self.name(), ?report, "lifecycle pass");
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(region = %self.name(), error = %e, "lifecycle pass failed"),
             }
+            self.record_pass(outcome);
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
                 _ = self.lifecycle_wake().notified() => {}
             }
+        }
+    }
+
+    fn record_pass(&self, outcome: CoreResult<LifecycleReport>) {
+        let mut stats = self.lifecycle_stats_mut();
+        stats.passes += 1;
+        stats.last_pass_ms = Some(now_ms());
+        match outcome {
+            Ok(report) => {
+                stats.totals.add(&report);
+                stats.last_pass = report;
+                stats.last_error = None;
+            }
+            Err(e) => stats.last_error = Some(e.to_string()),
         }
     }
 

@@ -149,6 +149,20 @@ async fn lifecycle_actions_take_effect() {
     // The current version of `k` is untouched.
     assert_eq!(get_body(&c, &bucket, "k", None).await, b"three");
     assert!(versions_of("k").await.iter().all(|v| v.0 != v1));
+    // The operator report counts what was done.
+    let resp = r.signed("GET", "/_xregion/replication", &[], b"").await;
+    let report: serde_json::Value = serde_json::from_slice(&resp.body).expect("report is JSON");
+    let totals = &report["lifecycle"]["totals"];
+    assert_eq!(
+        (&totals["expired"], &totals["noncurrent_removed"], &totals["markers_removed"], &totals["uploads_aborted"]),
+        (&serde_json::json!(1), &serde_json::json!(2), &serde_json::json!(1), &serde_json::json!(1)),
+        "{report}"
+    );
+    let metrics = r.signed("GET", "/_xregion/metrics", &[], b"").await.text();
+    assert!(
+        metrics.contains("xregion_lifecycle_actions_total{region=\"us-east-1\",action=\"expired\"} 1"),
+        "{metrics}"
+    );
 }
 
 /// DEL-5: the delete marker lifecycle makes on the source is not replicated (delete marker
