@@ -382,6 +382,16 @@ mod tests {
         assert!(decide(&config, "k", &[marker(2, 3_000), object(1, 2_500)], 9_000, D, &mut r).is_empty());
     }
 
+    #[test]
+    fn a_date_expires_every_current_version_from_then_on() {
+        let config = rule(Some(Expiration::Date(5_000)), None);
+        let v = [object(1, 9_000)];
+        let mut r = LifecycleReport::default();
+        assert!(decide(&config, "k", &v, 4_999, D, &mut r).is_empty());
+        // Created after the date: expired at once.
+        assert_eq!(decide(&config, "k", &v, 9_001, D, &mut r), [Action::Expire(v[0].version_id.clone())]);
+    }
+
     /// STS-9: a version whose replication is pending waits.
     #[test]
     fn pending_replication_puts_actions_off() {
