@@ -129,7 +129,8 @@ impl Region {
     }
 
     /// One pass over every bucket with a lifecycle configuration, as of `now` (unix ms). It
-    /// reads the store a page (at most [`PAGE`] entries) at a time between its writes.
+    /// reads the store a page (at most [`PAGE`] entries) at a time, on a blocking thread,
+    /// between its writes.
     pub async fn lifecycle_pass(&self, now: i64) -> CoreResult<LifecycleReport> {
         let mut report = LifecycleReport::default();
         for bucket in self.list_buckets()? {
@@ -157,7 +158,10 @@ impl Region {
         let mut key: Option<String> = None;
         let mut versions: Vec<VersionRecord> = Vec::new();
         loop {
-            let page = self.meta().list_versions(bucket.id, &query)?;
+            let (meta, q, id) = (self.meta().clone(), query.clone(), bucket.id);
+            let page = tokio::task::spawn_blocking(move || meta.list_versions(id, &q))
+                .await
+                .map_err(|e| CoreError::Internal(format!("listing for lifecycle: {e}")))??;
             for entry in page.entries {
                 if key.as_deref() != Some(entry.key.as_str()) {
                     if let Some(done) = key.take() {
@@ -242,7 +246,10 @@ impl Region {
         }
         let mut query = ListUploadsQuery { max_uploads: PAGE, ..ListUploadsQuery::default() };
         loop {
-            let page = self.meta().list_uploads(bucket.id, &query)?;
+            let (meta, q, id) = (self.meta().clone(), query.clone(), bucket.id);
+            let page = tokio::task::spawn_blocking(move || meta.list_uploads(id, &q))
+                .await
+                .map_err(|e| CoreError::Internal(format!("listing uploads for lifecycle: {e}")))??;
             for upload in &page.uploads {
                 let due = rules.iter().any(|(r, days)| {
                     upload.key.starts_with(r.filter.prefix()) && due_ms(upload.initiated_ms, *days, day) <= now
