@@ -268,16 +268,20 @@ eu-west-1 = "http://127.0.0.1:9001"
         assert_eq!(cfg.stamp_tag, None);
     }
 
-    #[test]
-    fn targets_are_read_and_checked() {
-        let base = || PartialConfig {
+    /// The required fields, set.
+    fn base() -> PartialConfig {
+        PartialConfig {
             region: Some("r".into()),
             listen: Some("127.0.0.1:9000".parse().unwrap()),
             data_dir: Some("/tmp/x".into()),
             access_key: Some("AK".into()),
             secret_key: Some("SK".into()),
             ..Default::default()
-        };
+        }
+    }
+
+    #[test]
+    fn targets_are_read_and_checked() {
         let env = |var: &str| (var == "BACKUP_SECRET").then(|| "from-env".to_owned());
         let with = |toml_text: &str| {
             let file: PartialConfig = toml::from_str(toml_text).expect("toml");
@@ -332,20 +336,12 @@ path_style = true
 
     #[test]
     fn stamp_tag_is_checked() {
-        let base = PartialConfig {
-            region: Some("r".into()),
-            listen: Some("127.0.0.1:9000".parse().unwrap()),
-            data_dir: Some("/tmp/x".into()),
-            access_key: Some("AK".into()),
-            secret_key: Some("SK".into()),
-            ..Default::default()
-        };
         let file: PartialConfig = toml::from_str("stamp_tag = 3").unwrap();
-        assert_eq!(base.clone().overlay(file).finish().unwrap().stamp_tag, Some(3));
+        assert_eq!(base().overlay(file).finish().unwrap().stamp_tag, Some(3));
         let over = PartialConfig { stamp_tag: Some(15), ..Default::default() };
-        assert_eq!(base.clone().overlay(over).finish().unwrap().stamp_tag, Some(15));
+        assert_eq!(base().overlay(over).finish().unwrap().stamp_tag, Some(15));
         let too_big = PartialConfig { stamp_tag: Some(16), ..Default::default() };
-        let err = base.overlay(too_big).finish().unwrap_err().to_string();
+        let err = base().overlay(too_big).finish().unwrap_err().to_string();
         assert!(err.contains("stamp_tag must be from 0 to 15"), "{err}");
     }
 }

@@ -11,20 +11,14 @@ use xregion_types::lifecycle::{Expiration, LifecycleConfig, LifecycleFilter};
 
 use crate::convert::{tags_from, tags_to, ts, unix_ms};
 use crate::error::IntoS3;
-use crate::ops::replication::has_body_checksum;
+use crate::ops::replication::require_body_checksum;
 
 pub(crate) async fn put_bucket_lifecycle_configuration(
     r: &Region,
     req: S3Request<PutBucketLifecycleConfigurationInput>,
 ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
     r.bucket(&req.input.bucket).s3()?;
-    if !has_body_checksum(&req.headers) {
-        return Err(CoreError::Invalid(InvalidInput::new(
-            "InvalidRequest",
-            "Missing required header for this request: Content-MD5",
-        )))
-        .s3();
-    }
+    require_body_checksum(&req.headers)?;
     let Some(config) = &req.input.lifecycle_configuration else {
         return Err(CoreError::Invalid(InvalidInput::new(
             "MalformedXML",

@@ -20,13 +20,7 @@ pub(crate) async fn put_bucket_replication(
     // VAL-1: (1) the bucket exists, (2) the body carries a checksum header (CFG-1), then the
     // document itself.
     r.bucket(&req.input.bucket).s3()?;
-    if !has_body_checksum(&req.headers) {
-        return Err(CoreError::Invalid(InvalidInput::new(
-            "InvalidRequest",
-            "Missing required header for this request: Content-MD5",
-        )))
-        .s3();
-    }
+    require_body_checksum(&req.headers)?;
     // VAL-14: the document's size (s3s has parsed it already, under its own larger limit).
     let length = req
         .headers
@@ -59,9 +53,21 @@ pub(crate) async fn delete_bucket_replication(
     Ok(S3Response::with_status(DeleteBucketReplicationOutput {}, http::StatusCode::NO_CONTENT))
 }
 
-/// CFG-1: `Content-MD5` or an `x-amz-checksum-*` value (as a header or announced trailer).
-/// Lifecycle configurations need one too.
-pub(crate) fn has_body_checksum(headers: &http::HeaderMap) -> bool {
+/// CFG-1: a bucket configuration's body must come with `Content-MD5` or an
+/// `x-amz-checksum-*` value (lifecycle configurations too), else `InvalidRequest`.
+pub(crate) fn require_body_checksum(headers: &http::HeaderMap) -> S3Result<()> {
+    if has_body_checksum(headers) {
+        return Ok(());
+    }
+    Err(CoreError::Invalid(InvalidInput::new(
+        "InvalidRequest",
+        "Missing required header for this request: Content-MD5",
+    )))
+    .s3()
+}
+
+/// `Content-MD5` or an `x-amz-checksum-*` value (as a header or announced trailer).
+fn has_body_checksum(headers: &http::HeaderMap) -> bool {
     headers.contains_key("content-md5")
         || headers.keys().any(|k| k.as_str().starts_with("x-amz-checksum-") && k.as_str() != "x-amz-checksum-type")
         || headers
