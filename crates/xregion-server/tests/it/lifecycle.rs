@@ -223,3 +223,12 @@ async fn lifecycle_changes_on_a_source_are_not_replicated_and_wait_for_replicati
         ]
     );
 }
+
+/// The same through boto3 (botocore computes the body checksum itself).
+#[test]
+fn lifecycle_with_boto3() {
+    if !crate::boto3::boto3_or_skip("boto3 lifecycle test") {
+        return;
+    }
+    crate::boto3::run_boto3_script(&region(), "lifecycle_boto3.py", "lc-boto3", "boto3 lifecycle test passed");
+}
