@@ -8,25 +8,17 @@ GetBucketLifecycleConfiguration echoing it, a refused configuration, noncurrent 
 expiring while the newest noncurrent ones are kept, DeleteBucketLifecycle.
 """
 
-import os
 import sys
 import time
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
+
+from xregion_client import s3_client
 
 
 def main() -> None:
     bucket = sys.argv[1]
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=os.environ["XREGION_ENDPOINT"],
-        region_name=os.environ.get("XREGION_TEST_REGION", "us-east-1"),
-        aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
-    )
+    s3 = s3_client()
     s3.create_bucket(Bucket=bucket)
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     for i in range(5):

@@ -8,12 +8,11 @@ an empty-filter rule without ID, reads it back, checks a validation error, repla
 a V1 rule, then deletes it twice. Exits non-zero (assertion) on any difference.
 """
 
-import os
 import sys
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
+
+from xregion_client import s3_client
 
 ROLE = "arn:aws:iam::123456789012:role/replication"
 
@@ -21,14 +20,7 @@ ROLE = "arn:aws:iam::123456789012:role/replication"
 def main() -> None:
     stem = sys.argv[1]
     src, dst = f"{stem}-src", f"{stem}-dst"
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=os.environ["XREGION_ENDPOINT"],
-        region_name=os.environ.get("XREGION_TEST_REGION", "us-east-1"),
-        aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
-    )
+    s3 = s3_client()
     for b in (src, dst):
         s3.create_bucket(Bucket=b)
         s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})

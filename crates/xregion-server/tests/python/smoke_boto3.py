@@ -8,24 +8,16 @@ marker (VER-12, VER-15, VER-16). Exits non-zero (assertion) on any difference.
 """
 
 import hashlib
-import os
 import sys
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
+
+from xregion_client import s3_client
 
 
 def main() -> None:
     bucket = sys.argv[1]
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=os.environ["XREGION_ENDPOINT"],
-        region_name=os.environ.get("XREGION_TEST_REGION", "us-east-1"),
-        aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
-    )
+    s3 = s3_client()
 
     s3.create_bucket(Bucket=bucket)
     assert bucket in [b["Name"] for b in s3.list_buckets()["Buckets"]]
