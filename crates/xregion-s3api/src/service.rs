@@ -31,22 +31,12 @@ impl S3 for Api {
     }
 
     async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
-        let cx = ErrorContext {
-            method: req.method.clone(),
-            bucket: Some(req.input.bucket.clone()),
-            key: None,
-            version_id: None,
-        };
+        let cx = ErrorContext::bucket(&req.method, &req.input.bucket);
         ops::bucket::create_bucket(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
     async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
-        let cx = ErrorContext {
-            method: req.method.clone(),
-            bucket: Some(req.input.bucket.clone()),
-            key: None,
-            version_id: None,
-        };
+        let cx = ErrorContext::bucket(&req.method, &req.input.bucket);
         ops::bucket::head_bucket(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
@@ -54,22 +44,12 @@ impl S3 for Api {
         &self,
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-        let cx = ErrorContext {
-            method: req.method.clone(),
-            bucket: Some(req.input.bucket.clone()),
-            key: None,
-            version_id: None,
-        };
+        let cx = ErrorContext::bucket(&req.method, &req.input.bucket);
         ops::bucket::get_bucket_location(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
     async fn delete_bucket(&self, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
-        let cx = ErrorContext {
-            method: req.method.clone(),
-            bucket: Some(req.input.bucket.clone()),
-            key: None,
-            version_id: None,
-        };
+        let cx = ErrorContext::bucket(&req.method, &req.input.bucket);
         ops::bucket::delete_bucket(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
@@ -77,12 +57,7 @@ impl S3 for Api {
         &self,
         req: S3Request<PutBucketVersioningInput>,
     ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
-        let cx = ErrorContext {
-            method: req.method.clone(),
-            bucket: Some(req.input.bucket.clone()),
-            key: None,
-            version_id: None,
-        };
+        let cx = ErrorContext::bucket(&req.method, &req.input.bucket);
         ops::bucket::put_bucket_versioning(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
@@ -90,12 +65,7 @@ impl S3 for Api {
         &self,
         req: S3Request<GetBucketVersioningInput>,
     ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-        let cx = ErrorContext {
-            method: req.method.clone(),
-            bucket: Some(req.input.bucket.clone()),
-            key: None,
-            version_id: None,
-        };
+        let cx = ErrorContext::bucket(&req.method, &req.input.bucket);
         ops::bucket::get_bucket_versioning(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
@@ -103,12 +73,7 @@ impl S3 for Api {
         &self,
         req: S3Request<PutBucketTaggingInput>,
     ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
-        let cx = ErrorContext {
-            method: req.method.clone(),
-            bucket: Some(req.input.bucket.clone()),
-            key: None,
-            version_id: None,
-        };
+        let cx = ErrorContext::bucket(&req.method, &req.input.bucket);
         ops::bucket::put_bucket_tagging(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
@@ -116,12 +81,7 @@ impl S3 for Api {
         &self,
         req: S3Request<GetBucketTaggingInput>,
     ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
-        let cx = ErrorContext {
-            method: req.method.clone(),
-            bucket: Some(req.input.bucket.clone()),
-            key: None,
-            version_id: None,
-        };
+        let cx = ErrorContext::bucket(&req.method, &req.input.bucket);
         ops::bucket::get_bucket_tagging(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
@@ -129,12 +89,7 @@ impl S3 for Api {
         &self,
         req: S3Request<DeleteBucketTaggingInput>,
     ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
-        let cx = ErrorContext {
-            method: req.method.clone(),
-            bucket: Some(req.input.bucket.clone()),
-            key: None,
-            version_id: None,
-        };
+        let cx = ErrorContext::bucket(&req.method, &req.input.bucket);
         ops::bucket::delete_bucket_tagging(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
@@ -142,12 +97,7 @@ impl S3 for Api {
         &self,
         req: S3Request<PutBucketReplicationInput>,
     ) -> S3Result<S3Response<PutBucketReplicationOutput>> {
-        let cx = ErrorContext {
-            method: req.method.clone(),
-            bucket: Some(req.input.bucket.clone()),
-            key: None,
-            version_id: None,
-        };
+        let cx = ErrorContext::bucket(&req.method, &req.input.bucket);
         ops::replication::put_bucket_replication(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
@@ -155,12 +105,7 @@ impl S3 for Api {
         &self,
         req: S3Request<GetBucketReplicationInput>,
     ) -> S3Result<S3Response<GetBucketReplicationOutput>> {
-        let cx = ErrorContext {
-            method: req.method.clone(),
-            bucket: Some(req.input.bucket.clone()),
-            key: None,
-            version_id: None,
-        };
+        let cx = ErrorContext::bucket(&req.method, &req.input.bucket);
         ops::replication::get_bucket_replication(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
@@ -168,12 +113,7 @@ impl S3 for Api {
         &self,
         req: S3Request<DeleteBucketReplicationInput>,
     ) -> S3Result<S3Response<DeleteBucketReplicationOutput>> {
-        let cx = ErrorContext {
-            method: req.method.clone(),
-            bucket: Some(req.input.bucket.clone()),
-            key: None,
-            version_id: None,
-        };
+        let cx = ErrorContext::bucket(&req.method, &req.input.bucket);
         ops::replication::delete_bucket_replication(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
@@ -271,12 +211,7 @@ impl S3 for Api {
     }
 
     async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
-        let cx = ErrorContext {
-            method: req.method.clone(),
-            bucket: Some(req.input.bucket.clone()),
-            key: None,
-            version_id: None,
-        };
+        let cx = ErrorContext::bucket(&req.method, &req.input.bucket);
         ops::object::delete_objects(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
@@ -325,22 +260,12 @@ impl S3 for Api {
     }
 
     async fn list_objects(&self, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
-        let cx = ErrorContext {
-            method: req.method.clone(),
-            bucket: Some(req.input.bucket.clone()),
-            key: None,
-            version_id: None,
-        };
+        let cx = ErrorContext::bucket(&req.method, &req.input.bucket);
         ops::list::list_objects(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
     async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
-        let cx = ErrorContext {
-            method: req.method.clone(),
-            bucket: Some(req.input.bucket.clone()),
-            key: None,
-            version_id: None,
-        };
+        let cx = ErrorContext::bucket(&req.method, &req.input.bucket);
         ops::list::list_objects_v2(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
@@ -348,12 +273,7 @@ impl S3 for Api {
         &self,
         req: S3Request<ListObjectVersionsInput>,
     ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
-        let cx = ErrorContext {
-            method: req.method.clone(),
-            bucket: Some(req.input.bucket.clone()),
-            key: None,
-            version_id: None,
-        };
+        let cx = ErrorContext::bucket(&req.method, &req.input.bucket);
         ops::list::list_object_versions(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
@@ -433,32 +353,17 @@ impl S3 for Api {
         &self,
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
-        let cx = ErrorContext {
-            method: req.method.clone(),
-            bucket: Some(req.input.bucket.clone()),
-            key: None,
-            version_id: None,
-        };
+        let cx = ErrorContext::bucket(&req.method, &req.input.bucket);
         ops::multipart::list_multipart_uploads(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
     async fn get_bucket_acl(&self, req: S3Request<GetBucketAclInput>) -> S3Result<S3Response<GetBucketAclOutput>> {
-        let cx = ErrorContext {
-            method: req.method.clone(),
-            bucket: Some(req.input.bucket.clone()),
-            key: None,
-            version_id: None,
-        };
+        let cx = ErrorContext::bucket(&req.method, &req.input.bucket);
         ops::unsupported::get_bucket_acl(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
     async fn put_bucket_acl(&self, req: S3Request<PutBucketAclInput>) -> S3Result<S3Response<PutBucketAclOutput>> {
-        let cx = ErrorContext {
-            method: req.method.clone(),
-            bucket: Some(req.input.bucket.clone()),
-            key: None,
-            version_id: None,
-        };
+        let cx = ErrorContext::bucket(&req.method, &req.input.bucket);
         ops::unsupported::put_bucket_acl(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
@@ -486,12 +391,7 @@ impl S3 for Api {
         &self,
         req: S3Request<GetBucketOwnershipControlsInput>,
     ) -> S3Result<S3Response<GetBucketOwnershipControlsOutput>> {
-        let cx = ErrorContext {
-            method: req.method.clone(),
-            bucket: Some(req.input.bucket.clone()),
-            key: None,
-            version_id: None,
-        };
+        let cx = ErrorContext::bucket(&req.method, &req.input.bucket);
         ops::unsupported::get_bucket_ownership_controls(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
@@ -499,12 +399,7 @@ impl S3 for Api {
         &self,
         req: S3Request<GetObjectLockConfigurationInput>,
     ) -> S3Result<S3Response<GetObjectLockConfigurationOutput>> {
-        let cx = ErrorContext {
-            method: req.method.clone(),
-            bucket: Some(req.input.bucket.clone()),
-            key: None,
-            version_id: None,
-        };
+        let cx = ErrorContext::bucket(&req.method, &req.input.bucket);
         ops::unsupported::get_object_lock_configuration(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
@@ -512,12 +407,7 @@ impl S3 for Api {
         &self,
         req: S3Request<GetBucketEncryptionInput>,
     ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
-        let cx = ErrorContext {
-            method: req.method.clone(),
-            bucket: Some(req.input.bucket.clone()),
-            key: None,
-            version_id: None,
-        };
+        let cx = ErrorContext::bucket(&req.method, &req.input.bucket);
         ops::unsupported::get_bucket_encryption(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
