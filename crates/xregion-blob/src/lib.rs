@@ -84,6 +84,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
+use xregion_crypto::DataKey;
 use xregion_types::{BlobRef, BlobSegment, ChecksumAlgorithm};
 
 pub use direct::STAGE_BYTES;
@@ -143,15 +144,28 @@ impl BlobStore {
     /// Does no I/O itself (the temp file is created by the first write or `finish`). Fails only
     /// when called outside a tokio runtime.
     pub fn writer(&self, checksum: Option<ChecksumAlgorithm>) -> Result<BlobWriter, BlobError> {
-        self.writes_started.store(true, Ordering::SeqCst);
-        BlobWriter::new(Arc::clone(&self.layout), checksum, true)
+        self.writer_with(checksum, true, None)
     }
 
     /// [`BlobStore::writer`] without MD5, for bytes verified by `checksum` instead (replicas whose
     /// ETag is known: MD5 is the largest CPU cost of a large write).
     pub fn writer_without_md5(&self, checksum: ChecksumAlgorithm) -> Result<BlobWriter, BlobError> {
+        self.writer_with(Some(checksum), false, None)
+    }
+
+    /// The general form of [`BlobStore::writer`]: with or without MD5, and encrypted with
+    /// `key` (SSE) or not. An encrypted blob's file holds the bytes sealed in chunks
+    /// (`xregion_crypto`), under a key derived from `key` and the blob's id; MD5, the
+    /// checksum and the blob's length are those of the plaintext. Read it back with
+    /// [`BlobStore::read_sealed`] and the same key.
+    pub fn writer_with(
+        &self,
+        checksum: Option<ChecksumAlgorithm>,
+        md5: bool,
+        key: Option<&DataKey>,
+    ) -> Result<BlobWriter, BlobError> {
         self.writes_started.store(true, Ordering::SeqCst);
-        BlobWriter::new(Arc::clone(&self.layout), Some(checksum), false)
+        BlobWriter::new(Arc::clone(&self.layout), checksum, md5, key)
     }
 
     /// Streams bytes `[start, end)` of the object made of `blob.segments` read back to back,
@@ -162,7 +176,21 @@ impl BlobStore {
     /// differs from its segment's. The stream ends after the first error. Must be polled inside
     /// a tokio runtime; it does nothing until first polled.
     pub fn read(&self, blob: &BlobRef, start: u64, end: u64) -> BoxStream<'static, io::Result<Bytes>> {
-        reader::read_range(Arc::clone(&self.layout), blob, start, end)
+        reader::read_range(Arc::clone(&self.layout), blob, start, end, None)
+    }
+
+    /// [`BlobStore::read`] of an object whose blobs were written encrypted with `key`
+    /// ([`BlobStore::writer_with`]): only the chunks holding the range are read and opened.
+    /// A chunk that does not authenticate (altered or truncated file) ends the stream with an
+    /// `InvalidData` error.
+    pub fn read_sealed(
+        &self,
+        blob: &BlobRef,
+        start: u64,
+        end: u64,
+        key: Arc<DataKey>,
+    ) -> BoxStream<'static, io::Result<Bytes>> {
+        reader::read_range(Arc::clone(&self.layout), blob, start, end, Some(key))
     }
 
     /// Deletes a blob file; a missing file is not an error. Call it after the metadata commit

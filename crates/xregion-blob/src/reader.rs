@@ -36,6 +36,7 @@ use futures::StreamExt as _;
 use futures::stream::{self, BoxStream};
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
+use xregion_crypto::{CHUNK_BYTES, DataKey, SEALED_CHUNK_BYTES, SegmentCipher, chunk_count, sealed_len};
 use xregion_types::{BlobRef, BlobSegment};
 
 use crate::direct::{self, DIRECT_ALIGN, STAGE_BYTES, Stage};
@@ -59,14 +60,20 @@ pub const POOL_MAX_BUFFERS: usize = 64;
 // A job's aligned span must fit in one pooled buffer.
 const _: () = assert!(READ_JOB_BYTES <= STAGE_BYTES);
 
+/// Sealed chunks one job of an encrypted blob reads at most: their aligned span must fit in
+/// one pooled buffer whatever the alignment skip.
+const SEALED_CHUNKS_PER_JOB: u64 = ((STAGE_BYTES - DIRECT_ALIGN) / SEALED_CHUNK_BYTES) as u64;
+const _: () = assert!(SEALED_CHUNKS_PER_JOB >= 1);
+
 /// The stream of bytes `[start, end)` of `blob`.
 pub(crate) fn read_range(
     layout: Arc<Layout>,
     blob: &BlobRef,
     start: u64,
     end: u64,
+    key: Option<Arc<DataKey>>,
 ) -> BoxStream<'static, io::Result<Bytes>> {
-    let cursor = match Cursor::new(layout, blob, start, end) {
+    let cursor = match Cursor::new(layout, blob, start, end, key) {
         Ok(cursor) => cursor,
         Err(e) => return stream::once(async move { Err(e) }).boxed(),
     };
@@ -89,11 +96,15 @@ struct Cursor {
     remaining: u64,
     /// The open file of `segments[index]`, and whether it is read with `O_DIRECT`.
     file: Option<(File, bool)>,
+    /// The object's data key, if its blobs are encrypted.
+    key: Option<Arc<DataKey>>,
+    /// The cipher of `segments[index]`, while its file is open (encrypted blobs only).
+    cipher: Option<SegmentCipher>,
 }
 
 impl Cursor {
     /// Positions a cursor at `start`; checks the range against the blob's length.
-    fn new(layout: Arc<Layout>, blob: &BlobRef, start: u64, end: u64) -> io::Result<Self> {
+    fn new(layout: Arc<Layout>, blob: &BlobRef, start: u64, end: u64, key: Option<Arc<DataKey>>) -> io::Result<Self> {
         let total = blob
             .segments
             .iter()
@@ -114,7 +125,16 @@ impl Cursor {
             offset -= segment.len;
             index += 1;
         }
-        Ok(Self { layout, segments: blob.segments.clone(), index, offset, remaining: end - start, file: None })
+        Ok(Self {
+            layout,
+            segments: blob.segments.clone(),
+            index,
+            offset,
+            remaining: end - start,
+            file: None,
+            key,
+            cipher: None,
+        })
     }
 
     /// Reads the next up-to-[`READ_JOB_BYTES`] bytes of the current segment (blocking).
@@ -124,27 +144,75 @@ impl Cursor {
                 return Err(io::Error::new(io::ErrorKind::InvalidData, "read past the last blob segment"));
             };
             if self.offset < segment.len {
-                break segment;
+                break segment.clone();
             }
             self.index += 1;
             self.offset = 0;
             self.file = None;
+            self.cipher = None;
         };
+        if self.file.is_none() {
+            self.file = Some(open_segment(&self.layout, &segment, self.key.is_some())?);
+            if let Some(key) = &self.key {
+                self.cipher = Some(key.segment(segment.id.as_bytes()).map_err(io::Error::from)?);
+            }
+        }
+        if self.cipher.is_some() {
+            return self.read_sealed_job(&segment);
+        }
+        // A job reads at most READ_JOB_BYTES including the alignment skip (so plain reads
+        // stay aligned job after job).
+        let skip = match &self.file {
+            Some((_, true)) => self.offset % DIRECT_ALIGN as u64,
+            _ => 0,
+        };
+        let want = (segment.len - self.offset).min(self.remaining).min(READ_JOB_BYTES as u64 - skip);
+        let (buf, skip) = self.read_span(&segment, self.offset, want as usize)?;
+        self.offset += want;
+        self.remaining -= want;
+        Ok(Bytes::from_owner(buf).slice(skip..))
+    }
+
+    /// [`Cursor::read_job`] of an encrypted segment: reads the sealed chunks holding the next
+    /// bytes, opens them in the job's buffer and hands out the plaintext wanted.
+    fn read_sealed_job(&mut self, segment: &BlobSegment) -> io::Result<Bytes> {
+        let chunk = CHUNK_BYTES as u64;
+        let first = self.offset / chunk;
+        let total = chunk_count(segment.len);
+        let wanted_end = (self.offset + self.remaining).min(segment.len);
+        let last = wanted_end.div_ceil(chunk).min(first + SEALED_CHUNKS_PER_JOB);
+        let file_start = first * SEALED_CHUNK_BYTES as u64;
+        let file_end = (last * SEALED_CHUNK_BYTES as u64).min(sealed_len(segment.len));
+        let (mut buf, skip) = self.read_span(segment, file_start, (file_end - file_start) as usize)?;
+        let cipher = self.cipher.as_ref().ok_or_else(|| io::Error::other("encrypted segment without a cipher"))?;
+        let opened = cipher
+            .open_chunks(first, total, &mut buf.region()[skip..skip + (file_end - file_start) as usize])
+            .map_err(|e| with_context(format!("read blob {}", segment.id), e.into()))?;
+        let from = (self.offset - first * chunk) as usize;
+        let want = ((opened - from) as u64).min(self.remaining);
+        buf.set_len(skip + from + want as usize);
+        self.offset += want;
+        self.remaining -= want;
+        Ok(Bytes::from_owner(buf).slice(skip + from..))
+    }
+
+    /// Reads `len` bytes of the open file from `start` into a pooled buffer (blocking); for a
+    /// direct file it reads whole aligned blocks around them. Returns the buffer and where
+    /// the bytes start in it.
+    fn read_span(&mut self, segment: &BlobSegment, start: u64, len: usize) -> io::Result<(Stage, usize)> {
         let context = || format!("read blob {}", segment.id);
-        let (file, direct) = match self.file.as_mut() {
-            Some(open) => open,
-            None => self.file.insert(open_segment(&self.layout, segment)?),
+        let Some((file, direct)) = self.file.as_mut() else {
+            return Err(io::Error::other("read of a blob segment that is not open"));
         };
-        // A direct read starts at the block holding `offset` and reads whole blocks; the
-        // bytes wanted are `skip..skip + want` of what it reads.
-        let skip = if *direct { (self.offset % DIRECT_ALIGN as u64) as usize } else { 0 };
-        let want = (segment.len - self.offset).min(self.remaining).min((READ_JOB_BYTES - skip) as u64) as usize;
-        let span = if *direct { (skip + want).next_multiple_of(DIRECT_ALIGN) } else { want };
+        // A direct read starts at the block holding `start` and reads whole blocks; the
+        // bytes wanted are `skip..skip + len` of what it reads.
+        let skip = if *direct { (start % DIRECT_ALIGN as u64) as usize } else { 0 };
+        let span = if *direct { (skip + len).next_multiple_of(DIRECT_ALIGN) } else { len };
         let mut buf = Stage::take();
-        let start = self.offset - skip as u64;
+        let from = start - skip as u64;
         let mut got = 0;
-        while got < skip + want {
-            match file.read_at(&mut buf.region()[got..span], start + got as u64) {
+        while got < skip + len {
+            match file.read_at(&mut buf.region()[got..span], from + got as u64) {
                 Ok(0) => break,
                 Ok(n) => got += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -156,30 +224,30 @@ impl Cursor {
                 Err(e) => return Err(with_context(context(), e)),
             }
         }
-        if got < skip + want {
+        if got < skip + len {
             return Err(with_context(
                 context(),
                 io::Error::new(io::ErrorKind::InvalidData, "file is shorter than recorded"),
             ));
         }
-        buf.set_len(skip + want);
-        self.offset += want as u64;
-        self.remaining -= want as u64;
-        Ok(Bytes::from_owner(buf).slice(skip..))
+        buf.set_len(skip + len);
+        Ok((buf, skip))
     }
 }
 
-/// Opens a segment's file (direct where possible) and checks its length.
-fn open_segment(layout: &Layout, segment: &BlobSegment) -> io::Result<(File, bool)> {
+/// Opens a segment's file (direct where possible) and checks its length (that of the sealed
+/// bytes when `sealed`).
+fn open_segment(layout: &Layout, segment: &BlobSegment, sealed: bool) -> io::Result<(File, bool)> {
     let id = check_id(&segment.id).map_err(io::Error::from)?;
     let path = layout.blob_path(id);
     let context = || format!("open blob {id} ({})", path.display());
     let (file, direct) = direct::open_read(&path).map_err(|e| with_context(context(), e))?;
     let len = file.metadata().map_err(|e| with_context(context(), e))?.len();
-    if len != segment.len {
+    let expected = if sealed { sealed_len(segment.len) } else { segment.len };
+    if len != expected {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("blob {id} has {len} bytes, metadata says {}", segment.len),
+            format!("blob {id} has {len} bytes, metadata says {expected}"),
         ));
     }
     Ok((file, direct))

@@ -563,3 +563,129 @@ async fn writer_without_md5_computes_only_the_checksum() {
     assert_eq!(info.checksum.unwrap().1, crc_fast::crc32_iscsi(&bytes).to_be_bytes());
     assert_eq!(info.segment.len, bytes.len() as u64);
 }
+
+/// A data key for the encryption tests.
+fn data_key() -> std::sync::Arc<xregion_crypto::DataKey> {
+    let master = xregion_crypto::MasterKey::from_hex(&"5a".repeat(32)).unwrap();
+    std::sync::Arc::new(master.new_data_key().unwrap().0)
+}
+
+async fn put_sealed(store: &BlobStore, bytes: &[u8], chunk: usize, key: &xregion_crypto::DataKey) -> BlobInfo {
+    let mut w = store.writer_with(Some(ChecksumAlgorithm::Crc32c), true, Some(key)).unwrap();
+    for c in bytes.chunks(chunk.max(1)) {
+        w.write(Bytes::copy_from_slice(c)).await.unwrap();
+    }
+    w.finish().await.unwrap()
+}
+
+async fn read_sealed(
+    store: &BlobStore,
+    blob: &BlobRef,
+    start: u64,
+    end: u64,
+    key: &std::sync::Arc<xregion_crypto::DataKey>,
+) -> std::io::Result<Vec<u8>> {
+    let chunks: Vec<Bytes> = store.read_sealed(blob, start, end, std::sync::Arc::clone(key)).try_collect().await?;
+    assert!(chunks.iter().all(|c| !c.is_empty() && c.len() <= READ_CHUNK_BYTES));
+    Ok(chunks.concat())
+}
+
+/// SSE: the file holds sealed chunks, never the plaintext; the digests and the length are
+/// the plaintext's; any range reads back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_blobs_round_trip_and_never_hold_the_plaintext() {
+    let (dir, store) = open();
+    let key = data_key();
+    let c = xregion_crypto::CHUNK_BYTES;
+    for (len, chunk) in [(0, 1), (1, 1), (c, 1000), (c + 1, 7_000), (3_000_000, 65_536), (2_100_000, 2_100_000)] {
+        let bytes = data(len, 9);
+        let info = put_sealed(&store, &bytes, chunk, &key).await;
+        assert_eq!(info.segment.len, len as u64);
+        assert_eq!(info.md5, Some(<[u8; 16]>::from(Md5::digest(&bytes))), "len {len}");
+        assert_eq!(
+            info.checksum,
+            Some((ChecksumAlgorithm::Crc32c, checksum::digest(ChecksumAlgorithm::Crc32c, &bytes)))
+        );
+        let path = files_under(&dir.path().join("blobs")).into_iter().find(|p| p.ends_with(&info.segment.id)).unwrap();
+        let on_disk = std::fs::read(&path).unwrap();
+        assert_eq!(on_disk.len() as u64, xregion_crypto::sealed_len(len as u64));
+        if len >= 64 {
+            assert!(!on_disk.windows(64).any(|w| w == &bytes[..64]), "plaintext on disk (len {len})");
+        }
+        let blob = BlobRef { segments: vec![info.segment.clone()] };
+        assert_eq!(read_sealed(&store, &blob, 0, len as u64, &key).await.unwrap(), bytes);
+        for (start, end) in [(0, len.min(5)), (len / 3, len / 2), (len.saturating_sub(c + 3), len), (c.min(len), len)] {
+            let got = read_sealed(&store, &blob, start as u64, end as u64, &key).await.unwrap();
+            assert!(got == bytes[start..end], "range {start}..{end} of {len}");
+        }
+        store.delete(&info.segment).await.unwrap();
+    }
+}
+
+/// Ranges over several encrypted segments (a multipart object) match the plaintext.
+#[test]
+fn encrypted_ranges_across_segments_match_an_in_memory_concat() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    let (_dir, store) = open();
+    let key = data_key();
+    let config = ProptestConfig { cases: 16, ..ProptestConfig::default() };
+    proptest!(config, |(
+        lens in prop::collection::vec(prop_oneof![Just(0usize), 1usize..10, 1usize..1_500_000], 0..4),
+        ranges in prop::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>()), 1..6),
+    )| {
+        runtime.block_on(async {
+            let mut whole = Vec::new();
+            let mut segments = Vec::new();
+            for (i, len) in lens.iter().enumerate() {
+                let bytes = data(*len, i as u8);
+                segments.push(put_sealed(&store, &bytes, 50_000, &key).await.segment);
+                whole.extend_from_slice(&bytes);
+            }
+            let blob = BlobRef { segments };
+            for (a, b) in &ranges {
+                let (a, b) = (a.index(whole.len() + 1), b.index(whole.len() + 1));
+                let (start, end) = (a.min(b), a.max(b));
+                let got = read_sealed(&store, &blob, start as u64, end as u64, &key).await.unwrap();
+                assert!(got == whole[start..end], "range {start}..{end} of {lens:?}");
+            }
+            for segment in &blob.segments {
+                store.delete(segment).await.unwrap();
+            }
+        });
+    });
+}
+
+/// Replaces a file's bytes (a test damaging a blob on purpose).
+fn overwrite(path: &Path, bytes: &[u8]) {
+    use std::io::Write as _;
+    std::fs::File::create(path).unwrap().write_all(bytes).unwrap();
+}
+
+/// A changed byte, a truncated file or the wrong key is an `InvalidData` read error, never
+/// other bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn altered_encrypted_blobs_fail_to_read() {
+    let (dir, store) = open();
+    let key = data_key();
+    let bytes = data(200_000, 4);
+    let info = put_sealed(&store, &bytes, 10_000, &key).await;
+    let blob = BlobRef { segments: vec![info.segment.clone()] };
+    let path = files_under(&dir.path().join("blobs")).into_iter().find(|p| p.ends_with(&info.segment.id)).unwrap();
+    let original = std::fs::read(&path).unwrap();
+
+    let other = data_key();
+    let err = read_sealed(&store, &blob, 0, 10, &other).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
+
+    let mut changed = original.clone();
+    changed[100_000] ^= 1;
+    overwrite(&path, &changed);
+    let err = read_sealed(&store, &blob, 0, 200_000, &key).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
+    // A range in an untouched chunk still reads.
+    assert_eq!(read_sealed(&store, &blob, 0, 1000, &key).await.unwrap(), &bytes[..1000]);
+
+    overwrite(&path, &original[..original.len() - 1]);
+    let err = read_sealed(&store, &blob, 0, 10, &key).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
+}

@@ -40,6 +40,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use bytes::{Bytes, BytesMut};
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
+use xregion_crypto::{DataKey, Sealer};
 use xregion_types::{BlobSegment, ChecksumAlgorithm};
 
 use crate::checksum::Hasher;
@@ -127,7 +128,13 @@ impl std::fmt::Debug for Hashes {
 #[derive(Debug)]
 struct FileState {
     temp: TempFile,
+    /// Bytes written to the file (sealed bytes for an encrypted blob).
     len: u64,
+    /// Plaintext bytes taken so far, for an encrypted blob (the blob's length).
+    plain_len: Option<u64>,
+    /// Seals the bytes before they are written, for an encrypted blob (SSE, see
+    /// `xregion_crypto`): the file holds chunks of ciphertext and tags.
+    sealer: Option<Sealer>,
     /// Bytes written since the last background `fdatasync` started.
     unsynced: u64,
     /// The running background `fdatasync`, if any: it reports on this channel.
@@ -139,9 +146,36 @@ struct FileState {
 }
 
 impl FileState {
-    /// Writes a batch (blocking). Every [`WRITEBACK_BYTES`], starts an `fdatasync` on another
-    /// blocking thread, so the disk works while writing and hashing go on.
+    /// Writes a batch (blocking), sealed first for an encrypted blob. Every
+    /// [`WRITEBACK_BYTES`], starts an `fdatasync` on another blocking thread, so the disk
+    /// works while writing and hashing go on.
     fn append(&mut self, batch: &[Bytes]) -> Result<(), BlobError> {
+        let Some(sealer) = self.sealer.as_mut() else {
+            return self.write_chunks(batch);
+        };
+        let mut sealed = Vec::with_capacity(batch.iter().map(Bytes::len).sum::<usize>() + 1024);
+        for chunk in batch {
+            sealer.push(chunk, &mut sealed).map_err(seal_error)?;
+            *self.plain_len.get_or_insert(0) += chunk.len() as u64;
+        }
+        self.write_chunks(&[Bytes::from(sealed)])
+    }
+
+    /// Seals the last chunk of an encrypted blob and writes it (blocking).
+    fn finish_sealing(&mut self) -> Result<(), BlobError> {
+        let Some(sealer) = self.sealer.take() else { return Ok(()) };
+        let mut sealed = Vec::new();
+        sealer.finish(&mut sealed).map_err(seal_error)?;
+        self.write_chunks(&[Bytes::from(sealed)])
+    }
+
+    /// The length of the blob written so far (plaintext for an encrypted blob).
+    fn blob_len(&self) -> u64 {
+        self.plain_len.unwrap_or(self.len)
+    }
+
+    /// Writes bytes as they are to the file (blocking).
+    fn write_chunks(&mut self, batch: &[Bytes]) -> Result<(), BlobError> {
         for chunk in batch {
             let (path, file, direct) = self.temp.file()?;
             if !direct {
@@ -235,6 +269,7 @@ impl FileState {
 
     /// Waits for write-back, then fsyncs the file (blocking), then lets its pages go.
     fn sync(&mut self) -> Result<(), BlobError> {
+        self.finish_sealing()?;
         self.write_stage()?;
         self.writeback_done(true)?;
         let (path, file, _) = self.temp.file()?;
@@ -302,13 +337,32 @@ impl Writeback {
 }
 
 impl BlobWriter {
-    pub(crate) fn new(layout: Arc<Layout>, checksum: Option<ChecksumAlgorithm>, md5: bool) -> Result<Self, BlobError> {
+    pub(crate) fn new(
+        layout: Arc<Layout>,
+        checksum: Option<ChecksumAlgorithm>,
+        md5: bool,
+        key: Option<&DataKey>,
+    ) -> Result<Self, BlobError> {
         let runtime = Handle::try_current()
             .map_err(|e| io_error("start blob write", io::Error::other(format!("no tokio runtime: {e}"))))?;
         let id = crate::layout::new_id();
+        let sealer = match key {
+            Some(key) => Some(Sealer::new(key.segment(id.as_bytes()).map_err(seal_error)?)),
+            None => None,
+        };
+        let plain_len = sealer.as_ref().map(|_| 0);
         let hashes = Hashes { checksum: checksum.map(Hasher::new) };
         let temp = TempFile::new(layout.temp_path(&id));
-        let file = FileState { temp, len: 0, unsynced: 0, writeback: None, runtime: runtime.clone(), stage: None };
+        let file = FileState {
+            temp,
+            len: 0,
+            plain_len,
+            sealer,
+            unsynced: 0,
+            writeback: None,
+            runtime: runtime.clone(),
+            stage: None,
+        };
         Ok(Self {
             hashes: Lane::new(runtime.clone(), hashes, Hashes::update_lane),
             md5: md5.then(Md5Stream::new),
@@ -439,6 +493,11 @@ impl BlobWriter {
     }
 }
 
+/// A sealing failure as a blob error.
+fn seal_error(e: xregion_crypto::CryptoError) -> BlobError {
+    BlobError::Io(io::Error::from(e))
+}
+
 /// Writes the last batch and makes the blob durable and visible (blocking): fsync the file,
 /// create the fan-out directory if needed, rename, fsync the directory.
 fn commit(file: FileState, batch: &[Bytes], layout: &Layout, id: String) -> Result<BlobSegment, BlobError> {
@@ -448,7 +507,8 @@ fn commit(file: FileState, batch: &[Bytes], layout: &Layout, id: String) -> Resu
         return Err(e);
     }
     let synced = file.sync();
-    let FileState { mut temp, len, .. } = file;
+    let len = file.blob_len();
+    let FileState { mut temp, .. } = file;
     if let Err(e) = synced.and_then(|()| layout.ensure_fanout_dir(&id)) {
         temp.discard();
         return Err(e);
@@ -589,7 +649,16 @@ mod tests {
 
     fn file_state(dir: &Path, runtime: &tokio::runtime::Runtime) -> FileState {
         let temp = TempFile::new(dir.join("t.tmp"));
-        FileState { temp, len: 0, unsynced: 0, writeback: None, runtime: runtime.handle().clone(), stage: None }
+        FileState {
+            temp,
+            len: 0,
+            plain_len: None,
+            sealer: None,
+            unsynced: 0,
+            writeback: None,
+            runtime: runtime.handle().clone(),
+            stage: None,
+        }
     }
 
     /// Sizes around the alignment and the stage size, in odd chunks: the file holds exactly

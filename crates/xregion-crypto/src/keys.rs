@@ -1,0 +1,220 @@
+//! The master key and data keys.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write as _};
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::Path;
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::hkdf;
+use zeroize::Zeroizing;
+
+use crate::CryptoError;
+use crate::chunks::SegmentCipher;
+
+/// Bytes of a key (AES-256).
+const KEY_BYTES: usize = 32;
+/// Bytes of a wrapped data key: nonce ‖ encrypted key ‖ tag.
+pub const WRAPPED_KEY_BYTES: usize = NONCE_LEN + KEY_BYTES + 16;
+/// The label of a version's inline body (blob files are labelled by their id).
+pub const INLINE_LABEL: &[u8] = b"inline";
+/// The id of the master key this version of xregion makes; stored with every wrapped key so
+/// that a future key rotation can tell keys apart.
+const MASTER_KEY_ID: u32 = 1;
+/// Domain separation of wrapped data keys (their AAD, with the master key id).
+const WRAP_AAD: &[u8] = b"xregion sse data key v1";
+/// Domain separation of piece keys (the HKDF salt).
+const SEGMENT_SALT: &[u8] = b"xregion sse segment v1";
+
+/// A region's master key: wraps and unwraps data keys.
+pub struct MasterKey {
+    id: u32,
+    key: LessSafeKey,
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MasterKey").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+impl MasterKey {
+    /// Reads the key file at `path`, or creates it with a new random key if there is none
+    /// (mode 0600, fsynced with its directory before this returns, so a key that encrypted
+    /// an acknowledged write is on disk). The file holds the key as 64 hex digits.
+    ///
+    /// Blocking: call it at startup.
+    pub fn load_or_create(path: &Path) -> Result<MasterKey, CryptoError> {
+        let shown = path.display().to_string();
+        let io_err = |source: io::Error| CryptoError::KeyFile { path: shown.clone(), source };
+        match fs::read_to_string(path) {
+            Ok(text) => {
+                return Self::from_hex(text.trim()).map_err(|reason| CryptoError::BadKeyFile { path: shown, reason });
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(e)),
+        }
+        let dir = path.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(dir).map_err(io_err)?;
+        let mut key = Zeroizing::new([0u8; KEY_BYTES]);
+        aws_lc_rs::rand::fill(&mut key[..]).map_err(|_| CryptoError::Internal("random generator"))?;
+        let text = Zeroizing::new(format!("{}\n", hex::encode(&key[..])));
+        // A temp file renamed into place: a crash leaves either no key file or a whole one.
+        let temp = path.with_extension("tmp");
+        let mut file =
+            OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&temp).map_err(io_err)?;
+        file.write_all(text.as_bytes()).map_err(io_err)?;
+        file.sync_all().map_err(io_err)?;
+        drop(file);
+        fs::rename(&temp, path).map_err(io_err)?;
+        File::open(dir).and_then(|d| d.sync_all()).map_err(io_err)?;
+        Self::from_bytes(MASTER_KEY_ID, &key[..])
+    }
+
+    /// A master key from its 64 hex digits.
+    pub fn from_hex(text: &str) -> Result<MasterKey, String> {
+        let bytes = Zeroizing::new(hex::decode(text).map_err(|_| "expected 64 hex digits".to_owned())?);
+        if bytes.len() != KEY_BYTES {
+            return Err(format!("expected 64 hex digits (a 256-bit key), found {}", text.len()));
+        }
+        Self::from_bytes(MASTER_KEY_ID, &bytes).map_err(|e| e.to_string())
+    }
+
+    fn from_bytes(id: u32, bytes: &[u8]) -> Result<MasterKey, CryptoError> {
+        let key = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| CryptoError::Internal("master key"))?;
+        Ok(Self { id, key: LessSafeKey::new(key) })
+    }
+
+    /// The id stored with the keys this key wraps.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// A new random data key, and its wrapped form to store (nonce ‖ ciphertext ‖ tag).
+    pub fn new_data_key(&self) -> Result<(DataKey, Vec<u8>), CryptoError> {
+        let mut key = Zeroizing::new([0u8; KEY_BYTES]);
+        aws_lc_rs::rand::fill(&mut key[..]).map_err(|_| CryptoError::Internal("random generator"))?;
+        let wrapped = self.wrap(&key)?;
+        Ok((DataKey(key), wrapped))
+    }
+
+    fn wrap(&self, key: &[u8; KEY_BYTES]) -> Result<Vec<u8>, CryptoError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| CryptoError::Internal("random generator"))?;
+        let mut out = Vec::with_capacity(WRAPPED_KEY_BYTES);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(key);
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), self.aad(self.id), &mut out[NONCE_LEN..])
+            .map_err(|_| CryptoError::Internal("seal data key"))?;
+        out.extend_from_slice(tag.as_ref());
+        Ok(out)
+    }
+
+    /// The data key inside `wrapped`, made by [`MasterKey::new_data_key`] with the master key
+    /// `key_id`. Fails if it was wrapped by another key or the bytes were changed.
+    pub fn unwrap_key(&self, key_id: u32, wrapped: &[u8]) -> Result<DataKey, CryptoError> {
+        let fail = || CryptoError::Unwrap { key_id };
+        if key_id != self.id || wrapped.len() != WRAPPED_KEY_BYTES {
+            return Err(fail());
+        }
+        let (nonce, sealed) = wrapped.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| fail())?;
+        let mut buf = Zeroizing::new(sealed.to_vec());
+        let plain = self.key.open_in_place(nonce, self.aad(key_id), &mut buf[..]).map_err(|_| fail())?;
+        let mut key = Zeroizing::new([0u8; KEY_BYTES]);
+        key.copy_from_slice(plain);
+        Ok(DataKey(key))
+    }
+
+    fn aad(&self, key_id: u32) -> Aad<Vec<u8>> {
+        let mut aad = WRAP_AAD.to_vec();
+        aad.extend_from_slice(&key_id.to_be_bytes());
+        Aad::from(aad)
+    }
+}
+
+/// The key of one encrypted version (or multipart upload). Wiped from memory when dropped.
+pub struct DataKey(Zeroizing<[u8; KEY_BYTES]>);
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataKey(..)")
+    }
+}
+
+impl DataKey {
+    /// The cipher of one piece of the version: a blob file (`label` = its id) or the inline
+    /// body ([`INLINE_LABEL`]). Distinct labels give unrelated keys (HKDF-SHA256).
+    pub fn segment(&self, label: &[u8]) -> Result<SegmentCipher, CryptoError> {
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, SEGMENT_SALT).extract(&self.0[..]);
+        let info = [label];
+        let okm = prk.expand(&info, hkdf::HKDF_SHA256).map_err(|_| CryptoError::Internal("derive piece key"))?;
+        let mut key = Zeroizing::new([0u8; KEY_BYTES]);
+        okm.fill(&mut key[..]).map_err(|_| CryptoError::Internal("derive piece key"))?;
+        SegmentCipher::new(&key[..])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_file_is_created_once_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/sse-master.key");
+        let first = MasterKey::load_or_create(&path).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert_eq!(text.trim().len(), 64);
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let (key, wrapped) = first.new_data_key().unwrap();
+        let again = MasterKey::load_or_create(&path).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), text, "an existing key file is never replaced");
+        let unwrapped = again.unwrap_key(again.id(), &wrapped).unwrap();
+        assert_eq!(*key.0, *unwrapped.0);
+    }
+
+    #[test]
+    fn a_bad_key_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        for bad in ["", "zz", &"ab".repeat(31)] {
+            fs::File::create(&path).unwrap().write_all(bad.as_bytes()).unwrap();
+            assert!(matches!(MasterKey::load_or_create(&path), Err(CryptoError::BadKeyFile { .. })), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn wrapped_keys_open_only_with_their_master_key_and_unchanged() {
+        let a = MasterKey::from_hex(&"11".repeat(32)).unwrap();
+        let b = MasterKey::from_hex(&"22".repeat(32)).unwrap();
+        let (key, wrapped) = a.new_data_key().unwrap();
+        assert_eq!(wrapped.len(), WRAPPED_KEY_BYTES);
+        assert_eq!(*a.unwrap_key(1, &wrapped).unwrap().0, *key.0);
+        assert!(matches!(b.unwrap_key(1, &wrapped), Err(CryptoError::Unwrap { key_id: 1 })));
+        assert!(a.unwrap_key(2, &wrapped).is_err(), "another key id");
+        for i in 0..wrapped.len() {
+            let mut changed = wrapped.clone();
+            changed[i] ^= 1;
+            assert!(a.unwrap_key(1, &changed).is_err(), "byte {i} changed");
+        }
+        assert!(a.unwrap_key(1, &wrapped[..WRAPPED_KEY_BYTES - 1]).is_err());
+    }
+
+    #[test]
+    fn data_keys_are_random_and_pieces_get_distinct_keys() {
+        let master = MasterKey::from_hex(&"33".repeat(32)).unwrap();
+        let (k1, w1) = master.new_data_key().unwrap();
+        let (k2, w2) = master.new_data_key().unwrap();
+        assert_ne!(*k1.0, *k2.0);
+        assert_ne!(w1, w2);
+        let plain = b"the same bytes".to_vec();
+        let a = k1.segment(b"blob-a").unwrap().seal_all(&plain).unwrap();
+        let b = k1.segment(b"blob-b").unwrap().seal_all(&plain).unwrap();
+        assert_ne!(a, b, "two pieces of one version never share a key stream");
+        assert!(k1.segment(b"blob-b").unwrap().open_all(&a).is_err());
+    }
+}
