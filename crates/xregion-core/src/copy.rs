@@ -205,7 +205,10 @@ impl Region {
     /// CopyObject: streams the source version's bytes into a new version of the target key.
     /// `meta` replaces the source's metadata (`MetadataDirective: REPLACE`), `tags` its tags
     /// (`TaggingDirective: REPLACE`); the checksum is `checksum`, else the source's algorithm,
-    /// else the default. Returns the source as read and the new version.
+    /// else the default. The copy is encrypted as `encryption` (the request's
+    /// `x-amz-server-side-encryption`) or the target bucket's default say, whatever the
+    /// source's. Returns the source as read and the new version.
+    #[allow(clippy::too_many_arguments)] // one per CopyObject parameter
     pub async fn copy_object(
         &self,
         source: CopySourceRef<'_>,
@@ -214,8 +217,10 @@ impl Region {
         meta: Option<ObjectMeta>,
         tags: Option<Vec<(String, String)>>,
         checksum: Option<ChecksumAlgorithm>,
+        encryption: Option<&str>,
     ) -> CoreResult<(Option<VersionId>, PutResult)> {
         self.bucket(target.0)?;
+        let seal = self.write_encryption(target.0, encryption)?;
         let src = self.open_copy_source(source, None, conditions, tags.is_none()).await?;
         let algorithm = checksum.or(src.checksum.as_ref().map(|c| c.algorithm)).unwrap_or(DEFAULT_CHECKSUM);
         let content_md5 = src.expected_md5();
@@ -225,8 +230,10 @@ impl Region {
         if let Some(tags) = tags {
             new_meta.tags = tags;
         }
-        let stored =
-            self.write_body(src.body, Some(algorithm), Some(len)).await.map_err(|e| reading_failed(e, &from_region))?;
+        let stored = self
+            .write_body_sealed(src.body, Some(algorithm), Some(len), seal.as_ref())
+            .await
+            .map_err(|e| reading_failed(e, &from_region))?;
         let req = PutRequest {
             bucket: target.0.to_owned(),
             key: target.1.to_owned(),
@@ -260,8 +267,9 @@ impl Region {
         let content_md5 = src.expected_md5();
         let version_header = src.version_header.clone();
         let (len, from_region) = (src.len(), src.from_region.clone());
+        let key = self.upload_key(upload)?;
         let blob = self
-            .write_blob(src.body, upload.checksum_algorithm, Some(len))
+            .write_blob(src.body, upload.checksum_algorithm, Some(len), key.as_deref())
             .await
             .map_err(|e| reading_failed(e, &from_region))?;
         if let Some(expected) = content_md5
@@ -396,14 +404,16 @@ mod tests {
             let bytes = big(len);
             let (_dir, r) =
                 region(FarRegion { short: false, etag: md5_hex(&bytes), bytes: bytes.clone(), checksum: None }).await;
-            let (version, put) =
-                r.copy_object(far("a"), &ReadConditions::default(), ("here", "a"), None, None, None).await.unwrap();
+            let (version, put) = r
+                .copy_object(far("a"), &ReadConditions::default(), ("here", "a"), None, None, None, None)
+                .await
+                .unwrap();
             assert_eq!(version.map(|v| v.as_str().to_owned()).as_deref(), Some("null"));
             let data = put.record.object().unwrap();
             assert_eq!((data.size, data.etag.as_str(), data.tags.len()), (len as u64, md5_hex(&bytes).as_str(), 1));
 
             let (_dir, r) = region(FarRegion { short: false, etag: md5_hex(b"other"), bytes, checksum: None }).await;
-            let err = r.copy_object(far("a"), &ReadConditions::default(), ("here", "b"), None, None, None).await;
+            let err = r.copy_object(far("a"), &ReadConditions::default(), ("here", "b"), None, None, None, None).await;
             assert!(matches!(&err, Err(CoreError::Internal(m)) if m.contains("far-1")), "{err:?}");
             assert!(matches!(r.get_object("here", "b", None), Err(CoreError::NoSuchKey { .. })));
             assert_eq!(r.meta().inline_rows().unwrap(), 0);
@@ -426,20 +436,28 @@ mod tests {
         let (_dir, r) =
             region(FarRegion { short: false, etag: "abc-2".into(), bytes: bytes.clone(), checksum: Some(good) }).await;
         let (_, put) =
-            r.copy_object(far("a"), &ReadConditions::default(), ("here", "a"), None, None, None).await.unwrap();
+            r.copy_object(far("a"), &ReadConditions::default(), ("here", "a"), None, None, None, None).await.unwrap();
         assert_eq!(put.record.object().unwrap().etag, md5_hex(&bytes));
         let (_dir, r) =
             region(FarRegion { short: false, etag: "abc-2".into(), bytes: bytes.clone(), checksum: Some(bad) }).await;
-        let err = r.copy_object(far("a"), &ReadConditions::default(), ("here", "a"), None, None, None).await;
+        let err = r.copy_object(far("a"), &ReadConditions::default(), ("here", "a"), None, None, None, None).await;
         assert!(matches!(err, Err(CoreError::Internal(_))), "{err:?}");
         // Another algorithm asked for: nothing to compare with, the copy is made.
-        r.copy_object(far("a"), &ReadConditions::default(), ("here", "a"), None, None, Some(ChecksumAlgorithm::Sha1))
-            .await
-            .unwrap();
+        r.copy_object(
+            far("a"),
+            &ReadConditions::default(),
+            ("here", "a"),
+            None,
+            None,
+            Some(ChecksumAlgorithm::Sha1),
+            None,
+        )
+        .await
+        .unwrap();
 
         let (_dir, r) =
             region(FarRegion { short: false, etag: md5_hex(b"other"), bytes: bytes.clone(), checksum: None }).await;
-        let upload = r.create_upload("here", "mp", ObjectMeta::default(), None).await.unwrap();
+        let upload = r.create_upload("here", "mp", ObjectMeta::default(), None, None).await.unwrap();
         let conditions = ReadConditions::default();
         let err = r.copy_part(&upload, 1, far("a"), None, &conditions).await;
         assert!(matches!(err, Err(CoreError::Internal(_))), "{err:?}");
@@ -457,9 +475,9 @@ mod tests {
         for len in [100, 200_000] {
             let bytes = big(len);
             let (_dir, r) = region(FarRegion { short: true, etag: md5_hex(&bytes), bytes, checksum: None }).await;
-            let err = r.copy_object(far("a"), &ReadConditions::default(), ("here", "a"), None, None, None).await;
+            let err = r.copy_object(far("a"), &ReadConditions::default(), ("here", "a"), None, None, None, None).await;
             assert!(matches!(&err, Err(CoreError::Unavailable(m)) if m.contains("far-1")), "{err:?}");
-            let upload = r.create_upload("here", "mp", ObjectMeta::default(), None).await.unwrap();
+            let upload = r.create_upload("here", "mp", ObjectMeta::default(), None, None).await.unwrap();
             let err = r.copy_part(&upload, 1, far("a"), None, &ReadConditions::default()).await;
             assert!(matches!(&err, Err(CoreError::Unavailable(_))), "{err:?}");
             assert!(matches!(r.get_object("here", "a", None), Err(CoreError::NoSuchKey { .. })));
@@ -474,13 +492,13 @@ mod tests {
         let etag = md5_hex(&bytes);
         let (_dir, r) = region(FarRegion { short: false, etag: etag.clone(), bytes, checksum: None }).await;
         let mismatch = ReadConditions { if_match: Some(EtagMatch::List(vec!["\"x\"".into()])), ..Default::default() };
-        let err = r.copy_object(far("a"), &mismatch, ("here", "a"), None, None, None).await;
+        let err = r.copy_object(far("a"), &mismatch, ("here", "a"), None, None, None, None).await;
         assert!(matches!(err, Err(CoreError::PreconditionFailed)), "{err:?}");
         let unmodified = ReadConditions { if_unmodified_since: Some(999), ..Default::default() };
-        let err = r.copy_object(far("a"), &unmodified, ("here", "a"), None, None, None).await;
+        let err = r.copy_object(far("a"), &unmodified, ("here", "a"), None, None, None, None).await;
         assert!(matches!(err, Err(CoreError::PreconditionFailed)), "{err:?}");
         let matching =
             ReadConditions { if_match: Some(EtagMatch::List(vec![format!("\"{etag}\"")])), ..Default::default() };
-        r.copy_object(far("a"), &matching, ("here", "a"), None, None, None).await.unwrap();
+        r.copy_object(far("a"), &matching, ("here", "a"), None, None, None, None).await.unwrap();
     }
 }

@@ -83,6 +83,12 @@ pub enum CoreError {
     /// The bucket has no lifecycle configuration.
     #[error("the lifecycle configuration does not exist")]
     NoSuchLifecycleConfiguration,
+    /// The bucket has no default encryption rule.
+    #[error("the server side encryption configuration was not found")]
+    NoSuchEncryptionConfiguration,
+    /// The request asks for something S3 has and xregion does not (`501 NotImplemented`).
+    #[error("{0}")]
+    NotImplemented(String),
     /// No batch replication job has this id (S3 Control `NotFoundException`).
     #[error("the job {0} does not exist")]
     NoSuchJob(String),

@@ -13,6 +13,7 @@ pub mod batch_replication;
 pub mod buckets;
 pub mod conditions;
 pub mod copy;
+pub mod encryption;
 mod error;
 pub mod failures;
 pub mod jobs;
@@ -33,6 +34,7 @@ use xregion_blob::BlobStore;
 use xregion_meta::MetaStore;
 use xregion_types::VersioningState;
 
+pub use encryption::{AES256, SealKey, check_sse_algorithm};
 pub use error::{CoreError, CoreResult};
 pub use space::{DiskStatus, RegionOptions, default_reserve};
 pub use xregion_blob::BlobInfo;
@@ -105,6 +107,8 @@ struct Inner {
     blobs: BlobStore,
     peers: Arc<dyn PeerDirectory>,
     options: RegionOptions,
+    /// The master key of encryption at rest (`encryption.rs`).
+    master_key: xregion_crypto::MasterKey,
     /// Woken after every commit that queued replication tasks (the replication worker waits
     /// on it; a stored permit means a wake-up is never lost).
     replication_wake: Arc<tokio::sync::Notify>,
@@ -133,6 +137,10 @@ impl Region {
             .map_err(|e| CoreError::Internal(format!("create data dir {}: {e}", data_dir.display())))?;
         let meta = MetaStore::open_tagged(&data_dir.join("meta.redb"), options.stamp_tag)?;
         let blobs = BlobStore::open(&data_dir.join("blobs"))?;
+        let master_key = match &options.sse_master_key_file {
+            Some(path) => encryption::load_master_key(path, false)?,
+            None => encryption::load_master_key(&data_dir.join("keys").join("sse-master.key"), true)?,
+        };
         let replication_wake = Arc::new(tokio::sync::Notify::new());
         Ok(Self {
             inner: Arc::new(Inner {
@@ -142,6 +150,7 @@ impl Region {
                 blobs,
                 peers,
                 options,
+                master_key,
                 replication_wake,
                 lifecycle_wake: tokio::sync::Notify::new(),
                 lifecycle_stats: std::sync::Mutex::default(),

@@ -5,7 +5,7 @@ use xregion_blob::checksum::{composite, to_base64};
 use xregion_blob::{BlobInfo, multipart_etag};
 use xregion_meta::{PartRecord, UploadRecord, WriteOp, WriteOutcome};
 use xregion_types::replication::TaskKind;
-use xregion_types::{BlobRef, ChecksumAlgorithm, ChecksumValue, ObjectKey, now_ms};
+use xregion_types::{BlobRef, ChecksumAlgorithm, ChecksumValue, ObjectData, ObjectKey, now_ms};
 
 use crate::buckets::unexpected;
 use crate::objects::{ObjectMeta, PutResult};
@@ -18,16 +18,21 @@ pub const MAX_PART_NUMBER: u32 = 10_000;
 
 impl Region {
     /// CreateMultipartUpload: records the upload and its metadata; returns the upload id.
+    /// An upload encrypted as `encryption` (the request's `x-amz-server-side-encryption`) or
+    /// the bucket's default say gets its data key now: every part is sealed with it, and the
+    /// completed version keeps it.
     pub async fn create_upload(
         &self,
         bucket: &str,
         key: &str,
         meta: ObjectMeta,
         checksum_algorithm: Option<ChecksumAlgorithm>,
+        encryption: Option<&str>,
     ) -> CoreResult<UploadRecord> {
         ObjectKey::parse(key)?;
         meta.validate()?;
         let b = self.bucket(bucket)?;
+        let seal = self.write_encryption(bucket, encryption)?;
         // Time first, so ListMultipartUploads (key, then upload id) lists uploads of a key in
         // the order they were started, as S3 does.
         let upload_id = format!("{:012x}{}", now_ms(), hex::encode(rand::random::<[u8; 10]>()));
@@ -36,13 +41,21 @@ impl Region {
             bucket_id: b.id,
             key: key.to_owned(),
             initiated_ms: now_ms(),
-            template: meta.into_data(0, String::new(), BlobRef::default(), None),
+            template: ObjectData {
+                encryption: seal.map(|s| s.record),
+                ..meta.into_data(0, String::new(), BlobRef::default(), None)
+            },
             checksum_algorithm,
         };
         match self.meta().write(WriteOp::CreateUpload { record }).await? {
             WriteOutcome::Upload(r) => Ok(r),
             other => Err(unexpected(&other)),
         }
+    }
+
+    /// The data key an upload's parts are sealed with, if it is encrypted.
+    pub fn upload_key(&self, upload: &UploadRecord) -> CoreResult<Option<std::sync::Arc<xregion_crypto::DataKey>>> {
+        upload.template.encryption.as_ref().map(|e| self.data_key(e)).transpose()
     }
 
     /// The upload, checked to belong to `bucket`/`key`.

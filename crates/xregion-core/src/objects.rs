@@ -65,8 +65,10 @@ pub struct StoredBody {
     pub md5: Option<[u8; 16]>,
     /// The requested additional checksum: algorithm and raw big-endian digest.
     pub checksum: Option<(ChecksumAlgorithm, Vec<u8>)>,
-    /// Inline bytes or blob file.
+    /// Inline bytes or blob file (sealed when `encryption` is set).
     pub storage: BodyStorage,
+    /// The encryption the body was stored with, to commit with its version.
+    pub encryption: Option<xregion_types::Encryption>,
 }
 
 impl StoredBody {
@@ -160,6 +162,7 @@ impl ObjectMeta {
             blob,
             part_sizes: Vec::new(),
             inline: None,
+            encryption: None,
         }
     }
 }
@@ -244,7 +247,20 @@ impl Region {
         checksum: Option<ChecksumAlgorithm>,
         declared_len: Option<u64>,
     ) -> CoreResult<StoredBody> {
-        self.store_body(body, checksum, declared_len, Some(INLINE_MAX), true).await
+        self.store_body(body, checksum, declared_len, Some(INLINE_MAX), true, None).await
+    }
+
+    /// [`Region::write_body`] of a body to store encrypted with `seal` (SSE, see
+    /// [`Region::write_encryption`]), or not when `None`. Digests and length are the
+    /// plaintext's.
+    pub async fn write_body_sealed(
+        &self,
+        body: Body<'_>,
+        checksum: Option<ChecksumAlgorithm>,
+        declared_len: Option<u64>,
+        seal: Option<&crate::SealKey>,
+    ) -> CoreResult<StoredBody> {
+        self.store_body(body, checksum, declared_len, Some(INLINE_MAX), true, seal).await
     }
 
     /// [`Region::write_body`] for bytes verified by `checksum` rather than by MD5 (a replica
@@ -254,20 +270,22 @@ impl Region {
         body: Body<'_>,
         checksum: ChecksumAlgorithm,
         declared_len: Option<u64>,
+        seal: Option<&crate::SealKey>,
     ) -> CoreResult<StoredBody> {
-        self.store_body(body, Some(checksum), declared_len, Some(INLINE_MAX), false).await
+        self.store_body(body, Some(checksum), declared_len, Some(INLINE_MAX), false, seal).await
     }
 
     /// Streams a request body into a new durable blob, hashing MD5 and `checksum` on the way
-    /// (multipart parts: always a file, even when small or empty). The blob is not visible
-    /// until a commit references it.
+    /// (multipart parts: always a file, even when small or empty), sealed with `key` when the
+    /// upload is encrypted. The blob is not visible until a commit references it.
     pub async fn write_blob(
         &self,
         body: Body<'_>,
         checksum: Option<ChecksumAlgorithm>,
         declared_len: Option<u64>,
+        key: Option<&xregion_crypto::DataKey>,
     ) -> CoreResult<BlobInfo> {
-        let stored = self.store_body(body, checksum, declared_len, None, true).await?;
+        let stored = self.store_blob_body(body, checksum, declared_len, key).await?;
         match stored.storage {
             BodyStorage::File(segment) => Ok(BlobInfo { segment, md5: stored.md5, checksum: stored.checksum }),
             BodyStorage::Inline(_) => Err(CoreError::Internal("a blob write kept its body inline".into())),
@@ -280,18 +298,50 @@ impl Region {
     /// only when `md5` is false and a `checksum` verifies the bytes instead.
     async fn store_body(
         &self,
+        body: Body<'_>,
+        checksum: Option<ChecksumAlgorithm>,
+        declared_len: Option<u64>,
+        inline_max: Option<usize>,
+        md5: bool,
+        seal: Option<&crate::SealKey>,
+    ) -> CoreResult<StoredBody> {
+        let mut stored =
+            self.store_plain_or_sealed(body, checksum, declared_len, inline_max, md5, seal.map(|s| &*s.key)).await?;
+        if let Some(seal) = seal {
+            if let BodyStorage::Inline(bytes) = &mut stored.storage {
+                *bytes = crate::encryption::seal_inline(seal, bytes)?;
+            }
+            stored.encryption = Some(seal.record.clone());
+        }
+        Ok(stored)
+    }
+
+    /// [`Region::store_body`] of a body that always goes to a file (a multipart part), sealed
+    /// with `key` if given.
+    async fn store_blob_body(
+        &self,
+        body: Body<'_>,
+        checksum: Option<ChecksumAlgorithm>,
+        declared_len: Option<u64>,
+        key: Option<&xregion_crypto::DataKey>,
+    ) -> CoreResult<StoredBody> {
+        self.store_plain_or_sealed(body, checksum, declared_len, None, true, key).await
+    }
+
+    /// The body path shared by [`Region::store_body`] and [`Region::store_blob_body`]; a file
+    /// is sealed with `key`, inline bytes are left to the caller.
+    async fn store_plain_or_sealed(
+        &self,
         mut body: Body<'_>,
         checksum: Option<ChecksumAlgorithm>,
         declared_len: Option<u64>,
         inline_max: Option<usize>,
         md5: bool,
+        key: Option<&xregion_crypto::DataKey>,
     ) -> CoreResult<StoredBody> {
         self.ensure_space(declared_len.unwrap_or(0))?;
         let md5 = md5 || checksum.is_none();
-        let new_writer = || match (md5, checksum) {
-            (false, Some(algorithm)) => self.blobs().writer_without_md5(algorithm),
-            _ => self.blobs().writer(checksum),
-        };
+        let new_writer = || self.blobs().writer_with(checksum, md5, key);
         // A body announced as too large for inline storage goes straight to a file.
         let inline_max = inline_max.filter(|max| declared_len.is_none_or(|len| len <= *max as u64));
         let mut writer = match inline_max {
@@ -339,6 +389,7 @@ impl Region {
                 md5: info.md5,
                 checksum: info.checksum,
                 storage: BodyStorage::File(info.segment),
+                encryption: None,
             });
         }
         let mut md5 = md5.then(Md5::new);
@@ -358,16 +409,26 @@ impl Region {
             md5: md5.map(|m| m.finalize()),
             checksum: hasher.map(|h| (h.algorithm(), h.finalize())),
             storage: BodyStorage::Inline(bytes),
+            encryption: None,
         })
     }
 
     /// Streams bytes `start..end` of an object version, wherever they are stored (inline in
     /// the metadata store, or in blob files). Every reader of object bytes goes through here.
+    /// Encrypted bytes are opened on the way (see `encryption.rs`).
     pub fn read_object(&self, data: &ObjectData, start: u64, end: u64) -> BoxStream<'static, std::io::Result<Bytes>> {
-        match data.inline {
-            None => self.blobs().read(&data.blob, start, end),
-            Some(inline) => {
-                let result = self.inline_range(inline, data.size, start, end);
+        let key = match data.encryption.as_ref().map(|e| self.data_key(e)).transpose() {
+            Ok(key) => key,
+            Err(e) => {
+                let e = std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string());
+                return futures::stream::once(async move { Err(e) }).boxed();
+            }
+        };
+        match (data.inline, key) {
+            (None, None) => self.blobs().read(&data.blob, start, end),
+            (None, Some(key)) => self.blobs().read_sealed(&data.blob, start, end, key),
+            (Some(inline), key) => {
+                let result = self.inline_range(inline, data.size, start, end, key.as_deref());
                 futures::stream::once(async move { result }).boxed()
             }
         }
@@ -379,13 +440,17 @@ impl Region {
         size: u64,
         start: u64,
         end: u64,
+        key: Option<&xregion_crypto::DataKey>,
     ) -> std::io::Result<Bytes> {
         use std::io::{Error, ErrorKind};
-        let bytes = self
+        let mut bytes = self
             .meta()
             .get_inline(inline)
             .map_err(Error::other)?
             .ok_or_else(|| Error::new(ErrorKind::NotFound, "the object's inline data is gone (version deleted)"))?;
+        if let Some(key) = key {
+            bytes = crate::encryption::open_inline(key, &bytes)?;
+        }
         if bytes.len() as u64 != size {
             return Err(Error::new(
                 ErrorKind::InvalidData,
@@ -431,8 +496,9 @@ impl Region {
             // An empty object needs no file.
             self.free_blobs(std::slice::from_ref(segment)).await;
         }
+        let encryption = body.encryption.clone();
         let (blob_ref, inline) = body.into_location();
-        let data = req.meta.into_data(size, etag, blob_ref, checksum);
+        let data = ObjectData { encryption, ..req.meta.into_data(size, etag, blob_ref, checksum) };
         self.commit_version(&req.bucket, req.key, data, inline, req.precondition).await
     }
 
@@ -741,6 +807,7 @@ mod tests {
                 crate::copy::CopySourceRef { bucket: "bkt", key: "src", version: None },
                 &ReadConditions::default(),
                 ("bkt", "dst"),
+                None,
                 None,
                 None,
                 None,

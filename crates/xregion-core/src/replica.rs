@@ -98,6 +98,9 @@ pub struct ReplicaPut {
     /// CRC32C of the bytes as the source sent them (base64, `x-xregion-transfer-crc32c`): with
     /// it, the bytes are verified by CRC32C instead of by recomputing the MD5 ETag.
     pub transfer_crc32c: Option<String>,
+    /// The source version is encrypted at rest (SSE-S3): so is the replica (ELI-7), with this
+    /// region's own key.
+    pub encrypted: bool,
 }
 
 /// One entry of a replica batch ([`Region::put_replicas_into`]).
@@ -370,14 +373,16 @@ impl Region {
             }
             return Ok(Prepared::Stored(existing));
         }
+        let seal = self.replica_encryption(&req.bucket, req.encrypted)?;
+        let seal = seal.as_ref();
         let stored = match req.verification() {
             Verification::SourceChecksum(algorithm) => {
-                self.write_body_without_md5(body, algorithm, declared_len).await?
+                self.write_body_without_md5(body, algorithm, declared_len, seal).await?
             }
             Verification::TransferCrc32c => {
-                self.write_body_without_md5(body, ChecksumAlgorithm::Crc32c, declared_len).await?
+                self.write_body_without_md5(body, ChecksumAlgorithm::Crc32c, declared_len, seal).await?
             }
-            Verification::Md5 => self.write_body(body, None, declared_len).await?,
+            Verification::Md5 => self.write_body_sealed(body, None, declared_len, seal).await?,
         };
         let file: Vec<_> = stored.file().cloned().into_iter().collect();
         let verified = verify_replica(&req, &stored);
@@ -390,9 +395,11 @@ impl Region {
             // An empty object needs no file.
             self.free_blobs(&file).await;
         }
+        let encryption = stored.encryption.clone();
         let (blob_ref, inline) = stored.into_location();
         let mut data = req.meta.into_data(size, req.etag, blob_ref, req.checksum);
         data.part_sizes = req.part_sizes;
+        data.encryption = encryption;
         let record = VersionRecord {
             version_id: req.version_id,
             stamp,
@@ -739,6 +746,7 @@ pub(crate) mod tests {
             part_sizes: Vec::new(),
             checksum: None,
             transfer_crc32c: None,
+            encrypted: false,
         }
     }
 
@@ -817,6 +825,7 @@ pub(crate) mod tests {
             part_sizes: Vec::new(),
             checksum: None,
             transfer_crc32c: crc.map(str::to_owned),
+            encrypted: false,
         };
         let body = |b: &[u8]| futures::stream::iter(vec![Ok(Bytes::copy_from_slice(b))]).boxed();
         let md5 = hex::encode(xregion_blob::md5::digest(&bytes));

@@ -10,6 +10,9 @@
 //!
 //! Request body: `XRB1`, then per entry `u32` BE header length, the header (postcard
 //! [`BatchEntry`]), `u32` BE body length, the body (empty for a delete marker).
+//! The header's last byte is `BatchObject::encrypted` (since encryption at rest). Postcard
+//! reads a prefix, so a reader from before ignores it, and a header from before, without it,
+//! decodes through the frozen shape in `v1` as unencrypted.
 //! Response body (`text/plain`): one line per entry, in order: `OK`, or
 //! `ERR <http status> <S3 error code> <message>`.
 //!
@@ -57,6 +60,9 @@ pub struct BatchObject {
     pub checksum: Option<String>,
     /// Content headers, user metadata, tags and storage class (the rule's override applied).
     pub meta: ObjectMeta,
+    /// The source version is encrypted at rest: so is the replica (ELI-7). Keep it last (see
+    /// the module doc).
+    pub encrypted: bool,
 }
 
 impl BatchEntry {
@@ -77,6 +83,7 @@ impl BatchEntry {
             checksum,
             // Batched objects are small: the MD5 check costs little.
             transfer_crc32c: None,
+            encrypted: o.encrypted,
         }))
     }
 
@@ -136,7 +143,7 @@ pub fn decode(buf: &Bytes) -> CoreResult<Vec<(BatchEntry, Bytes)>> {
             return Err(malformed("too many entries"));
         }
         let header = take(&mut rest)?;
-        let entry: BatchEntry = postcard::from_bytes(&header).map_err(|_| malformed("bad entry header"))?;
+        let entry = decode_entry(&header)?;
         let body = take(&mut rest)?;
         if entry.object.is_none() && !body.is_empty() {
             return Err(malformed("a delete marker has no body"));
@@ -144,6 +151,60 @@ pub fn decode(buf: &Bytes) -> CoreResult<Vec<(BatchEntry, Bytes)>> {
         entries.push((entry, body));
     }
     Ok(entries)
+}
+
+/// Decodes an entry header, of today's shape or of the one before `encrypted`.
+fn decode_entry(header: &[u8]) -> CoreResult<BatchEntry> {
+    let full = postcard::take_from_bytes::<BatchEntry>(header);
+    if let Ok((entry, rest)) = full
+        && rest.is_empty()
+    {
+        return Ok(entry);
+    }
+    match postcard::take_from_bytes::<v1::BatchEntry>(header) {
+        Ok((entry, [])) => Ok(entry.into()),
+        _ => Err(malformed("bad entry header")),
+    }
+}
+
+/// The entry header before encryption at rest (no `encrypted`). Never edit.
+mod v1 {
+    use serde::Deserialize;
+
+    use crate::objects::ObjectMeta;
+
+    #[derive(Deserialize)]
+    pub(super) struct BatchEntry {
+        key: String,
+        version_id: String,
+        last_modified_ms: i64,
+        object: Option<BatchObject>,
+    }
+
+    #[derive(Deserialize)]
+    struct BatchObject {
+        etag: String,
+        part_sizes: Vec<u64>,
+        checksum: Option<String>,
+        meta: ObjectMeta,
+    }
+
+    impl From<BatchEntry> for super::BatchEntry {
+        fn from(e: BatchEntry) -> Self {
+            Self {
+                key: e.key,
+                version_id: e.version_id,
+                last_modified_ms: e.last_modified_ms,
+                object: e.object.map(|o| super::BatchObject {
+                    etag: o.etag,
+                    part_sizes: o.part_sizes,
+                    checksum: o.checksum,
+                    meta: o.meta,
+                    encrypted: false,
+                }),
+            }
+        }
+    }
 }
 
 /// The outcome of one entry, as sent back.
@@ -228,6 +289,26 @@ mod tests {
         // A delete marker with a body is refused.
         let bad = encode(&[(batch[1].0.clone(), Bytes::from_static(b"x"))]);
         assert!(decode(&Bytes::from(bad)).is_err());
+    }
+
+    /// Headers from before `encrypted` decode as unencrypted; today's headers end with it, so
+    /// a reader from before (which ignores what follows its shape) reads them too.
+    #[test]
+    fn headers_without_the_encrypted_flag_still_decode() {
+        let mut entry = object("a");
+        let new = postcard::to_allocvec(&entry).unwrap();
+        assert_eq!(new.last(), Some(&0), "encrypted is the header's last byte");
+        let old = &new[..new.len() - 1];
+        assert_eq!(decode_entry(old).unwrap(), entry);
+        if let Some(o) = &mut entry.object {
+            o.encrypted = true;
+        }
+        let new = postcard::to_allocvec(&entry).unwrap();
+        assert_eq!(decode_entry(&new).unwrap(), entry);
+        let (old_reader, _) = postcard::take_from_bytes::<v1::BatchEntry>(&new).unwrap();
+        assert_eq!(super::BatchEntry::from(old_reader).key, "a");
+        let marker = BatchEntry { key: "m".into(), version_id: "v".into(), last_modified_ms: 1, object: None };
+        assert_eq!(decode_entry(&postcard::to_allocvec(&marker).unwrap()).unwrap(), marker);
     }
 
     #[test]

@@ -12,7 +12,7 @@
 use crate::{CoreError, CoreResult, Region};
 
 /// How a region is run (beyond its name, data directory and peers).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RegionOptions {
     /// Free space to keep on the data directory's filesystem; `None`: [`default_reserve`].
     pub min_free_bytes: Option<u64>,
@@ -23,6 +23,10 @@ pub struct RegionOptions {
     /// The length of a lifecycle "day" in milliseconds; `None`: a real day
     /// ([`xregion_types::lifecycle::DAY_MS`]). Shorter only to test lifecycle rules.
     pub lifecycle_day_ms: Option<i64>,
+    /// The master key file of encryption at rest (SSE-S3), which must exist; `None`:
+    /// `<data dir>/keys/sse-master.key`, created on first open. Keep a copy: without it the
+    /// region's encrypted objects cannot be read.
+    pub sse_master_key_file: Option<std::path::PathBuf>,
 }
 
 /// The default reserve: a twentieth of the filesystem, at least 64 MiB and at most 1 GiB.
@@ -97,7 +101,7 @@ mod tests {
         let region = Region::open_with("test-1", dir.path(), Arc::new(NoPeers), options).unwrap();
         let err = region.write_body(body(b"data"), None, Some(4)).await.unwrap_err();
         assert!(matches!(err, CoreError::StorageFull(_)), "{err:?}");
-        let err = region.write_blob(body(b"data"), None, None).await.unwrap_err();
+        let err = region.write_blob(body(b"data"), None, None, None).await.unwrap_err();
         assert!(matches!(err, CoreError::StorageFull(_)), "{err:?}");
         assert!(region.blobs().list_before_first_write().unwrap().is_empty());
 

@@ -48,7 +48,7 @@ pub(crate) fn by_id(t: &WTables<'_>, id: u64) -> Result<BucketRecord, MetaError>
 /// `CreateBucket`: a new Unversioned bucket (VER-1) with a never-reused id.
 pub(crate) fn create(t: &mut WTables<'_>, name: BucketName, created_ms: i64) -> Result<WriteOutcome, MetaError> {
     if let Some(existing) = get(&t.buckets, name.as_str())? {
-        return Err(MetaError::BucketAlreadyExists(existing));
+        return Err(MetaError::BucketAlreadyExists(Box::new(existing)));
     }
     let id = t.take_counter(META_NEXT_BUCKET_ID, 1)?;
     let record = BucketRecord {
@@ -59,6 +59,7 @@ pub(crate) fn create(t: &mut WTables<'_>, name: BucketName, created_ms: i64) -> 
         tags: Vec::new(),
         replication: None,
         lifecycle: None,
+        encryption: None,
     };
     t.put_bucket(&record)?;
     Ok(WriteOutcome::Bucket(record))
@@ -138,6 +139,17 @@ pub(crate) fn set_lifecycle(
 ) -> Result<WriteOutcome, MetaError> {
     let mut record = by_name(t, name)?;
     record.lifecycle = config;
+    t.put_bucket(&record)?;
+    Ok(WriteOutcome::Bucket(record))
+}
+
+pub(crate) fn set_encryption(
+    t: &mut WTables<'_>,
+    name: &str,
+    encryption: Option<xregion_types::BucketEncryption>,
+) -> Result<WriteOutcome, MetaError> {
+    let mut record = by_name(t, name)?;
+    record.encryption = encryption;
     t.put_bucket(&record)?;
     Ok(WriteOutcome::Bucket(record))
 }

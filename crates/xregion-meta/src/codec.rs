@@ -16,8 +16,12 @@
 //! * [`FORMAT_V4`]: `JobSpec` gained `tags` (as `CreateJob` asked), and `JobRecord` the job's
 //!   current `priority` and `tags` (`UpdateJobPriority`, `PutJobTagging`). Its v3 bytes decode
 //!   through [`v3`]: no tags, the current priority the one stored in the spec.
-//! * [`FORMAT_V5`] (current): `BucketRecord` gained `lifecycle: Option<Vec<u8>>` (the bucket's
+//! * [`FORMAT_V5`]: `BucketRecord` gained `lifecycle: Option<Vec<u8>>` (the bucket's
 //!   lifecycle configuration). Its bytes of formats 1 to 4 decode through [`v4`], without one.
+//! * [`FORMAT_V6`] (current): encryption at rest. `ObjectData` gained `encryption` (SSE-S3:
+//!   the wrapped data key) and `BucketRecord` `encryption` (the default encryption rule).
+//!   `VersionRecord`, `UploadRecord` and `BucketRecord` of earlier formats decode through
+//!   [`v5`], unencrypted.
 //!
 //! Every other stored type has the same shape in all formats.
 
@@ -38,8 +42,10 @@ pub(crate) const FORMAT_V2: u8 = 2;
 pub(crate) const FORMAT_V3: u8 = 3;
 /// The fourth value format (read only).
 pub(crate) const FORMAT_V4: u8 = 4;
-/// The current value format.
+/// The fifth value format (read only).
 pub(crate) const FORMAT_V5: u8 = 5;
+/// The current value format.
+pub(crate) const FORMAT_V6: u8 = 6;
 
 /// A type stored with [`encode`]: knows how to read its format-1 bytes.
 pub(crate) trait Stored: DeserializeOwned {
@@ -62,6 +68,11 @@ pub(crate) trait Stored: DeserializeOwned {
     fn decode_v4(body: &[u8]) -> Result<Self, MetaError> {
         take_all(body)
     }
+
+    /// Decodes a format-5 body. The default is for types whose shape did not change.
+    fn decode_v5(body: &[u8]) -> Result<Self, MetaError> {
+        take_all(body)
+    }
 }
 
 /// A bucket record had one shape in formats 1 to 4.
@@ -80,6 +91,10 @@ impl Stored for BucketRecord {
 
     fn decode_v4(body: &[u8]) -> Result<Self, MetaError> {
         take_all::<v4::BucketRecord>(body).map(Into::into)
+    }
+
+    fn decode_v5(body: &[u8]) -> Result<Self, MetaError> {
+        take_all::<v5::BucketRecord>(body).map(Into::into)
     }
 }
 impl Stored for PartRecord {}
@@ -100,23 +115,52 @@ impl Stored for VersionRecord {
     fn decode_v2(body: &[u8]) -> Result<Self, MetaError> {
         take_all::<v2::VersionRecord>(body).map(Into::into)
     }
+
+    fn decode_v3(body: &[u8]) -> Result<Self, MetaError> {
+        Self::decode_v5(body)
+    }
+
+    fn decode_v4(body: &[u8]) -> Result<Self, MetaError> {
+        Self::decode_v5(body)
+    }
+
+    fn decode_v5(body: &[u8]) -> Result<Self, MetaError> {
+        take_all::<v5::VersionRecord>(body).map(Into::into)
+    }
 }
 
 impl Stored for UploadRecord {
     fn decode_v1(body: &[u8]) -> Result<Self, MetaError> {
         take_all::<v1::UploadRecord>(body).map(Into::into)
     }
+
+    fn decode_v2(body: &[u8]) -> Result<Self, MetaError> {
+        Self::decode_v5(body)
+    }
+
+    fn decode_v3(body: &[u8]) -> Result<Self, MetaError> {
+        Self::decode_v5(body)
+    }
+
+    fn decode_v4(body: &[u8]) -> Result<Self, MetaError> {
+        Self::decode_v5(body)
+    }
+
+    fn decode_v5(body: &[u8]) -> Result<Self, MetaError> {
+        take_all::<v5::UploadRecord>(body).map(Into::into)
+    }
 }
 
-/// Encodes a value: `FORMAT_V5 ‖ postcard(value)`.
+/// Encodes a value: `FORMAT_V6 ‖ postcard(value)`.
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, MetaError> {
-    postcard::to_extend(value, vec![FORMAT_V5]).map_err(|e| MetaError::Corrupt(format!("cannot encode value: {e}")))
+    postcard::to_extend(value, vec![FORMAT_V6]).map_err(|e| MetaError::Corrupt(format!("cannot encode value: {e}")))
 }
 
 /// Decodes a value written by [`encode`] (any supported format version).
 pub(crate) fn decode<T: Stored>(bytes: &[u8]) -> Result<T, MetaError> {
     match bytes.split_first() {
-        Some((&FORMAT_V5, body)) => take_all(body),
+        Some((&FORMAT_V6, body)) => take_all(body),
+        Some((&FORMAT_V5, body)) => T::decode_v5(body),
         Some((&FORMAT_V4, body)) => T::decode_v4(body),
         Some((&FORMAT_V3, body)) => T::decode_v3(body),
         Some((&FORMAT_V2, body)) => T::decode_v2(body),
@@ -203,6 +247,7 @@ mod v1 {
                 blob: d.blob,
                 part_sizes: d.part_sizes,
                 inline: None,
+                encryption: None,
             }
         }
     }
@@ -238,10 +283,13 @@ mod v1 {
     }
 }
 
-/// Frozen format-2 shape of `VersionRecord` (its `ObjectData` is unchanged since). Never edit.
+/// Frozen format-2 shape of `VersionRecord` (its `ObjectData` is that of formats 2 to 5). Never
+/// edit.
 mod v2 {
     use serde::Deserialize;
-    use xregion_types::{ReplicationStatus, VersionId, VersionKind};
+    use xregion_types::{ReplicationStatus, VersionId};
+
+    use super::v5::VersionKind;
 
     #[derive(Deserialize)]
     pub(super) struct VersionRecord {
@@ -258,7 +306,7 @@ mod v2 {
                 version_id: r.version_id,
                 stamp: r.stamp,
                 last_modified_ms: r.last_modified_ms,
-                kind: r.kind,
+                kind: r.kind.into(),
                 replication: r.replication,
                 replication_targets: Vec::new(),
                 tags_changed_ms: None,
@@ -378,6 +426,147 @@ mod v4 {
                 tags: b.tags,
                 replication: b.replication,
                 lifecycle: None,
+                encryption: None,
+            }
+        }
+    }
+}
+
+/// The frozen shapes of formats 2 to 5 (before encryption at rest): `ObjectData` and what
+/// holds it, and the bucket record of format 5. Never edit.
+mod v5 {
+    use serde::Deserialize;
+    use xregion_types::{
+        BlobRef, BucketName, ChecksumAlgorithm, ChecksumValue, InlineRef, ReplicationStatus, VersionId, VersioningState,
+    };
+
+    #[derive(Deserialize)]
+    pub(super) struct BucketRecord {
+        name: BucketName,
+        id: u64,
+        created_ms: i64,
+        versioning: VersioningState,
+        tags: Vec<(String, String)>,
+        replication: Option<Vec<u8>>,
+        lifecycle: Option<Vec<u8>>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct VersionRecord {
+        version_id: VersionId,
+        stamp: u64,
+        last_modified_ms: i64,
+        kind: VersionKind,
+        replication: ReplicationStatus,
+        replication_targets: Vec<String>,
+        tags_changed_ms: Option<i64>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) enum VersionKind {
+        Object(Box<ObjectData>),
+        DeleteMarker,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct ObjectData {
+        size: u64,
+        etag: String,
+        content_type: Option<String>,
+        content_encoding: Option<String>,
+        content_disposition: Option<String>,
+        content_language: Option<String>,
+        cache_control: Option<String>,
+        expires: Option<String>,
+        user_metadata: Vec<(String, String)>,
+        tags: Vec<(String, String)>,
+        checksum: Option<ChecksumValue>,
+        storage_class: String,
+        blob: BlobRef,
+        part_sizes: Vec<u64>,
+        inline: Option<InlineRef>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct UploadRecord {
+        upload_id: String,
+        bucket_id: u64,
+        key: String,
+        initiated_ms: i64,
+        template: ObjectData,
+        checksum_algorithm: Option<ChecksumAlgorithm>,
+    }
+
+    impl From<BucketRecord> for xregion_types::BucketRecord {
+        fn from(b: BucketRecord) -> Self {
+            Self {
+                name: b.name,
+                id: b.id,
+                created_ms: b.created_ms,
+                versioning: b.versioning,
+                tags: b.tags,
+                replication: b.replication,
+                lifecycle: b.lifecycle,
+                encryption: None,
+            }
+        }
+    }
+
+    impl From<ObjectData> for xregion_types::ObjectData {
+        fn from(d: ObjectData) -> Self {
+            Self {
+                size: d.size,
+                etag: d.etag,
+                content_type: d.content_type,
+                content_encoding: d.content_encoding,
+                content_disposition: d.content_disposition,
+                content_language: d.content_language,
+                cache_control: d.cache_control,
+                expires: d.expires,
+                user_metadata: d.user_metadata,
+                tags: d.tags,
+                checksum: d.checksum,
+                storage_class: d.storage_class,
+                blob: d.blob,
+                part_sizes: d.part_sizes,
+                inline: d.inline,
+                encryption: None,
+            }
+        }
+    }
+
+    impl From<VersionKind> for xregion_types::VersionKind {
+        fn from(k: VersionKind) -> Self {
+            match k {
+                VersionKind::Object(d) => Self::Object(Box::new((*d).into())),
+                VersionKind::DeleteMarker => Self::DeleteMarker,
+            }
+        }
+    }
+
+    impl From<VersionRecord> for xregion_types::VersionRecord {
+        fn from(r: VersionRecord) -> Self {
+            Self {
+                version_id: r.version_id,
+                stamp: r.stamp,
+                last_modified_ms: r.last_modified_ms,
+                kind: r.kind.into(),
+                replication: r.replication,
+                replication_targets: r.replication_targets,
+                tags_changed_ms: r.tags_changed_ms,
+            }
+        }
+    }
+
+    impl From<UploadRecord> for crate::multipart::UploadRecord {
+        fn from(u: UploadRecord) -> Self {
+            Self {
+                upload_id: u.upload_id,
+                bucket_id: u.bucket_id,
+                key: u.key,
+                initiated_ms: u.initiated_ms,
+                template: u.template.into(),
+                checksum_algorithm: u.checksum_algorithm,
             }
         }
     }
@@ -431,7 +620,7 @@ mod tests {
     #[test]
     fn golden_version_record() {
         let bytes = encode(&sample()).unwrap();
-        assert_eq!(hex(&bytes), golden_v5());
+        assert_eq!(hex(&bytes), golden_v6());
         assert_eq!(decode::<VersionRecord>(&bytes).unwrap(), sample());
     }
 
@@ -444,7 +633,7 @@ mod tests {
         let bytes = encode(&record).unwrap();
         // `02` two targets ‖ `01 62` "b" ‖ `02 63 64` "cd" ‖ `01 03` Some(-2), in place of
         // `00 00` (none, None).
-        let golden = golden_v5();
+        let golden = golden_v6();
         let expected = format!("{}0201620263640103", &golden[..golden.len() - 4]);
         assert_eq!(hex(&bytes), expected);
         assert_eq!(decode::<VersionRecord>(&bytes).unwrap(), record);
@@ -456,18 +645,25 @@ mod tests {
         format!("05{}0000", &GOLDEN_V2[2..])
     }
 
-    /// Values written by formats 3 and 4 (before job tags, before bucket lifecycle) still
-    /// decode.
+    /// Format 6: the format-5 bytes with `00` (no encryption) at the end of the ObjectData,
+    /// before the replication status `01`.
+    fn golden_v6() -> String {
+        format!("06{}00010000", &GOLDEN_V2[2..GOLDEN_V2.len() - 2])
+    }
+
+    /// Values written by formats 3 to 5 (before job tags, bucket lifecycle, encryption at
+    /// rest) still decode.
     #[test]
-    fn format_v3_and_v4_records_still_decode() {
-        for format in ["03", "04"] {
+    fn format_v3_to_v5_records_still_decode() {
+        for format in ["03", "04", "05"] {
             let old = unhex(&format!("{format}{}", &golden_v5()[2..]));
             assert_eq!(decode::<VersionRecord>(&old).unwrap(), sample());
         }
     }
 
     /// A bucket record: name, id, time, versioning, tags, replication, then (format 5) the
-    /// lifecycle configuration. Formats 1 to 4 stored it without the last field.
+    /// lifecycle configuration and (format 6) the default encryption. Formats 1 to 4 stored
+    /// it without the last two fields, format 5 without the last.
     #[test]
     fn bucket_records_of_every_format_decode() {
         let record = BucketRecord {
@@ -478,16 +674,32 @@ mod tests {
             tags: vec![("k".into(), "v".into())],
             replication: Some(vec![7]),
             lifecycle: None,
+            encryption: None,
         };
-        let v5 = encode(&record).unwrap();
-        // `05` ‖ `03 "abc"` ‖ id `03` ‖ time `02` (zigzag 1) ‖ `01` Enabled ‖ one tag `01`,
-        // `01 6b` `01 76` ‖ replication `01` Some, `01 07` ‖ lifecycle `00` None.
-        assert_eq!(hex(&v5), "050361626303020101016b017601010700");
-        let with = BucketRecord { lifecycle: Some(vec![8, 9]), ..record.clone() };
-        assert_eq!(decode::<BucketRecord>(&encode(&with).unwrap()).unwrap(), with);
-        // The same bytes without the trailing `00` (no lifecycle), in every older format.
+        let v6 = encode(&record).unwrap();
+        // `06` ‖ `03 "abc"` ‖ id `03` ‖ time `02` (zigzag 1) ‖ `01` Enabled ‖ one tag `01`,
+        // `01 6b` `01 76` ‖ replication `01` Some, `01 07` ‖ lifecycle `00` None ‖ encryption
+        // `00` None.
+        assert_eq!(hex(&v6), "060361626303020101016b01760101070000");
+        let with = BucketRecord {
+            lifecycle: Some(vec![8, 9]),
+            encryption: Some(xregion_types::BucketEncryption {
+                sse_algorithm: "AES256".into(),
+                bucket_key_enabled: Some(true),
+            }),
+            ..record.clone()
+        };
+        let with_bytes = encode(&with).unwrap();
+        // ‖ `01` Some ‖ `06 "AES256"` ‖ `01 01` Some(true).
+        assert!(hex(&with_bytes).ends_with("01064145533235360101"));
+        assert_eq!(decode::<BucketRecord>(&with_bytes).unwrap(), with);
+        // Format 5: the same bytes without the trailing `00` (no encryption); formats 1 to 4
+        // also without the lifecycle's `00`.
+        let mut v5 = v6[..v6.len() - 1].to_vec();
+        v5[0] = FORMAT_V5;
+        assert_eq!(decode::<BucketRecord>(&v5).unwrap(), record);
         for format in [FORMAT_V1, FORMAT_V2, FORMAT_V3, FORMAT_V4] {
-            let mut old = v5[..v5.len() - 1].to_vec();
+            let mut old = v6[..v6.len() - 2].to_vec();
             old[0] = format;
             assert_eq!(decode::<BucketRecord>(&old).unwrap(), record);
         }
@@ -510,7 +722,21 @@ mod tests {
             d.inline = Some(InlineRef { id: 7 });
         }
         let bytes = encode(&record).unwrap();
-        let expected = golden_v5().replace("010262310501050001", "000105010701");
+        let expected = golden_v6().replace("01026231050105000001", "00010501070001");
+        assert_eq!(hex(&bytes), expected);
+        assert_eq!(decode::<VersionRecord>(&bytes).unwrap(), record);
+    }
+
+    /// An encrypted object: `encryption: Some { key_id: 1, wrapped_key: [0xaa, 0xbb] }` is
+    /// `01 01 02 aa bb` at the end of the ObjectData.
+    #[test]
+    fn golden_encrypted_version_record() {
+        let mut record = sample();
+        if let VersionKind::Object(d) = &mut record.kind {
+            d.encryption = Some(xregion_types::Encryption { key_id: 1, wrapped_key: vec![0xaa, 0xbb] });
+        }
+        let bytes = encode(&record).unwrap();
+        let expected = golden_v6().replace("01026231050105000001", "0102623105010500010102aabb01");
         assert_eq!(hex(&bytes), expected);
         assert_eq!(decode::<VersionRecord>(&bytes).unwrap(), record);
     }
@@ -528,20 +754,21 @@ mod tests {
             template: ObjectData { content_type: Some("a".into()), ..ObjectData::default() },
             checksum_algorithm: Some(ChecksumAlgorithm::Crc32c),
         };
-        let v4 = encode(&upload).unwrap();
-        // A format-1 upload is the same bytes without the template's trailing `inline` (`00`).
-        // Formats 2 to 5 store an upload alike.
-        let template_end = v4.len() - 3; // `00` inline ‖ `01 <alg>` checksum_algorithm
-        assert_eq!(v4[template_end], 0);
-        let mut v1 = v4.clone();
-        v1.remove(template_end);
+        let v6 = encode(&upload).unwrap();
+        // Formats 2 to 5 stored an upload without the template's trailing `encryption` (`00`),
+        // format 1 also without its `inline` (`00`) before it.
+        let template_end = v6.len() - 3; // `00` encryption ‖ `01 <alg>` checksum_algorithm
+        assert_eq!(v6[template_end - 1..template_end + 1], [0, 0]);
+        let mut v5 = v6.clone();
+        v5.remove(template_end);
+        for format in [FORMAT_V2, FORMAT_V3, FORMAT_V4, FORMAT_V5] {
+            v5[0] = format;
+            assert_eq!(decode::<UploadRecord>(&v5).unwrap(), upload);
+        }
+        let mut v1 = v5.clone();
+        v1.remove(template_end - 1);
         v1[0] = FORMAT_V1;
         assert_eq!(decode::<UploadRecord>(&v1).unwrap(), upload);
-        for format in [FORMAT_V2, FORMAT_V3, FORMAT_V4, FORMAT_V5] {
-            let mut bytes = v4.clone();
-            bytes[0] = format;
-            assert_eq!(decode::<UploadRecord>(&bytes).unwrap(), upload);
-        }
     }
 
     /// Format 2, frozen: `02` format ‖ `01 20 …` VersionId::Id, 32 chars ‖ varint stamp ‖
@@ -591,7 +818,7 @@ mod tests {
             outcome: TaskOutcome::Failed { code: "C".into(), http_status: 404, message: "m".into() },
         };
         let bytes = encode(&task).unwrap();
-        assert_eq!(hex(&bytes), "05016b000201439403016d");
+        assert_eq!(hex(&bytes), "06016b000201439403016d");
         assert_eq!(decode::<JobTask>(&bytes).unwrap(), task);
         let mut v3 = bytes.clone();
         v3[0] = FORMAT_V3;

@@ -11,7 +11,7 @@ pub enum MetaError {
     NoSuchBucket,
     /// `CreateBucket` on a name that exists; carries the existing record.
     #[error("the requested bucket name is not available")]
-    BucketAlreadyExists(BucketRecord),
+    BucketAlreadyExists(Box<BucketRecord>),
     /// `DeleteBucket` while any version or delete marker remains (VER-18).
     #[error("the bucket you tried to delete is not empty")]
     BucketNotEmpty,

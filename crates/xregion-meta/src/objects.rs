@@ -166,8 +166,13 @@ impl Body {
         if self.data.inline.is_some() {
             return Err(MetaError::InvalidArgument("inline data ids are assigned by the metadata store".into()));
         }
+        // An encrypted body is stored sealed (`xregion_crypto`): longer by its chunks' tags.
+        let stored_len = match &self.data.encryption {
+            Some(_) => xregion_crypto::sealed_len(self.data.size),
+            None => self.data.size,
+        };
         if let Some(bytes) = &self.inline
-            && (!self.data.blob.segments.is_empty() || bytes.len() as u64 != self.data.size)
+            && (!self.data.blob.segments.is_empty() || bytes.len() as u64 != stored_len)
         {
             return Err(MetaError::InvalidArgument(
                 "inline data must be the whole object and the object must have no blob".into(),

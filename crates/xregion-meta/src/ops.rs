@@ -128,6 +128,13 @@ pub enum WriteOp {
         /// New configuration, `None` to delete it.
         config: Option<Vec<u8>>,
     },
+    /// Stores (or with `None` removes) a bucket's default encryption rule.
+    SetBucketEncryption {
+        /// Bucket name.
+        bucket: String,
+        /// New rule, `None` to delete it.
+        encryption: Option<xregion_types::BucketEncryption>,
+    },
     /// Writes a new object version. The versioning state is read inside the transaction:
     /// Enabled → a new generated id (VER-8); Unversioned/Suspended → the `null` id, replacing
     /// an existing null version, object or delete marker (VER-9). The stored version is

@@ -152,7 +152,7 @@ fn buckets_create_list_delete_and_ids_are_never_reused() {
     let names: Vec<_> = store.list_buckets().unwrap().into_iter().map(|b| b.name.to_string()).collect();
     assert_eq!(names, ["aaa", "bbb"]);
     match err(&store, WriteOp::CreateBucket { name: BucketName::parse("aaa").unwrap(), created_ms: 9 }) {
-        MetaError::BucketAlreadyExists(existing) => assert_eq!(existing, a),
+        MetaError::BucketAlreadyExists(existing) => assert_eq!(*existing, a),
         other => panic!("unexpected {other:?}"),
     }
     assert_eq!(w(&store, WriteOp::DeleteBucket { name: "aaa".into() }), WriteOutcome::Freed(vec![]));

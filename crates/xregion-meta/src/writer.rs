@@ -415,6 +415,7 @@ fn apply(t: &mut WTables<'_>, clock: &VersionClock, op: WriteOp) -> Result<Write
         WriteOp::SetBucketTags { name, tags } => buckets::set_tags(t, &name, tags),
         WriteOp::SetReplication { name, config } => buckets::set_replication(t, &name, config),
         WriteOp::SetLifecycle { name, config } => buckets::set_lifecycle(t, &name, config),
+        WriteOp::SetBucketEncryption { bucket, encryption } => buckets::set_encryption(t, &bucket, encryption),
         WriteOp::PutVersion { bucket, key, data, inline, replica, precondition, outbox } => {
             let bucket = buckets::by_name(t, &bucket)?;
             let body = objects::Body { data, inline };

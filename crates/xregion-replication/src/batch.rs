@@ -87,7 +87,7 @@ impl BatchClient {
         for (i, r) in replicas.iter().enumerate() {
             let body = match (inline_of(r), &mut inline) {
                 (None, _) => Ok(None),
-                (Some(_), Ok(bodies)) => Ok(bodies.next().flatten().map(Bytes::from)),
+                (Some(_), Ok(bodies)) => Ok(bodies.next().flatten()),
                 (Some(_), Err(e)) => Err(e.clone()),
             };
             let entry = match body {
@@ -175,12 +175,12 @@ fn error_code(xml: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The batch entry of a replica, with its bytes: `inline` if they were read already, else
-/// read from the source (small: at most [`replica_batch::BATCH_OBJECT_MAX`]).
+/// The batch entry of a replica, with its bytes: `inline` (as stored: opened here if
+/// encrypted) if they were read already, else read from the source (small: at most [`replica_batch::BATCH_OBJECT_MAX`]).
 async fn entry_of(
     region: &Region,
     r: &Replica,
-    inline: Option<Bytes>,
+    inline: Option<Vec<u8>>,
 ) -> Result<(BatchEntry, Bytes), ReplicationError> {
     let v = &r.version;
     let mut entry = BatchEntry {
@@ -194,6 +194,10 @@ async fn entry_of(
     }
     let Some(data) = v.object() else {
         return Err(ReplicationError::permanent("SrcObjectNotEligible", "object task on a delete marker"));
+    };
+    let inline = match inline.map(|stored| region.inline_plaintext(data, stored)).transpose() {
+        Ok(plain) => plain.map(Bytes::from),
+        Err(e) => return Err(ReplicationError::retryable(format!("reading the source version: {e}"))),
     };
     let bytes = match (data.inline, inline) {
         (Some(_), Some(bytes)) if bytes.len() as u64 == data.size => bytes,
@@ -228,6 +232,7 @@ async fn entry_of(
         part_sizes: data.part_sizes.clone(),
         checksum: data.checksum.as_ref().map(checksum_header),
         meta,
+        encrypted: data.encryption.is_some(),
     });
     Ok((entry, bytes))
 }

@@ -38,7 +38,7 @@ use xregion_types::replication::TaskKind;
 use xregion_types::{InvalidInput, ObjectData, VersioningState};
 
 use crate::s3::{
-    DisplayErr, add_headers, classify, sdk_client, source_body, tag_set, tagging_header, user_metadata,
+    DisplayErr, add_headers, classify, sdk_client, source_body, sse_of, tag_set, tagging_header, user_metadata,
     with_content_headers,
 };
 use crate::{Replica, ReplicationError};
@@ -372,6 +372,7 @@ impl External {
         let result = with_content_headers!(request, data)
             .set_tagging(tagging_header(&data.tags))
             .storage_class(StorageClass::from(storage_class))
+            .set_server_side_encryption(sse_of(data))
             .customize()
             .mutate_request(move |req| add_headers(req, &headers))
             .send()
@@ -400,6 +401,7 @@ impl External {
         let created = with_content_headers!(request, data)
             .set_tagging(tagging_header(&data.tags))
             .storage_class(StorageClass::from(storage_class))
+            .set_server_side_encryption(sse_of(data))
             .send()
             .await
             .map_err(|e| classify(e, TaskKind::Object))?;

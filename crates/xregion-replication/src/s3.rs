@@ -304,11 +304,19 @@ async fn put_object(client: &Client, region: &Region, r: &Replica) -> Result<(),
     let result = with_content_headers!(request, data)
         .set_tagging(tagging_header(&data.tags))
         .storage_class(StorageClass::from(storage_class.as_str()))
+        // ELI-7: the replica is encrypted as its source is (with the destination's own key).
+        .set_server_side_encryption(sse_of(data))
         .customize()
         .mutate_request(move |req| add_headers(req, &headers))
         .send()
         .await;
     result.map(|_| ()).map_err(|e| classify(e, TaskKind::Object))
+}
+
+/// The `x-amz-server-side-encryption` a copy of `data` is written with: `AES256` when the
+/// source version is encrypted at rest (ELI-7).
+pub(crate) fn sse_of(data: &ObjectData) -> Option<aws_sdk_s3::types::ServerSideEncryption> {
+    data.encryption.as_ref().map(|_| aws_sdk_s3::types::ServerSideEncryption::Aes256)
 }
 
 /// DEL-6: the marker keeps the source id and time.

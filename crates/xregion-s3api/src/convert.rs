@@ -30,6 +30,11 @@ pub(crate) fn http_date(ms: i64) -> String {
 }
 
 /// Stored ETag (no quotes) → DTO ETag.
+/// `x-amz-server-side-encryption` of a version: `AES256` when it is encrypted at rest.
+pub(crate) fn sse_of(data: &xregion_types::ObjectData) -> Option<dto::ServerSideEncryption> {
+    data.encryption.as_ref().map(|_| dto::ServerSideEncryption::from_static(dto::ServerSideEncryption::AES256))
+}
+
 pub(crate) fn etag(s: &str) -> ETag {
     ETag::Strong(s.to_owned())
 }

@@ -119,6 +119,16 @@ pub fn to_s3(e: CoreError) -> S3Error {
             err.set_status_code(StatusCode::NOT_FOUND);
             err
         }
+        CoreError::NoSuchEncryptionConfiguration => {
+            let mut err = with(
+                C::ServerSideEncryptionConfigurationNotFoundError,
+                "The server side encryption configuration was not found".into(),
+            );
+            // s3s's table says 400; AWS answers 404 (clients such as Terraform expect it).
+            err.set_status_code(StatusCode::NOT_FOUND);
+            err
+        }
+        CoreError::NotImplemented(m) => with(C::NotImplemented, m),
         CoreError::ReplicationConfigurationNotFound => {
             let mut err =
                 with(C::ReplicationConfigurationNotFoundError, "The replication configuration was not found".into());
@@ -228,12 +238,12 @@ impl ErrorContext {
                 None => err,
             },
             // CFG-2, and the same for lifecycle.
-            S3ErrorCode::ReplicationConfigurationNotFoundError | S3ErrorCode::NoSuchLifecycleConfiguration => {
-                match &self.bucket {
-                    Some(b) => with_fields(err, &[("BucketName", b)]),
-                    None => err,
-                }
-            }
+            S3ErrorCode::ReplicationConfigurationNotFoundError
+            | S3ErrorCode::NoSuchLifecycleConfiguration
+            | S3ErrorCode::ServerSideEncryptionConfigurationNotFoundError => match &self.bucket {
+                Some(b) => with_fields(err, &[("BucketName", b)]),
+                None => err,
+            },
             // VAL-16.
             S3ErrorCode::InvalidArgument if err.message() == Some(MSG_INVALID_ROLE) => {
                 with_fields(err, &[("ArgumentName", "Role")])

@@ -408,7 +408,23 @@ impl S3 for Api {
         req: S3Request<GetBucketEncryptionInput>,
     ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
         let cx = ErrorContext::bucket(&req.method, &req.input.bucket);
-        ops::unsupported::get_bucket_encryption(&self.region, req).await.map_err(|e| cx.annotate(e))
+        ops::encryption::get_bucket_encryption(&self.region, req).await.map_err(|e| cx.annotate(e))
+    }
+
+    async fn put_bucket_encryption(
+        &self,
+        req: S3Request<PutBucketEncryptionInput>,
+    ) -> S3Result<S3Response<PutBucketEncryptionOutput>> {
+        let cx = ErrorContext::bucket(&req.method, &req.input.bucket);
+        ops::encryption::put_bucket_encryption(&self.region, req).await.map_err(|e| cx.annotate(e))
+    }
+
+    async fn delete_bucket_encryption(
+        &self,
+        req: S3Request<DeleteBucketEncryptionInput>,
+    ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
+        let cx = ErrorContext::bucket(&req.method, &req.input.bucket);
+        ops::encryption::delete_bucket_encryption(&self.region, req).await.map_err(|e| cx.annotate(e))
     }
 
     async fn get_object_retention(

@@ -68,8 +68,12 @@ pub fn start_region_on(cfg: &RegionConfig, listener: TcpListener) -> anyhow::Res
         HttpPeers::new(cfg.peers.clone(), cfg.access_key.clone(), cfg.secret_key.clone(), Arc::clone(&tags))
             .with_external(Arc::clone(&external)),
     );
-    let options =
-        RegionOptions { min_free_bytes: cfg.min_free_bytes, stamp_tag, lifecycle_day_ms: cfg.lifecycle_day_ms };
+    let options = RegionOptions {
+        min_free_bytes: cfg.min_free_bytes,
+        stamp_tag,
+        lifecycle_day_ms: cfg.lifecycle_day_ms,
+        sse_master_key_file: cfg.sse_master_key_file.clone(),
+    };
     let region = Region::open_with(&cfg.region, &cfg.data_dir, peers.clone(), options)
         .with_context(|| format!("opening region {} at {}", cfg.region, cfg.data_dir.display()))?;
     check_targets(&region, &external)?;

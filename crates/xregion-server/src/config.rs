@@ -40,6 +40,10 @@ pub struct RegionConfig {
     pub stamp_tag: Option<u8>,
     /// Length of a lifecycle day in milliseconds, for tests only (`None`: a real day).
     pub lifecycle_day_ms: Option<i64>,
+    /// The master key file of encryption at rest (SSE-S3), which must exist (64 hex digits).
+    /// Unset: `<data_dir>/keys/sse-master.key`, created on first start. Keep a copy away from
+    /// the data: without it the region's encrypted objects cannot be read.
+    pub sse_master_key_file: Option<PathBuf>,
     /// Buckets of other S3 services that this region's replication rules may name as
     /// destinations (`[[targets]]`; `docs/replication.md`, *Backing up to another S3 service*).
     pub targets: Vec<ExternalTargetConfig>,
@@ -145,6 +149,8 @@ pub struct PartialConfig {
     pub min_free_bytes: Option<u64>,
     /// See [`RegionConfig::stamp_tag`].
     pub stamp_tag: Option<u8>,
+    /// See [`RegionConfig::sse_master_key_file`].
+    pub sse_master_key_file: Option<PathBuf>,
     /// See [`RegionConfig::targets`] (from the file only).
     pub targets: Option<Vec<TargetEntry>>,
     /// See [`RegionConfig::lifecycle_day_ms`] (not from the file).
@@ -178,6 +184,7 @@ impl PartialConfig {
             metrics_token: over.metrics_token.or(self.metrics_token),
             min_free_bytes: over.min_free_bytes.or(self.min_free_bytes),
             stamp_tag: over.stamp_tag.or(self.stamp_tag),
+            sse_master_key_file: over.sse_master_key_file.or(self.sse_master_key_file),
             targets: over.targets.or(self.targets),
             lifecycle_day_ms: over.lifecycle_day_ms.or(self.lifecycle_day_ms),
         }
@@ -221,6 +228,7 @@ impl PartialConfig {
             min_free_bytes: self.min_free_bytes,
             stamp_tag: self.stamp_tag,
             lifecycle_day_ms: self.lifecycle_day_ms.filter(|d| *d > 0),
+            sse_master_key_file: self.sse_master_key_file,
             targets,
         })
     }

@@ -63,6 +63,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             stamp_tag: None,
             targets: Vec::new(),
             lifecycle_day_ms: None,
+            sse_master_key_file: None,
         };
         running.push(app::start_region(&cfg).await?);
     }

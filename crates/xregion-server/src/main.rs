@@ -71,6 +71,10 @@ struct ServeArgs {
     /// itself and its peers); see docs/replication.md.
     #[arg(long, env = "XREGION_STAMP_TAG")]
     stamp_tag: Option<u8>,
+    /// Master key file of encryption at rest (SSE-S3), 64 hex digits; it must exist (default:
+    /// <data-dir>/keys/sse-master.key, created on first start). Keep a copy of it.
+    #[arg(long, env = "XREGION_SSE_MASTER_KEY_FILE")]
+    sse_master_key_file: Option<PathBuf>,
     /// Length of a lifecycle "day" in seconds, to test lifecycle rules without waiting days.
     #[arg(long, env = "XREGION_LIFECYCLE_DAY_SECONDS", hide = true)]
     lifecycle_day_seconds: Option<f64>,
@@ -111,6 +115,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         metrics_token: args.metrics_token,
         min_free_bytes: args.min_free_bytes,
         stamp_tag: args.stamp_tag,
+        sse_master_key_file: args.sse_master_key_file,
         targets: None,
         lifecycle_day_ms: args.lifecycle_day_seconds.map(|s| (s * 1000.0).round() as i64),
     };

@@ -82,6 +82,18 @@ pub struct BucketRecord {
     pub replication: Option<Vec<u8>>,
     /// Lifecycle configuration, stored as the validated document (opaque to `meta`).
     pub lifecycle: Option<Vec<u8>>,
+    /// Default encryption (PutBucketEncryption): new objects written without an encryption
+    /// header are encrypted as it says.
+    pub encryption: Option<BucketEncryption>,
+}
+
+/// A bucket's default encryption rule (`ServerSideEncryptionConfiguration`, one rule).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketEncryption {
+    /// `SSEAlgorithm`: `AES256` (the only one xregion accepts today).
+    pub sse_algorithm: String,
+    /// `BucketKeyEnabled` as given (S3 uses it for SSE-KMS only; stored and echoed).
+    pub bucket_key_enabled: Option<bool>,
 }
 
 #[cfg(test)]

@@ -11,12 +11,12 @@ pub mod object;
 pub mod replication;
 pub mod version_id;
 
-pub use bucket::{BucketName, BucketRecord, VersioningState};
+pub use bucket::{BucketEncryption, BucketName, BucketRecord, VersioningState};
 pub use checksum::{ChecksumAlgorithm, ChecksumValue};
 pub use key::ObjectKey;
 pub use object::{
-    BlobRef, BlobSegment, DEFAULT_CONTENT_TYPE, InlineRef, ObjectData, ReplicationStatus, VersionKind, VersionRecord,
-    now_ms,
+    BlobRef, BlobSegment, DEFAULT_CONTENT_TYPE, Encryption, InlineRef, ObjectData, ReplicationStatus, VersionKind,
+    VersionRecord, now_ms,
 };
 pub use version_id::{STAMP_TAGS, VersionClock, VersionId, stamp_tag};
 

@@ -101,6 +101,20 @@ pub struct ObjectData {
     /// Where the bytes are when they are stored inline in the metadata store (small objects,
     /// written in the same transaction as the version); `blob` is then empty.
     pub inline: Option<InlineRef>,
+    /// How the bytes are encrypted at rest (SSE-S3), if they are: every blob segment and the
+    /// inline body are sealed with this version's data key. Local to the region that wrote
+    /// the bytes: a replica or a copy has its own.
+    pub encryption: Option<Encryption>,
+}
+
+/// Server-side encryption of a version's bytes at rest: SSE-S3 (`x-amz-server-side-encryption:
+/// AES256`, the only algorithm xregion offers), see `xregion-crypto`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Encryption {
+    /// The region master key that wrapped `wrapped_key`.
+    pub key_id: u32,
+    /// The version's data key, wrapped by that master key (nonce ‖ ciphertext ‖ tag).
+    pub wrapped_key: Vec<u8>,
 }
 
 impl ObjectData {

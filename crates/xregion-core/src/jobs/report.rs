@@ -104,7 +104,8 @@ impl Region {
         Ok(())
     }
 
-    /// Writes an object the region produces itself (a report); returns its ETag.
+    /// Writes an object the region produces itself (a report), encrypted if the bucket's
+    /// default encryption says so; returns its ETag.
     pub(super) async fn put_small_object(
         &self,
         bucket: &str,
@@ -115,7 +116,8 @@ impl Region {
         let len = body.len() as u64;
         let stream =
             futures::stream::once(async move { Ok::<_, crate::objects::BodyError>(Bytes::from(body)) }).boxed();
-        let stored = self.write_body(stream, None, Some(len)).await?;
+        let seal = self.write_encryption(bucket, None)?;
+        let stored = self.write_body_sealed(stream, None, Some(len), seal.as_ref()).await?;
         let meta = ObjectMeta { content_type: Some(content_type.to_owned()), ..ObjectMeta::default() };
         let req = PutRequest {
             bucket: bucket.to_owned(),

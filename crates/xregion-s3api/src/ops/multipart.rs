@@ -36,13 +36,15 @@ pub(crate) async fn create_multipart_upload(
         ),
         None => None,
     };
-    let up = r.create_upload(&input.bucket, &input.key, meta, alg).await.s3()?;
+    let sse = input.server_side_encryption.as_ref().map(|s| s.as_str());
+    let up = r.create_upload(&input.bucket, &input.key, meta, alg, sse).await.s3()?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
         bucket: Some(input.bucket),
         key: Some(input.key),
         upload_id: Some(up.upload_id),
         checksum_algorithm: input.checksum_algorithm,
         checksum_type: alg.map(|_| ChecksumType::from_static(ChecksumType::COMPOSITE)),
+        server_side_encryption: convert::sse_of(&up.template),
         ..Default::default()
     }))
 }
@@ -74,8 +76,11 @@ pub(crate) async fn upload_part(r: &Region, req: S3Request<UploadPartInput>) -> 
         (expected, None) => cs.algorithm = expected,
         _ => {}
     }
-    let blob =
-        r.write_blob(body_of(input.body), cs.algorithm, checked_put_len(&headers, input.content_length)?).await.s3()?;
+    let key = r.upload_key(&upload).s3()?;
+    let blob = r
+        .write_blob(body_of(input.body), cs.algorithm, checked_put_len(&headers, input.content_length)?, key.as_deref())
+        .await
+        .s3()?;
     if let Some(md5) = &input.content_md5 {
         use base64::Engine as _;
         let ok = base64::engine::general_purpose::STANDARD
@@ -91,6 +96,7 @@ pub(crate) async fn upload_part(r: &Region, req: S3Request<UploadPartInput>) -> 
     let f = ChecksumFields::of(part.checksum.as_ref());
     Ok(S3Response::new(UploadPartOutput {
         e_tag: Some(etag(&part.etag)),
+        server_side_encryption: convert::sse_of(&upload.template),
         checksum_crc32: f.crc32,
         checksum_crc32c: f.crc32c,
         checksum_crc64nvme: f.crc64nvme,
@@ -135,6 +141,7 @@ pub(crate) async fn upload_part_copy(
             ..Default::default()
         }),
         copy_source_version_id: source_version.map(|v| v.as_str().to_owned()),
+        server_side_encryption: convert::sse_of(&upload.template),
         ..Default::default()
     }))
 }
@@ -187,6 +194,7 @@ pub(crate) async fn complete_multipart_upload(
         location: Some(format!("/{}/{}", input.bucket, input.key)),
         e_tag: Some(etag(&data.etag)),
         version_id: write_version_header(res.versioning, &res.record.version_id),
+        server_side_encryption: convert::sse_of(&data),
         checksum_crc32: f.crc32,
         checksum_crc32c: f.crc32c,
         checksum_crc64nvme: f.crc64nvme,

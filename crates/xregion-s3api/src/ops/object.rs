@@ -159,11 +159,13 @@ pub(crate) async fn put_object(r: &Region, req: S3Request<PutObjectInput>) -> S3
     meta.validate().s3()?;
     let precondition = write_precondition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
     let checksum = checksum_request_of!(&headers, input)?;
+    let seal = r.write_encryption(&input.bucket, input.server_side_encryption.as_ref().map(|s| s.as_str())).s3()?;
     let stored = r
-        .write_body(
+        .write_body_sealed(
             body_of(input.body),
             Some(checksum.algorithm.unwrap_or(DEFAULT_CHECKSUM)),
             checked_put_len(&headers, input.content_length)?,
+            seal.as_ref(),
         )
         .await
         .s3()?;
@@ -190,6 +192,7 @@ pub(crate) async fn put_object(r: &Region, req: S3Request<PutObjectInput>) -> S3
         checksum_sha1: cs.sha1,
         checksum_sha256: cs.sha256,
         checksum_type: cs.checksum_type,
+        server_side_encryption: convert::sse_of(&data),
         ..Default::default()
     };
     Ok(S3Response::new(out))
@@ -312,6 +315,7 @@ pub(crate) async fn get_object(r: &Region, req: S3Request<GetObjectInput>) -> S3
         parts_count,
         storage_class: (data.storage_class != "STANDARD").then(|| StorageClass::from(convert::storage_class(data))),
         replication_status: v.replication.header_value().map(|s| ReplicationStatus::from(s.to_owned())),
+        server_side_encryption: convert::sse_of(data),
         checksum_crc32: cs.crc32,
         checksum_crc32c: cs.crc32c,
         checksum_crc64nvme: cs.crc64nvme,
@@ -364,6 +368,7 @@ pub(crate) async fn head_object(r: &Region, req: S3Request<HeadObjectInput>) -> 
         parts_count,
         storage_class: (data.storage_class != "STANDARD").then(|| StorageClass::from(convert::storage_class(data))),
         replication_status: v.replication.header_value().map(|s| ReplicationStatus::from(s.to_owned())),
+        server_side_encryption: convert::sse_of(data),
         checksum_crc32: cs.crc32,
         checksum_crc32c: cs.crc32c,
         checksum_crc64nvme: cs.crc64nvme,
@@ -437,7 +442,15 @@ pub(crate) async fn copy_object(r: &Region, req: S3Request<CopyObjectInput>) -> 
     let algorithm = input.checksum_algorithm.as_ref().and_then(convert::checksum_alg);
     let source = CopySourceRef { bucket: &sb, key: &sk, version: sv.as_deref() };
     let (source_version, put) = r
-        .copy_object(source, &conditions, (&input.bucket, &input.key), meta, tags, algorithm)
+        .copy_object(
+            source,
+            &conditions,
+            (&input.bucket, &input.key),
+            meta,
+            tags,
+            algorithm,
+            input.server_side_encryption.as_ref().map(|s| s.as_str()),
+        )
         .await
         .map_err(copy_error)?;
     let data = put.record.object().cloned().unwrap_or_default();
@@ -455,6 +468,7 @@ pub(crate) async fn copy_object(r: &Region, req: S3Request<CopyObjectInput>) -> 
         }),
         copy_source_version_id: source_version.map(|v| v.as_str().to_owned()),
         version_id: write_version_header(put.versioning, &put.record.version_id),
+        server_side_encryption: convert::sse_of(&data),
         ..Default::default()
     };
     Ok(S3Response::new(out))

@@ -117,6 +117,14 @@ pub(crate) async fn put_object(
         Some(v) => Some(parse_checksum_header(v).s3()?),
         None => None,
     };
+    // ELI-7: a replica of an encrypted source is encrypted too; nothing but AES256 is sent.
+    let encrypted = match input.server_side_encryption.as_ref().map(|s| s.as_str()) {
+        Some(algorithm) => {
+            xregion_core::check_sse_algorithm(algorithm).s3()?;
+            true
+        }
+        None => false,
+    };
     let put = ReplicaPut {
         bucket: input.bucket,
         key: input.key,
@@ -128,6 +136,7 @@ pub(crate) async fn put_object(
         part_sizes,
         checksum,
         transfer_crc32c: headers.get(TRANSFER_CRC32C).and_then(|v| v.to_str().ok()).map(str::to_owned),
+        encrypted,
     };
     let len = declared_len(&headers, input.content_length);
     let res = r.put_replica(put, body_of(input.body), len).await.s3()?;
@@ -135,6 +144,7 @@ pub(crate) async fn put_object(
     let out = PutObjectOutput {
         e_tag: Some(etag(&data.etag)),
         version_id: Some(res.record.version_id.as_str().to_owned()),
+        server_side_encryption: crate::convert::sse_of(&data),
         ..Default::default()
     };
     Ok(S3Response::new(out))

@@ -1,5 +1,5 @@
-//! S3 features xregion does not implement: server-side encryption, ACLs, Object Lock and
-//! website redirects. A request that asks for one is refused before anything is read or
+//! S3 features xregion does not implement: SSE-KMS and SSE-C (SSE-S3 is implemented, see
+//! `xregion_core::encryption`), ACLs, Object Lock and website redirects. A request that asks for one is refused before anything is read or
 //! written, so no object is ever stored without a property its writer asked for, and no
 //! replica lacks one its source has (ELI-10, ELI-12: ACLs, Object Lock settings and
 //! encryption would travel with a version; here none exists to travel).
@@ -16,10 +16,10 @@
 //!   for PutObject, CopyObject and CreateMultipartUpload), retention and legal-hold requests
 //!   `400 InvalidRequest` "Bucket is missing Object Lock Configuration", and the bucket's lock
 //!   configuration `404 ObjectLockConfigurationNotFoundError`.
-//! * **Encryption** has no AWS equivalent (AWS encrypts every object since January 2023):
-//!   objects are stored as sent, so any request for SSE-S3, SSE-KMS, DSSE-KMS or SSE-C is
-//!   `501 NotImplemented` with a message that says so, and the bucket's default encryption is
-//!   `404 ServerSideEncryptionConfigurationNotFoundError`, as on AWS before 2023.
+//! * **Encryption**: SSE-S3 (`AES256`) is done (`xregion_core::encryption`). There is no
+//!   KMS and no customer key: a request for SSE-KMS, DSSE-KMS or SSE-C (a KMS key id or
+//!   context, a bucket key, customer-key headers) is `501 NotImplemented` with a message that
+//!   says so.
 //! * **Website redirects** (`x-amz-website-redirect-location`): `501 NotImplemented`; there is
 //!   no static website hosting to follow them.
 
@@ -37,6 +37,7 @@ const OWNER_FULL_CONTROL: &str = "bucket-owner-full-control";
 pub(crate) struct WriteFeatures<'a> {
     pub acl: Option<&'a str>,
     pub grants: bool,
+    /// KMS or customer-key encryption (SSE-S3 alone is not in here).
     pub encryption: bool,
     pub object_lock: bool,
     pub website_redirect: bool,
@@ -51,8 +52,7 @@ macro_rules! write_features_of {
                 || $input.grant_read.is_some()
                 || $input.grant_read_acp.is_some()
                 || $input.grant_write_acp.is_some(),
-            encryption: $input.server_side_encryption.is_some()
-                || $input.sse_customer_algorithm.is_some()
+            encryption: $input.sse_customer_algorithm.is_some()
                 || $input.sse_customer_key.is_some()
                 || $input.sse_customer_key_md5.is_some()
                 || $input.ssekms_key_id.is_some()
@@ -101,8 +101,8 @@ pub(crate) fn check_customer_key(algorithm: Option<&str>, key: Option<&str>, key
 fn encryption_not_supported() -> s3s::S3Error {
     s3_error!(
         NotImplemented,
-        "Server-side encryption is not supported: xregion stores objects as they are sent. \
-         Encrypt the disk, or the data before uploading it, and send no encryption headers."
+        "SSE-KMS and SSE-C are not supported: xregion has no KMS and keeps no customer keys. \
+         Use x-amz-server-side-encryption: AES256 (SSE-S3)."
     )
 }
 
@@ -187,20 +187,6 @@ pub(crate) async fn get_object_lock_configuration(
 pub(crate) fn object_lock_missing<T>(r: &Region, bucket: &str) -> S3Result<T> {
     r.bucket(bucket).s3()?;
     Err(s3_error!(InvalidRequest, "Bucket is missing Object Lock Configuration"))
-}
-
-pub(crate) async fn get_bucket_encryption(
-    r: &Region,
-    req: S3Request<GetBucketEncryptionInput>,
-) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
-    r.bucket(&req.input.bucket).s3()?;
-    let mut e = s3_error!(
-        ServerSideEncryptionConfigurationNotFoundError,
-        "The server side encryption configuration was not found"
-    );
-    // s3s's table says 400; AWS answered 404 (clients such as Terraform expect it).
-    e.set_status_code(http::StatusCode::NOT_FOUND);
-    Err(e)
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ mod copy_across_regions;
 mod crash;
 mod dev_mode;
 mod disk_full;
+mod encryption;
 mod external_targets;
 mod forwarded;
 mod lifecycle;
