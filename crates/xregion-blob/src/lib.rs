@@ -239,7 +239,8 @@ impl BlobStore {
         Ok(listed.into_iter().map(|(id, len)| BlobSegment { id, len }).collect())
     }
 
-    /// Checks that a blob exists with its recorded length, without reading it:
+    /// Checks that a blob exists with its recorded length, without reading it (a blob
+    /// written encrypted is longer on disk: `xregion_crypto::sealed_len` of its length):
     /// [`BlobError::NotFound`] if the file is missing, [`BlobError::Corrupt`] for a bad id or
     /// a different length. Runs on the blocking pool.
     pub async fn verify(&self, segment: &BlobSegment) -> Result<(), BlobError> {

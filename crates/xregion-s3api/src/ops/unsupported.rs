@@ -1,8 +1,9 @@
 //! S3 features xregion does not implement: SSE-KMS and SSE-C (SSE-S3 is implemented, see
-//! `xregion_core::encryption`), ACLs, Object Lock and website redirects. A request that asks for one is refused before anything is read or
-//! written, so no object is ever stored without a property its writer asked for, and no
-//! replica lacks one its source has (ELI-10, ELI-12: ACLs, Object Lock settings and
-//! encryption would travel with a version; here none exists to travel).
+//! `xregion_core::encryption`), ACLs, Object Lock and website redirects. A request that asks
+//! for one is refused before anything is read or written, so no object is ever stored without
+//! a property its writer asked for, and no replica lacks one its source has (ELI-10, ELI-12:
+//! ACLs, Object Lock settings and KMS keys would travel with a version; here none exists to
+//! travel).
 //!
 //! Where AWS itself answers such a request on a bucket without the feature, we give AWS's
 //! answer, so that tools which probe for them (Terraform, backup tools) carry on:
