@@ -9,7 +9,9 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{BucketVersioningStatus, CompletedMultipartUpload, CompletedPart, Tag, Tagging};
+use aws_sdk_s3::types::{
+    BucketVersioningStatus, CompletedMultipartUpload, CompletedPart, ServerSideEncryption, Tag, Tagging,
+};
 
 use crate::common::*;
 use crate::replication::{DEADLINE, configure, eventually, wait_completed};
@@ -280,6 +282,22 @@ async fn round_trip(source: &TestRegion, bc: &Client, target: &str) {
     let mut whole = big_head.clone();
     whole.extend_from_slice(b"tail");
     assert_eq!(get_body(bc, target, "big", None).await, whole);
+
+    // ELI-7: a version encrypted at rest is written encrypted (AES256) on the target too.
+    let sealed = sc
+        .put_object()
+        .bucket(&src)
+        .key("sealed")
+        .body(ByteStream::from_static(b"encrypted at rest"))
+        .server_side_encryption(ServerSideEncryption::Aes256)
+        .send()
+        .await
+        .expect("put encrypted");
+    wait_completed(sc, &src, "sealed", sealed.version_id().expect("version id")).await;
+    let head = bc.head_object().bucket(target).key("sealed").send().await.expect("head encrypted copy");
+    assert_eq!(head.server_side_encryption(), Some(&ServerSideEncryption::Aes256));
+    assert_eq!(head.e_tag(), sealed.e_tag());
+    assert_eq!(get_body(bc, target, "sealed", None).await, b"encrypted at rest");
 
     // The delete marker became the target's own marker above the copy.
     assert!(marker.delete_marker().unwrap_or_default());
