@@ -39,6 +39,8 @@ const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
 const REGION: &str = "us-east-1";
 const BUCKET: &str = "bench";
+/// The bucket of `--sse`: default encryption SSE-S3.
+const BUCKET_SSE: &str = "bench-sse";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -81,6 +83,10 @@ struct Args {
     /// deleted as the run goes).
     #[arg(long)]
     keep: bool,
+    /// Also PUT and GET every size into a bucket with default encryption (SSE-S3), right
+    /// after the plain bucket's phases, and report encrypted ÷ plain.
+    #[arg(long)]
+    sse: bool,
 }
 
 /// An object size the benchmark can run.
@@ -305,6 +311,10 @@ pub mod phase {
     pub const GET_CACHED: &str = "GET, cached";
     /// GetObject after evicting the server's files from the page cache.
     pub const GET_COLD: &str = "GET, cold";
+    /// PutObject into a bucket with default encryption (SSE-S3, `--sse`).
+    pub const PUT_SSE: &str = "PUT, encrypted";
+    /// GetObject of encrypted objects just written (`--sse`).
+    pub const GET_SSE: &str = "GET, encrypted";
 }
 
 /// Turns a finished measurement into a table row and prints it right away.
@@ -408,6 +418,13 @@ async fn server_phases(
 ) -> anyhow::Result<()> {
     let client = Arc::new(S3Client::new(target.endpoint, REGION, target.access_key, target.secret_key)?);
     client.create_bucket(BUCKET).await.context("creating the benchmark bucket")?;
+    if args.sse {
+        client.create_bucket(BUCKET_SSE).await.context("creating the encrypted benchmark bucket")?;
+        let rule = "<ServerSideEncryptionConfiguration><Rule><ApplyServerSideEncryptionByDefault>\
+                    <SSEAlgorithm>AES256</SSEAlgorithm></ApplyServerSideEncryptionByDefault></Rule>\
+                    </ServerSideEncryptionConfiguration>";
+        client.put_document(&format!("/{BUCKET_SSE}?encryption"), rule).await.context("default encryption")?;
+    }
     let c = args.concurrency;
     for (size, dur) in sizes(durations, &args.sizes) {
         verify(&client, size, pattern)
@@ -429,19 +446,29 @@ async fn server_phases(
         }
         let put_started = std::time::SystemTime::now();
         let snap = probe.begin();
-        let (m, keys) = put_phase(&client, pattern, size, c, dur, args.max_writes_per_worker(size, c)).await?;
+        let (m, keys) = put_phase(&client, BUCKET, pattern, size, c, dur, args.max_writes_per_worker(size, c)).await?;
         record(phases, probe, &snap, phase::PUT, size, c, m);
 
         let snap = probe.begin();
-        let m = get_phase(&client, &keys, size, c, dur, false).await?;
+        let m = get_phase(&client, BUCKET, &keys, size, c, dur, false).await?;
         record(phases, probe, &snap, phase::GET_CACHED, size, c, m);
+
+        if args.sse {
+            let max = args.max_writes_per_worker(size, c);
+            let snap = probe.begin();
+            let (m, sealed) = put_phase(&client, BUCKET_SSE, pattern, size, c, dur, max).await?;
+            record(phases, probe, &snap, phase::PUT_SSE, size, c, m);
+            let snap = probe.begin();
+            let m = get_phase(&client, BUCKET_SSE, &sealed, size, c, dur, false).await?;
+            record(phases, probe, &snap, phase::GET_SSE, size, c, m);
+        }
 
         if size == 64 * MIB {
             // Everything the server wrote since this size's PUTs began: its blobs and metadata.
             let files = raw::files_modified_since(target.data_dir, put_started - Duration::from_secs(1))?;
             raw::evict_from_page_cache(&files)?;
             let snap = probe.begin();
-            let m = get_phase(&client, &keys, size, c, dur, true).await?;
+            let m = get_phase(&client, BUCKET, &keys, size, c, dur, true).await?;
             record(phases, probe, &snap, phase::GET_COLD, size, c, m);
         }
 
@@ -449,10 +476,11 @@ async fn server_phases(
             // Unloaded latency: one request at a time (no queueing behind other workers).
             let dur1 = dur.div_f64(3.0);
             let snap = probe.begin();
-            let (m, _) = put_phase(&client, pattern, size, 1, dur1, args.max_writes_per_worker(size, 1)).await?;
+            let max = args.max_writes_per_worker(size, 1);
+            let (m, _) = put_phase(&client, BUCKET, pattern, size, 1, dur1, max).await?;
             record(phases, probe, &snap, phase::PUT, size, 1, m);
             let snap = probe.begin();
-            let m = get_phase(&client, &keys, size, 1, dur1, false).await?;
+            let m = get_phase(&client, BUCKET, &keys, size, 1, dur1, false).await?;
             record(phases, probe, &snap, phase::GET_CACHED, size, 1, m);
         }
     }
@@ -463,6 +491,7 @@ async fn server_phases(
 /// returns the measurement and the keys written.
 async fn put_phase(
     client: &Arc<S3Client>,
+    bucket: &'static str,
     pattern: &Bytes,
     size: u64,
     concurrency: usize,
@@ -476,7 +505,7 @@ async fn put_phase(
             if i >= max_per_worker {
                 return Ok(None);
             }
-            cl.put(BUCKET, &key_of(size, concurrency, w, i), &pat, size).await?;
+            cl.put(bucket, &key_of(size, concurrency, w, i), &pat, size).await?;
             Ok(Some(size))
         }
     })
@@ -494,6 +523,7 @@ async fn put_phase(
 /// GETs `keys` on `concurrency` tasks for `duration`, cycling, or reading each key at most once.
 async fn get_phase(
     client: &Arc<S3Client>,
+    bucket: &'static str,
     keys: &Arc<Vec<String>>,
     size: u64,
     concurrency: usize,
@@ -509,7 +539,7 @@ async fn get_phase(
                 return Ok(None);
             }
             let key = &keys[index % keys.len()];
-            let n = cl.get(BUCKET, key).await?;
+            let n = cl.get(bucket, key).await?;
             if n != size {
                 bail!("GET {key}: {n} bytes, expected {size}");
             }

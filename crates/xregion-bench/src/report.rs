@@ -178,6 +178,18 @@ pub fn checks(phases: &[Phase], c: usize, rss_max: u64) -> Vec<Check> {
     const M64: u64 = 64 * 1024 * 1024;
     let f = |name, size, conc| find(phases, name, size, conc);
     let mut out = Vec::new();
+    // `--sse`: what encryption at rest costs, measured right after the plain phases.
+    for (size, label, rate) in [(K4, "4 KiB", OpsPerSec), (M1, "1 MiB", MibPerSec), (M64, "64 MiB", MibPerSec)] {
+        let (put, get) = (crate::phase::PUT_SSE, crate::phase::GET_SSE);
+        out.extend(ratio(format!("{label} PUT encrypted ÷ plain"), f(put, size, c), f(PUT, size, c), rate, None));
+        out.extend(ratio(
+            format!("{label} GET encrypted ÷ plain"),
+            f(get, size, c),
+            f(GET_CACHED, size, c),
+            rate,
+            None,
+        ));
+    }
     out.extend(ratio(
         "64 MiB PUT ÷ raw write+fsync".into(),
         f(PUT, M64, c),

@@ -146,6 +146,15 @@ impl Sealer {
             if self.pending.len() == CHUNK_BYTES {
                 self.seal_pending(false, out)?;
             }
+            // A whole chunk with more bytes after it goes from `data` to `out` directly
+            // (one copy of the plaintext less).
+            if self.pending.is_empty() && data.len() > CHUNK_BYTES {
+                let (chunk, rest) = data.split_at(CHUNK_BYTES);
+                self.cipher.seal_into(self.next, false, chunk, out)?;
+                self.next += 1;
+                data = rest;
+                continue;
+            }
             let take = (CHUNK_BYTES - self.pending.len()).min(data.len());
             self.pending.extend_from_slice(&data[..take]);
             data = &data[take..];

@@ -5,7 +5,7 @@ use std::io::{self, Write as _};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::aead::{AES_256_GCM_SIV, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::hkdf;
 use zeroize::Zeroizing;
 
@@ -81,7 +81,11 @@ impl MasterKey {
     }
 
     fn from_bytes(id: u32, bytes: &[u8]) -> Result<MasterKey, CryptoError> {
-        let key = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| CryptoError::Internal("master key"))?;
+        // AES-256-GCM-SIV: wrapping takes a random nonce per data key, and a region may wrap
+        // billions of them over its life; with SIV a repeated nonce reveals only that two
+        // wrapped keys are equal (random keys never are), where plain GCM would leak the key
+        // stream and allow forgeries.
+        let key = UnboundKey::new(&AES_256_GCM_SIV, bytes).map_err(|_| CryptoError::Internal("master key"))?;
         Ok(Self { id, key: LessSafeKey::new(key) })
     }
 

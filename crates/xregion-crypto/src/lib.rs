@@ -5,8 +5,9 @@
 //!   first start (or one the operator gives it). It never leaves the region: a replica is
 //!   encrypted again by the destination region with its own master key (ELI-7).
 //! * Every encrypted object version (and every multipart upload) gets its own random **data
-//!   key** ([`DataKey`]), stored only wrapped by the master key ([`MasterKey::wrap`]:
-//!   AES-256-GCM, [`WRAPPED_KEY_BYTES`] bytes) in the version's metadata.
+//!   key** ([`DataKey`]), stored only wrapped by the master key
+//!   ([`MasterKey::new_data_key`]: AES-256-GCM-SIV with a random nonce,
+//!   [`WRAPPED_KEY_BYTES`] bytes) in the version's metadata.
 //! * Every blob file of a version and its inline body are sealed with a key derived from the
 //!   data key and a label naming that piece ([`DataKey::segment`]: HKDF-SHA256 over the blob
 //!   id, or [`INLINE_LABEL`]). No two pieces share a key, so nonces can be chunk counters.

@@ -308,3 +308,13 @@ async fn eli7_eli9_replicas_are_encrypted_by_the_destination() {
     assert_eq!(sse_of(&dc, &dst, "later", &v).await, Some(ServerSideEncryption::Aes256));
     assert_eq!(get_body(&dc, &dst, "later", Some(&v)).await, b"plain at the source");
 }
+
+/// The same through boto3 (managed multipart transfer, botocore's own body checksum).
+#[test]
+fn sse_s3_through_boto3() {
+    if !crate::boto3::boto3_or_skip("the boto3 encryption test") {
+        return;
+    }
+    let region = TestRegion::start("us-east-1", &[]);
+    crate::boto3::run_boto3_script(&region, "encryption_boto3.py", "sse-boto3", "boto3 encryption test passed");
+}
