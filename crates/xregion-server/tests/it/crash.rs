@@ -33,8 +33,32 @@ struct Ledger {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_during_concurrent_puts_loses_no_acknowledged_version() {
+    sigkill_during_puts(false).await;
+}
+
+/// The same into a bucket whose default encryption seals every version (SSE-S3): the key
+/// file, wrapped keys and sealed bytes survive the crash with their versions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_during_concurrent_encrypted_puts_loses_no_acknowledged_version() {
+    sigkill_during_puts(true).await;
+}
+
+async fn sigkill_during_puts(encrypted: bool) {
     let mut region = TestRegion::start("us-east-1", &[]);
     let bucket = create_versioned_bucket(&region.client(), "crash").await;
+    if encrypted {
+        let default = aws_sdk_s3::types::ServerSideEncryptionByDefault::builder()
+            .sse_algorithm(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+            .build()
+            .expect("default");
+        let rule = aws_sdk_s3::types::ServerSideEncryptionRule::builder()
+            .apply_server_side_encryption_by_default(default)
+            .build();
+        let config =
+            aws_sdk_s3::types::ServerSideEncryptionConfiguration::builder().rules(rule).build().expect("config");
+        let put = region.client().put_bucket_encryption().bucket(&bucket).server_side_encryption_configuration(config);
+        put.send().await.expect("default encryption");
+    }
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let mut next_write = [0usize; WRITERS];
 
@@ -57,6 +81,7 @@ async fn sigkill_during_concurrent_puts_loses_no_acknowledged_version() {
                         Ok(out) => {
                             let vid = out.version_id().expect("versioned PUT returns a version id").to_owned();
                             assert_eq!(out.e_tag().map(unquote), Some(md5.as_str()));
+                            assert_eq!(out.server_side_encryption().is_some(), encrypted);
                             ledger.lock().unwrap().acked.insert((key, vid), md5);
                         }
                         Err(_) => return n - start, // the server is gone
