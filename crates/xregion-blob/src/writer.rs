@@ -135,6 +135,8 @@ struct FileState {
     /// Seals the bytes before they are written, for an encrypted blob (SSE, see
     /// `xregion_crypto`): the file holds chunks of ciphertext and tags.
     sealer: Option<Sealer>,
+    /// The sealed bytes of the batch being written (reused).
+    sealed: Vec<u8>,
     /// Bytes written since the last background `fdatasync` started.
     unsynced: u64,
     /// The running background `fdatasync`, if any: it reports on this channel.
@@ -151,22 +153,32 @@ impl FileState {
     /// works while writing and hashing go on.
     fn append(&mut self, batch: &[Bytes]) -> Result<(), BlobError> {
         let Some(sealer) = self.sealer.as_mut() else {
-            return self.write_chunks(batch);
+            for chunk in batch {
+                self.write_slice(chunk)?;
+            }
+            return self.start_writeback();
         };
-        let mut sealed = Vec::with_capacity(batch.iter().map(Bytes::len).sum::<usize>() + 1024);
+        // One buffer per writer, reused batch after batch: a fresh one per batch made the
+        // 64 MiB encrypted PUTs' RSS grow by about 50 MiB (allocator churn at 16 uploads).
+        let mut sealed = mem::take(&mut self.sealed);
+        sealed.clear();
         for chunk in batch {
             sealer.push(chunk, &mut sealed).map_err(seal_error)?;
             *self.plain_len.get_or_insert(0) += chunk.len() as u64;
         }
-        self.write_chunks(&[Bytes::from(sealed)])
+        let written = self.write_slice(&sealed);
+        self.sealed = sealed;
+        written?;
+        self.start_writeback()
     }
 
     /// Seals the last chunk of an encrypted blob and writes it (blocking).
     fn finish_sealing(&mut self) -> Result<(), BlobError> {
         let Some(sealer) = self.sealer.take() else { return Ok(()) };
-        let mut sealed = Vec::new();
+        let mut sealed = mem::take(&mut self.sealed);
+        sealed.clear();
         sealer.finish(&mut sealed).map_err(seal_error)?;
-        self.write_chunks(&[Bytes::from(sealed)])
+        self.write_slice(&sealed)
     }
 
     /// The length of the blob written so far (plaintext for an encrypted blob).
@@ -175,27 +187,30 @@ impl FileState {
     }
 
     /// Writes bytes as they are to the file (blocking).
-    fn write_chunks(&mut self, batch: &[Bytes]) -> Result<(), BlobError> {
-        for chunk in batch {
-            let (path, file, direct) = self.temp.file()?;
-            if !direct {
-                file.write_all_at(chunk, self.len).map_err(|e| io_error(format!("write {}", path.display()), e))?;
-                self.len += chunk.len() as u64;
-                self.unsynced += chunk.len() as u64;
-                continue;
-            }
-            let mut rest = &chunk[..];
-            while !rest.is_empty() {
-                let stage = self.stage.get_or_insert_with(Stage::take);
-                let n = stage.push(rest);
-                rest = &rest[n..];
-                self.len += n as u64;
-                self.unsynced += n as u64;
-                if stage.is_full() {
-                    self.write_stage()?;
-                }
+    fn write_slice(&mut self, chunk: &[u8]) -> Result<(), BlobError> {
+        let (path, file, direct) = self.temp.file()?;
+        if !direct {
+            file.write_all_at(chunk, self.len).map_err(|e| io_error(format!("write {}", path.display()), e))?;
+            self.len += chunk.len() as u64;
+            self.unsynced += chunk.len() as u64;
+            return Ok(());
+        }
+        let mut rest = chunk;
+        while !rest.is_empty() {
+            let stage = self.stage.get_or_insert_with(Stage::take);
+            let n = stage.push(rest);
+            rest = &rest[n..];
+            self.len += n as u64;
+            self.unsynced += n as u64;
+            if stage.is_full() {
+                self.write_stage()?;
             }
         }
+        Ok(())
+    }
+
+    /// Starts a background `fdatasync` once [`WRITEBACK_BYTES`] are unsynced and none runs.
+    fn start_writeback(&mut self) -> Result<(), BlobError> {
         if self.unsynced >= WRITEBACK_BYTES && self.writeback_done(false)? {
             let (path, file, _) = self.temp.file()?;
             let file = file.try_clone().map_err(|e| io_error(format!("fdatasync {}", path.display()), e))?;
@@ -358,6 +373,7 @@ impl BlobWriter {
             len: 0,
             plain_len,
             sealer,
+            sealed: Vec::new(),
             unsynced: 0,
             writeback: None,
             runtime: runtime.clone(),
@@ -654,6 +670,7 @@ mod tests {
             len: 0,
             plain_len: None,
             sealer: None,
+            sealed: Vec::new(),
             unsynced: 0,
             writeback: None,
             runtime: runtime.handle().clone(),

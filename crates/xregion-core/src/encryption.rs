@@ -33,16 +33,29 @@ pub struct SealKey {
     pub record: Encryption,
 }
 
-/// Reads the region master key from `path`; `create` makes a new one if the file does not
-/// exist (the default key file in the data directory). Blocking.
-pub(crate) fn load_master_key(path: &Path, create: bool) -> CoreResult<MasterKey> {
-    if !create && !path.try_exists().unwrap_or(true) {
-        return Err(CoreError::Internal(format!(
-            "the SSE master key file {} does not exist (sse_master_key_file must name an existing key file)",
-            path.display()
-        )));
+/// Reads the region's master key: from `configured` (which must exist), else from the default
+/// key file in the data directory, created on first open. Either way it is checked against
+/// `<data dir>/keys/sse-master.check`, which records the key the region's data is encrypted
+/// with: another key refuses to open, and a default key file that disappeared is not made
+/// again once there is a check file (its objects could never be read). Blocking.
+pub(crate) fn load_master_key(data_dir: &Path, configured: Option<&Path>) -> CoreResult<MasterKey> {
+    let keys = data_dir.join("keys");
+    let check = keys.join("sse-master.check");
+    let default = keys.join("sse-master.key");
+    let (path, may_create) = match configured {
+        Some(path) => (path, false),
+        None => (default.as_path(), !check.try_exists().unwrap_or(true)),
+    };
+    if !may_create && !path.try_exists().unwrap_or(true) {
+        let why = match configured {
+            Some(_) => "sse_master_key_file must name an existing key file",
+            None => "this region has encrypted with it before; restore it, or name it with sse_master_key_file",
+        };
+        return Err(CoreError::Internal(format!("the SSE master key file {} does not exist ({why})", path.display())));
     }
-    MasterKey::load_or_create(path).map_err(|e| CoreError::Internal(e.to_string()))
+    let key = MasterKey::load_or_create(path).map_err(|e| CoreError::Internal(e.to_string()))?;
+    key.check_or_record(&check).map_err(|e| CoreError::Internal(e.to_string()))?;
+    Ok(key)
 }
 
 /// Checks an `x-amz-server-side-encryption` value of a write: `AES256`, or the KMS ones S3
@@ -141,4 +154,47 @@ pub(crate) fn seal_inline(seal: &SealKey, plain: &[u8]) -> CoreResult<Vec<u8>> {
 /// Opens an inline body sealed by [`seal_inline`].
 pub(crate) fn open_inline(key: &DataKey, sealed: &[u8]) -> std::io::Result<Vec<u8>> {
     Ok(key.segment(INLINE_LABEL).and_then(|cipher| cipher.open_all(sealed))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::{NoPeers, Region, RegionOptions};
+
+    /// Opens and closes the region; its error as text.
+    fn open(dir: &std::path::Path, options: RegionOptions) -> Result<(), String> {
+        Region::open_with("test-1", dir, Arc::new(NoPeers), options).map(drop).map_err(|e| e.to_string())
+    }
+
+    /// The key a region's data is encrypted with stays its key: a replaced key file, or a
+    /// default key file that disappeared, stops the region at open instead of making objects
+    /// unreadable (and a new key is never made once one was used).
+    #[test]
+    fn a_region_opens_only_with_the_key_it_encrypted_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("keys/sse-master.key");
+        open(dir.path(), RegionOptions::default()).unwrap();
+        let original = std::fs::read(&key_file).unwrap();
+        open(dir.path(), RegionOptions::default()).unwrap();
+        assert_eq!(std::fs::read(&key_file).unwrap(), original, "the key file is read, not replaced");
+
+        std::fs::File::create(&key_file)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, "ab".repeat(32).as_bytes()))
+            .unwrap();
+        let err = open(dir.path(), RegionOptions::default()).unwrap_err();
+        assert!(err.contains("not the one this region's encrypted objects were written with"), "{err}");
+
+        std::fs::remove_file(&key_file).unwrap();
+        let err = open(dir.path(), RegionOptions::default()).unwrap_err();
+        assert!(err.contains("does not exist"), "{err}");
+        assert!(!key_file.try_exists().unwrap(), "no new key is made in place of a lost one");
+
+        let elsewhere = dir.path().join("elsewhere.key");
+        let options = RegionOptions { sse_master_key_file: Some(elsewhere.clone()), ..RegionOptions::default() };
+        let err = open(dir.path(), options.clone()).unwrap_err();
+        assert!(err.contains("must name an existing key file"), "{err}");
+        std::fs::File::create(&elsewhere).and_then(|mut f| std::io::Write::write_all(&mut f, &original)).unwrap();
+        open(dir.path(), options).unwrap();
+    }
 }

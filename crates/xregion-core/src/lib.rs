@@ -137,10 +137,7 @@ impl Region {
             .map_err(|e| CoreError::Internal(format!("create data dir {}: {e}", data_dir.display())))?;
         let meta = MetaStore::open_tagged(&data_dir.join("meta.redb"), options.stamp_tag)?;
         let blobs = BlobStore::open(&data_dir.join("blobs"))?;
-        let master_key = match &options.sse_master_key_file {
-            Some(path) => encryption::load_master_key(path, false)?,
-            None => encryption::load_master_key(&data_dir.join("keys").join("sse-master.key"), true)?,
-        };
+        let master_key = encryption::load_master_key(data_dir, options.sse_master_key_file.as_deref())?;
         let replication_wake = Arc::new(tokio::sync::Notify::new());
         Ok(Self {
             inner: Arc::new(Inner {

@@ -6,7 +6,7 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
 use aws_lc_rs::aead::{AES_256_GCM_SIV, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use aws_lc_rs::hkdf;
+use aws_lc_rs::{hkdf, hmac};
 use zeroize::Zeroizing;
 
 use crate::CryptoError;
@@ -26,10 +26,15 @@ const WRAP_AAD: &[u8] = b"xregion sse data key v1";
 /// Domain separation of piece keys (the HKDF salt).
 const SEGMENT_SALT: &[u8] = b"xregion sse segment v1";
 
+/// Domain separation of the key check value.
+const CHECK_LABEL: &[u8] = b"xregion sse key check v1";
+
 /// A region's master key: wraps and unwraps data keys.
 pub struct MasterKey {
     id: u32,
     key: LessSafeKey,
+    /// HMAC-SHA256 of [`CHECK_LABEL`] under the key: tells keys apart without revealing them.
+    check: String,
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -54,21 +59,29 @@ impl MasterKey {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_err(e)),
         }
-        let dir = path.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir).map_err(io_err)?;
         let mut key = Zeroizing::new([0u8; KEY_BYTES]);
         aws_lc_rs::rand::fill(&mut key[..]).map_err(|_| CryptoError::Internal("random generator"))?;
         let text = Zeroizing::new(format!("{}\n", hex::encode(&key[..])));
-        // A temp file renamed into place: a crash leaves either no key file or a whole one.
-        let temp = path.with_extension("tmp");
-        let mut file =
-            OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&temp).map_err(io_err)?;
-        file.write_all(text.as_bytes()).map_err(io_err)?;
-        file.sync_all().map_err(io_err)?;
-        drop(file);
-        fs::rename(&temp, path).map_err(io_err)?;
-        File::open(dir).and_then(|d| d.sync_all()).map_err(io_err)?;
+        write_durably(path, text.as_bytes()).map_err(io_err)?;
         Self::from_bytes(MASTER_KEY_ID, &key[..])
+    }
+
+    /// Checks this key against the check file at `path`, which records the key a region's
+    /// data was encrypted with, or records it there if there is none yet (durably). Fails
+    /// with [`CryptoError::WrongKey`] for another key: a replaced or regenerated key file
+    /// would otherwise leave every encrypted object unreadable, and encrypt new ones under a
+    /// key the old ones do not open with. Blocking: call it at startup.
+    pub fn check_or_record(&self, path: &Path) -> Result<(), CryptoError> {
+        let shown = path.display().to_string();
+        match fs::read_to_string(path) {
+            Ok(text) if text.trim() == self.check => Ok(()),
+            Ok(_) => Err(CryptoError::WrongKey { path: shown }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                write_durably(path, format!("{}\n", self.check).as_bytes())
+                    .map_err(|source| CryptoError::KeyFile { path: shown, source })
+            }
+            Err(source) => Err(CryptoError::KeyFile { path: shown, source }),
+        }
     }
 
     /// A master key from its 64 hex digits.
@@ -81,12 +94,13 @@ impl MasterKey {
     }
 
     fn from_bytes(id: u32, bytes: &[u8]) -> Result<MasterKey, CryptoError> {
+        let check = hex::encode(&hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, bytes), CHECK_LABEL).as_ref()[..16]);
         // AES-256-GCM-SIV: wrapping takes a random nonce per data key, and a region may wrap
         // billions of them over its life; with SIV a repeated nonce reveals only that two
         // wrapped keys are equal (random keys never are), where plain GCM would leak the key
         // stream and allow forgeries.
         let key = UnboundKey::new(&AES_256_GCM_SIV, bytes).map_err(|_| CryptoError::Internal("master key"))?;
-        Ok(Self { id, key: LessSafeKey::new(key) })
+        Ok(Self { id, key: LessSafeKey::new(key), check })
     }
 
     /// The id stored with the keys this key wraps.
@@ -139,6 +153,20 @@ impl MasterKey {
     }
 }
 
+/// Writes a small file so that a crash leaves either none or the whole of it: a temp file
+/// (mode 0600) written and fsynced, renamed into place, the directory fsynced.
+fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let temp = path.with_extension("tmp");
+    let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&temp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(&temp, path)?;
+    File::open(dir).and_then(|d| d.sync_all())
+}
+
 /// The key of one encrypted version (or multipart upload). Wiped from memory when dropped.
 pub struct DataKey(Zeroizing<[u8; KEY_BYTES]>);
 
@@ -179,6 +207,20 @@ mod tests {
         assert_eq!(fs::read_to_string(&path).unwrap(), text, "an existing key file is never replaced");
         let unwrapped = again.unwrap_key(again.id(), &wrapped).unwrap();
         assert_eq!(*key.0, *unwrapped.0);
+    }
+
+    #[test]
+    fn the_check_file_tells_keys_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let check = dir.path().join("keys/sse-master.check");
+        let a = MasterKey::from_hex(&"11".repeat(32)).unwrap();
+        let b = MasterKey::from_hex(&"22".repeat(32)).unwrap();
+        a.check_or_record(&check).unwrap();
+        let recorded = fs::read_to_string(&check).unwrap();
+        assert!(!recorded.contains(&"11".repeat(8)), "the check value does not show the key");
+        a.check_or_record(&check).unwrap();
+        assert!(matches!(b.check_or_record(&check), Err(CryptoError::WrongKey { .. })));
+        assert_eq!(fs::read_to_string(&check).unwrap(), recorded, "a wrong key changes nothing");
     }
 
     #[test]

@@ -57,6 +57,15 @@ pub enum CryptoError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The master key is not the one the region's data was encrypted with (its check file
+    /// records another).
+    #[error(
+        "the SSE master key is not the one this region's encrypted objects were written with ({path} records another); restore the key file"
+    )]
+    WrongKey {
+        /// The check file.
+        path: String,
+    },
     /// A wrapped data key does not open with this master key: another region's key, a
     /// replaced key file, or damaged metadata.
     #[error("the object's data key does not open with this region's master key (key id {key_id})")]

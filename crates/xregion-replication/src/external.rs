@@ -258,7 +258,13 @@ impl External {
                     urlencoding::encode(&replica.key),
                     urlencoding::encode(&version_id)
                 );
+                // The copy put back is of the source's current version: encrypted as it is (ELI-7).
+                let sse = match region.get_object(&replica.source_bucket, &replica.key, None) {
+                    Ok((_, current)) => current.object().and_then(sse_of),
+                    Err(_) => None,
+                };
                 let copy = self.client.copy_object().bucket(bucket).key(&replica.key).copy_source(source);
+                let copy = copy.set_server_side_encryption(sse);
                 copy.send().await.map(|_| ()).map_err(|e| classify(e, TaskKind::Object))
             }
             Current::DeleteMarker => {
