@@ -40,7 +40,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use bytes::{Bytes, BytesMut};
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
-use xregion_crypto::{DataKey, Sealer};
+use xregion_crypto::{CHUNK_BYTES, DataKey, Sealer};
 use xregion_types::{BlobSegment, ChecksumAlgorithm};
 
 use crate::checksum::Hasher;
@@ -152,23 +152,40 @@ impl FileState {
     /// [`WRITEBACK_BYTES`], starts an `fdatasync` on another blocking thread, so the disk
     /// works while writing and hashing go on.
     fn append(&mut self, batch: &[Bytes]) -> Result<(), BlobError> {
-        let Some(sealer) = self.sealer.as_mut() else {
+        let Some(mut sealer) = self.sealer.take() else {
             for chunk in batch {
                 self.write_slice(chunk)?;
             }
             return self.start_writeback();
         };
-        // One buffer per writer, reused batch after batch: a fresh one per batch made the
-        // 64 MiB encrypted PUTs' RSS grow by about 50 MiB (allocator churn at 16 uploads).
+        // Sealed a chunk at a time into one small buffer per writer, written as it fills: a
+        // fresh batch-sized buffer per batch made the 64 MiB encrypted PUTs' RSS 57 MiB higher
+        // than the plain ones' at 16 uploads, one batch-sized buffer per writer still 27 MiB.
         let mut sealed = mem::take(&mut self.sealed);
         sealed.clear();
-        for chunk in batch {
-            sealer.push(chunk, &mut sealed).map_err(seal_error)?;
+        let mut result = Ok(());
+        'batch: for chunk in batch {
+            for piece in chunk.chunks(CHUNK_BYTES) {
+                if let Err(e) = sealer.push(piece, &mut sealed) {
+                    result = Err(seal_error(e));
+                    break 'batch;
+                }
+                if sealed.len() >= CHUNK_BYTES {
+                    result = self.write_slice(&sealed);
+                    sealed.clear();
+                    if result.is_err() {
+                        break 'batch;
+                    }
+                }
+            }
             *self.plain_len.get_or_insert(0) += chunk.len() as u64;
         }
-        let written = self.write_slice(&sealed);
+        if result.is_ok() && !sealed.is_empty() {
+            result = self.write_slice(&sealed);
+        }
         self.sealed = sealed;
-        written?;
+        self.sealer = Some(sealer);
+        result?;
         self.start_writeback()
     }
 
