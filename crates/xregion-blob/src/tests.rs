@@ -143,11 +143,17 @@ async fn reused_read_buffers_never_show_stale_bytes() {
 
 #[test]
 fn ranges_across_segments_match_an_in_memory_concat() {
+    check_ranges_across_segments(None, 24, 700_000);
+}
+
+/// Ranges of objects made of several segments (a multipart object), written plain or
+/// encrypted with `key`, read back as their in-memory concatenation.
+fn check_ranges_across_segments(key: Option<std::sync::Arc<xregion_crypto::DataKey>>, cases: u32, max_len: usize) {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
     let (_dir, store) = open();
-    let config = ProptestConfig { cases: 24, ..ProptestConfig::default() };
+    let config = ProptestConfig { cases, ..ProptestConfig::default() };
     proptest!(config, |(
-        lens in prop::collection::vec(prop_oneof![Just(0usize), 1usize..10, 1usize..700_000], 0..5),
+        lens in prop::collection::vec(prop_oneof![Just(0usize), 1usize..10, 1usize..max_len], 0..5),
         ranges in prop::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>()), 1..8),
     )| {
         runtime.block_on(async {
@@ -155,14 +161,21 @@ fn ranges_across_segments_match_an_in_memory_concat() {
             let mut segments = Vec::new();
             for (i, len) in lens.iter().enumerate() {
                 let bytes = data(*len, i as u8);
-                segments.push(put(&store, &bytes, 50_000, None).await.segment);
+                let info = match &key {
+                    Some(key) => put_sealed(&store, &bytes, 50_000, key).await,
+                    None => put(&store, &bytes, 50_000, None).await,
+                };
+                segments.push(info.segment);
                 whole.extend_from_slice(&bytes);
             }
             let blob = BlobRef { segments };
             for (a, b) in &ranges {
                 let (a, b) = (a.index(whole.len() + 1), b.index(whole.len() + 1));
                 let (start, end) = (a.min(b), a.max(b));
-                let got = read_all(&store, &blob, start as u64, end as u64).await.unwrap();
+                let got = match &key {
+                    Some(key) => read_sealed(&store, &blob, start as u64, end as u64, key).await.unwrap(),
+                    None => read_all(&store, &blob, start as u64, end as u64).await.unwrap(),
+                };
                 assert!(got == whole[start..end], "range {start}..{end} of {lens:?}");
             }
             for segment in &blob.segments {
@@ -625,34 +638,7 @@ async fn encrypted_blobs_round_trip_and_never_hold_the_plaintext() {
 /// Ranges over several encrypted segments (a multipart object) match the plaintext.
 #[test]
 fn encrypted_ranges_across_segments_match_an_in_memory_concat() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
-    let (_dir, store) = open();
-    let key = data_key();
-    let config = ProptestConfig { cases: 16, ..ProptestConfig::default() };
-    proptest!(config, |(
-        lens in prop::collection::vec(prop_oneof![Just(0usize), 1usize..10, 1usize..1_500_000], 0..4),
-        ranges in prop::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>()), 1..6),
-    )| {
-        runtime.block_on(async {
-            let mut whole = Vec::new();
-            let mut segments = Vec::new();
-            for (i, len) in lens.iter().enumerate() {
-                let bytes = data(*len, i as u8);
-                segments.push(put_sealed(&store, &bytes, 50_000, &key).await.segment);
-                whole.extend_from_slice(&bytes);
-            }
-            let blob = BlobRef { segments };
-            for (a, b) in &ranges {
-                let (a, b) = (a.index(whole.len() + 1), b.index(whole.len() + 1));
-                let (start, end) = (a.min(b), a.max(b));
-                let got = read_sealed(&store, &blob, start as u64, end as u64, &key).await.unwrap();
-                assert!(got == whole[start..end], "range {start}..{end} of {lens:?}");
-            }
-            for segment in &blob.segments {
-                store.delete(segment).await.unwrap();
-            }
-        });
-    });
+    check_ranges_across_segments(Some(data_key()), 16, 1_500_000);
 }
 
 /// Replaces a file's bytes (a test damaging a blob on purpose).

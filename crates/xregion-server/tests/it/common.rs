@@ -556,6 +556,49 @@ pub async fn put(
         .unwrap_or_else(|e| panic!("put {key:?}: {:?}", DebugSdkError(&e)))
 }
 
+/// A two-part upload (`first` at least 5 MiB) asking for `sse` (`x-amz-server-side-encryption`);
+/// every answer must say the same. Returns the completion's output.
+pub async fn multipart_put(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    (first, second): (&[u8], &[u8]),
+    sse: Option<aws_sdk_s3::types::ServerSideEncryption>,
+) -> aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadOutput {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let create = client.create_multipart_upload().bucket(bucket).key(key).set_server_side_encryption(sse.clone());
+    let create = create.send().await.unwrap_or_else(|e| panic!("create upload {key}: {:?}", DebugSdkError(&e)));
+    assert_eq!(create.server_side_encryption(), sse.as_ref());
+    let upload_id = create.upload_id().expect("upload id");
+    let mut completed = Vec::new();
+    for (n, data) in [(1, first), (2, second)] {
+        let out = client
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(n)
+            .body(ByteStream::from(data.to_vec()))
+            .send()
+            .await
+            .expect("upload part");
+        assert_eq!(out.server_side_encryption(), sse.as_ref());
+        completed.push(CompletedPart::builder().part_number(n).e_tag(out.e_tag().unwrap_or_default()).build());
+    }
+    let done = client
+        .complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build())
+        .send()
+        .await
+        .expect("complete upload");
+    assert_eq!(done.server_side_encryption(), sse.as_ref());
+    assert!(unquote(done.e_tag().unwrap_or_default()).ends_with("-2"));
+    done
+}
+
 /// GetObject's body (panics on error).
 pub async fn get_body(client: &Client, bucket: &str, key: &str, version_id: Option<&str>) -> Vec<u8> {
     let out = client

@@ -4,8 +4,7 @@
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    CompletedMultipartUpload, CompletedPart, ServerSideEncryption, ServerSideEncryptionByDefault,
-    ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
+    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
 };
 
 use crate::common::*;
@@ -78,42 +77,7 @@ async fn sse_s3_objects_are_encrypted_on_disk_and_read_back() {
     // Multipart: 5 MiB and a tail, sealed part by part with the upload's key.
     let part1 = body_with("multi-secret-marker-0123456789ab", 5 * 1024 * 1024);
     let part2 = body_with("multi-secret-marker-0123456789ab", 70_000);
-    let create = s3
-        .create_multipart_upload()
-        .bucket(&bucket)
-        .key("multi")
-        .server_side_encryption(ServerSideEncryption::Aes256)
-        .send()
-        .await
-        .expect("create upload");
-    assert_eq!(create.server_side_encryption(), Some(&ServerSideEncryption::Aes256));
-    let upload_id = create.upload_id().expect("upload id");
-    let mut parts = Vec::new();
-    for (n, data) in [(1, &part1), (2, &part2)] {
-        let out = s3
-            .upload_part()
-            .bucket(&bucket)
-            .key("multi")
-            .upload_id(upload_id)
-            .part_number(n)
-            .body(ByteStream::from(data.clone()))
-            .send()
-            .await
-            .expect("upload part");
-        assert_eq!(out.server_side_encryption(), Some(&ServerSideEncryption::Aes256));
-        parts.push(CompletedPart::builder().part_number(n).e_tag(out.e_tag().unwrap_or_default()).build());
-    }
-    let done = s3
-        .complete_multipart_upload()
-        .bucket(&bucket)
-        .key("multi")
-        .upload_id(upload_id)
-        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
-        .send()
-        .await
-        .expect("complete");
-    assert_eq!(done.server_side_encryption(), Some(&ServerSideEncryption::Aes256));
-    assert!(unquote(done.e_tag().unwrap_or_default()).ends_with("-2"));
+    let done = multipart_put(&s3, &bucket, "multi", (&part1, &part2), Some(ServerSideEncryption::Aes256)).await;
     let multi_v = done.version_id().expect("version id").to_owned();
     let mut multi = part1.clone();
     multi.extend_from_slice(&part2);

@@ -9,9 +9,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    BucketVersioningStatus, CompletedMultipartUpload, CompletedPart, ServerSideEncryption, Tag, Tagging,
-};
+use aws_sdk_s3::types::{BucketVersioningStatus, ServerSideEncryption, Tag, Tagging};
 
 use crate::common::*;
 use crate::replication::{DEADLINE, configure, eventually, wait_completed};
@@ -50,41 +48,6 @@ async fn setup(stem: &str) -> Setup {
     let source = TestRegion::start_with("us-east-1", &[], &["--config", &path]);
     let sc = source.client();
     Setup { backup, source, bc, sc, target, _config: config }
-}
-
-/// A two-part upload (`first` at least 5 MiB); the completion's output.
-async fn multipart_put(
-    client: &Client,
-    bucket: &str,
-    key: &str,
-    first: &[u8],
-    second: &[u8],
-) -> aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadOutput {
-    let create = client.create_multipart_upload().bucket(bucket).key(key).send().await.expect("create upload");
-    let upload_id = create.upload_id().expect("upload id");
-    let mut completed = Vec::new();
-    for (n, data) in [(1, first), (2, second)] {
-        let out = client
-            .upload_part()
-            .bucket(bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .part_number(n)
-            .body(ByteStream::from(data.to_vec()))
-            .send()
-            .await
-            .expect("upload part");
-        completed.push(CompletedPart::builder().part_number(n).e_tag(out.e_tag().unwrap_or_default()).build());
-    }
-    client
-        .complete_multipart_upload()
-        .bucket(bucket)
-        .key(key)
-        .upload_id(upload_id)
-        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build())
-        .send()
-        .await
-        .expect("complete upload")
 }
 
 /// The target's versions of `key`, newest first: (version id, source version id, ETag);
@@ -227,7 +190,7 @@ async fn round_trip(source: &TestRegion, bc: &Client, target: &str) {
         .expect("put first");
     let second = put(sc, &src, "docs/a.txt", b"second").await;
     let big_head = vec![b'x'; 5 * 1024 * 1024];
-    let big = multipart_put(sc, &src, "big", &big_head, b"tail").await;
+    let big = multipart_put(sc, &src, "big", (&big_head, b"tail"), None).await;
     let gone = put(sc, &src, "gone", b"soon deleted").await;
     let marker = sc.delete_object().bucket(&src).key("gone").send().await.expect("delete");
     let ids = |v: Option<&str>| v.expect("version id").to_owned();
