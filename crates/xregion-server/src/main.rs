@@ -80,11 +80,17 @@ struct ServeArgs {
     lifecycle_day_seconds: Option<f64>,
 }
 
+/// The log filter without `XREGION_LOG`. `s3s::service` logs every 5xx answer at `ERROR`,
+/// also `501 NotImplemented` for a client asking for SSE-KMS or a lifecycle transition (a
+/// client's choice, at most `DEBUG` by our rules); xregion logs its own server faults
+/// (`xregion-s3api/src/error.rs`, the edge), so that logger is off by default.
+const DEFAULT_LOG_FILTER: &str = "info,s3s=warn,s3s::service=off";
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("XREGION_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER)),
         )
         .with_writer(std::io::stderr)
         .init();
