@@ -118,52 +118,66 @@ pub(crate) fn set_versioning(
     Ok(WriteOutcome::Bucket(record))
 }
 
+/// Reads a bucket's record, applies `change` (which may refuse, changing nothing) and stores it.
+fn update(
+    t: &mut WTables<'_>,
+    name: &str,
+    change: impl FnOnce(&mut BucketRecord) -> Result<(), MetaError>,
+) -> Result<WriteOutcome, MetaError> {
+    let mut record = by_name(t, name)?;
+    change(&mut record)?;
+    t.put_bucket(&record)?;
+    Ok(WriteOutcome::Bucket(record))
+}
+
 /// `PutBucketTagging` / `DeleteBucketTagging` (empty tags).
 pub(crate) fn set_tags(
     t: &mut WTables<'_>,
     name: &str,
     tags: Vec<(String, String)>,
 ) -> Result<WriteOutcome, MetaError> {
-    let mut record = by_name(t, name)?;
-    record.tags = tags;
-    t.put_bucket(&record)?;
-    Ok(WriteOutcome::Bucket(record))
+    update(t, name, |record| {
+        record.tags = tags;
+        Ok(())
+    })
 }
 
-/// `PutBucketReplication` / `DeleteBucketReplication`. Checked inside the transaction so that
-/// it cannot race with a suspend (VAL-2, VER-4).
+/// `PutBucketLifecycleConfiguration` / `DeleteBucketLifecycle` (`None`).
 pub(crate) fn set_lifecycle(
     t: &mut WTables<'_>,
     name: &str,
     config: Option<Vec<u8>>,
 ) -> Result<WriteOutcome, MetaError> {
-    let mut record = by_name(t, name)?;
-    record.lifecycle = config;
-    t.put_bucket(&record)?;
-    Ok(WriteOutcome::Bucket(record))
+    update(t, name, |record| {
+        record.lifecycle = config;
+        Ok(())
+    })
 }
 
+/// `PutBucketEncryption` / `DeleteBucketEncryption` (`None`).
 pub(crate) fn set_encryption(
     t: &mut WTables<'_>,
     name: &str,
     encryption: Option<xregion_types::BucketEncryption>,
 ) -> Result<WriteOutcome, MetaError> {
-    let mut record = by_name(t, name)?;
-    record.encryption = encryption;
-    t.put_bucket(&record)?;
-    Ok(WriteOutcome::Bucket(record))
+    update(t, name, |record| {
+        record.encryption = encryption;
+        Ok(())
+    })
 }
 
+/// `PutBucketReplication` / `DeleteBucketReplication`. Checked inside the transaction so that
+/// it cannot race with a suspend (VAL-2, VER-4).
 pub(crate) fn set_replication(
     t: &mut WTables<'_>,
     name: &str,
     config: Option<Vec<u8>>,
 ) -> Result<WriteOutcome, MetaError> {
-    let mut record = by_name(t, name)?;
-    if config.is_some() && record.versioning != VersioningState::Enabled {
-        return Err(MetaError::InvalidRequest(REPLICATION_NEEDS_VERSIONING.into()));
-    }
-    record.replication = config;
-    t.put_bucket(&record)?;
-    Ok(WriteOutcome::Bucket(record))
+    update(t, name, |record| {
+        if config.is_some() && record.versioning != VersioningState::Enabled {
+            return Err(MetaError::InvalidRequest(REPLICATION_NEEDS_VERSIONING.into()));
+        }
+        record.replication = config;
+        Ok(())
+    })
 }
