@@ -147,17 +147,12 @@ impl BlobStore {
         self.writer_with(checksum, true, None)
     }
 
-    /// [`BlobStore::writer`] without MD5, for bytes verified by `checksum` instead (replicas whose
-    /// ETag is known: MD5 is the largest CPU cost of a large write).
-    pub fn writer_without_md5(&self, checksum: ChecksumAlgorithm) -> Result<BlobWriter, BlobError> {
-        self.writer_with(Some(checksum), false, None)
-    }
-
-    /// The general form of [`BlobStore::writer`]: with or without MD5, and encrypted with
-    /// `key` (SSE) or not. An encrypted blob's file holds the bytes sealed in chunks
-    /// (`xregion_crypto`), under a key derived from `key` and the blob's id; MD5, the
-    /// checksum and the blob's length are those of the plaintext. Read it back with
-    /// [`BlobStore::read_sealed`] and the same key.
+    /// The general form of [`BlobStore::writer`]: with or without MD5 (without it for bytes
+    /// that `checksum` verifies instead, such as replicas whose ETag is known: MD5 is the
+    /// largest CPU cost of a large write), and encrypted with `key` (SSE) or not. An encrypted
+    /// blob's file holds the bytes sealed in chunks (`xregion_crypto`), under a key derived
+    /// from `key` and the blob's id; MD5, the checksum and the blob's length are those of the
+    /// plaintext. Read it back with [`BlobStore::read_sealed`] and the same key.
     pub fn writer_with(
         &self,
         checksum: Option<ChecksumAlgorithm>,
@@ -278,7 +273,7 @@ pub struct BlobInfo {
     /// Id and length of the new blob.
     pub segment: BlobSegment,
     /// MD5 of the bytes (the ETag of a simple upload); `None` from
-    /// [`BlobStore::writer_without_md5`].
+    /// [`BlobStore::writer_with`] without MD5.
     pub md5: Option<[u8; 16]>,
     /// The requested additional checksum: algorithm and raw big-endian digest.
     pub checksum: Option<(ChecksumAlgorithm, Vec<u8>)>,

@@ -562,12 +562,12 @@ fn bench_64mib_put_vs_raw_write_fsync() {
     );
 }
 
-/// `writer_without_md5`: the checksum is computed, MD5 is not (no ETag to offer).
+/// `writer_with` without MD5: the checksum is computed, MD5 is not (no ETag to offer).
 #[tokio::test]
 async fn writer_without_md5_computes_only_the_checksum() {
     let (_dir, store) = open();
     let bytes = data(3 * 1024 * 1024 + 17, 9);
-    let mut w = store.writer_without_md5(ChecksumAlgorithm::Crc32c).unwrap();
+    let mut w = store.writer_with(Some(ChecksumAlgorithm::Crc32c), false, None).unwrap();
     for c in bytes.chunks(100_000) {
         w.write(Bytes::copy_from_slice(c)).await.unwrap();
     }

@@ -77,7 +77,7 @@ pub struct BlobWriter {
     /// The checksum, fed batch by batch.
     hashes: Lane<Hashes>,
     /// MD5, queued batch by batch to the shared MD5 threads; `None` when the caller verifies
-    /// the bytes another way (see `BlobStore::writer_without_md5`).
+    /// the bytes another way (see `BlobStore::writer_with`).
     md5: Option<Md5Stream>,
     /// The temp file, fed the same batches.
     file: Lane<FileState>,

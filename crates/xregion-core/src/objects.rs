@@ -285,7 +285,7 @@ impl Region {
         declared_len: Option<u64>,
         key: Option<&xregion_crypto::DataKey>,
     ) -> CoreResult<BlobInfo> {
-        let stored = self.store_blob_body(body, checksum, declared_len, key).await?;
+        let stored = self.store_plain_or_sealed(body, checksum, declared_len, None, true, key).await?;
         match stored.storage {
             BodyStorage::File(segment) => Ok(BlobInfo { segment, md5: stored.md5, checksum: stored.checksum }),
             BodyStorage::Inline(_) => Err(CoreError::Internal("a blob write kept its body inline".into())),
@@ -316,19 +316,7 @@ impl Region {
         Ok(stored)
     }
 
-    /// [`Region::store_body`] of a body that always goes to a file (a multipart part), sealed
-    /// with `key` if given.
-    async fn store_blob_body(
-        &self,
-        body: Body<'_>,
-        checksum: Option<ChecksumAlgorithm>,
-        declared_len: Option<u64>,
-        key: Option<&xregion_crypto::DataKey>,
-    ) -> CoreResult<StoredBody> {
-        self.store_plain_or_sealed(body, checksum, declared_len, None, true, key).await
-    }
-
-    /// The body path shared by [`Region::store_body`] and [`Region::store_blob_body`]; a file
+    /// The body path shared by [`Region::store_body`] and [`Region::write_blob`]; a file
     /// is sealed with `key`, inline bytes are left to the caller.
     async fn store_plain_or_sealed(
         &self,
