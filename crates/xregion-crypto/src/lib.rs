@@ -33,6 +33,7 @@
 
 mod chunks;
 mod keys;
+pub mod tls;
 
 pub use chunks::{CHUNK_BYTES, SEALED_CHUNK_BYTES, Sealer, SegmentCipher, TAG_BYTES, chunk_count, sealed_len};
 pub use keys::{DataKey, INLINE_LABEL, MasterKey, WRAPPED_KEY_BYTES};

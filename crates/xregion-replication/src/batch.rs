@@ -12,7 +12,6 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt as _;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use xregion_core::Region;
 use xregion_core::objects::ObjectMeta;
@@ -24,6 +23,7 @@ use xregion_types::VersionRecord;
 use xregion_types::replication::TaskKind;
 
 use crate::s3::classify_response;
+use crate::transport::{Connector, DisplayErr, Transport};
 use crate::{Replica, ReplicationError};
 
 /// Largest response body read (one short line per entry).
@@ -31,7 +31,7 @@ const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
 /// The HTTP side: a pooled hyper client and the signing identity.
 pub(crate) struct BatchClient {
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<Connector, Full<Bytes>>,
     credential: Credential,
     timeout: Duration,
 }
@@ -54,11 +54,14 @@ pub(crate) fn batchable(kind: TaskKind, version: &VersionRecord) -> bool {
 }
 
 impl BatchClient {
-    pub(crate) fn new(access_key: &str, secret_key: &str, connect_timeout: Duration, timeout: Duration) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(connect_timeout));
-        let http = Client::builder(TokioExecutor::new()).build(connector);
+    pub(crate) fn new(
+        transport: &Transport,
+        access_key: &str,
+        secret_key: &str,
+        connect_timeout: Duration,
+        timeout: Duration,
+    ) -> Self {
+        let http = Client::builder(TokioExecutor::new()).build(transport.connector(Some(connect_timeout)));
         let credential = Credential { access_key: access_key.to_owned(), secret_key: secret_key.to_owned() };
         Self { http, credential, timeout }
     }
@@ -136,7 +139,7 @@ impl BatchClient {
             .map_err(|e| Answer::Transport(ReplicationError::retryable(e)))?;
         let resp = match tokio::time::timeout(self.timeout, self.http.request(req)).await {
             Ok(Ok(resp)) => resp,
-            Ok(Err(e)) => return Err(transport(format!("destination unreachable: {e}"))),
+            Ok(Err(e)) => return Err(transport(format!("destination unreachable: {}", DisplayErr(&e)))),
             Err(_) => return Err(transport("replica batch timed out".to_owned())),
         };
         let status = resp.status().as_u16();

@@ -38,9 +38,10 @@ use xregion_types::replication::TaskKind;
 use xregion_types::{InvalidInput, ObjectData, VersioningState};
 
 use crate::s3::{
-    DisplayErr, add_headers, classify, sdk_client, source_body, sse_of, tag_set, tagging_header, user_metadata,
+    add_headers, classify, sdk_client, source_body, sse_of, tag_set, tagging_header, user_metadata,
     with_content_headers,
 };
+use crate::transport::{DisplayErr, Transport};
 use crate::{Replica, ReplicationError};
 
 /// User metadata (`x-amz-meta-…`) naming the source version a copy holds.
@@ -116,14 +117,15 @@ impl Current {
 }
 
 impl ExternalTargets {
-    /// The targets of a region's configuration (bucket names are unique there).
-    pub fn new(configs: impl IntoIterator<Item = ExternalTargetConfig>) -> Self {
+    /// The targets of a region's configuration (bucket names are unique there), reached over
+    /// `transport`.
+    pub fn new(configs: impl IntoIterator<Item = ExternalTargetConfig>, transport: &Transport) -> Self {
         let targets = configs
             .into_iter()
             .map(|config| {
                 let credentials =
                     Credentials::new(&config.access_key, &config.secret_key, None, None, "xregion-external-target");
-                let client = sdk_client(&config.endpoint, &config.region, &credentials, config.path_style);
+                let client = sdk_client(&config.endpoint, &config.region, &credentials, config.path_style, transport);
                 (config.bucket.clone(), External { config, client })
             })
             .collect();

@@ -23,6 +23,7 @@ mod external;
 pub mod report;
 mod s3;
 mod target;
+mod transport;
 mod worker;
 
 pub use backoff::Backoff;
@@ -32,6 +33,7 @@ pub use external::{
 };
 pub use s3::S3Target;
 pub use target::{Replica, ReplicationTarget};
+pub use transport::{Connector, DisplayErr, Transport};
 pub use worker::{
     DestinationStatus, LAG_BUCKETS_MS, LagStats, StatusReader, WorkerConfig, WorkerHandle, WorkerStatus, spawn,
 };

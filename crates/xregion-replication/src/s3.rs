@@ -27,6 +27,7 @@ use xregion_types::{ObjectData, VersionRecord};
 
 use crate::batch::{BatchClient, batchable};
 use crate::external::ExternalTargets;
+use crate::transport::{DisplayErr, Transport};
 use crate::{Replica, ReplicationError, ReplicationTarget};
 
 /// Sets a request's content headers to the source version's (ELI-10): `Content-Type`,
@@ -67,20 +68,23 @@ pub struct S3Target {
     clients: Mutex<HashMap<String, Client>>,
     locations: Mutex<HashMap<String, String>>,
     external: Arc<ExternalTargets>,
+    transport: Transport,
 }
 
 impl S3Target {
     /// `endpoints`: region name → `http(s)://host:port` (include this region for
     /// same-region replication). Requests are signed with `access_key` / `secret_key`, which
-    /// must be allowed `s3:Replicate*` on the destinations (design invariant 5).
-    pub fn new(endpoints: BTreeMap<String, String>, access_key: &str, secret_key: &str) -> Self {
+    /// must be allowed `s3:Replicate*` on the destinations (design invariant 5), over
+    /// `transport` (what `https://` endpoints are trusted with).
+    pub fn new(endpoints: BTreeMap<String, String>, access_key: &str, secret_key: &str, transport: Transport) -> Self {
         Self {
             endpoints,
             credentials: Credentials::new(access_key, secret_key, None, None, "xregion-replication"),
-            batch: BatchClient::new(access_key, secret_key, CONNECT_TIMEOUT, READ_TIMEOUT),
+            batch: BatchClient::new(&transport, access_key, secret_key, CONNECT_TIMEOUT, READ_TIMEOUT),
             clients: Mutex::new(HashMap::new()),
             locations: Mutex::new(HashMap::new()),
             external: Arc::new(ExternalTargets::default()),
+            transport,
         }
     }
 
@@ -149,7 +153,7 @@ impl S3Target {
         let Some(endpoint) = self.endpoints.get(region) else {
             return Err(no_endpoint(region));
         };
-        let client = sdk_client(endpoint, region, &self.credentials, true);
+        let client = sdk_client(endpoint, region, &self.credentials, true, &self.transport);
         lock(&self.clients).insert(region.to_owned(), client.clone());
         Ok(client)
     }
@@ -208,9 +212,16 @@ impl S3Target {
 
 /// An SDK client for one endpoint: no SDK retries (the worker owns them, with back-off per
 /// task and destination), the worker's timeouts, and no checksum the source never had.
-pub(crate) fn sdk_client(endpoint: &str, region: &str, credentials: &Credentials, path_style: bool) -> Client {
+pub(crate) fn sdk_client(
+    endpoint: &str,
+    region: &str,
+    credentials: &Credentials,
+    path_style: bool,
+    transport: &Transport,
+) -> Client {
     let config = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
+        .http_client(transport.sdk_http_client())
         .region(aws_sdk_s3::config::Region::new(region.to_owned()))
         .endpoint_url(endpoint)
         .credentials_provider(credentials.clone())
@@ -445,21 +456,6 @@ pub(crate) fn classify_response(status: u16, code: &str, kind: TaskKind) -> Repl
         }
         (403, _) | (_, "AccessDenied") => ReplicationError::permanent(not_permitted, message),
         _ => ReplicationError::permanent(not_permitted, message),
-    }
-}
-
-/// Displays an error with its sources.
-pub(crate) struct DisplayErr<'a>(pub(crate) &'a dyn std::error::Error);
-
-impl std::fmt::Display for DisplayErr<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(s) = source {
-            write!(f, ": {s}")?;
-            source = s.source();
-        }
-        Ok(())
     }
 }
 

@@ -14,9 +14,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use xregion_core::buckets::BucketLocation;
 use xregion_core::{CoreError, Region, RegionOptions};
+use xregion_crypto::tls::{ClientTls, ServerTls};
 use xregion_identity::{Credential, Identity, RootOnly};
 use xregion_replication::report::StampTagReport;
-use xregion_replication::{ExternalTargets, S3Target, StatusReader, WorkerConfig, WorkerHandle};
+use xregion_replication::{ExternalTargets, S3Target, StatusReader, Transport, WorkerConfig, WorkerHandle};
 use xregion_s3api::admin::{AdminReport, AdminReports};
 use xregion_s3api::error::ERROR_FIELDS_HEADER;
 
@@ -29,8 +30,14 @@ pub struct RunningRegion {
     pub name: String,
     /// The bound address (useful when the configured port was 0).
     pub addr: SocketAddr,
+    /// Whether it serves HTTPS.
+    pub tls: bool,
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
+    /// The accept loops: the configured listener, and with TLS the loopback one
+    /// ([`internal_listener`]).
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Reloads a renewed certificate (with TLS).
+    tls_reload: Option<tokio::task::JoinHandle<()>>,
     replication: WorkerHandle,
     /// The batch replication job runner (`xregion_core::jobs`); its state is all on disk.
     jobs: tokio::task::JoinHandle<()>,
@@ -39,12 +46,22 @@ pub struct RunningRegion {
 }
 
 impl RunningRegion {
+    /// `http://ADDR` or `https://ADDR`.
+    pub fn url(&self) -> String {
+        format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr)
+    }
+
     /// Stops accepting, lets in-flight requests finish (bounded), stops the replication
     /// worker (its backlog stays in the outbox) and the job runner (jobs resume from disk at
     /// the next start), and waits.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        let _ = self.task.await;
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        if let Some(reload) = self.tls_reload {
+            reload.abort();
+        }
         self.jobs.abort();
         let _ = self.jobs.await;
         self.lifecycle.abort();
@@ -63,10 +80,23 @@ pub fn start_region_on(cfg: &RegionConfig, listener: TcpListener) -> anyhow::Res
         cfg.stamp_tag.unwrap_or_else(|| xregion_types::stamp_tag(&cfg.region, cfg.peers.keys().map(String::as_str)));
     tracing::info!(region = %cfg.region, stamp_tag, peers = ?cfg.peers.keys().collect::<Vec<_>>(), "version stamp tag");
     let tags = Arc::new(StampTagCheck::new(stamp_tag));
-    let external = Arc::new(ExternalTargets::new(cfg.targets.iter().cloned()));
+    let server_tls = match &cfg.tls {
+        Some(files) => {
+            Some(Arc::new(ServerTls::load(&files.cert_file, &files.key_file).context("loading the TLS certificate")?))
+        }
+        None => None,
+    };
+    let transport = Transport::new(ClientTls::new(cfg.tls_ca_file.as_deref()).context("loading tls_ca_file")?);
+    let external = Arc::new(ExternalTargets::new(cfg.targets.iter().cloned(), &transport));
     let peers = Arc::new(
-        HttpPeers::new(cfg.peers.clone(), cfg.access_key.clone(), cfg.secret_key.clone(), Arc::clone(&tags))
-            .with_external(Arc::clone(&external)),
+        HttpPeers::new(
+            cfg.peers.clone(),
+            cfg.access_key.clone(),
+            cfg.secret_key.clone(),
+            Arc::clone(&tags),
+            &transport,
+        )
+        .with_external(Arc::clone(&external)),
     );
     let options = RegionOptions {
         min_free_bytes: cfg.min_free_bytes,
@@ -80,7 +110,14 @@ pub fn start_region_on(cfg: &RegionConfig, listener: TcpListener) -> anyhow::Res
     spawn_orphan_collection(&region);
     let identity =
         Identity::with_root(Credential { access_key: cfg.access_key.clone(), secret_key: cfg.secret_key.clone() });
-    let replication = start_replication(cfg, addr, &region, Arc::clone(&external));
+    // With TLS, same-region replication reaches this region through a plain loopback
+    // listener: the certificate names the region's public host, not 127.0.0.1.
+    let internal = match server_tls {
+        Some(_) => Some(internal_listener(addr)?),
+        None => None,
+    };
+    let own = internal.as_ref().map(TcpListener::local_addr).transpose()?.unwrap_or(addr);
+    let replication = start_replication(cfg, own, &region, Arc::clone(&external), transport);
     let jobs = tokio::spawn({
         let region = region.clone();
         async move { region.run_jobs().await }
@@ -109,10 +146,16 @@ pub fn start_region_on(cfg: &RegionConfig, listener: TcpListener) -> anyhow::Res
         scrape: cfg.metrics_token.clone().map(|token| Arc::new(Scrape { token, reports: reports_handle })),
         stamp_tag: http::HeaderValue::from(u16::from(stamp_tag)),
     };
-    let task = tokio::spawn(accept_loop(listener, edge, stop_rx, name.clone()));
-    tracing::info!(region = %name, %addr, "region listening");
+    let acceptor = server_tls.as_ref().map(|tls| tokio_rustls::TlsAcceptor::from(tls.config()));
+    let mut tasks = vec![tokio::spawn(accept_loop(listener, edge.clone(), acceptor, stop_rx.clone(), name.clone()))];
+    if let Some(internal) = internal {
+        tracing::info!(region = %name, addr = %internal.local_addr()?, "loopback listener for same-region replication");
+        tasks.push(tokio::spawn(accept_loop(internal, edge, None, stop_rx, name.clone())));
+    }
+    let tls_reload = server_tls.map(|tls| tokio::spawn(reload_certificate(tls, name.clone())));
+    tracing::info!(region = %name, %addr, tls = tls_reload.is_some(), "region listening");
     tokio::spawn(async move { peers.probe_stamp_tags().await });
-    Ok(RunningRegion { name, addr, stop, task, replication, jobs, lifecycle })
+    Ok(RunningRegion { name, addr, tls: tls_reload.is_some(), stop, tasks, tls_reload, replication, jobs, lifecycle })
 }
 
 /// A name in a replication rule must mean one place: a region refuses to start when one of
@@ -159,6 +202,7 @@ fn start_replication(
     addr: SocketAddr,
     region: &Region,
     external: Arc<ExternalTargets>,
+    transport: Transport,
 ) -> WorkerHandle {
     let mut endpoints = cfg.peers.clone();
     let own = match addr.ip() {
@@ -167,7 +211,7 @@ fn start_replication(
         _ => addr,
     };
     endpoints.insert(cfg.region.clone(), format!("http://{own}"));
-    let target = S3Target::new(endpoints, &cfg.access_key, &cfg.secret_key).with_external(external);
+    let target = S3Target::new(endpoints, &cfg.access_key, &cfg.secret_key, transport).with_external(external);
     xregion_replication::spawn(region.clone(), Arc::new(target), WorkerConfig::default())
 }
 
@@ -212,12 +256,62 @@ pub async fn start_region(cfg: &RegionConfig) -> anyhow::Result<RunningRegion> {
     start_region_on(cfg, listener)
 }
 
-async fn accept_loop(listener: TcpListener, edge: Edge, mut stop: watch::Receiver<bool>, region: String) {
+/// A listener on a free loopback port, of the address family of `addr`, for the region's own
+/// replication requests when it serves HTTPS: plain HTTP, still SigV4-signed, reachable only
+/// from this host (where the data directory is anyway).
+fn internal_listener(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    let loopback: SocketAddr = match addr {
+        SocketAddr::V4(_) => ([127, 0, 0, 1], 0).into(),
+        SocketAddr::V6(_) => (std::net::Ipv6Addr::LOCALHOST, 0).into(),
+    };
+    let listener = std::net::TcpListener::bind(loopback).with_context(|| format!("binding {loopback}"))?;
+    listener.set_nonblocking(true)?;
+    Ok(TcpListener::from_std(listener)?)
+}
+
+/// How often the certificate files are checked for a renewal.
+const CERTIFICATE_CHECK: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Serves a renewed certificate from the next handshake on; a renewal that does not load is
+/// reported once and the old certificate kept.
+async fn reload_certificate(tls: Arc<ServerTls>, region: String) {
+    let mut reported = None;
+    loop {
+        tokio::time::sleep(CERTIFICATE_CHECK).await;
+        let tls = Arc::clone(&tls);
+        match tokio::task::spawn_blocking(move || tls.reload_if_changed()).await {
+            Ok(Ok(true)) => {
+                tracing::info!(%region, "TLS certificate reloaded");
+                reported = None;
+            }
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => {
+                let text = e.to_string();
+                if reported.as_ref() != Some(&text) {
+                    tracing::warn!(%region, error = %text, "the changed TLS files do not load; still serving the previous certificate");
+                    reported = Some(text);
+                }
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// How long a client may take over its TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn accept_loop(
+    listener: TcpListener,
+    edge: Edge,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    mut stop: watch::Receiver<bool>,
+    region: String,
+) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _peer) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
                         tracing::warn!(%region, error = %e, "accept failed");
@@ -228,15 +322,29 @@ async fn accept_loop(listener: TcpListener, edge: Edge, mut stop: watch::Receive
                 // Header and body leave in separate writes; without NODELAY small GETs stall 40 ms.
                 let _ = stream.set_nodelay(true);
                 let edge = edge.clone();
-                let conn = ConnBuilder::new(TokioExecutor::new())
-                    .serve_connection_with_upgrades(TokioIo::new(stream), edge)
-                    .into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
+                let watcher = graceful.watcher();
+                match &tls {
+                    None => {
+                        tokio::spawn(serve(watcher, stream, edge));
                     }
-                });
+                    Some(acceptor) => {
+                        let acceptor = acceptor.clone();
+                        tokio::spawn(async move {
+                            let handshake = async {
+                                if speaks_plain_http(&stream).await {
+                                    answer_plain_http(stream).await;
+                                    return Err(std::io::Error::other("a plain HTTP request on the HTTPS port"));
+                                }
+                                acceptor.accept(stream).await
+                            };
+                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+                                Ok(Ok(stream)) => serve(watcher, stream, edge).await,
+                                Ok(Err(e)) => tracing::debug!(error = %e, peer = %peer, "TLS handshake failed"),
+                                Err(_) => tracing::debug!(peer = %peer, "TLS handshake timed out"),
+                            }
+                        });
+                    }
+                }
             }
             _ = stop.changed() => break,
         }
@@ -244,6 +352,41 @@ async fn accept_loop(listener: TcpListener, edge: Edge, mut stop: watch::Receive
     drop(listener);
     if tokio::time::timeout(std::time::Duration::from_secs(10), graceful.shutdown()).await.is_err() {
         tracing::warn!(%region, "connections still open after 10 s; closing them");
+    }
+}
+
+/// Whether a connection to the HTTPS port opens with an HTTP request line instead of a TLS
+/// handshake (whose first byte is 0x16): a client given `http://` for an `https://` endpoint.
+async fn speaks_plain_http(stream: &tokio::net::TcpStream) -> bool {
+    let mut first = [0u8; 1];
+    matches!(stream.peek(&mut first).await, Ok(1) if first[0].is_ascii_uppercase())
+}
+
+/// Tells a plain HTTP client what is wrong, rather than closing on it (Go's servers do the
+/// same): `400` with S3's error XML, then close.
+async fn answer_plain_http(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    // Read the request head first: closing a socket with unread bytes resets the connection,
+    // which can discard the answer before the client reads it.
+    let _ = stream.read(&mut [0u8; 8192]).await;
+    let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>BadRequest</Code><Message>This endpoint speaks HTTPS: use https:// in the endpoint URL.</Message></Error>";
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(answer.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+/// Serves HTTP/1.1 on one accepted (and, with TLS, handshaken) connection.
+async fn serve<S>(watcher: hyper_util::server::graceful::Watcher, stream: S, edge: Edge)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let conn =
+        ConnBuilder::new(TokioExecutor::new()).serve_connection_with_upgrades(TokioIo::new(stream), edge).into_owned();
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(error = %e, "connection ended with an error");
     }
 }
 

@@ -44,9 +44,23 @@ pub struct RegionConfig {
     /// Unset: `<data_dir>/keys/sse-master.key`, created on first start. Keep a copy away from
     /// the data: without it the region's encrypted objects cannot be read.
     pub sse_master_key_file: Option<PathBuf>,
+    /// Serve HTTPS with this certificate (`tls_cert_file`, `tls_key_file`). Unset: plain HTTP.
+    pub tls: Option<TlsFiles>,
+    /// More CAs (PEM) to trust, besides the system's, when this region calls peers and S3
+    /// services over `https://`: a private CA, or a peer's self-signed certificate.
+    pub tls_ca_file: Option<PathBuf>,
     /// Buckets of other S3 services that this region's replication rules may name as
     /// destinations (`[[targets]]`; `docs/replication.md`, *Backing up to another S3 service*).
     pub targets: Vec<ExternalTargetConfig>,
+}
+
+/// The certificate a region serves HTTPS with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, PEM, leaf first (as ACME clients write `fullchain.pem`).
+    pub cert_file: PathBuf,
+    /// Its private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
 }
 
 /// One `[[targets]]` entry as written: a bucket of another S3 service. The secret comes from
@@ -151,6 +165,12 @@ pub struct PartialConfig {
     pub stamp_tag: Option<u8>,
     /// See [`RegionConfig::sse_master_key_file`].
     pub sse_master_key_file: Option<PathBuf>,
+    /// See [`RegionConfig::tls`].
+    pub tls_cert_file: Option<PathBuf>,
+    /// See [`RegionConfig::tls`].
+    pub tls_key_file: Option<PathBuf>,
+    /// See [`RegionConfig::tls_ca_file`].
+    pub tls_ca_file: Option<PathBuf>,
     /// See [`RegionConfig::targets`] (from the file only).
     pub targets: Option<Vec<TargetEntry>>,
     /// See [`RegionConfig::lifecycle_day_ms`] (not from the file).
@@ -185,6 +205,9 @@ impl PartialConfig {
             min_free_bytes: over.min_free_bytes.or(self.min_free_bytes),
             stamp_tag: over.stamp_tag.or(self.stamp_tag),
             sse_master_key_file: over.sse_master_key_file.or(self.sse_master_key_file),
+            tls_cert_file: over.tls_cert_file.or(self.tls_cert_file),
+            tls_key_file: over.tls_key_file.or(self.tls_key_file),
+            tls_ca_file: over.tls_ca_file.or(self.tls_ca_file),
             targets: over.targets.or(self.targets),
             lifecycle_day_ms: over.lifecycle_day_ms.or(self.lifecycle_day_ms),
         }
@@ -216,6 +239,12 @@ impl PartialConfig {
             }
             targets.push(target);
         }
+        let tls = match (self.tls_cert_file, self.tls_key_file) {
+            (Some(cert_file), Some(key_file)) => Some(TlsFiles { cert_file, key_file }),
+            (None, None) => None,
+            (Some(_), None) => anyhow::bail!("tls_cert_file is set but tls_key_file is not: HTTPS needs both"),
+            (None, Some(_)) => anyhow::bail!("tls_key_file is set but tls_cert_file is not: HTTPS needs both"),
+        };
         Ok(RegionConfig {
             listen: self.listen.ok_or_else(|| missing("listen"))?,
             data_dir: self.data_dir.ok_or_else(|| missing("data_dir"))?,
@@ -229,6 +258,8 @@ impl PartialConfig {
             stamp_tag: self.stamp_tag,
             lifecycle_day_ms: self.lifecycle_day_ms.filter(|d| *d > 0),
             sse_master_key_file: self.sse_master_key_file,
+            tls,
+            tls_ca_file: self.tls_ca_file,
             targets,
         })
     }
@@ -351,5 +382,21 @@ path_style = true
         let too_big = PartialConfig { stamp_tag: Some(16), ..Default::default() };
         let err = base().overlay(too_big).finish().unwrap_err().to_string();
         assert!(err.contains("stamp_tag must be from 0 to 15"), "{err}");
+    }
+
+    #[test]
+    fn tls_needs_a_certificate_and_its_key() {
+        let file: PartialConfig =
+            toml::from_str("tls_cert_file = \"/c.pem\"\ntls_key_file = \"/k.pem\"\ntls_ca_file = \"/ca.pem\"").unwrap();
+        let cfg = base().overlay(file).finish().unwrap();
+        assert_eq!(cfg.tls, Some(TlsFiles { cert_file: "/c.pem".into(), key_file: "/k.pem".into() }));
+        assert_eq!(cfg.tls_ca_file, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(base().finish().unwrap().tls, None);
+        let half = PartialConfig { tls_cert_file: Some("/c.pem".into()), ..Default::default() };
+        let err = base().overlay(half).finish().unwrap_err().to_string();
+        assert!(err.contains("tls_key_file is not"), "{err}");
+        let half = PartialConfig { tls_key_file: Some("/k.pem".into()), ..Default::default() };
+        let err = base().overlay(half).finish().unwrap_err().to_string();
+        assert!(err.contains("tls_cert_file is not"), "{err}");
     }
 }

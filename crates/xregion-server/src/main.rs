@@ -28,7 +28,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run one region.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run several regions in one process on 127.0.0.1 (development).
     Dev(dev::DevArgs),
     /// Print the replication backlog, failures, lag and jobs of running regions.
@@ -75,6 +75,15 @@ struct ServeArgs {
     /// <data-dir>/keys/sse-master.key, created on first start). Keep a copy of it.
     #[arg(long, env = "XREGION_SSE_MASTER_KEY_FILE")]
     sse_master_key_file: Option<PathBuf>,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key-file.
+    #[arg(long, env = "XREGION_TLS_CERT_FILE")]
+    tls_cert_file: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert-file.
+    #[arg(long, env = "XREGION_TLS_KEY_FILE")]
+    tls_key_file: Option<PathBuf>,
+    /// More CAs (PEM) to trust, besides the system's, when calling peers and S3 services over https.
+    #[arg(long, env = "XREGION_TLS_CA_FILE")]
+    tls_ca_file: Option<PathBuf>,
     /// Length of a lifecycle "day" in seconds, to test lifecycle rules without waiting days.
     #[arg(long, env = "XREGION_LIFECYCLE_DAY_SECONDS", hide = true)]
     lifecycle_day_seconds: Option<f64>,
@@ -98,7 +107,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => serve(args).await,
+            Command::Serve(args) => serve(*args).await,
             Command::Dev(args) => dev::run(args).await,
             Command::Status(args) => status::run(args).await,
         }
@@ -122,13 +131,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         min_free_bytes: args.min_free_bytes,
         stamp_tag: args.stamp_tag,
         sse_master_key_file: args.sse_master_key_file,
+        tls_cert_file: args.tls_cert_file,
+        tls_key_file: args.tls_key_file,
+        tls_ca_file: args.tls_ca_file,
         targets: None,
         lifecycle_day_ms: args.lifecycle_day_seconds.map(|s| (s * 1000.0).round() as i64),
     };
     let cfg = file.overlay(flags).finish()?;
     let running = app::start_region(&cfg).await?;
     // Tests and scripts read this line to learn the bound port (when listen port is 0).
-    println!("xregion: region {} listening on http://{}", running.name, running.addr);
+    println!("xregion: region {} listening on {}", running.name, running.url());
     wait_for_signal().await;
     tracing::info!("shutting down");
     running.shutdown().await;

@@ -13,11 +13,11 @@ use anyhow::Context as _;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use xregion_identity::Credential;
 use xregion_identity::sigv4::sign_request;
+use xregion_replication::{Connector, Transport};
 
 /// How long a region may take to answer.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -52,13 +52,20 @@ pub struct StatusArgs {
     /// configured with, which must be reachable from here).
     #[arg(long)]
     all: bool,
+    /// More CAs (PEM) to trust for `https://` endpoints, besides the system's (as the AWS CLI's
+    /// `--ca-bundle`).
+    #[arg(long = "ca-bundle", env = "AWS_CA_BUNDLE")]
+    ca_bundle: Option<String>,
 }
 
 /// Runs `xregion status`: prints the report of every endpoint; exits with status 1 if one could
 /// not be read.
 pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
     let credential = Credential { access_key: args.access_key.clone(), secret_key: args.secret_key.clone() };
-    let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    // An empty AWS_CA_BUNDLE means none, as for the AWS CLI.
+    let ca_bundle = args.ca_bundle.as_deref().filter(|p| !p.is_empty()).map(std::path::Path::new);
+    let tls = xregion_crypto::tls::ClientTls::new(ca_bundle).context("loading --ca-bundle")?;
+    let client = Client::builder(TokioExecutor::new()).build(Transport::new(tls).connector(None));
     let mut failed = 0;
     let mut endpoints = args.endpoints.clone();
     let mut next = 0;
@@ -127,7 +134,7 @@ fn same_endpoint(a: &str, b: &str) -> bool {
 
 /// Reads the JSON document at `path` of the region at `endpoint`.
 async fn fetch(
-    client: &Client<HttpConnector, Full<Bytes>>,
+    client: &Client<Connector, Full<Bytes>>,
     endpoint: &str,
     path: &str,
     region: &str,
@@ -146,7 +153,7 @@ async fn fetch(
     let resp = tokio::time::timeout(TIMEOUT, client.request(req))
         .await
         .map_err(|_| anyhow::anyhow!("no answer in {} s", TIMEOUT.as_secs()))?
-        .context("unreachable")?;
+        .map_err(|e| anyhow::anyhow!("unreachable: {}", xregion_replication::DisplayErr(&e)))?;
     let status = resp.status();
     let body = resp.into_body().collect().await.context("reading the answer")?.to_bytes();
     if !status.is_success() {

@@ -485,7 +485,7 @@ mod tests {
     async fn forwarded_requests_are_counted_per_region() {
         let peers = [("eu-west-1".to_owned(), "http://127.0.0.1:1".to_owned())].into_iter().collect();
         let tags = Arc::new(super::super::StampTagCheck::new(0));
-        let peers = HttpPeers::new(peers, "AK".into(), "SK".into(), tags);
+        let peers = HttpPeers::new(peers, "AK".into(), "SK".into(), tags, &super::super::tests::transport());
         let err = peers.forward("eu-west-1", &kept("GET", "/b/k"), "/b/k", None).await;
         assert!(matches!(err, Err(ForwardError::Region(CoreError::Unavailable(_)))), "{err:?}");
         let err = peers.forward("eu-west-1", &kept("DELETE", "/b/k"), "/b/k", None).await;

@@ -15,14 +15,13 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use xregion_core::buckets::ListedBucket;
 use xregion_core::copy::{RemoteObject, RemoteRead};
 use xregion_core::{CoreError, CoreResult, PeerDirectory};
 use xregion_identity::Credential;
 use xregion_identity::sigv4::sign_request;
-use xregion_replication::ExternalTargets;
+use xregion_replication::{Connector, DisplayErr, ExternalTargets, Transport};
 use xregion_types::VersioningState;
 
 mod forward;
@@ -112,7 +111,7 @@ enum Patience {
 pub struct HttpPeers {
     peers: BTreeMap<String, String>,
     credential: Credential,
-    client: Client<HttpConnector, PeerBody>,
+    client: Client<Connector, PeerBody>,
     tags: std::sync::Arc<StampTagCheck>,
     /// Requests forwarded to each peer (`forward.rs`).
     forwarded: ForwardCounters,
@@ -122,17 +121,16 @@ pub struct HttpPeers {
 }
 
 impl HttpPeers {
-    /// Peers by region name → endpoint, signing with the deployment's root credential; every
-    /// answer's stamp tag is checked against `tags`.
+    /// Peers by region name → endpoint, signing with the deployment's root credential, over
+    /// `transport` (`https://` peers); every answer's stamp tag is checked against `tags`.
     pub fn new(
         peers: BTreeMap<String, String>,
         access_key: String,
         secret_key: String,
         tags: std::sync::Arc<StampTagCheck>,
+        transport: &Transport,
     ) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new()).build(connector);
+        let client = Client::builder(TokioExecutor::new()).build(transport.connector(None));
         let forwarded = ForwardCounters::new(peers.keys());
         let external = std::sync::Arc::default();
         Self { peers, credential: Credential { access_key, secret_key }, client, tags, forwarded, external }
@@ -223,7 +221,7 @@ impl HttpPeers {
                 }
             }
         }
-        .map_err(|e| CoreError::Unavailable(format!("region {region} is unreachable: {e}")))?;
+        .map_err(|e| CoreError::Unavailable(format!("region {region} is unreachable: {}", DisplayErr(&e))))?;
         self.tags.observe(region, resp.headers().get(STAMP_TAG_HEADER));
         Ok(resp)
     }
@@ -458,7 +456,12 @@ mod tests {
 
     fn peers_tagged(list: &[(&str, &str)], tag: u8) -> HttpPeers {
         let map = list.iter().map(|(r, e)| ((*r).to_owned(), (*e).to_owned())).collect();
-        HttpPeers::new(map, "AK".into(), "SK".into(), std::sync::Arc::new(StampTagCheck::new(tag)))
+        HttpPeers::new(map, "AK".into(), "SK".into(), std::sync::Arc::new(StampTagCheck::new(tag)), &transport())
+    }
+
+    /// Clients trusting the system's roots.
+    pub(super) fn transport() -> Transport {
+        Transport::new(xregion_crypto::tls::ClientTls::new(None).expect("system roots"))
     }
 
     /// A peer answering with this region's stamp tag is noted (CON-3: the two could generate

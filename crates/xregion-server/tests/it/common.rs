@@ -38,6 +38,9 @@ pub struct TestRegion {
     child: Option<Child>,
     /// More `xregion serve` flags.
     extra_args: Vec<String>,
+    /// `https` when the region serves TLS (its flags name a certificate), with the CA clients
+    /// trust (PEM); else `http`.
+    tls: Option<String>,
 }
 
 impl TestRegion {
@@ -51,7 +54,7 @@ impl TestRegion {
         let peers: Vec<(String, String)> = peers.iter().map(|(r, e)| ((*r).to_owned(), (*e).to_owned())).collect();
         let data = tempfile::Builder::new().prefix("xregion-it-").tempdir().expect("temp dir");
         let extra_args = extra_args.iter().map(|a| (*a).to_owned()).collect();
-        let mut region = Self { name: name.to_owned(), port: 0, peers, data, child: None, extra_args };
+        let mut region = Self { name: name.to_owned(), port: 0, peers, data, child: None, extra_args, tls: None };
         region.spawn().unwrap_or_else(|e| panic!("starting region {name}: {e}"));
         region
     }
@@ -65,11 +68,27 @@ impl TestRegion {
     /// [`TestRegion::start_many`], where region `extra[i].0` also lists the peer `extra[i].1`
     /// (name, endpoint): a deployment whose regions do not all list the same names.
     pub fn start_many_with_extra_peers(names: &[&str], extra: &[(&str, (&str, &str))]) -> Vec<Self> {
+        Self::start_many_configured(names, extra, &[], None)
+    }
+
+    /// [`TestRegion::start_many`] serving HTTPS: every region gets `flags` (the certificate
+    /// and CA flags) and clients trust `ca_pem`.
+    pub fn start_many_tls(names: &[&str], flags: &[&str], ca_pem: &str) -> Vec<Self> {
+        Self::start_many_configured(names, &[], flags, Some(ca_pem))
+    }
+
+    fn start_many_configured(
+        names: &[&str],
+        extra: &[(&str, (&str, &str))],
+        flags: &[&str],
+        ca_pem: Option<&str>,
+    ) -> Vec<Self> {
+        let scheme = if ca_pem.is_some() { "https" } else { "http" };
         let mut last_error = String::new();
         for _attempt in 0..3 {
             let ports: Vec<u16> = names.iter().map(|_| free_port()).collect();
             let endpoints: Vec<(String, String)> =
-                names.iter().zip(&ports).map(|(n, p)| ((*n).to_owned(), format!("http://127.0.0.1:{p}"))).collect();
+                names.iter().zip(&ports).map(|(n, p)| ((*n).to_owned(), format!("{scheme}://127.0.0.1:{p}"))).collect();
             let mut regions = Vec::new();
             let mut failed = false;
             for (name, port) in names.iter().zip(&ports) {
@@ -77,8 +96,15 @@ impl TestRegion {
                 let more = extra.iter().filter(|(owner, _)| owner == name);
                 peers.extend(more.map(|(_, (n, e))| ((*n).to_owned(), (*e).to_owned())));
                 let data = tempfile::Builder::new().prefix("xregion-it-").tempdir().expect("temp dir");
-                let mut region =
-                    Self { name: (*name).to_owned(), port: *port, peers, data, child: None, extra_args: Vec::new() };
+                let mut region = Self {
+                    name: (*name).to_owned(),
+                    port: *port,
+                    peers,
+                    data,
+                    child: None,
+                    extra_args: flags.iter().map(|f| (*f).to_owned()).collect(),
+                    tls: ca_pem.map(str::to_owned),
+                };
                 if let Err(e) = region.spawn() {
                     last_error = e;
                     failed = true;
@@ -120,10 +146,12 @@ impl TestRegion {
             let mut tx = Some(tx);
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Some(at) = line.find(" listening on http://")
+                if let Some(at) = line.find(" listening on ")
                     && let Some(tx) = tx.take()
                 {
-                    let _ = tx.send(line[at + " listening on http://".len()..].trim().to_owned());
+                    let url = line[at + " listening on ".len()..].trim();
+                    let addr = url.trim_start_matches("http://").trim_start_matches("https://");
+                    let _ = tx.send(addr.to_owned());
                 }
             }
         });
@@ -164,9 +192,10 @@ impl TestRegion {
         self.port
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` for a region serving TLS).
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// An SDK client with the root credentials.
@@ -176,7 +205,10 @@ impl TestRegion {
 
     /// An SDK client with other credentials.
     pub fn client_with(&self, access_key: &str, secret_key: &str) -> Client {
-        sdk_client(&self.endpoint(), &self.name, access_key, secret_key)
+        match &self.tls {
+            Some(ca_pem) => sdk_client_trusting(&self.endpoint(), &self.name, ca_pem),
+            None => sdk_client(&self.endpoint(), &self.name, access_key, secret_key),
+        }
     }
 
     /// SIGKILL, as a crash would (no graceful shutdown).
@@ -290,6 +322,19 @@ pub fn sdk_client(endpoint: &str, region: &str, access_key: &str, secret_key: &s
         .retry_config(RetryConfig::disabled())
         .timeout_config(TimeoutConfig::builder().operation_timeout(Duration::from_secs(60)).build())
         .build();
+    Client::from_conf(config)
+}
+
+/// [`sdk_client`] with the root credentials for an `https://` endpoint whose certificate
+/// `ca_pem` (and nothing else) vouches for.
+pub fn sdk_client_trusting(endpoint: &str, region: &str, ca_pem: &str) -> Client {
+    use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore, rustls_provider::CryptoMode};
+    let trust = TrustStore::empty().with_native_roots(false).with_pem_certificate(ca_pem.as_bytes().to_vec());
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(TlsContext::builder().with_trust_store(trust).build().expect("TLS context"))
+        .build_https();
+    let config = sdk_client(endpoint, region, ACCESS_KEY, SECRET_KEY).config().to_builder().http_client(http).build();
     Client::from_conf(config)
 }
 

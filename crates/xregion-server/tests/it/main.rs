@@ -31,5 +31,6 @@ mod replication_chaos;
 mod replication_config;
 mod replication_rules_e2e;
 mod replication_walkthrough;
+mod tls;
 mod unsupported;
 mod versioning;
