@@ -19,6 +19,7 @@ use bytes::Bytes;
 use http::{Method, Request, header};
 use http_body_util::BodyExt as _;
 use hyper::body::{Body, Frame, SizeHint};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -66,7 +67,7 @@ impl Body for RepeatBody {
 
 /// Signs and sends S3 requests to one endpoint.
 pub struct S3Client {
-    http: Client<HttpConnector, RepeatBody>,
+    http: Client<HttpsConnector<HttpConnector>, RepeatBody>,
     endpoint: String,
     host: String,
     region: String,
@@ -76,10 +77,29 @@ pub struct S3Client {
 impl S3Client {
     /// A client for `endpoint` (e.g. `http://127.0.0.1:9000`), path-style addressing.
     pub fn new(endpoint: &str, region: &str, access_key: &str, secret_key: &str) -> anyhow::Result<Self> {
+        Self::trusting(endpoint, region, access_key, secret_key, None)
+    }
+
+    /// [`S3Client::new`] for an `https://` endpoint whose certificate `ca_file` vouches for
+    /// (besides the system's roots).
+    pub fn trusting(
+        endpoint: &str,
+        region: &str,
+        access_key: &str,
+        secret_key: &str,
+        ca_file: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
         let uri: http::Uri = endpoint.parse().with_context(|| format!("endpoint {endpoint}"))?;
         let host = uri.authority().ok_or_else(|| anyhow!("endpoint {endpoint} has no host"))?.to_string();
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
+        connector.enforce_http(false);
+        let tls = xregion_crypto::tls::ClientTls::new(ca_file).context("the client's TLS trust")?;
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config((*tls.config()).clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let http = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(1024).build(connector);
         Ok(Self {
             http,

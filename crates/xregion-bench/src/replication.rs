@@ -83,6 +83,10 @@ pub struct ReplArgs {
     /// and the source recorded that: a little later than readable there).
     #[arg(long)]
     external: bool,
+    /// Both deployments serve HTTPS (a CA and a certificate made for the run): replicas, peer
+    /// lookups and the benchmark's own requests travel over TLS.
+    #[arg(long)]
+    tls: bool,
     #[command(flatten)]
     server: server::ServerArgs,
     /// Keep the temporary directory.
@@ -166,7 +170,7 @@ impl Pair {
         if let Some(old) = self.src.take() {
             old.stop()?;
         }
-        let listen = self.src_endpoint.trim_start_matches("http://").to_owned();
+        let listen = self.src_endpoint.trim_start_matches("http://").trim_start_matches("https://").to_owned();
         let mut last = None;
         for _ in 0..50 {
             match Server::start_with(
@@ -218,6 +222,22 @@ impl Pair {
     }
 }
 
+/// A CA and a certificate for 127.0.0.1 in `work`: the `serve` flags that serve it and trust
+/// the CA, and the CA's file for the benchmark's clients.
+fn tls_files(work: &Path) -> anyhow::Result<(Vec<String>, Option<PathBuf>)> {
+    let ca = xregion_crypto::tls::generate::Ca::new("xregion-bench CA")?;
+    let leaf = ca.leaf(&["127.0.0.1", "localhost"])?;
+    let files = [("ca.pem", &ca.pem().cert), ("cert.pem", &leaf.cert), ("key.pem", &leaf.key)];
+    for (name, text) in files {
+        #[expect(clippy::disallowed_methods, reason = "scratch files of the run, read at the servers' start")]
+        std::fs::write(work.join(name), text).with_context(|| format!("writing {name}"))?;
+    }
+    let path = |name: &str| work.join(name).to_string_lossy().into_owned();
+    let flags =
+        ["--tls-cert-file", &path("cert.pem"), "--tls-key-file", &path("key.pem"), "--tls-ca-file", &path("ca.pem")];
+    Ok((flags.iter().map(|s| (*s).to_owned()).collect(), Some(work.join("ca.pem"))))
+}
+
 fn free_port() -> anyhow::Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").context("binding a free port")?;
     Ok(l.local_addr()?.port())
@@ -236,9 +256,11 @@ pub fn run(args: ReplArgs) -> anyhow::Result<()> {
     let access_key = "XREGIONBENCHACCESSKEY".to_owned();
     let secret_key = hex::encode(rand::random::<[u8; 20]>());
     let (src_port, dst_port) = (free_port()?, free_port()?);
-    let src_endpoint = format!("http://127.0.0.1:{src_port}");
-    let dst_endpoint = format!("http://127.0.0.1:{dst_port}");
-    let (src_args, dst_args) = if args.external {
+    let (tls_args, ca_file) = if args.tls { tls_files(work.path())? } else { (Vec::new(), None) };
+    let scheme = if args.tls { "https" } else { "http" };
+    let src_endpoint = format!("{scheme}://127.0.0.1:{src_port}");
+    let dst_endpoint = format!("{scheme}://127.0.0.1:{dst_port}");
+    let (mut src_args, mut dst_args) = if args.external {
         // The destination deployment's bucket, reached with the plain S3 API.
         let config = work.path().join("src.toml");
         let text = format!(
@@ -252,6 +274,8 @@ pub fn run(args: ReplArgs) -> anyhow::Result<()> {
         let peer = |region: &str, endpoint: &str| vec!["--peer".to_owned(), format!("{region}={endpoint}")];
         (peer(DST_REGION, &dst_endpoint), peer(SRC_REGION, &src_endpoint))
     };
+    src_args.extend(tls_args.iter().cloned());
+    dst_args.extend(tls_args);
     let src = Server::start_with(
         &bin,
         &work.path().join("src-data"),
@@ -262,8 +286,9 @@ pub fn run(args: ReplArgs) -> anyhow::Result<()> {
         &format!("127.0.0.1:{src_port}"),
         &src_args,
     )?;
-    let sc = Arc::new(S3Client::new(&src_endpoint, SRC_REGION, &access_key, &secret_key)?);
-    let dc = Arc::new(S3Client::new(&dst_endpoint, DST_REGION, &access_key, &secret_key)?);
+    let ca = ca_file.as_deref();
+    let sc = Arc::new(S3Client::trusting(&src_endpoint, SRC_REGION, &access_key, &secret_key, ca)?);
+    let dc = Arc::new(S3Client::trusting(&dst_endpoint, DST_REGION, &access_key, &secret_key, ca)?);
     let seen = Seen { sc: sc.clone(), dc: dc.clone(), external: args.external };
     let mut pair = Pair {
         bin,
@@ -437,6 +462,8 @@ struct Report {
     quick: bool,
     /// The destination was another S3 service (`--external`).
     external: bool,
+    /// Both deployments served HTTPS (`--tls`).
+    tls: bool,
     /// Cores of the machine.
     cores: f64,
     /// Full speed: one object in this many got a lag poller.
@@ -544,6 +571,7 @@ async fn phases(pair: &mut Pair, args: &ReplArgs) -> anyhow::Result<Report> {
         jobs,
         quick: args.quick,
         external: args.external,
+        tls: args.tls,
         cores,
         lag_sample: args.lag_sample,
         rounds: args.rounds,
@@ -1020,7 +1048,9 @@ impl Report {
         let mut out = String::new();
         let mode = if self.quick { "quick" } else { "full" };
         let to = if self.external { ", to another S3 service" } else { "" };
-        let _ = writeln!(out, "\n## xregion replication benchmark ({mode} run{to}, {:.0} s)\n", took.as_secs_f64());
+        let over = if self.tls { ", over HTTPS" } else { "" };
+        let _ =
+            writeln!(out, "\n## xregion replication benchmark ({mode} run{to}{over}, {:.0} s)\n", took.as_secs_f64());
         if Phase::ALL.iter().any(|p| !self.phases.contains(p)) {
             let run: Vec<String> = self.phases.iter().map(Phase::to_string).collect();
             let _ = writeln!(

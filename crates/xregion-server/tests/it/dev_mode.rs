@@ -42,6 +42,11 @@ fn three_free_ports() -> u16 {
 
 /// Starts `xregion dev` and waits for its banner (printed once every region listens).
 fn start_dev(data: &std::path::Path) -> Dev {
+    start_dev_with(data, &[])
+}
+
+/// [`start_dev`] with more flags.
+fn start_dev_with(data: &std::path::Path, flags: &[&str]) -> Dev {
     for _ in 0..5 {
         let base = three_free_ports();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_xregion"));
@@ -49,7 +54,8 @@ fn start_dev(data: &std::path::Path) -> Dev {
             .arg("--data")
             .arg(data)
             .args(["--regions", &REGIONS.join(","), "--port", &base.to_string()])
-            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY]);
+            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+            .args(flags);
         for (var, _) in std::env::vars() {
             if var.starts_with("XREGION_") && var != "XREGION_LOG" {
                 cmd.env_remove(var);
@@ -179,4 +185,56 @@ async fn dev_three_regions_in_one_process_replicate_and_stop_cleanly() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(code.success(), "exit status {code}");
+}
+
+/// `xregion dev --tls`: HTTPS endpoints, a CA made once under DIR/tls and named by the
+/// banner's `AWS_CA_BUNDLE` line, with which the banner's own commands work; the regions
+/// trust each other through it (replication over HTTPS), and a restart keeps it.
+#[tokio::test]
+async fn dev_with_tls_serves_https_and_replicates_over_it() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let dev = start_dev_with(data.path(), &["--tls"]);
+    let ca = std::path::absolute(data.path().join("tls/ca.pem")).expect("absolute");
+    assert!(dev.banner.contains(&format!("export AWS_CA_BUNDLE={}", ca.display())), "{}", dev.banner);
+    let endpoints: Vec<String> = (0..3).map(|i| format!("https://127.0.0.1:{}", dev.base + i)).collect();
+    for endpoint in &endpoints {
+        assert!(dev.banner.contains(endpoint.as_str()), "{}", dev.banner);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(data.path().join("tls/server-key.pem")).expect("key").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the private key is its owner's only");
+    }
+    // The banner's curl and status lines, run as printed with its exports.
+    for line in [
+        dev.banner.lines().find(|l| l.trim_start().starts_with("curl ")).expect("curl line"),
+        dev.banner.lines().find(|l| l.contains(" status --endpoint")).expect("status line"),
+    ] {
+        let out = Command::new("bash")
+            .args(["-c", line.trim()])
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("AWS_DEFAULT_REGION", REGIONS[0])
+            .env("AWS_CA_BUNDLE", &ca)
+            .output()
+            .expect("run a banner line");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{line}: {text}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains("pending_operations") || text.contains("backlog: 0 operations"), "{line}: {text}");
+    }
+    let ca_pem = std::fs::read_to_string(&ca).expect("read CA");
+    let clients: Vec<_> = REGIONS.iter().zip(&endpoints).map(|(r, e)| sdk_client_trusting(e, r, &ca_pem)).collect();
+    let src = create_versioned_bucket(&clients[0], "dev-tls-src").await;
+    let dst = create_versioned_bucket(&clients[1], "dev-tls-dst").await;
+    put_rules(&clients[0], &src, vec![rule("to-eu", 1, &dst)]).await;
+    let vid = put(&clients[0], &src, "k", b"dev over TLS").await.version_id().expect("version id").to_owned();
+    wait_completed(&clients[0], &src, "k", &vid).await;
+    assert_eq!(get_body(&clients[1], &dst, "k", Some(&vid)).await, b"dev over TLS");
+
+    drop(dev);
+    let again = start_dev_with(data.path(), &["--tls"]);
+    assert_eq!(std::fs::read_to_string(&ca).expect("read CA"), ca_pem, "a restart keeps the deployment's CA");
+    let client = sdk_client_trusting(&format!("https://127.0.0.1:{}", again.base), REGIONS[0], &ca_pem);
+    assert_eq!(get_body(&client, &src, "k", Some(&vid)).await, b"dev over TLS");
 }

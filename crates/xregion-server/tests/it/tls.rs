@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use xregion_crypto::tls::generate::Ca;
 
+use crate::boto3::{boto3_or_skip, run_boto3};
 use crate::common::*;
 use crate::replication::{
     configure, eventually, put_rules, status, wait_completed, wait_same_versions, whole_bucket_rule,
@@ -196,6 +197,19 @@ async fn status_reads_https_regions_with_the_ca_bundle() {
     assert!(!refused.status.success());
     let all = format!("{}{}", String::from_utf8_lossy(&refused.stdout), String::from_utf8_lossy(&refused.stderr));
     assert!(all.contains("UnknownIssuer"), "{all}");
+}
+
+/// boto3 over HTTPS, trusting the CA through `AWS_CA_BUNDLE` as users do: the smoke script.
+#[test]
+fn boto3_over_https_with_aws_ca_bundle() {
+    if !boto3_or_skip("boto3 over HTTPS") {
+        return;
+    }
+    let pki = TestPki::new();
+    let region =
+        TestRegion::start_many_tls(&["us-east-1"], &refs(&pki.server_flags()), &pki.ca_pem).pop().expect("region");
+    let bucket = bucket_name("tls-boto3");
+    run_boto3(&region, "smoke_boto3.py", &bucket, "boto3 smoke test passed", &[("AWS_CA_BUNDLE", &pki.arg("ca.pem"))]);
 }
 
 fn tagging(tags: &[(&str, &str)]) -> aws_sdk_s3::types::Tagging {
