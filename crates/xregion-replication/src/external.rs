@@ -24,6 +24,16 @@
 //! delete marker. A target principal that may not read (`403` on the `HEAD`) gets the
 //! versions sent again instead: at least once. Batch tasks also look in the key's history
 //! and keep the newest version current (`External::restore_current`).
+//!
+//! **Unversioned targets** (`unversioned = true`: a service without versioning, such as
+//! Garage) keep one object per key, so they hold the source's newest state, not its history:
+//! a version is written over the key, a delete marker deletes the key, a tag change is applied
+//! only while the key holds that version. Tasks of one key arrive in order, so live
+//! replication leaves the newest version there. A batch (back-fill) task sends a version or a
+//! marker only if it is the source's current one of its key: an older version written there
+//! would replace a newer one, and the target cannot keep both. Such a task is done without a
+//! request (`COMPLETED`: the target holds the key as new as the source or newer), as is a tag
+//! change of a version the key no longer holds.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -73,6 +83,10 @@ pub struct ExternalTargetConfig {
     /// Path-style addressing (`endpoint/bucket/key`) instead of virtual-hosted
     /// (`bucket.endpoint/key`): most self-hosted services want it.
     pub path_style: bool,
+    /// The bucket keeps no versions (`unversioned = true` in the configuration): it holds
+    /// the newest version of each key (see [`ExternalTargets::versioning`] and the module
+    /// documentation).
+    pub unversioned: bool,
 }
 
 impl std::fmt::Debug for ExternalTargetConfig {
@@ -84,6 +98,7 @@ impl std::fmt::Debug for ExternalTargetConfig {
             .field("access_key", &self.access_key)
             .field("secret_key", &"<redacted>")
             .field("path_style", &self.path_style)
+            .field("unversioned", &self.unversioned)
             .finish()
     }
 }
@@ -155,6 +170,14 @@ impl ExternalTargets {
         let Some(target) = self.targets.get(bucket) else {
             return Ok(None);
         };
+        if target.config.unversioned {
+            // Declared unversioned by the operator, whatever it reports: VAL-3 is satisfied
+            // by that choice; the bucket must still exist and admit the credentials.
+            return match target.client.head_bucket().bucket(bucket).send().await {
+                Ok(_) => Ok(Some(VersioningState::Enabled)),
+                Err(e) => Err(target.check_error(&e)),
+            };
+        }
         match target.client.get_bucket_versioning().bucket(bucket).send().await {
             Ok(out) => Ok(Some(match out.status() {
                 Some(BucketVersioningStatus::Enabled) => VersioningState::Enabled,
@@ -180,6 +203,9 @@ impl ExternalTargets {
                 format!("{} is not an external target of this region", replica.destination_bucket),
             ));
         };
+        if target.config.unversioned {
+            return target.send_unversioned(region, replica).await;
+        }
         match replica.kind {
             TaskKind::Object => target.put_version(region, replica).await,
             TaskKind::DeleteMarker => target.put_delete_marker(region, replica).await,
@@ -209,14 +235,53 @@ impl External {
                 "the S3 service at {endpoint} holding destination bucket {bucket} answered {status} {code}"
             ));
         }
-        let message = match code {
-            "NoSuchBucket" => format!("Destination bucket {bucket} does not exist at {endpoint}."),
+        let message = match (status, code) {
+            (404, _) | (_, "NoSuchBucket") => format!("Destination bucket {bucket} does not exist at {endpoint}."),
             _ => format!(
-                "The S3 service at {endpoint} refused to read destination bucket {bucket}'s versioning with the \
-                 configured credentials: {status} {code}"
+                "The S3 service at {endpoint} refused to read destination bucket {bucket} with the configured \
+                 credentials: {status} {code}"
             ),
         };
         CoreError::Invalid(InvalidInput::new("InvalidRequest", message))
+    }
+
+    /// A task to an unversioned target (module documentation): the key there follows the
+    /// source's newest state.
+    async fn send_unversioned(&self, region: &Region, replica: &Replica) -> Result<(), ReplicationError> {
+        // Back-fill of a version that is no longer the source's newest: the target holds
+        // the key as new or newer (or will, from the newest version's own task).
+        if replica.batch && replica.kind != TaskKind::Tags && !Self::is_source_current(region, replica)? {
+            return Ok(());
+        }
+        let bucket = &self.config.bucket;
+        match replica.kind {
+            TaskKind::Object => {
+                let Some(data) = replica.version.object() else {
+                    return Err(ReplicationError::permanent("SrcObjectNotEligible", "object task on a delete marker"));
+                };
+                // A retry finds its own copy there: sent already.
+                if (replica.batch || !replica.first_attempt) && self.current(replica).await?.holds(replica) {
+                    return Ok(());
+                }
+                self.put_new(region, replica, data).await
+            }
+            // Deleting a key that is not there succeeds: a retry needs no look first.
+            TaskKind::DeleteMarker => {
+                let result = self.client.delete_object().bucket(bucket).key(&replica.key).send().await;
+                result.map(|_| ()).map_err(|e| classify(e, TaskKind::DeleteMarker))
+            }
+            TaskKind::Tags => {
+                let Some(data) = replica.version.object() else {
+                    return Err(ReplicationError::permanent("SrcObjectNotEligible", "tag task on a delete marker"));
+                };
+                // Only the version the key holds keeps tags there.
+                if !self.current(replica).await?.holds(replica) {
+                    return Ok(());
+                }
+                let request = self.client.put_object_tagging().bucket(bucket).key(&replica.key).tagging(tag_set(data)?);
+                request.send().await.map(|_| ()).map_err(|e| classify(e, TaskKind::Tags))
+            }
+        }
     }
 
     /// The key's current version on the target.
@@ -683,6 +748,7 @@ mod tests {
             access_key: "AK".into(),
             secret_key: "very-secret".into(),
             path_style: true,
+            unversioned: false,
         };
         let shown = format!("{config:?}");
         assert!(!shown.contains("very-secret") && shown.contains("AK"), "{shown}");

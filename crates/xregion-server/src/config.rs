@@ -88,6 +88,12 @@ pub struct TargetEntry {
     /// instead of virtual-hosted ones (`bucket.endpoint/key`, AWS's default).
     #[serde(default)]
     pub path_style: bool,
+    /// The bucket has no versioning (a service without it, such as Garage, or a bucket left
+    /// unversioned): it keeps the newest version of each key, and replication rules may name
+    /// it although VAL-3 asks for versioning. Off by default: a backup without history must
+    /// be chosen, not stumbled into.
+    #[serde(default)]
+    pub unversioned: bool,
 }
 
 impl std::fmt::Debug for TargetEntry {
@@ -100,6 +106,7 @@ impl std::fmt::Debug for TargetEntry {
             .field("secret_key", &self.secret_key.as_ref().map(|_| "<redacted>"))
             .field("secret_key_env", &self.secret_key_env)
             .field("path_style", &self.path_style)
+            .field("unversioned", &self.unversioned)
             .finish()
     }
 }
@@ -130,6 +137,7 @@ impl TargetEntry {
             access_key: self.access_key,
             secret_key,
             path_style: self.path_style,
+            unversioned: self.unversioned,
         })
     }
 }
@@ -341,6 +349,7 @@ endpoint = "http://minio:9000"
 access_key = "AK2"
 secret_key_env = "BACKUP_SECRET"
 path_style = true
+unversioned = true
 "#,
         )
         .unwrap();
@@ -352,9 +361,10 @@ path_style = true
         );
         assert_eq!((aws.secret_key.as_str(), aws.path_style), ("in-file", false));
         assert_eq!(
-            (minio.region.as_str(), minio.secret_key.as_str(), minio.path_style),
-            ("us-east-1", "from-env", true)
+            (minio.region.as_str(), minio.secret_key.as_str(), minio.path_style, minio.unversioned),
+            ("us-east-1", "from-env", true, true)
         );
+        assert!(!aws.unversioned, "targets are versioned unless declared otherwise");
         assert!(!format!("{cfg:?}").contains("in-file"), "secrets stay out of Debug");
 
         let entry = |extra: &str| format!("[[targets]]\nbucket = \"b-1\"\naccess_key = \"AK\"\n{extra}\n");

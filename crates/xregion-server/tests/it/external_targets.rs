@@ -356,6 +356,89 @@ async fn val3_external_destination_is_checked_with_its_credentials() {
     attempt(&unversioned).await.expect("accepted once versioned");
 }
 
+/// `unversioned = true`: a bucket without versioning (as on a service that has none) is
+/// accepted as a destination and keeps the source's newest state: the newest version of each
+/// key with its tags, no key whose newest version is a delete marker. Back-fill sends only
+/// the keys' current versions (an older one would replace the newer), and again sends nothing.
+/// Its HEAD-based check: a missing bucket is still refused.
+#[tokio::test]
+async fn an_unversioned_target_keeps_the_newest_version_of_each_key() {
+    let backup = TestRegion::start("eu-central-1", &[]);
+    let bc = backup.client();
+    let target = create_bucket(&bc, "ext-unversioned").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut text = String::new();
+    for bucket in [target.as_str(), "ext-unversioned-missing"] {
+        text.push_str(&format!(
+            "[[targets]]\nbucket = \"{bucket}\"\nendpoint = \"{}\"\naccess_key = \"{ACCESS_KEY}\"\n\
+             secret_key = \"{SECRET_KEY}\"\npath_style = true\nunversioned = true\n",
+            backup.endpoint()
+        ));
+    }
+    let path = dir.path().join("region.toml");
+    std::fs::write(&path, text).expect("write config");
+    let source = TestRegion::start_with("us-east-1", &[], &["--config", &path.to_string_lossy()]);
+    let sc = source.client();
+    let src = create_versioned_bucket(&sc, "ext-unv-src").await;
+    let missing = sc.put_bucket_replication().bucket(&src).replication_configuration(to("ext-unversioned-missing"));
+    let err = expect_error(missing.send().await, 400, Some("InvalidRequest"));
+    assert!(message(&err).contains("does not exist"), "{}", message(&err));
+
+    // Before the rule (ELI-1, left to back-fill): two versions of one key, a key deleted since.
+    let old_first = put(&sc, &src, "old", b"old one").await.version_id.expect("vid");
+    let old_second = put(&sc, &src, "old", b"old two").await.version_id.expect("vid");
+    put(&sc, &src, "dead", b"deleted before the rule").await;
+    sc.delete_object().bucket(&src).key("dead").send().await.expect("delete");
+    configure(&sc, &src, &target, true).await;
+
+    let live_first = put(&sc, &src, "live", b"live one").await.version_id.expect("vid");
+    let live_second = put(&sc, &src, "live", b"live two").await.version_id.expect("vid");
+    let gone = put(&sc, &src, "gone", b"soon deleted").await.version_id.expect("vid");
+    sc.delete_object().bucket(&src).key("gone").send().await.expect("delete");
+    for (key, id) in [("live", &live_first), ("live", &live_second), ("gone", &gone)] {
+        wait_completed(&sc, &src, key, id).await;
+    }
+    // The marker's own task (a marker has no status to read).
+    drained(&source).await;
+    assert_eq!(get_body(&bc, &target, "live", None).await, b"live two");
+    let head = bc.head_object().bucket(&target).key("live").send().await.expect("head live");
+    assert_eq!(head.metadata().and_then(|m| m.get(SOURCE_VERSION)), Some(&live_second));
+    expect_error(bc.head_object().bucket(&target).key("gone").send().await, 404, None);
+
+    // Tag changes: the version the key holds gets them; an older one completes without effect.
+    let retag = |version: &str, value: &str| {
+        let tag = Tag::builder().key("team").value(value).build().expect("tag");
+        let tagging = Tagging::builder().tag_set(tag).build().expect("tagging");
+        sc.put_object_tagging().bucket(&src).key("live").version_id(version).tagging(tagging).send()
+    };
+    retag(&live_first, "old-version").await.expect("retag older");
+    retag(&live_second, "backup").await.expect("retag newest");
+    drained(&source).await;
+    let tags = bc.get_object_tagging().bucket(&target).key("live").send().await.expect("target tags");
+    let tags: Vec<(&str, &str)> = tags.tag_set().iter().map(|t| (t.key(), t.value())).collect();
+    assert_eq!(tags, [("team", "backup")]);
+    let failures = source.signed("GET", "/_xregion/replication/failures", &[], b"").await.text();
+    assert!(!failures.contains("live"), "a tag change of a version the target no longer holds failed: {failures}");
+
+    // Back-fill, twice: only the current version of `old` is sent; `dead` stays absent.
+    for statuses in ["NONE", "COMPLETED"] {
+        let resp =
+            source.signed("POST", &format!("/_xregion/batch-replication/{src}?statuses={statuses}"), &[], b"").await;
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        drained(&source).await;
+    }
+    wait_completed(&sc, &src, "old", &old_first).await;
+    wait_completed(&sc, &src, "old", &old_second).await;
+    assert_eq!(get_body(&bc, &target, "old", None).await, b"old two");
+    let head = bc.head_object().bucket(&target).key("old").send().await.expect("head old");
+    assert_eq!(head.metadata().and_then(|m| m.get(SOURCE_VERSION)), Some(&old_second));
+    expect_error(bc.head_object().bucket(&target).key("dead").send().await, 404, None);
+    assert_eq!(get_body(&bc, &target, "live", None).await, b"live two");
+    let listed = bc.list_objects_v2().bucket(&target).send().await.expect("list target");
+    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["live", "old"]);
+}
+
 /// Faults: the target down (versions stay PENDING, then arrive), and the source SIGKILLed
 /// with a backlog; afterwards the target holds every acknowledged version exactly once.
 #[tokio::test]
