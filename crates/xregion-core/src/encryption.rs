@@ -12,11 +12,18 @@
 //! (the ETag), checksums and sizes are those of the plaintext, so ETags equal the source's
 //! across replication and copies (STS-13). Reads go through [`Region::read_object`], which
 //! opens the chunks a range covers.
+//!
+//! Keys: the region's master key file is key 1; `xregion keys rotate` ([`rotate_master_key`])
+//! adds key 2, 3, … beside it (`sse-master-2.key`, …), and from its next start the region wraps
+//! new data keys with the newest one while every stored data key keeps opening with the key
+//! that wrapped it ([`xregion_crypto::Keyring`]; as AWS KMS keeps a rotated key's old
+//! material). Each key has its check file, so a lost or replaced key file stops the region at
+//! start instead of making its objects unreadable.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use xregion_crypto::{DataKey, INLINE_LABEL, MasterKey};
+use xregion_crypto::{DataKey, FIRST_KEY_ID, INLINE_LABEL, Keyring, MasterKey};
 use xregion_types::{BucketEncryption, Encryption, InvalidInput};
 
 use crate::{CoreError, CoreResult, Region};
@@ -58,6 +65,86 @@ pub(crate) fn load_master_key(data_dir: &Path, configured: Option<&Path>) -> Cor
     Ok(key)
 }
 
+/// The file of rotated key `id` (2, 3, …): beside the first key file, named after it
+/// (`sse-master.key` → `sse-master-2.key`).
+fn rotated_key_path(first: &Path, id: u32) -> PathBuf {
+    let stem = first.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = match first.extension() {
+        Some(ext) => format!("{stem}-{id}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-{id}"),
+    };
+    first.with_file_name(name)
+}
+
+/// The check file of key `id` in the data directory (key 1's is `keys/sse-master.check`).
+fn check_path(data_dir: &Path, id: u32) -> PathBuf {
+    match id {
+        FIRST_KEY_ID => data_dir.join("keys/sse-master.check"),
+        _ => data_dir.join(format!("keys/sse-master-{id}.check")),
+    }
+}
+
+/// The first key file: `configured`, else the default one in the data directory.
+fn first_key_path(data_dir: &Path, configured: Option<&Path>) -> PathBuf {
+    configured.map_or_else(|| data_dir.join("keys/sse-master.key"), Path::to_owned)
+}
+
+fn exists(path: &Path) -> CoreResult<bool> {
+    path.try_exists().map_err(|e| CoreError::Internal(format!("reading {}: {e}", path.display())))
+}
+
+/// Every master key of the region ([`load_master_key`] for key 1, then the rotated keys 2, 3,
+/// … while their files exist), each checked against its check file. A rotated key whose
+/// check file exists but whose key file does not stops the region: objects were encrypted
+/// with it. Blocking.
+pub(crate) fn load_keyring(data_dir: &Path, configured: Option<&Path>) -> CoreResult<Keyring> {
+    let first_path = first_key_path(data_dir, configured);
+    let mut keys = vec![load_master_key(data_dir, configured)?];
+    let mut id = FIRST_KEY_ID + 1;
+    loop {
+        let path = rotated_key_path(&first_path, id);
+        let check = check_path(data_dir, id);
+        if !exists(&path)? {
+            if exists(&check)? {
+                return Err(CoreError::Internal(format!(
+                    "the SSE master key file {} does not exist, and this region has encrypted with key {id}: \
+                     restore it",
+                    path.display()
+                )));
+            }
+            break;
+        }
+        let key = MasterKey::load_or_create_with_id(&path, id).map_err(|e| CoreError::Internal(e.to_string()))?;
+        key.check_or_record(&check).map_err(|e| CoreError::Internal(e.to_string()))?;
+        keys.push(key);
+        id += 1;
+    }
+    Keyring::new(keys).map_err(|e| CoreError::Internal(format!("SSE master keys: {e}")))
+}
+
+/// `xregion keys rotate`: makes the region's next master key (a new random key in the next
+/// free `…-N.key` beside the first key file, mode 0600, durably) and returns its id and file.
+/// The region wraps new data keys with it from its next start; objects written before keep
+/// opening with their keys, so every key file stays needed. Safe while the region runs (it
+/// reads its keys at start only). Blocking.
+pub fn rotate_master_key(data_dir: &Path, configured: Option<&Path>) -> CoreResult<(u32, PathBuf)> {
+    let first_path = first_key_path(data_dir, configured);
+    if !exists(&first_path)? {
+        return Err(CoreError::Internal(format!(
+            "no SSE master key at {} to rotate from (start the region once, or name its key with \
+             sse_master_key_file)",
+            first_path.display()
+        )));
+    }
+    let mut id = FIRST_KEY_ID + 1;
+    while exists(&rotated_key_path(&first_path, id))? || exists(&check_path(data_dir, id))? {
+        id += 1;
+    }
+    let path = rotated_key_path(&first_path, id);
+    MasterKey::load_or_create_with_id(&path, id).map_err(|e| CoreError::Internal(e.to_string()))?;
+    Ok((id, path))
+}
+
 /// Checks an `x-amz-server-side-encryption` value of a write: `AES256`, or the KMS ones S3
 /// has and xregion does not (`501 NotImplemented`), or nothing S3 knows (`400`).
 pub fn check_sse_algorithm(value: &str) -> CoreResult<()> {
@@ -71,15 +158,22 @@ pub fn check_sse_algorithm(value: &str) -> CoreResult<()> {
 }
 
 impl Region {
-    /// The region's master key.
-    fn master_key(&self) -> &MasterKey {
-        &self.inner.master_key
+    /// The region's master keys.
+    fn keyring(&self) -> &Keyring {
+        &self.inner.keyring
     }
 
-    /// A new data key for a version about to be written encrypted.
+    /// The ids of the region's master keys, and the one new data keys are wrapped with.
+    pub fn master_key_ids(&self) -> (Vec<u32>, u32) {
+        (self.keyring().ids(), self.keyring().current().id())
+    }
+
+    /// A new data key for a version about to be written encrypted (wrapped by the newest
+    /// master key).
     pub fn new_seal_key(&self) -> CoreResult<SealKey> {
-        let (key, wrapped_key) = self.master_key().new_data_key().map_err(|e| CoreError::Internal(e.to_string()))?;
-        Ok(SealKey { key: Arc::new(key), record: Encryption { key_id: self.master_key().id(), wrapped_key } })
+        let (key, wrapped_key, key_id) =
+            self.keyring().new_data_key().map_err(|e| CoreError::Internal(e.to_string()))?;
+        Ok(SealKey { key: Arc::new(key), record: Encryption { key_id, wrapped_key } })
     }
 
     /// The key a new version of `bucket` is sealed with: encrypted if the request asked for
@@ -104,7 +198,7 @@ impl Region {
 
     /// The data key of a stored version (unwrapped with the master key).
     pub fn data_key(&self, encryption: &Encryption) -> CoreResult<Arc<DataKey>> {
-        self.master_key()
+        self.keyring()
             .unwrap_key(encryption.key_id, &encryption.wrapped_key)
             .map(Arc::new)
             .map_err(|e| CoreError::Internal(e.to_string()))
@@ -157,6 +251,7 @@ pub(crate) fn open_inline(key: &DataKey, sealed: &[u8]) -> std::io::Result<Vec<u
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "tests replace key files by hand")]
 mod tests {
     use std::sync::Arc;
 
@@ -196,5 +291,44 @@ mod tests {
         assert!(err.contains("must name an existing key file"), "{err}");
         std::fs::File::create(&elsewhere).and_then(|mut f| std::io::Write::write_all(&mut f, &original)).unwrap();
         open(dir.path(), options).unwrap();
+    }
+
+    /// `xregion keys rotate`: the next key goes beside the first one; from the next open the
+    /// region has both and wraps with the newest; a rotated key that is lost or replaced
+    /// stops the region like the first one.
+    #[test]
+    fn rotated_keys_join_the_keyring_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = super::rotate_master_key(dir.path(), None).unwrap_err().to_string();
+        assert!(err.contains("no SSE master key"), "{err}");
+        let region = Region::open_with("test-1", dir.path(), Arc::new(NoPeers), RegionOptions::default()).unwrap();
+        assert_eq!(region.master_key_ids(), (vec![1], 1));
+        drop(region);
+
+        let (id, path) = super::rotate_master_key(dir.path(), None).unwrap();
+        assert_eq!((id, path.clone()), (2, dir.path().join("keys/sse-master-2.key")));
+        let region = Region::open_with("test-1", dir.path(), Arc::new(NoPeers), RegionOptions::default()).unwrap();
+        assert_eq!(region.master_key_ids(), (vec![1, 2], 2));
+        let sealed = region.new_seal_key().unwrap();
+        assert_eq!(sealed.record.key_id, 2);
+        drop(region);
+        assert_eq!(super::rotate_master_key(dir.path(), None).unwrap().0, 3);
+
+        let original = std::fs::read(&path).unwrap();
+        std::fs::write(&path, "cd".repeat(32)).unwrap();
+        let err = open(dir.path(), RegionOptions::default()).unwrap_err();
+        assert!(err.contains("not the one this region's encrypted objects were written with"), "{err}");
+        std::fs::remove_file(&path).unwrap();
+        let err = open(dir.path(), RegionOptions::default()).unwrap_err();
+        assert!(err.contains("has encrypted with key 2"), "{err}");
+        std::fs::write(&path, original).unwrap();
+        open(dir.path(), RegionOptions::default()).unwrap();
+
+        // A configured first key file gets its rotated keys beside it.
+        let other = tempfile::tempdir().unwrap();
+        let first = other.path().join("site.key");
+        std::fs::write(&first, "ef".repeat(32)).unwrap();
+        let (id, path) = super::rotate_master_key(other.path(), Some(&first)).unwrap();
+        assert_eq!((id, path), (2, other.path().join("site-2.key")));
     }
 }

@@ -107,8 +107,8 @@ struct Inner {
     blobs: BlobStore,
     peers: Arc<dyn PeerDirectory>,
     options: RegionOptions,
-    /// The master key of encryption at rest (`encryption.rs`).
-    master_key: xregion_crypto::MasterKey,
+    /// The master keys of encryption at rest (`encryption.rs`).
+    keyring: xregion_crypto::Keyring,
     /// Woken after every commit that queued replication tasks (the replication worker waits
     /// on it; a stored permit means a wake-up is never lost).
     replication_wake: Arc<tokio::sync::Notify>,
@@ -137,7 +137,7 @@ impl Region {
             .map_err(|e| CoreError::Internal(format!("create data dir {}: {e}", data_dir.display())))?;
         let meta = MetaStore::open_tagged(&data_dir.join("meta.redb"), options.stamp_tag)?;
         let blobs = BlobStore::open(&data_dir.join("blobs"))?;
-        let master_key = encryption::load_master_key(data_dir, options.sse_master_key_file.as_deref())?;
+        let keyring = encryption::load_keyring(data_dir, options.sse_master_key_file.as_deref())?;
         let replication_wake = Arc::new(tokio::sync::Notify::new());
         Ok(Self {
             inner: Arc::new(Inner {
@@ -147,7 +147,7 @@ impl Region {
                 blobs,
                 peers,
                 options,
-                master_key,
+                keyring,
                 replication_wake,
                 lifecycle_wake: tokio::sync::Notify::new(),
                 lifecycle_stats: std::sync::Mutex::default(),

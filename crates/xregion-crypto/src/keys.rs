@@ -18,9 +18,9 @@ const KEY_BYTES: usize = 32;
 pub const WRAPPED_KEY_BYTES: usize = NONCE_LEN + KEY_BYTES + 16;
 /// The label of a version's inline body (blob files are labelled by their id).
 pub const INLINE_LABEL: &[u8] = b"inline";
-/// The id of the master key this version of xregion makes; stored with every wrapped key so
-/// that a future key rotation can tell keys apart.
-const MASTER_KEY_ID: u32 = 1;
+/// The id of a region's first master key; stored with every wrapped key, so that after a
+/// rotation ([`Keyring`]) each data key opens with the master key that wrapped it.
+pub const FIRST_KEY_ID: u32 = 1;
 /// Domain separation of wrapped data keys (their AAD, with the master key id).
 const WRAP_AAD: &[u8] = b"xregion sse data key v1";
 /// Domain separation of piece keys (the HKDF salt).
@@ -50,11 +50,17 @@ impl MasterKey {
     ///
     /// Blocking: call it at startup.
     pub fn load_or_create(path: &Path) -> Result<MasterKey, CryptoError> {
+        Self::load_or_create_with_id(path, FIRST_KEY_ID)
+    }
+
+    /// [`MasterKey::load_or_create`] for the key of id `id` (a rotated key, [`Keyring`]).
+    pub fn load_or_create_with_id(path: &Path, id: u32) -> Result<MasterKey, CryptoError> {
         let shown = path.display().to_string();
         let io_err = |source: io::Error| CryptoError::KeyFile { path: shown.clone(), source };
         match fs::read_to_string(path) {
             Ok(text) => {
-                return Self::from_hex(text.trim()).map_err(|reason| CryptoError::BadKeyFile { path: shown, reason });
+                return Self::from_hex_with_id(text.trim(), id)
+                    .map_err(|reason| CryptoError::BadKeyFile { path: shown, reason });
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_err(e)),
@@ -63,7 +69,7 @@ impl MasterKey {
         aws_lc_rs::rand::fill(&mut key[..]).map_err(|_| CryptoError::Internal("random generator"))?;
         let text = Zeroizing::new(format!("{}\n", hex::encode(&key[..])));
         write_durably(path, text.as_bytes()).map_err(io_err)?;
-        Self::from_bytes(MASTER_KEY_ID, &key[..])
+        Self::from_bytes(id, &key[..])
     }
 
     /// Checks this key against the check file at `path`, which records the key a region's
@@ -84,13 +90,18 @@ impl MasterKey {
         }
     }
 
-    /// A master key from its 64 hex digits.
+    /// A first master key from its 64 hex digits.
     pub fn from_hex(text: &str) -> Result<MasterKey, String> {
+        Self::from_hex_with_id(text, FIRST_KEY_ID)
+    }
+
+    /// The master key of id `id` from its 64 hex digits.
+    pub fn from_hex_with_id(text: &str, id: u32) -> Result<MasterKey, String> {
         let bytes = Zeroizing::new(hex::decode(text).map_err(|_| "expected 64 hex digits".to_owned())?);
         if bytes.len() != KEY_BYTES {
             return Err(format!("expected 64 hex digits (a 256-bit key), found {}", text.len()));
         }
-        Self::from_bytes(MASTER_KEY_ID, &bytes).map_err(|e| e.to_string())
+        Self::from_bytes(id, &bytes).map_err(|e| e.to_string())
     }
 
     fn from_bytes(id: u32, bytes: &[u8]) -> Result<MasterKey, CryptoError> {
@@ -150,6 +161,64 @@ impl MasterKey {
         let mut aad = WRAP_AAD.to_vec();
         aad.extend_from_slice(&key_id.to_be_bytes());
         Aad::from(aad)
+    }
+}
+
+/// Every master key a region has had: the newest (highest id) wraps new data keys, and each
+/// stored data key opens with the key whose id it names. A rotation adds a key and never
+/// removes one, as AWS KMS keeps every version of a rotated key's material: objects keep
+/// their data keys, so nothing is re-encrypted and old keys stay needed.
+#[derive(Debug)]
+pub struct Keyring {
+    /// By id; never empty.
+    keys: std::collections::BTreeMap<u32, MasterKey>,
+}
+
+impl Keyring {
+    /// The keys of a region. At least one; ids distinct, and so are the keys (a rotation to
+    /// the same key would protect nothing while looking done).
+    pub fn new(keys: impl IntoIterator<Item = MasterKey>) -> Result<Self, String> {
+        let mut by_id = std::collections::BTreeMap::new();
+        for key in keys {
+            if by_id.values().any(|k: &MasterKey| k.check == key.check) {
+                return Err(format!("master key {} is the same key as another of the region's", key.id));
+            }
+            let id = key.id;
+            if by_id.insert(id, key).is_some() {
+                return Err(format!("two master keys with id {id}"));
+            }
+        }
+        if by_id.is_empty() {
+            return Err("no master key".to_owned());
+        }
+        Ok(Self { keys: by_id })
+    }
+
+    /// The key that wraps new data keys (the highest id).
+    pub fn current(&self) -> &MasterKey {
+        // `new` refuses an empty ring.
+        self.keys.values().next_back().unwrap_or_else(|| unreachable!("a keyring is never empty"))
+    }
+
+    /// The keys' ids, lowest first.
+    pub fn ids(&self) -> Vec<u32> {
+        self.keys.keys().copied().collect()
+    }
+
+    /// A new data key wrapped by the current master key: the key, its wrapped form and the
+    /// wrapping key's id (both to store with the version).
+    pub fn new_data_key(&self) -> Result<(DataKey, Vec<u8>, u32), CryptoError> {
+        let current = self.current();
+        let (key, wrapped) = current.new_data_key()?;
+        Ok((key, wrapped, current.id))
+    }
+
+    /// The data key inside `wrapped`, with the master key `key_id` names.
+    pub fn unwrap_key(&self, key_id: u32, wrapped: &[u8]) -> Result<DataKey, CryptoError> {
+        match self.keys.get(&key_id) {
+            Some(key) => key.unwrap_key(key_id, wrapped),
+            None => Err(CryptoError::Unwrap { key_id }),
+        }
     }
 }
 
@@ -262,5 +331,35 @@ mod tests {
         let b = k1.segment(b"blob-b").unwrap().seal_all(&plain).unwrap();
         assert_ne!(a, b, "two pieces of one version never share a key stream");
         assert!(k1.segment(b"blob-b").unwrap().open_all(&a).is_err());
+    }
+
+    #[test]
+    fn a_keyring_wraps_with_its_newest_key_and_opens_with_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = MasterKey::load_or_create(&dir.path().join("k1")).unwrap();
+        let (old, old_wrapped) = first.new_data_key().unwrap();
+        let second = MasterKey::load_or_create_with_id(&dir.path().join("k2"), 2).unwrap();
+        let ring = Keyring::new([second, first]).unwrap();
+        assert_eq!((ring.ids(), ring.current().id()), (vec![1, 2], 2));
+        let (new, new_wrapped, id) = ring.new_data_key().unwrap();
+        assert_eq!(id, 2);
+        assert_eq!(ring.unwrap_key(1, &old_wrapped).unwrap().0[..], old.0[..]);
+        assert_eq!(ring.unwrap_key(2, &new_wrapped).unwrap().0[..], new.0[..]);
+        // A wrapped key names its master key: another id does not open it.
+        assert!(matches!(ring.unwrap_key(2, &old_wrapped), Err(CryptoError::Unwrap { key_id: 2 })));
+        assert!(matches!(ring.unwrap_key(3, &new_wrapped), Err(CryptoError::Unwrap { key_id: 3 })));
+    }
+
+    #[test]
+    fn a_keyring_refuses_duplicates_and_emptiness() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = MasterKey::load_or_create(&dir.path().join("k1")).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("k1")).unwrap();
+        let same_bytes = MasterKey::from_hex_with_id(text.trim(), 2).unwrap();
+        assert!(Keyring::new([first, same_bytes]).unwrap_err().contains("same key"));
+        let a = MasterKey::load_or_create(&dir.path().join("a")).unwrap();
+        let b = MasterKey::load_or_create(&dir.path().join("b")).unwrap();
+        assert!(Keyring::new([a, b]).unwrap_err().contains("two master keys with id 1"));
+        assert!(Keyring::new([]).is_err());
     }
 }

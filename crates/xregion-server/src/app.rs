@@ -107,6 +107,8 @@ pub fn start_region_on(cfg: &RegionConfig, listener: TcpListener) -> anyhow::Res
     let region = Region::open_with(&cfg.region, &cfg.data_dir, peers.clone(), options)
         .with_context(|| format!("opening region {} at {}", cfg.region, cfg.data_dir.display()))?;
     check_targets(&region, &external)?;
+    let (key_ids, current_key) = region.master_key_ids();
+    tracing::info!(region = %cfg.region, keys = ?key_ids, current = current_key, "SSE master keys");
     spawn_orphan_collection(&region);
     let identity =
         Identity::with_root(Credential { access_key: cfg.access_key.clone(), secret_key: cfg.secret_key.clone() });

@@ -4,10 +4,12 @@
 //! * `xregion serve --config region.toml` runs one region.
 //! * `xregion dev` runs several regions in one process on loopback, for development.
 //! * `xregion status` prints what running regions owe and how their replication is doing.
+//! * `xregion keys rotate` adds a region's next SSE master key.
 
 mod app;
 mod config;
 mod dev;
+mod keys;
 mod peers;
 mod status;
 
@@ -33,6 +35,8 @@ enum Command {
     Dev(dev::DevArgs),
     /// Print the replication backlog, failures, lag and jobs of running regions.
     Status(status::StatusArgs),
+    /// Manage a region's SSE master keys (encryption at rest).
+    Keys(keys::KeysArgs),
 }
 
 #[derive(clap::Args)]
@@ -110,6 +114,7 @@ fn main() -> anyhow::Result<()> {
             Command::Serve(args) => serve(*args).await,
             Command::Dev(args) => dev::run(args).await,
             Command::Status(args) => status::run(args).await,
+            Command::Keys(args) => keys::run(args),
         }
     })
 }

@@ -153,6 +153,116 @@ async fn copies_follow_their_own_request_and_kms_is_refused() {
     assert!(!keys.iter().any(|k| k == "kms" || k == "ssec"), "refused writes store nothing: {keys:?}");
 }
 
+/// `xregion keys rotate`: after the region's restart, new objects are encrypted under the new
+/// key while objects (inline, blob and an upload begun) from before keep opening with the old
+/// one; the new key is then part of the region, which refuses to start without it.
+#[tokio::test]
+async fn a_rotated_master_key_encrypts_new_objects_and_old_ones_still_open() {
+    let mut region = TestRegion::start("us-east-1", &[]);
+    let client = region.client();
+    let bucket = create_versioned_bucket(&client, "sse-rotate").await;
+    let small = body_with("ROTATE-SMALL-MARKER-ABCDEFGHIJKL", 1000);
+    let large = body_with("ROTATE-LARGE-MARKER-ABCDEFGHIJKL", 300_000);
+    let (small_id, _) = put_sse(&client, &bucket, "small", &small).await;
+    let (large_id, _) = put_sse(&client, &bucket, "large", &large).await;
+    let upload = client
+        .create_multipart_upload()
+        .bucket(&bucket)
+        .key("upload")
+        .server_side_encryption(ServerSideEncryption::Aes256)
+        .send()
+        .await
+        .expect("create upload");
+    let upload_id = upload.upload_id().expect("upload id").to_owned();
+    let part = body_with("ROTATE-PART-MARKER-ABCDEFGHIJKLM", 5 * 1024 * 1024);
+    let first = client
+        .upload_part()
+        .bucket(&bucket)
+        .key("upload")
+        .upload_id(&upload_id)
+        .part_number(1)
+        .body(ByteStream::from(part.clone()))
+        .send()
+        .await
+        .expect("part 1");
+
+    let rotate = |region: &TestRegion| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_xregion"))
+            .args(["keys", "rotate", "--data"])
+            .arg(region.data_dir())
+            .env_remove("XREGION_CONFIG")
+            .env_remove("XREGION_SSE_MASTER_KEY_FILE")
+            .output()
+            .expect("run xregion keys rotate")
+    };
+    let out = rotate(&region);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    let key_two = region.data_dir().join("keys/sse-master-2.key");
+    assert!(said.contains(&format!("SSE master key 2 created at {}", key_two.display())), "{said}");
+    region.restart();
+    let client = region.client();
+
+    // Before the rotation: still readable, whole and by range.
+    assert_eq!(get_body(&client, &bucket, "small", Some(&small_id)).await, small);
+    assert_eq!(get_body(&client, &bucket, "large", Some(&large_id)).await, large);
+    assert_eq!(range(&client, &bucket, "large", "bytes=70000-70009").await, &large[70000..70010]);
+    // After it: a new object, and the upload begun before completes with its own key.
+    let newer = body_with("ROTATE-NEWER-MARKER-ABCDEFGHIJKL", 200_000);
+    let (newer_id, _) = put_sse(&client, &bucket, "newer", &newer).await;
+    let second = client
+        .upload_part()
+        .bucket(&bucket)
+        .key("upload")
+        .upload_id(&upload_id)
+        .part_number(2)
+        .body(ByteStream::from_static(b"tail"))
+        .send()
+        .await
+        .expect("part 2");
+    let parts = [(1, first.e_tag().unwrap_or_default()), (2, second.e_tag().unwrap_or_default())];
+    let completed = aws_sdk_s3::types::CompletedMultipartUpload::builder()
+        .set_parts(Some(
+            parts
+                .iter()
+                .map(|(n, e)| aws_sdk_s3::types::CompletedPart::builder().part_number(*n).e_tag(*e).build())
+                .collect(),
+        ))
+        .build();
+    client
+        .complete_multipart_upload()
+        .bucket(&bucket)
+        .key("upload")
+        .upload_id(&upload_id)
+        .multipart_upload(completed)
+        .send()
+        .await
+        .expect("complete upload");
+    let mut whole = part;
+    whole.extend_from_slice(b"tail");
+    assert_eq!(get_body(&client, &bucket, "upload", None).await, whole);
+    assert_eq!(get_body(&client, &bucket, "newer", Some(&newer_id)).await, newer);
+    assert!(!on_disk(region.data_dir(), "ROTATE-NEWER-MARKER-ABCDEFGHIJKL"), "the new object is encrypted");
+
+    // The new key is the region's now: without it, the region does not start.
+    region.kill();
+    let saved = std::fs::read(&key_two).expect("read key 2");
+    std::fs::remove_file(&key_two).expect("remove key 2");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xregion"))
+        .args(["serve", "--region", "us-east-1", "--listen", "127.0.0.1:0", "--data"])
+        .arg(region.data_dir())
+        .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+        .env_remove("XREGION_SSE_MASTER_KEY_FILE")
+        .output()
+        .expect("run xregion serve");
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("has encrypted with key 2"), "{said}");
+    std::fs::write(&key_two, saved).expect("restore key 2");
+    region.restart();
+    assert_eq!(get_body(&region.client(), &bucket, "newer", Some(&newer_id)).await, newer);
+}
+
 fn aes256_rule(bucket_key: Option<bool>) -> ServerSideEncryptionConfiguration {
     let default = ServerSideEncryptionByDefault::builder().sse_algorithm(ServerSideEncryption::Aes256).build();
     let rule = ServerSideEncryptionRule::builder()
