@@ -18,7 +18,10 @@
 //! new data keys with the newest one while every stored data key keeps opening with the key
 //! that wrapped it ([`xregion_crypto::Keyring`]; as AWS KMS keeps a rotated key's old
 //! material). Each key has its check file, so a lost or replaced key file stops the region at
-//! start instead of making its objects unreadable.
+//! start instead of making its objects unreadable. After a rotation the region re-wraps the
+//! stored data keys under the newest key in the background ([`Region::rewrap_data_keys`]) and
+//! then marks the older keys retired (`keys/sse-master-N.retired`): their files may then be
+//! removed, and the region starts without them.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -84,6 +87,14 @@ fn check_path(data_dir: &Path, id: u32) -> PathBuf {
     }
 }
 
+/// The file marking key `id` retired: no stored data key is wrapped by it any more.
+fn retired_path(data_dir: &Path, id: u32) -> PathBuf {
+    match id {
+        FIRST_KEY_ID => data_dir.join("keys/sse-master.retired"),
+        _ => data_dir.join(format!("keys/sse-master-{id}.retired")),
+    }
+}
+
 /// The first key file: `configured`, else the default one in the data directory.
 fn first_key_path(data_dir: &Path, configured: Option<&Path>) -> PathBuf {
     configured.map_or_else(|| data_dir.join("keys/sse-master.key"), Path::to_owned)
@@ -99,12 +110,20 @@ fn exists(path: &Path) -> CoreResult<bool> {
 /// with it. Blocking.
 pub(crate) fn load_keyring(data_dir: &Path, configured: Option<&Path>) -> CoreResult<Keyring> {
     let first_path = first_key_path(data_dir, configured);
-    let mut keys = vec![load_master_key(data_dir, configured)?];
+    let mut keys = Vec::new();
+    // Key 1 is loaded unless it is retired and its file was removed (nothing needs it then).
+    if exists(&first_path)? || !exists(&retired_path(data_dir, FIRST_KEY_ID))? {
+        keys.push(load_master_key(data_dir, configured)?);
+    }
     let mut id = FIRST_KEY_ID + 1;
     loop {
         let path = rotated_key_path(&first_path, id);
         let check = check_path(data_dir, id);
         if !exists(&path)? {
+            if exists(&retired_path(data_dir, id))? {
+                id += 1;
+                continue;
+            }
             if exists(&check)? {
                 return Err(CoreError::Internal(format!(
                     "the SSE master key file {} does not exist, and this region has encrypted with key {id}: \
@@ -129,7 +148,7 @@ pub(crate) fn load_keyring(data_dir: &Path, configured: Option<&Path>) -> CoreRe
 /// reads its keys at start only). Blocking.
 pub fn rotate_master_key(data_dir: &Path, configured: Option<&Path>) -> CoreResult<(u32, PathBuf)> {
     let first_path = first_key_path(data_dir, configured);
-    if !exists(&first_path)? {
+    if !exists(&first_path)? && !exists(&check_path(data_dir, FIRST_KEY_ID))? {
         return Err(CoreError::Internal(format!(
             "no SSE master key at {} to rotate from (start the region once, or name its key with \
              sse_master_key_file)",
@@ -137,13 +156,30 @@ pub fn rotate_master_key(data_dir: &Path, configured: Option<&Path>) -> CoreResu
         )));
     }
     let mut id = FIRST_KEY_ID + 1;
-    while exists(&rotated_key_path(&first_path, id))? || exists(&check_path(data_dir, id))? {
+    while exists(&rotated_key_path(&first_path, id))?
+        || exists(&check_path(data_dir, id))?
+        || exists(&retired_path(data_dir, id))?
+    {
         id += 1;
     }
     let path = rotated_key_path(&first_path, id);
     MasterKey::load_or_create_with_id(&path, id).map_err(|e| CoreError::Internal(e.to_string()))?;
     Ok((id, path))
 }
+
+/// What a re-wrap pass did ([`Region::rewrap_data_keys`]).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RewrapReport {
+    /// Versions whose data key was re-wrapped.
+    pub versions: u64,
+    /// Multipart uploads whose data key was re-wrapped.
+    pub uploads: u64,
+    /// The keys marked retired at the end.
+    pub retired: Vec<u32>,
+}
+
+/// Versions (or uploads) read per page, and re-wrapped concurrently, by the pass.
+const REWRAP_PAGE: usize = 500;
 
 /// Checks an `x-amz-server-side-encryption` value of a write: `AES256`, or the KMS ones S3
 /// has and xregion does not (`501 NotImplemented`), or nothing S3 knows (`400`).
@@ -166,6 +202,110 @@ impl Region {
     /// The ids of the region's master keys, and the one new data keys are wrapped with.
     pub fn master_key_ids(&self) -> (Vec<u32>, u32) {
         (self.keyring().ids(), self.keyring().current().id())
+    }
+
+    /// The region's master keys older than the newest that are not marked retired yet: what a
+    /// re-wrap pass ([`Region::rewrap_data_keys`]) is for. Blocking (reads the key directory).
+    pub fn keys_to_retire(&self) -> CoreResult<Vec<u32>> {
+        let (ids, current) = self.master_key_ids();
+        let mut left = Vec::new();
+        for id in ids.into_iter().filter(|id| *id != current) {
+            if !exists(&retired_path(self.data_dir(), id))? {
+                left.push(id);
+            }
+        }
+        Ok(left)
+    }
+
+    /// After a key rotation: every stored data key wrapped by an older master key (of a
+    /// version or of a multipart upload) is wrapped again by the newest one, bucket by bucket,
+    /// a page at a time, each as a compare-and-set in the metadata store (the data key and
+    /// the bytes it sealed do not change). Uploads go first: a completion copies its upload's
+    /// key into the new version. Then the older keys are marked retired, durably: nothing
+    /// needs them (new data keys are wrapped by the newest key), so their files may be removed
+    /// and the region starts without them. Safe while the region serves; a pass cut short by
+    /// a crash is run again at the next start.
+    pub async fn rewrap_data_keys(&self) -> CoreResult<RewrapReport> {
+        let old = self.keys_to_retire()?;
+        let mut report = RewrapReport::default();
+        if old.is_empty() {
+            return Ok(report);
+        }
+        for bucket in self.meta().list_buckets()? {
+            report.uploads += self.rewrap_uploads(&bucket).await?;
+            report.versions += self.rewrap_versions(&bucket).await?;
+        }
+        for id in old {
+            let path = retired_path(self.data_dir(), id);
+            let text = format!("no stored data key is wrapped by SSE master key {id}: its file may be removed\n");
+            xregion_crypto::write_durably(&path, text.as_bytes())
+                .map_err(|e| CoreError::Internal(format!("writing {}: {e}", path.display())))?;
+            report.retired.push(id);
+        }
+        Ok(report)
+    }
+
+    /// The new wrapping of `encryption`, if an older master key wrapped it.
+    fn rewrapped(&self, encryption: &Encryption) -> CoreResult<Option<Encryption>> {
+        let again = self.keyring().rewrap(encryption.key_id, &encryption.wrapped_key);
+        let again = again.map_err(|e| CoreError::Internal(format!("re-wrapping a data key: {e}")))?;
+        Ok(again.map(|(wrapped_key, key_id)| Encryption { key_id, wrapped_key }))
+    }
+
+    async fn rewrap_uploads(&self, bucket: &xregion_types::BucketRecord) -> CoreResult<u64> {
+        use xregion_meta::{ListUploadsQuery, WriteOp, WriteOutcome};
+        let mut q = ListUploadsQuery { max_uploads: REWRAP_PAGE, ..ListUploadsQuery::default() };
+        let mut done = 0;
+        loop {
+            let page = self.meta().list_uploads(bucket.id, &q)?;
+            let mut writes = Vec::new();
+            for upload in &page.uploads {
+                let Some(from) = &upload.template.encryption else { continue };
+                if let Some(to) = self.rewrapped(from)? {
+                    let op = WriteOp::RewrapUploadKey { upload_id: upload.upload_id.clone(), from: from.clone(), to };
+                    writes.push(self.meta().write(op));
+                }
+            }
+            for outcome in futures::future::join_all(writes).await {
+                done += u64::from(matches!(outcome?, WriteOutcome::Rewrapped(true)));
+            }
+            if !page.is_truncated {
+                return Ok(done);
+            }
+            q.key_marker = page.next_key_marker;
+            q.upload_id_marker = page.next_upload_id_marker;
+        }
+    }
+
+    async fn rewrap_versions(&self, bucket: &xregion_types::BucketRecord) -> CoreResult<u64> {
+        use xregion_meta::{ListVersionsQuery, WriteOp, WriteOutcome};
+        let mut q = ListVersionsQuery { max_keys: REWRAP_PAGE, ..ListVersionsQuery::default() };
+        let mut done = 0;
+        loop {
+            let page = self.meta().list_versions(bucket.id, &q)?;
+            let mut writes = Vec::new();
+            for entry in &page.entries {
+                let Some(from) = entry.record.object().and_then(|d| d.encryption.as_ref()) else { continue };
+                if let Some(to) = self.rewrapped(from)? {
+                    let op = WriteOp::RewrapVersionKey {
+                        bucket: bucket.name.as_str().to_owned(),
+                        key: entry.key.clone(),
+                        version_id: entry.record.version_id.clone(),
+                        from: from.clone(),
+                        to,
+                    };
+                    writes.push(self.meta().write(op));
+                }
+            }
+            for outcome in futures::future::join_all(writes).await {
+                done += u64::from(matches!(outcome?, WriteOutcome::Rewrapped(true)));
+            }
+            if !page.is_truncated {
+                return Ok(done);
+            }
+            q.key_marker = page.next_key_marker;
+            q.version_id_marker = page.next_version_id_marker;
+        }
     }
 
     /// A new data key for a version about to be written encrypted (wrapped by the newest

@@ -220,11 +220,24 @@ impl Keyring {
             None => Err(CryptoError::Unwrap { key_id }),
         }
     }
+
+    /// The same data key wrapped by the current master key, and that key's id; `None` if
+    /// `key_id` is the current key already. The data key itself does not change, so nothing it
+    /// sealed is touched.
+    pub fn rewrap(&self, key_id: u32, wrapped: &[u8]) -> Result<Option<(Vec<u8>, u32)>, CryptoError> {
+        let current = self.current();
+        if key_id == current.id {
+            return Ok(None);
+        }
+        let key = self.unwrap_key(key_id, wrapped)?;
+        Ok(Some((current.wrap(&key.0)?, current.id)))
+    }
 }
 
-/// Writes a small file so that a crash leaves either none or the whole of it: a temp file
-/// (mode 0600) written and fsynced, renamed into place, the directory fsynced.
-fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// Writes a small file of the key directory (a key, a check or retirement record) so that a
+/// crash leaves either none or the whole of it: a temp file (mode 0600) written and fsynced,
+/// renamed into place, the directory fsynced.
+pub fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
     let temp = path.with_extension("tmp");
@@ -348,6 +361,12 @@ mod tests {
         // A wrapped key names its master key: another id does not open it.
         assert!(matches!(ring.unwrap_key(2, &old_wrapped), Err(CryptoError::Unwrap { key_id: 2 })));
         assert!(matches!(ring.unwrap_key(3, &new_wrapped), Err(CryptoError::Unwrap { key_id: 3 })));
+        // Re-wrapped: the same data key, now under key 2; a key-2 wrapping stays as it is.
+        let (rewrapped, id) = ring.rewrap(1, &old_wrapped).unwrap().expect("re-wrapped");
+        assert_eq!(id, 2);
+        assert_eq!(ring.unwrap_key(2, &rewrapped).unwrap().0[..], old.0[..]);
+        assert!(ring.rewrap(2, &new_wrapped).unwrap().is_none());
+        assert!(ring.rewrap(1, &new_wrapped).is_err(), "bytes wrapped by another key");
     }
 
     #[test]

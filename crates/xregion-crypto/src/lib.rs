@@ -36,7 +36,7 @@ mod keys;
 pub mod tls;
 
 pub use chunks::{CHUNK_BYTES, SEALED_CHUNK_BYTES, Sealer, SegmentCipher, TAG_BYTES, chunk_count, sealed_len};
-pub use keys::{DataKey, FIRST_KEY_ID, INLINE_LABEL, Keyring, MasterKey, WRAPPED_KEY_BYTES};
+pub use keys::{DataKey, FIRST_KEY_ID, INLINE_LABEL, Keyring, MasterKey, WRAPPED_KEY_BYTES, write_durably};
 
 /// Errors of encryption at rest.
 #[non_exhaustive]

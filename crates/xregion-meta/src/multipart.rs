@@ -106,6 +106,24 @@ pub(crate) fn create(t: &mut WTables<'_>, record: UploadRecord) -> Result<WriteO
     Ok(WriteOutcome::Upload(record))
 }
 
+/// `WriteOp::RewrapUploadKey`: the upload's wrapped data key becomes `to` if it is `from`.
+pub(crate) fn rewrap_key(
+    t: &mut WTables<'_>,
+    upload_id: &str,
+    from: &xregion_types::Encryption,
+    to: xregion_types::Encryption,
+) -> Result<WriteOutcome, MetaError> {
+    let Some(mut record) = get(&t.uploads, upload_id)? else {
+        return Ok(WriteOutcome::Rewrapped(false));
+    };
+    if record.template.encryption.as_ref() != Some(from) {
+        return Ok(WriteOutcome::Rewrapped(false));
+    }
+    record.template.encryption = Some(to);
+    t.put_upload(&record)?;
+    Ok(WriteOutcome::Rewrapped(true))
+}
+
 /// `UploadPart`: stores the part, replacing the same part number (the old blob is freed).
 pub(crate) fn put_part(t: &mut WTables<'_>, upload_id: &str, part: PartRecord) -> Result<WriteOutcome, MetaError> {
     if get(&t.uploads, upload_id)?.is_none() {

@@ -397,6 +397,35 @@ pub(crate) fn delete_version(
     Ok(WriteOutcome::Deleted { removed: Some(record), marker: None, freed })
 }
 
+/// `WriteOp::RewrapVersionKey`: the version's wrapped data key becomes `to` if it is `from`.
+pub(crate) fn rewrap_key(
+    t: &mut WTables<'_>,
+    bucket: &str,
+    key: &str,
+    version_id: &VersionId,
+    from: &xregion_types::Encryption,
+    to: xregion_types::Encryption,
+) -> Result<WriteOutcome, MetaError> {
+    let bucket_id = buckets::by_name(t, bucket)?.id;
+    check_key(key)?;
+    let newest = newest_version(&t.versions, bucket_id, key)?;
+    let Some(mut record) = find_version(&t.versions, &t.nulls, bucket_id, key, version_id)? else {
+        return Ok(WriteOutcome::Rewrapped(false));
+    };
+    let VersionKind::Object(object) = &mut record.kind else {
+        return Ok(WriteOutcome::Rewrapped(false));
+    };
+    if object.encryption.as_ref() != Some(from) {
+        return Ok(WriteOutcome::Rewrapped(false));
+    }
+    object.encryption = Some(to);
+    t.put_version(bucket_id, key, &record)?;
+    if newest.is_some_and(|n| n.stamp == record.stamp) {
+        t.set_head(bucket_id, key, Some(&record))?;
+    }
+    Ok(WriteOutcome::Rewrapped(true))
+}
+
 /// Replaces the tags of a version without creating one (VER-10); delete markers have no tags
 /// (VER-14).
 ///

@@ -3,7 +3,8 @@
 
 use xregion_types::job::{JobRecord, JobTask};
 use xregion_types::{
-    BlobSegment, BucketName, BucketRecord, ObjectData, ReplicationStatus, VersionId, VersionRecord, VersioningState,
+    BlobSegment, BucketName, BucketRecord, Encryption, ObjectData, ReplicationStatus, VersionId, VersionRecord,
+    VersioningState,
 };
 
 use crate::error::MetaError;
@@ -305,6 +306,31 @@ pub enum WriteOp {
         /// Most task rows removed in this transaction.
         limit: usize,
     },
+    /// Replaces an encrypted version's wrapped data key (after a master key rotation, the
+    /// same data key wrapped by the newest master key), if the version still has `from`;
+    /// nothing else changes and no byte is rewritten. Outcome: `Rewrapped(false)` when the
+    /// version is gone or has another key (a concurrent rewrap, a replaced null version).
+    RewrapVersionKey {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// The version.
+        version_id: VersionId,
+        /// The wrapped key it must have.
+        from: Encryption,
+        /// The wrapped key it gets.
+        to: Encryption,
+    },
+    /// The same for a multipart upload's data key (its completed version keeps the upload's).
+    RewrapUploadKey {
+        /// The upload.
+        upload_id: String,
+        /// The wrapped key it must have.
+        from: Encryption,
+        /// The wrapped key it gets.
+        to: Encryption,
+    },
 }
 
 /// A conditional-write precondition, evaluated against the key's current version (VER-11).
@@ -371,6 +397,8 @@ pub enum WriteOutcome {
     Upload(UploadRecord),
     /// Blobs that became unreferenced (`PutPart`, `AbortUpload`, `DeleteBucket`).
     Freed(Vec<BlobSegment>),
+    /// `RewrapVersionKey`, `RewrapUploadKey`: whether the key was replaced.
+    Rewrapped(bool),
     /// Nothing to report.
     Done,
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tempfile::TempDir;
 use xregion_types::{
-    BlobRef, BlobSegment, BucketName, BucketRecord, ObjectData, ReplicationStatus, VersionId, VersionKind,
+    BlobRef, BlobSegment, BucketName, BucketRecord, Encryption, ObjectData, ReplicationStatus, VersionId, VersionKind,
     VersionRecord, VersioningState,
 };
 
@@ -457,6 +457,56 @@ fn ver16_version_id_null_targets_the_null_version() {
 }
 
 // ----- tags ------------------------------------------------------------------------------
+
+/// A master key rotation's re-wrap replaces a version's wrapped key only if it still has the
+/// one the caller read (compare and set), in the version row and, for the current version,
+/// in the listing's head row; a delete marker or a gone version is a no-op.
+#[test]
+fn rewrap_version_key_is_compare_and_set() {
+    let (_dir, store) = open();
+    let b = bucket(&store, "rewrap", VersioningState::Enabled);
+    let old = Encryption { key_id: 1, wrapped_key: vec![1; 60] };
+    let new = Encryption { key_id: 2, wrapped_key: vec![2; 60] };
+    let put_encrypted = |etag: &str| {
+        let mut op = put_op("rewrap", "k", etag);
+        if let WriteOp::PutVersion { data, .. } = &mut op {
+            data.encryption = Some(old.clone());
+        }
+        match w(&store, op) {
+            WriteOutcome::Version { record, .. } => record,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    let (v1, v2) = (put_encrypted("e1"), put_encrypted("e2"));
+    let rewrap = |version_id: &VersionId, from: &Encryption| {
+        w(
+            &store,
+            WriteOp::RewrapVersionKey {
+                bucket: "rewrap".into(),
+                key: "k".into(),
+                version_id: version_id.clone(),
+                from: from.clone(),
+                to: new.clone(),
+            },
+        )
+    };
+    assert_eq!(rewrap(&v1.version_id, &old), WriteOutcome::Rewrapped(true));
+    assert_eq!(rewrap(&v1.version_id, &old), WriteOutcome::Rewrapped(false), "already re-wrapped");
+    let stored = store.get_version(b.id, "k", Some(&v1.version_id)).unwrap().unwrap();
+    assert_eq!(stored.object().and_then(|d| d.encryption.clone()), Some(new.clone()));
+    assert_eq!(stored.object().map(|d| d.etag.as_str()), Some("e1"), "nothing else changes");
+    let head = |store: &MetaStore| {
+        let page = store.list_objects(b.id, &ListObjectsQuery { max_keys: 10, ..Default::default() }).unwrap();
+        page.objects[0].1.object().and_then(|d| d.encryption.clone())
+    };
+    assert_eq!(head(&store), Some(old.clone()), "the current version is not re-wrapped yet");
+    assert_eq!(rewrap(&v2.version_id, &old), WriteOutcome::Rewrapped(true));
+    assert_eq!(head(&store), Some(new.clone()));
+    let (_, marker, _) = delete(&store, "rewrap", "k");
+    assert_eq!(rewrap(&marker.expect("a marker").version_id, &old), WriteOutcome::Rewrapped(false));
+    delete_version(&store, "rewrap", "k", &v1.version_id);
+    assert_eq!(rewrap(&v1.version_id, &new), WriteOutcome::Rewrapped(false), "a gone version");
+}
 
 #[test]
 fn ver10_ver14_object_tags() {

@@ -442,6 +442,10 @@ fn apply(t: &mut WTables<'_>, clock: &VersionClock, op: WriteOp) -> Result<Write
             multipart::complete(t, clock, &upload_id, data, &used_parts, precondition.as_ref(), outbox)
         }
         WriteOp::AbortUpload { upload_id } => multipart::abort(t, &upload_id).map(WriteOutcome::Freed),
+        WriteOp::RewrapVersionKey { bucket, key, version_id, from, to } => {
+            objects::rewrap_key(t, &bucket, &key, &version_id, &from, to)
+        }
+        WriteOp::RewrapUploadKey { upload_id, from, to } => multipart::rewrap_key(t, &upload_id, &from, to),
         WriteOp::CreateJob { record } => jobs::create(t, record),
         WriteOp::UpdateJob { record, tasks } => jobs::update(t, &record, &tasks),
         WriteOp::ForgetJob { seq, limit } => jobs::forget(t, seq, limit),

@@ -110,6 +110,7 @@ pub fn start_region_on(cfg: &RegionConfig, listener: TcpListener) -> anyhow::Res
     let (key_ids, current_key) = region.master_key_ids();
     tracing::info!(region = %cfg.region, keys = ?key_ids, current = current_key, "SSE master keys");
     spawn_orphan_collection(&region);
+    spawn_rewrap(&region)?;
     let identity =
         Identity::with_root(Credential { access_key: cfg.access_key.clone(), secret_key: cfg.secret_key.clone() });
     // With TLS, same-region replication reaches this region through a plain loopback
@@ -195,6 +196,32 @@ fn spawn_orphan_collection(region: &Region) {
         Ok(report) => tracing::debug!(region = %region.name(), ?report, "orphan blob collection done"),
         Err(e) => tracing::warn!(region = %region.name(), error = %e, "orphan blob collection failed"),
     });
+}
+
+/// After a master key rotation, re-wraps the stored data keys under the newest key in the
+/// background and retires the older keys (`Region::rewrap_data_keys`); nothing to do otherwise.
+fn spawn_rewrap(region: &Region) -> anyhow::Result<()> {
+    let old = region.keys_to_retire()?;
+    if old.is_empty() {
+        return Ok(());
+    }
+    let region = region.clone();
+    tokio::spawn(async move {
+        tracing::info!(region = %region.name(), keys = ?old, "re-wrapping data keys under the newest SSE master key");
+        match region.rewrap_data_keys().await {
+            Ok(report) => tracing::info!(
+                region = %region.name(),
+                versions = report.versions,
+                uploads = report.uploads,
+                retired = ?report.retired,
+                "data keys re-wrapped; the retired keys' files may be removed"
+            ),
+            Err(e) => {
+                tracing::warn!(region = %region.name(), error = %e, "re-wrapping data keys stopped; it runs again at the next start")
+            }
+        }
+    });
+    Ok(())
 }
 
 /// Starts the replication worker: destinations are reached at the peers' endpoints (and at

@@ -24,7 +24,7 @@ pub struct RegionConfig {
     pub secret_key: String,
     /// Base domains for virtual-hosted-style requests (`bucket.<domain>`).
     pub domains: Vec<String>,
-    /// Other regions of the deployment: region name → endpoint URL (`http://host:port`).
+    /// Other regions of the deployment: region name → endpoint URL (`http://host:port` or `https://host:port`).
     pub peers: BTreeMap<String, String>,
     /// Bearer token that also admits `GET /_xregion/metrics` and `/_xregion/replication`
     /// (`Authorization: Bearer <token>`), for scrapers that cannot sign SigV4. Unset: SigV4 only.

@@ -17,8 +17,8 @@ pub struct KeysArgs {
 
 #[derive(clap::Subcommand)]
 enum KeysAction {
-    /// Make a new master key that encrypts the region's new objects from its next start;
-    /// objects written before keep opening with the keys they were written with.
+    /// Make a new master key: from the region's next start it encrypts new objects, and the
+    /// older objects' data keys are re-wrapped under it, after which the older keys are retired.
     Rotate(RotateArgs),
 }
 
@@ -55,7 +55,8 @@ fn rotate(args: RotateArgs) -> anyhow::Result<()> {
     let (id, path) = xregion_core::encryption::rotate_master_key(&data_dir, key_file.as_deref())
         .with_context(|| format!("rotating the SSE master key of {}", data_dir.display()))?;
     println!("xregion: SSE master key {id} created at {}", path.display());
-    println!("The region encrypts new objects with it from its next start. Objects written before keep");
-    println!("opening with the keys they were written with: keep every key file, and a copy of this one.");
+    println!("From the region's next start, new objects are encrypted under it, and the data keys of older");
+    println!("objects are re-wrapped under it in the background. Keep the older key files until the region");
+    println!("logs that they are retired (keys/sse-master*.retired appear); keep a copy of this one.");
     Ok(())
 }

@@ -107,7 +107,7 @@ enum Patience {
     AfterBody(Duration, tokio::sync::oneshot::Receiver<()>),
 }
 
-/// Asks the other regions of the deployment over HTTP.
+/// Asks the other regions of the deployment over HTTP(S).
 pub struct HttpPeers {
     peers: BTreeMap<String, String>,
     credential: Credential,

@@ -154,8 +154,9 @@ async fn copies_follow_their_own_request_and_kms_is_refused() {
 }
 
 /// `xregion keys rotate`: after the region's restart, new objects are encrypted under the new
-/// key while objects (inline, blob and an upload begun) from before keep opening with the old
-/// one; the new key is then part of the region, which refuses to start without it.
+/// key, the older objects' data keys (inline, blob, an upload begun before) are re-wrapped
+/// under it in the background and the old key is marked retired; the region then starts
+/// without the old key file and reads everything, and refuses to start without the new one.
 #[tokio::test]
 async fn a_rotated_master_key_encrypts_new_objects_and_old_ones_still_open() {
     let mut region = TestRegion::start("us-east-1", &[]);
@@ -202,6 +203,11 @@ async fn a_rotated_master_key_encrypts_new_objects_and_old_ones_still_open() {
     assert!(said.contains(&format!("SSE master key 2 created at {}", key_two.display())), "{said}");
     region.restart();
     let client = region.client();
+    let retired = region.data_dir().join("keys/sse-master.retired");
+    crate::replication::eventually("key 1 retired after the re-wrap", || async {
+        retired.try_exists().expect("stat").then_some(())
+    })
+    .await;
 
     // Before the rotation: still readable, whole and by range.
     assert_eq!(get_body(&client, &bucket, "small", Some(&small_id)).await, small);
@@ -259,8 +265,17 @@ async fn a_rotated_master_key_encrypts_new_objects_and_old_ones_still_open() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("has encrypted with key 2"), "{said}");
     std::fs::write(&key_two, saved).expect("restore key 2");
+    // The retired key is not needed: everything reads without its file.
+    std::fs::remove_file(region.data_dir().join("keys/sse-master.key")).expect("remove key 1");
     region.restart();
-    assert_eq!(get_body(&region.client(), &bucket, "newer", Some(&newer_id)).await, newer);
+    let client = region.client();
+    assert_eq!(get_body(&client, &bucket, "newer", Some(&newer_id)).await, newer);
+    assert_eq!(get_body(&client, &bucket, "small", Some(&small_id)).await, small);
+    assert_eq!(get_body(&client, &bucket, "large", Some(&large_id)).await, large);
+    assert_eq!(get_body(&client, &bucket, "upload", None).await, whole);
+    // And the next rotation still finds its place.
+    let out = rotate(&region);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SSE master key 3 created"), "{out:?}");
 }
 
 fn aes256_rule(bucket_key: Option<bool>) -> ServerSideEncryptionConfiguration {
