@@ -252,23 +252,31 @@ impl Region {
         Ok(again.map(|(wrapped_key, key_id)| Encryption { key_id, wrapped_key }))
     }
 
+    /// Applies a page's re-wraps at once (the metadata writer groups them into few
+    /// transactions); how many replaced a key.
+    async fn write_rewraps(&self, ops: Vec<xregion_meta::WriteOp>) -> CoreResult<u64> {
+        let writes = ops.into_iter().map(|op| self.meta().write(op));
+        let mut done = 0;
+        for outcome in futures::future::join_all(writes).await {
+            done += u64::from(matches!(outcome?, xregion_meta::WriteOutcome::Rewrapped(true)));
+        }
+        Ok(done)
+    }
+
     async fn rewrap_uploads(&self, bucket: &xregion_types::BucketRecord) -> CoreResult<u64> {
-        use xregion_meta::{ListUploadsQuery, WriteOp, WriteOutcome};
+        use xregion_meta::{ListUploadsQuery, WriteOp};
         let mut q = ListUploadsQuery { max_uploads: REWRAP_PAGE, ..ListUploadsQuery::default() };
         let mut done = 0;
         loop {
             let page = self.meta().list_uploads(bucket.id, &q)?;
-            let mut writes = Vec::new();
+            let mut ops = Vec::new();
             for upload in &page.uploads {
                 let Some(from) = &upload.template.encryption else { continue };
                 if let Some(to) = self.rewrapped(from)? {
-                    let op = WriteOp::RewrapUploadKey { upload_id: upload.upload_id.clone(), from: from.clone(), to };
-                    writes.push(self.meta().write(op));
+                    ops.push(WriteOp::RewrapUploadKey { upload_id: upload.upload_id.clone(), from: from.clone(), to });
                 }
             }
-            for outcome in futures::future::join_all(writes).await {
-                done += u64::from(matches!(outcome?, WriteOutcome::Rewrapped(true)));
-            }
+            done += self.write_rewraps(ops).await?;
             if !page.is_truncated {
                 return Ok(done);
             }
@@ -278,28 +286,25 @@ impl Region {
     }
 
     async fn rewrap_versions(&self, bucket: &xregion_types::BucketRecord) -> CoreResult<u64> {
-        use xregion_meta::{ListVersionsQuery, WriteOp, WriteOutcome};
+        use xregion_meta::{ListVersionsQuery, WriteOp};
         let mut q = ListVersionsQuery { max_keys: REWRAP_PAGE, ..ListVersionsQuery::default() };
         let mut done = 0;
         loop {
             let page = self.meta().list_versions(bucket.id, &q)?;
-            let mut writes = Vec::new();
+            let mut ops = Vec::new();
             for entry in &page.entries {
                 let Some(from) = entry.record.object().and_then(|d| d.encryption.as_ref()) else { continue };
                 if let Some(to) = self.rewrapped(from)? {
-                    let op = WriteOp::RewrapVersionKey {
+                    ops.push(WriteOp::RewrapVersionKey {
                         bucket: bucket.name.as_str().to_owned(),
                         key: entry.key.clone(),
                         version_id: entry.record.version_id.clone(),
                         from: from.clone(),
                         to,
-                    };
-                    writes.push(self.meta().write(op));
+                    });
                 }
             }
-            for outcome in futures::future::join_all(writes).await {
-                done += u64::from(matches!(outcome?, WriteOutcome::Rewrapped(true)));
-            }
+            done += self.write_rewraps(ops).await?;
             if !page.is_truncated {
                 return Ok(done);
             }
