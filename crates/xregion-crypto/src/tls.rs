@@ -79,6 +79,43 @@ fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
+/// What the operator report says of a served certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateInfo {
+    /// The end of its validity (`notAfter`), unix milliseconds.
+    pub not_after_ms: i64,
+    /// Its subject alternative names (DNS names and IP addresses), else its common name.
+    pub names: Vec<String>,
+}
+
+impl CertificateInfo {
+    /// Reads a certificate (DER); `None` if it does not parse (rustls accepted it, so that
+    /// would be a parser gap, not a reason to refuse the certificate).
+    fn of(der: &CertificateDer<'_>) -> Option<Self> {
+        use x509_parser::extensions::GeneralName;
+        let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+        let not_after_ms = cert.validity().not_after.timestamp().saturating_mul(1000);
+        let mut names = Vec::new();
+        if let Ok(Some(san)) = cert.subject_alternative_name() {
+            for name in &san.value.general_names {
+                match name {
+                    GeneralName::DNSName(dns) => names.push((*dns).to_owned()),
+                    GeneralName::IPAddress(ip) => match ip.len() {
+                        4 => names.push(std::net::Ipv4Addr::from(<[u8; 4]>::try_from(*ip).ok()?).to_string()),
+                        16 => names.push(std::net::Ipv6Addr::from(<[u8; 16]>::try_from(*ip).ok()?).to_string()),
+                        _ => {}
+                    },
+                    _ => {}
+                }
+            }
+        }
+        if names.is_empty() {
+            names.extend(cert.subject().iter_common_name().filter_map(|cn| cn.as_str().ok()).map(str::to_owned));
+        }
+        Some(Self { not_after_ms, names })
+    }
+}
+
 /// The certificate a region serves, reloaded from its files when they change.
 #[derive(Debug)]
 pub struct ServerTls {
@@ -142,6 +179,12 @@ impl ServerTls {
         let mut loaded = current.loaded.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         *loaded = (Arc::new(key), stamps.0, stamps.1);
         Ok(true)
+    }
+
+    /// Expiry and names of the certificate in use (`None` if it does not parse).
+    pub fn info(&self) -> Option<CertificateInfo> {
+        let loaded = self.current.loaded.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        loaded.0.cert.first().and_then(CertificateInfo::of)
     }
 
     /// The certificate chain in use (leaf first).
@@ -278,6 +321,10 @@ mod tests {
         let key = write(dir.path(), "key.pem", &leaf.key);
         let tls = ServerTls::load(&cert, &key).expect("load");
         assert_eq!(tls.chain().len(), 2);
+        let info = tls.info().expect("certificate info");
+        assert_eq!(info.names, ["localhost", "127.0.0.1"]);
+        // rcgen's default validity ends on 4096-01-01.
+        assert_eq!(info.not_after_ms, 67_090_118_400_000);
         assert_eq!(tls.config().alpn_protocols, vec![b"http/1.1".to_vec()]);
     }
 

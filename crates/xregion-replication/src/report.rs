@@ -74,6 +74,18 @@ pub struct ReplicationReport {
     pub targets: BTreeMap<String, String>,
     /// The lifecycle runner since start (`xregion_core::lifecycle`).
     pub lifecycle: xregion_core::lifecycle::LifecycleStats,
+    /// The certificate the region serves HTTPS with (the server fills it in; `None` without
+    /// TLS, and from [`build`]): when it expires, peers stop replicating to the region.
+    pub tls: Option<TlsReport>,
+}
+
+/// The certificate a region serves.
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsReport {
+    /// The end of its validity, unix milliseconds.
+    pub certificate_not_after_ms: i64,
+    /// The names it is valid for.
+    pub certificate_names: Vec<String>,
 }
 
 /// Batch replication jobs of the region (`xregion_core::jobs`).
@@ -350,6 +362,7 @@ fn build_at(region: &Region, status: &WorkerStatus, now: i64) -> Result<Replicat
         peers: BTreeMap::new(),
         targets: BTreeMap::new(),
         lifecycle: region.lifecycle_stats(),
+        tls: None,
     })
 }
 
@@ -509,6 +522,14 @@ impl ReplicationReport {
             ] {
                 family(&format!("xregion_disk_{name}"), "gauge", help, vec![(String::new(), value.to_string())]);
             }
+        }
+        if let Some(tls) = &self.tls {
+            family(
+                "xregion_tls_certificate_expiry_timestamp_seconds",
+                "gauge",
+                "When the certificate the region serves HTTPS with expires (unix seconds).",
+                vec![(String::new(), (tls.certificate_not_after_ms / 1000).to_string())],
+            );
         }
         let life = &self.lifecycle;
         family(
@@ -728,6 +749,20 @@ mod tests {
         assert_eq!(json["metadata_writer"]["ops"], 6);
         assert!(text.contains("xregion_metadata_writer_ops_total{region=\"test-1\"} 6"), "{text}");
         assert!(!text.contains("xregion_forwarded_requests_total{"), "no peers, nothing forwarded: {text}");
+        assert!(!text.contains("xregion_tls_"), "no HTTPS, no certificate: {text}");
+        // The certificate of a region serving HTTPS, as the server fills it in.
+        let mut with_tls = report.clone();
+        with_tls.tls = Some(TlsReport {
+            certificate_not_after_ms: 1_798_761_600_000,
+            certificate_names: vec!["s3.example".into()],
+        });
+        assert!(
+            with_tls
+                .to_prometheus()
+                .contains("xregion_tls_certificate_expiry_timestamp_seconds{region=\"test-1\"} 1798761600\n")
+        );
+        let json: serde_json::Value = serde_json::from_str(&with_tls.to_json()).expect("JSON");
+        assert_eq!(json["tls"]["certificate_names"][0], "s3.example");
         // Forwarded requests, as the server fills them in.
         let mut with_peers = report.clone();
         let eu = ForwardedReport { region: "eu-west-1".into(), reads: 2, writes: 3, upload_bytes: 100, unavailable: 1 };

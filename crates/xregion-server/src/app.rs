@@ -132,6 +132,7 @@ pub fn start_region_on(cfg: &RegionConfig, listener: TcpListener) -> anyhow::Res
         tags: Arc::clone(&tags),
         peers: Arc::clone(&peers),
         targets: external.endpoints(),
+        tls: server_tls.clone(),
     });
     let region_handle = region.clone();
     let reports_handle: Arc<dyn AdminReports> = reports.clone();
@@ -253,6 +254,8 @@ struct Reports {
     peers: Arc<HttpPeers>,
     /// External targets, bucket → endpoint.
     targets: std::collections::BTreeMap<String, String>,
+    /// The certificate served, if the region serves HTTPS.
+    tls: Option<Arc<ServerTls>>,
 }
 
 impl AdminReports for Reports {
@@ -262,6 +265,10 @@ impl AdminReports for Reports {
         let forwarded = self.peers.forwarded_report();
         let peers = self.peers.endpoints().clone();
         let targets = self.targets.clone();
+        let tls = self.tls.as_ref().and_then(|t| t.info()).map(|info| xregion_replication::report::TlsReport {
+            certificate_not_after_ms: info.not_after_ms,
+            certificate_names: info.names,
+        });
         Box::pin(async move {
             let mut built = tokio::task::spawn_blocking(move || xregion_replication::report::build(&region, &status))
                 .await
@@ -271,6 +278,7 @@ impl AdminReports for Reports {
             built.forwarded = forwarded;
             built.peers = peers;
             built.targets = targets;
+            built.tls = tls;
             Ok(match report {
                 AdminReport::ReplicationJson => built.to_json(),
                 AdminReport::Metrics => built.to_prometheus(),
@@ -301,11 +309,33 @@ fn internal_listener(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 /// How often the certificate files are checked for a renewal.
 const CERTIFICATE_CHECK: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// A certificate this close to its end is warned about (once a day): ACME clients renew
+/// 30 days ahead, so a renewal has failed for two weeks by then.
+const EXPIRY_WARNING_MS: i64 = 14 * 24 * 60 * 60 * 1000;
+
+/// Warns if the certificate in use ends within [`EXPIRY_WARNING_MS`], unless it did so less
+/// than a day ago (`last`).
+fn warn_if_expiring(tls: &ServerTls, region: &str, last: &mut Option<std::time::Instant>) {
+    let Some(info) = tls.info() else { return };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let left_ms = info.not_after_ms.saturating_sub(now_ms);
+    let recently = last.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(24 * 60 * 60));
+    if left_ms < EXPIRY_WARNING_MS && !recently {
+        let days = left_ms / (24 * 60 * 60 * 1000);
+        tracing::warn!(%region, names = ?info.names, days_left = days, "the TLS certificate expires soon (or has): renew it");
+        *last = Some(std::time::Instant::now());
+    }
+}
+
 /// Serves a renewed certificate from the next handshake on; a renewal that does not load is
-/// reported once and the old certificate kept.
+/// reported once and the old certificate kept. Warns of a certificate about to expire.
 async fn reload_certificate(tls: Arc<ServerTls>, region: String) {
     let mut reported = None;
+    let mut warned = None;
     loop {
+        warn_if_expiring(&tls, &region, &mut warned);
         tokio::time::sleep(CERTIFICATE_CHECK).await;
         let tls = Arc::clone(&tls);
         match tokio::task::spawn_blocking(move || tls.reload_if_changed()).await {

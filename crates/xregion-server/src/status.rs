@@ -279,6 +279,20 @@ fn render(endpoint: &str, r: &Value) -> String {
             bytes(num(&disk["reserve_bytes"]))
         );
     }
+    if let Some(not_after) = r["tls"]["certificate_not_after_ms"].as_i64() {
+        let names: Vec<&str> =
+            r["tls"]["certificate_names"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let when = u64::try_from(not_after)
+            .map(|ms| httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_millis(ms)))
+            .unwrap_or_default();
+        const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+        let left = not_after.saturating_sub(r["generated_ms"].as_i64().unwrap_or_default());
+        let days = match left {
+            ..0 => format!("expired {} days ago", (-left) / DAY_MS),
+            _ => format!("{} days left", left / DAY_MS),
+        };
+        let _ = writeln!(out, "  tls: certificate for {} expires {when} ({days})", names.join(", "));
+    }
     if let Some(shared) = r["stamp_tag"]["shared_with"].as_array().filter(|s| !s.is_empty()) {
         let names: Vec<&str> = shared.iter().filter_map(Value::as_str).collect();
         let _ = writeln!(out, "  warning: version stamp tag shared with {} (see stamp_tag)", names.join(", "));
@@ -466,5 +480,21 @@ mod tests {
         );
         assert_eq!(lines[5], "  disk: 2.0 GiB free of 10.0 GiB (object writes stop at 1.0 GiB free)");
         assert_eq!(lines[6], "  warning: version stamp tag shared with eu-west-1 (see stamp_tag)");
+        // A region serving HTTPS: its certificate's end, counted from the report's time.
+        let mut tls = report.clone();
+        tls["generated_ms"] = serde_json::json!(1_796_000_000_000i64);
+        tls["tls"] = serde_json::json!({
+            "certificate_not_after_ms": 1_798_761_600_000i64, "certificate_names": ["s3.example.com", "10.0.0.1"]
+        });
+        let text = render("https://s3.example.com", &tls);
+        assert!(
+            text.contains(
+                "  tls: certificate for s3.example.com, 10.0.0.1 expires Fri, 01 Jan 2027 00:00:00 GMT (31 days left)\n"
+            ),
+            "{text}"
+        );
+        tls["generated_ms"] = serde_json::json!(1_799_000_000_000i64);
+        let text = render("https://s3.example.com", &tls);
+        assert!(text.contains("(expired 2 days ago)"), "{text}");
     }
 }

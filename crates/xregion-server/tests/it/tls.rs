@@ -193,6 +193,11 @@ async fn status_reads_https_regions_with_the_ca_bundle() {
     let stdout = String::from_utf8_lossy(&ok.stdout);
     assert!(ok.status.success(), "{stdout}{}", String::from_utf8_lossy(&ok.stderr));
     assert!(stdout.starts_with(&format!("us-east-1 ({})", region.endpoint())), "{stdout}");
+    // The certificate served, and when it ends (rcgen's default: 4096).
+    assert!(
+        stdout.contains("  tls: certificate for localhost, 127.0.0.1 expires Sun, 01 Jan 4096 00:00:00 GMT ("),
+        "{stdout}"
+    );
     let refused = xregion_status(&region, None);
     assert!(!refused.status.success());
     let all = format!("{}{}", String::from_utf8_lossy(&refused.stdout), String::from_utf8_lossy(&refused.stderr));
