@@ -30,13 +30,11 @@ pub struct RunningRegion {
     pub name: String,
     /// The bound address (useful when the configured port was 0).
     pub addr: SocketAddr,
-    /// Whether it serves HTTPS.
-    pub tls: bool,
     stop: watch::Sender<bool>,
     /// The accept loops: the configured listener, and with TLS the loopback one
     /// ([`internal_listener`]).
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    /// Reloads a renewed certificate (with TLS).
+    /// Reloads a renewed certificate: present exactly when the region serves HTTPS.
     tls_reload: Option<tokio::task::JoinHandle<()>>,
     replication: WorkerHandle,
     /// The batch replication job runner (`xregion_core::jobs`); its state is all on disk.
@@ -48,7 +46,7 @@ pub struct RunningRegion {
 impl RunningRegion {
     /// `http://ADDR` or `https://ADDR`.
     pub fn url(&self) -> String {
-        format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr)
+        format!("{}://{}", if self.tls_reload.is_some() { "https" } else { "http" }, self.addr)
     }
 
     /// Stops accepting, lets in-flight requests finish (bounded), stops the replication
@@ -159,7 +157,7 @@ pub fn start_region_on(cfg: &RegionConfig, listener: TcpListener) -> anyhow::Res
     let tls_reload = server_tls.map(|tls| tokio::spawn(reload_certificate(tls, name.clone())));
     tracing::info!(region = %name, %addr, tls = tls_reload.is_some(), "region listening");
     tokio::spawn(async move { peers.probe_stamp_tags().await });
-    Ok(RunningRegion { name, addr, tls: tls_reload.is_some(), stop, tasks, tls_reload, replication, jobs, lifecycle })
+    Ok(RunningRegion { name, addr, stop, tasks, tls_reload, replication, jobs, lifecycle })
 }
 
 /// A name in a replication rule must mean one place: a region refuses to start when one of
@@ -317,10 +315,7 @@ const EXPIRY_WARNING_MS: i64 = 14 * 24 * 60 * 60 * 1000;
 /// than a day ago (`last`).
 fn warn_if_expiring(tls: &ServerTls, region: &str, last: &mut Option<std::time::Instant>) {
     let Some(info) = tls.info() else { return };
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    let left_ms = info.not_after_ms.saturating_sub(now_ms);
+    let left_ms = info.not_after_ms.saturating_sub(xregion_types::now_ms());
     let recently = last.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(24 * 60 * 60));
     if left_ms < EXPIRY_WARNING_MS && !recently {
         let days = left_ms / (24 * 60 * 60 * 1000);
