@@ -60,3 +60,29 @@ fn rotate(args: RotateArgs) -> anyhow::Result<()> {
     println!("logs that they are retired (keys/sse-master*.retired appear); keep a copy of this one.");
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "tests write a scratch configuration and key file")]
+mod tests {
+    use super::*;
+
+    /// The data directory and the first key file come from the region's configuration file
+    /// when no flag names them; without a data directory the command says what is missing.
+    #[test]
+    fn rotate_reads_the_region_configuration() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        let first = dir.path().join("site.key");
+        std::fs::write(&first, "ab".repeat(32)).expect("key file");
+        let config = dir.path().join("region.toml");
+        let text = format!("data_dir = {:?}\nsse_master_key_file = {:?}\n", data, first);
+        std::fs::write(&config, text).expect("config");
+        let args = |config: Option<PathBuf>| RotateArgs { config, data_dir: None, sse_master_key_file: None };
+        rotate(args(Some(config.clone()))).expect("rotate from the configuration");
+        assert!(dir.path().join("site-2.key").try_exists().expect("stat"), "beside the configured first key");
+        rotate(args(Some(config))).expect("rotate again");
+        assert!(dir.path().join("site-3.key").try_exists().expect("stat"));
+        let err = rotate(args(None)).expect_err("no data directory");
+        assert!(err.to_string().contains("missing the data directory"), "{err}");
+    }
+}
