@@ -48,14 +48,11 @@ pub struct SealKey {
 /// `<data dir>/keys/sse-master.check`, which records the key the region's data is encrypted
 /// with: another key refuses to open, and a default key file that disappeared is not made
 /// again once there is a check file (its objects could never be read). Blocking.
-pub(crate) fn load_master_key(data_dir: &Path, configured: Option<&Path>) -> CoreResult<MasterKey> {
-    let keys = data_dir.join("keys");
-    let check = keys.join("sse-master.check");
-    let default = keys.join("sse-master.key");
-    let (path, may_create) = match configured {
-        Some(path) => (path, false),
-        None => (default.as_path(), !check.try_exists().unwrap_or(true)),
-    };
+fn load_master_key(data_dir: &Path, configured: Option<&Path>) -> CoreResult<MasterKey> {
+    let check = check_path(data_dir, FIRST_KEY_ID);
+    let path = first_key_path(data_dir, configured);
+    let path = path.as_path();
+    let may_create = configured.is_none() && !check.try_exists().unwrap_or(true);
     if !may_create && !path.try_exists().unwrap_or(true) {
         let why = match configured {
             Some(_) => "sse_master_key_file must name an existing key file",
