@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
+use xregion_crypto::write_durably;
+
 use crate::app;
 use crate::config::{RegionConfig, TlsFiles, default_domains};
 
@@ -95,26 +97,9 @@ fn dev_credentials(dir: &Path) -> anyhow::Result<(String, String)> {
     }
     let access = format!("XR{}", hex::encode_upper(rand::random::<[u8; 9]>()));
     let secret = hex::encode(rand::random::<[u8; 20]>());
-    write_atomically(dir, &path, format!("{access}\n{secret}\n").as_bytes())
+    write_durably(&path, format!("{access}\n{secret}\n").as_bytes())
         .with_context(|| format!("writing {}", path.display()))?;
     Ok((access, secret))
-}
-
-/// Writes `path` (in `dir`) whole or not at all, durably: a temporary file, fsynced, renamed
-/// over it, then the directory fsynced. A crash cannot leave half a secret to be read back.
-fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let tmp = path.with_extension("tmp");
-    let mut options = std::fs::File::options();
-    options.write(true).create(true).truncate(true);
-    // Secrets (the credentials, a private key): readable by their owner only.
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
 }
 
 /// The TLS files of a dev deployment.
@@ -146,11 +131,11 @@ fn dev_certificates(data: &Path) -> anyhow::Result<DevTls> {
     let ca = xregion_crypto::tls::generate::Ca::new("xregion dev CA")?;
     let leaf = ca.leaf(&["localhost", "*.localhost", "127.0.0.1", "::1"])?;
     // The key first and the CA last: a deployment is complete only once ca.pem exists.
-    write_atomically(&dir, &tls.server.key_file, leaf.key.as_bytes())
+    write_durably(&tls.server.key_file, leaf.key.as_bytes())
         .with_context(|| format!("writing {}", tls.server.key_file.display()))?;
-    write_atomically(&dir, &tls.server.cert_file, leaf.cert.as_bytes())
+    write_durably(&tls.server.cert_file, leaf.cert.as_bytes())
         .with_context(|| format!("writing {}", tls.server.cert_file.display()))?;
-    write_atomically(&dir, &tls.ca_file, ca.pem().cert.as_bytes())
+    write_durably(&tls.ca_file, ca.pem().cert.as_bytes())
         .with_context(|| format!("writing {}", tls.ca_file.display()))?;
     Ok(tls)
 }
