@@ -37,6 +37,9 @@ pub struct CopySourceRef<'a> {
     pub key: &'a str,
     /// Source version id, if named.
     pub version: Option<&'a str>,
+    /// The source's SSE-C key (`x-amz-copy-source-server-side-encryption-customer-*`), which
+    /// an SSE-C source needs and any other source refuses ([`Region::open_key`]).
+    pub customer: Option<&'a xregion_crypto::CustomerKey>,
 }
 
 /// What a read of a version in another region asks for.
@@ -145,6 +148,13 @@ impl Region {
     ) -> CoreResult<CopySource> {
         let (bucket, version) = match self.get_object(source.bucket, source.key, source.version) {
             Err(CoreError::NoSuchBucket) => match self.locate_bucket(source.bucket).await? {
+                crate::buckets::BucketLocation::Remote(_) if source.customer.is_some() => {
+                    return Err(CoreError::NotImplemented(
+                        "copying an SSE-C object from a bucket in another region is not supported: \
+                         copy it within its region first"
+                            .into(),
+                    ));
+                }
                 crate::buckets::BucketLocation::Remote(region) => {
                     return self.open_remote_copy_source(region, source, range, conditions, tags).await;
                 }
@@ -158,9 +168,10 @@ impl Region {
         let Some(data) = version.object() else {
             return Err(CoreError::Internal("copy source resolved to a delete marker".into()));
         };
+        let key = self.open_key(data.encryption.as_ref(), source.customer)?;
         conditions.check(&data.etag, version.last_modified_ms)?;
         let (start, end) = bounds(range, data.size)?;
-        let body = self.read_object(data, start, end).map(|r| r.map_err(BodyError::from)).boxed();
+        let body = self.read_object_with(data, start, end, key).map(|r| r.map_err(BodyError::from)).boxed();
         Ok(CopySource {
             version_header: (bucket.versioning != VersioningState::Unversioned).then(|| version.version_id.clone()),
             etag: data.etag.clone(),
@@ -206,8 +217,8 @@ impl Region {
     /// `meta` replaces the source's metadata (`MetadataDirective: REPLACE`), `tags` its tags
     /// (`TaggingDirective: REPLACE`); the checksum is `checksum`, else the source's algorithm,
     /// else the default. The copy is encrypted as `encryption` (the request's
-    /// `x-amz-server-side-encryption`) or the target bucket's default say, whatever the
-    /// source's. Returns the source as read and the new version.
+    /// `x-amz-server-side-encryption`), `customer` (its SSE-C key) or the target bucket's
+    /// default say, whatever the source's. Returns the source as read and the new version.
     #[allow(clippy::too_many_arguments)] // one per CopyObject parameter
     pub async fn copy_object(
         &self,
@@ -218,9 +229,10 @@ impl Region {
         tags: Option<Vec<(String, String)>>,
         checksum: Option<ChecksumAlgorithm>,
         encryption: Option<&str>,
+        customer: Option<&xregion_crypto::CustomerKey>,
     ) -> CoreResult<(Option<VersionId>, PutResult)> {
         self.bucket(target.0)?;
-        let seal = self.write_encryption(target.0, encryption)?;
+        let seal = self.write_encryption(target.0, encryption, customer)?;
         let src = self.open_copy_source(source, None, conditions, tags.is_none()).await?;
         let algorithm = checksum.or(src.checksum.as_ref().map(|c| c.algorithm)).unwrap_or(DEFAULT_CHECKSUM);
         let content_md5 = src.expected_md5();
@@ -253,8 +265,9 @@ impl Region {
     }
 
     /// UploadPartCopy: streams a byte range of the source version (the whole of it without
-    /// `range`, which is inclusive) into a part of `upload`. Returns the source as read and
-    /// the new part.
+    /// `range`, which is inclusive) into a part of `upload` (sealed with its key; `customer`
+    /// is the request's SSE-C key, which an SSE-C upload needs). Returns the source as read
+    /// and the new part.
     pub async fn copy_part(
         &self,
         upload: &UploadRecord,
@@ -262,12 +275,13 @@ impl Region {
         source: CopySourceRef<'_>,
         range: Option<(u64, u64)>,
         conditions: &ReadConditions,
+        customer: Option<&xregion_crypto::CustomerKey>,
     ) -> CoreResult<(Option<VersionId>, PartRecord)> {
+        let key = self.upload_key(upload, customer)?;
         let src = self.open_copy_source(source, range, conditions, false).await?;
         let content_md5 = src.expected_md5();
         let version_header = src.version_header.clone();
         let (len, from_region) = (src.len(), src.from_region.clone());
-        let key = self.upload_key(upload)?;
         let blob = self
             .write_blob(src.body, upload.checksum_algorithm, Some(len), key.as_deref())
             .await
@@ -383,7 +397,7 @@ mod tests {
     }
 
     fn far(key: &str) -> CopySourceRef<'_> {
-        CopySourceRef { bucket: "far", key, version: None }
+        CopySourceRef { bucket: "far", key, version: None, customer: None }
     }
 
     fn files(dir: &std::path::Path) -> usize {
@@ -405,7 +419,7 @@ mod tests {
             let (_dir, r) =
                 region(FarRegion { short: false, etag: md5_hex(&bytes), bytes: bytes.clone(), checksum: None }).await;
             let (version, put) = r
-                .copy_object(far("a"), &ReadConditions::default(), ("here", "a"), None, None, None, None)
+                .copy_object(far("a"), &ReadConditions::default(), ("here", "a"), None, None, None, None, None)
                 .await
                 .unwrap();
             assert_eq!(version.map(|v| v.as_str().to_owned()).as_deref(), Some("null"));
@@ -413,7 +427,8 @@ mod tests {
             assert_eq!((data.size, data.etag.as_str(), data.tags.len()), (len as u64, md5_hex(&bytes).as_str(), 1));
 
             let (_dir, r) = region(FarRegion { short: false, etag: md5_hex(b"other"), bytes, checksum: None }).await;
-            let err = r.copy_object(far("a"), &ReadConditions::default(), ("here", "b"), None, None, None, None).await;
+            let err =
+                r.copy_object(far("a"), &ReadConditions::default(), ("here", "b"), None, None, None, None, None).await;
             assert!(matches!(&err, Err(CoreError::Internal(m)) if m.contains("far-1")), "{err:?}");
             assert!(matches!(r.get_object("here", "b", None), Err(CoreError::NoSuchKey { .. })));
             assert_eq!(r.meta().inline_rows().unwrap(), 0);
@@ -435,12 +450,15 @@ mod tests {
         let bad = ChecksumValue { value: "AAAAAA==".into(), ..good.clone() };
         let (_dir, r) =
             region(FarRegion { short: false, etag: "abc-2".into(), bytes: bytes.clone(), checksum: Some(good) }).await;
-        let (_, put) =
-            r.copy_object(far("a"), &ReadConditions::default(), ("here", "a"), None, None, None, None).await.unwrap();
+        let (_, put) = r
+            .copy_object(far("a"), &ReadConditions::default(), ("here", "a"), None, None, None, None, None)
+            .await
+            .unwrap();
         assert_eq!(put.record.object().unwrap().etag, md5_hex(&bytes));
         let (_dir, r) =
             region(FarRegion { short: false, etag: "abc-2".into(), bytes: bytes.clone(), checksum: Some(bad) }).await;
-        let err = r.copy_object(far("a"), &ReadConditions::default(), ("here", "a"), None, None, None, None).await;
+        let err =
+            r.copy_object(far("a"), &ReadConditions::default(), ("here", "a"), None, None, None, None, None).await;
         assert!(matches!(err, Err(CoreError::Internal(_))), "{err:?}");
         // Another algorithm asked for: nothing to compare with, the copy is made.
         r.copy_object(
@@ -451,20 +469,21 @@ mod tests {
             None,
             Some(ChecksumAlgorithm::Sha1),
             None,
+            None,
         )
         .await
         .unwrap();
 
         let (_dir, r) =
             region(FarRegion { short: false, etag: md5_hex(b"other"), bytes: bytes.clone(), checksum: None }).await;
-        let upload = r.create_upload("here", "mp", ObjectMeta::default(), None, None).await.unwrap();
+        let upload = r.create_upload("here", "mp", ObjectMeta::default(), None, None, None).await.unwrap();
         let conditions = ReadConditions::default();
-        let err = r.copy_part(&upload, 1, far("a"), None, &conditions).await;
+        let err = r.copy_part(&upload, 1, far("a"), None, &conditions, None).await;
         assert!(matches!(err, Err(CoreError::Internal(_))), "{err:?}");
         // A range cannot be checked against the whole source's digest; it is copied.
-        let (_, part) = r.copy_part(&upload, 1, far("a"), Some((0, 99)), &conditions).await.unwrap();
+        let (_, part) = r.copy_part(&upload, 1, far("a"), Some((0, 99)), &conditions, None).await.unwrap();
         assert_eq!(part.etag, md5_hex(&bytes[..100]));
-        let err = r.copy_part(&upload, 2, far("a"), Some((0, 1000)), &conditions).await;
+        let err = r.copy_part(&upload, 2, far("a"), Some((0, 1000)), &conditions, None).await;
         assert!(matches!(err, Err(CoreError::InvalidRange)), "{err:?}");
     }
 
@@ -475,10 +494,11 @@ mod tests {
         for len in [100, 200_000] {
             let bytes = big(len);
             let (_dir, r) = region(FarRegion { short: true, etag: md5_hex(&bytes), bytes, checksum: None }).await;
-            let err = r.copy_object(far("a"), &ReadConditions::default(), ("here", "a"), None, None, None, None).await;
+            let err =
+                r.copy_object(far("a"), &ReadConditions::default(), ("here", "a"), None, None, None, None, None).await;
             assert!(matches!(&err, Err(CoreError::Unavailable(m)) if m.contains("far-1")), "{err:?}");
-            let upload = r.create_upload("here", "mp", ObjectMeta::default(), None, None).await.unwrap();
-            let err = r.copy_part(&upload, 1, far("a"), None, &ReadConditions::default()).await;
+            let upload = r.create_upload("here", "mp", ObjectMeta::default(), None, None, None).await.unwrap();
+            let err = r.copy_part(&upload, 1, far("a"), None, &ReadConditions::default(), None).await;
             assert!(matches!(&err, Err(CoreError::Unavailable(_))), "{err:?}");
             assert!(matches!(r.get_object("here", "a", None), Err(CoreError::NoSuchKey { .. })));
             assert_eq!(files(r.blobs().dir()), 0);
@@ -492,13 +512,13 @@ mod tests {
         let etag = md5_hex(&bytes);
         let (_dir, r) = region(FarRegion { short: false, etag: etag.clone(), bytes, checksum: None }).await;
         let mismatch = ReadConditions { if_match: Some(EtagMatch::List(vec!["\"x\"".into()])), ..Default::default() };
-        let err = r.copy_object(far("a"), &mismatch, ("here", "a"), None, None, None, None).await;
+        let err = r.copy_object(far("a"), &mismatch, ("here", "a"), None, None, None, None, None).await;
         assert!(matches!(err, Err(CoreError::PreconditionFailed)), "{err:?}");
         let unmodified = ReadConditions { if_unmodified_since: Some(999), ..Default::default() };
-        let err = r.copy_object(far("a"), &unmodified, ("here", "a"), None, None, None, None).await;
+        let err = r.copy_object(far("a"), &unmodified, ("here", "a"), None, None, None, None, None).await;
         assert!(matches!(err, Err(CoreError::PreconditionFailed)), "{err:?}");
         let matching =
             ReadConditions { if_match: Some(EtagMatch::List(vec![format!("\"{etag}\"")])), ..Default::default() };
-        r.copy_object(far("a"), &matching, ("here", "a"), None, None, None, None).await.unwrap();
+        r.copy_object(far("a"), &matching, ("here", "a"), None, None, None, None, None).await.unwrap();
     }
 }

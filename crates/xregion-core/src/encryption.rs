@@ -26,7 +26,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use xregion_crypto::{DataKey, FIRST_KEY_ID, INLINE_LABEL, Keyring, MasterKey};
+use xregion_crypto::{CustomerKey, CustomerKeyError, DataKey, FIRST_KEY_ID, INLINE_LABEL, Keyring, MasterKey};
 use xregion_types::{BucketEncryption, Encryption, InvalidInput};
 
 use crate::{CoreError, CoreResult, Region};
@@ -178,6 +178,22 @@ pub struct RewrapReport {
 /// Versions (or uploads) read per page, and re-wrapped concurrently, by the pass.
 const REWRAP_PAGE: usize = 500;
 
+/// The SSE-C key of a request's `x-amz-server-side-encryption-customer-*` headers (or the
+/// `x-amz-copy-source-` ones), `None` without them; `400` with S3's words for a bad set.
+pub fn customer_key(
+    algorithm: Option<&str>,
+    key: Option<&str>,
+    key_md5: Option<&str>,
+) -> CoreResult<Option<CustomerKey>> {
+    CustomerKey::from_headers(algorithm, key, key_md5).map_err(|e: CustomerKeyError| {
+        let code = match e {
+            CustomerKeyError::Algorithm => "InvalidEncryptionAlgorithmError",
+            _ => "InvalidArgument",
+        };
+        InvalidInput::new(code, e.to_string()).into()
+    })
+}
+
 /// Checks an `x-amz-server-side-encryption` value of a write: `AES256`, or the KMS ones S3
 /// has and xregion does not (`501 NotImplemented`), or nothing S3 knows (`400`).
 pub fn check_sse_algorithm(value: &str) -> CoreResult<()> {
@@ -242,8 +258,12 @@ impl Region {
         Ok(report)
     }
 
-    /// The new wrapping of `encryption`, if an older master key wrapped it.
+    /// The new wrapping of `encryption`, if an older master key wrapped it (never an SSE-C
+    /// one: the customer's key wraps it, which the region does not have).
     fn rewrapped(&self, encryption: &Encryption) -> CoreResult<Option<Encryption>> {
+        if encryption.is_customer_key() {
+            return Ok(None);
+        }
         let again = self.keyring().rewrap(encryption.key_id, &encryption.wrapped_key);
         let again = again.map_err(|e| CoreError::Internal(format!("re-wrapping a data key: {e}")))?;
         Ok(again.map(|(wrapped_key, key_id)| Encryption { key_id, wrapped_key }))
@@ -318,10 +338,30 @@ impl Region {
         Ok(SealKey { key: Arc::new(key), record: Encryption { key_id, wrapped_key } })
     }
 
-    /// The key a new version of `bucket` is sealed with: encrypted if the request asked for
-    /// `AES256` (`requested`, checked with [`check_sse_algorithm`]) or, when it did not say,
-    /// if the bucket's default encryption rule says so.
-    pub fn write_encryption(&self, bucket: &str, requested: Option<&str>) -> CoreResult<Option<SealKey>> {
+    /// The key a new version of `bucket` is sealed with: the customer's key if the request
+    /// brought one (SSE-C, `customer`); else encrypted if the request asked for `AES256`
+    /// (`requested`, checked with [`check_sse_algorithm`]) or, when it did not say, if the
+    /// bucket's default encryption rule says so. SSE-C wins over the bucket's default, as on
+    /// S3; asking for both SSE-C and SSE-S3 is `400`.
+    pub fn write_encryption(
+        &self,
+        bucket: &str,
+        requested: Option<&str>,
+        customer: Option<&CustomerKey>,
+    ) -> CoreResult<Option<SealKey>> {
+        if let Some(customer) = customer {
+            if requested.is_some() {
+                return Err(InvalidInput::new(
+                    "InvalidArgument",
+                    "Server Side Encryption with Customer provided key is incompatible with the encryption method specified",
+                )
+                .into());
+            }
+            self.check_customer_key_write(bucket)?;
+            let (key, wrapped_key) = customer.new_data_key().map_err(|e| CoreError::Internal(e.to_string()))?;
+            let record = Encryption { key_id: Encryption::CUSTOMER_KEY_ID, wrapped_key };
+            return Ok(Some(SealKey { key: Arc::new(key), record }));
+        }
         if let Some(algorithm) = requested {
             check_sse_algorithm(algorithm)?;
             return self.new_seal_key().map(Some);
@@ -332,18 +372,70 @@ impl Region {
         }
     }
 
+    /// SSE-C versions are not replicated yet (their bytes would have to travel sealed, as the
+    /// source region cannot open them without the customer's key; ELI-7 says S3 replicates
+    /// them): a bucket with a replication configuration refuses them rather than leave them
+    /// `FAILED` after the write was acknowledged.
+    fn check_customer_key_write(&self, bucket: &str) -> CoreResult<()> {
+        if self.bucket(bucket)?.replication.is_some() {
+            return Err(CoreError::NotImplemented(
+                "SSE-C objects are not replicated by xregion yet, so a bucket with a replication \
+                 configuration does not take them; use x-amz-server-side-encryption: AES256 (SSE-S3)"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// The key a replica is sealed with: when its source was encrypted (ELI-7), or when the
     /// destination bucket's default says so (ELI-9).
     pub fn replica_encryption(&self, bucket: &str, source_encrypted: bool) -> CoreResult<Option<SealKey>> {
-        self.write_encryption(bucket, source_encrypted.then_some(AES256))
+        self.write_encryption(bucket, source_encrypted.then_some(AES256), None)
     }
 
-    /// The data key of a stored version (unwrapped with the master key).
+    /// The data key of a stored version or upload, unwrapped with the region's master key. An
+    /// SSE-C one needs the customer's key ([`Region::open_key`]) and fails here.
     pub fn data_key(&self, encryption: &Encryption) -> CoreResult<Arc<DataKey>> {
+        if encryption.is_customer_key() {
+            return Err(CoreError::Internal(
+                "the version is encrypted with a customer-provided key (SSE-C), which only a client's request brings"
+                    .into(),
+            ));
+        }
         self.keyring()
             .unwrap_key(encryption.key_id, &encryption.wrapped_key)
             .map(Arc::new)
             .map_err(|e| CoreError::Internal(e.to_string()))
+    }
+
+    /// The data key a client's read of a version (or a part upload into an upload) opens its
+    /// bytes with, checking the request's SSE-C key against how they were stored, as S3 does:
+    /// an SSE-C version needs its key (`400` without, `403 AccessDenied` with another one),
+    /// and any other version refuses one (`400`). `None` for plain bytes.
+    pub fn open_key(
+        &self,
+        encryption: Option<&Encryption>,
+        customer: Option<&CustomerKey>,
+    ) -> CoreResult<Option<Arc<DataKey>>> {
+        match (encryption, customer) {
+            (None, None) => Ok(None),
+            (Some(e), Some(customer)) if e.is_customer_key() => match customer.unwrap_key(&e.wrapped_key) {
+                Ok(key) => Ok(Some(Arc::new(key))),
+                Err(_) => Err(CoreError::AccessDenied(
+                    "The SSE-C key given is not the key the object was encrypted with.".into(),
+                )),
+            },
+            (Some(e), None) if e.is_customer_key() => Err(InvalidInput::new(
+                "InvalidRequest",
+                "The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object.",
+            )
+            .into()),
+            (Some(e), None) => self.data_key(e).map(Some),
+            (_, Some(_)) => {
+                Err(InvalidInput::new("InvalidRequest", "The encryption parameters are not applicable to this object.")
+                    .into())
+            }
+        }
     }
 
     /// The plaintext of a version's inline body as read from the metadata store

@@ -77,6 +77,10 @@ pub enum CoreError {
     /// The bucket state forbids the change (VER-4).
     #[error("{0}")]
     InvalidBucketState(String),
+    /// The request may not do this (`403 AccessDenied`): an SSE-C key that is not the one the
+    /// object was written with.
+    #[error("{0}")]
+    AccessDenied(String),
     /// The bucket has no replication configuration (CFG-2).
     #[error("the replication configuration was not found")]
     ReplicationConfigurationNotFound,

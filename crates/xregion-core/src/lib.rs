@@ -34,10 +34,11 @@ use xregion_blob::BlobStore;
 use xregion_meta::MetaStore;
 use xregion_types::VersioningState;
 
-pub use encryption::{AES256, SealKey, check_sse_algorithm};
+pub use encryption::{AES256, SealKey, check_sse_algorithm, customer_key};
 pub use error::{CoreError, CoreResult};
 pub use space::{DiskStatus, RegionOptions, default_reserve};
 pub use xregion_blob::BlobInfo;
+pub use xregion_crypto::CustomerKey;
 pub use xregion_meta as meta;
 
 /// Finds which region of the deployment owns a bucket, by asking the other regions, and reads

@@ -18,9 +18,9 @@ pub const MAX_PART_NUMBER: u32 = 10_000;
 
 impl Region {
     /// CreateMultipartUpload: records the upload and its metadata; returns the upload id.
-    /// An upload encrypted as `encryption` (the request's `x-amz-server-side-encryption`) or
-    /// the bucket's default say gets its data key now: every part is sealed with it, and the
-    /// completed version keeps it.
+    /// An upload encrypted as `encryption` (the request's `x-amz-server-side-encryption`),
+    /// `customer` (its SSE-C key) or the bucket's default say gets its data key now: every part
+    /// is sealed with it, and the completed version keeps it.
     pub async fn create_upload(
         &self,
         bucket: &str,
@@ -28,11 +28,12 @@ impl Region {
         meta: ObjectMeta,
         checksum_algorithm: Option<ChecksumAlgorithm>,
         encryption: Option<&str>,
+        customer: Option<&xregion_crypto::CustomerKey>,
     ) -> CoreResult<UploadRecord> {
         ObjectKey::parse(key)?;
         meta.validate()?;
         let b = self.bucket(bucket)?;
-        let seal = self.write_encryption(bucket, encryption)?;
+        let seal = self.write_encryption(bucket, encryption, customer)?;
         // Time first, so ListMultipartUploads (key, then upload id) lists uploads of a key in
         // the order they were started, as S3 does.
         let upload_id = format!("{:012x}{}", now_ms(), hex::encode(rand::random::<[u8; 10]>()));
@@ -53,9 +54,22 @@ impl Region {
         }
     }
 
-    /// The data key an upload's parts are sealed with, if it is encrypted.
-    pub fn upload_key(&self, upload: &UploadRecord) -> CoreResult<Option<std::sync::Arc<xregion_crypto::DataKey>>> {
-        upload.template.encryption.as_ref().map(|e| self.data_key(e)).transpose()
+    /// The data key an upload's parts are sealed with, if it is encrypted. An SSE-C upload
+    /// needs the same customer key with every part (`customer`), as on S3.
+    pub fn upload_key(
+        &self,
+        upload: &UploadRecord,
+        customer: Option<&xregion_crypto::CustomerKey>,
+    ) -> CoreResult<Option<std::sync::Arc<xregion_crypto::DataKey>>> {
+        let encryption = upload.template.encryption.as_ref();
+        if customer.is_none() && encryption.is_some_and(xregion_types::Encryption::is_customer_key) {
+            return Err(xregion_types::InvalidInput::new(
+                "InvalidRequest",
+                "The multipart upload initiate requested encryption. Subsequent part requests must include the appropriate encryption parameters.",
+            )
+            .into());
+        }
+        self.open_key(encryption, customer)
     }
 
     /// The upload, checked to belong to `bucket`/`key`.

@@ -3,6 +3,8 @@
 
 use base64::Engine as _;
 use bytes::Bytes;
+use std::sync::Arc;
+
 use futures::stream::{BoxStream, StreamExt};
 use xregion_blob::checksum::{Hasher, to_base64};
 use xregion_blob::md5::Md5;
@@ -404,14 +406,27 @@ impl Region {
     /// Streams bytes `start..end` of an object version, wherever they are stored (inline in
     /// the metadata store, or in blob files). Every reader of object bytes goes through here.
     /// Encrypted bytes are opened on the way (see `encryption.rs`).
+    /// An SSE-C version fails here: its bytes open only with the key a client's request
+    /// brings ([`Region::read_object_with`]).
     pub fn read_object(&self, data: &ObjectData, start: u64, end: u64) -> BoxStream<'static, std::io::Result<Bytes>> {
-        let key = match data.encryption.as_ref().map(|e| self.data_key(e)).transpose() {
-            Ok(key) => key,
+        match data.encryption.as_ref().map(|e| self.data_key(e)).transpose() {
+            Ok(key) => self.read_object_with(data, start, end, key),
             Err(e) => {
                 let e = std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string());
-                return futures::stream::once(async move { Err(e) }).boxed();
+                futures::stream::once(async move { Err(e) }).boxed()
             }
-        };
+        }
+    }
+
+    /// [`Region::read_object`] with the data key already opened ([`Region::open_key`], which
+    /// checks a request's SSE-C key), `None` for plain bytes.
+    pub fn read_object_with(
+        &self,
+        data: &ObjectData,
+        start: u64,
+        end: u64,
+        key: Option<Arc<xregion_crypto::DataKey>>,
+    ) -> BoxStream<'static, std::io::Result<Bytes>> {
         match (data.inline, key) {
             (None, None) => self.blobs().read(&data.blob, start, end),
             (None, Some(key)) => self.blobs().read_sealed(&data.blob, start, end, key),
@@ -792,9 +807,10 @@ mod tests {
         put(&region, "src", &bytes, 10).await;
         let (_, copy) = region
             .copy_object(
-                crate::copy::CopySourceRef { bucket: "bkt", key: "src", version: None },
+                crate::copy::CopySourceRef { bucket: "bkt", key: "src", version: None, customer: None },
                 &ReadConditions::default(),
                 ("bkt", "dst"),
+                None,
                 None,
                 None,
                 None,

@@ -110,7 +110,7 @@ mod tests {
             let region = Region::open("test-1", dir.path(), Arc::new(NoPeers)).unwrap();
             region.create_bucket("bkt", None).await.unwrap();
             put(&region, "kept", big.clone()).await;
-            let upload = region.create_upload("bkt", "mp", ObjectMeta::default(), None, None).await.unwrap();
+            let upload = region.create_upload("bkt", "mp", ObjectMeta::default(), None, None, None).await.unwrap();
             let mut writer = region.blobs().writer(None).unwrap();
             writer.write(Bytes::from(big.clone())).await.unwrap();
             region.commit_part(&upload, 1, writer.finish().await.unwrap(), None).await.unwrap();
@@ -209,7 +209,7 @@ mod tests {
             let e = region.put_replica(replica, body(big.clone()), Some(len)).await.unwrap_err();
             assert!(e.outcome_unknown(), "{e:?}");
 
-            let upload = region.create_upload("bkt", "mp", ObjectMeta::default(), None, None).await.unwrap();
+            let upload = region.create_upload("bkt", "mp", ObjectMeta::default(), None, None, None).await.unwrap();
             let mut writer = region.blobs().writer(None).unwrap();
             writer.write(Bytes::from(big.clone())).await.unwrap();
             let part = writer.finish().await.unwrap();

@@ -13,7 +13,7 @@ use crate::CryptoError;
 use crate::chunks::SegmentCipher;
 
 /// Bytes of a key (AES-256).
-const KEY_BYTES: usize = 32;
+pub(crate) const KEY_BYTES: usize = 32;
 /// Bytes of a wrapped data key: nonce ‖ encrypted key ‖ tag.
 pub const WRAPPED_KEY_BYTES: usize = NONCE_LEN + KEY_BYTES + 16;
 /// The label of a version's inline body (blob files are labelled by their id).
@@ -121,40 +121,22 @@ impl MasterKey {
 
     /// A new random data key, and its wrapped form to store (nonce ‖ ciphertext ‖ tag).
     pub fn new_data_key(&self) -> Result<(DataKey, Vec<u8>), CryptoError> {
-        let mut key = Zeroizing::new([0u8; KEY_BYTES]);
-        aws_lc_rs::rand::fill(&mut key[..]).map_err(|_| CryptoError::Internal("random generator"))?;
-        let wrapped = self.wrap(&key)?;
-        Ok((DataKey(key), wrapped))
+        let key = DataKey::random()?;
+        let wrapped = self.wrap(&key.0)?;
+        Ok((key, wrapped))
     }
 
     fn wrap(&self, key: &[u8; KEY_BYTES]) -> Result<Vec<u8>, CryptoError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| CryptoError::Internal("random generator"))?;
-        let mut out = Vec::with_capacity(WRAPPED_KEY_BYTES);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(key);
-        let tag = self
-            .key
-            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), self.aad(self.id), &mut out[NONCE_LEN..])
-            .map_err(|_| CryptoError::Internal("seal data key"))?;
-        out.extend_from_slice(tag.as_ref());
-        Ok(out)
+        wrap_with(&self.key, self.aad(self.id), key)
     }
 
     /// The data key inside `wrapped`, made by [`MasterKey::new_data_key`] with the master key
     /// `key_id`. Fails if it was wrapped by another key or the bytes were changed.
     pub fn unwrap_key(&self, key_id: u32, wrapped: &[u8]) -> Result<DataKey, CryptoError> {
-        let fail = || CryptoError::Unwrap { key_id };
-        if key_id != self.id || wrapped.len() != WRAPPED_KEY_BYTES {
-            return Err(fail());
+        if key_id != self.id {
+            return Err(CryptoError::Unwrap { key_id });
         }
-        let (nonce, sealed) = wrapped.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| fail())?;
-        let mut buf = Zeroizing::new(sealed.to_vec());
-        let plain = self.key.open_in_place(nonce, self.aad(key_id), &mut buf[..]).map_err(|_| fail())?;
-        let mut key = Zeroizing::new([0u8; KEY_BYTES]);
-        key.copy_from_slice(plain);
-        Ok(DataKey(key))
+        unwrap_with(&self.key, self.aad(key_id), wrapped).ok_or(CryptoError::Unwrap { key_id })
     }
 
     fn aad(&self, key_id: u32) -> Aad<Vec<u8>> {
@@ -162,6 +144,40 @@ impl MasterKey {
         aad.extend_from_slice(&key_id.to_be_bytes());
         Aad::from(aad)
     }
+}
+
+/// Wraps a data key under `key` (AES-256-GCM-SIV) with a random nonce: nonce ‖ ciphertext ‖
+/// tag, [`WRAPPED_KEY_BYTES`] bytes.
+pub(crate) fn wrap_with(
+    key: &LessSafeKey,
+    aad: Aad<Vec<u8>>,
+    data_key: &[u8; KEY_BYTES],
+) -> Result<Vec<u8>, CryptoError> {
+    let mut nonce = [0u8; NONCE_LEN];
+    aws_lc_rs::rand::fill(&mut nonce).map_err(|_| CryptoError::Internal("random generator"))?;
+    let mut out = Vec::with_capacity(WRAPPED_KEY_BYTES);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(data_key);
+    let tag = key
+        .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), aad, &mut out[NONCE_LEN..])
+        .map_err(|_| CryptoError::Internal("seal data key"))?;
+    out.extend_from_slice(tag.as_ref());
+    Ok(out)
+}
+
+/// The data key [`wrap_with`] wrapped under `key` with `aad`; `None` if another key or AAD
+/// wrapped it, or the bytes were changed.
+pub(crate) fn unwrap_with(key: &LessSafeKey, aad: Aad<Vec<u8>>, wrapped: &[u8]) -> Option<DataKey> {
+    if wrapped.len() != WRAPPED_KEY_BYTES {
+        return None;
+    }
+    let (nonce, sealed) = wrapped.split_at(NONCE_LEN);
+    let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+    let mut buf = Zeroizing::new(sealed.to_vec());
+    let plain = key.open_in_place(nonce, aad, &mut buf[..]).ok()?;
+    let mut data_key = Zeroizing::new([0u8; KEY_BYTES]);
+    data_key.copy_from_slice(plain);
+    Some(DataKey(data_key))
 }
 
 /// Every master key a region has had: the newest (highest id) wraps new data keys, and each
@@ -250,7 +266,7 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 /// The key of one encrypted version (or multipart upload). Wiped from memory when dropped.
-pub struct DataKey(Zeroizing<[u8; KEY_BYTES]>);
+pub struct DataKey(pub(crate) Zeroizing<[u8; KEY_BYTES]>);
 
 impl std::fmt::Debug for DataKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -259,6 +275,13 @@ impl std::fmt::Debug for DataKey {
 }
 
 impl DataKey {
+    /// A new random key.
+    pub(crate) fn random() -> Result<DataKey, CryptoError> {
+        let mut key = Zeroizing::new([0u8; KEY_BYTES]);
+        aws_lc_rs::rand::fill(&mut key[..]).map_err(|_| CryptoError::Internal("random generator"))?;
+        Ok(DataKey(key))
+    }
+
     /// The cipher of one piece of the version: a blob file (`label` = its id) or the inline
     /// body ([`INLINE_LABEL`]). Distinct labels give unrelated keys (HKDF-SHA256).
     pub fn segment(&self, label: &[u8]) -> Result<SegmentCipher, CryptoError> {

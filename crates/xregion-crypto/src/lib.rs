@@ -1,4 +1,5 @@
-//! Encryption at rest of xregion: SSE-S3 (`x-amz-server-side-encryption: AES256`).
+//! Encryption at rest of xregion: SSE-S3 (`x-amz-server-side-encryption: AES256`) and SSE-C
+//! (keys the client sends with each request, [`CustomerKey`]).
 //!
 //! # Keys
 //! * A region has one **master key** ([`MasterKey`], 256 bits) in a key file it creates on
@@ -8,6 +9,8 @@
 //!   key** ([`DataKey`]), stored only wrapped by the master key
 //!   ([`MasterKey::new_data_key`]: AES-256-GCM-SIV with a random nonce,
 //!   [`WRAPPED_KEY_BYTES`] bytes) in the version's metadata.
+//! * SSE-C: a version written with a client's key ([`CustomerKey`]) stores its data key wrapped
+//!   by that key instead ([`CUSTOMER_KEY_ID`]); the region never keeps the client's key.
 //! * Every blob file of a version and its inline body are sealed with a key derived from the
 //!   data key and a label naming that piece ([`DataKey::segment`]: HKDF-SHA256 over the blob
 //!   id, or [`INLINE_LABEL`]). No two pieces share a key, so nonces can be chunk counters.
@@ -32,10 +35,12 @@
 #![warn(missing_docs)]
 
 mod chunks;
+mod customer;
 mod keys;
 pub mod tls;
 
 pub use chunks::{CHUNK_BYTES, SEALED_CHUNK_BYTES, Sealer, SegmentCipher, TAG_BYTES, chunk_count, sealed_len};
+pub use customer::{CUSTOMER_ALGORITHM, CUSTOMER_KEY_ID, CustomerKey, CustomerKeyError};
 pub use keys::{DataKey, FIRST_KEY_ID, INLINE_LABEL, Keyring, MasterKey, WRAPPED_KEY_BYTES, write_durably};
 
 /// Errors of encryption at rest.

@@ -30,10 +30,54 @@ pub(crate) fn http_date(ms: i64) -> String {
 }
 
 /// Stored ETag (no quotes) → DTO ETag.
-/// `x-amz-server-side-encryption` of a version: `AES256` when it is encrypted at rest.
+/// `x-amz-server-side-encryption` of a version: `AES256` when it is encrypted at rest with
+/// the region's key (SSE-S3). An SSE-C version answers with [`sse_customer_of`] instead.
 pub(crate) fn sse_of(data: &xregion_types::ObjectData) -> Option<dto::ServerSideEncryption> {
-    data.encryption.as_ref().map(|_| dto::ServerSideEncryption::from_static(dto::ServerSideEncryption::AES256))
+    data.encryption
+        .as_ref()
+        .filter(|e| !e.is_customer_key())
+        .map(|_| dto::ServerSideEncryption::from_static(dto::ServerSideEncryption::AES256))
 }
+
+/// `x-amz-server-side-encryption-customer-algorithm` and `-key-MD5` of an answer about an
+/// SSE-C version or upload: those of the request's key, which [`xregion_core::Region::open_key`]
+/// (or the write) has matched with the version, as S3 echoes them.
+pub(crate) fn sse_customer_of(customer: Option<&xregion_core::CustomerKey>) -> (Option<String>, Option<String>) {
+    match customer {
+        Some(key) => (Some(xregion_core::AES256.to_owned()), Some(key.key_md5().to_owned())),
+        None => (None, None),
+    }
+}
+
+/// The SSE-C key of a request's three `…-customer-*` headers (`400` for a bad set).
+pub(crate) fn customer_key(
+    algorithm: Option<&str>,
+    key: Option<&str>,
+    key_md5: Option<&str>,
+) -> s3s::S3Result<Option<xregion_core::CustomerKey>> {
+    use crate::error::IntoS3 as _;
+    xregion_core::customer_key(algorithm, key, key_md5).s3()
+}
+
+/// [`customer_key`] of an input DTO's `sse_customer_*` fields (or, with the `copy_source`
+/// prefix, its `copy_source_sse_customer_*` ones).
+macro_rules! customer_key_of {
+    ($input:expr) => {
+        $crate::convert::customer_key(
+            $input.sse_customer_algorithm.as_deref(),
+            $input.sse_customer_key.as_deref(),
+            $input.sse_customer_key_md5.as_deref(),
+        )
+    };
+    (copy_source $input:expr) => {
+        $crate::convert::customer_key(
+            $input.copy_source_sse_customer_algorithm.as_deref(),
+            $input.copy_source_sse_customer_key.as_deref(),
+            $input.copy_source_sse_customer_key_md5.as_deref(),
+        )
+    };
+}
+pub(crate) use customer_key_of;
 
 pub(crate) fn etag(s: &str) -> ETag {
     ETag::Strong(s.to_owned())

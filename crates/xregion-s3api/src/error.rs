@@ -128,6 +128,7 @@ pub fn to_s3(e: CoreError) -> S3Error {
             err.set_status_code(StatusCode::NOT_FOUND);
             err
         }
+        CoreError::AccessDenied(m) => with(C::AccessDenied, m),
         CoreError::NotImplemented(m) => with(C::NotImplemented, m),
         CoreError::ReplicationConfigurationNotFound => {
             let mut err =

@@ -147,6 +147,7 @@ pub fn start_region_on(cfg: &RegionConfig, listener: TcpListener) -> anyhow::Res
         }),
         scrape: cfg.metrics_token.clone().map(|token| Arc::new(Scrape { token, reports: reports_handle })),
         stamp_tag: http::HeaderValue::from(u16::from(stamp_tag)),
+        secure: false,
     };
     let acceptor = server_tls.as_ref().map(|tls| tokio_rustls::TlsAcceptor::from(tls.config()));
     let mut tasks = vec![tokio::spawn(accept_loop(listener, edge.clone(), acceptor, stop_rx.clone(), name.clone()))];
@@ -375,7 +376,8 @@ async fn accept_loop(
                 };
                 // Header and body leave in separate writes; without NODELAY small GETs stall 40 ms.
                 let _ = stream.set_nodelay(true);
-                let edge = edge.clone();
+                let mut edge = edge.clone();
+                edge.secure = tls.is_some() || peer.ip().is_loopback();
                 let watcher = graceful.watcher();
                 match &tls {
                     None => {
@@ -456,6 +458,9 @@ struct Edge {
     scrape: Option<Arc<Scrape>>,
     /// This region's version stamp tag, sent to peers with every answer to them.
     stamp_tag: http::HeaderValue,
+    /// The connection is one a key may travel on: TLS, or from this machine (set per
+    /// connection; see [`exposes_customer_key`]).
+    secure: bool,
 }
 
 /// `GET /_xregion/metrics` and `/_xregion/replication` with `Authorization: Bearer <token>`:
@@ -586,8 +591,13 @@ impl hyper::service::Service<http::Request<Incoming>> for Edge {
         let redirects = Arc::clone(&self.redirects);
         let scrape = self.scrape.clone();
         let stamp_tag = self.stamp_tag.clone();
+        let secure = self.secure;
         Box::pin(async move {
             let request_id = hex::encode_upper(rand::random::<[u8; 8]>());
+            if exposes_customer_key(secure, req.headers()) {
+                let message = "Requests specifying Server Side Encryption with Customer provided keys must be made over a secure connection.";
+                return Ok(error_response(http::StatusCode::BAD_REQUEST, "InvalidRequest", message, &[], &request_id));
+            }
             let local_only = req.headers().contains_key(crate::peers::LOCAL_ONLY_HEADER);
             let close_after = expects_continue_without_body(req.headers());
             let scraped = match &scrape {
@@ -653,6 +663,28 @@ impl hyper::service::Service<http::Request<Incoming>> for Edge {
             Ok(resp)
         })
     }
+}
+
+/// An SSE-C request (`x-amz-server-side-encryption-customer-*` or its `x-amz-copy-source-`
+/// form) that came over plain HTTP from another machine: its key crossed the network readable.
+/// S3 refuses those (`400 InvalidRequest`) before anything else, and so does xregion. Secure
+/// enough: TLS, a loopback peer (the key never left the machine; `xregion dev` and tests), or
+/// a TLS-terminating proxy in front that says `X-Forwarded-Proto: https` (a client that claims
+/// it falsely exposes only its own key).
+fn exposes_customer_key(secure: bool, headers: &http::HeaderMap) -> bool {
+    if secure {
+        return false;
+    }
+    let proxied_tls = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
+    !proxied_tls
+        && headers.keys().any(|name| {
+            let name = name.as_str();
+            name.starts_with("x-amz-server-side-encryption-customer-")
+                || name.starts_with("x-amz-copy-source-server-side-encryption-customer-")
+        })
 }
 
 /// A request with `Expect: 100-continue` and an empty body. hyper answers it without a
@@ -773,8 +805,32 @@ fn complete_error_body(body: &[u8], request_id: &str, fields: &[(String, String)
 #[cfg(test)]
 mod tests {
     use super::{
-        asks_object_attributes, complete_error_body, merge_content_encoding, parse_fields, unquote_attributes_etag,
+        asks_object_attributes, complete_error_body, exposes_customer_key, merge_content_encoding, parse_fields,
+        unquote_attributes_etag,
     };
+
+    /// SSE-C keys travel only on connections that keep them secret (S3: "must be made over a
+    /// secure connection").
+    #[test]
+    fn sse_c_keys_need_a_secure_connection() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = http::HeaderMap::new();
+            for (name, value) in pairs {
+                h.insert(*name, http::HeaderValue::from_static(value));
+            }
+            h
+        };
+        let key = headers(&[("x-amz-server-side-encryption-customer-key", "k")]);
+        let copy_key = headers(&[("x-amz-copy-source-server-side-encryption-customer-algorithm", "AES256")]);
+        assert!(exposes_customer_key(false, &key));
+        assert!(exposes_customer_key(false, &copy_key));
+        assert!(!exposes_customer_key(true, &key), "TLS or loopback");
+        assert!(!exposes_customer_key(false, &headers(&[("x-amz-server-side-encryption", "AES256")])));
+        let proxied = headers(&[("x-amz-server-side-encryption-customer-key", "k"), ("x-forwarded-proto", "https")]);
+        assert!(!exposes_customer_key(false, &proxied));
+        let plain_proxy = headers(&[("x-amz-server-side-encryption-customer-key", "k"), ("x-forwarded-proto", "http")]);
+        assert!(exposes_customer_key(false, &plain_proxy));
+    }
 
     #[test]
     fn object_attributes_answers_get_an_unquoted_etag() {

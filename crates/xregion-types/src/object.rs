@@ -101,20 +101,34 @@ pub struct ObjectData {
     /// Where the bytes are when they are stored inline in the metadata store (small objects,
     /// written in the same transaction as the version); `blob` is then empty.
     pub inline: Option<InlineRef>,
-    /// How the bytes are encrypted at rest (SSE-S3), if they are: every blob segment and the
-    /// inline body are sealed with this version's data key. Local to the region that wrote
-    /// the bytes: a replica or a copy has its own.
+    /// How the bytes are encrypted at rest (SSE-S3 or SSE-C), if they are: every blob segment
+    /// and the inline body are sealed with this version's data key. Local to the region that
+    /// wrote the bytes: a replica or a copy has its own.
     pub encryption: Option<Encryption>,
 }
 
-/// Server-side encryption of a version's bytes at rest: SSE-S3 (`x-amz-server-side-encryption:
-/// AES256`, the only algorithm xregion offers), see `xregion-crypto`.
+/// Server-side encryption of a version's bytes at rest, see `xregion-crypto`: SSE-S3
+/// (`x-amz-server-side-encryption: AES256`; the data key is wrapped by a region master key) or
+/// SSE-C (the data key is wrapped by the key the client sends with every request, which the
+/// region never stores).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Encryption {
-    /// The region master key that wrapped `wrapped_key`.
+    /// The region master key that wrapped `wrapped_key` (1, 2, …), or
+    /// [`Encryption::CUSTOMER_KEY_ID`] for a customer's key (SSE-C).
     pub key_id: u32,
-    /// The version's data key, wrapped by that master key (nonce ‖ ciphertext ‖ tag).
+    /// The version's data key, wrapped by that key (nonce ‖ ciphertext ‖ tag).
     pub wrapped_key: Vec<u8>,
+}
+
+impl Encryption {
+    /// The `key_id` of a data key wrapped by a customer's key (`xregion_crypto::CUSTOMER_KEY_ID`;
+    /// master keys count from 1, so stored records from before SSE-C never have it).
+    pub const CUSTOMER_KEY_ID: u32 = 0;
+
+    /// True for SSE-C: reading the bytes needs the customer's key.
+    pub fn is_customer_key(&self) -> bool {
+        self.key_id == Self::CUSTOMER_KEY_ID
+    }
 }
 
 impl ObjectData {

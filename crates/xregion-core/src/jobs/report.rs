@@ -116,7 +116,7 @@ impl Region {
         let len = body.len() as u64;
         let stream =
             futures::stream::once(async move { Ok::<_, crate::objects::BodyError>(Bytes::from(body)) }).boxed();
-        let seal = self.write_encryption(bucket, None)?;
+        let seal = self.write_encryption(bucket, None, None)?;
         let stored = self.write_body_sealed(stream, None, Some(len), seal.as_ref()).await?;
         let meta = ObjectMeta { content_type: Some(content_type.to_owned()), ..ObjectMeta::default() };
         let req = PutRequest {

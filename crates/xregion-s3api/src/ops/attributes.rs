@@ -13,8 +13,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use xregion_core::{CoreError, Region};
 
 use super::read_version_header;
-use super::unsupported::check_customer_key;
-use crate::convert::{self, ChecksumFields, etag, ts};
+use crate::convert::{self, ChecksumFields, customer_key_of, etag, ts};
 use crate::error::{IntoS3, to_s3};
 
 /// The attributes a request may ask for (`x-amz-object-attributes`).
@@ -25,11 +24,7 @@ pub(crate) async fn get_object_attributes(
     req: S3Request<GetObjectAttributesInput>,
 ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
     let input = req.input;
-    check_customer_key(
-        input.sse_customer_algorithm.as_deref(),
-        input.sse_customer_key.as_deref(),
-        input.sse_customer_key_md5.as_deref(),
-    )?;
+    let customer = customer_key_of!(input)?;
     // One header, a comma-separated list: botocore joins the names with "," and s3s splits on
     // ", " only.
     let asked: Vec<&str> = input
@@ -50,6 +45,8 @@ pub(crate) async fn get_object_attributes(
     let Some(data) = v.object() else {
         return Err(to_s3(CoreError::NoSuchKey { delete_marker: None }));
     };
+    // An SSE-C version's attributes need its key, as its HEAD does.
+    r.open_key(data.encryption.as_ref(), customer.as_ref()).s3()?;
     let checksum = data.checksum.as_ref().filter(|_| wanted("Checksum")).map(|c| {
         // HEAD shows a composite checksum with its part count (`…-3`); this answer gives the
         // bare base64 digest (clients decode it as such) and the count in `ObjectParts`.

@@ -10,9 +10,9 @@ use super::object::{
     body_of, checked_put_len, checksum_request_of, claimed_value, copy_error, copy_source, hand_off_upload,
     read_conditions,
 };
-use super::unsupported::{check_customer_key, write_features_of};
+use super::unsupported::write_features_of;
 use super::write_version_header;
-use crate::convert::{self, ChecksumFields, etag, parse_tagging_header, ts};
+use crate::convert::{self, ChecksumFields, customer_key_of, etag, parse_tagging_header, ts};
 use crate::error::IntoS3;
 
 pub(crate) async fn create_multipart_upload(
@@ -37,8 +37,12 @@ pub(crate) async fn create_multipart_upload(
         None => None,
     };
     let sse = input.server_side_encryption.as_ref().map(|s| s.as_str());
-    let up = r.create_upload(&input.bucket, &input.key, meta, alg, sse).await.s3()?;
+    let customer = customer_key_of!(input)?;
+    let up = r.create_upload(&input.bucket, &input.key, meta, alg, sse, customer.as_ref()).await.s3()?;
+    let (sse_customer_algorithm, sse_customer_key_md5) = convert::sse_customer_of(customer.as_ref());
     Ok(S3Response::new(CreateMultipartUploadOutput {
+        sse_customer_algorithm,
+        sse_customer_key_md5,
         bucket: Some(input.bucket),
         key: Some(input.key),
         upload_id: Some(up.upload_id),
@@ -57,11 +61,8 @@ pub(crate) async fn upload_part(r: &Region, req: S3Request<UploadPartInput>) -> 
         Err(e) => return Err(hand_off_upload!(e, req)),
     };
     let S3Request { input, headers, trailing_headers, .. } = req;
-    check_customer_key(
-        input.sse_customer_algorithm.as_deref(),
-        input.sse_customer_key.as_deref(),
-        input.sse_customer_key_md5.as_deref(),
-    )?;
+    let customer = customer_key_of!(input)?;
+    let key = r.upload_key(&upload, customer.as_ref()).s3()?;
     let mut cs = checksum_request_of!(&headers, input)?;
     match (upload.checksum_algorithm, cs.algorithm) {
         // A part checksum of another algorithm would make the composite checksum wrong.
@@ -76,7 +77,6 @@ pub(crate) async fn upload_part(r: &Region, req: S3Request<UploadPartInput>) -> 
         (expected, None) => cs.algorithm = expected,
         _ => {}
     }
-    let key = r.upload_key(&upload).s3()?;
     let blob = r
         .write_blob(body_of(input.body), cs.algorithm, checked_put_len(&headers, input.content_length)?, key.as_deref())
         .await
@@ -94,8 +94,11 @@ pub(crate) async fn upload_part(r: &Region, req: S3Request<UploadPartInput>) -> 
     let expected = claimed_value(&cs, trailing_headers.as_ref());
     let part = r.commit_part(&upload, part_number, blob, expected.as_deref()).await.s3()?;
     let f = ChecksumFields::of(part.checksum.as_ref());
+    let (sse_customer_algorithm, sse_customer_key_md5) = convert::sse_customer_of(customer.as_ref());
     Ok(S3Response::new(UploadPartOutput {
         e_tag: Some(etag(&part.etag)),
+        sse_customer_algorithm,
+        sse_customer_key_md5,
         server_side_encryption: convert::sse_of(&upload.template),
         checksum_crc32: f.crc32,
         checksum_crc32c: f.crc32c,
@@ -114,16 +117,8 @@ pub(crate) async fn upload_part_copy(
     let part_number = Region::check_part_number(input.part_number).s3()?;
     let upload = r.upload(&input.bucket, &input.key, &input.upload_id).s3()?;
     let (sb, sk, sv) = copy_source(&input.copy_source)?;
-    check_customer_key(
-        input.sse_customer_algorithm.as_deref(),
-        input.sse_customer_key.as_deref(),
-        input.sse_customer_key_md5.as_deref(),
-    )?;
-    check_customer_key(
-        input.copy_source_sse_customer_algorithm.as_deref(),
-        input.copy_source_sse_customer_key.as_deref(),
-        input.copy_source_sse_customer_key_md5.as_deref(),
-    )?;
+    let customer = customer_key_of!(input)?;
+    let source_customer = customer_key_of!(copy_source input)?;
     let range = input.copy_source_range.as_deref().map(parse_copy_range).transpose()?;
     let conditions = read_conditions(
         input.copy_source_if_match.as_ref(),
@@ -131,10 +126,13 @@ pub(crate) async fn upload_part_copy(
         input.copy_source_if_modified_since.as_ref(),
         input.copy_source_if_unmodified_since.as_ref(),
     );
-    let source = CopySourceRef { bucket: &sb, key: &sk, version: sv.as_deref() };
+    let source = CopySourceRef { bucket: &sb, key: &sk, version: sv.as_deref(), customer: source_customer.as_ref() };
     let (source_version, part) =
-        r.copy_part(&upload, part_number, source, range, &conditions).await.map_err(copy_error)?;
+        r.copy_part(&upload, part_number, source, range, &conditions, customer.as_ref()).await.map_err(copy_error)?;
+    let (sse_customer_algorithm, sse_customer_key_md5) = convert::sse_customer_of(customer.as_ref());
     Ok(S3Response::new(UploadPartCopyOutput {
+        sse_customer_algorithm,
+        sse_customer_key_md5,
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(etag(&part.etag)),
             last_modified: Some(ts(part.last_modified_ms)),

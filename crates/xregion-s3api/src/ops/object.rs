@@ -11,9 +11,11 @@ use xregion_core::{CoreError, Region};
 use xregion_meta::Precondition;
 use xregion_types::{ChecksumAlgorithm, VersionRecord, VersioningState};
 
-use super::unsupported::{check_customer_key, write_features_of};
+use super::unsupported::write_features_of;
 use super::{read_version_header, write_version_header};
-use crate::convert::{self, ChecksumFields, etag, etag_match, parse_tagging_header, tags_from, tags_to, ts};
+use crate::convert::{
+    self, ChecksumFields, customer_key_of, etag, etag_match, parse_tagging_header, tags_from, tags_to, ts,
+};
 use crate::error::{IntoS3, to_s3};
 
 /// Wraps an s3s request body as a core body.
@@ -159,7 +161,9 @@ pub(crate) async fn put_object(r: &Region, req: S3Request<PutObjectInput>) -> S3
     meta.validate().s3()?;
     let precondition = write_precondition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
     let checksum = checksum_request_of!(&headers, input)?;
-    let seal = r.write_encryption(&input.bucket, input.server_side_encryption.as_ref().map(|s| s.as_str())).s3()?;
+    let customer = customer_key_of!(input)?;
+    let sse = input.server_side_encryption.as_ref().map(|s| s.as_str());
+    let seal = r.write_encryption(&input.bucket, sse, customer.as_ref()).s3()?;
     let stored = r
         .write_body_sealed(
             body_of(input.body),
@@ -183,7 +187,10 @@ pub(crate) async fn put_object(r: &Region, req: S3Request<PutObjectInput>) -> S3
     let res = r.commit_put(put, stored).await.s3()?;
     let data = res.record.object().cloned().unwrap_or_default();
     let cs = ChecksumFields::of(data.checksum.as_ref());
+    let (sse_customer_algorithm, sse_customer_key_md5) = convert::sse_customer_of(customer.as_ref());
     let out = PutObjectOutput {
+        sse_customer_algorithm,
+        sse_customer_key_md5,
         e_tag: Some(etag(&data.etag)),
         version_id: write_version_header(res.versioning, &res.record.version_id),
         checksum_crc32: cs.crc32,
@@ -274,10 +281,12 @@ fn resolve(
 
 pub(crate) async fn get_object(r: &Region, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
     let input = req.input;
+    let customer = customer_key_of!(input)?;
     let (b, v) = resolve(r, &input.bucket, &input.key, input.version_id.as_deref())?;
     let Some(data) = v.object() else {
         return Err(to_s3(CoreError::NoSuchKey { delete_marker: None }));
     };
+    let key = r.open_key(data.encryption.as_ref(), customer.as_ref()).s3()?;
     read_conditions(
         input.if_match.as_ref(),
         input.if_none_match.as_ref(),
@@ -288,7 +297,7 @@ pub(crate) async fn get_object(r: &Region, req: S3Request<GetObjectInput>) -> S3
     .s3()?;
     let (range, parts_count) = byte_range(&v, input.range.as_ref(), input.part_number)?;
     let (start, end) = range.clone().map_or((0, data.size), |r| (r.start, r.end));
-    let stream = r.read_object(data, start, end);
+    let stream = r.read_object_with(data, start, end, key);
     let body = StreamingBlob::wrap(SyncStream::new(stream));
     let whole = range.is_none();
     let cs = if whole && input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED) {
@@ -296,8 +305,11 @@ pub(crate) async fn get_object(r: &Region, req: S3Request<GetObjectInput>) -> S3
     } else {
         ChecksumFields::default()
     };
+    let (sse_customer_algorithm, sse_customer_key_md5) = convert::sse_customer_of(customer.as_ref());
     let out = GetObjectOutput {
         body: Some(body),
+        sse_customer_algorithm,
+        sse_customer_key_md5,
         accept_ranges: Some("bytes".to_owned()),
         content_length: Some(i64::try_from(end - start).unwrap_or(i64::MAX)),
         content_range: range.as_ref().map(|r| format!("bytes {}-{}/{}", r.start, r.end.saturating_sub(1), data.size)),
@@ -332,10 +344,12 @@ pub(crate) async fn get_object(r: &Region, req: S3Request<GetObjectInput>) -> S3
 
 pub(crate) async fn head_object(r: &Region, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
     let input = req.input;
+    let customer = customer_key_of!(input)?;
     let (b, v) = resolve(r, &input.bucket, &input.key, input.version_id.as_deref())?;
     let Some(data) = v.object() else {
         return Err(to_s3(CoreError::NoSuchKey { delete_marker: None }));
     };
+    let key = r.open_key(data.encryption.as_ref(), customer.as_ref()).s3()?;
     read_conditions(
         input.if_match.as_ref(),
         input.if_none_match.as_ref(),
@@ -351,8 +365,14 @@ pub(crate) async fn head_object(r: &Region, req: S3Request<HeadObjectInput>) -> 
     } else {
         ChecksumFields::default()
     };
+    // HEAD opens no bytes, but checks the key as GET does (S3 answers HEAD of an SSE-C
+    // object without its key with 400).
+    drop(key);
+    let (sse_customer_algorithm, sse_customer_key_md5) = convert::sse_customer_of(customer.as_ref());
     let out = HeadObjectOutput {
         accept_ranges: Some("bytes".to_owned()),
+        sse_customer_algorithm,
+        sse_customer_key_md5,
         content_length: Some(i64::try_from(end - start).unwrap_or(i64::MAX)),
         content_range: range.as_ref().map(|r| format!("bytes {}-{}/{}", r.start, r.end.saturating_sub(1), data.size)),
         content_type: input.response_content_type.or_else(|| Some(data.content_type_or_default().to_owned())),
@@ -407,11 +427,8 @@ pub(crate) async fn copy_object(r: &Region, req: S3Request<CopyObjectInput>) -> 
     let (sb, sk, sv) = copy_source(&input.copy_source)?;
     r.bucket(&input.bucket).s3()?;
     write_features_of!(input).check()?;
-    check_customer_key(
-        input.copy_source_sse_customer_algorithm.as_deref(),
-        input.copy_source_sse_customer_key.as_deref(),
-        input.copy_source_sse_customer_key_md5.as_deref(),
-    )?;
+    let source_customer = customer_key_of!(copy_source input)?;
+    let customer = customer_key_of!(input)?;
     let replace = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
     if let Some(d) = &input.metadata_directive
         && d.as_str() != MetadataDirective::REPLACE
@@ -419,7 +436,14 @@ pub(crate) async fn copy_object(r: &Region, req: S3Request<CopyObjectInput>) -> 
     {
         return Err(s3_error!(InvalidArgument, "Unknown metadata directive."));
     }
-    if sb == input.bucket && sk == input.key && sv.is_none() && !replace && input.storage_class.is_none() {
+    let changes_encryption = input.server_side_encryption.is_some() || customer.is_some();
+    if sb == input.bucket
+        && sk == input.key
+        && sv.is_none()
+        && !replace
+        && input.storage_class.is_none()
+        && !changes_encryption
+    {
         return Err(s3_error!(
             InvalidRequest,
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
@@ -440,7 +464,7 @@ pub(crate) async fn copy_object(r: &Region, req: S3Request<CopyObjectInput>) -> 
         input.copy_source_if_unmodified_since.as_ref(),
     );
     let algorithm = input.checksum_algorithm.as_ref().and_then(convert::checksum_alg);
-    let source = CopySourceRef { bucket: &sb, key: &sk, version: sv.as_deref() };
+    let source = CopySourceRef { bucket: &sb, key: &sk, version: sv.as_deref(), customer: source_customer.as_ref() };
     let (source_version, put) = r
         .copy_object(
             source,
@@ -450,12 +474,16 @@ pub(crate) async fn copy_object(r: &Region, req: S3Request<CopyObjectInput>) -> 
             tags,
             algorithm,
             input.server_side_encryption.as_ref().map(|s| s.as_str()),
+            customer.as_ref(),
         )
         .await
         .map_err(copy_error)?;
     let data = put.record.object().cloned().unwrap_or_default();
     let cs = ChecksumFields::of(data.checksum.as_ref());
+    let (sse_customer_algorithm, sse_customer_key_md5) = convert::sse_customer_of(customer.as_ref());
     let out = CopyObjectOutput {
+        sse_customer_algorithm,
+        sse_customer_key_md5,
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(etag(&data.etag)),
             last_modified: Some(ts(put.record.last_modified_ms)),

@@ -1,4 +1,4 @@
-//! S3 features xregion does not implement: SSE-KMS and SSE-C (SSE-S3 is implemented, see
+//! S3 features xregion does not implement: SSE-KMS (SSE-S3 and SSE-C are implemented, see
 //! `xregion_core::encryption`), ACLs, Object Lock and website redirects. A request that asks
 //! for one is refused before anything is read or written, so no object is ever stored without
 //! a property its writer asked for, and no replica lacks one its source has (ELI-10, ELI-12:
@@ -17,10 +17,9 @@
 //!   for PutObject, CopyObject and CreateMultipartUpload), retention and legal-hold requests
 //!   `400 InvalidRequest` "Bucket is missing Object Lock Configuration", and the bucket's lock
 //!   configuration `404 ObjectLockConfigurationNotFoundError`.
-//! * **Encryption**: SSE-S3 (`AES256`) is done (`xregion_core::encryption`). There is no
-//!   KMS and no customer key: a request for SSE-KMS, DSSE-KMS or SSE-C (a KMS key id or
-//!   context, a bucket key, customer-key headers) is `501 NotImplemented` with a message that
-//!   says so.
+//! * **Encryption**: SSE-S3 (`AES256`) and SSE-C are done (`xregion_core::encryption`).
+//!   There is no KMS: a request for SSE-KMS or DSSE-KMS (a KMS key id or context, a bucket
+//!   key) is `501 NotImplemented` with a message that says so.
 //! * **Website redirects** (`x-amz-website-redirect-location`): `501 NotImplemented`; there is
 //!   no static website hosting to follow them.
 
@@ -38,7 +37,7 @@ const OWNER_FULL_CONTROL: &str = "bucket-owner-full-control";
 pub(crate) struct WriteFeatures<'a> {
     pub acl: Option<&'a str>,
     pub grants: bool,
-    /// KMS or customer-key encryption (SSE-S3 alone is not in here).
+    /// KMS encryption (SSE-S3 and SSE-C are not in here).
     pub encryption: bool,
     pub object_lock: bool,
     pub website_redirect: bool,
@@ -53,10 +52,7 @@ macro_rules! write_features_of {
                 || $input.grant_read.is_some()
                 || $input.grant_read_acp.is_some()
                 || $input.grant_write_acp.is_some(),
-            encryption: $input.sse_customer_algorithm.is_some()
-                || $input.sse_customer_key.is_some()
-                || $input.sse_customer_key_md5.is_some()
-                || $input.ssekms_key_id.is_some()
+            encryption: $input.ssekms_key_id.is_some()
                 || $input.ssekms_encryption_context.is_some()
                 || $input.bucket_key_enabled == Some(true),
             object_lock: $input.object_lock_mode.is_some()
@@ -90,20 +86,11 @@ impl WriteFeatures<'_> {
     }
 }
 
-/// SSE-C headers on a request that only carries a customer key (UploadPart, UploadPartCopy,
-/// and CopyObject's key for its source).
-pub(crate) fn check_customer_key(algorithm: Option<&str>, key: Option<&str>, key_md5: Option<&str>) -> S3Result<()> {
-    if algorithm.is_some() || key.is_some() || key_md5.is_some() {
-        return Err(encryption_not_supported());
-    }
-    Ok(())
-}
-
 fn encryption_not_supported() -> s3s::S3Error {
     s3_error!(
         NotImplemented,
-        "SSE-KMS and SSE-C are not supported: xregion has no KMS and keeps no customer keys. \
-         Use x-amz-server-side-encryption: AES256 (SSE-S3)."
+        "SSE-KMS is not supported: xregion has no KMS. Use x-amz-server-side-encryption: AES256 (SSE-S3) \
+         or a customer-provided key (SSE-C)."
     )
 }
 
@@ -218,8 +205,5 @@ mod tests {
         assert_eq!(code(WriteFeatures { encryption: true, ..plain() }).as_deref(), Some("NotImplemented"));
         assert_eq!(code(WriteFeatures { object_lock: true, ..plain() }).as_deref(), Some("InvalidRequest"));
         assert_eq!(code(WriteFeatures { website_redirect: true, ..plain() }).as_deref(), Some("NotImplemented"));
-        assert_eq!(check_customer_key(None, None, None).ok(), Some(()));
-        assert!(check_customer_key(Some("AES256"), None, None).is_err());
-        assert!(check_customer_key(None, None, Some("md5")).is_err());
     }
 }

@@ -31,6 +31,7 @@ mod replication_chaos;
 mod replication_config;
 mod replication_rules_e2e;
 mod replication_walkthrough;
+mod sse_c;
 mod tls;
 mod unsupported;
 mod versioning;

@@ -6,7 +6,10 @@ Usage: XREGION_ENDPOINT=http://127.0.0.1:PORT XREGION_TEST_REGION=us-east-1 \
 Covers: put_object with ServerSideEncryption="AES256", head/get/ranged get saying so,
 upload_fileobj as a managed multipart transfer with ExtraArgs, copy_object asking for it,
 PutBucketEncryption as botocore sends it (with its own body checksum), its echo, objects
-encrypted by the bucket default, a KMS request refused with 501, DeleteBucketEncryption.
+encrypted by the bucket default, a KMS request refused with 501, DeleteBucketEncryption;
+SSE-C as boto3 sends it (a raw key, which botocore encodes and digests): put/get/head,
+upload_fileobj/download_fileobj of a multipart object with the key in ExtraArgs, a read
+without the key refused with 400.
 """
 
 import hashlib
@@ -64,6 +67,21 @@ def main() -> None:
     except ClientError as e:
         assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 501, e.response
         assert e.response["Error"]["Code"] == "NotImplemented", e.response
+
+    customer = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": b"k" * 32}
+    put = s3.put_object(Bucket=bucket, Key="ssec", Body=data, **customer)
+    assert put["SSECustomerAlgorithm"] == "AES256" and "ServerSideEncryption" not in put, put
+    assert s3.get_object(Bucket=bucket, Key="ssec", Range="bytes=100-199", **customer)["Body"].read() == data[100:200]
+    assert s3.head_object(Bucket=bucket, Key="ssec", **customer)["ContentLength"] == len(data)
+    try:
+        s3.get_object(Bucket=bucket, Key="ssec")
+        raise AssertionError("an SSE-C object was read without its key")
+    except ClientError as e:
+        assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 400, e.response
+    s3.upload_fileobj(io.BytesIO(big), bucket, "ssec-big", ExtraArgs=customer, Config=config)
+    fetched = io.BytesIO()
+    s3.download_fileobj(bucket, "ssec-big", fetched, ExtraArgs=customer, Config=config)
+    assert fetched.getvalue() == big
 
     s3.delete_bucket_encryption(Bucket=bucket)
     try:
