@@ -177,15 +177,18 @@ impl BlobStore {
     /// [`BlobStore::read`] of an object whose blobs were written encrypted with `key`
     /// ([`BlobStore::writer_with`]): only the chunks holding the range are read and opened.
     /// A chunk that does not authenticate (altered or truncated file) ends the stream with an
-    /// `InvalidData` error.
+    /// `InvalidData` error. Each segment's piece key is derived with its id, or with
+    /// `labels[i]` when there is one (the segments of a replica of an SSE-C version hold bytes
+    /// sealed by the source under its own blobs' ids).
     pub fn read_sealed(
         &self,
         blob: &BlobRef,
         start: u64,
         end: u64,
         key: Arc<DataKey>,
+        labels: &[String],
     ) -> BoxStream<'static, io::Result<Bytes>> {
-        reader::read_range(Arc::clone(&self.layout), blob, start, end, Some(key))
+        reader::read_range(Arc::clone(&self.layout), blob, start, end, Some((key, labels.to_vec())))
     }
 
     /// Deletes a blob file; a missing file is not an error. Call it after the metadata commit

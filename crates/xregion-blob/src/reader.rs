@@ -71,7 +71,7 @@ pub(crate) fn read_range(
     blob: &BlobRef,
     start: u64,
     end: u64,
-    key: Option<Arc<DataKey>>,
+    key: Option<(Arc<DataKey>, Vec<String>)>,
 ) -> BoxStream<'static, io::Result<Bytes>> {
     let cursor = match Cursor::new(layout, blob, start, end, key) {
         Ok(cursor) => cursor,
@@ -98,13 +98,23 @@ struct Cursor {
     file: Option<(File, bool)>,
     /// The object's data key, if its blobs are encrypted.
     key: Option<Arc<DataKey>>,
+    /// The labels the segments were sealed under, when not their ids (see
+    /// [`crate::BlobStore::read_sealed`]).
+    labels: Vec<String>,
     /// The cipher of `segments[index]`, while its file is open (encrypted blobs only).
     cipher: Option<SegmentCipher>,
 }
 
 impl Cursor {
     /// Positions a cursor at `start`; checks the range against the blob's length.
-    fn new(layout: Arc<Layout>, blob: &BlobRef, start: u64, end: u64, key: Option<Arc<DataKey>>) -> io::Result<Self> {
+    fn new(
+        layout: Arc<Layout>,
+        blob: &BlobRef,
+        start: u64,
+        end: u64,
+        key: Option<(Arc<DataKey>, Vec<String>)>,
+    ) -> io::Result<Self> {
+        let (key, labels) = key.map_or((None, Vec::new()), |(key, labels)| (Some(key), labels));
         let total = blob
             .segments
             .iter()
@@ -133,6 +143,7 @@ impl Cursor {
             remaining: end - start,
             file: None,
             key,
+            labels,
             cipher: None,
         })
     }
@@ -154,7 +165,8 @@ impl Cursor {
         if self.file.is_none() {
             self.file = Some(open_segment(&self.layout, &segment, self.key.is_some())?);
             if let Some(key) = &self.key {
-                self.cipher = Some(key.segment(segment.id.as_bytes()).map_err(io::Error::from)?);
+                let label = self.labels.get(self.index).map_or(segment.id.as_bytes(), |l| l.as_bytes());
+                self.cipher = Some(key.segment(label).map_err(io::Error::from)?);
             }
         }
         if self.cipher.is_some() {

@@ -598,7 +598,7 @@ async fn read_sealed(
     end: u64,
     key: &std::sync::Arc<xregion_crypto::DataKey>,
 ) -> std::io::Result<Vec<u8>> {
-    let chunks: Vec<Bytes> = store.read_sealed(blob, start, end, std::sync::Arc::clone(key)).try_collect().await?;
+    let chunks: Vec<Bytes> = store.read_sealed(blob, start, end, std::sync::Arc::clone(key), &[]).try_collect().await?;
     assert!(chunks.iter().all(|c| !c.is_empty() && c.len() <= READ_CHUNK_BYTES));
     Ok(chunks.concat())
 }

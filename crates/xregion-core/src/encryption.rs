@@ -266,7 +266,7 @@ impl Region {
         }
         let again = self.keyring().rewrap(encryption.key_id, &encryption.wrapped_key);
         let again = again.map_err(|e| CoreError::Internal(format!("re-wrapping a data key: {e}")))?;
-        Ok(again.map(|(wrapped_key, key_id)| Encryption { key_id, wrapped_key }))
+        Ok(again.map(|(wrapped_key, key_id)| Encryption { key_id, wrapped_key, labels: encryption.labels.clone() }))
     }
 
     /// Applies a page's re-wraps at once (the metadata writer groups them into few
@@ -335,7 +335,7 @@ impl Region {
     pub fn new_seal_key(&self) -> CoreResult<SealKey> {
         let (key, wrapped_key, key_id) =
             self.keyring().new_data_key().map_err(|e| CoreError::Internal(e.to_string()))?;
-        Ok(SealKey { key: Arc::new(key), record: Encryption { key_id, wrapped_key } })
+        Ok(SealKey { key: Arc::new(key), record: Encryption { key_id, wrapped_key, labels: Vec::new() } })
     }
 
     /// The key a new version of `bucket` is sealed with: the customer's key if the request
@@ -357,9 +357,8 @@ impl Region {
                 )
                 .into());
             }
-            self.check_customer_key_write(bucket)?;
             let (key, wrapped_key) = customer.new_data_key().map_err(|e| CoreError::Internal(e.to_string()))?;
-            let record = Encryption { key_id: Encryption::CUSTOMER_KEY_ID, wrapped_key };
+            let record = Encryption { key_id: Encryption::CUSTOMER_KEY_ID, wrapped_key, labels: Vec::new() };
             return Ok(Some(SealKey { key: Arc::new(key), record }));
         }
         if let Some(algorithm) = requested {
@@ -370,21 +369,6 @@ impl Region {
             Some(_) => self.new_seal_key().map(Some),
             None => Ok(None),
         }
-    }
-
-    /// SSE-C versions are not replicated yet (their bytes would have to travel sealed, as the
-    /// source region cannot open them without the customer's key; ELI-7 says S3 replicates
-    /// them): a bucket with a replication configuration refuses them rather than leave them
-    /// `FAILED` after the write was acknowledged.
-    fn check_customer_key_write(&self, bucket: &str) -> CoreResult<()> {
-        if self.bucket(bucket)?.replication.is_some() {
-            return Err(CoreError::NotImplemented(
-                "SSE-C objects are not replicated by xregion yet, so a bucket with a replication \
-                 configuration does not take them; use x-amz-server-side-encryption: AES256 (SSE-S3)"
-                    .into(),
-            ));
-        }
-        Ok(())
     }
 
     /// The key a replica is sealed with: when its source was encrypted (ELI-7), or when the
@@ -447,7 +431,7 @@ impl Region {
                 let key = self
                     .data_key(e)
                     .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
-                open_inline(&key, &stored)
+                open_inline(&key, e.label(0, INLINE_LABEL), &stored)
             }
         }
     }
@@ -479,9 +463,10 @@ pub(crate) fn seal_inline(seal: &SealKey, plain: &[u8]) -> CoreResult<Vec<u8>> {
         .map_err(|e| CoreError::Internal(e.to_string()))
 }
 
-/// Opens an inline body sealed by [`seal_inline`].
-pub(crate) fn open_inline(key: &DataKey, sealed: &[u8]) -> std::io::Result<Vec<u8>> {
-    Ok(key.segment(INLINE_LABEL).and_then(|cipher| cipher.open_all(sealed))?)
+/// Opens an inline body sealed by [`seal_inline`] (`label` [`INLINE_LABEL`]) or, in a replica
+/// of an SSE-C version, as its source sealed it (the label its source recorded).
+pub(crate) fn open_inline(key: &DataKey, label: &[u8], sealed: &[u8]) -> std::io::Result<Vec<u8>> {
+    Ok(key.segment(label).and_then(|cipher| cipher.open_all(sealed))?)
 }
 
 #[cfg(test)]

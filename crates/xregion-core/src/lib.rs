@@ -24,6 +24,7 @@ pub mod orphans;
 pub mod replica;
 pub mod replica_batch;
 pub mod replication_rules;
+pub mod sealed;
 mod space;
 
 use std::path::{Path, PathBuf};

@@ -427,11 +427,13 @@ impl Region {
         end: u64,
         key: Option<Arc<xregion_crypto::DataKey>>,
     ) -> BoxStream<'static, std::io::Result<Bytes>> {
+        let labels = data.encryption.as_ref().map_or(&[][..], |e| &e.labels[..]);
         match (data.inline, key) {
             (None, None) => self.blobs().read(&data.blob, start, end),
-            (None, Some(key)) => self.blobs().read_sealed(&data.blob, start, end, key),
+            (None, Some(key)) => self.blobs().read_sealed(&data.blob, start, end, key, labels),
             (Some(inline), key) => {
-                let result = self.inline_range(inline, data.size, start, end, key.as_deref());
+                let label = labels.first().map_or(xregion_crypto::INLINE_LABEL, |l| l.as_bytes());
+                let result = self.inline_range(inline, data.size, start, end, key.as_deref().map(|k| (k, label)));
                 futures::stream::once(async move { result }).boxed()
             }
         }
@@ -443,7 +445,7 @@ impl Region {
         size: u64,
         start: u64,
         end: u64,
-        key: Option<&xregion_crypto::DataKey>,
+        key: Option<(&xregion_crypto::DataKey, &[u8])>,
     ) -> std::io::Result<Bytes> {
         use std::io::{Error, ErrorKind};
         let mut bytes = self
@@ -451,8 +453,8 @@ impl Region {
             .get_inline(inline)
             .map_err(Error::other)?
             .ok_or_else(|| Error::new(ErrorKind::NotFound, "the object's inline data is gone (version deleted)"))?;
-        if let Some(key) = key {
-            bytes = crate::encryption::open_inline(key, &bytes)?;
+        if let Some((key, label)) = key {
+            bytes = crate::encryption::open_inline(key, label, &bytes)?;
         }
         if bytes.len() as u64 != size {
             return Err(Error::new(

@@ -204,6 +204,7 @@ mod tests {
                 checksum: None,
                 transfer_crc32c: None,
                 encrypted: false,
+                sealed: None,
             };
             region.meta().inject_outcome_unknown();
             let e = region.put_replica(replica, body(big.clone()), Some(len)).await.unwrap_err();

@@ -21,6 +21,7 @@ use xregion_types::{
 
 use crate::buckets::unexpected;
 use crate::objects::{Body, INLINE_MAX, ObjectMeta, PutResult, StoredBody, validate_tags};
+use crate::sealed::SealedVersion;
 use crate::{CoreError, CoreResult, Region, replication_rules};
 
 /// Format byte of a stored task (first byte of `OutboxEntry::task`) before `batch` existed.
@@ -101,7 +102,15 @@ pub struct ReplicaPut {
     /// The source version is encrypted at rest (SSE-S3): so is the replica (ELI-7), with this
     /// region's own key.
     pub encrypted: bool,
+    /// The source version is SSE-C: the body is its sealed pieces, stored as they are
+    /// (`crate::sealed`).
+    pub sealed: Option<SealedVersion>,
 }
+
+/// What storing a replica's body gave: size, blob location, inline bytes, encryption, and the
+/// blob files written (to free if the version is not committed).
+type StoredReplica =
+    (u64, xregion_types::BlobRef, Option<Vec<u8>>, Option<xregion_types::Encryption>, Vec<BlobSegment>);
 
 /// One entry of a replica batch ([`Region::put_replicas_into`]).
 // Items live for one request, most of them objects: boxing would only add an allocation.
@@ -352,7 +361,7 @@ impl Region {
     async fn prepare_replica_put(
         &self,
         b: &BucketRecord,
-        req: ReplicaPut,
+        mut req: ReplicaPut,
         body: Body<'_>,
         declared_len: Option<u64>,
     ) -> CoreResult<Prepared> {
@@ -373,30 +382,10 @@ impl Region {
             }
             return Ok(Prepared::Stored(existing));
         }
-        let seal = self.replica_encryption(&req.bucket, req.encrypted)?;
-        let seal = seal.as_ref();
-        let stored = match req.verification() {
-            Verification::SourceChecksum(algorithm) => {
-                self.write_body_without_md5(body, algorithm, declared_len, seal).await?
-            }
-            Verification::TransferCrc32c => {
-                self.write_body_without_md5(body, ChecksumAlgorithm::Crc32c, declared_len, seal).await?
-            }
-            Verification::Md5 => self.write_body_sealed(body, None, declared_len, seal).await?,
+        let (size, blob_ref, inline, encryption, file) = match req.sealed.take() {
+            Some(sealed) => self.store_sealed_replica(&req, body, declared_len, &sealed).await?,
+            None => self.store_replica_body(&req, body, declared_len).await?,
         };
-        let file: Vec<_> = stored.file().cloned().into_iter().collect();
-        let verified = verify_replica(&req, &stored);
-        if let Err(e) = verified {
-            self.free_blobs(&file).await;
-            return Err(e);
-        }
-        let size = stored.len;
-        if size == 0 {
-            // An empty object needs no file.
-            self.free_blobs(&file).await;
-        }
-        let encryption = stored.encryption.clone();
-        let (blob_ref, inline) = stored.into_location();
         let mut data = req.meta.into_data(size, req.etag, blob_ref, req.checksum);
         data.part_sizes = req.part_sizes;
         data.encryption = encryption;
@@ -419,6 +408,72 @@ impl Region {
             outbox: Outbox::default(),
         };
         Ok(Prepared::Write { op, file })
+    }
+
+    /// Stores a replica's plaintext body (encrypted with this region's key when its source
+    /// was, ELI-7, or the bucket's default says so, ELI-9) and verifies it against what the
+    /// source said: size, location, encryption, and the blob files to free on a failure.
+    async fn store_replica_body(
+        &self,
+        req: &ReplicaPut,
+        body: Body<'_>,
+        declared_len: Option<u64>,
+    ) -> CoreResult<StoredReplica> {
+        let seal = self.replica_encryption(&req.bucket, req.encrypted)?;
+        let seal = seal.as_ref();
+        let stored = match req.verification() {
+            Verification::SourceChecksum(algorithm) => {
+                self.write_body_without_md5(body, algorithm, declared_len, seal).await?
+            }
+            Verification::TransferCrc32c => {
+                self.write_body_without_md5(body, ChecksumAlgorithm::Crc32c, declared_len, seal).await?
+            }
+            Verification::Md5 => self.write_body_sealed(body, None, declared_len, seal).await?,
+        };
+        let file: Vec<_> = stored.file().cloned().into_iter().collect();
+        let verified = verify_replica(req, &stored);
+        if let Err(e) = verified {
+            self.free_blobs(&file).await;
+            return Err(e);
+        }
+        let size = stored.len;
+        if size == 0 {
+            // An empty object needs no file.
+            self.free_blobs(&file).await;
+        }
+        let encryption = stored.encryption.clone();
+        let (blob_ref, inline) = stored.into_location();
+        Ok((size, blob_ref, inline, encryption, file))
+    }
+
+    /// Stores a replica of an SSE-C version as its source sent it: sealed pieces this region
+    /// cannot open (`crate::sealed`). Checked: the body's length against the pieces', the
+    /// transfer CRC32C (required: nothing else can be checked without the client's key), and
+    /// the part sizes against the pieces.
+    async fn store_sealed_replica(
+        &self,
+        req: &ReplicaPut,
+        body: Body<'_>,
+        declared_len: Option<u64>,
+        sealed: &SealedVersion,
+    ) -> CoreResult<StoredReplica> {
+        let invalid = |m: &str| CoreError::Invalid(InvalidInput::new("InvalidArgument", m));
+        let Some(expected_crc) = req.transfer_crc32c.as_deref() else {
+            return Err(invalid("a sealed replica needs x-xregion-transfer-crc32c"));
+        };
+        if declared_len.is_some_and(|len| len != sealed.sealed_size()) {
+            return Err(invalid("the sealed replica's length is not the one its pieces take"));
+        }
+        if !req.part_sizes.is_empty() && req.part_sizes.iter().sum::<u64>() != sealed.size() {
+            return Err(CoreError::BadDigest("replica size does not match the source's part sizes".into()));
+        }
+        let stored = self.store_sealed(body, sealed).await?;
+        let file = stored.blob.segments.clone();
+        if stored.crc32c != expected_crc {
+            self.free_blobs(&file).await;
+            return Err(CoreError::BadDigest("replica bytes do not match the transfer CRC32C".into()));
+        }
+        Ok((sealed.size(), stored.blob, stored.inline, Some(sealed.encryption()), file))
     }
 
     /// The metadata write of a replicated delete marker.
@@ -747,6 +802,7 @@ pub(crate) mod tests {
             checksum: None,
             transfer_crc32c: None,
             encrypted: false,
+            sealed: None,
         }
     }
 
@@ -826,6 +882,7 @@ pub(crate) mod tests {
             checksum: None,
             transfer_crc32c: crc.map(str::to_owned),
             encrypted: false,
+            sealed: None,
         };
         let body = |b: &[u8]| futures::stream::iter(vec![Ok(Bytes::copy_from_slice(b))]).boxed();
         let md5 = hex::encode(xregion_blob::md5::digest(&bytes));
@@ -836,6 +893,81 @@ pub(crate) mod tests {
         assert!(region.get_object("dst", &format!("k-{}", ids[1]), None).is_err(), "nothing stored");
         let bad_md5 = region.put_replica(req(&ids[2], &"0".repeat(32), None), body(&bytes), None).await;
         assert!(matches!(bad_md5, Err(CoreError::BadDigest(_))), "{bad_md5:?}");
+    }
+
+    /// ELI-7 for SSE-C: a sealed replica is stored as sent, one blob per piece, and needs its
+    /// transfer CRC32C; a wrong CRC, a body shorter or longer than its pieces, or no CRC at
+    /// all store nothing (no version, no blob file left).
+    #[tokio::test]
+    async fn sealed_replicas_are_stored_as_sent_or_not_at_all() {
+        use crate::sealed::{SealedPiece, SealedVersion};
+        let (dir, region) = configured().await;
+        let lens = [200_000u64, 3];
+        let sealed = SealedVersion {
+            wrapped_key: vec![5; 60],
+            pieces: lens.iter().enumerate().map(|(i, len)| SealedPiece { label: format!("p{i}"), len: *len }).collect(),
+        };
+        let bytes = vec![9u8; sealed.sealed_size() as usize];
+        let mut hasher = xregion_blob::checksum::Hasher::new(ChecksumAlgorithm::Crc32c);
+        hasher.update(&bytes);
+        let crc = to_base64(&hasher.finalize());
+        let clock = xregion_types::VersionClock::new();
+        let req = |crc: Option<&str>| ReplicaPut {
+            bucket: "dst".into(),
+            key: "sealed".into(),
+            meta: ObjectMeta::default(),
+            version_id: VersionId::generate(clock.next(), [1; 12]),
+            last_modified_ms: 1,
+            stamp: None,
+            etag: "abc-2".into(),
+            part_sizes: lens.to_vec(),
+            checksum: None,
+            transfer_crc32c: crc.map(str::to_owned),
+            encrypted: false,
+            sealed: Some(sealed.clone()),
+        };
+        let body = |b: &[u8]| futures::stream::iter(vec![Ok(Bytes::copy_from_slice(b))]).boxed();
+        let blob_files = || {
+            let mut n = 0;
+            let mut stack = vec![dir.path().join("blobs")];
+            while let Some(p) = stack.pop() {
+                for e in std::fs::read_dir(&p).unwrap() {
+                    let e = e.unwrap();
+                    match e.file_type().unwrap().is_dir() {
+                        true => stack.push(e.path()),
+                        false => n += 1,
+                    }
+                }
+            }
+            n
+        };
+        let before = blob_files();
+        let wrong = region.put_replica(req(Some("AAAAAA==")), body(&bytes), None).await;
+        assert!(matches!(wrong, Err(CoreError::BadDigest(_))), "{wrong:?}");
+        let short = region.put_replica(req(Some(&crc)), body(&bytes[1..]), None).await;
+        assert!(matches!(short, Err(CoreError::IncompleteBody(_))), "{short:?}");
+        let long = region.put_replica(req(Some(&crc)), body(&[&bytes[..], b"x"].concat()), None).await;
+        assert!(matches!(long, Err(CoreError::IncompleteBody(_))), "{long:?}");
+        let unchecked = region.put_replica(req(None), body(&bytes), None).await;
+        assert!(matches!(unchecked, Err(CoreError::Invalid(_))), "{unchecked:?}");
+        assert!(region.get_object("dst", "sealed", None).is_err(), "nothing stored");
+        assert_eq!(blob_files(), before, "no blob file left behind");
+
+        let stored = region.put_replica(req(Some(&crc)), body(&bytes), None).await.unwrap().record;
+        let data = stored.object().unwrap();
+        assert_eq!(data.size, 200_003);
+        assert_eq!(data.blob.segments.iter().map(|s| s.len).collect::<Vec<_>>(), lens);
+        let encryption = data.encryption.as_ref().unwrap();
+        assert!(encryption.is_customer_key());
+        assert_eq!(encryption.labels, ["p0", "p1"]);
+        // What the region sends onwards is what it received.
+        assert_eq!(region.sealed_version(data), Some(sealed));
+        let mut sent = Vec::new();
+        let mut stream = region.read_sealed_version(data);
+        while let Some(chunk) = stream.next().await {
+            sent.extend_from_slice(&chunk.unwrap());
+        }
+        assert!(sent == bytes);
     }
 
     #[test]

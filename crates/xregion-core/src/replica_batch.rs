@@ -84,6 +84,7 @@ impl BatchEntry {
             // Batched objects are small: the MD5 check costs little.
             transfer_crc32c: None,
             encrypted: o.encrypted,
+            sealed: None,
         }))
     }
 

@@ -18,10 +18,13 @@
 //!   through [`v3`]: no tags, the current priority the one stored in the spec.
 //! * [`FORMAT_V5`]: `BucketRecord` gained `lifecycle: Option<Vec<u8>>` (the bucket's
 //!   lifecycle configuration). Its bytes of formats 1 to 4 decode through [`v4`], without one.
-//! * [`FORMAT_V6`] (current): encryption at rest. `ObjectData` gained `encryption` (SSE-S3:
+//! * [`FORMAT_V6`]: encryption at rest. `ObjectData` gained `encryption` (SSE-S3:
 //!   the wrapped data key) and `BucketRecord` `encryption` (the default encryption rule).
 //!   `VersionRecord`, `UploadRecord` and `BucketRecord` of earlier formats decode through
 //!   [`v5`], unencrypted.
+//! * [`FORMAT_V7`] (current): `Encryption` gained `labels` (the labels a replica of an SSE-C
+//!   version's pieces were sealed under). `VersionRecord` and `UploadRecord` of format 6
+//!   decode through [`v6`], with none; unencrypted values have the same bytes in both.
 //!
 //! Every other stored type has the same shape in all formats.
 
@@ -44,8 +47,10 @@ pub(crate) const FORMAT_V3: u8 = 3;
 pub(crate) const FORMAT_V4: u8 = 4;
 /// The fifth value format (read only).
 pub(crate) const FORMAT_V5: u8 = 5;
-/// The current value format.
+/// The sixth value format (read only).
 pub(crate) const FORMAT_V6: u8 = 6;
+/// The current value format.
+pub(crate) const FORMAT_V7: u8 = 7;
 
 /// A type stored with [`encode`]: knows how to read its format-1 bytes.
 pub(crate) trait Stored: DeserializeOwned {
@@ -71,6 +76,11 @@ pub(crate) trait Stored: DeserializeOwned {
 
     /// Decodes a format-5 body. The default is for types whose shape did not change.
     fn decode_v5(body: &[u8]) -> Result<Self, MetaError> {
+        take_all(body)
+    }
+
+    /// Decodes a format-6 body. The default is for types whose shape did not change.
+    fn decode_v6(body: &[u8]) -> Result<Self, MetaError> {
         take_all(body)
     }
 }
@@ -127,6 +137,10 @@ impl Stored for VersionRecord {
     fn decode_v5(body: &[u8]) -> Result<Self, MetaError> {
         take_all::<v5::VersionRecord>(body).map(Into::into)
     }
+
+    fn decode_v6(body: &[u8]) -> Result<Self, MetaError> {
+        take_all::<v6::VersionRecord>(body).map(Into::into)
+    }
 }
 
 impl Stored for UploadRecord {
@@ -149,17 +163,22 @@ impl Stored for UploadRecord {
     fn decode_v5(body: &[u8]) -> Result<Self, MetaError> {
         take_all::<v5::UploadRecord>(body).map(Into::into)
     }
+
+    fn decode_v6(body: &[u8]) -> Result<Self, MetaError> {
+        take_all::<v6::UploadRecord>(body).map(Into::into)
+    }
 }
 
-/// Encodes a value: `FORMAT_V6 ‖ postcard(value)`.
+/// Encodes a value: `FORMAT_V7 ‖ postcard(value)`.
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, MetaError> {
-    postcard::to_extend(value, vec![FORMAT_V6]).map_err(|e| MetaError::Corrupt(format!("cannot encode value: {e}")))
+    postcard::to_extend(value, vec![FORMAT_V7]).map_err(|e| MetaError::Corrupt(format!("cannot encode value: {e}")))
 }
 
 /// Decodes a value written by [`encode`] (any supported format version).
 pub(crate) fn decode<T: Stored>(bytes: &[u8]) -> Result<T, MetaError> {
     match bytes.split_first() {
-        Some((&FORMAT_V6, body)) => take_all(body),
+        Some((&FORMAT_V7, body)) => take_all(body),
+        Some((&FORMAT_V6, body)) => T::decode_v6(body),
         Some((&FORMAT_V5, body)) => T::decode_v5(body),
         Some((&FORMAT_V4, body)) => T::decode_v4(body),
         Some((&FORMAT_V3, body)) => T::decode_v3(body),
@@ -572,6 +591,129 @@ mod v5 {
     }
 }
 
+/// Frozen format-6 shapes of the types that changed in format 7 (`Encryption` gained
+/// `labels`). Never edit: they describe bytes already on disk.
+mod v6 {
+    use serde::Deserialize;
+    use xregion_types::{BlobRef, ChecksumAlgorithm, ChecksumValue, InlineRef, ReplicationStatus, VersionId};
+
+    #[derive(Deserialize)]
+    pub(super) struct VersionRecord {
+        version_id: VersionId,
+        stamp: u64,
+        last_modified_ms: i64,
+        kind: VersionKind,
+        replication: ReplicationStatus,
+        replication_targets: Vec<String>,
+        tags_changed_ms: Option<i64>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) enum VersionKind {
+        Object(Box<ObjectData>),
+        DeleteMarker,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct ObjectData {
+        size: u64,
+        etag: String,
+        content_type: Option<String>,
+        content_encoding: Option<String>,
+        content_disposition: Option<String>,
+        content_language: Option<String>,
+        cache_control: Option<String>,
+        expires: Option<String>,
+        user_metadata: Vec<(String, String)>,
+        tags: Vec<(String, String)>,
+        checksum: Option<ChecksumValue>,
+        storage_class: String,
+        blob: BlobRef,
+        part_sizes: Vec<u64>,
+        inline: Option<InlineRef>,
+        encryption: Option<Encryption>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct Encryption {
+        key_id: u32,
+        wrapped_key: Vec<u8>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct UploadRecord {
+        upload_id: String,
+        bucket_id: u64,
+        key: String,
+        initiated_ms: i64,
+        template: ObjectData,
+        checksum_algorithm: Option<ChecksumAlgorithm>,
+    }
+
+    impl From<ObjectData> for xregion_types::ObjectData {
+        fn from(d: ObjectData) -> Self {
+            Self {
+                size: d.size,
+                etag: d.etag,
+                content_type: d.content_type,
+                content_encoding: d.content_encoding,
+                content_disposition: d.content_disposition,
+                content_language: d.content_language,
+                cache_control: d.cache_control,
+                expires: d.expires,
+                user_metadata: d.user_metadata,
+                tags: d.tags,
+                checksum: d.checksum,
+                storage_class: d.storage_class,
+                blob: d.blob,
+                part_sizes: d.part_sizes,
+                inline: d.inline,
+                encryption: d.encryption.map(|e| xregion_types::Encryption {
+                    key_id: e.key_id,
+                    wrapped_key: e.wrapped_key,
+                    labels: Vec::new(),
+                }),
+            }
+        }
+    }
+
+    impl From<VersionKind> for xregion_types::VersionKind {
+        fn from(k: VersionKind) -> Self {
+            match k {
+                VersionKind::Object(d) => Self::Object(Box::new((*d).into())),
+                VersionKind::DeleteMarker => Self::DeleteMarker,
+            }
+        }
+    }
+
+    impl From<VersionRecord> for xregion_types::VersionRecord {
+        fn from(r: VersionRecord) -> Self {
+            Self {
+                version_id: r.version_id,
+                stamp: r.stamp,
+                last_modified_ms: r.last_modified_ms,
+                kind: r.kind.into(),
+                replication: r.replication,
+                replication_targets: r.replication_targets,
+                tags_changed_ms: r.tags_changed_ms,
+            }
+        }
+    }
+
+    impl From<UploadRecord> for crate::multipart::UploadRecord {
+        fn from(u: UploadRecord) -> Self {
+            Self {
+                upload_id: u.upload_id,
+                bucket_id: u.bucket_id,
+                key: u.key,
+                initiated_ms: u.initiated_ms,
+                template: u.template.into(),
+                checksum_algorithm: u.checksum_algorithm,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -620,7 +762,8 @@ mod tests {
     #[test]
     fn golden_version_record() {
         let bytes = encode(&sample()).unwrap();
-        assert_eq!(hex(&bytes), golden_v6());
+        assert_eq!(hex(&bytes), golden_v7());
+        assert_eq!(decode::<VersionRecord>(&unhex(&golden_v6())).unwrap(), sample());
         assert_eq!(decode::<VersionRecord>(&bytes).unwrap(), sample());
     }
 
@@ -633,7 +776,7 @@ mod tests {
         let bytes = encode(&record).unwrap();
         // `02` two targets ‖ `01 62` "b" ‖ `02 63 64` "cd" ‖ `01 03` Some(-2), in place of
         // `00 00` (none, None).
-        let golden = golden_v6();
+        let golden = golden_v7();
         let expected = format!("{}0201620263640103", &golden[..golden.len() - 4]);
         assert_eq!(hex(&bytes), expected);
         assert_eq!(decode::<VersionRecord>(&bytes).unwrap(), record);
@@ -649,6 +792,11 @@ mod tests {
     /// before the replication status `01`.
     fn golden_v6() -> String {
         format!("06{}00010000", &GOLDEN_V2[2..GOLDEN_V2.len() - 2])
+    }
+
+    /// Format 7: for a value without encryption the same bytes as format 6.
+    fn golden_v7() -> String {
+        format!("07{}", &golden_v6()[2..])
     }
 
     /// Values written by formats 3 to 5 (before job tags, bucket lifecycle, encryption at
@@ -676,11 +824,15 @@ mod tests {
             lifecycle: None,
             encryption: None,
         };
-        let v6 = encode(&record).unwrap();
-        // `06` ‖ `03 "abc"` ‖ id `03` ‖ time `02` (zigzag 1) ‖ `01` Enabled ‖ one tag `01`,
+        let v7 = encode(&record).unwrap();
+        // `07` ‖ `03 "abc"` ‖ id `03` ‖ time `02` (zigzag 1) ‖ `01` Enabled ‖ one tag `01`,
         // `01 6b` `01 76` ‖ replication `01` Some, `01 07` ‖ lifecycle `00` None ‖ encryption
         // `00` None.
-        assert_eq!(hex(&v6), "060361626303020101016b01760101070000");
+        assert_eq!(hex(&v7), "070361626303020101016b01760101070000");
+        // Format 6 stored a bucket record as format 7 does.
+        let mut v6 = v7.clone();
+        v6[0] = FORMAT_V6;
+        assert_eq!(decode::<BucketRecord>(&v6).unwrap(), record);
         let with = BucketRecord {
             lifecycle: Some(vec![8, 9]),
             encryption: Some(xregion_types::BucketEncryption {
@@ -722,23 +874,36 @@ mod tests {
             d.inline = Some(InlineRef { id: 7 });
         }
         let bytes = encode(&record).unwrap();
-        let expected = golden_v6().replace("01026231050105000001", "00010501070001");
+        let expected = golden_v7().replace("01026231050105000001", "00010501070001");
         assert_eq!(hex(&bytes), expected);
         assert_eq!(decode::<VersionRecord>(&bytes).unwrap(), record);
     }
 
-    /// An encrypted object: `encryption: Some { key_id: 1, wrapped_key: [0xaa, 0xbb] }` is
-    /// `01 01 02 aa bb` at the end of the ObjectData.
+    /// An encrypted object: `encryption: Some { key_id: 1, wrapped_key: [0xaa, 0xbb], labels:
+    /// [] }` is `01 01 02 aa bb 00` at the end of the ObjectData; with labels `["b7"]` the last
+    /// `00` is `01 02 62 37`. Format 6 stored it without the labels, and decodes with none.
     #[test]
     fn golden_encrypted_version_record() {
         let mut record = sample();
+        let encryption = xregion_types::Encryption { key_id: 1, wrapped_key: vec![0xaa, 0xbb], labels: Vec::new() };
         if let VersionKind::Object(d) = &mut record.kind {
-            d.encryption = Some(xregion_types::Encryption { key_id: 1, wrapped_key: vec![0xaa, 0xbb] });
+            d.encryption = Some(encryption.clone());
         }
         let bytes = encode(&record).unwrap();
-        let expected = golden_v6().replace("01026231050105000001", "0102623105010500010102aabb01");
+        let expected = golden_v7().replace("01026231050105000001", "0102623105010500010102aabb0001");
         assert_eq!(hex(&bytes), expected);
         assert_eq!(decode::<VersionRecord>(&bytes).unwrap(), record);
+        let v6 = golden_v6().replace("01026231050105000001", "0102623105010500010102aabb01");
+        assert_eq!(decode::<VersionRecord>(&unhex(&v6)).unwrap(), record);
+
+        let mut labelled = sample();
+        if let VersionKind::Object(d) = &mut labelled.kind {
+            d.encryption = Some(xregion_types::Encryption { labels: vec!["b7".into()], ..encryption });
+        }
+        let bytes = encode(&labelled).unwrap();
+        let expected = golden_v7().replace("01026231050105000001", "0102623105010500010102aabb0102623701");
+        assert_eq!(hex(&bytes), expected);
+        assert_eq!(decode::<VersionRecord>(&bytes).unwrap(), labelled);
     }
 
     /// Values written by format 1 (before inline objects) still decode, with `inline: None`.
@@ -818,7 +983,7 @@ mod tests {
             outcome: TaskOutcome::Failed { code: "C".into(), http_status: 404, message: "m".into() },
         };
         let bytes = encode(&task).unwrap();
-        assert_eq!(hex(&bytes), "06016b000201439403016d");
+        assert_eq!(hex(&bytes), "07016b000201439403016d");
         assert_eq!(decode::<JobTask>(&bytes).unwrap(), task);
         let mut v3 = bytes.clone();
         v3[0] = FORMAT_V3;

@@ -465,8 +465,8 @@ fn ver16_version_id_null_targets_the_null_version() {
 fn rewrap_version_key_is_compare_and_set() {
     let (_dir, store) = open();
     let b = bucket(&store, "rewrap", VersioningState::Enabled);
-    let old = Encryption { key_id: 1, wrapped_key: vec![1; 60] };
-    let new = Encryption { key_id: 2, wrapped_key: vec![2; 60] };
+    let old = Encryption { key_id: 1, wrapped_key: vec![1; 60], labels: Vec::new() };
+    let new = Encryption { key_id: 2, wrapped_key: vec![2; 60], labels: Vec::new() };
     let put_encrypted = |etag: &str| {
         let mut op = put_op("rewrap", "k", etag);
         if let WriteOp::PutVersion { data, .. } = &mut op {

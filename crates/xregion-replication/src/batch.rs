@@ -48,7 +48,10 @@ pub(crate) fn batchable(kind: TaskKind, version: &VersionRecord) -> bool {
     }
     match kind {
         TaskKind::DeleteMarker => true,
-        TaskKind::Object => version.object().is_some_and(|d| d.size <= replica_batch::BATCH_OBJECT_MAX),
+        // An SSE-C version goes alone too: it travels sealed, which batch entries cannot say.
+        TaskKind::Object => version.object().is_some_and(|d| {
+            d.size <= replica_batch::BATCH_OBJECT_MAX && !d.encryption.as_ref().is_some_and(|e| e.is_customer_key())
+        }),
         TaskKind::Tags => false,
     }
 }

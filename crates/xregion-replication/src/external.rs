@@ -203,6 +203,16 @@ impl ExternalTargets {
                 format!("{} is not an external target of this region", replica.destination_bucket),
             ));
         };
+        // Another S3 service can only be sent plaintext, and an SSE-C version opens only with
+        // its client's key, which this region does not keep.
+        if replica.kind == TaskKind::Object
+            && replica.version.object().is_some_and(|d| region.sealed_version(d).is_some())
+        {
+            return Err(ReplicationError::permanent(
+                "SrcObjectNotEligible",
+                "an SSE-C version cannot be copied to another S3 service: only its client's key opens it",
+            ));
+        }
         if target.config.unversioned {
             return target.send_unversioned(region, replica).await;
         }

@@ -294,29 +294,42 @@ async fn put_object(client: &Client, region: &Region, r: &Replica) -> Result<(),
     let Some(data) = r.version.object() else {
         return Err(ReplicationError::permanent("SrcObjectNotEligible", "object task on a delete marker"));
     };
+    let reading = |e: xregion_core::CoreError| ReplicationError::retryable(format!("reading the source version: {e}"));
     let mut headers = object_headers(&r.version, data);
-    if !data.checksum.as_ref().is_some_and(|c| c.full_object) {
-        // Lets the destination verify the bytes by CRC32C instead of recomputing the MD5 ETag
-        // (MD5 is the largest CPU cost of a large replica); reading the bytes twice is cheaper.
-        let crc = transfer_crc32c(region, data)
-            .await
-            .map_err(|e| ReplicationError::retryable(format!("reading the source version: {e}")))?;
-        headers.push(("x-xregion-transfer-crc32c", crc));
-    }
-    let body = source_body(region, data, 0, data.size);
+    let (body, len, sse) = match region.sealed_version(data) {
+        // ELI-7 for an SSE-C version: this region cannot open it, so its sealed pieces travel
+        // as they are stored, with the wrapped data key and the pieces' labels and sizes
+        // (`xregion_core::sealed`); the replica is SSE-C under the same client key. The
+        // transfer CRC32C over the sealed bytes is the destination's only check of them.
+        Some(sealed) => {
+            headers.push(("x-xregion-transfer-crc32c", region.sealed_transfer_crc32c(data).await.map_err(reading)?));
+            headers.push(("x-xregion-sealed-key", sealed.key_header()));
+            headers.push(("x-xregion-sealed-pieces", sealed.pieces_header()));
+            (stream_body(region.read_sealed_version(data)), sealed.sealed_size(), None)
+        }
+        None => {
+            if !data.checksum.as_ref().is_some_and(|c| c.full_object) {
+                // Lets the destination verify the bytes by CRC32C instead of recomputing the MD5
+                // ETag (MD5 is the largest CPU cost of a large replica); reading the bytes twice
+                // is cheaper.
+                headers.push(("x-xregion-transfer-crc32c", transfer_crc32c(region, data).await.map_err(reading)?));
+            }
+            // ELI-7: the replica is encrypted as its source is (with the destination's own key).
+            (source_body(region, data, 0, data.size), data.size, sse_of(data))
+        }
+    };
     let storage_class = r.storage_class.clone().unwrap_or_else(|| data.storage_class.clone());
     let request = client
         .put_object()
         .bucket(&r.destination_bucket)
         .key(&r.key)
         .body(body)
-        .content_length(i64::try_from(data.size).unwrap_or(i64::MAX))
+        .content_length(i64::try_from(len).unwrap_or(i64::MAX))
         .set_metadata(user_metadata(data));
     let result = with_content_headers!(request, data)
         .set_tagging(tagging_header(&data.tags))
         .storage_class(StorageClass::from(storage_class.as_str()))
-        // ELI-7: the replica is encrypted as its source is (with the destination's own key).
-        .set_server_side_encryption(sse_of(data))
+        .set_server_side_encryption(sse)
         .customize()
         .mutate_request(move |req| add_headers(req, &headers))
         .send()
@@ -325,9 +338,10 @@ async fn put_object(client: &Client, region: &Region, r: &Replica) -> Result<(),
 }
 
 /// The `x-amz-server-side-encryption` a copy of `data` is written with: `AES256` when the
-/// source version is encrypted at rest (ELI-7).
+/// source version is encrypted at rest with its region's key (ELI-7; an SSE-C version travels
+/// sealed instead).
 pub(crate) fn sse_of(data: &ObjectData) -> Option<aws_sdk_s3::types::ServerSideEncryption> {
-    data.encryption.as_ref().map(|_| aws_sdk_s3::types::ServerSideEncryption::Aes256)
+    data.encryption.as_ref().filter(|e| !e.is_customer_key()).map(|_| aws_sdk_s3::types::ServerSideEncryption::Aes256)
 }
 
 /// DEL-6: the marker keeps the source id and time.
@@ -393,7 +407,11 @@ pub(crate) fn tag_set(data: &ObjectData) -> Result<Tagging, ReplicationError> {
 /// Bytes `start..end` of a source version as a request body, streamed from its blobs (never
 /// buffered whole).
 pub(crate) fn source_body(region: &Region, data: &ObjectData, start: u64, end: u64) -> ByteStream {
-    let stream = region.read_object(data, start, end);
+    stream_body(region.read_object(data, start, end))
+}
+
+/// A stream of bytes as a request body.
+fn stream_body(stream: futures::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>) -> ByteStream {
     let frames = SyncStream(std::sync::Mutex::new(stream.map(|chunk| chunk.map(http_body::Frame::data))));
     ByteStream::from_body_1_x(http_body_util::StreamBody::new(frames))
 }

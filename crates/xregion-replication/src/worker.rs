@@ -824,14 +824,6 @@ async fn execute(
             // its task ran: there is nothing left to send.
             Ok(None) => outcomes.push(Ok(Some(None))),
             Err(e) => outcomes.push(Err(store_error(e))),
-            // An SSE-C version's bytes open only with the customer's key, which this region
-            // does not keep; live replication never plans one (a replicating bucket refuses
-            // SSE-C writes), but a batch job or a configuration added later can reach one.
-            Ok(Some(version)) if item.task.kind == TaskKind::Object && is_customer_keyed(&version) => {
-                tracing::warn!(key = %entry.key, destination = %item.task.destination_bucket,
-                    "an SSE-C version is not replicated (its key is the client's): FAILED");
-                outcomes.push(Ok(Some(Some("SrcObjectNotEligible"))));
-            }
             Ok(Some(version)) => {
                 outcomes.push(Ok(None));
                 sent.push(i);
@@ -915,11 +907,6 @@ async fn finish(region: &Region, tasks: Vec<(u64, Option<String>)>) -> Result<()
         Ok(other) => Err(ReplicationError::retryable(format!("unexpected outcome finishing {n} tasks: {other:?}"))),
         Err(e) => Err(ReplicationError::retryable(format!("finishing {n} tasks: {e}"))),
     }
-}
-
-/// True for a version encrypted with a customer's key (SSE-C).
-fn is_customer_keyed(version: &VersionRecord) -> bool {
-    version.object().and_then(|d| d.encryption.as_ref()).is_some_and(xregion_types::Encryption::is_customer_key)
 }
 
 #[cfg(test)]

@@ -118,6 +118,11 @@ pub struct Encryption {
     pub key_id: u32,
     /// The version's data key, wrapped by that key (nonce ‖ ciphertext ‖ tag).
     pub wrapped_key: Vec<u8>,
+    /// The labels the pieces were sealed under (`xregion_crypto::DataKey::segment`), one per
+    /// blob segment or one for the inline body, when they are not the pieces' own names (the
+    /// blob id, `inline`): a replica of an SSE-C version stores its source's sealed bytes as
+    /// they are (the region cannot open them), in pieces of its own. Empty otherwise.
+    pub labels: Vec<String>,
 }
 
 impl Encryption {
@@ -128,6 +133,12 @@ impl Encryption {
     /// True for SSE-C: reading the bytes needs the customer's key.
     pub fn is_customer_key(&self) -> bool {
         self.key_id == Self::CUSTOMER_KEY_ID
+    }
+
+    /// The label piece `index` was sealed under: the recorded one, else `own` (the piece's
+    /// blob id, or `inline`).
+    pub fn label<'a>(&'a self, index: usize, own: &'a [u8]) -> &'a [u8] {
+        self.labels.get(index).map_or(own, |l| l.as_bytes())
     }
 }
 

@@ -10,6 +10,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 use xregion_core::Region;
 use xregion_core::replica::{ReplicaPut, parse_checksum_header};
+use xregion_core::sealed::SealedVersion;
 use xregion_identity::{Authorizer, Decision, Identity, Resource};
 use xregion_types::VersionId;
 
@@ -34,6 +35,11 @@ pub const PART_SIZES: &str = "x-xregion-part-sizes";
 pub const SOURCE_CHECKSUM: &str = "x-xregion-source-checksum";
 /// CRC32C (base64) of the bytes the source sends; checked instead of recomputing the MD5.
 pub const TRANSFER_CRC32C: &str = "x-xregion-transfer-crc32c";
+/// The data key of an SSE-C source version, wrapped by the client's key (hex): the body is
+/// then the version's sealed pieces, stored as they are (`xregion_core::sealed`).
+pub const SEALED_KEY: &str = "x-xregion-sealed-key";
+/// The sealed pieces of an SSE-C source version: `label:len,…` (plaintext lengths).
+pub const SEALED_PIECES: &str = "x-xregion-sealed-pieces";
 /// When the tag set sent with a replicated tag change was set, unix milliseconds (TWO-8).
 pub const TAGS_CHANGED: &str = "x-xregion-tags-changed-ms";
 /// The bucket a replicated tag change comes from (TWO-6: never sent back there).
@@ -125,6 +131,15 @@ pub(crate) async fn put_object(
         }
         None => false,
     };
+    // ELI-7: an SSE-C source travels sealed; the replica is SSE-C under the same client key.
+    let sealed = match headers.get(SEALED_KEY) {
+        Some(key) => {
+            let key = key.to_str().map_err(|_| s3_error!(InvalidArgument, "invalid {}", SEALED_KEY))?;
+            let pieces = headers.get(SEALED_PIECES).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            Some(SealedVersion::parse(key, pieces).s3()?)
+        }
+        None => None,
+    };
     let put = ReplicaPut {
         bucket: input.bucket,
         key: input.key,
@@ -137,6 +152,7 @@ pub(crate) async fn put_object(
         checksum,
         transfer_crc32c: headers.get(TRANSFER_CRC32C).and_then(|v| v.to_str().ok()).map(str::to_owned),
         encrypted,
+        sealed,
     };
     let len = declared_len(&headers, input.content_length);
     let res = r.put_replica(put, body_of(input.body), len).await.s3()?;

@@ -506,3 +506,27 @@ async fn a_target_named_like_a_peers_bucket_is_refused() {
         message(&err)
     );
 }
+
+/// An SSE-C version cannot reach another S3 service (only its client's key opens it, and such
+/// a service takes plaintext): its task fails at once (`FAILED`), and the versions after it
+/// still go.
+#[tokio::test]
+async fn sse_c_versions_fail_towards_another_s3_service() {
+    use crate::sse_c::{WithKey as _, head_status, key};
+    let s = setup("ext-ssec").await;
+    let src = create_versioned_bucket(&s.sc, "ext-ssec-src").await;
+    s.sc.put_bucket_replication().bucket(&src).replication_configuration(to(&s.target)).send().await.expect("config");
+    let k = key(11);
+    let put = s.sc.put_object().bucket(&src).key("secret").body(ByteStream::from_static(b"secret")).with_key(&k);
+    let secret = put.send().await.expect("SSE-C put").version_id().expect("version").to_owned();
+    let plain = s.sc.put_object().bucket(&src).key("plain").body(ByteStream::from_static(b"plain")).send().await;
+    let plain = plain.expect("plain put").version_id().expect("version").to_owned();
+    crate::replication::wait_completed(&s.sc, &src, "plain", &plain).await;
+    crate::replication::eventually("the SSE-C version FAILED", || async {
+        let (status, _) = head_status(&s.sc, &src, "secret", &secret, &k).await;
+        (status.as_deref() == Some("FAILED")).then_some(())
+    })
+    .await;
+    assert!(target_versions(&s.bc, &s.target, "secret").await.is_empty());
+    assert_eq!(target_versions(&s.bc, &s.target, "plain").await.len(), 1);
+}

@@ -1,5 +1,5 @@
 //! SSE-C (keys the client sends with each request) end to end: what the API says, which key
-//! opens what, what is on disk, multipart uploads and copies, and how replication treats it.
+//! opens what, what is on disk, multipart uploads and copies, and their replication (ELI-7).
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
@@ -9,17 +9,17 @@ use md5::Digest as _;
 
 use crate::common::*;
 use crate::encryption::{body_with, on_disk};
-use crate::replication::{configure, eventually, status, wait_completed};
+use crate::replication::{configure, eventually};
 
 /// A customer key as the three header values: algorithm, base64 key, base64 MD5 of the key.
 #[derive(Clone)]
-struct Key {
+pub(crate) struct Key {
     key: String,
     md5: String,
 }
 
 /// The three SSE-C headers on a request builder of the SDK.
-trait WithKey: Sized {
+pub(crate) trait WithKey: Sized {
     fn with_key(self, k: &Key) -> Self;
 
     fn with_key_opt(self, k: Option<&Key>) -> Self {
@@ -75,7 +75,7 @@ with_source_key!(
     aws_sdk_s3::operation::copy_object::builders::CopyObjectFluentBuilder
 );
 
-fn key(byte: u8) -> Key {
+pub(crate) fn key(byte: u8) -> Key {
     let raw = [byte; 32];
     let b64 = base64::engine::general_purpose::STANDARD;
     Key { key: b64.encode(raw), md5: b64.encode(md5::Md5::digest(raw)) }
@@ -294,63 +294,120 @@ async fn multipart_uploads_and_copies_carry_their_keys() {
     }
 }
 
-/// SSE-C versions are not replicated yet: a bucket with a replication configuration refuses
-/// them (`501`, nothing stored), and one that reaches replication anyway (an upload started
-/// before the configuration) is `FAILED` at once instead of being retried for ever, while
-/// other versions still replicate.
+/// The replication status and ETag of an SSE-C version (HEAD needs its key).
+pub(crate) async fn head_status(
+    client: &Client,
+    bucket: &str,
+    name: &str,
+    version: &str,
+    k: &Key,
+) -> (Option<String>, String) {
+    let head = client
+        .head_object()
+        .bucket(bucket)
+        .key(name)
+        .version_id(version)
+        .with_key(k)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("head {name}: {:?}", DebugSdkError(&e)));
+    (head.replication_status().map(|s| s.as_str().to_owned()), head.e_tag().unwrap_or_default().to_owned())
+}
+
+/// ELI-7: SSE-C versions replicate (small, large, multipart, empty, a tag change, a delete
+/// marker). The source cannot open them, so their sealed pieces travel as stored and the
+/// destination keeps them so: the replica has the same version id and ETag, is `REPLICA`,
+/// opens with the same client key (whole and by range across a part boundary) and with no
+/// other, and its region holds none of the plaintext.
 #[tokio::test]
-async fn replicating_buckets_refuse_sse_c_and_none_is_retried_for_ever() {
+async fn sse_c_versions_replicate_sealed() {
     let regions = TestRegion::start_many(&["us-east-1", "eu-west-1"]);
     let (sc, dc) = (regions[0].client(), regions[1].client());
     let src = create_versioned_bucket(&sc, "ssec-repl-src").await;
     let dst = create_versioned_bucket(&dc, "ssec-repl-dst").await;
-    let k = key(7);
-    let upload =
-        sc.create_multipart_upload().bucket(&src).key("early").with_key(&k).send().await.expect("create upload");
-    let id = upload.upload_id().expect("upload id").to_owned();
     configure(&sc, &src, &dst, true).await;
-
-    let refused =
-        sc.put_object().bucket(&src).key("refused").body(ByteStream::from_static(b"secret")).with_key(&k).send().await;
-    expect_error(refused, 501, Some("NotImplemented"));
-    assert!(all_versions(&sc, &src).await.is_empty(), "the refused write stored nothing");
-
-    let part = sc
-        .upload_part()
-        .bucket(&src)
-        .key("early")
-        .upload_id(&id)
-        .part_number(1)
-        .body(ByteStream::from_static(b"early secret"))
-        .with_key(&k)
-        .send()
-        .await
-        .expect("part");
+    let (k, other) = (key(7), key(9));
+    let small = body_with("ssec-repl-small-marker-012345678", 3_000);
+    let large = body_with("ssec-repl-large-marker-012345678", 300_000);
+    let mut versions = vec![
+        ("small", put(&sc, &src, "small", &small, &k).await, small.clone()),
+        ("large", put(&sc, &src, "large", &large, &k).await, large.clone()),
+        ("empty", put(&sc, &src, "empty", b"", &k).await, Vec::new()),
+    ];
+    let first = body_with("ssec-repl-part-one-marker-012345", 5 * 1024 * 1024);
+    let last = body_with("ssec-repl-part-two-marker-012345", 70_000);
+    let upload = sc.create_multipart_upload().bucket(&src).key("mpu").with_key(&k).send().await.expect("create");
+    let id = upload.upload_id().expect("upload id").to_owned();
+    let mut parts = Vec::new();
+    for (n, body) in [(1, &first), (2, &last)] {
+        let part = sc
+            .upload_part()
+            .bucket(&src)
+            .key("mpu")
+            .upload_id(&id)
+            .part_number(n)
+            .body(ByteStream::from(body.clone()))
+            .with_key(&k)
+            .send()
+            .await
+            .expect("part");
+        parts.push(CompletedPart::builder().part_number(n).e_tag(part.e_tag().expect("etag")).build());
+    }
     let done = sc
         .complete_multipart_upload()
         .bucket(&src)
-        .key("early")
+        .key("mpu")
         .upload_id(&id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .parts(CompletedPart::builder().part_number(1).e_tag(part.e_tag().expect("etag")).build())
-                .build(),
-        )
+        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
         .send()
         .await
         .expect("complete");
-    let early = done.version_id().expect("version").to_owned();
-    let plain = sc.put_object().bucket(&src).key("plain").body(ByteStream::from_static(b"p")).send().await;
-    let plain = plain.expect("plain put").version_id().expect("version").to_owned();
-    wait_completed(&sc, &src, "plain", &plain).await;
-    eventually("the SSE-C version FAILED", || async {
-        let head = sc.head_object().bucket(&src).key("early").version_id(&early).with_key(&k).send().await.ok()?;
-        (head.replication_status().map(|s| s.as_str()) == Some("FAILED")).then_some(())
+    let whole: Vec<u8> = first.iter().chain(&last).copied().collect();
+    versions.push(("mpu", done.version_id().expect("version").to_owned(), whole.clone()));
+
+    for (name, version, body) in &versions {
+        let source_etag = eventually(&format!("{name} COMPLETED"), || async {
+            let (status, etag) = head_status(&sc, &src, name, version, &k).await;
+            assert_ne!(status.as_deref(), Some("FAILED"), "{name}");
+            (status.as_deref() == Some("COMPLETED")).then_some(etag)
+        })
+        .await;
+        let (status, etag) = head_status(&dc, &dst, name, version, &k).await;
+        assert_eq!((status.as_deref(), etag.as_str()), (Some("REPLICA"), source_etag.as_str()), "{name}");
+        let got = dc.get_object().bucket(&dst).key(*name).version_id(version).with_key(&k).send().await;
+        let got = got.unwrap_or_else(|e| panic!("get replica {name}: {:?}", DebugSdkError(&e)));
+        assert_eq!(got.body.collect().await.expect("body").into_bytes().to_vec(), *body, "{name}");
+    }
+    let boundary = first.len();
+    let r = format!("bytes={}-{}", boundary - 100, boundary + 100);
+    assert_eq!(get(&dc, &dst, "mpu", Some(&r), &k).await, whole[boundary - 100..boundary + 101]);
+    let other_key = dc.get_object().bucket(&dst).key("large").with_key(&other).send().await;
+    expect_error(other_key, 403, Some("AccessDenied"));
+    expect_error(dc.get_object().bucket(&dst).key("small").send().await, 400, Some("InvalidRequest"));
+
+    // A tag change and a delete marker follow, as for any version.
+    let tagging = aws_sdk_s3::types::Tagging::builder()
+        .tag_set(aws_sdk_s3::types::Tag::builder().key("kept").value("yes").build().expect("tag"))
+        .build()
+        .expect("tagging");
+    sc.put_object_tagging().bucket(&src).key("large").tagging(tagging).send().await.expect("tag");
+    sc.delete_object().bucket(&src).key("small").send().await.expect("delete");
+    eventually("the tag and the marker replicated", || async {
+        let tags = dc.get_object_tagging().bucket(&dst).key("large").send().await.ok()?;
+        let marker = dc.get_object().bucket(&dst).key("small").with_key(&k).send().await.is_err();
+        (tags.tag_set().len() == 1 && marker).then_some(())
     })
     .await;
-    assert_eq!(status(&dc, &dst, "plain", &plain).await.as_deref(), Some("REPLICA"));
-    let dst_keys: Vec<String> = all_versions(&dc, &dst).await.into_iter().map(|v| v.0).collect();
-    assert_eq!(dst_keys, ["plain"]);
+    for marker in [
+        "ssec-repl-small-marker-012345678",
+        "ssec-repl-large-marker-012345678",
+        "ssec-repl-part-one-marker-012345",
+        "ssec-repl-part-two-marker-012345",
+    ] {
+        for region in &regions {
+            assert!(!on_disk(region.data_dir(), marker), "{marker} is on disk in plaintext");
+        }
+    }
 }
 
 /// A master key rotation leaves SSE-C versions and uploads as they are (their data keys are
