@@ -8,7 +8,9 @@
 //! local write as a local source is: nothing is buffered whole. What the copy needs besides
 //! the bytes (ETag, Last-Modified for the `x-amz-copy-source-if-*` conditions, metadata, tags,
 //! checksum algorithm, the version id to report) comes from the same answer, so it describes
-//! the bytes read.
+//! the bytes read. An SSE-C source's key (`x-amz-copy-source-server-side-encryption-customer-*`)
+//! goes along with that GET as its own SSE-C headers, so the source's region checks it as it
+//! checks a local read's.
 //!
 //! The bytes read from another region are checked before the copy commits: against the
 //! source's ETag when that is an MD5 (a single-part upload), and against its full-object
@@ -148,13 +150,6 @@ impl Region {
     ) -> CoreResult<CopySource> {
         let (bucket, version) = match self.get_object(source.bucket, source.key, source.version) {
             Err(CoreError::NoSuchBucket) => match self.locate_bucket(source.bucket).await? {
-                crate::buckets::BucketLocation::Remote(_) if source.customer.is_some() => {
-                    return Err(CoreError::NotImplemented(
-                        "copying an SSE-C object from a bucket in another region is not supported: \
-                         copy it within its region first"
-                            .into(),
-                    ));
-                }
                 crate::buckets::BucketLocation::Remote(region) => {
                     return self.open_remote_copy_source(region, source, range, conditions, tags).await;
                 }

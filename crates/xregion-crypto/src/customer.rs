@@ -53,6 +53,8 @@ pub enum CustomerKeyError {
 /// aws-lc's, which clears it).
 pub struct CustomerKey {
     key: LessSafeKey,
+    /// The key as the request sent it (base64), to pass on with a read from another region.
+    base64: zeroize::Zeroizing<String>,
     /// base64 of the key's MD5, as S3 echoes it (`x-amz-server-side-encryption-customer-key-MD5`).
     md5: String,
 }
@@ -89,7 +91,14 @@ impl CustomerKey {
             return Err(CustomerKeyError::Md5Mismatch);
         }
         let unbound = UnboundKey::new(&AES_256_GCM_SIV, &bytes).map_err(|_| CustomerKeyError::BadKey)?;
-        Ok(Some(CustomerKey { key: LessSafeKey::new(unbound), md5: engine.encode(digest) }))
+        let base64 = zeroize::Zeroizing::new(engine.encode(&bytes[..]));
+        Ok(Some(CustomerKey { key: LessSafeKey::new(unbound), base64, md5: engine.encode(digest) }))
+    }
+
+    /// The key in base64 (`x-amz-server-side-encryption-customer-key`): for a read of the
+    /// object from another region of the deployment, over the peers' connection.
+    pub fn key_base64(&self) -> &str {
+        &self.base64
     }
 
     /// base64 of the key's MD5 (what S3 sends back in

@@ -33,6 +33,13 @@ impl HttpPeers {
         let path = object_path(read.source.bucket, read.source.key);
         let query = read.source.version.map(|v| format!("?versionId={}", urlencoding::encode(v))).unwrap_or_default();
         let mut headers = Vec::new();
+        // An SSE-C source opens only with its client's key: it goes along (the other region's
+        // edge refuses it unless the peers' connection is TLS or loopback).
+        if let Some(key) = read.source.customer {
+            headers.push(("x-amz-server-side-encryption-customer-algorithm", xregion_core::AES256.to_owned()));
+            headers.push(("x-amz-server-side-encryption-customer-key", key.key_base64().to_owned()));
+            headers.push(("x-amz-server-side-encryption-customer-key-md5", key.key_md5().to_owned()));
+        }
         match read.range {
             Some((first, last)) => headers.push(("range", format!("bytes={first}-{last}"))),
             None => headers.push(("x-amz-checksum-mode", "ENABLED".to_owned())),
@@ -53,7 +60,7 @@ impl HttpPeers {
         if !status.is_success() {
             let h = resp.headers().clone();
             let body = read_body(region, resp).await.unwrap_or_default();
-            return Err(read_error(region, status, &h, &body));
+            return Err(read_error(region, status, &h, &body, read.source.customer.is_some()));
         }
         let head = ObjectHead::parse(resp.headers())
             .map_err(|m| CoreError::Unavailable(format!("region {region} answered a read of {path} with {m}")))?;
@@ -68,7 +75,7 @@ impl HttpPeers {
             let h = tags.headers().clone();
             let body = read_body(region, tags).await?;
             if !status.is_success() {
-                return Err(read_error(region, status, &h, &body));
+                return Err(read_error(region, status, &h, &body, false));
             }
             meta.tags = parse_tagging(&body)
                 .map_err(|m| CoreError::Unavailable(format!("region {region} sent tags that do not parse: {m}")))?;
@@ -189,7 +196,13 @@ fn parse_tagging(xml: &[u8]) -> Result<Vec<(String, String)>, String> {
 /// The error a peer's refusal of a read means for the copy: the source's own errors as they
 /// are (the bucket, key or version is gone, a delete marker, a range outside the object);
 /// anything else says the source could not be read now.
-fn read_error(region: &str, status: http::StatusCode, h: &http::HeaderMap, body: &[u8]) -> CoreError {
+fn read_error(
+    region: &str,
+    status: http::StatusCode,
+    h: &http::HeaderMap,
+    body: &[u8],
+    with_customer_key: bool,
+) -> CoreError {
     let xml = String::from_utf8_lossy(body);
     let code = element(&xml, "Code").unwrap_or_default();
     let message = element(&xml, "Message").unwrap_or_else(|| status.to_string());
@@ -209,6 +222,12 @@ fn read_error(region: &str, status: http::StatusCode, h: &http::HeaderMap, body:
         },
         (416, _) => CoreError::InvalidRange,
         (400, "InvalidArgument") => CoreError::Invalid(InvalidInput::new("InvalidArgument", message)),
+        // An SSE-C source without its key, or a key for another source (or one the other
+        // region would not take over the peers' connection).
+        (400, "InvalidRequest") => CoreError::Invalid(InvalidInput::new("InvalidRequest", message)),
+        // The client's SSE-C key is not the source's. Without one, a refusal of the
+        // deployment's own credential is this deployment's fault, not the client's.
+        (403, "AccessDenied") if with_customer_key => CoreError::AccessDenied(message),
         (s, _) if s >= 500 => {
             CoreError::Unavailable(format!("region {region} could not serve the copy source: {code} {message}"))
         }
@@ -313,7 +332,7 @@ mod tests {
     fn refusals_become_the_sources_errors() {
         let err = |status: u16, h: &[(&str, &str)], code: &str| {
             let body = format!("<Error><Code>{code}</Code><Message>m</Message></Error>");
-            read_error("eu-west-1", http::StatusCode::from_u16(status).unwrap(), &headers(h), body.as_bytes())
+            read_error("eu-west-1", http::StatusCode::from_u16(status).unwrap(), &headers(h), body.as_bytes(), false)
         };
         assert!(matches!(err(404, &[], "NoSuchBucket"), CoreError::NoSuchBucket));
         assert!(matches!(err(404, &[], "NoSuchVersion"), CoreError::NoSuchVersion));
@@ -325,5 +344,10 @@ mod tests {
         assert!(matches!(err(400, &[], "InvalidArgument"), CoreError::Invalid(_)));
         assert!(matches!(err(503, &[], "SlowDown"), CoreError::Unavailable(_)));
         assert!(matches!(err(403, &[], "AccessDenied"), CoreError::Internal(_)));
+        // With an SSE-C key sent along, these are the client's: its key is missing or wrong.
+        assert!(matches!(err(400, &[], "InvalidRequest"), CoreError::Invalid(_)));
+        let body = b"<Error><Code>AccessDenied</Code><Message>m</Message></Error>";
+        let wrong_key = read_error("eu-west-1", http::StatusCode::FORBIDDEN, &headers(&[]), body, true);
+        assert!(matches!(wrong_key, CoreError::AccessDenied(_)), "{wrong_key:?}");
     }
 }

@@ -410,6 +410,34 @@ async fn sse_c_versions_replicate_sealed() {
     }
 }
 
+/// A copy reads an SSE-C source in another region's bucket with the `x-amz-copy-source-…` key,
+/// which goes along with the read (the regions' connection is loopback here): the copy is
+/// made; without the key it is `400`, with another `403`, as for a local source.
+#[tokio::test]
+async fn an_sse_c_source_in_another_region_is_copied_with_its_key() {
+    let regions = TestRegion::start_many(&["us-east-1", "eu-west-1"]);
+    let (here, there) = (regions[0].client(), regions[1].client());
+    let local = create_versioned_bucket(&here, "ssec-copy-here").await;
+    let remote = create_versioned_bucket(&there, "ssec-copy-there").await;
+    let (k, other) = (key(12), key(13));
+    let body = body_with("ssec-remote-copy-marker-01234567", 300_000);
+    put(&there, &remote, "src", &body, &k).await;
+    let copy = |source_key: Option<&Key>| {
+        here.copy_object()
+            .bucket(&local)
+            .key("copy")
+            .copy_source(format!("{remote}/src"))
+            .with_source_key_opt(source_key)
+            .with_key(&other)
+            .send()
+    };
+    expect_error(copy(None).await, 400, Some("InvalidRequest"));
+    expect_error(copy(Some(&other)).await, 403, Some("AccessDenied"));
+    let done = copy(Some(&k)).await.unwrap_or_else(|e| panic!("copy: {:?}", DebugSdkError(&e)));
+    assert_eq!(done.sse_customer_key_md5(), Some(other.md5.as_str()));
+    assert_eq!(get(&here, &local, "copy", None, &other).await, body);
+}
+
 /// A master key rotation leaves SSE-C versions and uploads as they are (their data keys are
 /// wrapped by the customer's key, which the region does not have): the re-wrap pass goes
 /// past them, retires the old master key, and they still open with their keys.
