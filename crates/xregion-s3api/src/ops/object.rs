@@ -349,7 +349,9 @@ pub(crate) async fn head_object(r: &Region, req: S3Request<HeadObjectInput>) -> 
     let Some(data) = v.object() else {
         return Err(to_s3(CoreError::NoSuchKey { delete_marker: None }));
     };
-    let key = r.open_key(data.encryption.as_ref(), customer.as_ref()).s3()?;
+    // HEAD opens no bytes, but checks an SSE-C key as GET does (S3 answers HEAD of an SSE-C
+    // object without its key with 400).
+    r.open_key(data.encryption.as_ref(), customer.as_ref()).s3()?;
     read_conditions(
         input.if_match.as_ref(),
         input.if_none_match.as_ref(),
@@ -365,9 +367,6 @@ pub(crate) async fn head_object(r: &Region, req: S3Request<HeadObjectInput>) -> 
     } else {
         ChecksumFields::default()
     };
-    // HEAD opens no bytes, but checks the key as GET does (S3 answers HEAD of an SSE-C
-    // object without its key with 400).
-    drop(key);
     let (sse_customer_algorithm, sse_customer_key_md5) = convert::sse_customer_of(customer.as_ref());
     let out = HeadObjectOutput {
         accept_ranges: Some("bytes".to_owned()),
