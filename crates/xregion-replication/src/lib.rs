@@ -33,7 +33,7 @@ pub use external::{
 };
 pub use s3::S3Target;
 pub use target::{Replica, ReplicationTarget};
-pub use transport::{Connector, DisplayErr, Transport};
+pub use transport::{Connector, DisplayErr, Transport, connector};
 pub use worker::{
     DestinationStatus, LAG_BUCKETS_MS, LagStats, StatusReader, WorkerConfig, WorkerHandle, WorkerStatus, spawn,
 };

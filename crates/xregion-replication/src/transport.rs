@@ -54,21 +54,27 @@ impl Transport {
         self.sdk.clone()
     }
 
-    /// A hyper connector for both schemes: NODELAY (a small request's header and body leave
-    /// in separate writes) and `connect_timeout`.
+    /// A hyper connector for both schemes ([`connector`]).
     pub fn connector(&self, connect_timeout: Option<Duration>) -> Connector {
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.set_connect_timeout(connect_timeout);
-        // `https_or_http` leaves the scheme check to the URL; hyper-rustls needs `enforce_http`
-        // off to see `https://` URLs.
-        http.enforce_http(false);
-        hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config((*self.tls.config()).clone())
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http)
+        connector(&self.tls, connect_timeout)
     }
+}
+
+/// A hyper connector for both schemes trusting what `tls` trusts: NODELAY (a small request's
+/// header and body leave in separate writes) and `connect_timeout`. For a client that needs
+/// no AWS SDK client beside it (`xregion status`).
+pub fn connector(tls: &ClientTls, connect_timeout: Option<Duration>) -> Connector {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.set_connect_timeout(connect_timeout);
+    // `https_or_http` leaves the scheme check to the URL; hyper-rustls needs `enforce_http`
+    // off to see `https://` URLs.
+    http.enforce_http(false);
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config((*tls.config()).clone())
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http)
 }
 
 /// Displays an error with its sources (hyper's `client error (Connect)` says nothing of a

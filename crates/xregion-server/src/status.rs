@@ -17,7 +17,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use xregion_identity::Credential;
 use xregion_identity::sigv4::sign_request;
-use xregion_replication::{Connector, Transport};
+use xregion_replication::Connector;
 
 /// How long a region may take to answer.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -65,7 +65,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
     // An empty AWS_CA_BUNDLE means none, as for the AWS CLI.
     let ca_bundle = args.ca_bundle.as_deref().filter(|p| !p.is_empty()).map(std::path::Path::new);
     let tls = xregion_crypto::tls::ClientTls::new(ca_bundle).context("loading --ca-bundle")?;
-    let client = Client::builder(TokioExecutor::new()).build(Transport::new(tls).connector(None));
+    let client = Client::builder(TokioExecutor::new()).build(xregion_replication::connector(&tls, None));
     let mut failed = 0;
     let mut endpoints = args.endpoints.clone();
     let mut next = 0;
