@@ -10,13 +10,15 @@
 //! Run by hand: `cargo run --release -p xregion-bench -- [--quick]`. See `bench/README.md`.
 //!
 //! `cargo run --release -p xregion-bench -- replication [--quick]` measures replication between
-//! two regions instead (see `replication.rs`).
+//! two regions instead (see `replication.rs`); `… -- rewrap [--objects N]` the SSE re-wrap pass
+//! after a key rotation (`rewrap.rs`).
 
 mod client;
 mod probe;
 mod raw;
 mod replication;
 mod report;
+mod rewrap;
 mod server;
 mod stats;
 
@@ -148,6 +150,11 @@ fn main() -> anyhow::Result<()> {
     if std::env::args_os().nth(1).is_some_and(|a| a == "replication") {
         let rest = std::env::args_os().enumerate().filter(|(i, _)| *i != 1).map(|(_, a)| a);
         return replication::run(replication::ReplArgs::parse_from(rest));
+    }
+    // `xregion-bench rewrap [...]`: the SSE re-wrap pass after a key rotation.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "rewrap") {
+        let rest = std::env::args_os().enumerate().filter(|(i, _)| *i != 1).map(|(_, a)| a);
+        return rewrap::run(rewrap::RewrapArgs::parse_from(rest));
     }
     let args = Args::parse();
     anyhow::ensure!(args.concurrency >= 1, "--concurrency must be at least 1");

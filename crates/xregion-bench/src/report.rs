@@ -419,7 +419,7 @@ fn utc_date(t: SystemTime) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-fn utc_stamp(t: SystemTime) -> String {
+pub(crate) fn utc_stamp(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     let rem = secs.rem_euclid(86_400);
     format!("{} {:02}:{:02} UTC", utc_date(t), rem / 3600, rem % 3600 / 60)
