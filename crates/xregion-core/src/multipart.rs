@@ -177,12 +177,18 @@ impl Region {
                 chosen.iter().map(|p| p.checksum.as_ref().and_then(|c| base64_decode(&c.value))).collect();
             digests.map(|d| ChecksumValue { algorithm: alg, value: composite(alg, &d), full_object: false })
         });
+        // Kept for GetObjectAttributes' part list and `partNumber` reads, as S3 keeps them.
+        let part_checksums = match &checksum {
+            Some(_) => chosen.iter().filter_map(|p| p.checksum.as_ref().map(|c| c.value.clone())).collect(),
+            None => Vec::new(),
+        };
         let mut data = upload.template.clone();
         data.size = chosen.iter().map(|p| p.size).sum();
         data.etag = multipart_etag(&md5s);
         data.blob = BlobRef { segments: chosen.iter().map(|p| p.blob.clone()).collect() };
         data.part_sizes = chosen.iter().map(|p| p.size).collect();
         data.checksum = checksum;
+        data.part_checksums = part_checksums;
         // IMPL-1, ELI-6: a completed multipart upload is a new version like any PUT.
         let outbox = self.plan_tasks(bucket, key, &data.tags, TaskKind::Object, false)?;
         let queued = outbox.len();

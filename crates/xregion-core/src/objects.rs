@@ -165,6 +165,7 @@ impl ObjectMeta {
             part_sizes: Vec::new(),
             inline: None,
             encryption: None,
+            part_checksums: Vec::new(),
         }
     }
 }

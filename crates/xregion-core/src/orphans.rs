@@ -201,6 +201,7 @@ mod tests {
                 stamp: None,
                 etag: hex::encode(xregion_blob::md5::digest(&big)),
                 part_sizes: Vec::new(),
+                part_checksums: Vec::new(),
                 checksum: None,
                 transfer_crc32c: None,
                 encrypted: false,

@@ -94,6 +94,8 @@ pub struct ReplicaPut {
     pub etag: String,
     /// Part sizes of a multipart source (kept for `partNumber` reads).
     pub part_sizes: Vec<u64>,
+    /// The source's part checksums (`ObjectData::part_checksums`), one per part size.
+    pub part_checksums: Vec<String>,
     /// The source's checksum; verified when it is a full-object checksum.
     pub checksum: Option<ChecksumValue>,
     /// CRC32C of the bytes as the source sent them (base64, `x-xregion-transfer-crc32c`): with
@@ -368,6 +370,13 @@ impl Region {
         same_bucket(b, &req.bucket)?;
         ObjectKey::parse(&req.key)?;
         req.meta.validate()?;
+        if !req.part_checksums.is_empty()
+            && (req.part_checksums.len() != req.part_sizes.len() || req.checksum.is_none())
+        {
+            return Err(CoreError::InvalidArgument(
+                "a replica's part checksums need its checksum and one part size each".into(),
+            ));
+        }
         let stamp = Self::replica_stamp(&req.version_id, req.stamp)?;
         // A replay of a body that is stored inline needs no read here: the metadata write
         // keeps the stored version as it is (`put_replica` in xregion-meta) and commits
@@ -388,6 +397,7 @@ impl Region {
         };
         let mut data = req.meta.into_data(size, req.etag, blob_ref, req.checksum);
         data.part_sizes = req.part_sizes;
+        data.part_checksums = req.part_checksums;
         data.encryption = encryption;
         let record = VersionRecord {
             version_id: req.version_id,
@@ -799,6 +809,7 @@ pub(crate) mod tests {
             stamp: None,
             etag: "8d777f385d3dfec8815d20f7496026dc".into(), // md5("data")
             part_sizes: Vec::new(),
+            part_checksums: Vec::new(),
             checksum: None,
             transfer_crc32c: None,
             encrypted: false,
@@ -879,6 +890,7 @@ pub(crate) mod tests {
             stamp: None,
             etag: etag.into(),
             part_sizes: Vec::new(),
+            part_checksums: Vec::new(),
             checksum: None,
             transfer_crc32c: crc.map(str::to_owned),
             encrypted: false,
@@ -921,6 +933,7 @@ pub(crate) mod tests {
             stamp: None,
             etag: "abc-2".into(),
             part_sizes: lens.to_vec(),
+            part_checksums: Vec::new(),
             checksum: None,
             transfer_crc32c: crc.map(str::to_owned),
             encrypted: false,

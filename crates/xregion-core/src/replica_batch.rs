@@ -80,6 +80,7 @@ impl BatchEntry {
             stamp: None,
             etag: o.etag.clone(),
             part_sizes: o.part_sizes.clone(),
+            part_checksums: Vec::new(),
             checksum,
             // Batched objects are small: the MD5 check costs little.
             transfer_crc32c: None,

@@ -22,9 +22,12 @@
 //!   the wrapped data key) and `BucketRecord` `encryption` (the default encryption rule).
 //!   `VersionRecord`, `UploadRecord` and `BucketRecord` of earlier formats decode through
 //!   [`v5`], unencrypted.
-//! * [`FORMAT_V7`] (current): `Encryption` gained `labels` (the labels a replica of an SSE-C
+//! * [`FORMAT_V7`]: `Encryption` gained `labels` (the labels a replica of an SSE-C
 //!   version's pieces were sealed under). `VersionRecord` and `UploadRecord` of format 6
 //!   decode through [`v6`], with none; unencrypted values have the same bytes in both.
+//! * [`FORMAT_V8`] (current): `ObjectData` gained `part_checksums` (a multipart version's
+//!   parts' checksums, kept after completion). `VersionRecord` and `UploadRecord` of formats 6
+//!   and 7 decode through [`v6`] (generic over their encryption record), with none.
 //!
 //! Every other stored type has the same shape in all formats.
 
@@ -49,8 +52,10 @@ pub(crate) const FORMAT_V4: u8 = 4;
 pub(crate) const FORMAT_V5: u8 = 5;
 /// The sixth value format (read only).
 pub(crate) const FORMAT_V6: u8 = 6;
-/// The current value format.
+/// The seventh value format (read only).
 pub(crate) const FORMAT_V7: u8 = 7;
+/// The current value format.
+pub(crate) const FORMAT_V8: u8 = 8;
 
 /// A type stored with [`encode`]: knows how to read its format-1 bytes.
 pub(crate) trait Stored: DeserializeOwned {
@@ -81,6 +86,11 @@ pub(crate) trait Stored: DeserializeOwned {
 
     /// Decodes a format-6 body. The default is for types whose shape did not change.
     fn decode_v6(body: &[u8]) -> Result<Self, MetaError> {
+        take_all(body)
+    }
+
+    /// Decodes a format-7 body. The default is for types whose shape did not change.
+    fn decode_v7(body: &[u8]) -> Result<Self, MetaError> {
         take_all(body)
     }
 }
@@ -139,7 +149,11 @@ impl Stored for VersionRecord {
     }
 
     fn decode_v6(body: &[u8]) -> Result<Self, MetaError> {
-        take_all::<v6::VersionRecord>(body).map(Into::into)
+        take_all::<v6::VersionRecord<v6::Encryption>>(body).map(Into::into)
+    }
+
+    fn decode_v7(body: &[u8]) -> Result<Self, MetaError> {
+        take_all::<v6::VersionRecord<xregion_types::Encryption>>(body).map(Into::into)
     }
 }
 
@@ -165,19 +179,24 @@ impl Stored for UploadRecord {
     }
 
     fn decode_v6(body: &[u8]) -> Result<Self, MetaError> {
-        take_all::<v6::UploadRecord>(body).map(Into::into)
+        take_all::<v6::UploadRecord<v6::Encryption>>(body).map(Into::into)
+    }
+
+    fn decode_v7(body: &[u8]) -> Result<Self, MetaError> {
+        take_all::<v6::UploadRecord<xregion_types::Encryption>>(body).map(Into::into)
     }
 }
 
-/// Encodes a value: `FORMAT_V7 ‖ postcard(value)`.
+/// Encodes a value: `FORMAT_V8 ‖ postcard(value)`.
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, MetaError> {
-    postcard::to_extend(value, vec![FORMAT_V7]).map_err(|e| MetaError::Corrupt(format!("cannot encode value: {e}")))
+    postcard::to_extend(value, vec![FORMAT_V8]).map_err(|e| MetaError::Corrupt(format!("cannot encode value: {e}")))
 }
 
 /// Decodes a value written by [`encode`] (any supported format version).
 pub(crate) fn decode<T: Stored>(bytes: &[u8]) -> Result<T, MetaError> {
     match bytes.split_first() {
-        Some((&FORMAT_V7, body)) => take_all(body),
+        Some((&FORMAT_V8, body)) => take_all(body),
+        Some((&FORMAT_V7, body)) => T::decode_v7(body),
         Some((&FORMAT_V6, body)) => T::decode_v6(body),
         Some((&FORMAT_V5, body)) => T::decode_v5(body),
         Some((&FORMAT_V4, body)) => T::decode_v4(body),
@@ -267,6 +286,7 @@ mod v1 {
                 part_sizes: d.part_sizes,
                 inline: None,
                 encryption: None,
+                part_checksums: Vec::new(),
             }
         }
     }
@@ -550,6 +570,7 @@ mod v5 {
                 part_sizes: d.part_sizes,
                 inline: d.inline,
                 encryption: None,
+                part_checksums: Vec::new(),
             }
         }
     }
@@ -591,31 +612,32 @@ mod v5 {
     }
 }
 
-/// Frozen format-6 shapes of the types that changed in format 7 (`Encryption` gained
-/// `labels`). Never edit: they describe bytes already on disk.
+/// Frozen shapes of formats 6 and 7, the types that changed in format 8 (`ObjectData` gained
+/// `part_checksums`), generic over their encryption record: format 6's had no `labels`
+/// ([`v6::Encryption`]), format 7's is today's. Never edit: they describe bytes already on disk.
 mod v6 {
     use serde::Deserialize;
     use xregion_types::{BlobRef, ChecksumAlgorithm, ChecksumValue, InlineRef, ReplicationStatus, VersionId};
 
     #[derive(Deserialize)]
-    pub(super) struct VersionRecord {
+    pub(super) struct VersionRecord<E> {
         version_id: VersionId,
         stamp: u64,
         last_modified_ms: i64,
-        kind: VersionKind,
+        kind: VersionKind<E>,
         replication: ReplicationStatus,
         replication_targets: Vec<String>,
         tags_changed_ms: Option<i64>,
     }
 
     #[derive(Deserialize)]
-    pub(super) enum VersionKind {
-        Object(Box<ObjectData>),
+    pub(super) enum VersionKind<E> {
+        Object(Box<ObjectData<E>>),
         DeleteMarker,
     }
 
     #[derive(Deserialize)]
-    pub(super) struct ObjectData {
+    pub(super) struct ObjectData<E> {
         size: u64,
         etag: String,
         content_type: Option<String>,
@@ -631,9 +653,10 @@ mod v6 {
         blob: BlobRef,
         part_sizes: Vec<u64>,
         inline: Option<InlineRef>,
-        encryption: Option<Encryption>,
+        encryption: Option<E>,
     }
 
+    /// Format 6's encryption record (format 7 added `labels`).
     #[derive(Deserialize)]
     pub(super) struct Encryption {
         key_id: u32,
@@ -641,17 +664,23 @@ mod v6 {
     }
 
     #[derive(Deserialize)]
-    pub(super) struct UploadRecord {
+    pub(super) struct UploadRecord<E> {
         upload_id: String,
         bucket_id: u64,
         key: String,
         initiated_ms: i64,
-        template: ObjectData,
+        template: ObjectData<E>,
         checksum_algorithm: Option<ChecksumAlgorithm>,
     }
 
-    impl From<ObjectData> for xregion_types::ObjectData {
-        fn from(d: ObjectData) -> Self {
+    impl From<Encryption> for xregion_types::Encryption {
+        fn from(e: Encryption) -> Self {
+            Self { key_id: e.key_id, wrapped_key: e.wrapped_key, labels: Vec::new() }
+        }
+    }
+
+    impl<E: Into<xregion_types::Encryption>> From<ObjectData<E>> for xregion_types::ObjectData {
+        fn from(d: ObjectData<E>) -> Self {
             Self {
                 size: d.size,
                 etag: d.etag,
@@ -668,17 +697,14 @@ mod v6 {
                 blob: d.blob,
                 part_sizes: d.part_sizes,
                 inline: d.inline,
-                encryption: d.encryption.map(|e| xregion_types::Encryption {
-                    key_id: e.key_id,
-                    wrapped_key: e.wrapped_key,
-                    labels: Vec::new(),
-                }),
+                encryption: d.encryption.map(Into::into),
+                part_checksums: Vec::new(),
             }
         }
     }
 
-    impl From<VersionKind> for xregion_types::VersionKind {
-        fn from(k: VersionKind) -> Self {
+    impl<E: Into<xregion_types::Encryption>> From<VersionKind<E>> for xregion_types::VersionKind {
+        fn from(k: VersionKind<E>) -> Self {
             match k {
                 VersionKind::Object(d) => Self::Object(Box::new((*d).into())),
                 VersionKind::DeleteMarker => Self::DeleteMarker,
@@ -686,8 +712,8 @@ mod v6 {
         }
     }
 
-    impl From<VersionRecord> for xregion_types::VersionRecord {
-        fn from(r: VersionRecord) -> Self {
+    impl<E: Into<xregion_types::Encryption>> From<VersionRecord<E>> for xregion_types::VersionRecord {
+        fn from(r: VersionRecord<E>) -> Self {
             Self {
                 version_id: r.version_id,
                 stamp: r.stamp,
@@ -700,8 +726,8 @@ mod v6 {
         }
     }
 
-    impl From<UploadRecord> for crate::multipart::UploadRecord {
-        fn from(u: UploadRecord) -> Self {
+    impl<E: Into<xregion_types::Encryption>> From<UploadRecord<E>> for crate::multipart::UploadRecord {
+        fn from(u: UploadRecord<E>) -> Self {
             Self {
                 upload_id: u.upload_id,
                 bucket_id: u.bucket_id,
@@ -762,7 +788,8 @@ mod tests {
     #[test]
     fn golden_version_record() {
         let bytes = encode(&sample()).unwrap();
-        assert_eq!(hex(&bytes), golden_v7());
+        assert_eq!(hex(&bytes), golden_v8());
+        assert_eq!(decode::<VersionRecord>(&unhex(&golden_v7())).unwrap(), sample());
         assert_eq!(decode::<VersionRecord>(&unhex(&golden_v6())).unwrap(), sample());
         assert_eq!(decode::<VersionRecord>(&bytes).unwrap(), sample());
     }
@@ -776,7 +803,7 @@ mod tests {
         let bytes = encode(&record).unwrap();
         // `02` two targets ‖ `01 62` "b" ‖ `02 63 64` "cd" ‖ `01 03` Some(-2), in place of
         // `00 00` (none, None).
-        let golden = golden_v7();
+        let golden = golden_v8();
         let expected = format!("{}0201620263640103", &golden[..golden.len() - 4]);
         assert_eq!(hex(&bytes), expected);
         assert_eq!(decode::<VersionRecord>(&bytes).unwrap(), record);
@@ -797,6 +824,12 @@ mod tests {
     /// Format 7: for a value without encryption the same bytes as format 6.
     fn golden_v7() -> String {
         format!("07{}", &golden_v6()[2..])
+    }
+
+    /// Format 8: the format-7 bytes with `00` (no part checksums) at the end of the
+    /// ObjectData, after its encryption `00`.
+    fn golden_v8() -> String {
+        format!("08{}0000010000", &GOLDEN_V2[2..GOLDEN_V2.len() - 2])
     }
 
     /// Values written by formats 3 to 5 (before job tags, bucket lifecycle, encryption at
@@ -824,15 +857,17 @@ mod tests {
             lifecycle: None,
             encryption: None,
         };
-        let v7 = encode(&record).unwrap();
-        // `07` ‖ `03 "abc"` ‖ id `03` ‖ time `02` (zigzag 1) ‖ `01` Enabled ‖ one tag `01`,
+        let v8 = encode(&record).unwrap();
+        // `08` ‖ `03 "abc"` ‖ id `03` ‖ time `02` (zigzag 1) ‖ `01` Enabled ‖ one tag `01`,
         // `01 6b` `01 76` ‖ replication `01` Some, `01 07` ‖ lifecycle `00` None ‖ encryption
         // `00` None.
-        assert_eq!(hex(&v7), "070361626303020101016b01760101070000");
-        // Format 6 stored a bucket record as format 7 does.
-        let mut v6 = v7.clone();
-        v6[0] = FORMAT_V6;
-        assert_eq!(decode::<BucketRecord>(&v6).unwrap(), record);
+        assert_eq!(hex(&v8), "080361626303020101016b01760101070000");
+        // Formats 6 and 7 stored a bucket record as format 8 does.
+        for format in [FORMAT_V6, FORMAT_V7] {
+            let mut old = v8.clone();
+            old[0] = format;
+            assert_eq!(decode::<BucketRecord>(&old).unwrap(), record);
+        }
         let with = BucketRecord {
             lifecycle: Some(vec![8, 9]),
             encryption: Some(xregion_types::BucketEncryption {
@@ -847,11 +882,11 @@ mod tests {
         assert_eq!(decode::<BucketRecord>(&with_bytes).unwrap(), with);
         // Format 5: the same bytes without the trailing `00` (no encryption); formats 1 to 4
         // also without the lifecycle's `00`.
-        let mut v5 = v6[..v6.len() - 1].to_vec();
+        let mut v5 = v8[..v8.len() - 1].to_vec();
         v5[0] = FORMAT_V5;
         assert_eq!(decode::<BucketRecord>(&v5).unwrap(), record);
         for format in [FORMAT_V1, FORMAT_V2, FORMAT_V3, FORMAT_V4] {
-            let mut old = v6[..v6.len() - 2].to_vec();
+            let mut old = v8[..v8.len() - 2].to_vec();
             old[0] = format;
             assert_eq!(decode::<BucketRecord>(&old).unwrap(), record);
         }
@@ -874,7 +909,7 @@ mod tests {
             d.inline = Some(InlineRef { id: 7 });
         }
         let bytes = encode(&record).unwrap();
-        let expected = golden_v7().replace("01026231050105000001", "00010501070001");
+        let expected = golden_v8().replace("0102623105010500000001", "0001050107000001");
         assert_eq!(hex(&bytes), expected);
         assert_eq!(decode::<VersionRecord>(&bytes).unwrap(), record);
     }
@@ -890,9 +925,11 @@ mod tests {
             d.encryption = Some(encryption.clone());
         }
         let bytes = encode(&record).unwrap();
-        let expected = golden_v7().replace("01026231050105000001", "0102623105010500010102aabb0001");
+        let expected = golden_v8().replace("0102623105010500000001", "0102623105010500010102aabb000001");
         assert_eq!(hex(&bytes), expected);
         assert_eq!(decode::<VersionRecord>(&bytes).unwrap(), record);
+        let v7 = golden_v7().replace("01026231050105000001", "0102623105010500010102aabb0001");
+        assert_eq!(decode::<VersionRecord>(&unhex(&v7)).unwrap(), record);
         let v6 = golden_v6().replace("01026231050105000001", "0102623105010500010102aabb01");
         assert_eq!(decode::<VersionRecord>(&unhex(&v6)).unwrap(), record);
 
@@ -901,9 +938,23 @@ mod tests {
             d.encryption = Some(xregion_types::Encryption { labels: vec!["b7".into()], ..encryption });
         }
         let bytes = encode(&labelled).unwrap();
-        let expected = golden_v7().replace("01026231050105000001", "0102623105010500010102aabb0102623701");
+        let expected = golden_v8().replace("0102623105010500000001", "0102623105010500010102aabb010262370001");
         assert_eq!(hex(&bytes), expected);
         assert_eq!(decode::<VersionRecord>(&bytes).unwrap(), labelled);
+    }
+
+    /// A multipart version's part checksums: `part_checksums: ["AQ==", "Ag=="]` is
+    /// `02 04 "AQ==" 04 "Ag=="` at the end of the ObjectData. Formats 6 and 7 stored none.
+    #[test]
+    fn golden_part_checksums() {
+        let mut record = sample();
+        if let VersionKind::Object(d) = &mut record.kind {
+            d.part_checksums = vec!["AQ==".into(), "Ag==".into()];
+        }
+        let bytes = encode(&record).unwrap();
+        let expected = golden_v8().replace("0102623105010500000001", "010262310501050000020441513d3d0441673d3d01");
+        assert_eq!(hex(&bytes), expected);
+        assert_eq!(decode::<VersionRecord>(&bytes).unwrap(), record);
     }
 
     /// Values written by format 1 (before inline objects) still decode, with `inline: None`.
@@ -919,12 +970,19 @@ mod tests {
             template: ObjectData { content_type: Some("a".into()), ..ObjectData::default() },
             checksum_algorithm: Some(ChecksumAlgorithm::Crc32c),
         };
-        let v6 = encode(&upload).unwrap();
-        // Formats 2 to 5 stored an upload without the template's trailing `encryption` (`00`),
-        // format 1 also without its `inline` (`00`) before it.
-        let template_end = v6.len() - 3; // `00` encryption ‖ `01 <alg>` checksum_algorithm
-        assert_eq!(v6[template_end - 1..template_end + 1], [0, 0]);
-        let mut v5 = v6.clone();
+        let v8 = encode(&upload).unwrap();
+        // Formats 6 and 7 stored an upload without the template's trailing `part_checksums`
+        // (`00`), formats 2 to 5 also without its `encryption` (`00`) before it, format 1 also
+        // without its `inline` (`00`) before that.
+        let template_end = v8.len() - 4; // `00` encryption ‖ `00` part checksums ‖ `01 <alg>`
+        assert_eq!(v8[template_end - 1..template_end + 2], [0, 0, 0]);
+        let mut v7 = v8.clone();
+        v7.remove(template_end + 1);
+        for format in [FORMAT_V6, FORMAT_V7] {
+            v7[0] = format;
+            assert_eq!(decode::<UploadRecord>(&v7).unwrap(), upload);
+        }
+        let mut v5 = v7.clone();
         v5.remove(template_end);
         for format in [FORMAT_V2, FORMAT_V3, FORMAT_V4, FORMAT_V5] {
             v5[0] = format;
@@ -983,7 +1041,7 @@ mod tests {
             outcome: TaskOutcome::Failed { code: "C".into(), http_status: 404, message: "m".into() },
         };
         let bytes = encode(&task).unwrap();
-        assert_eq!(hex(&bytes), "07016b000201439403016d");
+        assert_eq!(hex(&bytes), "08016b000201439403016d");
         assert_eq!(decode::<JobTask>(&bytes).unwrap(), task);
         let mut v3 = bytes.clone();
         v3[0] = FORMAT_V3;

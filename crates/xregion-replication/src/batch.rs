@@ -48,9 +48,12 @@ pub(crate) fn batchable(kind: TaskKind, version: &VersionRecord) -> bool {
     }
     match kind {
         TaskKind::DeleteMarker => true,
-        // An SSE-C version goes alone too: it travels sealed, which batch entries cannot say.
+        // An SSE-C version goes alone too (it travels sealed), and so does one with part
+        // checksums: batch entries can say neither.
         TaskKind::Object => version.object().is_some_and(|d| {
-            d.size <= replica_batch::BATCH_OBJECT_MAX && !d.encryption.as_ref().is_some_and(|e| e.is_customer_key())
+            d.size <= replica_batch::BATCH_OBJECT_MAX
+                && !d.encryption.as_ref().is_some_and(|e| e.is_customer_key())
+                && d.part_checksums.is_empty()
         }),
         TaskKind::Tags => false,
     }

@@ -485,6 +485,9 @@ impl External {
             .set_tagging(tagging_header(&data.tags))
             .storage_class(StorageClass::from(storage_class))
             .set_server_side_encryption(sse_of(data))
+            // The parts' checksums travel too: the target checks each part against its own and
+            // keeps the same composite checksum.
+            .set_checksum_algorithm(part_checksum_algorithm(data).map(sdk_algorithm))
             .send()
             .await
             .map_err(|e| classify(e, TaskKind::Object))?;
@@ -512,9 +515,13 @@ impl External {
         let mut parts = Vec::with_capacity(data.part_sizes.len());
         let mut etags = Vec::with_capacity(data.part_sizes.len());
         let mut offset = 0u64;
+        let algorithm = part_checksum_algorithm(data);
         for (i, size) in data.part_sizes.iter().enumerate() {
             let number = i32::try_from(i + 1)
                 .map_err(|_| ReplicationError::permanent("SrcObjectNotEligible", "more parts than S3 allows"))?;
+            let checksum = algorithm.zip(data.part_checksums.get(i));
+            let headers: Vec<(&'static str, String)> =
+                checksum.map(|(a, value)| (checksum_header_name(a), value.clone())).into_iter().collect();
             let out = self
                 .client
                 .upload_part()
@@ -524,6 +531,8 @@ impl External {
                 .part_number(number)
                 .body(source_body(region, data, offset, offset + size))
                 .content_length(i64::try_from(*size).unwrap_or(i64::MAX))
+                .customize()
+                .mutate_request(move |req| add_headers(req, &headers))
                 .send()
                 .await
                 .map_err(|e| classify(e, TaskKind::Object))?;
@@ -531,7 +540,7 @@ impl External {
                 return Err(ReplicationError::retryable(format!("UploadPart {number} answered without an ETag")));
             };
             etags.push(etag.trim_matches('"').to_owned());
-            parts.push(CompletedPart::builder().e_tag(etag).part_number(number).build());
+            parts.push(completed_part(number, etag, checksum));
             offset += size;
         }
         match multipart_etag(&etags) {
@@ -703,7 +712,46 @@ fn multipart_etag(part_etags: &[String]) -> Option<String> {
     Some(format!("{}-{}", hex::encode(md5.finalize()), part_etags.len()))
 }
 
-/// The `x-amz-checksum-*` header of a full-object checksum.
+/// The algorithm of a multipart version's part checksums, when it kept one per part.
+fn part_checksum_algorithm(data: &ObjectData) -> Option<xregion_types::ChecksumAlgorithm> {
+    let kept = !data.part_checksums.is_empty() && data.part_checksums.len() == data.part_sizes.len();
+    data.checksum.as_ref().filter(|_| kept).map(|c| c.algorithm)
+}
+
+/// The SDK's name of a checksum algorithm.
+fn sdk_algorithm(algorithm: xregion_types::ChecksumAlgorithm) -> aws_sdk_s3::types::ChecksumAlgorithm {
+    use aws_sdk_s3::types::ChecksumAlgorithm as S;
+    use xregion_types::ChecksumAlgorithm as A;
+    match algorithm {
+        A::Crc32 => S::Crc32,
+        A::Crc32c => S::Crc32C,
+        A::Crc64Nvme => S::Crc64Nvme,
+        A::Sha1 => S::Sha1,
+        A::Sha256 => S::Sha256,
+    }
+}
+
+/// A part of CompleteMultipartUpload: its number, ETag and, when the upload has part
+/// checksums, its checksum.
+fn completed_part(
+    number: i32,
+    etag: &str,
+    checksum: Option<(xregion_types::ChecksumAlgorithm, &String)>,
+) -> CompletedPart {
+    use xregion_types::ChecksumAlgorithm as A;
+    let part = CompletedPart::builder().e_tag(etag).part_number(number);
+    match checksum {
+        None => part,
+        Some((A::Crc32, v)) => part.checksum_crc32(v),
+        Some((A::Crc32c, v)) => part.checksum_crc32_c(v),
+        Some((A::Crc64Nvme, v)) => part.checksum_crc64_nvme(v),
+        Some((A::Sha1, v)) => part.checksum_sha1(v),
+        Some((A::Sha256, v)) => part.checksum_sha256(v),
+    }
+    .build()
+}
+
+/// The `x-amz-checksum-*` header of a checksum: a full-object one, or a part's.
 fn checksum_header_name(algorithm: xregion_types::ChecksumAlgorithm) -> &'static str {
     use xregion_types::ChecksumAlgorithm as A;
     match algorithm {

@@ -285,6 +285,9 @@ fn object_headers(v: &VersionRecord, data: &ObjectData) -> Vec<(&'static str, St
     if let Some(c) = &data.checksum {
         headers.push(("x-xregion-source-checksum", checksum_header(c)));
     }
+    if !data.part_checksums.is_empty() {
+        headers.push(("x-xregion-part-checksums", data.part_checksums.join(",")));
+    }
     headers
 }
 

@@ -105,6 +105,10 @@ pub struct ObjectData {
     /// and the inline body are sealed with this version's data key. Local to the region that
     /// wrote the bytes: a replica or a copy has its own.
     pub encryption: Option<Encryption>,
+    /// The parts' checksums of a multipart version uploaded with an additional checksum
+    /// (base64 digests of `checksum`'s algorithm, in part order), kept after completion for
+    /// `GetObjectAttributes`' part list and `partNumber` reads; empty otherwise.
+    pub part_checksums: Vec<String>,
 }
 
 /// Server-side encryption of a version's bytes at rest, see `xregion-crypto`: SSE-S3

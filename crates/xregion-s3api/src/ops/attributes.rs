@@ -3,10 +3,10 @@
 //! HEAD (VER-12, VER-13: a current delete marker is `404` with `x-amz-delete-marker`, one named
 //! by id `405`).
 //!
-//! `ObjectParts` carries `PartsCount` only. S3 lists the parts (`Parts`, with `MaxParts` and
-//! `PartNumberMarker` paging) only for objects uploaded with an additional checksum, each part
-//! with its checksum; xregion keeps a completed object's part sizes but not its parts'
-//! checksums, so it answers as S3 does for an object without them.
+//! `ObjectParts` carries `PartsCount`, and, as on S3, lists the parts (`Parts`, with `MaxParts`
+//! and `PartNumberMarker` paging) of an object uploaded with an additional checksum, each part
+//! with its size and checksum (`ObjectData::part_checksums`, kept since stored format 8; an
+//! object completed before has none to list).
 
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
@@ -66,10 +66,10 @@ pub(crate) async fn get_object_attributes(
             checksum_type: f.checksum_type,
         }
     });
-    let object_parts = (wanted("ObjectParts") && !data.part_sizes.is_empty()).then(|| GetObjectAttributesParts {
-        total_parts_count: Some(i32::try_from(data.part_sizes.len()).unwrap_or(i32::MAX)),
-        ..Default::default()
-    });
+    let object_parts = match wanted("ObjectParts") && !data.part_sizes.is_empty() {
+        true => Some(object_parts(data, input.max_parts, input.part_number_marker)?),
+        false => None,
+    };
     Ok(S3Response::new(GetObjectAttributesOutput {
         e_tag: wanted("ETag").then(|| etag(&data.etag)),
         checksum,
@@ -80,4 +80,59 @@ pub(crate) async fn get_object_attributes(
         version_id: read_version_header(b.versioning, &v.version_id),
         ..Default::default()
     }))
+}
+
+/// Most parts one answer lists (S3's default and limit for `MaxParts`).
+const MAX_PARTS: i32 = 1000;
+
+/// `ObjectParts` of a multipart version: its part count and, when it was uploaded with an
+/// additional checksum, its parts after `marker` (at most `max_parts`), each with its size and
+/// checksum, as S3 lists them.
+fn object_parts(
+    data: &xregion_types::ObjectData,
+    max_parts: Option<i32>,
+    marker: Option<i32>,
+) -> S3Result<GetObjectAttributesParts> {
+    let total = i32::try_from(data.part_sizes.len()).unwrap_or(i32::MAX);
+    let mut parts = GetObjectAttributesParts { total_parts_count: Some(total), ..Default::default() };
+    let Some(checksum) = data.checksum.as_ref().filter(|_| data.part_checksums.len() == data.part_sizes.len()) else {
+        return Ok(parts);
+    };
+    let max = max_parts.unwrap_or(MAX_PARTS);
+    let marker = marker.unwrap_or(0);
+    if max < 0 || marker < 0 {
+        return Err(s3_error!(InvalidArgument, "max-parts and part-number-marker must not be negative"));
+    }
+    let first = usize::try_from(marker).unwrap_or(usize::MAX);
+    let listed: Vec<ObjectPart> = data
+        .part_sizes
+        .iter()
+        .zip(&data.part_checksums)
+        .enumerate()
+        .skip(first)
+        .take(usize::try_from(max.min(MAX_PARTS)).unwrap_or(0))
+        .map(|(i, (size, value))| {
+            let f = ChecksumFields::of(Some(&xregion_types::ChecksumValue {
+                algorithm: checksum.algorithm,
+                value: value.clone(),
+                full_object: true,
+            }));
+            ObjectPart {
+                part_number: i32::try_from(i + 1).ok(),
+                size: i64::try_from(*size).ok(),
+                checksum_crc32: f.crc32,
+                checksum_crc32c: f.crc32c,
+                checksum_crc64nvme: f.crc64nvme,
+                checksum_sha1: f.sha1,
+                checksum_sha256: f.sha256,
+            }
+        })
+        .collect();
+    let last = listed.last().and_then(|p| p.part_number).unwrap_or(marker);
+    parts.is_truncated = Some(last < total);
+    parts.max_parts = Some(max);
+    parts.part_number_marker = Some(marker);
+    parts.next_part_number_marker = Some(last);
+    parts.parts = Some(listed);
+    Ok(parts)
 }

@@ -269,6 +269,33 @@ fn byte_range(
     }
 }
 
+/// The checksum a GET or HEAD answers with `x-amz-checksum-mode: ENABLED`: the version's for
+/// the whole object; for `partNumber` that part's (kept since completion,
+/// `ObjectData::part_checksums`), or the version's when it has one part only; none for a
+/// `Range`.
+fn read_checksum(
+    data: &xregion_types::ObjectData,
+    whole: bool,
+    part_number: Option<i32>,
+    mode: Option<&ChecksumMode>,
+) -> ChecksumFields {
+    if mode.is_none_or(|m| m.as_str() != ChecksumMode::ENABLED) {
+        return ChecksumFields::default();
+    }
+    if whole || (part_number == Some(1) && data.part_sizes.is_empty()) {
+        return ChecksumFields::of(data.checksum.as_ref());
+    }
+    let index = part_number.and_then(|n| usize::try_from(n).ok()).and_then(|n| n.checked_sub(1));
+    match (data.checksum.as_ref(), index.and_then(|i| data.part_checksums.get(i))) {
+        (Some(c), Some(value)) => ChecksumFields::of(Some(&xregion_types::ChecksumValue {
+            algorithm: c.algorithm,
+            value: value.clone(),
+            full_object: true,
+        })),
+        _ => ChecksumFields::default(),
+    }
+}
+
 /// Resolves the version for GET/HEAD and maps core errors (VER-12/13).
 fn resolve(
     r: &Region,
@@ -299,12 +326,7 @@ pub(crate) async fn get_object(r: &Region, req: S3Request<GetObjectInput>) -> S3
     let (start, end) = range.clone().map_or((0, data.size), |r| (r.start, r.end));
     let stream = r.read_object_with(data, start, end, key);
     let body = StreamingBlob::wrap(SyncStream::new(stream));
-    let whole = range.is_none();
-    let cs = if whole && input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED) {
-        ChecksumFields::of(data.checksum.as_ref())
-    } else {
-        ChecksumFields::default()
-    };
+    let cs = read_checksum(data, range.is_none(), input.part_number, input.checksum_mode.as_ref());
     let (sse_customer_algorithm, sse_customer_key_md5) = convert::sse_customer_of(customer.as_ref());
     let out = GetObjectOutput {
         body: Some(body),
@@ -362,11 +384,7 @@ pub(crate) async fn head_object(r: &Region, req: S3Request<HeadObjectInput>) -> 
     .s3()?;
     let (range, parts_count) = byte_range(&v, input.range.as_ref(), input.part_number)?;
     let (start, end) = range.clone().map_or((0, data.size), |r| (r.start, r.end));
-    let cs = if range.is_none() && input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED) {
-        ChecksumFields::of(data.checksum.as_ref())
-    } else {
-        ChecksumFields::default()
-    };
+    let cs = read_checksum(data, range.is_none(), input.part_number, input.checksum_mode.as_ref());
     let (sse_customer_algorithm, sse_customer_key_md5) = convert::sse_customer_of(customer.as_ref());
     let out = HeadObjectOutput {
         accept_ranges: Some("bytes".to_owned()),

@@ -31,6 +31,8 @@ pub const SOURCE_STAMP: &str = "x-xregion-source-stamp";
 pub const SOURCE_ETAG: &str = "x-xregion-source-etag";
 /// Comma-separated part sizes of a multipart source.
 pub const PART_SIZES: &str = "x-xregion-part-sizes";
+/// Comma-separated base64 checksums of a multipart source's parts (one per part size).
+pub const PART_CHECKSUMS: &str = "x-xregion-part-checksums";
 /// The source checksum: `ALGORITHM:base64:FULL_OBJECT|COMPOSITE`.
 pub const SOURCE_CHECKSUM: &str = "x-xregion-source-checksum";
 /// CRC32C (base64) of the bytes the source sends; checked instead of recomputing the MD5.
@@ -119,6 +121,10 @@ pub(crate) async fn put_object(
             .map_err(|_| s3_error!(InvalidArgument, "invalid {}", PART_SIZES))?,
         None => Vec::new(),
     };
+    let part_checksums: Vec<String> = match headers.get(PART_CHECKSUMS).and_then(|v| v.to_str().ok()) {
+        Some(s) => s.split(',').map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()).collect(),
+        None => Vec::new(),
+    };
     let checksum = match headers.get(SOURCE_CHECKSUM).and_then(|v| v.to_str().ok()) {
         Some(v) => Some(parse_checksum_header(v).s3()?),
         None => None,
@@ -149,6 +155,7 @@ pub(crate) async fn put_object(
         stamp,
         etag: header(&headers, SOURCE_ETAG)?.trim_matches('"').to_owned(),
         part_sizes,
+        part_checksums,
         checksum,
         transfer_crc32c: headers.get(TRANSFER_CRC32C).and_then(|v| v.to_str().ok()).map(str::to_owned),
         encrypted,

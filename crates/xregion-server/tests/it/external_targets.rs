@@ -530,3 +530,62 @@ async fn sse_c_versions_fail_towards_another_s3_service() {
     assert!(target_versions(&s.bc, &s.target, "secret").await.is_empty());
     assert_eq!(target_versions(&s.bc, &s.target, "plain").await.len(), 1);
 }
+
+/// A multipart version uploaded with an additional checksum reaches another S3 service with
+/// its parts' checksums: each part is checked by the target, which keeps the same composite
+/// checksum and lists the same parts.
+#[tokio::test]
+async fn part_checksums_reach_another_s3_service() {
+    use aws_sdk_s3::types::{
+        ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart, ObjectAttributes,
+    };
+    let s = setup("ext-parts").await;
+    let src = create_versioned_bucket(&s.sc, "ext-parts-src").await;
+    s.sc.put_bucket_replication().bucket(&src).replication_configuration(to(&s.target)).send().await.expect("config");
+    let upload = s.sc.create_multipart_upload().bucket(&src).key("mp").checksum_algorithm(ChecksumAlgorithm::Sha256);
+    let upload = upload.send().await.expect("create upload");
+    let id = upload.upload_id().expect("upload id");
+    let mut parts = Vec::new();
+    for (n, body) in [(1, vec![b'x'; 5 * 1024 * 1024]), (2, b"end".to_vec())] {
+        let part =
+            s.sc.upload_part()
+                .bucket(&src)
+                .key("mp")
+                .upload_id(id)
+                .part_number(n)
+                .checksum_algorithm(ChecksumAlgorithm::Sha256)
+                .body(ByteStream::from(body))
+                .send()
+                .await
+                .expect("part");
+        let sha = part.checksum_sha256().expect("part checksum").to_owned();
+        parts.push(
+            CompletedPart::builder().part_number(n).e_tag(part.e_tag().expect("etag")).checksum_sha256(sha).build(),
+        );
+    }
+    let completed = CompletedMultipartUpload::builder().set_parts(Some(parts)).build();
+    let done = s.sc.complete_multipart_upload().bucket(&src).key("mp").upload_id(id).multipart_upload(completed);
+    let version = done.send().await.expect("complete").version_id().expect("version").to_owned();
+    crate::replication::wait_completed(&s.sc, &src, "mp", &version).await;
+
+    let listed = |client: &Client, bucket: &str| {
+        let request = client
+            .get_object_attributes()
+            .bucket(bucket)
+            .key("mp")
+            .object_attributes(ObjectAttributes::ObjectParts)
+            .object_attributes(ObjectAttributes::Checksum);
+        async move {
+            let out = request.send().await.expect("attributes");
+            let parts = out.object_parts().map(|p| p.parts().to_vec()).unwrap_or_default();
+            let parts: Vec<_> =
+                parts.iter().map(|p| (p.part_number(), p.checksum_sha256().map(str::to_owned))).collect();
+            (parts, out.checksum().and_then(|c| c.checksum_sha256()).map(str::to_owned))
+        }
+    };
+    let source = listed(&s.sc, &src).await;
+    assert_eq!(source.0.len(), 2, "{source:?}");
+    assert_eq!(listed(&s.bc, &s.target).await, source);
+    let head = s.bc.head_object().bucket(&s.target).key("mp").checksum_mode(ChecksumMode::Enabled).send().await;
+    assert!(head.expect("head").checksum_sha256().is_some_and(|c| c.ends_with("-2")));
+}
