@@ -112,6 +112,25 @@ async fn get(client: &Client, bucket: &str, name: &str, range: Option<&str>, k: 
     out.body.collect().await.expect("body").into_bytes().to_vec()
 }
 
+/// Completes an upload (SSE-C needs no key for that).
+async fn complete(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    id: &str,
+    parts: Vec<CompletedPart>,
+) -> aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadOutput {
+    client
+        .complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(id)
+        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("complete {key}: {:?}", DebugSdkError(&e)))
+}
+
 /// Small (inline) and large (blob) SSE-C objects open only with their key: without one a
 /// read is `400`, with another `403`, and a key sent for an object stored without one is `400`
 /// too (as on S3). Nothing of them is on disk in plaintext, also after a restart.
@@ -257,14 +276,7 @@ async fn multipart_uploads_and_copies_carry_their_keys() {
             .e_tag(p2.copy_part_result().and_then(|r| r.e_tag()).expect("etag"))
             .build(),
     ];
-    s3.complete_multipart_upload()
-        .bucket(&bucket)
-        .key("mpu")
-        .upload_id(&id)
-        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
-        .send()
-        .await
-        .expect("complete");
+    complete(&s3, &bucket, "mpu", &id, parts).await;
     let whole: Vec<u8> = first.iter().chain(&last).copied().collect();
     assert_eq!(get(&s3, &bucket, "mpu", None, &k).await, whole);
     let boundary = first.len();
@@ -353,15 +365,7 @@ async fn sse_c_versions_replicate_sealed() {
             .expect("part");
         parts.push(CompletedPart::builder().part_number(n).e_tag(part.e_tag().expect("etag")).build());
     }
-    let done = sc
-        .complete_multipart_upload()
-        .bucket(&src)
-        .key("mpu")
-        .upload_id(&id)
-        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
-        .send()
-        .await
-        .expect("complete");
+    let done = complete(&sc, &src, "mpu", &id, parts).await;
     let whole: Vec<u8> = first.iter().chain(&last).copied().collect();
     versions.push(("mpu", done.version_id().expect("version").to_owned(), whole.clone()));
 
