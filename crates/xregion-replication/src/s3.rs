@@ -285,11 +285,20 @@ fn object_headers(v: &VersionRecord, data: &ObjectData) -> Vec<(&'static str, St
     if let Some(c) = &data.checksum {
         headers.push(("x-xregion-source-checksum", checksum_header(c)));
     }
-    if !data.part_checksums.is_empty() {
-        headers.push(("x-xregion-part-checksums", data.part_checksums.join(",")));
+    let part_checksums = data.part_checksums.join(",");
+    // Up to 10 000 SHA-256 digests would not fit in a request head (hyper takes about 400 KiB,
+    // and the part sizes come too); a task whose request can never be sent would stay PENDING
+    // for ever, so a replica of so many parts goes without their checksums (its whole-object
+    // composite checksum still travels).
+    if !part_checksums.is_empty() && part_checksums.len() <= MAX_PART_CHECKSUMS_HEADER {
+        headers.push(("x-xregion-part-checksums", part_checksums));
     }
     headers
 }
+
+/// Longest `x-xregion-part-checksums` sent: every CRC of 10 000 parts fits, SHA-1 up to about
+/// 9 000 parts, SHA-256 up to about 5 800.
+const MAX_PART_CHECKSUMS_HEADER: usize = 256 * 1024;
 
 /// ELI-10, STS-11..14: data, system and user metadata, tags, storage class, id, time, ETag,
 /// checksum. The body streams from the source blobs (never buffered whole).

@@ -434,13 +434,20 @@ async fn answer_plain_http(mut stream: tokio::net::TcpStream) {
     let _ = stream.shutdown().await;
 }
 
+/// Largest request head a connection reads (hyper's default is about 400 KiB). A replica of an
+/// SSE-C version of 10 000 parts names every piece and part size in its headers (about 550 KiB):
+/// a head that never fits would leave its task PENDING for ever. The buffer grows to this only
+/// for such a head.
+const MAX_REQUEST_HEAD: usize = 1024 * 1024;
+
 /// Serves HTTP/1.1 on one accepted (and, with TLS, handshaken) connection.
 async fn serve<S>(watcher: hyper_util::server::graceful::Watcher, stream: S, edge: Edge)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let conn =
-        ConnBuilder::new(TokioExecutor::new()).serve_connection_with_upgrades(TokioIo::new(stream), edge).into_owned();
+    let mut builder = ConnBuilder::new(TokioExecutor::new());
+    builder.http1().max_buf_size(MAX_REQUEST_HEAD);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), edge).into_owned();
     if let Err(e) = watcher.watch(conn).await {
         tracing::debug!(error = %e, "connection ended with an error");
     }

@@ -480,3 +480,25 @@ async fn a_master_key_rotation_passes_over_sse_c_data() {
         .await;
     part.expect("the upload still takes parts under its customer key");
 }
+
+/// A sealed replica of an SSE-C version of 10 000 parts names every piece in its request head
+/// (about 550 KiB with the part sizes): a region reads a head that large (hyper's default
+/// refuses one over about 400 KiB with `431`, which would leave the task PENDING for ever).
+#[tokio::test]
+async fn a_request_head_as_large_as_a_sealed_replica_of_ten_thousand_parts_is_read() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let region = TestRegion::start("us-east-1", &[]);
+    let addr = region.endpoint().trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let pieces = "0123456789abcdef0123456789abcdef:5242880,".repeat(14_000);
+    assert!(pieces.len() > 550_000);
+    let request = format!(
+        "GET /no-such-bucket/k HTTP/1.1\r\nHost: {addr}\r\nx-xregion-sealed-pieces: {pieces}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.expect("read the answer");
+    let answer = String::from_utf8_lossy(&answer);
+    let status = answer.lines().next().unwrap_or_default();
+    assert!(!status.contains("431") && answer.contains("<Error>"), "{status}");
+}
