@@ -1,15 +1,26 @@
 //! Multipart uploads: parts are separate blobs; completion commits a version whose blob is
 //! the list of part blobs (no bytes are copied), with S3's multipart ETag.
 
-use xregion_blob::checksum::{composite, to_base64};
+use xregion_blob::checksum::{combine_full_object, composite, to_base64};
 use xregion_blob::{BlobInfo, multipart_etag};
 use xregion_meta::{PartRecord, UploadRecord, WriteOp, WriteOutcome};
 use xregion_types::replication::TaskKind;
-use xregion_types::{BlobRef, ChecksumAlgorithm, ChecksumValue, ObjectData, ObjectKey, now_ms};
+use xregion_types::{BlobRef, ChecksumAlgorithm, ChecksumValue, InvalidInput, ObjectData, ObjectKey, now_ms};
 
 use crate::buckets::unexpected;
 use crate::objects::{ObjectMeta, PutResult};
 use crate::{CoreError, CoreResult, Region};
+
+/// The additional checksum of a multipart upload (CreateMultipartUpload's `ChecksumAlgorithm`
+/// and `ChecksumType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadChecksum {
+    /// The algorithm every part is checked with.
+    pub algorithm: ChecksumAlgorithm,
+    /// `FULL_OBJECT`: the object's checksum is the CRC of all its bytes (CRC algorithms only),
+    /// else `COMPOSITE`: the checksum of the parts' checksums, `-N`.
+    pub full_object: bool,
+}
 
 /// Smallest size of every part but the last (S3: 5 MiB).
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -26,12 +37,22 @@ impl Region {
         bucket: &str,
         key: &str,
         meta: ObjectMeta,
-        checksum_algorithm: Option<ChecksumAlgorithm>,
+        checksum: Option<UploadChecksum>,
         encryption: Option<&str>,
         customer: Option<&xregion_crypto::CustomerKey>,
     ) -> CoreResult<UploadRecord> {
         ObjectKey::parse(key)?;
         meta.validate()?;
+        if let Some(c) = checksum.filter(|c| c.full_object && !c.algorithm.is_crc()) {
+            return Err(InvalidInput::new(
+                "InvalidRequest",
+                format!(
+                    "The FULL_OBJECT checksum type cannot be used with the {} checksum algorithm.",
+                    c.algorithm.as_str().to_ascii_lowercase()
+                ),
+            )
+            .into());
+        }
         let b = self.bucket(bucket)?;
         let seal = self.write_encryption(bucket, encryption, customer)?;
         // Time first, so ListMultipartUploads (key, then upload id) lists uploads of a key in
@@ -42,11 +63,22 @@ impl Region {
             bucket_id: b.id,
             key: key.to_owned(),
             initiated_ms: now_ms(),
+            // A FULL_OBJECT upload is marked by its template's checksum (no value yet): the
+            // completed version's checksum is the CRC of the whole object, not a composite.
             template: ObjectData {
                 encryption: seal.map(|s| s.record),
-                ..meta.into_data(0, String::new(), BlobRef::default(), None)
+                ..meta.into_data(
+                    0,
+                    String::new(),
+                    BlobRef::default(),
+                    checksum.filter(|c| c.full_object).map(|c| ChecksumValue {
+                        algorithm: c.algorithm,
+                        value: String::new(),
+                        full_object: true,
+                    }),
+                )
             },
-            checksum_algorithm,
+            checksum_algorithm: checksum.map(|c| c.algorithm),
         };
         match self.meta().write(WriteOp::CreateUpload { record }).await? {
             WriteOutcome::Upload(r) => Ok(r),
@@ -134,13 +166,15 @@ impl Region {
         }
     }
 
-    /// CompleteMultipartUpload: `parts` are (part number, ETag) as the client listed them.
+    /// CompleteMultipartUpload: `parts` are (part number, ETag) as the client listed them;
+    /// `expected` is the whole object's checksum the client gave for a FULL_OBJECT upload.
     pub async fn complete_upload(
         &self,
         bucket: &str,
         key: &str,
         upload_id: &str,
         parts: &[(u32, String)],
+        expected: Option<&str>,
     ) -> CoreResult<PutResult> {
         let upload = self.upload(bucket, key, upload_id)?;
         if parts.is_empty() {
@@ -172,11 +206,29 @@ impl Region {
                 raw.try_into().map_err(|_| CoreError::Internal("stored part etag is not an md5".into()))?;
             md5s.push(arr);
         }
+        let full_object = upload.template.checksum.as_ref().is_some_and(|c| c.full_object);
         let checksum = upload.checksum_algorithm.and_then(|alg| {
             let digests: Option<Vec<Vec<u8>>> =
                 chosen.iter().map(|p| p.checksum.as_ref().and_then(|c| base64_decode(&c.value))).collect();
-            digests.map(|d| ChecksumValue { algorithm: alg, value: composite(alg, &d), full_object: false })
+            let digests = digests?;
+            match full_object {
+                // The CRC of the whole object, from the parts' CRCs and sizes.
+                true => {
+                    let parts: Vec<(Vec<u8>, u64)> = digests.into_iter().zip(chosen.iter().map(|p| p.size)).collect();
+                    let whole = combine_full_object(alg, &parts)?;
+                    Some(ChecksumValue { algorithm: alg, value: to_base64(&whole), full_object: true })
+                }
+                false => Some(ChecksumValue { algorithm: alg, value: composite(alg, &digests), full_object: false }),
+            }
         });
+        if let (Some(expected), Some(c)) = (expected, checksum.as_ref().filter(|c| c.full_object))
+            && expected.trim() != c.value
+        {
+            return Err(CoreError::BadDigest(format!(
+                "The {} you specified for the whole object did not match what was computed from its parts.",
+                c.algorithm.as_str()
+            )));
+        }
         // Kept for GetObjectAttributes' part list and `partNumber` reads, as S3 keeps them.
         let part_checksums = match &checksum {
             Some(_) => chosen.iter().filter_map(|p| p.checksum.as_ref().map(|c| c.value.clone())).collect(),

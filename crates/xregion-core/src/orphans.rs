@@ -219,7 +219,7 @@ mod tests {
             region.meta().inject_outcome_unknown();
             let e = region.commit_part(&upload, 1, part, None).await.unwrap_err();
             assert!(e.outcome_unknown(), "{e:?}");
-            region.complete_upload("bkt", "mp", &upload.upload_id, &[(1, etag)]).await.unwrap();
+            region.complete_upload("bkt", "mp", &upload.upload_id, &[(1, etag)], None).await.unwrap();
 
             for key in ["put", "replica", "mp"] {
                 assert_eq!(read_current(&region, key).await, big, "{key}");

@@ -488,6 +488,12 @@ impl External {
             // The parts' checksums travel too: the target checks each part against its own and
             // keeps the same composite checksum.
             .set_checksum_algorithm(part_checksum_algorithm(data).map(sdk_algorithm))
+            .set_checksum_type(part_checksum_algorithm(data).map(|_| {
+                match data.checksum.as_ref().is_some_and(|c| c.full_object) {
+                    true => aws_sdk_s3::types::ChecksumType::FullObject,
+                    false => aws_sdk_s3::types::ChecksumType::Composite,
+                }
+            }))
             .send()
             .await
             .map_err(|e| classify(e, TaskKind::Object))?;

@@ -18,6 +18,12 @@ pub enum ChecksumAlgorithm {
 }
 
 impl ChecksumAlgorithm {
+    /// True for the CRCs, whose checksum of a whole multipart object can be made from its
+    /// parts' (S3's FULL_OBJECT type); SHA-1 and SHA-256 have only COMPOSITE.
+    pub fn is_crc(self) -> bool {
+        matches!(self, Self::Crc32 | Self::Crc32c | Self::Crc64Nvme)
+    }
+
     /// All algorithms, in a fixed order.
     pub const ALL: [Self; 5] = [Self::Crc32, Self::Crc32c, Self::Crc64Nvme, Self::Sha1, Self::Sha256];
 

@@ -4,6 +4,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 use xregion_core::Region;
 use xregion_core::copy::CopySourceRef;
+use xregion_core::multipart::UploadChecksum;
 use xregion_meta::ListUploadsQuery;
 
 use super::object::{
@@ -26,9 +27,7 @@ pub(crate) async fn create_multipart_upload(
     if let Some(t) = &input.tagging {
         meta.tags = parse_tagging_header(t)?;
     }
-    if input.checksum_type.as_ref().is_some_and(|t| t.as_str() == ChecksumType::FULL_OBJECT) {
-        return Err(s3_error!(NotImplemented, "FULL_OBJECT multipart checksums are not supported yet; use COMPOSITE"));
-    }
+    let full_object = input.checksum_type.as_ref().is_some_and(|t| t.as_str() == ChecksumType::FULL_OBJECT);
     let alg = match &input.checksum_algorithm {
         Some(a) => Some(
             convert::checksum_alg(a)
@@ -36,9 +35,17 @@ pub(crate) async fn create_multipart_upload(
         ),
         None => None,
     };
+    if full_object && alg.is_none() {
+        return Err(s3_error!(
+            InvalidRequest,
+            "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header."
+        ));
+    }
+    let checksum = alg.map(|algorithm| UploadChecksum { algorithm, full_object });
     let sse = input.server_side_encryption.as_ref().map(|s| s.as_str());
     let customer = customer_key_of!(input)?;
-    let up = r.create_upload(&input.bucket, &input.key, meta, alg, sse, customer.as_ref()).await.s3()?;
+    let up = r.create_upload(&input.bucket, &input.key, meta, checksum, sse, customer.as_ref()).await.s3()?;
+    let checksum_type = alg.map(|_| upload_checksum_type(&up));
     let (sse_customer_algorithm, sse_customer_key_md5) = convert::sse_customer_of(customer.as_ref());
     Ok(S3Response::new(CreateMultipartUploadOutput {
         sse_customer_algorithm,
@@ -47,7 +54,7 @@ pub(crate) async fn create_multipart_upload(
         key: Some(input.key),
         upload_id: Some(up.upload_id),
         checksum_algorithm: input.checksum_algorithm,
-        checksum_type: alg.map(|_| ChecksumType::from_static(ChecksumType::COMPOSITE)),
+        checksum_type,
         server_side_encryption: convert::sse_of(&up.template),
         ..Default::default()
     }))
@@ -183,7 +190,11 @@ pub(crate) async fn complete_multipart_upload(
             "The XML you provided was not well-formed or did not validate against our published schema"
         ));
     }
-    let res = r.complete_upload(&input.bucket, &input.key, &input.upload_id, &parts).await.s3()?;
+    // A FULL_OBJECT upload's client may give the whole object's CRC; it is checked.
+    let expected = [&input.checksum_crc32, &input.checksum_crc32c, &input.checksum_crc64nvme]
+        .into_iter()
+        .find_map(|c| c.as_deref());
+    let res = r.complete_upload(&input.bucket, &input.key, &input.upload_id, &parts, expected).await.s3()?;
     let data = res.record.object().cloned().unwrap_or_default();
     let f = ChecksumFields::of(data.checksum.as_ref());
     Ok(S3Response::new(CompleteMultipartUploadOutput {
@@ -236,6 +247,7 @@ pub(crate) async fn list_parts(r: &Region, req: S3Request<ListPartsInput>) -> S3
             }
         })
         .collect();
+    let checksum_type = upload.checksum_algorithm.map(|_| upload_checksum_type(&upload));
     Ok(S3Response::new(ListPartsOutput {
         bucket: Some(input.bucket),
         key: Some(input.key),
@@ -249,8 +261,17 @@ pub(crate) async fn list_parts(r: &Region, req: S3Request<ListPartsInput>) -> S3
         initiator: Some(Initiator { display_name: Some("xregion".into()), id: super::owner().id }),
         storage_class: Some(StorageClass::from(upload.template.storage_class.clone())),
         checksum_algorithm: upload.checksum_algorithm.map(|a| ChecksumAlgorithm::from(a.as_str().to_owned())),
+        checksum_type,
         ..Default::default()
     }))
+}
+
+/// An upload's `ChecksumType`: FULL_OBJECT when its template is marked so, else COMPOSITE.
+fn upload_checksum_type(upload: &xregion_meta::UploadRecord) -> ChecksumType {
+    match upload.template.checksum.as_ref().is_some_and(|c| c.full_object) {
+        true => ChecksumType::from_static(ChecksumType::FULL_OBJECT),
+        false => ChecksumType::from_static(ChecksumType::COMPOSITE),
+    }
 }
 
 pub(crate) async fn list_multipart_uploads(

@@ -196,3 +196,82 @@ async fn part_checksums_are_kept_listed_and_replicated() {
         assert_eq!(get.body.collect().await.expect("body").into_bytes().to_vec(), bodies[1]);
     }
 }
+
+/// `ChecksumType: FULL_OBJECT` (CRC algorithms only): the completed object's checksum is the
+/// CRC of all its bytes, made from the parts' CRCs, equal to a single PUT's of the same bytes;
+/// a whole-object CRC the client gives at completion is checked; the replica has the same.
+#[tokio::test]
+async fn full_object_multipart_checksums_are_the_whole_objects_crc() {
+    use aws_sdk_s3::types::{ChecksumMode, ChecksumType};
+    let regions = TestRegion::start_many(&["us-east-1", "eu-west-1"]);
+    let (sc, dc) = (regions[0].client(), regions[1].client());
+    let src = create_versioned_bucket(&sc, "full-src").await;
+    let dst = create_versioned_bucket(&dc, "full-dst").await;
+    crate::replication::configure(&sc, &src, &dst, false).await;
+    let bodies = [vec![b'p'; 5 * 1024 * 1024], b"and the rest".to_vec()];
+    let whole: Vec<u8> = bodies.concat();
+    // The reference: the server's CRC32C of the same bytes in one PUT.
+    let single = sc
+        .put_object()
+        .bucket(&src)
+        .key("single")
+        .checksum_algorithm(ChecksumAlgorithm::Crc32C)
+        .body(ByteStream::from(whole.clone()))
+        .send()
+        .await
+        .expect("single put");
+    let reference = single.checksum_crc32_c().expect("single CRC32C").to_owned();
+
+    let create = |alg: Option<ChecksumAlgorithm>| {
+        sc.create_multipart_upload()
+            .bucket(&src)
+            .key("full")
+            .set_checksum_algorithm(alg)
+            .checksum_type(ChecksumType::FullObject)
+            .send()
+    };
+    expect_error(create(Some(ChecksumAlgorithm::Sha256)).await, 400, Some("InvalidRequest"));
+    expect_error(create(None).await, 400, Some("InvalidRequest"));
+    let upload = create(Some(ChecksumAlgorithm::Crc32C)).await.expect("create upload");
+    assert_eq!(upload.checksum_type(), Some(&ChecksumType::FullObject));
+    let id = upload.upload_id().expect("upload id");
+    let mut parts = Vec::new();
+    for (n, body) in (1..).zip(&bodies) {
+        let part = sc
+            .upload_part()
+            .bucket(&src)
+            .key("full")
+            .upload_id(id)
+            .part_number(n)
+            .checksum_algorithm(ChecksumAlgorithm::Crc32C)
+            .body(ByteStream::from(body.clone()))
+            .send()
+            .await
+            .expect("part");
+        let crc = part.checksum_crc32_c().expect("part checksum");
+        parts.push(
+            CompletedPart::builder().part_number(n).e_tag(part.e_tag().expect("etag")).checksum_crc32_c(crc).build(),
+        );
+    }
+    let complete = |crc: &str| {
+        sc.complete_multipart_upload()
+            .bucket(&src)
+            .key("full")
+            .upload_id(id)
+            .checksum_crc32_c(crc)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts.clone())).build())
+            .send()
+    };
+    expect_error(complete("AAAAAA==").await, 400, Some("BadDigest"));
+    let done = complete(&reference).await.expect("complete");
+    assert_eq!(done.checksum_crc32_c(), Some(reference.as_str()));
+    assert_eq!(done.checksum_type(), Some(&ChecksumType::FullObject));
+    let version = done.version_id().expect("version").to_owned();
+    crate::replication::wait_completed(&sc, &src, "full", &version).await;
+    for (client, bucket) in [(&sc, &src), (&dc, &dst)] {
+        let head = client.head_object().bucket(bucket.as_str()).key("full").checksum_mode(ChecksumMode::Enabled);
+        let head = head.send().await.expect("head");
+        assert_eq!(head.checksum_crc32_c(), Some(reference.as_str()), "{bucket}");
+        assert_eq!(head.checksum_type(), Some(&ChecksumType::FullObject), "{bucket}");
+    }
+}
