@@ -109,6 +109,36 @@ async fn get_object_attributes_of_versions_and_multipart_objects() {
     expect_error(attrs(Some(&v1), &[bad]).await, 400, Some("InvalidArgument"));
 }
 
+/// Uploads `bodies` as parts 1, 2, … of upload `id`, each with its CRC32C; the parts for
+/// CompleteMultipartUpload, each with the CRC32C the server answered.
+async fn upload_crc32c_parts(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    id: &str,
+    bodies: &[Vec<u8>],
+) -> Vec<CompletedPart> {
+    let mut parts = Vec::new();
+    for (n, body) in (1..).zip(bodies) {
+        let part = client
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(id)
+            .part_number(n)
+            .checksum_algorithm(ChecksumAlgorithm::Crc32C)
+            .body(ByteStream::from(body.clone()))
+            .send()
+            .await
+            .expect("part");
+        let crc = part.checksum_crc32_c().expect("part checksum");
+        parts.push(
+            CompletedPart::builder().part_number(n).e_tag(part.e_tag().expect("etag")).checksum_crc32_c(crc).build(),
+        );
+    }
+    parts
+}
+
 /// The parts of an object uploaded with an additional checksum are kept after completion, as
 /// S3 keeps them: GetObjectAttributes lists them (size and checksum, paged by `MaxParts` and
 /// `PartNumberMarker`), and GET/HEAD with `partNumber` and checksum mode give that part's
@@ -130,25 +160,12 @@ async fn part_checksums_are_kept_listed_and_replicated() {
         .expect("create upload");
     let id = upload.upload_id().expect("upload id");
     let bodies = [vec![b'a'; 5 * 1024 * 1024], vec![b'b'; 5 * 1024 * 1024], b"tail".to_vec()];
-    let mut parts = Vec::new();
-    let mut sent = Vec::new();
-    for (n, body) in (1..).zip(&bodies) {
-        let part = sc
-            .upload_part()
-            .bucket(&src)
-            .key("mp")
-            .upload_id(id)
-            .part_number(n)
-            .checksum_algorithm(ChecksumAlgorithm::Crc32C)
-            .body(ByteStream::from(body.clone()))
-            .send()
-            .await
-            .expect("part");
-        let crc = part.checksum_crc32_c().expect("part checksum").to_owned();
-        let done = CompletedPart::builder().part_number(n).e_tag(part.e_tag().expect("etag"));
-        parts.push(done.checksum_crc32_c(&crc).build());
-        sent.push((n, body.len() as i64, crc));
-    }
+    let parts = upload_crc32c_parts(&sc, &src, "mp", id, &bodies).await;
+    let sent: Vec<(i32, i64, String)> = (1..)
+        .zip(&parts)
+        .zip(&bodies)
+        .map(|((n, p), body)| (n, body.len() as i64, p.checksum_crc32_c().expect("part checksum").to_owned()))
+        .collect();
     let completed = CompletedMultipartUpload::builder().set_parts(Some(parts)).build();
     let done = sc.complete_multipart_upload().bucket(&src).key("mp").upload_id(id).multipart_upload(completed);
     let version = done.send().await.expect("complete").version_id().expect("version").to_owned();
@@ -235,24 +252,7 @@ async fn full_object_multipart_checksums_are_the_whole_objects_crc() {
     let upload = create(Some(ChecksumAlgorithm::Crc32C)).await.expect("create upload");
     assert_eq!(upload.checksum_type(), Some(&ChecksumType::FullObject));
     let id = upload.upload_id().expect("upload id");
-    let mut parts = Vec::new();
-    for (n, body) in (1..).zip(&bodies) {
-        let part = sc
-            .upload_part()
-            .bucket(&src)
-            .key("full")
-            .upload_id(id)
-            .part_number(n)
-            .checksum_algorithm(ChecksumAlgorithm::Crc32C)
-            .body(ByteStream::from(body.clone()))
-            .send()
-            .await
-            .expect("part");
-        let crc = part.checksum_crc32_c().expect("part checksum");
-        parts.push(
-            CompletedPart::builder().part_number(n).e_tag(part.e_tag().expect("etag")).checksum_crc32_c(crc).build(),
-        );
-    }
+    let parts = upload_crc32c_parts(&sc, &src, "full", id, &bodies).await;
     let complete = |crc: &str| {
         sc.complete_multipart_upload()
             .bucket(&src)
