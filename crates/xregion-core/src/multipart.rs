@@ -22,6 +22,15 @@ pub struct UploadChecksum {
     pub full_object: bool,
 }
 
+impl UploadChecksum {
+    /// The checksum `upload` was created with: its algorithm, and FULL_OBJECT when its
+    /// template's checksum marks it so ([`Region::create_upload`] writes that mark).
+    pub fn of(upload: &UploadRecord) -> Option<Self> {
+        let full_object = upload.template.checksum.as_ref().is_some_and(|c| c.full_object);
+        upload.checksum_algorithm.map(|algorithm| Self { algorithm, full_object })
+    }
+}
+
 /// Smallest size of every part but the last (S3: 5 MiB).
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 /// Largest part number.
@@ -206,8 +215,7 @@ impl Region {
                 raw.try_into().map_err(|_| CoreError::Internal("stored part etag is not an md5".into()))?;
             md5s.push(arr);
         }
-        let full_object = upload.template.checksum.as_ref().is_some_and(|c| c.full_object);
-        let checksum = upload.checksum_algorithm.and_then(|alg| {
+        let checksum = UploadChecksum::of(&upload).and_then(|UploadChecksum { algorithm: alg, full_object }| {
             let digests: Option<Vec<Vec<u8>>> =
                 chosen.iter().map(|p| p.checksum.as_ref().and_then(|c| base64_decode(&c.value))).collect();
             let digests = digests?;

@@ -45,7 +45,7 @@ pub(crate) async fn create_multipart_upload(
     let sse = input.server_side_encryption.as_ref().map(|s| s.as_str());
     let customer = customer_key_of!(input)?;
     let up = r.create_upload(&input.bucket, &input.key, meta, checksum, sse, customer.as_ref()).await.s3()?;
-    let checksum_type = alg.map(|_| upload_checksum_type(&up));
+    let checksum_type = upload_checksum_type(&up);
     let (sse_customer_algorithm, sse_customer_key_md5) = convert::sse_customer_of(customer.as_ref());
     Ok(S3Response::new(CreateMultipartUploadOutput {
         sse_customer_algorithm,
@@ -247,7 +247,7 @@ pub(crate) async fn list_parts(r: &Region, req: S3Request<ListPartsInput>) -> S3
             }
         })
         .collect();
-    let checksum_type = upload.checksum_algorithm.map(|_| upload_checksum_type(&upload));
+    let checksum_type = upload_checksum_type(&upload);
     Ok(S3Response::new(ListPartsOutput {
         bucket: Some(input.bucket),
         key: Some(input.key),
@@ -266,12 +266,12 @@ pub(crate) async fn list_parts(r: &Region, req: S3Request<ListPartsInput>) -> S3
     }))
 }
 
-/// An upload's `ChecksumType`: FULL_OBJECT when its template is marked so, else COMPOSITE.
-fn upload_checksum_type(upload: &xregion_meta::UploadRecord) -> ChecksumType {
-    match upload.template.checksum.as_ref().is_some_and(|c| c.full_object) {
+/// An upload's `ChecksumType`, if it has an additional checksum.
+fn upload_checksum_type(upload: &xregion_meta::UploadRecord) -> Option<ChecksumType> {
+    UploadChecksum::of(upload).map(|c| match c.full_object {
         true => ChecksumType::from_static(ChecksumType::FULL_OBJECT),
         false => ChecksumType::from_static(ChecksumType::COMPOSITE),
-    }
+    })
 }
 
 pub(crate) async fn list_multipart_uploads(
