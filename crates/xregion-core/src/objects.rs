@@ -433,7 +433,8 @@ impl Region {
             (None, None) => self.blobs().read(&data.blob, start, end),
             (None, Some(key)) => self.blobs().read_sealed(&data.blob, start, end, key, labels),
             (Some(inline), key) => {
-                let label = labels.first().map_or(xregion_crypto::INLINE_LABEL, |l| l.as_bytes());
+                let own = xregion_crypto::INLINE_LABEL;
+                let label = data.encryption.as_ref().map_or(own, |e| e.label(0, own));
                 let result = self.inline_range(inline, data.size, start, end, key.as_deref().map(|k| (k, label)));
                 futures::stream::once(async move { result }).boxed()
             }

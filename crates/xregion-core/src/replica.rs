@@ -474,9 +474,7 @@ impl Region {
         if declared_len.is_some_and(|len| len != sealed.sealed_size()) {
             return Err(invalid("the sealed replica's length is not the one its pieces take"));
         }
-        if !req.part_sizes.is_empty() && req.part_sizes.iter().sum::<u64>() != sealed.size() {
-            return Err(CoreError::BadDigest("replica size does not match the source's part sizes".into()));
-        }
+        check_part_sizes(req, sealed.size())?;
         let stored = self.store_sealed(body, sealed).await?;
         let file = stored.blob.segments.clone();
         if stored.crc32c != expected_crc {
@@ -626,10 +624,16 @@ impl Region {
 /// Checks the received bytes against what the source said (see [`ReplicaPut::verification`]):
 /// size (multipart part sizes), then the full-object checksum, the transfer CRC32C, or the
 /// ETag when it is a plain MD5.
-fn verify_replica(req: &ReplicaPut, blob: &StoredBody) -> CoreResult<()> {
-    if !req.part_sizes.is_empty() && req.part_sizes.iter().sum::<u64>() != blob.len {
+/// A multipart source's part sizes must add up to the replica's size.
+fn check_part_sizes(req: &ReplicaPut, size: u64) -> CoreResult<()> {
+    if !req.part_sizes.is_empty() && req.part_sizes.iter().sum::<u64>() != size {
         return Err(CoreError::BadDigest("replica size does not match the source's part sizes".into()));
     }
+    Ok(())
+}
+
+fn verify_replica(req: &ReplicaPut, blob: &StoredBody) -> CoreResult<()> {
+    check_part_sizes(req, blob.len)?;
     let computed = blob.checksum.as_ref().map(|(_, d)| to_base64(d));
     let (claim, what) = match req.verification() {
         Verification::SourceChecksum(algorithm) => {
