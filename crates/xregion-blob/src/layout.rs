@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::BlobError;
 use crate::error::io_error;
+use crate::recent::RecentBlobs;
 
 /// Length of a blob id in characters.
 pub(crate) const ID_LEN: usize = 32;
@@ -32,6 +33,9 @@ pub(crate) struct Layout {
     tmp: PathBuf,
     /// Fan-out directories known to exist durably (created or seen, and the root fsynced since).
     known_dirs: [AtomicBool; FANOUT],
+    /// Bytes of blobs just written, for the read that follows (see [`crate::recent`]). Here
+    /// because writers and readers share the layout.
+    pub(crate) recent: RecentBlobs,
 }
 
 impl Layout {
@@ -49,8 +53,12 @@ impl Layout {
             Err(e) => return Err(io_error(format!("create temp dir {}", tmp.display()), e)),
         }
         sync_dir(root)?;
-        let layout =
-            Self { root: root.to_path_buf(), tmp, known_dirs: std::array::from_fn(|_| AtomicBool::new(false)) };
+        let layout = Self {
+            root: root.to_path_buf(),
+            tmp,
+            known_dirs: std::array::from_fn(|_| AtomicBool::new(false)),
+            recent: RecentBlobs::default(),
+        };
         layout.sweep_temp_files()?;
         Ok(layout)
     }

@@ -37,7 +37,10 @@
 //! # Page cache
 //! Blob files are written with `O_DIRECT` on Linux where the file system allows it (see
 //! `direct.rs`): a blob is written once and rarely read soon after, and copying it into new
-//! page-cache pages was the largest cost of a large PUT on the benchmark machine.
+//! page-cache pages was the largest cost of a large PUT on the benchmark machine. The one read
+//! that does come soon (a replication source sending a new version) is served from memory: a
+//! writer asked to ([`BlobWriter::keep_for_reading`]) keeps the bytes of a blob up to a few
+//! MiB for a few seconds, in a bounded cache (`recent.rs`).
 //!
 //! # Hashing
 //! A write computes MD5 (the ETag, hashed side by side with other uploads' MD5s in SIMD lanes,
@@ -75,6 +78,7 @@ mod lane;
 mod layout;
 pub mod md5;
 mod reader;
+mod recent;
 mod writer;
 
 use std::io;
@@ -90,6 +94,7 @@ use xregion_types::{BlobRef, BlobSegment, ChecksumAlgorithm};
 pub use direct::STAGE_BYTES;
 pub use error::BlobError;
 pub use reader::{POOL_MAX_BUFFERS, READ_CHUNK_BYTES, READ_JOB_BYTES};
+pub use recent::{RECENT_ENTRY_MAX_BYTES, RECENT_MAX_AGE, RECENT_MAX_BYTES};
 pub use writer::{BlobWriter, COALESCE_BELOW_BYTES, WRITE_BATCH_BYTES, WRITEBACK_BYTES};
 
 use crate::error::io_error;
@@ -191,6 +196,13 @@ impl BlobStore {
         reader::read_range(Arc::clone(&self.layout), blob, start, end, Some((key, labels.to_vec())))
     }
 
+    /// Forgets the bytes of blobs written more than [`RECENT_MAX_AGE`] ago that
+    /// [`BlobWriter::keep_for_reading`] kept in memory. Cheap (a lock and a look at the oldest
+    /// entries): call it now and then, so that memory goes back when writes stop.
+    pub fn expire_recent(&self) {
+        self.layout.recent.expire(std::time::Instant::now());
+    }
+
     /// Deletes a blob file; a missing file is not an error. Call it after the metadata commit
     /// that stopped referencing the blob. Runs on the blocking pool.
     pub async fn delete(&self, segment: &BlobSegment) -> Result<(), BlobError> {
@@ -207,6 +219,7 @@ impl BlobStore {
     /// Blocking form of [`BlobStore::delete`], for blocking threads and startup code.
     pub fn delete_blocking(&self, segment: &BlobSegment) -> Result<(), BlobError> {
         let id = check_id(&segment.id)?;
+        self.layout.recent.remove(id);
         let path = self.layout.blob_path(id);
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),

@@ -11,8 +11,10 @@
 //! Blob files are opened with `O_DIRECT` where the file system allows (Linux; see
 //! `direct.rs`), like they are written: the device fills the job's buffer itself, with no
 //! copy out of the page cache and no page-cache pages to allocate. A blob is written once and
-//! read rarely, most often exactly once (a replication source sends it right after it was
-//! written, which direct writes left out of the page cache anyway). A job reads whole aligned
+//! read rarely, most often exactly once: a replication source sends it right after it was
+//! written, and that read is served from the bytes the writer kept in memory
+//! ([`crate::recent`]) when it asked to; only when they are gone does the read go to the
+//! file. A job reads whole aligned
 //! blocks around the requested range and hands out the requested bytes as a slice. A file
 //! system that refuses `O_DIRECT` gets plain reads into the same buffers.
 //!
@@ -96,6 +98,9 @@ struct Cursor {
     remaining: u64,
     /// The open file of `segments[index]`, and whether it is read with `O_DIRECT`.
     file: Option<(File, bool)>,
+    /// The bytes of `segments[index]` when they were still in memory (see [`crate::recent`]):
+    /// read from there instead of the file (plaintext, also for a sealed blob).
+    memory: Option<Bytes>,
     /// The object's data key, if its blobs are encrypted.
     key: Option<Arc<DataKey>>,
     /// The labels the segments were sealed under, when not their ids (see
@@ -142,6 +147,7 @@ impl Cursor {
             offset,
             remaining: end - start,
             file: None,
+            memory: None,
             key,
             labels,
             cipher: None,
@@ -160,8 +166,25 @@ impl Cursor {
             self.index += 1;
             self.offset = 0;
             self.file = None;
+            self.memory = None;
             self.cipher = None;
         };
+        if self.file.is_none() && self.memory.is_none() {
+            self.memory = self
+                .layout
+                .recent
+                .get(&segment.id)
+                .filter(|kept| kept.sealed == self.key.is_some() && kept.bytes.len() as u64 == segment.len)
+                .map(|kept| kept.bytes);
+        }
+        if let Some(bytes) = &self.memory {
+            let want = (segment.len - self.offset).min(self.remaining).min(READ_JOB_BYTES as u64);
+            // Within the segment's length, which is the kept bytes' length.
+            let out = bytes.slice(self.offset as usize..(self.offset + want) as usize);
+            self.offset += want;
+            self.remaining -= want;
+            return Ok(out);
+        }
         if self.file.is_none() {
             self.file = Some(open_segment(&self.layout, &segment, self.key.is_some())?);
             if let Some(key) = &self.key {

@@ -675,3 +675,67 @@ async fn altered_encrypted_blobs_fail_to_read() {
     let err = read_sealed(&store, &blob, 0, 10, &key).await.unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
 }
+
+/// Writes `bytes` with [`crate::BlobWriter::keep_for_reading`], sealed with `key` if given.
+async fn put_kept(store: &BlobStore, bytes: &[u8], chunk: usize, key: Option<&xregion_crypto::DataKey>) -> BlobInfo {
+    let mut w = store.writer_with(None, true, key).unwrap();
+    w.keep_for_reading();
+    for c in bytes.chunks(chunk.max(1)) {
+        w.write(Bytes::copy_from_slice(c)).await.unwrap();
+    }
+    w.finish().await.unwrap()
+}
+
+/// Removes a blob's file behind the store's back, so that only bytes kept in memory can
+/// still answer a read of it.
+#[allow(clippy::disallowed_methods, reason = "test: checks the file is gone")]
+fn remove_file_of(dir: &Path, segment: &BlobSegment) {
+    let path = files_under(&dir.join("blobs")).into_iter().find(|p| p.ends_with(&segment.id)).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert!(!path.exists());
+}
+
+/// A blob written with `keep_for_reading` is read from memory while it is kept (shown by
+/// removing its file first): whole, in ranges, across segments, plain and sealed; a blob
+/// written without it, or too large to keep, is read from its file (here: gone, so the read
+/// fails). The store's delete forgets the kept bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_blobs_are_read_from_memory_until_deleted() {
+    let (dir, store) = open();
+    let key = data_key();
+    let first = data(1024 * 1024 + 5, 1);
+    let second = data(300_000, 2);
+    let a = put_kept(&store, &first, 100_000, None).await;
+    let b = put_kept(&store, &second, 7_000, None).await;
+    let sealed = put_kept(&store, &second, 65_536, Some(&key)).await;
+    let plain_not_kept = put(&store, &second, 65_536, None).await;
+    let too_big = put_kept(&store, &data(crate::RECENT_ENTRY_MAX_BYTES + 1, 3), 1 << 20, None).await;
+    for segment in [&a.segment, &b.segment, &sealed.segment, &plain_not_kept.segment, &too_big.segment] {
+        remove_file_of(dir.path(), segment);
+    }
+
+    let both = BlobRef { segments: vec![a.segment.clone(), b.segment.clone()] };
+    let whole = [first.as_slice(), second.as_slice()].concat();
+    let len = whole.len() as u64;
+    assert_eq!(read_all(&store, &both, 0, len).await.unwrap(), whole);
+    for (start, end) in [(0, 1), (1_048_570, 1_048_600), (5, len - 5), (len - 1, len)] {
+        assert_eq!(read_all(&store, &both, start, end).await.unwrap(), &whole[start as usize..end as usize]);
+    }
+    let sealed_blob = BlobRef { segments: vec![sealed.segment.clone()] };
+    assert_eq!(read_sealed(&store, &sealed_blob, 0, second.len() as u64, &key).await.unwrap(), second);
+    assert_eq!(read_sealed(&store, &sealed_blob, 10, 20, &key).await.unwrap(), &second[10..20]);
+    // A read of a sealed blob's raw bytes never gets the kept plaintext.
+    let raw = BlobRef {
+        segments: vec![BlobSegment {
+            id: sealed.segment.id.clone(),
+            len: xregion_crypto::sealed_len(second.len() as u64),
+        }],
+    };
+    assert!(read_all(&store, &raw, 0, 10).await.is_err());
+    assert!(read_all(&store, &BlobRef { segments: vec![plain_not_kept.segment.clone()] }, 0, 10).await.is_err());
+    assert!(read_all(&store, &BlobRef { segments: vec![too_big.segment.clone()] }, 0, 10).await.is_err());
+
+    store.delete(&a.segment).await.unwrap();
+    assert!(read_all(&store, &BlobRef { segments: vec![a.segment.clone()] }, 0, 10).await.is_err());
+    assert_eq!(read_all(&store, &BlobRef { segments: vec![b.segment.clone()] }, 0, 10).await.unwrap(), &second[..10]);
+}

@@ -49,6 +49,7 @@ use crate::error::io_error;
 use crate::lane::{Lane, failed_earlier};
 use crate::layout::{Layout, sync_dir};
 use crate::md5::Md5Stream;
+use crate::recent::{Entry, RECENT_ENTRY_MAX_BYTES};
 use crate::{BlobError, BlobInfo};
 
 /// Bytes gathered before they are handed to the blocking jobs that hash and write them.
@@ -85,6 +86,29 @@ pub struct BlobWriter {
     submitted: bool,
     /// An error happened or a call was cancelled half-way: the lanes may disagree.
     failed: bool,
+    /// Every batch so far, to keep the finished blob's bytes in memory
+    /// ([`BlobWriter::keep_for_reading`]); dropped once they pass [`RECENT_ENTRY_MAX_BYTES`].
+    kept: Option<Kept>,
+    /// The file holds the bytes sealed (written with a data key).
+    sealed: bool,
+}
+
+/// The batches of a blob to be kept in [`crate::recent`] once it is finished.
+#[derive(Debug, Default)]
+struct Kept {
+    batches: Vec<Arc<[Bytes]>>,
+    len: usize,
+}
+
+impl Kept {
+    /// The bytes of all batches, copied into one buffer of their exact size: a chunk handed
+    /// to `write` may be a slice of a larger buffer (hyper's read buffer), which a kept
+    /// reference would hold whole, outside the cache's count.
+    fn into_bytes(self) -> Bytes {
+        let mut out = BytesMut::with_capacity(self.len);
+        self.batches.iter().flat_map(|batch| batch.iter()).for_each(|c| out.extend_from_slice(c));
+        out.freeze()
+    }
 }
 
 /// The running additional checksum of the bytes so far (MD5 goes to the shared MD5 threads,
@@ -408,7 +432,19 @@ impl BlobWriter {
             small: BytesMut::new(),
             submitted: false,
             failed: false,
+            kept: None,
+            sealed: key.is_some(),
         })
+    }
+
+    /// Asks for the blob's bytes to stay in memory once it is finished, for a read expected
+    /// soon: a version that a replication source will send (see [`crate::recent`]). Copies
+    /// the bytes once at the end; a blob over [`RECENT_ENTRY_MAX_BYTES`] is not kept. Has no
+    /// effect once bytes were handed to the lanes (call it before writing).
+    pub fn keep_for_reading(&mut self) {
+        if !self.submitted && self.kept.is_none() {
+            self.kept = Some(Kept::default());
+        }
     }
 
     /// The id the blob will have once finished.
@@ -476,13 +512,14 @@ impl BlobWriter {
             inline_hashes = Some(self.hashes.take().await?);
         }
         let file = self.file.take().await?;
+        let kept = self.kept.take();
         let commit_job = self.runtime.spawn_blocking(move || {
             let checksum = inline_hashes.map(|mut h| {
                 h.update(&batch);
                 h.finish()
             });
             let segment = commit(file, &batch, &layout, id)?;
-            Ok((segment, checksum))
+            Ok((segment, checksum, kept.map(Kept::into_bytes)))
         });
         // From here on, a cancelled or failed finish removes a committed blob.
         let mut guard =
@@ -492,11 +529,14 @@ impl BlobWriter {
             Some(md5) => Some(md5.finish().await),
             None => None,
         };
-        let (segment, inline_checksum) = guard.wait().await?;
+        let (segment, inline_checksum, kept) = guard.wait().await?;
         let Some(checksum) = lane_checksum.or(inline_checksum) else {
             guard.remove_committed(&segment);
             return Err(failed_earlier());
         };
+        if let Some(bytes) = kept.filter(|b| b.len() as u64 == segment.len) {
+            self.layout.recent.insert(&segment.id, Entry { bytes, sealed: self.sealed });
+        }
         Ok(BlobInfo { segment, md5, checksum })
     }
 
@@ -521,8 +561,16 @@ impl BlobWriter {
     /// Everything gathered so far, as one batch.
     fn take_batch(&mut self) -> Arc<[Bytes]> {
         self.flush_small();
-        self.pending_len = 0;
-        mem::take(&mut self.pending).into()
+        let len = mem::take(&mut self.pending_len);
+        let batch: Arc<[Bytes]> = mem::take(&mut self.pending).into();
+        if let Some(kept) = &mut self.kept {
+            kept.len += len;
+            kept.batches.push(Arc::clone(&batch));
+            if kept.len > RECENT_ENTRY_MAX_BYTES {
+                self.kept = None;
+            }
+        }
+        batch
     }
 }
 
@@ -561,7 +609,9 @@ fn commit(file: FileState, batch: &[Bytes], layout: &Layout, id: String) -> Resu
     Ok(BlobSegment { id, len })
 }
 
-type CommitOutput = Result<(BlobSegment, Option<Digest>), BlobError>;
+/// The committed blob, its checksum when the commit job computed it, and the bytes to keep
+/// (see [`BlobWriter::keep_for_reading`]).
+type CommitOutput = Result<(BlobSegment, Option<Digest>, Option<Bytes>), BlobError>;
 
 /// Deletes a committed blob whose `finish` future was dropped (or failed) before it could
 /// report it, so a cancelled finish leaves no orphan.
@@ -595,7 +645,7 @@ impl Drop for CommitGuard {
         let layout = Arc::clone(&self.layout);
         let runtime = self.runtime.clone();
         self.runtime.spawn(async move {
-            if let Ok(Ok((segment, _))) = job.await {
+            if let Ok(Ok((segment, ..))) = job.await {
                 tracing::debug!(blob = %segment.id, "removing the blob of a cancelled finish");
                 let path = layout.blob_path(&segment.id);
                 let _ = runtime.spawn_blocking(move || remove_quietly(&path)).await;

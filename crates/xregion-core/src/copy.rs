@@ -238,7 +238,7 @@ impl Region {
             new_meta.tags = tags;
         }
         let stored = self
-            .write_body_sealed(src.body, Some(algorithm), Some(len), seal.as_ref())
+            .write_object_body(target.0, src.body, Some(algorithm), Some(len), seal.as_ref())
             .await
             .map_err(|e| reading_failed(e, &from_region))?;
         let req = PutRequest {

@@ -250,7 +250,26 @@ impl Region {
         checksum: Option<ChecksumAlgorithm>,
         declared_len: Option<u64>,
     ) -> CoreResult<StoredBody> {
-        self.store_body(body, checksum, declared_len, Some(INLINE_MAX), true, None).await
+        self.store_body(body, checksum, declared_len, Some(INLINE_MAX), true, None, false).await
+    }
+
+    /// [`Region::write_body_sealed`] of a new version of an object in `bucket` (PutObject,
+    /// CopyObject). When the bucket has a replication configuration, the bytes of a file stay
+    /// in memory for a while once written (`xregion_blob::BlobWriter::keep_for_reading`): the
+    /// replication source sends the version within milliseconds, and reading it back from the
+    /// disk competed with both regions' writes when they share one. Never for an SSE-C body:
+    /// its plaintext is not kept past the request (and its replica sends the sealed bytes).
+    pub async fn write_object_body(
+        &self,
+        bucket: &str,
+        body: Body<'_>,
+        checksum: Option<ChecksumAlgorithm>,
+        declared_len: Option<u64>,
+        seal: Option<&crate::SealKey>,
+    ) -> CoreResult<StoredBody> {
+        let keep = !seal.is_some_and(|s| s.record.is_customer_key())
+            && self.bucket(bucket).is_ok_and(|b| b.replication.is_some());
+        self.store_body(body, checksum, declared_len, Some(INLINE_MAX), true, seal, keep).await
     }
 
     /// [`Region::write_body`] of a body to store encrypted with `seal` (SSE, see
@@ -263,7 +282,7 @@ impl Region {
         declared_len: Option<u64>,
         seal: Option<&crate::SealKey>,
     ) -> CoreResult<StoredBody> {
-        self.store_body(body, checksum, declared_len, Some(INLINE_MAX), true, seal).await
+        self.store_body(body, checksum, declared_len, Some(INLINE_MAX), true, seal, false).await
     }
 
     /// [`Region::write_body`] for bytes verified by `checksum` rather than by MD5 (a replica
@@ -275,7 +294,7 @@ impl Region {
         declared_len: Option<u64>,
         seal: Option<&crate::SealKey>,
     ) -> CoreResult<StoredBody> {
-        self.store_body(body, Some(checksum), declared_len, Some(INLINE_MAX), false, seal).await
+        self.store_body(body, Some(checksum), declared_len, Some(INLINE_MAX), false, seal, false).await
     }
 
     /// Streams a request body into a new durable blob, hashing MD5 and `checksum` on the way
@@ -288,7 +307,7 @@ impl Region {
         declared_len: Option<u64>,
         key: Option<&xregion_crypto::DataKey>,
     ) -> CoreResult<BlobInfo> {
-        let stored = self.store_plain_or_sealed(body, checksum, declared_len, None, true, key).await?;
+        let stored = self.store_plain_or_sealed(body, checksum, declared_len, None, true, key, false).await?;
         match stored.storage {
             BodyStorage::File(segment) => Ok(BlobInfo { segment, md5: stored.md5, checksum: stored.checksum }),
             BodyStorage::Inline(_) => Err(CoreError::Internal("a blob write kept its body inline".into())),
@@ -298,7 +317,9 @@ impl Region {
     /// The one body path: buffers up to `inline_max` bytes (`None`: never inline); if the body
     /// goes past it, the buffered chunks and the rest are streamed into a `BlobWriter`, which
     /// hashes them. A body that ends within the limit is hashed here, once. MD5 is skipped
-    /// only when `md5` is false and a `checksum` verifies the bytes instead.
+    /// only when `md5` is false and a `checksum` verifies the bytes instead. A file's bytes
+    /// stay in memory for a while with `keep` (see [`Region::write_object_body`]).
+    #[allow(clippy::too_many_arguments, reason = "private: the public entry points each fix most of them")]
     async fn store_body(
         &self,
         body: Body<'_>,
@@ -307,9 +328,10 @@ impl Region {
         inline_max: Option<usize>,
         md5: bool,
         seal: Option<&crate::SealKey>,
+        keep: bool,
     ) -> CoreResult<StoredBody> {
-        let mut stored =
-            self.store_plain_or_sealed(body, checksum, declared_len, inline_max, md5, seal.map(|s| &*s.key)).await?;
+        let key = seal.map(|s| &*s.key);
+        let mut stored = self.store_plain_or_sealed(body, checksum, declared_len, inline_max, md5, key, keep).await?;
         if let Some(seal) = seal {
             if let BodyStorage::Inline(bytes) = &mut stored.storage {
                 *bytes = crate::encryption::seal_inline(seal, bytes)?;
@@ -321,6 +343,7 @@ impl Region {
 
     /// The body path shared by [`Region::store_body`] and [`Region::write_blob`]; a file
     /// is sealed with `key`, inline bytes are left to the caller.
+    #[allow(clippy::too_many_arguments, reason = "private: shared by the entry points above")]
     async fn store_plain_or_sealed(
         &self,
         mut body: Body<'_>,
@@ -329,10 +352,17 @@ impl Region {
         inline_max: Option<usize>,
         md5: bool,
         key: Option<&xregion_crypto::DataKey>,
+        keep: bool,
     ) -> CoreResult<StoredBody> {
         self.ensure_space(declared_len.unwrap_or(0))?;
         let md5 = md5 || checksum.is_none();
-        let new_writer = || self.blobs().writer_with(checksum, md5, key);
+        let new_writer = || {
+            let mut writer = self.blobs().writer_with(checksum, md5, key)?;
+            if keep {
+                writer.keep_for_reading();
+            }
+            Ok::<_, xregion_blob::BlobError>(writer)
+        };
         // A body announced as too large for inline storage goes straight to a file.
         let inline_max = inline_max.filter(|max| declared_len.is_none_or(|len| len <= *max as u64));
         let mut writer = match inline_max {

@@ -350,6 +350,9 @@ impl Worker {
             };
             self.dispatch();
             self.publish_status();
+            // New versions' bytes are kept in memory for this worker's reads for a while
+            // (`BlobWriter::keep_for_reading`); this gives them back once writes stop.
+            self.region.blobs().expire_recent();
             let deadline = if more { Instant::now() } else { self.next_deadline() };
             tokio::select! {
                 biased;

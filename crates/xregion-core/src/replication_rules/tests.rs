@@ -971,6 +971,34 @@ mod region {
         assert_eq!(r.replication_config(SRC).expect("read"), Some(stored));
     }
 
+    /// A new version's file in a bucket with replication stays in memory for the replication
+    /// source's read (shown by removing the file behind the store's back: the read still
+    /// answers); one in a bucket without replication is read from its file.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[allow(clippy::disallowed_methods, reason = "test: removes blob files to see where reads come from")]
+    async fn replicated_buckets_keep_new_files_in_memory() {
+        use futures::{StreamExt as _, TryStreamExt as _};
+
+        let (_dir, r) = region(&[]);
+        bucket(&r, SRC, VersioningState::Enabled).await;
+        bucket(&r, "dst", VersioningState::Enabled).await;
+        r.put_replication(SRC, &to("dst")).await.expect("put");
+        let bytes = bytes::Bytes::from(vec![7u8; 300_000]);
+        for (target, kept) in [(SRC, true), ("dst", false)] {
+            let body = futures::stream::iter([Ok(bytes.clone())]).boxed();
+            let stored = r.write_object_body(target, body, None, Some(bytes.len() as u64), None).await.expect("write");
+            let crate::objects::BodyStorage::File(segment) = stored.storage else { panic!("300 kB went inline") };
+            let (fanout, _) = segment.id.split_at(2);
+            std::fs::remove_file(r.blobs().dir().join(fanout).join(&segment.id)).expect("remove the file");
+            let blob = xregion_types::BlobRef { segments: vec![segment] };
+            let read: std::io::Result<Vec<bytes::Bytes>> = r.blobs().read(&blob, 0, 300_000).try_collect().await;
+            match read {
+                Ok(chunks) => assert!(kept && chunks.concat() == bytes, "{target}: read without its file"),
+                Err(e) => assert!(!kept, "{target}: {e}"),
+            }
+        }
+    }
+
     #[tokio::test]
     async fn val_3_destination_in_another_region() {
         let (_dir, r) = region(&[("far-on", VersioningState::Enabled), ("far-off", VersioningState::Suspended)]);

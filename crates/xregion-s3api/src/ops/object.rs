@@ -165,7 +165,8 @@ pub(crate) async fn put_object(r: &Region, req: S3Request<PutObjectInput>) -> S3
     let sse = input.server_side_encryption.as_ref().map(|s| s.as_str());
     let seal = r.write_encryption(&input.bucket, sse, customer.as_ref()).s3()?;
     let stored = r
-        .write_body_sealed(
+        .write_object_body(
+            &input.bucket,
             body_of(input.body),
             Some(checksum.algorithm.unwrap_or(DEFAULT_CHECKSUM)),
             checked_put_len(&headers, input.content_length)?,
