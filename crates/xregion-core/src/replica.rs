@@ -621,9 +621,6 @@ impl Region {
     }
 }
 
-/// Checks the received bytes against what the source said (see [`ReplicaPut::verification`]):
-/// size (multipart part sizes), then the full-object checksum, the transfer CRC32C, or the
-/// ETag when it is a plain MD5.
 /// A multipart source's part sizes must add up to the replica's size.
 fn check_part_sizes(req: &ReplicaPut, size: u64) -> CoreResult<()> {
     if !req.part_sizes.is_empty() && req.part_sizes.iter().sum::<u64>() != size {
@@ -632,6 +629,9 @@ fn check_part_sizes(req: &ReplicaPut, size: u64) -> CoreResult<()> {
     Ok(())
 }
 
+/// Checks the received bytes against what the source said (see [`ReplicaPut::verification`]):
+/// size (multipart part sizes), then the full-object checksum, the transfer CRC32C, or the
+/// ETag when it is a plain MD5.
 fn verify_replica(req: &ReplicaPut, blob: &StoredBody) -> CoreResult<()> {
     check_part_sizes(req, blob.len)?;
     let computed = blob.checksum.as_ref().map(|(_, d)| to_base64(d));

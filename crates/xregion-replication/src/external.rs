@@ -475,6 +475,7 @@ impl External {
     ) -> Result<(), ReplicationError> {
         let bucket = &self.config.bucket;
         let storage_class = replica.storage_class.as_deref().unwrap_or(&data.storage_class);
+        let part_algorithm = part_checksum_algorithm(data);
         let request = self
             .client
             .create_multipart_upload()
@@ -486,13 +487,11 @@ impl External {
             .storage_class(StorageClass::from(storage_class))
             .set_server_side_encryption(sse_of(data))
             // The parts' checksums travel too: the target checks each part against its own and
-            // keeps the same composite checksum.
-            .set_checksum_algorithm(part_checksum_algorithm(data).map(sdk_algorithm))
-            .set_checksum_type(part_checksum_algorithm(data).map(|_| {
-                match data.checksum.as_ref().is_some_and(|c| c.full_object) {
-                    true => aws_sdk_s3::types::ChecksumType::FullObject,
-                    false => aws_sdk_s3::types::ChecksumType::Composite,
-                }
+            // keeps the same composite (or FULL_OBJECT) checksum.
+            .set_checksum_algorithm(part_algorithm.map(sdk_algorithm))
+            .set_checksum_type(part_algorithm.map(|_| match data.checksum.as_ref().is_some_and(|c| c.full_object) {
+                true => aws_sdk_s3::types::ChecksumType::FullObject,
+                false => aws_sdk_s3::types::ChecksumType::Composite,
             }))
             .send()
             .await

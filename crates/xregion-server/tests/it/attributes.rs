@@ -145,11 +145,7 @@ async fn upload_crc32c_parts(
 /// checksum. A replica answers the same.
 #[tokio::test]
 async fn part_checksums_are_kept_listed_and_replicated() {
-    let regions = TestRegion::start_many(&["us-east-1", "eu-west-1"]);
-    let (sc, dc) = (regions[0].client(), regions[1].client());
-    let src = create_versioned_bucket(&sc, "parts-src").await;
-    let dst = create_versioned_bucket(&dc, "parts-dst").await;
-    crate::replication::configure(&sc, &src, &dst, false).await;
+    let (_regions, sc, dc, src, dst) = crate::replication::pair("parts", false).await;
     let upload = sc
         .create_multipart_upload()
         .bucket(&src)
@@ -220,11 +216,7 @@ async fn part_checksums_are_kept_listed_and_replicated() {
 #[tokio::test]
 async fn full_object_multipart_checksums_are_the_whole_objects_crc() {
     use aws_sdk_s3::types::{ChecksumMode, ChecksumType};
-    let regions = TestRegion::start_many(&["us-east-1", "eu-west-1"]);
-    let (sc, dc) = (regions[0].client(), regions[1].client());
-    let src = create_versioned_bucket(&sc, "full-src").await;
-    let dst = create_versioned_bucket(&dc, "full-dst").await;
-    crate::replication::configure(&sc, &src, &dst, false).await;
+    let (_regions, sc, dc, src, dst) = crate::replication::pair("full", false).await;
     let bodies = [vec![b'p'; 5 * 1024 * 1024], b"and the rest".to_vec()];
     let whole: Vec<u8> = bodies.concat();
     // The reference: the server's CRC32C of the same bytes in one PUT.
